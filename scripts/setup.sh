@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for reap.cpp and build it.
+#
+#   scripts/setup.sh [-- extra CMake flags for llama.cpp, e.g. -DGGML_CUDA=ON]
+#
+# 1. apt-installs the Debian packages the build needs (only those missing; needs root).
+# 2. Finds an installed llama.cpp (CMake package `llama`), or provisions the pinned release that
+#    ships inside the npm package node-llama-cpp (tarball integrity checked) into a cache
+#    directory outside the checkout, keyed by version and flags, so a second run reuses it.
+# 3. Configures and builds reap.cpp into ./build.
+#
+# Environment:
+#   REAP_CACHE        cache root (default: ~/.cache/reap.cpp)
+#   REAP_LLAMA_PREFIX use this installed llama.cpp prefix instead of provisioning one
+#   REAP_BUILD_DIR    reap.cpp build directory (default: ./build)
+#   REAP_JOBS         parallel build jobs (default: nproc)
+set -euo pipefail
+
+NODE_LLAMA_CPP_VERSION=3.22.1
+NODE_LLAMA_CPP_INTEGRITY='sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=='
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+extra_llama_flags=()
+if [ "${1:-}" = "--" ]; then shift; extra_llama_flags=("$@"); fi
+
+jobs=${REAP_JOBS:-$(nproc)}
+cache=${REAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reap.cpp}
+build_dir=${REAP_BUILD_DIR:-$here/build}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# ---- 1. Debian packages --------------------------------------------------------------------
+need_pkgs=(build-essential cmake ninja-build git ca-certificates nodejs npm
+           nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+           python3-numpy time openssl)
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# node/npm may come from elsewhere (nvm, a tarball); only ask apt when the command is absent.
+if command -v npm >/dev/null 2>&1; then
+  missing=("${missing[@]/#nodejs/}"); missing=("${missing[@]/#npm/}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "need root to apt-get install: ${missing[*]}"
+    SUDO=sudo
+  else
+    SUDO=
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- 2. llama.cpp ----------------------------------------------------------------------------
+find_installed_llama() {
+  # An explicit prefix wins; then any prefix on CMAKE_PREFIX_PATH or a system location.
+  local c prefixes=${CMAKE_PREFIX_PATH:-}
+  for c in ${REAP_LLAMA_PREFIX:-} ${prefixes//:/ } /usr/local /usr; do
+    [ -n "$c" ] || continue
+    for d in "$c"/lib/cmake/llama "$c"/lib/*/cmake/llama "$c"/lib64/cmake/llama; do
+      [ -f "$d/llama-config.cmake" ] && { echo "$c"; return 0; }
+    done
+  done
+  return 1
+}
+
+provision_llama() {
+  local flags_key key root
+  flags_key=$(printf '%s ' "${extra_llama_flags[@]:-}" | sha256sum | cut -c1-8)
+  key="node-llama-cpp-${NODE_LLAMA_CPP_VERSION}-${flags_key}"
+  root="$cache/llama.cpp/$key"
+  if [ -f "$root/.complete" ]; then
+    log "reusing llama.cpp from $root"
+    echo "$root/install"; return 0
+  fi
+  log "provisioning llama.cpp from node-llama-cpp@${NODE_LLAMA_CPP_VERSION} into $root"
+  rm -rf "$root"; mkdir -p "$root"
+  (
+    cd "$root"
+    npm pack --silent "node-llama-cpp@${NODE_LLAMA_CPP_VERSION}" >/dev/null 2>npm-pack.log \
+      || { cat npm-pack.log >&2; exit 1; }
+    tgz="node-llama-cpp-${NODE_LLAMA_CPP_VERSION}.tgz"
+    [ -f "$tgz" ] || { echo "npm pack produced no $tgz" >&2; exit 1; }
+    got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+    [ "$got" = "$NODE_LLAMA_CPP_INTEGRITY" ] || { echo "integrity mismatch for $tgz: $got" >&2; exit 1; }
+    tar xzf "$tgz" package/llama/gitRelease.bundle package/llama/binariesGithubRelease.json
+    git clone -q package/llama/gitRelease.bundle src 2>/dev/null
+    rm -rf package "$tgz"
+  ) || die "could not fetch llama.cpp from npm"
+  # Only the libraries and llama-perplexity (kept for independent cross-checks) are built.
+  # llama.cpp's install step also installs mtmd (tools/), so that target is built as well.
+  cmake -S "$root/src" -B "$root/build" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$root/install" \
+    -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_COMMON=ON \
+    -DLLAMA_BUILD_TOOLS=ON -DLLAMA_TOOLS_INSTALL=OFF -DGGML_CCACHE=OFF \
+    "${extra_llama_flags[@]}" >"$root/configure.log" 2>&1 \
+    || { tail -30 "$root/configure.log" >&2; die "llama.cpp configure failed (log: $root/configure.log)"; }
+  cmake --build "$root/build" -j "$jobs" --target llama ggml llama-perplexity mtmd >"$root/build.log" 2>&1 \
+    || { tail -30 "$root/build.log" >&2; die "llama.cpp build failed (log: $root/build.log)"; }
+  cmake --install "$root/build" >"$root/install.log" 2>&1 \
+    || { tail -30 "$root/install.log" >&2; die "llama.cpp install failed"; }
+  mkdir -p "$root/install/bin"
+  ln -sf "$root/build/bin/llama-perplexity" "$root/install/bin/llama-perplexity"
+  touch "$root/.complete"
+  echo "$root/install"
+}
+
+if prefix=$(find_installed_llama); then
+  log "using installed llama.cpp at $prefix"
+else
+  prefix=$(provision_llama)
+fi
+
+# ---- 3. reap.cpp -----------------------------------------------------------------------------
+cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${REAP_BUILD_TYPE:-Release} \
+  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$build_dir" -j "$jobs"
+log "built $build_dir/bin/reap (llama.cpp: $prefix)"

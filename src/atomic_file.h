@@ -1,0 +1,33 @@
+// Write-then-rename: readers see either the old file or the complete new one, never a prefix.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+namespace reap {
+
+// Opens "<dir>/.<name>.tmp.<pid>" next to `final_path`; commit() flushes, fsyncs and renames
+// it over the final name; the destructor removes the temporary file if commit() was not reached
+// (error, exception, disk full). Write errors are reported by write()/commit() as reap::Error.
+class AtomicFile {
+public:
+    explicit AtomicFile(const std::string & final_path);
+    ~AtomicFile();
+    AtomicFile(const AtomicFile &) = delete;
+    AtomicFile & operator=(const AtomicFile &) = delete;
+
+    FILE *              fp() { return fp_; }
+    const std::string & tmp_path() const { return tmp_; }
+    void                write(const void * data, size_t size);
+    void                commit();
+
+private:
+    std::string final_;
+    std::string tmp_;
+    FILE *      fp_ = nullptr;
+};
+
+// Writes `text` to `path` atomically.
+void write_file_atomic(const std::string & path, const std::string & text);
+
+}  // namespace reap

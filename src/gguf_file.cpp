@@ -1,0 +1,304 @@
+#include "gguf_file.h"
+
+#include "error.h"
+#include "log.h"
+
+#include "ggml.h"
+#include "llama.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <sys/stat.h>
+
+namespace reap {
+
+gguf_context * gguf_open_checked(const std::string & path, bool no_alloc, ggml_context ** data_ctx) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        fail("%s: %s", path.c_str(), std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fail("%s: is a directory, not a GGUF file", path.c_str());
+    }
+    LogCapture capture;
+    gguf_init_params params{no_alloc, data_ctx};
+    gguf_context * ctx = gguf_init_from_file(path.c_str(), params);
+    if (ctx == nullptr) {
+        std::string why = capture.last_line();
+        fail("%s: not a valid GGUF file (%s)", path.c_str(), why.empty() ? "unreadable" : why.c_str());
+    }
+    return ctx;
+}
+
+int tensor_layer(const std::string & name, std::string * rest) {
+    if (name.compare(0, 4, "blk.") != 0) {
+        return -1;
+    }
+    size_t i = 4;
+    long   il = 0;
+    if (i >= name.size() || !std::isdigit((unsigned char) name[i])) {
+        return -1;
+    }
+    while (i < name.size() && std::isdigit((unsigned char) name[i])) {
+        il = il * 10 + (name[i] - '0');
+        if (il > 1000000) {
+            return -1;
+        }
+        i++;
+    }
+    if (i >= name.size() || name[i] != '.') {
+        return -1;
+    }
+    if (rest != nullptr) {
+        *rest = name.substr(i + 1);
+    }
+    return int(il);
+}
+
+GgufFile::GgufFile(GgufFile && o) noexcept { *this = std::move(o); }
+
+GgufFile & GgufFile::operator=(GgufFile && o) noexcept {
+    if (this != &o) {
+        close();
+        path_        = std::move(o.path_);
+        split_paths_ = std::move(o.split_paths_);
+        ctxs_        = std::move(o.ctxs_);
+        files_       = std::move(o.files_);
+        tensors_     = std::move(o.tensors_);
+        file_size_   = o.file_size_;
+        o.ctxs_.clear();
+        o.files_.clear();
+    }
+    return *this;
+}
+
+GgufFile::~GgufFile() { close(); }
+
+void GgufFile::close() {
+    for (FILE * f : files_) {
+        if (f) {
+            std::fclose(f);
+        }
+    }
+    files_.clear();
+    for (gguf_context * c : ctxs_) {
+        gguf_free(c);
+    }
+    ctxs_.clear();
+}
+
+static uint64_t file_size_of(const std::string & path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        fail("%s: %s", path.c_str(), std::strerror(errno));
+    }
+    return uint64_t(st.st_size);
+}
+
+GgufFile GgufFile::open(const std::string & path) {
+    GgufFile f;
+    f.path_ = path;
+    f.ctxs_.push_back(gguf_open_checked(path, true, nullptr));
+    f.split_paths_.push_back(path);
+
+    // A split set: every file carries split.count and split.no; open them all, in order.
+    const int64_t kc = gguf_find_key(f.ctxs_[0], "split.count");
+    if (kc >= 0) {
+        const auto count = f.get_uint("split.count").value_or(1);
+        const auto no    = f.get_uint("split.no").value_or(0);
+        if (count == 0 || count > 9999 || no >= count) {
+            fail("%s: bad split metadata (split.no=%llu, split.count=%llu)", path.c_str(),
+                 (unsigned long long) no, (unsigned long long) count);
+        }
+        if (count > 1) {
+            char prefix[4096];
+            if (llama_split_prefix(prefix, sizeof(prefix), path.c_str(), int(no), int(count)) <= 0) {
+                fail("%s: split file name does not match split.no=%llu of %llu (expected *-%05d-of-%05d.gguf)",
+                     path.c_str(), (unsigned long long) no + 1, (unsigned long long) count, int(no) + 1, int(count));
+            }
+            gguf_context * given = f.ctxs_[0];
+            f.ctxs_.clear();
+            f.split_paths_.clear();
+            for (int i = 0; i < int(count); i++) {
+                char sp[4096];
+                llama_split_path(sp, sizeof(sp), prefix, i, int(count));
+                if (i == int(no)) {
+                    f.ctxs_.push_back(given);
+                } else {
+                    f.ctxs_.push_back(gguf_open_checked(sp, true, nullptr));
+                }
+                f.split_paths_.push_back(sp);
+            }
+            f.path_ = f.split_paths_[0];
+        }
+    }
+
+    for (size_t s = 0; s < f.ctxs_.size(); s++) {
+        const std::string & sp   = f.split_paths_[s];
+        const uint64_t      size = file_size_of(sp);
+        f.file_size_ += size;
+        const gguf_context * c      = f.ctxs_[s];
+        const uint64_t       data0  = gguf_get_data_offset(c);
+        const int64_t        n      = gguf_get_n_tensors(c);
+        for (int64_t i = 0; i < n; i++) {
+            TensorInfo t;
+            t.name = gguf_get_tensor_name(c, i);
+            t.type = gguf_get_tensor_type(c, i);
+            const int64_t * ne = gguf_get_tensor_ne(c, i);
+            t.n_dims = 1;
+            for (int d = 0; d < 4; d++) {
+                t.ne[d] = ne[d];
+                if (ne[d] != 1) {
+                    t.n_dims = d + 1;
+                }
+            }
+            t.nbytes      = gguf_get_tensor_size(c, i);
+            t.split       = int(s);
+            t.file_offset = data0 + gguf_get_tensor_offset(c, i);
+            t.id          = i;
+            if (t.file_offset > size || t.nbytes > size - t.file_offset) {
+                fail("%s: truncated: tensor '%s' needs bytes up to %llu but the file has %llu",
+                     sp.c_str(), t.name.c_str(), (unsigned long long) (t.file_offset + t.nbytes),
+                     (unsigned long long) size);
+            }
+            if (f.find_tensor(t.name) != nullptr) {
+                fail("%s: tensor '%s' appears in more than one split", sp.c_str(), t.name.c_str());
+            }
+            f.tensors_.push_back(std::move(t));
+        }
+    }
+    f.files_.assign(f.ctxs_.size(), nullptr);
+    return f;
+}
+
+const TensorInfo * GgufFile::find_tensor(const std::string & name) const {
+    for (const auto & t : tensors_) {
+        if (t.name == name) {
+            return &t;
+        }
+    }
+    return nullptr;
+}
+
+bool GgufFile::has_key(const std::string & key) const { return gguf_find_key(meta(), key.c_str()) >= 0; }
+
+std::string GgufFile::get_str(const std::string & key, const std::string & def) const {
+    const int64_t k = gguf_find_key(meta(), key.c_str());
+    if (k < 0 || gguf_get_kv_type(meta(), k) != GGUF_TYPE_STRING) {
+        return def;
+    }
+    return gguf_get_val_str(meta(), k);
+}
+
+static std::optional<uint64_t> scalar_uint(const gguf_context * c, int64_t k, const std::string & key,
+                                           const std::string & path) {
+    auto check = [&](int64_t v) -> uint64_t {
+        if (v < 0) {
+            fail("%s: key '%s' is negative (%lld)", path.c_str(), key.c_str(), (long long) v);
+        }
+        return uint64_t(v);
+    };
+    switch (gguf_get_kv_type(c, k)) {
+        case GGUF_TYPE_UINT8:  return gguf_get_val_u8(c, k);
+        case GGUF_TYPE_UINT16: return gguf_get_val_u16(c, k);
+        case GGUF_TYPE_UINT32: return gguf_get_val_u32(c, k);
+        case GGUF_TYPE_UINT64: return gguf_get_val_u64(c, k);
+        case GGUF_TYPE_INT8:   return check(gguf_get_val_i8(c, k));
+        case GGUF_TYPE_INT16:  return check(gguf_get_val_i16(c, k));
+        case GGUF_TYPE_INT32:  return check(gguf_get_val_i32(c, k));
+        case GGUF_TYPE_INT64:  return check(gguf_get_val_i64(c, k));
+        default:               return std::nullopt;
+    }
+}
+
+std::optional<uint64_t> GgufFile::get_uint(const std::string & key) const {
+    const int64_t k = gguf_find_key(meta(), key.c_str());
+    if (k < 0) {
+        return std::nullopt;
+    }
+    auto v = scalar_uint(meta(), k, key, path_);
+    if (!v) {
+        fail("%s: key '%s' is not an integer", path_.c_str(), key.c_str());
+    }
+    return v;
+}
+
+std::optional<double> GgufFile::get_float(const std::string & key) const {
+    const int64_t k = gguf_find_key(meta(), key.c_str());
+    if (k < 0) {
+        return std::nullopt;
+    }
+    switch (gguf_get_kv_type(meta(), k)) {
+        case GGUF_TYPE_FLOAT32: return gguf_get_val_f32(meta(), k);
+        case GGUF_TYPE_FLOAT64: return gguf_get_val_f64(meta(), k);
+        default:                return std::nullopt;
+    }
+}
+
+std::optional<bool> GgufFile::get_bool(const std::string & key) const {
+    const int64_t k = gguf_find_key(meta(), key.c_str());
+    if (k < 0 || gguf_get_kv_type(meta(), k) != GGUF_TYPE_BOOL) {
+        return std::nullopt;
+    }
+    return gguf_get_val_bool(meta(), k);
+}
+
+bool GgufFile::is_array(const std::string & key) const {
+    const int64_t k = gguf_find_key(meta(), key.c_str());
+    return k >= 0 && gguf_get_kv_type(meta(), k) == GGUF_TYPE_ARRAY;
+}
+
+std::vector<uint64_t> GgufFile::get_uint_per_layer(const std::string & key, size_t n_layer) const {
+    const int64_t k = gguf_find_key(meta(), key.c_str());
+    if (k < 0) {
+        return {};
+    }
+    if (gguf_get_kv_type(meta(), k) != GGUF_TYPE_ARRAY) {
+        auto v = get_uint(key);
+        return std::vector<uint64_t>(n_layer, *v);
+    }
+    const size_t n = gguf_get_arr_n(meta(), k);
+    if (n != n_layer) {
+        fail("%s: key '%s' has %zu entries but the model has %zu layers", path_.c_str(), key.c_str(), n, n_layer);
+    }
+    const void *     data = gguf_get_arr_data(meta(), k);
+    std::vector<uint64_t> out(n);
+    for (size_t i = 0; i < n; i++) {
+        switch (gguf_get_arr_type(meta(), k)) {
+            case GGUF_TYPE_UINT8:  out[i] = ((const uint8_t *) data)[i]; break;
+            case GGUF_TYPE_UINT16: out[i] = ((const uint16_t *) data)[i]; break;
+            case GGUF_TYPE_UINT32: out[i] = ((const uint32_t *) data)[i]; break;
+            case GGUF_TYPE_UINT64: out[i] = ((const uint64_t *) data)[i]; break;
+            case GGUF_TYPE_INT32: {
+                const int32_t v = ((const int32_t *) data)[i];
+                if (v < 0) {
+                    fail("%s: key '%s' has a negative entry", path_.c_str(), key.c_str());
+                }
+                out[i] = uint64_t(v);
+                break;
+            }
+            default: fail("%s: key '%s' is not an integer array", path_.c_str(), key.c_str());
+        }
+    }
+    return out;
+}
+
+void GgufFile::read(const TensorInfo & t, uint64_t offset, void * dst, uint64_t size) const {
+    if (offset > t.nbytes || size > t.nbytes - offset) {
+        fail("%s: read past the end of tensor '%s'", path_.c_str(), t.name.c_str());
+    }
+    FILE *& fp = files_.at(size_t(t.split));
+    const std::string & sp = split_paths_[size_t(t.split)];
+    if (fp == nullptr) {
+        fp = std::fopen(sp.c_str(), "rb");
+        if (fp == nullptr) {
+            fail("%s: %s", sp.c_str(), std::strerror(errno));
+        }
+    }
+    if (fseeko(fp, off_t(t.file_offset + offset), SEEK_SET) != 0 || std::fread(dst, 1, size, fp) != size) {
+        fail("%s: cannot read tensor '%s' (file changed or truncated?)", sp.c_str(), t.name.c_str());
+    }
+}
+
+}  // namespace reap

@@ -1,0 +1,214 @@
+#include "moe_layout.h"
+
+#include "error.h"
+
+#include "ggml.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+namespace reap {
+
+const char * expert_role_name(ExpertRole r) {
+    switch (r) {
+        case ExpertRole::expert_weights: return "experts";
+        case ExpertRole::router:         return "router";
+        case ExpertRole::selection_bias: return "selection-bias";
+        case ExpertRole::expert_ids:     return "expert-ids";
+        case ExpertRole::unknown:        return "unknown";
+    }
+    return "?";
+}
+
+std::string arch_key(const GgufFile & f, const char * key) { return f.arch() + "." + key; }
+
+static bool ends_with(const std::string & s, const char * suf) {
+    const size_t n = std::strlen(suf);
+    return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
+}
+
+static bool starts_with(const std::string & s, const char * pre) { return s.rfind(pre, 0) == 0; }
+
+// Classifies the part of a tensor name after "blk.<il>."; returns false when the tensor has
+// nothing to do with routed experts.
+static bool classify(const std::string & suffix, ExpertRole & role) {
+    static const char * const exps[]  = {"ffn_gate_exps.", "ffn_up_exps.", "ffn_down_exps.", "ffn_gate_up_exps."};
+    static const char * const parts[] = {"weight", "bias", "scale", "input_scale"};
+    for (const char * e : exps) {
+        if (starts_with(suffix, e)) {
+            const std::string part = suffix.substr(std::strlen(e));
+            role = std::find(std::begin(parts), std::end(parts), part) != std::end(parts) ? ExpertRole::expert_weights
+                                                                                           : ExpertRole::unknown;
+            return true;
+        }
+    }
+    if (suffix == "ffn_gate_inp.weight" || suffix == "ffn_gate_inp.bias") {
+        role = ExpertRole::router;
+        return true;
+    }
+    if (suffix == "exp_probs_b" || suffix == "exp_probs_b.bias" || suffix == "exp_probs_b_vl" ||
+        suffix == "exp_probs_b_vl.bias") {
+        role = ExpertRole::selection_bias;
+        return true;
+    }
+    if (starts_with(suffix, "ffn_gate_tid2eid")) {
+        role = ExpertRole::expert_ids;
+        return true;
+    }
+    const std::string base = suffix.substr(0, suffix.find('.'));
+    if (ends_with(base, "_exps") || ends_with(base, "_chexps")) {
+        role = ExpertRole::unknown;
+        return true;
+    }
+    return false;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+
+MoeLayout analyze_moe(const GgufFile & f) {
+    MoeLayout m;
+    m.arch = f.arch();
+    if (m.arch.empty()) {
+        fail("%s: no general.architecture key: not a llama.cpp model", f.path().c_str());
+    }
+    m.file_size = f.file_size();
+    m.alignment = uint32_t(f.get_uint("general.alignment").value_or(32));
+
+    const auto n_layer = f.get_uint(arch_key(f, "block_count"));
+    if (!n_layer || *n_layer == 0 || *n_layer > 100000) {
+        fail("%s: missing or invalid %s", f.path().c_str(), arch_key(f, "block_count").c_str());
+    }
+    m.n_layer = uint32_t(*n_layer);
+
+    const auto n_expert = f.get_uint(arch_key(f, "expert_count"));
+    if (!n_expert || *n_expert == 0) {
+        fail("%s: not a mixture-of-experts model (%s is %s)", f.path().c_str(),
+             arch_key(f, "expert_count").c_str(), n_expert ? "0" : "missing");
+    }
+    if (*n_expert > 65536) {
+        fail("%s: implausible %s = %llu", f.path().c_str(), arch_key(f, "expert_count").c_str(),
+             (unsigned long long) *n_expert);
+    }
+    m.n_expert = uint32_t(*n_expert);
+
+    const auto used = f.get_uint_per_layer(arch_key(f, "expert_used_count"), m.n_layer);
+    if (used.empty()) {
+        fail("%s: missing %s", f.path().c_str(), arch_key(f, "expert_used_count").c_str());
+    }
+    for (auto u : used) {
+        m.n_expert_used.push_back(uint32_t(u));
+    }
+    m.n_expert_used_is_array = f.is_array(arch_key(f, "expert_used_count"));
+    m.n_expert_groups = uint32_t(f.get_uint(arch_key(f, "expert_group_count")).value_or(0));
+    m.n_group_used    = uint32_t(f.get_uint(arch_key(f, "expert_group_used_count")).value_or(0));
+    m.n_expert_shared = uint32_t(f.get_uint(arch_key(f, "expert_shared_count")).value_or(0));
+    m.n_nextn_layers  = uint32_t(f.get_uint(arch_key(f, "nextn_predict_layers")).value_or(0));
+    if (f.has_key(arch_key(f, "expert_feed_forward_length"))) {
+        m.expert_ff_key = arch_key(f, "expert_feed_forward_length");
+    }
+
+    m.layers.resize(m.n_layer);
+    std::vector<bool> has_dense_ffn(m.n_layer, false);
+    for (uint32_t il = 0; il < m.n_layer; il++) {
+        m.layers[il].index             = int(il);
+        m.layers[il].kind              = LayerKind::other;
+        m.layers[il].n_expert_used     = 0;
+        m.layers[il].has_shared_expert = false;
+        m.layers[il].is_nextn          = il >= m.n_layer - std::min(m.n_nextn_layers, m.n_layer);
+    }
+
+    for (const auto & t : f.tensors()) {
+        std::string suffix;
+        const int   il = tensor_layer(t.name, &suffix);
+        if (il < 0) {
+            continue;
+        }
+        if (uint32_t(il) >= m.n_layer) {
+            fail("%s: tensor '%s' is in layer %d but the model has %u layers", f.path().c_str(), t.name.c_str(), il,
+                 m.n_layer);
+        }
+        const std::string base = suffix.substr(0, suffix.find('.'));
+        if (ends_with(base, "_shexp")) {
+            m.layers[il].has_shared_expert = true;
+            continue;
+        }
+        if (base == "ffn_up" || base == "ffn_down" || base == "ffn_gate") {
+            has_dense_ffn[il] = true;
+            continue;
+        }
+        ExpertRole role;
+        if (!classify(suffix, role)) {
+            continue;
+        }
+        ExpertTensor et{&t, il, suffix, role, 0};
+        if (role != ExpertRole::expert_ids && role != ExpertRole::unknown) {
+            // The expert axis is ggml's outermost dimension, so one expert's slice is a
+            // contiguous run of nbytes / n_expert bytes.
+            if (t.ne[t.n_dims - 1] != int64_t(m.n_expert)) {
+                fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(),
+                     t.name.c_str(), (long long) t.ne[t.n_dims - 1], m.n_expert);
+            }
+            et.slice_bytes = t.nbytes / m.n_expert;
+        }
+        m.layers[il].expert_tensors.push_back(m.expert_tensors.size());
+        m.expert_tensors.push_back(et);
+    }
+
+    for (auto & L : m.layers) {
+        if (!L.expert_tensors.empty()) {
+            L.kind          = LayerKind::moe;
+            L.n_expert_used = m.n_expert_used[size_t(L.index)];
+        } else if (has_dense_ffn[size_t(L.index)]) {
+            L.kind = LayerKind::dense;
+        }
+    }
+    if (m.moe_layer_indices().empty()) {
+        fail("%s: %s = %u but no tensor has an expert axis", f.path().c_str(), arch_key(f, "expert_count").c_str(),
+             m.n_expert);
+    }
+    return m;
+}
+
+std::vector<int> MoeLayout::moe_layer_indices() const {
+    std::vector<int> out;
+    for (const auto & L : layers) {
+        if (L.kind == LayerKind::moe) {
+            out.push_back(L.index);
+        }
+    }
+    return out;
+}
+
+uint32_t MoeLayout::max_expert_used() const {
+    uint32_t m = 0;
+    for (auto u : n_expert_used) {
+        m = std::max(m, u);
+    }
+    return m;
+}
+
+uint64_t MoeLayout::expert_bytes() const {
+    uint64_t b = 0;
+    for (const auto & e : expert_tensors) {
+        b += e.slice_bytes * n_expert;
+    }
+    return b;
+}
+
+uint64_t MoeLayout::size_with_experts(uint32_t kept) const {
+    // Every tensor's data is padded to the alignment, so the saving per tensor is the
+    // difference of the padded sizes.
+    uint64_t saved = 0;
+    for (const auto & e : expert_tensors) {
+        if (e.slice_bytes == 0) {
+            continue;
+        }
+        const uint64_t before = align_up(e.info->nbytes, alignment);
+        const uint64_t after  = align_up(e.slice_bytes * kept, alignment);
+        saved += before - after;
+    }
+    return file_size - saved;
+}
+
+}  // namespace reap

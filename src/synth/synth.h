@@ -1,0 +1,44 @@
+// `reap synth`: tiny mixture-of-experts GGUF models that llama.cpp loads and runs, with
+// planted structure (dead, rare and weak experts) recorded in the file as ground truth.
+#pragma once
+
+#include "ggml.h"
+
+#include <nlohmann/json.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace reap::synth {
+
+struct Options {
+    std::string arch = "qwen3moe";  // GGUF general.architecture name
+    int         n_layer = 0;        // 0: the architecture's default
+    int         n_embd = 256;
+    int         n_ff = 256;         // expert FFN width
+    int         n_expert = 0;       // 0: the architecture's default
+    int         n_expert_used = 0;  // 0: the architecture's default
+    int         n_ctx_train = 4096;
+    ggml_type   type = GGML_TYPE_Q8_0;  // weight matrices; norms, biases, routers stay F32
+    uint64_t    seed = 42;
+    int         n_dead = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
+    int         n_rare = -1;
+    int         n_weak = -1;
+};
+
+// The architectures `synth` can make, and the weight types it accepts.
+const std::vector<std::string> & architectures();
+const std::vector<ggml_type> &   weight_types();
+
+// Fills in the architecture defaults for the zero fields and checks the combination.
+// Throws reap::Error with the reason when llama.cpp could not load such a model.
+Options resolve(Options o);
+
+// Writes the model atomically to `path`; returns a summary (architecture, sizes, planted
+// experts per layer) that `reap synth` prints.
+nlohmann::json write_model(const Options & o, const std::string & path);
+
+// Metadata keys that hold the ground truth, per MoE layer `il`.
+std::string planted_key(int il, const char * kind);  // kind: "dead", "rare", "weak"
+
+}  // namespace reap::synth

@@ -1,0 +1,338 @@
+#include "atomic_file.h"
+#include "error.h"
+#include "gguf_file.h"
+#include "synth.h"
+#include "synth_arch.h"
+#include "synth_vocab.h"
+
+#include "ggml.h"
+#include "gguf.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+
+namespace reap::synth {
+
+// Planted structure. Residual dimension 0 carries a constant (+1 in every token embedding, and
+// no layer writes into it), so after each RMS norm it is a large positive feature; a router row
+// with a negative weight there is almost never selected (rare), a positive one almost always
+// (weak). Dead experts have their down projection scaled to near zero.
+static constexpr float k_rare_anchor = -1.0f;
+static constexpr float k_weak_anchor = 0.25f;
+static constexpr float k_dead_scale  = 1e-3f;
+static constexpr float k_weak_scale  = 0.05f;
+
+const std::vector<std::string> & architectures() {
+    static const std::vector<std::string> a = {"qwen3moe", "llama", "deepseek2", "gpt-oss", "nemotron_h_moe"};
+    return a;
+}
+
+const std::vector<ggml_type> & weight_types() {
+    static const std::vector<ggml_type> t = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
+    return t;
+}
+
+std::string planted_key(int il, const char * kind) {
+    return "reap.synth.layer." + std::to_string(il) + "." + kind;
+}
+
+Options resolve(Options o) {
+    const auto & archs = architectures();
+    if (std::find(archs.begin(), archs.end(), o.arch) == archs.end()) {
+        std::string list;
+        for (const auto & a : archs) {
+            list += (list.empty() ? "" : ", ") + a;
+        }
+        fail("synth: unknown architecture '%s' (choose one of: %s)", o.arch.c_str(), list.c_str());
+    }
+    struct Def { int layers, experts, used; };
+    const Def d = o.arch == "qwen3moe"  ? Def{8, 16, 4}
+                : o.arch == "llama"     ? Def{8, 8, 2}
+                : o.arch == "deepseek2" ? Def{6, 16, 4}
+                : o.arch == "gpt-oss"   ? Def{4, 16, 4}
+                                        : Def{6, 16, 4};
+    if (o.n_layer == 0) o.n_layer = d.layers;
+    if (o.n_expert == 0) o.n_expert = d.experts;
+    if (o.n_expert_used == 0) o.n_expert_used = std::min(d.used, o.n_expert);
+    const int plant = std::max(1, o.n_expert / 8);
+    if (o.n_dead < 0) o.n_dead = plant;
+    if (o.n_rare < 0) o.n_rare = plant;
+    if (o.n_weak < 0) o.n_weak = plant;
+
+    if (o.n_layer < 1 || o.n_layer > 512) fail("synth: --layers must be in [1, 512], got %d", o.n_layer);
+    if (o.n_embd < 64 || o.n_embd % 64 != 0 || o.n_embd > 16384) {
+        fail("synth: --n-embd must be a multiple of 64 (the head size) in [64, 16384], got %d", o.n_embd);
+    }
+    if (o.n_ff < 1 || o.n_ff > 65536) fail("synth: --n-ff must be in [1, 65536], got %d", o.n_ff);
+    if (o.n_expert < 2 || o.n_expert > 1024) fail("synth: --n-expert must be in [2, 1024], got %d", o.n_expert);
+    if (o.n_expert_used < 1 || o.n_expert_used > o.n_expert) {
+        fail("synth: --n-expert-used must be in [1, n_expert=%d], got %d", o.n_expert, o.n_expert_used);
+    }
+    if (o.n_ctx_train < 16) fail("synth: --ctx-train must be at least 16");
+    if (o.arch == "deepseek2") {
+        if (o.n_layer < 2) fail("synth: deepseek2 needs at least 2 layers (one dense, one MoE)");
+        if (o.n_layer == 26 || o.n_layer == 27 || o.n_layer == 47 || o.n_layer == 48) {
+            fail("synth: deepseek2 with %d layers triggers llama.cpp's model-specific defaults; pick another count",
+                 o.n_layer);
+        }
+        if (o.n_expert % 2 != 0 || o.n_expert < 4) {
+            fail("synth: deepseek2 uses expert groups: --n-expert must be even and at least 4");
+        }
+        const int groups = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
+        if (o.n_expert_used > (groups / 2) * (o.n_expert / groups)) {
+            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used,
+                 groups / 2, groups);
+        }
+    }
+    if (o.arch == "nemotron_h_moe" && o.n_layer < 2) fail("synth: nemotron_h_moe needs at least 2 layers");
+    if (o.n_dead + o.n_rare + o.n_weak > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 ||
+        o.n_weak < 0) {
+        fail("synth: %d dead + %d rare + %d weak experts leave fewer healthy experts than the %d used per token",
+             o.n_dead, o.n_rare, o.n_weak, o.n_expert_used);
+    }
+    const auto & types = weight_types();
+    if (std::find(types.begin(), types.end(), o.type) == types.end()) {
+        fail("synth: weight type %s is not supported (use F32, F16, Q8_0 or Q4_K)", ggml_type_name(o.type));
+    }
+    return o;
+}
+
+namespace {
+
+// splitmix64: a small, portable generator, so the same seed gives the same file everywhere.
+struct Rng {
+    uint64_t s;
+    uint64_t next() {
+        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+        z          = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z          = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+    double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
+    float  normal() {  // Box-Muller
+        const double u1 = 1.0 - uniform(), u2 = uniform();
+        return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+    }
+};
+
+uint64_t fnv1a(const std::string & s) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) {
+        h = (h ^ c) * 1099511628211ull;
+    }
+    return h;
+}
+
+enum class Planted { healthy, dead, rare, weak };
+
+// Matmul weights take the requested type where the row length allows it; otherwise the next
+// coarser fallback llama-quantize would use (Q4_K -> Q8_0 -> F16).
+ggml_type storage_type(const TensorSpec & t, ggml_type want) {
+    if (!t.matrix) {
+        return GGML_TYPE_F32;
+    }
+    for (ggml_type ty : {want, GGML_TYPE_Q8_0, GGML_TYPE_F16}) {
+        if (ty == GGML_TYPE_Q8_0 && want != GGML_TYPE_Q4_K && want != GGML_TYPE_Q8_0) {
+            continue;
+        }
+        if (t.ne[0] % ggml_blck_size(ty) == 0) {
+            return ty;
+        }
+    }
+    return GGML_TYPE_F32;
+}
+
+// Fills one outer-dimension slice (one expert, one row of a matrix, ...) of tensor `t`.
+void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<float> & v) {
+    for (auto & x : v) {
+        switch (t.init) {
+            case Init::normal:
+            case Init::embedding:   x = t.scale * rng.normal(); break;
+            case Init::ones:        x = 1.0f; break;
+            case Init::zeros:       x = 0.0f; break;
+            case Init::ssm_a:       x = -float(0.1 + 0.9 * rng.uniform()); break;
+            case Init::ssm_dt_bias: {
+                const double dt = 0.01 + 0.09 * rng.uniform();  // softplus(bias) = dt
+                x               = float(std::log(std::expm1(dt)));
+                break;
+            }
+        }
+    }
+    if (t.init == Init::embedding) {
+        v[0] = 1.0f;
+    }
+    if (t.writes_residual && t.ne.size() == 1) {
+        v[0] = 0.0f;  // a bias on the residual stream
+    } else if (t.writes_residual) {
+        // Keep residual dimension 0 constant: zero this tensor's contribution to it.
+        const size_t n_dims = t.ne.size();
+        const bool   is_bias = !t.matrix;
+        const size_t res_dim = is_bias ? 0 : 1;
+        if (res_dim == n_dims - 1) {
+            if (outer == 0) {
+                std::fill(v.begin(), v.end(), 0.0f);
+            }
+        } else if (res_dim == 0) {
+            for (size_t i = 0; i < v.size(); i += size_t(t.ne[0])) {
+                v[i] = 0.0f;
+            }
+        } else {  // res_dim == 1 inside a 3-D slice
+            const size_t row = size_t(t.ne[0]), plane = row * size_t(t.ne[1]);
+            for (size_t p = 0; p < v.size(); p += plane) {
+                std::fill(v.begin() + long(p), v.begin() + long(p + row), 0.0f);
+            }
+        }
+    }
+}
+
+bool ends_with(const std::string & s, const char * suf) {
+    const size_t n = std::strlen(suf);
+    return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
+}
+
+void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int64_t expert, std::vector<float> & v) {
+    const Planted r = roles[size_t(expert)];
+    if (ends_with(t.name, ".ffn_gate_inp.weight")) {
+        v[0] = r == Planted::rare ? k_rare_anchor : r == Planted::weak ? k_weak_anchor : 0.0f;
+    } else if (ends_with(t.name, ".ffn_down_exps.weight") || ends_with(t.name, ".ffn_down_exps.bias")) {
+        const float s = r == Planted::dead ? k_dead_scale : r == Planted::weak ? k_weak_scale : 1.0f;
+        for (auto & x : v) {
+            x *= s;
+        }
+    }
+}
+
+// Converts `n` floats (whole rows of length row) to `type` into `out`.
+void encode(ggml_type type, const float * src, int64_t n, int64_t row, std::vector<uint8_t> & out) {
+    out.resize(ggml_row_size(type, row) * size_t(n / row));
+    if (type == GGML_TYPE_F32) {
+        std::memcpy(out.data(), src, size_t(n) * sizeof(float));
+    } else if (type == GGML_TYPE_F16) {
+        ggml_fp32_to_fp16_row(src, (ggml_fp16_t *) out.data(), n);
+    } else {
+        ggml_quantize_chunk(type, src, out.data(), 0, n / row, row, nullptr);
+    }
+}
+
+}  // namespace
+
+nlohmann::json write_model(const Options & in, const std::string & path) {
+    const Options o = resolve(in);
+
+    std::unique_ptr<gguf_context, decltype(&gguf_free)> ctx(gguf_init_empty(), gguf_free);
+    gguf_set_val_str(ctx.get(), "general.architecture", o.arch.c_str());
+    gguf_set_val_str(ctx.get(), "general.name", ("reap-synth-" + o.arch).c_str());
+    const uint32_t n_vocab = add_vocab(ctx.get());
+    const ArchSpec spec    = build_arch(o, n_vocab, ctx.get());
+
+    // Planted experts: a seeded permutation per MoE layer, cut into dead, rare, weak, healthy.
+    std::map<int, std::vector<Planted>> roles;
+    nlohmann::json                      planted = nlohmann::json::object();
+    for (int il : spec.moe_layers) {
+        std::vector<int> perm(size_t(o.n_expert));
+        for (int e = 0; e < o.n_expert; e++) perm[size_t(e)] = e;
+        Rng rng{o.seed ^ fnv1a("planted." + std::to_string(il))};
+        for (int e = o.n_expert - 1; e > 0; e--) {
+            std::swap(perm[size_t(e)], perm[size_t(rng.next() % uint64_t(e + 1))]);
+        }
+        auto & r = roles[il];
+        r.assign(size_t(o.n_expert), Planted::healthy);
+        std::vector<uint32_t> dead, rare, weak;
+        int                   k = 0;
+        for (int i = 0; i < o.n_dead; i++, k++) dead.push_back(uint32_t(perm[size_t(k)]));
+        for (int i = 0; i < o.n_rare; i++, k++) rare.push_back(uint32_t(perm[size_t(k)]));
+        for (int i = 0; i < o.n_weak; i++, k++) weak.push_back(uint32_t(perm[size_t(k)]));
+        for (auto * list : {&dead, &rare, &weak}) std::sort(list->begin(), list->end());
+        for (auto e : dead) r[e] = Planted::dead;
+        for (auto e : rare) r[e] = Planted::rare;
+        for (auto e : weak) r[e] = Planted::weak;
+        gguf_set_arr_data(ctx.get(), planted_key(il, "dead").c_str(), GGUF_TYPE_UINT32, dead.data(), dead.size());
+        gguf_set_arr_data(ctx.get(), planted_key(il, "rare").c_str(), GGUF_TYPE_UINT32, rare.data(), rare.size());
+        gguf_set_arr_data(ctx.get(), planted_key(il, "weak").c_str(), GGUF_TYPE_UINT32, weak.data(), weak.size());
+        planted[std::to_string(il)] = {{"dead", dead}, {"rare", rare}, {"weak", weak}};
+    }
+    std::vector<uint32_t> moe_layers(spec.moe_layers.begin(), spec.moe_layers.end());
+    gguf_set_arr_data(ctx.get(), "reap.synth.moe_layers", GGUF_TYPE_UINT32, moe_layers.data(), moe_layers.size());
+    gguf_set_val_u64(ctx.get(), "reap.synth.seed", o.seed);
+    gguf_set_val_str(ctx.get(), "reap.synth.weight_type", ggml_type_name(o.type));
+
+    // Tensor descriptions first (metadata only), then the data, one slice at a time.
+    ggml_init_params ip{ggml_tensor_overhead() * (spec.tensors.size() + 1), nullptr, true};
+    std::unique_ptr<ggml_context, decltype(&ggml_free)> meta(ggml_init(ip), ggml_free);
+    std::vector<ggml_type> types;
+    for (const auto & t : spec.tensors) {
+        const ggml_type ty = storage_type(t, o.type);
+        ggml_tensor *   gt = ggml_new_tensor(meta.get(), ty, int(t.ne.size()), t.ne.data());
+        ggml_set_name(gt, t.name.c_str());
+        gguf_add_tensor(ctx.get(), gt);
+        types.push_back(ty);
+    }
+
+    AtomicFile           out(path);
+    std::vector<uint8_t> buf(gguf_get_meta_size(ctx.get()));
+    gguf_get_meta_data(ctx.get(), buf.data());
+    out.write(buf.data(), buf.size());
+
+    const size_t         align = gguf_get_alignment(ctx.get());
+    uint64_t             n_params = 0;
+    std::vector<float>   slice;
+    std::vector<uint8_t> enc;
+    for (size_t i = 0; i < spec.tensors.size(); i++) {
+        const TensorSpec & t     = spec.tensors[i];
+        const int64_t      outer = t.ne.back();
+        int64_t            n     = 1;
+        for (auto d : t.ne) n *= d;
+        n_params += uint64_t(n);
+        const int64_t per = n / outer;
+        const int64_t row = t.ne.size() > 1 ? t.ne[0] : per;
+        const int     il    = tensor_layer(t.name);
+        const auto    rit   = roles.find(il);
+        const bool    plant = rit != roles.end() && outer == o.n_expert &&
+                           (ends_with(t.name, ".ffn_gate_inp.weight") || ends_with(t.name, ".ffn_down_exps.weight") ||
+                            ends_with(t.name, ".ffn_down_exps.bias"));
+        Rng    rng{o.seed ^ fnv1a(t.name)};
+        size_t written = 0;
+        slice.resize(size_t(per));
+        // 1-D tensors are written whole: their "slices" are single values.
+        if (t.ne.size() == 1) {
+            slice.resize(size_t(n));
+            fill_slice(t, rng, 0, slice);
+            encode(types[i], slice.data(), n, n, enc);
+            out.write(enc.data(), enc.size());
+            written = enc.size();
+        } else {
+            for (int64_t e = 0; e < outer; e++) {
+                fill_slice(t, rng, e, slice);
+                if (plant) apply_planted(t, rit->second, e, slice);
+                encode(types[i], slice.data(), per, row, enc);
+                out.write(enc.data(), enc.size());
+                written += enc.size();
+            }
+        }
+        static const uint8_t zeros[64] = {};
+        const size_t         pad       = (align - written % align) % align;
+        out.write(zeros, pad);
+    }
+    out.commit();
+
+    nlohmann::json summary = {{"file", path},
+                              {"architecture", o.arch},
+                              {"n_layer", o.n_layer},
+                              {"n_embd", o.n_embd},
+                              {"n_ff", o.n_ff},
+                              {"n_expert", o.n_expert},
+                              {"n_expert_used", o.n_expert_used},
+                              {"n_vocab", n_vocab},
+                              {"weight_type", ggml_type_name(o.type)},
+                              {"seed", o.seed},
+                              {"n_params", n_params},
+                              {"n_tensors", spec.tensors.size()},
+                              {"moe_layers", moe_layers},
+                              {"planted", planted}};
+    return summary;
+}
+
+}  // namespace reap::synth

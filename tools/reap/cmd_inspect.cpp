@@ -1,0 +1,27 @@
+#include "commands.h"
+#include "inspect.h"
+
+#include <cstdio>
+
+namespace reap::cli {
+
+void add_inspect(CLI::App & app) {
+    struct Opts {
+        std::string model;
+        bool        json = false;
+    };
+    auto   opts = std::make_shared<Opts>();
+    auto * cmd  = app.add_subcommand("inspect", "show the MoE structure of a GGUF model and its size after pruning");
+    cmd->add_option("model,-m,--model", opts->model, "GGUF file (any split of a split model opens all of it)")
+        ->required();
+    cmd->add_flag("--json", opts->json, "print the report as JSON");
+    cmd->callback([opts]() {
+        const GgufFile  f = GgufFile::open(opts->model);
+        const MoeLayout m = analyze_moe(f);
+        const auto      r = inspect_report(f, m);
+        const std::string out = opts->json ? r.dump(2) + "\n" : inspect_text(r);
+        std::fputs(out.c_str(), stdout);
+    });
+}
+
+}  // namespace reap::cli

@@ -1,0 +1,48 @@
+#include "commands.h"
+#include "error.h"
+#include "synth/synth.h"
+
+#include <cstdio>
+#include <map>
+
+namespace reap::cli {
+
+void add_synth(CLI::App & app) {
+    auto   o    = std::make_shared<synth::Options>();
+    auto   out  = std::make_shared<std::string>();
+    auto   type = std::make_shared<std::string>("Q8_0");
+    auto   json = std::make_shared<bool>(false);
+    auto * cmd  = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
+    cmd->add_option("-o,--output", *out, "output GGUF file")->required();
+    cmd->add_option("--arch", o->arch, "architecture (GGUF general.architecture)")
+        ->check(CLI::IsMember(synth::architectures()));
+    cmd->add_option("--layers", o->n_layer, "number of layers (0: architecture default)");
+    cmd->add_option("--n-embd", o->n_embd, "embedding width (multiple of 64)");
+    cmd->add_option("--n-ff", o->n_ff, "expert FFN width");
+    cmd->add_option("--n-expert", o->n_expert, "experts per MoE layer (0: architecture default)");
+    cmd->add_option("--n-expert-used", o->n_expert_used, "experts per token (0: architecture default)");
+    cmd->add_option("--ctx-train", o->n_ctx_train, "trained context length written to the file");
+    cmd->add_option("--type", *type, "weight type of the matrices")
+        ->check(CLI::IsMember({"F32", "F16", "Q8_0", "Q4_K"}));
+    cmd->add_option("-s,--seed", o->seed, "random seed (same seed, same file)");
+    cmd->add_option("--dead", o->n_dead, "dead experts per MoE layer (-1: n_expert/8)");
+    cmd->add_option("--rare", o->n_rare, "rarely routed experts per MoE layer (-1: n_expert/8)");
+    cmd->add_option("--weak", o->n_weak, "often routed, low-output experts per MoE layer (-1: n_expert/8)");
+    cmd->add_flag("--json", *json, "print the summary as JSON");
+    cmd->callback([=]() {
+        static const std::map<std::string, ggml_type> types = {
+            {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
+        o->type       = types.at(*type);
+        const auto s  = synth::write_model(*o, *out);
+        if (*json) {
+            std::printf("%s\n", s.dump(2).c_str());
+            return;
+        }
+        std::printf("wrote %s: %s, %d layers (MoE: %zu), %d experts (%d per token), %s weights, %.1fM parameters\n",
+                    out->c_str(), s["architecture"].get<std::string>().c_str(), s["n_layer"].get<int>(),
+                    s["moe_layers"].size(), s["n_expert"].get<int>(), s["n_expert_used"].get<int>(),
+                    s["weight_type"].get<std::string>().c_str(), double(s["n_params"].get<uint64_t>()) / 1e6);
+    });
+}
+
+}  // namespace reap::cli
