@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Cross-check with llama.cpp's own tool: llama-perplexity must run over a text file on the
+# default synthetic model of every architecture and print a finite final estimate.
+#   perplexity_synth.sh REAP LLAMA_PERPLEXITY WORKDIR
+set -euo pipefail
+reap=$1 ppl=$2 work=$3
+mkdir -p "$work"
+# 4 chunks of 128 tokens of plain English (the repository's own sample text, repeated).
+text="$work/text.txt"
+src="$(dirname "$0")/../data/text/sample.txt"
+for _ in 1 2 3; do cat "$src"; done > "$text"
+fail=0
+for arch in qwen3moe llama deepseek2 gpt-oss nemotron_h_moe; do
+  model="$work/$arch.gguf"
+  "$reap" synth --arch "$arch" -o "$model" >/dev/null
+  log="$work/$arch.log"
+  # llama.cpp's logger prints from a background thread and can lose the last lines at exit
+  # on a loaded machine (llama.cpp issue 22142), so a clean exit without the final line is retried.
+  line=
+  for attempt in 1 2 3; do
+    if ! "$ppl" -m "$model" -f "$text" -c 128 -b 128 -t 2 --chunks 4 >"$log" 2>&1; then
+      echo "FAIL $arch: llama-perplexity exited non-zero"; tail -5 "$log"; fail=1; continue 2
+    fi
+    line=$(grep -o 'Final estimate: PPL = [0-9.]*' "$log" || true)
+    [ -n "$line" ] && break
+  done
+  if [ -z "$line" ]; then
+    echo "FAIL $arch: no final estimate"; tail -5 "$log"; fail=1; continue
+  fi
+  echo "ok   $arch: $line"
+done
+exit $fail

@@ -1,0 +1,164 @@
+#include "support.h"
+
+#include "log.h"
+
+#include "llama.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char ** environ;
+
+namespace reap::test {
+
+namespace fs = std::filesystem;
+
+std::string tmp_dir() {
+    const auto * info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string  name = info ? std::string(info->test_suite_name()) + "." + info->name() : "global";
+    for (auto & c : name) {
+        if (c == '/') c = '_';
+    }
+    const fs::path dir = fs::path(REAP_TEST_TMP) / name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    return dir.string();
+}
+
+std::string synth_model(const synth::Options & o) {
+    static std::mutex                         mu;
+    static std::map<std::string, std::string> cache;
+    const std::string key = o.arch + "-L" + std::to_string(o.n_layer) + "-E" + std::to_string(o.n_embd) + "-F" +
+                            std::to_string(o.n_ff) + "-X" + std::to_string(o.n_expert) + "-K" +
+                            std::to_string(o.n_expert_used) + "-" + ggml_type_name(o.type) + "-s" +
+                            std::to_string(o.seed) + "-p" + std::to_string(o.n_dead) + "." + std::to_string(o.n_rare) +
+                            "." + std::to_string(o.n_weak) + "-pid" + std::to_string(::getpid());
+    std::lock_guard<std::mutex> lock(mu);
+    auto                        it = cache.find(key);
+    if (it != cache.end()) {
+        return it->second;
+    }
+    const fs::path dir = fs::path(REAP_TEST_TMP) / "models";
+    fs::create_directories(dir);
+    const std::string path = (dir / (key + ".gguf")).string();
+    synth::write_model(o, path);
+    cache[key] = path;
+    return path;
+}
+
+RunResult run_reap(const std::vector<std::string> & args) {
+    const std::string dir  = fs::path(REAP_TEST_TMP) / "run";
+    fs::create_directories(dir);
+    const std::string tag      = std::to_string(::getpid()) + "." + std::to_string(::rand());
+    const std::string out_path = dir + "/out." + tag, err_path = dir + "/err." + tag;
+
+    std::vector<std::string> argv_s = {REAP_BIN};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char *> argv;
+    for (auto & a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    const int rc = posix_spawn(&pid, REAP_BIN, &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    RunResult r{-1, 0, "", ""};
+    if (rc != 0) {
+        ADD_FAILURE() << "cannot start " << REAP_BIN << ": " << std::strerror(rc);
+        return r;
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFEXITED(status)) {
+        r.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        r.signal = WTERMSIG(status);
+    }
+    const auto b1 = read_bytes(out_path), b2 = read_bytes(err_path);
+    r.out.assign(b1.begin(), b1.end());
+    r.err.assign(b2.begin(), b2.end());
+    fs::remove(out_path);
+    fs::remove(err_path);
+    return r;
+}
+
+std::vector<std::vector<float>> decode_logits(const std::string & path, const std::string & text, int n_threads) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        log_init(LogLevel::error);
+        llama_backend_init();
+    });
+    std::vector<std::vector<float>> rows;
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers       = 0;
+    llama_model * model   = llama_model_load_from_file(path.c_str(), mp);
+    if (model == nullptr) {
+        ADD_FAILURE() << "llama.cpp could not load " << path;
+        return rows;
+    }
+    const llama_vocab * vocab = llama_model_get_vocab(model);
+    std::vector<llama_token> tokens(text.size() + 8);
+    const int n = llama_tokenize(vocab, text.c_str(), int32_t(text.size()), tokens.data(), int32_t(tokens.size()), true, false);
+    EXPECT_GT(n, 1) << "tokenization failed";
+    tokens.resize(size_t(std::max(n, 0)));
+
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx                = 512;
+    cp.n_batch              = 512;
+    cp.n_ubatch             = 512;
+    cp.n_threads            = n_threads;
+    cp.n_threads_batch      = n_threads;
+    llama_context * ctx     = llama_init_from_model(model, cp);
+    if (ctx == nullptr) {
+        ADD_FAILURE() << "llama.cpp could not create a context for " << path;
+        llama_model_free(model);
+        return rows;
+    }
+    llama_batch batch = llama_batch_init(int32_t(tokens.size()), 0, 1);
+    for (size_t i = 0; i < tokens.size(); i++) {
+        batch.token[i]     = tokens[i];
+        batch.pos[i]       = llama_pos(i);
+        batch.n_seq_id[i]  = 1;
+        batch.seq_id[i][0] = 0;
+        batch.logits[i]    = 1;
+    }
+    batch.n_tokens = int32_t(tokens.size());
+    const int rc   = llama_decode(ctx, batch);
+    EXPECT_EQ(rc, 0) << "llama_decode failed";
+    if (rc == 0) {
+        const int n_vocab = llama_vocab_n_tokens(vocab);
+        for (size_t i = 0; i < tokens.size(); i++) {
+            const float * l = llama_get_logits_ith(ctx, int32_t(i));
+            rows.emplace_back(l, l + n_vocab);
+        }
+    }
+    llama_batch_free(batch);
+    llama_free(ctx);
+    llama_model_free(model);
+    return rows;
+}
+
+std::vector<uint8_t> read_bytes(const std::string & path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string & path, const void * data, size_t n) {
+    std::ofstream out(path, std::ios::binary);
+    out.write((const char *) data, std::streamsize(n));
+}
+
+}  // namespace reap::test

@@ -1,0 +1,34 @@
+// Helpers shared by the tests: temporary files, cached synthetic models, running the `reap`
+// executable, and decoding with llama.cpp.
+#pragma once
+
+#include "synth/synth.h"
+
+#include <string>
+#include <vector>
+
+namespace reap::test {
+
+// A fresh directory for the current test: <build>/tests/tmp/<suite>.<test>/
+std::string tmp_dir();
+
+// Path of a synthetic model for `o`, generated once per test binary and reused.
+std::string synth_model(const synth::Options & o);
+
+struct RunResult {
+    int         exit_code;   // -1 when the process died from a signal
+    int         signal;      // the signal, or 0
+    std::string out;
+    std::string err;
+};
+// Runs the reap executable with `args` (no shell involved).
+RunResult run_reap(const std::vector<std::string> & args);
+
+// Loads `model` with llama.cpp, decodes `text` (tokenized with the model's vocabulary) and
+// returns the logits of every token, row by row. Fails the test on any llama.cpp error.
+std::vector<std::vector<float>> decode_logits(const std::string & model, const std::string & text, int n_threads = 2);
+
+std::vector<uint8_t> read_bytes(const std::string & path);
+void                 write_bytes(const std::string & path, const void * data, size_t n);
+
+}  // namespace reap::test

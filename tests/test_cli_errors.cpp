@@ -1,0 +1,133 @@
+// Bad input never crashes: one line on stderr that names the file, and a non-zero exit.
+#include "support.h"
+
+#include "ggml.h"
+#include "gguf.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sys/stat.h>
+
+using namespace reap;
+
+namespace {
+
+void expect_one_line_error(const std::vector<std::string> & args, const std::string & must_contain) {
+    const auto r = test::run_reap(args);
+    EXPECT_EQ(r.signal, 0) << "crashed with signal " << r.signal << "\n" << r.err;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "expected one line, got:\n" << r.err;
+    EXPECT_EQ(r.err.rfind("reap: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(must_contain), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+std::vector<uint8_t> header(uint64_t n_tensors, uint64_t n_kv) {
+    std::vector<uint8_t> b = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
+    for (uint64_t v : {n_tensors, n_kv}) {
+        for (int i = 0; i < 8; i++) b.push_back(uint8_t(v >> (8 * i)));
+    }
+    return b;
+}
+
+TEST(CliErrors, InspectBadFiles) {
+    const std::string dir = test::tmp_dir();
+
+    expect_one_line_error({"inspect", dir + "/missing.gguf"}, dir + "/missing.gguf: No such file or directory");
+    expect_one_line_error({"inspect", dir}, "is a directory");
+
+    const std::string text = dir + "/notes.gguf";
+    test::write_bytes(text, "hello, world\n", 13);
+    expect_one_line_error({"inspect", text}, text + ": not a valid GGUF file");
+
+    const std::string empty = dir + "/empty.gguf";
+    test::write_bytes(empty, "", 0);
+    expect_one_line_error({"inspect", empty}, empty + ": not a valid GGUF file");
+
+    synth::Options o;
+    o.n_layer             = 2;
+    const auto  model     = test::synth_model(o);
+    const auto  bytes     = test::read_bytes(model);
+    const auto  cut_meta  = dir + "/cut-meta.gguf";
+    const auto  cut_data  = dir + "/cut-data.gguf";
+    test::write_bytes(cut_meta, bytes.data(), 4000);
+    test::write_bytes(cut_data, bytes.data(), bytes.size() - 1000);
+    expect_one_line_error({"inspect", cut_meta}, cut_meta + ": not a valid GGUF file");
+    expect_one_line_error({"inspect", cut_data}, cut_data + ": truncated: tensor");
+
+    // Hostile headers: absurd counts, a string longer than the file.
+    const auto huge = dir + "/huge-count.gguf";
+    auto       h    = header(uint64_t(1) << 62, 0);
+    test::write_bytes(huge, h.data(), h.size());
+    expect_one_line_error({"inspect", huge}, huge + ": not a valid GGUF file");
+
+    const auto longstr = dir + "/long-string.gguf";
+    auto       s       = header(0, 1);
+    for (int c : {1, 0, 0, 0, 0, 0, 0, 0, int('k'), 8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f}) {
+        s.push_back(uint8_t(c));
+    }
+    test::write_bytes(longstr, s.data(), s.size());
+    expect_one_line_error({"inspect", longstr}, longstr + ": not a valid GGUF file");
+
+    // Random bytes after a valid magic.
+    const auto noise = dir + "/noise.gguf";
+    std::vector<uint8_t> n = {'G', 'G', 'U', 'F'};
+    uint32_t             x = 12345;
+    for (int i = 0; i < 4096; i++) {
+        x = x * 1664525u + 1013904223u;
+        n.push_back(uint8_t(x >> 24));
+    }
+    test::write_bytes(noise, n.data(), n.size());
+    expect_one_line_error({"inspect", noise}, noise + ": not a valid GGUF file");
+}
+
+TEST(CliErrors, InspectModelWithoutExperts) {
+    // A valid dense llama GGUF: no expert_count and no expert tensors.
+    const std::string dir  = test::tmp_dir();
+    const std::string path = dir + "/dense.gguf";
+    gguf_context *    ctx  = gguf_init_empty();
+    gguf_set_val_str(ctx, "general.architecture", "llama");
+    gguf_set_val_u32(ctx, "llama.block_count", 1);
+    ggml_init_params ip{ggml_tensor_overhead() * 4 + 4096, nullptr, false};
+    ggml_context *   g = ggml_init(ip);
+    ggml_tensor *    t = ggml_new_tensor_2d(g, GGML_TYPE_F32, 16, 8);
+    std::memset(t->data, 0, ggml_nbytes(t));
+    ggml_set_name(t, "blk.0.ffn_up.weight");
+    gguf_add_tensor(ctx, t);
+    ASSERT_TRUE(gguf_write_to_file(ctx, path.c_str(), false));
+    gguf_free(ctx);
+    ggml_free(g);
+    expect_one_line_error({"inspect", path}, path + ": not a mixture-of-experts model");
+}
+
+TEST(CliErrors, SynthBadOutputAndOptions) {
+    const std::string dir = test::tmp_dir();
+    expect_one_line_error({"synth", "-o", dir + "/no/such/dir/m.gguf"}, dir + "/no/such/dir/m.gguf: cannot create output");
+    expect_one_line_error({"synth", "--n-embd", "100", "-o", dir + "/m.gguf"}, "multiple of 64");
+    struct stat st;
+    EXPECT_NE(::stat((dir + "/m.gguf").c_str(), &st), 0) << "a refused synth must not leave a file";
+
+    const auto r = test::run_reap({"synth", "--arch", "mamba", "-o", dir + "/m.gguf"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.signal, 0);
+}
+
+TEST(CliErrors, HelpShowsEveryOptionWithItsDefault) {
+    const auto top = test::run_reap({"--help"});
+    EXPECT_EQ(top.exit_code, 0);
+    EXPECT_NE(top.out.find("inspect"), std::string::npos);
+    EXPECT_NE(top.out.find("synth"), std::string::npos);
+
+    const auto s = test::run_reap({"synth", "--help"});
+    EXPECT_EQ(s.exit_code, 0);
+    for (const char * want : {"--arch", "qwen3moe", "--n-embd", "256", "--type", "Q8_0", "--seed", "42", "--layers"}) {
+        EXPECT_NE(s.out.find(want), std::string::npos) << want << " missing from:\n" << s.out;
+    }
+    const auto none = test::run_reap({});
+    EXPECT_NE(none.exit_code, 0);
+}
+
+}  // namespace

@@ -1,0 +1,136 @@
+// The GGUF reader: layer names, per-layer keys, bounds, and split models read as one.
+#include "error.h"
+#include "gguf_file.h"
+#include "inspect.h"
+#include "support.h"
+
+#include "ggml.h"
+#include "llama.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace reap;
+
+namespace {
+
+TEST(TensorLayer, ParsesOnlyWellFormedNames) {
+    std::string rest;
+    EXPECT_EQ(tensor_layer("blk.12.ffn_up_exps.weight", &rest), 12);
+    EXPECT_EQ(rest, "ffn_up_exps.weight");
+    EXPECT_EQ(tensor_layer("blk.0.attn_q.weight"), 0);
+    EXPECT_EQ(tensor_layer("token_embd.weight"), -1);
+    EXPECT_EQ(tensor_layer("blk.x.attn_q.weight"), -1);
+    EXPECT_EQ(tensor_layer("blk.3"), -1);
+    EXPECT_EQ(tensor_layer("blk..a"), -1);
+    EXPECT_EQ(tensor_layer("blk.99999999999.a"), -1);
+}
+
+TEST(GgufFile, KeysAndPerLayerArrays) {
+    synth::Options o;
+    o.arch    = "nemotron_h_moe";
+    const auto f = GgufFile::open(test::synth_model(o));
+    EXPECT_EQ(f.arch(), "nemotron_h_moe");
+    EXPECT_EQ(f.get_uint("nemotron_h_moe.expert_count").value(), 16u);
+    EXPECT_FALSE(f.get_uint("nemotron_h_moe.no_such_key").has_value());
+    // head_count_kv is a per-layer array with attention only in layer 3 of the pattern.
+    EXPECT_EQ(f.get_uint_per_layer("nemotron_h_moe.attention.head_count_kv", 6),
+              (std::vector<uint64_t>{0, 0, 0, 2, 0, 0}));
+    // a scalar expands to every layer
+    EXPECT_EQ(f.get_uint_per_layer("nemotron_h_moe.expert_used_count", 3), (std::vector<uint64_t>{4, 4, 4}));
+    EXPECT_THROW(f.get_uint_per_layer("nemotron_h_moe.attention.head_count_kv", 5), Error);
+    EXPECT_NEAR(f.get_float("nemotron_h_moe.expert_weights_scale").value(), 2.5, 1e-6);
+    EXPECT_EQ(f.get_bool("nemotron_h_moe.expert_weights_norm").value(), true);
+}
+
+TEST(GgufFile, ReadsTensorBytesAndChecksBounds) {
+    synth::Options o;
+    o.type       = GGML_TYPE_F32;
+    o.n_layer    = 2;
+    const auto f = GgufFile::open(test::synth_model(o));
+    const auto * t = f.find_tensor("token_embd.weight");
+    ASSERT_NE(t, nullptr);
+    std::vector<float> row(size_t(t->ne[0]));
+    f.read(*t, 0, row.data(), row.size() * sizeof(float));
+    EXPECT_EQ(row[0], 1.0f);  // the planted routing anchor in residual dimension 0
+    EXPECT_NE(row[1], 0.0f);
+    EXPECT_THROW(f.read(*t, t->nbytes - 2, row.data(), 4), Error);
+}
+
+// Writes `src` as `n` split files named like llama.cpp's gguf-split does; returns the first.
+std::string write_splits(const std::string & src, const std::string & prefix, int n) {
+    ggml_context *   data = nullptr;
+    gguf_context *   in   = gguf_init_from_file(src.c_str(), {false, &data});
+    EXPECT_NE(in, nullptr);
+    const int64_t    nt   = gguf_get_n_tensors(in);
+    std::string      first;
+    for (int s = 0; s < n; s++) {
+        gguf_context * out = gguf_init_empty();
+        if (s == 0) {
+            gguf_set_kv(out, in);
+        }
+        gguf_set_val_u16(out, "split.no", uint16_t(s));
+        gguf_set_val_u16(out, "split.count", uint16_t(n));
+        gguf_set_val_i32(out, "split.tensors.count", int32_t(nt));
+        for (int64_t i = s * nt / n; i < (s + 1) * nt / n; i++) {
+            gguf_add_tensor(out, ggml_get_tensor(data, gguf_get_tensor_name(in, i)));
+        }
+        char path[1024];
+        llama_split_path(path, sizeof(path), prefix.c_str(), s, n);
+        EXPECT_TRUE(gguf_write_to_file(out, path, false));
+        if (s == 0) first = path;
+        gguf_free(out);
+    }
+    gguf_free(in);
+    ggml_free(data);
+    return first;
+}
+
+TEST(GgufFile, SplitModelReadsAsOne) {
+    synth::Options o;
+    o.n_layer             = 3;
+    const auto   whole    = test::synth_model(o);
+    const auto   dir      = test::tmp_dir();
+    const auto   first    = write_splits(whole, dir + "/model", 3);
+    const auto   a        = GgufFile::open(whole);
+    const auto   b        = GgufFile::open(first);
+    ASSERT_EQ(b.split_paths().size(), 3u);
+    EXPECT_EQ(a.tensors().size(), b.tensors().size());
+
+    // Any split of the set opens the whole set.
+    char second[1024];
+    llama_split_path(second, sizeof(second), (dir + "/model").c_str(), 1, 3);
+    EXPECT_EQ(GgufFile::open(second).tensors().size(), a.tensors().size());
+
+    const auto ma = analyze_moe(a), mb = analyze_moe(b);
+    EXPECT_EQ(ma.moe_layer_indices(), mb.moe_layer_indices());
+    EXPECT_EQ(ma.expert_bytes(), mb.expert_bytes());
+    for (const auto & t : a.tensors()) {
+        const auto * u = b.find_tensor(t.name);
+        ASSERT_NE(u, nullptr) << t.name;
+        std::vector<uint8_t> x(t.nbytes), y(u->nbytes);
+        a.read(t, 0, x.data(), x.size());
+        b.read(*u, 0, y.data(), y.size());
+        EXPECT_TRUE(x == y) << t.name;
+    }
+    // inspect through the command line on the split set
+    const auto r = test::run_reap({"inspect", "--json", first});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["splits"].size(), 3u);
+
+    // and llama.cpp agrees that it is the same model
+    const auto la = test::decode_logits(whole, "hello world"), lb = test::decode_logits(first, "hello world");
+    ASSERT_EQ(la.size(), lb.size());
+    for (size_t i = 0; i < la.size(); i++) {
+        for (size_t j = 0; j < la[i].size(); j++) {
+            ASSERT_EQ(la[i][j], lb[i][j]);
+        }
+    }
+
+    // A missing split is a clear error.
+    std::remove(second);
+    EXPECT_THROW(GgufFile::open(first), Error);
+}
+
+}  // namespace

@@ -1,0 +1,160 @@
+// inspect reports exactly what synth was asked to make.
+#include "error.h"
+#include "expert_budget.h"
+#include "inspect.h"
+#include "support.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+
+using namespace reap;
+using nlohmann::json;
+
+namespace {
+
+struct Case {
+    synth::Options o;
+    std::vector<int> moe, dense;
+    size_t expert_tensors_per_layer;
+    bool   shared;
+};
+
+std::vector<Case> cases() {
+    std::vector<Case> c;
+    synth::Options    o;
+    o.arch = "qwen3moe";
+    c.push_back({o, {0, 1, 2, 3, 4, 5, 6, 7}, {}, 4, false});
+    o               = {};
+    o.arch          = "llama";
+    o.n_layer       = 3;
+    o.type          = GGML_TYPE_F16;
+    c.push_back({o, {0, 1, 2}, {}, 4, false});
+    o      = {};
+    o.arch = "deepseek2";
+    c.push_back({o, {1, 2, 3, 4, 5}, {0}, 5, true});
+    o          = {};
+    o.arch     = "gpt-oss";
+    o.type     = GGML_TYPE_Q4_K;
+    o.n_expert = 32;
+    c.push_back({o, {0, 1, 2, 3}, {}, 8, false});
+    o               = {};
+    o.arch          = "nemotron_h_moe";
+    o.n_layer       = 12;
+    o.n_expert_used = 6;
+    o.type          = GGML_TYPE_F32;
+    c.push_back({o, {1, 5, 7, 11}, {}, 4, true});
+    return c;
+}
+
+TEST(Inspect, ReportsWhatSynthMade) {
+    for (const auto & c : cases()) {
+        SCOPED_TRACE(c.o.arch);
+        const auto      resolved = synth::resolve(c.o);
+        const auto      path     = test::synth_model(c.o);
+        const GgufFile  f        = GgufFile::open(path);
+        const MoeLayout m        = analyze_moe(f);
+
+        EXPECT_EQ(m.arch, c.o.arch);
+        EXPECT_EQ(int(m.n_layer), resolved.n_layer);
+        EXPECT_EQ(int(m.n_expert), resolved.n_expert);
+        EXPECT_EQ(int(m.max_expert_used()), resolved.n_expert_used);
+        EXPECT_EQ(m.moe_layer_indices(), c.moe);
+        std::vector<int> dense;
+        for (const auto & L : m.layers) {
+            if (L.kind == LayerKind::dense) dense.push_back(L.index);
+            if (L.kind == LayerKind::moe) {
+                EXPECT_EQ(L.expert_tensors.size(), c.expert_tensors_per_layer) << "layer " << L.index;
+                EXPECT_EQ(L.has_shared_expert, c.shared) << "layer " << L.index;
+                EXPECT_EQ(int(L.n_expert_used), resolved.n_expert_used);
+            }
+        }
+        EXPECT_EQ(dense, c.dense);
+        if (c.o.arch == "deepseek2") {
+            EXPECT_EQ(m.n_expert_groups, 4u);
+            EXPECT_EQ(m.n_group_used, 2u);
+        }
+
+        for (const auto & e : m.expert_tensors) {
+            SCOPED_TRACE(e.info->name);
+            EXPECT_EQ(e.info->ne[e.info->n_dims - 1], resolved.n_expert);
+            EXPECT_EQ(e.slice_bytes * uint64_t(resolved.n_expert), e.info->nbytes);
+            if (e.suffix == "ffn_up_exps.weight") {
+                EXPECT_EQ(e.role, ExpertRole::expert_weights);
+                EXPECT_EQ(e.info->type, resolved.type);
+                EXPECT_EQ(e.info->ne[0], resolved.n_embd);
+                EXPECT_EQ(e.info->ne[1], resolved.n_ff);
+            }
+            if (e.suffix == "ffn_gate_inp.weight") {
+                EXPECT_EQ(e.role, ExpertRole::router);
+                EXPECT_EQ(e.info->type, GGML_TYPE_F32);
+            }
+        }
+
+        // Sizes: keeping all experts is the file itself; fewer experts remove exactly their slices
+        // (up to alignment padding, at most 31 bytes per tensor).
+        EXPECT_EQ(m.size_with_experts(m.n_expert), m.file_size);
+        const uint32_t half  = m.n_expert / 2;
+        const uint64_t saved = m.file_size - m.size_with_experts(half);
+        const uint64_t want  = m.expert_bytes() / 2;
+        EXPECT_LE(saved > want ? saved - want : want - saved, 32 * m.expert_tensors.size());
+
+        // The planted ground truth is recorded for every MoE layer, without overlaps.
+        for (int il : c.moe) {
+            std::set<uint64_t> seen;
+            for (const char * kind : {"dead", "rare", "weak"}) {
+                const auto key = synth::planted_key(il, kind);
+                ASSERT_TRUE(f.is_array(key)) << key;
+                const auto ids = f.get_uint_per_layer(key, size_t(std::max(1, resolved.n_expert / 8)));
+                for (auto id : ids) {
+                    EXPECT_LT(id, uint64_t(resolved.n_expert));
+                    EXPECT_TRUE(seen.insert(id).second) << "expert " << id << " planted twice";
+                }
+            }
+        }
+    }
+}
+
+TEST(Inspect, JsonFromTheCommandLineMatches) {
+    synth::Options o;
+    o.arch       = "deepseek2";
+    const auto p = test::synth_model(o);
+    const auto r = test::run_reap({"inspect", "--json", p});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json j = json::parse(r.out);
+    EXPECT_EQ(j["architecture"], "deepseek2");
+    EXPECT_EQ(j["n_expert"], 16);
+    EXPECT_EQ(j["n_expert_used"], 4);
+    EXPECT_EQ(j["expert_groups"], 4);
+    EXPECT_EQ(j["moe_layers"], json({1, 2, 3, 4, 5}));
+    EXPECT_EQ(j["dense_layers"], json({0}));
+    EXPECT_EQ(j["shared_experts"], 1);
+    EXPECT_EQ(j["expert_tensors"].size(), 25u);
+    ASSERT_EQ(j["pruned_sizes"].size(), 3u);
+    EXPECT_EQ(j["pruned_sizes"][0]["kept_experts"], 12);
+    EXPECT_EQ(j["pruned_sizes"][1]["kept_experts"], 8);
+    // 4 of 16 experts in 4 groups leaves 1 per group: llama.cpp's grouped top-k needs 2.
+    EXPECT_TRUE(j["pruned_sizes"][2]["file_size"].is_null());
+    EXPECT_NE(j["pruned_sizes"][2]["why_not"].get<std::string>().find("per group"), std::string::npos);
+
+    const auto t = test::run_reap({"inspect", p});
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    EXPECT_NE(t.out.find("architecture:   deepseek2"), std::string::npos);
+    EXPECT_NE(t.out.find("blk.5.ffn_down_exps.weight"), std::string::npos);
+    EXPECT_NE(t.out.find("50% of experts: keep   8"), std::string::npos);
+}
+
+TEST(ExpertBudget, KeptCounts) {
+    synth::Options o;  // qwen3moe: 16 experts, 4 per token
+    const GgufFile  f = GgufFile::open(test::synth_model(o));
+    const MoeLayout m = analyze_moe(f);
+    EXPECT_EQ(kept_count_for_ratio(m, 1.0), 16u);
+    EXPECT_EQ(kept_count_for_ratio(m, 0.5), 8u);
+    EXPECT_EQ(kept_count_for_ratio(m, 0.25), 4u);
+    EXPECT_THROW(kept_count_for_ratio(m, 0.1), Error);  // 2 < 4 experts per token
+    EXPECT_THROW(kept_count_for_ratio(m, 0.0), Error);
+    EXPECT_THROW(kept_count_for_ratio(m, 1.5), Error);
+}
+
+}  // namespace
