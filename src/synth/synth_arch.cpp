@@ -12,6 +12,8 @@ namespace {
 struct Builder {
     gguf_context * ctx;
     std::string    arch;
+    int64_t        n_embd;
+    int            n_layer;
     ArchSpec       spec;
 
     std::string key(const char * k) const { return arch + "." + k; }
@@ -29,10 +31,16 @@ struct Builder {
     void vec(const std::string & name, std::vector<int64_t> ne, Init init, float scale = 0.0f, bool residual = false) {
         add({name, std::move(ne), init, scale, false, residual});
     }
-    // A matmul weight {n_in, n_out[, n_expert]}; values ~ N(0, gain^2 / n_in).
+    // A matmul weight {n_in, n_out[, n_expert]}; values ~ N(0, gain^2 / n_in). Tensors that
+    // write into the residual stream are scaled down with depth (as GPT-2's initialisation does),
+    // so the residual norm, and with it the routing anchor's strength, stays steady across layers.
     void mat(const std::string & name, std::vector<int64_t> ne, float gain = 1.0f, bool residual = false) {
+        if (residual) {
+            gain *= std::sqrt(8.0f / std::max(8.0f, float(n_layer)));
+        }
         const float scale = gain / std::sqrt(float(ne[0]));
-        add({name, std::move(ne), Init::normal, scale, true, residual});
+        const bool  reads = !residual && ne[0] == n_embd;
+        add({name, std::move(ne), Init::normal, scale, true, residual, reads});
     }
 
     // Shared pieces.
@@ -51,7 +59,7 @@ struct Builder {
     }
     // Router {n_embd, n_expert} stays F32 (llama-quantize never quantizes it either).
     void router(int il, int64_t n_embd, int64_t n_expert) {
-        add({blk(il, "ffn_gate_inp.weight"), {n_embd, n_expert}, Init::normal, 0.1f, false, false});
+        add({blk(il, "ffn_gate_inp.weight"), {n_embd, n_expert}, Init::normal, 0.3f, false, false});
     }
     void experts(int il, int64_t n_embd, int64_t n_ff, int64_t n_expert, bool gate) {
         if (gate) {
@@ -268,7 +276,7 @@ void build_nemotron_h_moe(Builder & b, const Options & o, int64_t n_vocab) {
 }  // namespace
 
 ArchSpec build_arch(const Options & o, uint32_t n_vocab, gguf_context * ctx) {
-    Builder b{ctx, o.arch, {}};
+    Builder b{ctx, o.arch, o.n_embd, o.n_layer, {}};
     if (o.arch == "qwen3moe") {
         build_qwen3moe(b, o, n_vocab);
     } else if (o.arch == "llama") {

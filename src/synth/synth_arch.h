@@ -29,6 +29,7 @@ struct TensorSpec {
     float                scale = 0.0f;
     bool                 matrix = false;           // a matmul weight: stored in the requested type
     bool                 writes_residual = false;  // output dimension (ne[1], or ne[0] for biases) is the residual stream
+    bool                 reads_residual = false;   // input dimension ne[0] is the (normed) residual stream
 };
 
 struct ArchSpec {

@@ -16,12 +16,13 @@
 
 namespace reap::synth {
 
-// Planted structure. Residual dimension 0 carries a constant (+1 in every token embedding, and
-// no layer writes into it), so after each RMS norm it is a large positive feature; a router row
+// Planted structure. Residual dimension 0 carries a constant (+1 in every token embedding; no
+// layer writes into it and only routers read it), so after each RMS norm it is a large positive
+// feature; a router row
 // with a negative weight there is almost never selected (rare), a positive one almost always
 // (weak). Dead experts have their down projection scaled to near zero.
-static constexpr float k_rare_anchor = -1.0f;
-static constexpr float k_weak_anchor = 0.25f;
+static constexpr float k_rare_anchor = -12.0f;
+static constexpr float k_weak_anchor = 1.5f;
 static constexpr float k_dead_scale  = 1e-3f;
 static constexpr float k_weak_scale  = 0.05f;
 
@@ -164,6 +165,13 @@ void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<floa
     if (t.init == Init::embedding) {
         v[0] = 1.0f;
     }
+    if (t.reads_residual) {
+        // Only routers read residual dimension 0: every other input ignores the anchor, so it
+        // adds no token-independent component to attention or FFN outputs.
+        for (size_t i = 0; i < v.size(); i += size_t(t.ne[0])) {
+            v[i] = 0.0f;
+        }
+    }
     if (t.writes_residual && t.ne.size() == 1) {
         v[0] = 0.0f;  // a bias on the residual stream
     } else if (t.writes_residual) {
@@ -196,6 +204,11 @@ bool ends_with(const std::string & s, const char * suf) {
 void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int64_t expert, std::vector<float> & v) {
     const Planted r = roles[size_t(expert)];
     if (ends_with(t.name, ".ffn_gate_inp.weight")) {
+        // Equal row norms: no healthy expert is favoured or starved by the draw alone.
+        double ss = 0;
+        for (size_t i = 1; i < v.size(); i++) ss += double(v[i]) * v[i];
+        const float want = t.scale * std::sqrt(float(v.size() - 1));
+        for (size_t i = 1; i < v.size(); i++) v[i] = float(v[i] * want / std::sqrt(ss));
         v[0] = r == Planted::rare ? k_rare_anchor : r == Planted::weak ? k_weak_anchor : 0.0f;
     } else if (ends_with(t.name, ".ffn_down_exps.weight") || ends_with(t.name, ".ffn_down_exps.bias")) {
         const float s = r == Planted::dead ? k_dead_scale : r == Planted::weak ? k_weak_scale : 1.0f;

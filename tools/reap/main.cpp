@@ -6,8 +6,32 @@
 
 #include "llama.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+
+namespace reap::cli {
+
+std::vector<std::string> normalize_llama_flags(int argc, char ** argv) {
+    static const char * const map[][2] = {{"-ub", "--ubatch-size"}, {"-ngl", "--n-gpu-layers"}, {"-np", "--parallel"},
+                                          {"-ctk", "--type-k"}, {"-ctv", "--type-v"}};
+    std::vector<std::string>  out;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        for (const auto & m : map) {
+            if (a == m[0]) {
+                a = m[1];
+            } else if (a.rfind(std::string(m[0]) + "=", 0) == 0) {
+                a = std::string(m[1]) + a.substr(std::strlen(m[0]));
+            }
+        }
+        out.push_back(a);
+    }
+    return out;
+}
+
+}  // namespace reap::cli
 
 int main(int argc, char ** argv) {
     CLI::App app{"reap: Router-weighted Expert Activation Pruning for GGUF mixture-of-experts models"};
@@ -21,12 +45,15 @@ int main(int argc, char ** argv) {
 
     reap::cli::add_inspect(app);
     reap::cli::add_synth(app);
+    reap::cli::add_profile(app);
 
     // Sub-commands run from their callbacks, after all options are parsed.
     app.parse_complete_callback([&]() { reap::log_init(verbose ? reap::LogLevel::info : reap::LogLevel::error); });
 
     try {
-        app.parse(argc, argv);
+        std::vector<std::string> args = reap::cli::normalize_llama_flags(argc, argv);
+        std::reverse(args.begin(), args.end());  // CLI11 takes the arguments in reverse order
+        app.parse(args);
     } catch (const CLI::ParseError & e) {
         return app.exit(e);
     } catch (const reap::Error & e) {

@@ -1,0 +1,136 @@
+#include "calibration.h"
+
+#include "error.h"
+#include "log.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace reap {
+
+using nlohmann::json;
+
+CalibFormat parse_calib_format(const std::string & s) {
+    if (s == "auto") return CalibFormat::automatic;
+    if (s == "prompt-response") return CalibFormat::prompt_response;
+    if (s == "text") return CalibFormat::text;
+    if (s == "messages") return CalibFormat::messages;
+    if (s == "txt" || s == "plain") return CalibFormat::plain;
+    fail("unknown calibration format '%s' (auto, prompt-response, text, messages, txt)", s.c_str());
+}
+
+static bool has_ext(const std::string & path, const char * ext) {
+    const std::string e = ext;
+    return path.size() >= e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0;
+}
+
+// Turns one parsed JSONL record into a sample, or returns the reason it is unusable.
+static std::string record_to_sample(const json & j, CalibFormat format, CalibSample & s) {
+    if (!j.is_object()) {
+        return "not a JSON object";
+    }
+    auto str = [&](const char * k) -> const json * {
+        auto it = j.find(k);
+        return it != j.end() && it->is_string() ? &*it : nullptr;
+    };
+    const bool want_auto = format == CalibFormat::automatic;
+    if ((want_auto || format == CalibFormat::messages) && j.contains("messages")) {
+        const json & m = j["messages"];
+        if (!m.is_array() || m.empty()) {
+            return "'messages' must be a non-empty array";
+        }
+        for (const auto & msg : m) {
+            if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string() || !msg.contains("content") ||
+                !msg["content"].is_string()) {
+                return "every message needs string 'role' and 'content'";
+            }
+        }
+        s.messages = m;
+        s.is_chat  = true;
+        return "";
+    }
+    if ((want_auto || format == CalibFormat::prompt_response) && (str("prompt") || str("response"))) {
+        if (!str("prompt") || !str("response")) {
+            return "needs both string 'prompt' and 'response'";
+        }
+        s.text = (*str("prompt")).get<std::string>() + "\n" + (*str("response")).get<std::string>();
+        return "";
+    }
+    if ((want_auto || format == CalibFormat::text) && str("text")) {
+        s.text = (*str("text")).get<std::string>();
+        return s.text.empty() ? "empty 'text'" : "";
+    }
+    switch (format) {
+        case CalibFormat::messages:        return "no 'messages' array";
+        case CalibFormat::prompt_response: return "no 'prompt'/'response' strings";
+        case CalibFormat::text:            return "no 'text' string";
+        default:                           return "no 'text', 'prompt'/'response' or 'messages' field";
+    }
+}
+
+std::vector<CalibSample> load_calibration(const std::vector<std::string> & files, CalibFormat format, bool strict,
+                                          std::vector<CalibFileReport> & report) {
+    if (files.empty()) {
+        fail("no calibration data given (use --data FILE)");
+    }
+    std::vector<CalibSample> out;
+    report.clear();
+    for (size_t fi = 0; fi < files.size(); fi++) {
+        const std::string & path = files[fi];
+        std::ifstream       in(path, std::ios::binary);
+        if (!in) {
+            fail("%s: cannot open calibration file", path.c_str());
+        }
+        CalibFileReport rep{path, 0, 0};
+        const bool plain = format == CalibFormat::plain ||
+                           (format == CalibFormat::automatic && !has_ext(path, ".jsonl") && !has_ext(path, ".json"));
+        if (plain) {
+            std::stringstream ss;
+            ss << in.rdbuf();
+            CalibSample s;
+            s.text     = ss.str();
+            s.is_plain = true;
+            s.file     = fi;
+            if (!s.text.empty()) {
+                out.push_back(std::move(s));
+                rep.samples = 1;
+            }
+            report.push_back(rep);
+            continue;
+        }
+        std::string line;
+        size_t      ln = 0;
+        while (std::getline(in, line)) {
+            ln++;
+            if (line.find_first_not_of(" \t\r") == std::string::npos) {
+                continue;
+            }
+            CalibSample s;
+            s.file = fi;
+            s.line = ln;
+            std::string why;
+            try {
+                why = record_to_sample(json::parse(line), format, s);
+            } catch (const json::parse_error & e) {
+                why = "malformed JSON";
+            }
+            if (!why.empty()) {
+                if (strict) {
+                    fail("%s:%zu: %s", path.c_str(), ln, why.c_str());
+                }
+                log_warn("%s:%zu: %s; line skipped", path.c_str(), ln, why.c_str());
+                rep.skipped++;
+                continue;
+            }
+            out.push_back(std::move(s));
+            rep.samples++;
+        }
+        report.push_back(rep);
+    }
+    if (out.empty()) {
+        fail("no usable calibration samples in %zu file(s)", files.size());
+    }
+    return out;
+}
+
+}  // namespace reap

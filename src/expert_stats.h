@@ -1,0 +1,61 @@
+// Per-layer, per-expert REAP statistics: the raw sums that make runs mergeable, the derived
+// criteria (SPEC §2), and the stats file in the earlier prototype's layout (SPEC §3).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace reap {
+
+// Sums over the tokens routed to each expert of one MoE layer, in double precision.
+struct LayerStats {
+    uint64_t              total_tokens = 0;  // tokens that passed through the layer
+    std::vector<uint64_t> count;             // tokens routed to expert j
+    std::vector<double>   gate_sum;          // sum of the applied gate weight g_j(t)
+    std::vector<double>   raw_gate_sum;      // sum of the raw router output (ffn_moe_weights)
+    std::vector<double>   ean_sum;           // sum of ||f_j(t)||_2
+    std::vector<double>   reap_sum;          // sum of g_j(t) * ||f_j(t)||_2
+    std::vector<double>   reap_sq_sum;       // sum of (g_j(t) * ||f_j(t)||_2)^2
+    std::vector<double>   reap_max;          // max of g_j(t) * ||f_j(t)||_2
+
+    explicit LayerStats(size_t n_expert = 0);
+    size_t n_expert() const { return count.size(); }
+
+    // One routed token: its gate weights, ||f||, and its REAP contribution (normally gate * norm).
+    void add(uint32_t expert, double gate, double raw_gate, double norm, double score);
+    void merge(const LayerStats & other);                                  // sums add, max takes max
+
+    // Derived (0 for experts never routed).
+    std::vector<double> activation_frequency() const;
+    std::vector<double> avg_gate_weight() const;
+    std::vector<double> avg_raw_gate_weight() const;
+    std::vector<double> ean_mean() const;
+    std::vector<double> reap() const;
+    std::vector<double> reap_variance() const;
+    uint32_t            never_activated() const;
+};
+
+struct ExpertStats {
+    std::map<int, LayerStats> layers;  // keyed by llama.cpp layer index
+    nlohmann::json            meta = nlohmann::json::object();  // provenance, under key "_meta"
+
+    // The stats file: {"<il>": {...}, ..., "_meta": {...}}.
+    nlohmann::json to_json() const;
+    // Reads a stats file (ours or the prototype's). Non-numeric top-level keys are ignored
+    // except "_meta". Without raw sums (prototype files), the sums are rebuilt from the means.
+    static ExpertStats from_json(const nlohmann::json & j, const std::string & origin);
+    static ExpertStats load(const std::string & path);
+    void               save(const std::string & path) const;  // atomic
+
+    // Adds another run of the same model (same layers and n_expert); throws otherwise.
+    void merge(const ExpertStats & other, const std::string & other_origin);
+};
+
+// The name of the provenance key in the stats file.
+inline constexpr const char * k_stats_meta_key = "_meta";
+
+}  // namespace reap

@@ -1,0 +1,249 @@
+#include "moe_collector.h"
+
+#include "error.h"
+
+#include "ggml-backend.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace reap {
+
+int split_layer_suffix(const char * name, std::string & base) {
+    const char * dash = std::strrchr(name, '-');
+    if (dash == nullptr || dash[1] == '\0') {
+        return -1;
+    }
+    int il = 0;
+    for (const char * p = dash + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || il > 100000) {
+            return -1;
+        }
+        il = il * 10 + (*p - '0');
+    }
+    base.assign(name, size_t(dash - name));
+    return il;
+}
+
+MoeCollector::MoeCollector(uint32_t n_expert, const std::vector<int> & moe_layers) : n_expert_(n_expert) {
+    for (int il : moe_layers) {
+        layers_[il];
+        stats_.layers.emplace(il, LayerStats(n_expert));
+    }
+}
+
+int MoeCollector::nodes_requested_per_layer() const {
+    if (layers_.empty()) return 0;
+    const Layer & L = layers_.begin()->second;
+    return L.applied == L.raw ? 2 : 3;
+}
+
+void MoeCollector::begin_discovery() {
+    discovering_ = true;
+    for (auto & [il, L] : layers_) {
+        L = Layer{};
+    }
+}
+
+void MoeCollector::end_discovery() {
+    discovering_ = false;
+    wanted_.clear();
+    for (auto & [il, L] : layers_) {
+        if (L.raw.empty() || L.applied.empty() || L.down.empty()) {
+            fail("layer %d: llama.cpp's graph has no %s node for this MoE layer (unsupported MoE structure)", il,
+                 L.raw.empty() ? "ffn_moe_weights" : L.down.empty() ? "ffn_moe_down" : "ffn_moe_weighted");
+        }
+        wanted_[L.raw] = {il, Kind::raw};
+        if (L.applied != L.raw) {
+            wanted_[L.applied] = {il, Kind::applied};
+        }
+        wanted_[L.down] = {il, Kind::down};
+    }
+    check_error();
+}
+
+void MoeCollector::set_error(const std::string & e) {
+    if (error_.empty()) {
+        error_ = e;
+    }
+}
+
+void MoeCollector::check_error() {
+    if (!error_.empty()) {
+        const std::string e = error_;
+        error_.clear();
+        throw Error(e);
+    }
+}
+
+bool MoeCollector::eval_callback(ggml_tensor * t, bool ask, void * user_data) {
+    auto * self = static_cast<MoeCollector *>(user_data);
+    if (ask) {
+        return self->on_ask(t);
+    }
+    // Never let an exception cross llama.cpp's C frames; report it after llama_decode returns.
+    try {
+        self->on_data(t);
+    } catch (const std::exception & e) {
+        self->set_error(e.what());
+    }
+    return true;  // returning false would not cancel the graph
+}
+
+bool MoeCollector::on_ask(ggml_tensor * t) {
+    if (discovering_) {
+        discover(t);
+        return false;
+    }
+    return wanted_.count(t->name) != 0;
+}
+
+void MoeCollector::discover(ggml_tensor * t) {
+    std::string base;
+    const int   il = split_layer_suffix(t->name, base);
+    if (il < 0) {
+        return;
+    }
+    auto it = layers_.find(il);
+    if (it == layers_.end()) {
+        if (base == "ffn_moe_weights") {
+            set_error(strfmt("llama.cpp's graph has a MoE block in layer %d, which the model file has no expert tensors for", il));
+        }
+        return;
+    }
+    Layer & L = it->second;
+    if (base == "ffn_moe_weights") {
+        if (!L.raw.empty()) {
+            set_error(strfmt("layer %d runs its MoE block twice (chunk experts are not supported)", il));
+        }
+        L.raw = t->name;
+        if (t->src[1] == nullptr || t->src[1]->type != GGML_TYPE_I32) {
+            set_error(strfmt("layer %d: ffn_moe_weights is not a get_rows over expert ids", il));
+        }
+    } else if (base == "ffn_moe_weighted") {
+        if (t->src[1] == nullptr) {
+            set_error(strfmt("layer %d: ffn_moe_weighted has no weight operand", il));
+            return;
+        }
+        L.applied       = t->src[1]->name;
+        L.seen_weighted = true;
+        // The weighted node before the experts means the gate scales the expert's input.
+        L.gate_before_expert = L.down.empty();
+    } else if (base == "ffn_moe_down" || base == "ffn_moe_down_scaled" || base == "ffn_moe_down_biased") {
+        L.down = t->name;  // the last one in graph order is the expert's final output
+    }
+}
+
+// Reads a [1, n_used, T] or [n_used, T] F32 weight tensor (and, for the raw node, the expert ids
+// in its src[1], [n_used, T] I32 with a row stride of n_expert ids) into host vectors.
+void MoeCollector::read_weights(ggml_tensor * t, Layer & L, std::vector<float> & dst, bool with_ids) {
+    const bool    three_d  = t->ne[0] == 1 && ggml_n_dims(t) >= 2;
+    const int64_t n_used   = three_d ? t->ne[1] : t->ne[0];
+    const int64_t n_tokens = three_d ? t->ne[2] : t->ne[1];
+    const size_t  nb_k     = three_d ? t->nb[1] : t->nb[0];
+    const size_t  nb_t     = three_d ? t->nb[2] : t->nb[1];
+    if (t->type != GGML_TYPE_F32) {
+        fail("%s: expected F32 router weights, got %s", t->name, ggml_type_name(t->type));
+    }
+    if (L.n_tokens >= 0 && (L.n_tokens != n_tokens || L.n_used != n_used)) {
+        fail("%s: shape [%lld, %lld] does not match the layer's other MoE nodes", t->name, (long long) n_used,
+             (long long) n_tokens);
+    }
+    L.n_tokens = n_tokens;
+    L.n_used   = n_used;
+
+    auto host_data = [&](ggml_tensor * x) -> const uint8_t * {
+        if (x->buffer == nullptr || ggml_backend_buffer_is_host(x->buffer)) {
+            return static_cast<const uint8_t *>(x->data);
+        }
+        host_.resize(ggml_nbytes(x));
+        ggml_backend_tensor_get(x, host_.data(), 0, host_.size());
+        return host_.data();
+    };
+
+    dst.resize(size_t(n_used * n_tokens));
+    const uint8_t * w = host_data(t);
+    for (int64_t tok = 0; tok < n_tokens; tok++) {
+        for (int64_t k = 0; k < n_used; k++) {
+            dst[size_t(tok * n_used + k)] = *reinterpret_cast<const float *>(w + tok * nb_t + k * nb_k);
+        }
+    }
+    if (with_ids) {
+        ggml_tensor * ids = t->src[1];
+        if (ids->ne[0] != n_used || ids->ne[1] != n_tokens) {
+            fail("%s: expert ids have shape [%lld, %lld], expected [%lld, %lld]", ids->name, (long long) ids->ne[0],
+                 (long long) ids->ne[1], (long long) n_used, (long long) n_tokens);
+        }
+        const uint8_t * d = host_data(ids);
+        L.ids.resize(size_t(n_used * n_tokens));
+        for (int64_t tok = 0; tok < n_tokens; tok++) {
+            for (int64_t k = 0; k < n_used; k++) {
+                const int32_t e = *reinterpret_cast<const int32_t *>(d + tok * ids->nb[1] + k * ids->nb[0]);
+                if (e < 0 || uint32_t(e) >= n_expert_) {
+                    fail("%s: expert id %d out of range [0, %u) for token %lld", ids->name, e, n_expert_, (long long) tok);
+                }
+                L.ids[size_t(tok * n_used + k)] = e;
+            }
+        }
+    }
+}
+
+void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
+    // [n_embd, n_used, T]; a micro-batch can deliver zero tokens.
+    const int64_t n_embd = t->ne[0], n_used = t->ne[1], n_tokens = t->ne[2];
+    if (t->type != GGML_TYPE_F32 || t->nb[0] != sizeof(float)) {
+        fail("%s: expected a row-contiguous F32 expert output, got %s", t->name, ggml_type_name(t->type));
+    }
+    if (n_tokens == 0) {
+        L.n_tokens = -1;
+        return;
+    }
+    if (L.n_tokens != n_tokens || L.n_used != n_used || L.ids.size() != size_t(n_used * n_tokens)) {
+        fail("%s: %lld tokens x %lld experts, but the router nodes of layer %d had %lld x %lld", t->name,
+             (long long) n_tokens, (long long) n_used, il, (long long) L.n_tokens, (long long) L.n_used);
+    }
+    const uint8_t * d;
+    if (t->buffer == nullptr || ggml_backend_buffer_is_host(t->buffer)) {
+        d = static_cast<const uint8_t *>(t->data);
+    } else {
+        host_.resize(ggml_nbytes(t));
+        ggml_backend_tensor_get(t, host_.data(), 0, host_.size());
+        d = host_.data();
+    }
+    const std::vector<float> & applied = L.applied == L.raw ? L.raw_w : L.applied_w;
+    LayerStats &               S       = stats_.layers.at(il);
+    for (int64_t tok = 0; tok < n_tokens; tok++) {
+        for (int64_t k = 0; k < n_used; k++) {
+            const float * f  = reinterpret_cast<const float *>(d + tok * t->nb[2] + k * t->nb[1]);
+            double        ss = 0.0;
+            for (int64_t i = 0; i < n_embd; i++) {
+                ss += double(f[i]) * double(f[i]);
+            }
+            const size_t idx  = size_t(tok * n_used + k);
+            const double norm = std::sqrt(ss);
+            const double gate = double(applied[idx]);
+            // With the gate applied to the expert's input (llama4), f already carries g: the
+            // expert's contribution to the layer output is ||f|| itself.
+            const double score = L.gate_before_expert ? norm : gate * norm;
+            S.add(uint32_t(L.ids[idx]), gate, double(L.raw_w[idx]), norm, score);
+        }
+    }
+    S.total_tokens += uint64_t(n_tokens);
+    L.n_tokens = -1;
+}
+
+void MoeCollector::on_data(ggml_tensor * t) {
+    auto it = wanted_.find(t->name);
+    if (it == wanted_.end()) {
+        return;
+    }
+    const int il = it->second.first;
+    Layer &   L  = layers_.at(il);
+    switch (it->second.second) {
+        case Kind::raw:     read_weights(t, L, L.raw_w, true); break;
+        case Kind::applied: read_weights(t, L, L.applied_w, false); break;
+        case Kind::down:    accumulate(t, il, L); break;
+    }
+}
+
+}  // namespace reap

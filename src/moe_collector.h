@@ -1,0 +1,79 @@
+// Collects REAP statistics from llama.cpp's eval callback (cb_eval), one micro-batch at a time.
+//
+// Per MoE layer it needs three graph nodes, found by exact name in a discovery pass over a
+// one-token decode (llama.cpp's names vary with the architecture):
+//   raw      "ffn_moe_weights-<il>": router output of the selected experts; its src[1] is the
+//            top-k expert ids (a strided view of the argsort: read with its strides);
+//   applied  src[1] of "ffn_moe_weighted-<il>": the weight that multiplies the expert output
+//            after any softmax/normalisation/scaling (ffn_moe_weights_softmax/_norm/_scaled);
+//   down     the last of "ffn_moe_down", "_scaled", "_biased" for the layer: the expert output
+//            f_j(t) before the gate (ffn_moe_weighted overwrites it in place, so it is read at
+//            the down node itself).
+// Only these nodes are requested from the scheduler, so the graph is cut as little as possible.
+// Architectures that gate the expert's input instead of its output (llama4: the weighted node
+// comes before the experts) are detected from the graph order; see ARCHITECTURE.md.
+#pragma once
+
+#include "expert_stats.h"
+
+#include "ggml.h"
+
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace reap {
+
+class MoeCollector {
+public:
+    MoeCollector(uint32_t n_expert, const std::vector<int> & moe_layers);
+
+    // The callback to install as llama_context_params::cb_eval with `this` as user data.
+    static bool eval_callback(ggml_tensor * t, bool ask, void * user_data);
+
+    // Discovery: while on, every node is declined and the MoE node names are recorded.
+    void begin_discovery();
+    void end_discovery();  // throws if a MoE layer's nodes were not found
+
+    // Throws (and clears) an error raised inside the callback during the last decode.
+    void check_error();
+
+    ExpertStats &       stats() { return stats_; }
+    const ExpertStats & stats() const { return stats_; }
+    bool                gate_before_expert(int il) const { return layers_.at(il).gate_before_expert; }
+    int                 nodes_requested_per_layer() const;
+
+private:
+    enum class Kind { raw, applied, down };
+    struct Layer {
+        std::string raw, applied, down;
+        bool        gate_before_expert = false;
+        bool        seen_weighted      = false;
+        // scratch for the current micro-batch
+        int64_t              n_tokens = -1;
+        int64_t              n_used   = 0;
+        std::vector<int32_t> ids;
+        std::vector<float>   raw_w, applied_w;
+    };
+
+    bool on_ask(ggml_tensor * t);
+    void on_data(ggml_tensor * t);
+    void discover(ggml_tensor * t);
+    void read_weights(ggml_tensor * t, Layer & L, std::vector<float> & dst, bool with_ids);
+    void accumulate(ggml_tensor * t, int il, Layer & L);
+    void set_error(const std::string & e);
+
+    uint32_t                                          n_expert_;
+    std::map<int, Layer>                              layers_;
+    std::unordered_map<std::string, std::pair<int, Kind>> wanted_;
+    ExpertStats                                       stats_;
+    bool                                              discovering_ = false;
+    std::string                                       error_;
+    std::vector<uint8_t>                              host_;  // staging for device tensors
+};
+
+// Splits "name-<il>" into name and il; returns -1 when there is no layer suffix.
+int split_layer_suffix(const char * name, std::string & base);
+
+}  // namespace reap

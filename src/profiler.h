@@ -1,0 +1,55 @@
+// `reap profile`: run a GGUF MoE model over calibration data inside llama.cpp and collect the
+// per-expert REAP statistics (SPEC §2-§5).
+#pragma once
+
+#include "expert_stats.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace reap {
+
+struct ProfileOptions {
+    std::string              model;
+    std::vector<std::string> data;
+    std::string              format      = "auto";
+    std::string              output      = "expert_stats.json";
+    int                      n_ctx       = 512;   // max tokens per sample; .txt windows have this size
+    int                      n_batch     = 2048;  // tokens per llama_decode call
+    int                      n_ubatch    = 512;   // tokens per micro-batch
+    int                      n_parallel  = 64;    // samples packed into one batch (sequences)
+    int                      n_gpu_layers = 0;
+    int                      n_threads   = 0;     // 0: all cores
+    std::string              type_k      = "f16";
+    std::string              type_v      = "f16";
+    long                     max_samples = -1;
+    long                     max_tokens  = -1;
+    uint64_t                 seed        = 0;     // 0: file order; otherwise shuffle samples with this seed
+    int                      save_every  = 0;     // checkpoint every N samples (0: only at the end)
+    bool                     resume      = false;
+    bool                     strict      = false;
+    bool                     pack        = true;  // several samples per decode
+    bool                     collect     = true;  // false: decode the same batches without the callback (benchmark baseline)
+    int                      n_experts   = -1;    // if given, must equal the model's expert count
+    bool                     progress    = true;
+};
+
+struct ProfileResult {
+    ExpertStats stats;
+    size_t      samples_done = 0, samples_total = 0;
+    uint64_t    tokens = 0;         // tokens evaluated in this run
+    double      decode_seconds = 0; // time inside llama_decode (and the callback)
+    double      seconds = 0;        // wall time of the profiling loop
+    bool        interrupted = false;
+    int         nodes_per_layer = 0;
+};
+
+// Runs the profile and writes opts.output (atomically; also at checkpoints). On SIGINT/SIGTERM
+// a final checkpoint is written and the result says interrupted.
+ProfileResult run_profile(const ProfileOptions & opts);
+
+// "layer 3: highest REAP expert 5 (0.123), lowest 9 (0.000), never activated 2" per layer.
+std::string profile_summary(const ExpertStats & s);
+
+}  // namespace reap

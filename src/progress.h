@@ -1,0 +1,32 @@
+// A progress line on stderr for long work: done/total, items/s, ETA. Redrawn in place on a
+// terminal (at most 4 times a second), one line every 10 seconds otherwise (logs, CI).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace reap {
+
+class Progress {
+public:
+    Progress(std::string what, uint64_t total_units, const char * unit, bool enabled = true);
+    // `done` units of `total`; `extra` is appended (e.g. "1234 tokens").
+    void update(uint64_t done, const std::string & extra = "", bool force = false);
+    void finish();
+    double elapsed_s() const;
+
+private:
+    std::string                           what_;
+    uint64_t                              total_;
+    std::string                           unit_;
+    bool                                  enabled_, tty_;
+    std::chrono::steady_clock::time_point start_, last_;
+    uint64_t                              done_ = 0;
+    std::string                           extra_;
+    bool                                  drawn_ = false;
+};
+
+std::string format_duration(double seconds);  // "1:02:03" / "2:03"
+
+}  // namespace reap
