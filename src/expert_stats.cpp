@@ -124,8 +124,8 @@ static std::vector<T> array_of(const json & L, const char * key, size_t n, const
         if (!v.is_number()) {
             fail("%s: layer %s: '%s' holds a non-number", origin.c_str(), il.c_str(), key);
         }
-        if (std::is_unsigned<T>::value && v.get<double>() < 0) {
-            fail("%s: layer %s: '%s' holds a negative count", origin.c_str(), il.c_str(), key);
+        if (std::is_unsigned<T>::value && (!v.is_number_integer() || v.get<double>() < 0)) {
+            fail("%s: layer %s: '%s' must hold non-negative integers", origin.c_str(), il.c_str(), key);
         }
         out.push_back(v.get<T>());
     }
@@ -155,7 +155,7 @@ ExpertStats ExpertStats::from_json(const json & j, const std::string & origin) {
         }
         LayerStats ls(n);
         ls.count = counts;
-        if (!L.contains("total_tokens") || !L["total_tokens"].is_number_unsigned()) {
+        if (!L.contains("total_tokens") || !L["total_tokens"].is_number_integer() || L["total_tokens"].get<int64_t>() < 0) {
             fail("%s: layer %s: 'total_tokens' must be a non-negative integer", origin.c_str(), key.c_str());
         }
         ls.total_tokens = L["total_tokens"].get<uint64_t>();

@@ -258,10 +258,22 @@ std::vector<uint64_t> GgufFile::get_uint_per_layer(const std::string & key, size
         auto v = get_uint(key);
         return std::vector<uint64_t>(n_layer, *v);
     }
-    const size_t n = gguf_get_arr_n(meta(), k);
-    if (n != n_layer) {
-        fail("%s: key '%s' has %zu entries but the model has %zu layers", path_.c_str(), key.c_str(), n, n_layer);
+    auto out = get_uint_array(key);
+    if (out.size() != n_layer) {
+        fail("%s: key '%s' has %zu entries but the model has %zu layers", path_.c_str(), key.c_str(), out.size(), n_layer);
     }
+    return out;
+}
+
+std::vector<uint64_t> GgufFile::get_uint_array(const std::string & key) const {
+    const int64_t k = gguf_find_key(meta(), key.c_str());
+    if (k < 0) {
+        return {};
+    }
+    if (gguf_get_kv_type(meta(), k) != GGUF_TYPE_ARRAY) {
+        fail("%s: key '%s' is not an array", path_.c_str(), key.c_str());
+    }
+    const size_t     n    = gguf_get_arr_n(meta(), k);
     const void *     data = gguf_get_arr_data(meta(), k);
     std::vector<uint64_t> out(n);
     for (size_t i = 0; i < n; i++) {

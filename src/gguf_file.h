@@ -56,6 +56,8 @@ public:
     // A key that is either a scalar or a per-layer array; returns one value per layer
     // (empty when absent). Errors when an array's length differs from n_layer.
     std::vector<uint64_t>       get_uint_per_layer(const std::string & key, size_t n_layer) const;
+    // An integer array of any length (empty when absent).
+    std::vector<uint64_t>       get_uint_array(const std::string & key) const;
     bool                        is_array(const std::string & key) const;
     std::string                 arch() const { return get_str("general.architecture"); }
 

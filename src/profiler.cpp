@@ -273,20 +273,21 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         llama_batch & b;
         ~BatchGuard() { llama_batch_free(b); }
     } batch_guard{batch};
-    auto decode = [&](const std::vector<std::pair<const std::vector<llama_token> *, int>> & seqs, size_t from,
-                      size_t len) {
+    // One decode of token ranges, each its own sequence; every token is an output.
+    struct Piece {
+        const std::vector<llama_token> * tokens;
+        size_t                           from, len;
+    };
+    auto decode = [&](const std::vector<Piece> & pieces) {
         batch.n_tokens = 0;
-        for (size_t s = 0; s < seqs.size(); s++) {
-            const auto & toks  = *seqs[s].first;
-            const size_t begin = seqs.size() == 1 ? from : 0;
-            const size_t end   = seqs.size() == 1 ? from + len : toks.size();
-            for (size_t i = begin; i < end; i++) {
-                const int k          = batch.n_tokens++;
-                batch.token[k]       = toks[i];
-                batch.pos[k]         = llama_pos(i);
-                batch.n_seq_id[k]    = 1;
-                batch.seq_id[k][0]   = seqs[s].second;
-                batch.logits[k]      = 1;
+        for (size_t s = 0; s < pieces.size(); s++) {
+            for (size_t i = pieces[s].from; i < pieces[s].from + pieces[s].len; i++) {
+                const int k        = batch.n_tokens++;
+                batch.token[k]     = (*pieces[s].tokens)[i];
+                batch.pos[k]       = llama_pos(i);
+                batch.n_seq_id[k]  = 1;
+                batch.seq_id[k][0] = llama_seq_id(s);
+                batch.logits[k]    = 1;
             }
         }
         const int rc = llama_decode(ctx.get(), batch);
@@ -300,7 +301,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         // Discovery: one token through the graph to learn this architecture's node names.
         collector.begin_discovery();
         std::vector<llama_token> one = {llama_vocab_bos(vocab) >= 0 ? llama_vocab_bos(vocab) : items[0][0]};
-        decode({{&one, 0}}, 0, 1);
+        decode({{&one, 0, 1}});
         collector.end_discovery();
         llama_memory_clear(mem, true);
     }
@@ -343,7 +344,12 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     size_t   start = 0;
     uint64_t tokens_before = 0;
     if (opts.resume) {
-        ExpertStats prev = ExpertStats::load(opts.output);
+        ExpertStats prev;
+        try {
+            prev = ExpertStats::load(opts.output);
+        } catch (const Error & e) {
+            fail("cannot resume: %s", e.what());
+        }
         const json & pm  = prev.meta;
         if (!pm.contains("fingerprint") || pm["fingerprint"] != meta["fingerprint"]) {
             fail("%s: checkpoint was made with other calibration data or options; cannot resume", opts.output.c_str());
@@ -388,20 +394,20 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         if (items[i].size() > size_t(opts.n_batch) || n_par == 1) {
             // One sample alone, in n_batch-sized pieces that continue the sequence.
             for (size_t from = 0; from < items[i].size(); from += size_t(opts.n_batch)) {
-                decode({{&items[i], 0}}, from, std::min(size_t(opts.n_batch), items[i].size() - from));
+                decode({{&items[i], from, std::min(size_t(opts.n_batch), items[i].size() - from)}});
             }
             next = i + 1;
         } else {
-            std::vector<std::pair<const std::vector<llama_token> *, int>> seqs;
-            size_t                                                        n_tok = 0;
-            next                                                                = i;
-            while (next < items.size() && int(seqs.size()) < n_par && items[next].size() <= size_t(opts.n_batch) &&
-                   n_tok + items[next].size() <= size_t(opts.n_batch)) {
-                seqs.push_back({&items[next], int(seqs.size())});
+            // Whole samples, as many as fit in one batch, each its own sequence.
+            std::vector<Piece> seqs;
+            size_t             n_tok = 0;
+            next                     = i;
+            while (next < items.size() && int(seqs.size()) < n_par && n_tok + items[next].size() <= size_t(opts.n_batch)) {
+                seqs.push_back({&items[next], 0, items[next].size()});
                 n_tok += items[next].size();
                 next++;
             }
-            decode(seqs, 0, 0);
+            decode(seqs);
         }
         llama_memory_clear(mem, true);
         res.decode_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();

@@ -106,7 +106,8 @@ TEST(Inspect, ReportsWhatSynthMade) {
             for (const char * kind : {"dead", "rare", "weak"}) {
                 const auto key = synth::planted_key(il, kind);
                 ASSERT_TRUE(f.is_array(key)) << key;
-                const auto ids = f.get_uint_per_layer(key, size_t(std::max(1, resolved.n_expert / 8)));
+                const auto ids = f.get_uint_array(key);
+                EXPECT_EQ(ids.size(), size_t(std::max(1, resolved.n_expert / 8)));
                 for (auto id : ids) {
                     EXPECT_LT(id, uint64_t(resolved.n_expert));
                     EXPECT_TRUE(seen.insert(id).second) << "expert " << id << " planted twice";

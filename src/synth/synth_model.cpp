@@ -210,6 +210,10 @@ void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int
         const float want = t.scale * std::sqrt(float(v.size() - 1));
         for (size_t i = 1; i < v.size(); i++) v[i] = float(v[i] * want / std::sqrt(ss));
         v[0] = r == Planted::rare ? k_rare_anchor : r == Planted::weak ? k_weak_anchor : 0.0f;
+    } else if (ends_with(t.name, ".exp_probs_b.bias")) {
+        // Selection bias (sigmoid-gated archs): when few experts have a real probability the
+        // bias decides the last top-k slots, so rare experts also get a negative bias.
+        if (r == Planted::rare) v[0] = -1.0f;
     } else if (ends_with(t.name, ".ffn_down_exps.weight") || ends_with(t.name, ".ffn_down_exps.bias")) {
         const float s = r == Planted::dead ? k_dead_scale : r == Planted::weak ? k_weak_scale : 1.0f;
         for (auto & x : v) {
@@ -305,7 +309,7 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
         const auto    rit   = roles.find(il);
         const bool    plant = rit != roles.end() && outer == o.n_expert &&
                            (ends_with(t.name, ".ffn_gate_inp.weight") || ends_with(t.name, ".ffn_down_exps.weight") ||
-                            ends_with(t.name, ".ffn_down_exps.bias"));
+                            ends_with(t.name, ".ffn_down_exps.bias") || ends_with(t.name, ".exp_probs_b.bias"));
         Rng    rng{o.seed ^ fnv1a(t.name)};
         size_t written = 0;
         slice.resize(size_t(per));
@@ -313,6 +317,13 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
         if (t.ne.size() == 1) {
             slice.resize(size_t(n));
             fill_slice(t, rng, 0, slice);
+            if (plant) {
+                for (int64_t e = 0; e < n; e++) {
+                    std::vector<float> one = {slice[size_t(e)]};
+                    apply_planted(t, rit->second, e, one);
+                    slice[size_t(e)] = one[0];
+                }
+            }
             encode(types[i], slice.data(), n, n, enc);
             out.write(enc.data(), enc.size());
             written = enc.size();

@@ -1,0 +1,148 @@
+// The statistics themselves: derived criteria, merging, and the stats file format.
+#include "error.h"
+#include "expert_stats.h"
+#include "support.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+using namespace reap;
+using nlohmann::json;
+
+namespace {
+
+LayerStats sample_layer() {
+    LayerStats L(4);
+    L.total_tokens = 3;
+    // token 1 -> experts 0 (g .75) and 1 (g .25); token 2 -> 0 (.5), 2 (.5); token 3 -> 0 (1.0), 1 (0)
+    L.add(0, 0.75, 0.6, 2.0, 0.75 * 2.0);
+    L.add(1, 0.25, 0.2, 4.0, 0.25 * 4.0);
+    L.add(0, 0.50, 0.4, 1.0, 0.50 * 1.0);
+    L.add(2, 0.50, 0.4, 3.0, 0.50 * 3.0);
+    L.add(0, 1.00, 0.9, 2.0, 1.00 * 2.0);
+    L.add(1, 0.00, 0.1, 8.0, 0.0);
+    return L;
+}
+
+TEST(LayerStats, DerivedCriteriaMatchHandComputedValues) {
+    const LayerStats L = sample_layer();
+    EXPECT_EQ(L.count, (std::vector<uint64_t>{3, 2, 1, 0}));
+    const auto f = L.activation_frequency();
+    EXPECT_DOUBLE_EQ(f[0], 1.0);
+    EXPECT_DOUBLE_EQ(f[1], 2.0 / 3.0);
+    EXPECT_DOUBLE_EQ(f[3], 0.0);
+    EXPECT_DOUBLE_EQ(L.avg_gate_weight()[0], (0.75 + 0.5 + 1.0) / 3);
+    EXPECT_DOUBLE_EQ(L.avg_raw_gate_weight()[1], (0.2 + 0.1) / 2);
+    EXPECT_DOUBLE_EQ(L.ean_mean()[1], (4.0 + 8.0) / 2);
+    EXPECT_DOUBLE_EQ(L.reap()[0], (1.5 + 0.5 + 2.0) / 3);
+    EXPECT_DOUBLE_EQ(L.reap()[1], (1.0 + 0.0) / 2);
+    EXPECT_DOUBLE_EQ(L.reap()[3], 0.0);  // never routed
+    EXPECT_EQ(L.never_activated(), 1u);
+    EXPECT_DOUBLE_EQ(L.reap_max[0], 2.0);
+    // sample variance of {1.5, 0.5, 2.0}: mean 4/3
+    const double m = 4.0 / 3.0;
+    EXPECT_NEAR(L.reap_variance()[0], ((1.5 - m) * (1.5 - m) + (0.5 - m) * (0.5 - m) + (2.0 - m) * (2.0 - m)) / 2, 1e-12);
+}
+
+TEST(LayerStats, MergeOfHalvesEqualsTheWhole) {
+    LayerStats a(4), b(4), whole(4);
+    const double data[][4] = {{0, .7, .6, 2}, {1, .3, .2, 1}, {2, .9, .8, 5}, {0, .1, .1, 7}, {3, .5, .5, 1}};
+    for (int i = 0; i < 5; i++) {
+        const auto & d = data[i];
+        (i < 2 ? a : b).add(uint32_t(d[0]), d[1], d[2], d[3], d[1] * d[3]);
+        whole.add(uint32_t(d[0]), d[1], d[2], d[3], d[1] * d[3]);
+    }
+    a.total_tokens = 1;
+    b.total_tokens = 2;
+    whole.total_tokens = 3;
+    a.merge(b);
+    EXPECT_EQ(a.count, whole.count);
+    EXPECT_EQ(a.total_tokens, whole.total_tokens);
+    for (size_t e = 0; e < 4; e++) {
+        EXPECT_DOUBLE_EQ(a.reap_sum[e], whole.reap_sum[e]);
+        EXPECT_DOUBLE_EQ(a.reap_max[e], whole.reap_max[e]);
+        EXPECT_DOUBLE_EQ(a.gate_sum[e], whole.gate_sum[e]);
+    }
+}
+
+TEST(ExpertStats, FileRoundTripsAndKeepsThePrototypeLayout) {
+    ExpertStats s;
+    s.layers.emplace(3, sample_layer());
+    s.layers.emplace(5, sample_layer());
+    s.meta = {{"model", "m.gguf"}, {"n_expert", 4}};
+    const std::string path = test::tmp_dir() + "/stats.json";
+    s.save(path);
+
+    json j;
+    std::ifstream(path) >> j;
+    for (const char * k : {"total_tokens", "activation_counts", "activation_frequency", "avg_gate_weight", "ean_mean",
+                           "reap", "never_activated"}) {
+        EXPECT_TRUE(j["3"].contains(k)) << k;
+    }
+    EXPECT_EQ(j["3"]["never_activated"], 1);
+    EXPECT_EQ(j["3"]["activation_counts"], json({3, 2, 1, 0}));
+    EXPECT_EQ(j["_meta"]["model"], "m.gguf");
+
+    const ExpertStats r = ExpertStats::load(path);
+    ASSERT_EQ(r.layers.size(), 2u);
+    EXPECT_EQ(r.layers.at(5).count, s.layers.at(5).count);
+    for (size_t e = 0; e < 4; e++) {
+        EXPECT_DOUBLE_EQ(r.layers.at(3).reap_sum[e], s.layers.at(3).reap_sum[e]);
+        EXPECT_DOUBLE_EQ(r.layers.at(3).reap_sq_sum[e], s.layers.at(3).reap_sq_sum[e]);
+    }
+    EXPECT_EQ(r.meta["n_expert"], 4);
+}
+
+TEST(ExpertStats, ReadsAPrototypeFileWithoutSums) {
+    // The earlier prototype wrote only the means; the sums are rebuilt from them.
+    const json proto = {{"0",
+                         {{"total_tokens", 10},
+                          {"activation_counts", {4, 6, 0}},
+                          {"activation_frequency", {0.4, 0.6, 0.0}},
+                          {"avg_gate_weight", {0.5, 0.25, 0.0}},
+                          {"ean_mean", {2.0, 1.0, 0.0}},
+                          {"reap", {1.0, 0.25, 0.0}},
+                          {"never_activated", 1}}},
+                        {"model_info", {{"note", "non-numeric keys are ignored"}}}};
+    const ExpertStats s = ExpertStats::from_json(proto, "proto.json");
+    ASSERT_EQ(s.layers.size(), 1u);
+    const auto & L = s.layers.at(0);
+    EXPECT_DOUBLE_EQ(L.reap_sum[0], 4.0);
+    EXPECT_DOUBLE_EQ(L.gate_sum[1], 1.5);
+    EXPECT_DOUBLE_EQ(L.reap()[1], 0.25);
+    EXPECT_EQ(L.never_activated(), 1u);
+}
+
+TEST(ExpertStats, RejectsMalformedFiles) {
+    auto bad = [](const json & j) { EXPECT_THROW(ExpertStats::from_json(j, "x.json"), Error) << j.dump(); };
+    bad(json::array());
+    bad(json::object());                                                                  // no layers
+    bad({{"0", 5}});                                                                      // layer not an object
+    bad({{"0", {{"total_tokens", 1}}}});                                                  // no counts
+    bad({{"0", {{"total_tokens", 1}, {"activation_counts", {1, "x"}}, {"reap", {0, 0}}}}});  // non-number
+    bad({{"0", {{"total_tokens", 1}, {"activation_counts", {1, 2}}, {"reap", {0}}}}});    // length mismatch
+    bad({{"0", {{"total_tokens", -1}, {"activation_counts", {1, 2}}, {"reap", {0, 0}}}}}); // negative
+    bad({{"0", {{"total_tokens", 1}, {"activation_counts", {-1, 2}}, {"reap", {0, 0}}}}});
+
+    const std::string dir = test::tmp_dir();
+    test::write_bytes(dir + "/trunc.json", "{\"0\": {\"total_tok", 17);
+    EXPECT_THROW(ExpertStats::load(dir + "/trunc.json"), Error);
+    EXPECT_THROW(ExpertStats::load(dir + "/missing.json"), Error);
+}
+
+TEST(ExpertStats, MergeRefusesADifferentModel) {
+    ExpertStats a, b, c;
+    a.layers.emplace(0, sample_layer());
+    b.layers.emplace(1, sample_layer());
+    c.layers.emplace(0, LayerStats(8));
+    EXPECT_THROW(a.merge(b, "b.json"), Error);
+    EXPECT_THROW(a.merge(c, "c.json"), Error);
+    ExpertStats d;
+    d.layers.emplace(0, sample_layer());
+    a.merge(d, "d.json");
+    EXPECT_EQ(a.layers.at(0).count[0], 6u);
+}
+
+}  // namespace
