@@ -11,6 +11,7 @@ namespace reap::cli {
 void add_inspect(CLI::App & app);
 void add_synth(CLI::App & app);
 void add_profile(CLI::App & app);
+void add_prune(CLI::App & app);
 
 // Rewrites llama.cpp's multi-letter single-dash flags (-ub, -ngl, -np) to their long names.
 std::vector<std::string> normalize_llama_flags(int argc, char ** argv);

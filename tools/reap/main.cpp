@@ -7,6 +7,7 @@
 #include "llama.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -46,9 +47,14 @@ int main(int argc, char ** argv) {
     reap::cli::add_inspect(app);
     reap::cli::add_synth(app);
     reap::cli::add_profile(app);
+    reap::cli::add_prune(app);
 
     // Sub-commands run from their callbacks, after all options are parsed.
     app.parse_complete_callback([&]() { reap::log_init(verbose ? reap::LogLevel::info : reap::LogLevel::error); });
+
+    // A write past RLIMIT_FSIZE (or a full quota) must fail the write, not kill the process:
+    // the output is then removed and the error reported.
+    std::signal(SIGXFSZ, SIG_IGN);
 
     try {
         std::vector<std::string> args = reap::cli::normalize_llama_flags(argc, argv);

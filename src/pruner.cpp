@@ -1,0 +1,240 @@
+#include "pruner.h"
+
+#include "atomic_file.h"
+#include "error.h"
+#include "progress.h"
+
+#include "ggml.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+namespace reap {
+
+namespace {
+
+constexpr size_t k_chunk = 16u << 20;  // streaming buffer
+
+struct GgufCtxDeleter { void operator()(gguf_context * c) const { gguf_free(c); } };
+struct GgmlCtxDeleter { void operator()(ggml_context * c) const { ggml_free(c); } };
+
+// How one output tensor is made from the input.
+struct Recipe {
+    const TensorInfo *  in;
+    const ExpertTensor * expert = nullptr;  // null: copied whole
+    const std::vector<uint32_t> * kept = nullptr;
+    std::vector<uint8_t>          remapped;  // expert-id tensors: the whole tensor, ids renumbered
+};
+
+struct OutputLayout {
+    std::unique_ptr<gguf_context, GgufCtxDeleter> gguf;
+    std::unique_ptr<ggml_context, GgmlCtxDeleter> tensors;
+    std::vector<Recipe>                           recipes;
+    uint64_t                                      size = 0;
+};
+
+void set_count_key(gguf_context * ctx, const gguf_context * src, const std::string & key, uint32_t v) {
+    // Keep the key's type: llama.cpp reads expert_count with a strict type check.
+    const int64_t k = gguf_find_key(src, key.c_str());
+    switch (k < 0 ? GGUF_TYPE_UINT32 : gguf_get_kv_type(src, k)) {
+        case GGUF_TYPE_UINT8:  gguf_set_val_u8(ctx, key.c_str(), uint8_t(v)); break;
+        case GGUF_TYPE_UINT16: gguf_set_val_u16(ctx, key.c_str(), uint16_t(v)); break;
+        case GGUF_TYPE_INT32:  gguf_set_val_i32(ctx, key.c_str(), int32_t(v)); break;
+        case GGUF_TYPE_UINT64: gguf_set_val_u64(ctx, key.c_str(), v); break;
+        case GGUF_TYPE_INT64:  gguf_set_val_i64(ctx, key.c_str(), v); break;
+        default:               gguf_set_val_u32(ctx, key.c_str(), v); break;
+    }
+}
+
+std::string base_name(const std::string & p) {
+    const size_t s = p.rfind('/');
+    return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+// Hash routing (ffn_gate_tid2eid: token -> expert ids) stores expert ids as values. They can be
+// renumbered only if every id the table uses survives the pruning.
+std::vector<uint8_t> remap_expert_ids(const GgufFile & in, const TensorInfo & t, const std::vector<uint32_t> & kept) {
+    if (t.type != GGML_TYPE_I32) {
+        fail("%s: expert-id tensor '%s' has type %s, expected i32", in.path().c_str(), t.name.c_str(),
+             ggml_type_name(t.type));
+    }
+    std::vector<uint8_t> bytes(t.nbytes);
+    in.read(t, 0, bytes.data(), bytes.size());
+    std::vector<int32_t> new_id(*std::max_element(kept.begin(), kept.end()) + 1, -1);
+    for (size_t i = 0; i < kept.size(); i++) new_id[kept[i]] = int32_t(i);
+    for (size_t i = 0; i < bytes.size() / 4; i++) {
+        int32_t id;
+        std::memcpy(&id, &bytes[i * 4], 4);
+        if (id < 0 || size_t(id) >= new_id.size() || new_id[size_t(id)] < 0) {
+            fail("%s: tensor '%s' routes tokens to expert %d, which this plan drops; hash-routed experts cannot be "
+                 "pruned", in.path().c_str(), t.name.c_str(), id);
+        }
+        std::memcpy(&bytes[i * 4], &new_id[size_t(id)], 4);
+    }
+    return bytes;
+}
+
+OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const Plan & plan) {
+    OutputLayout out;
+    out.gguf.reset(gguf_init_empty());
+    gguf_context * ctx = out.gguf.get();
+    gguf_set_kv(ctx, in.meta());
+    // The output is one file, always padded to gguf's default 32 bytes.
+    for (const char * k : {"split.no", "split.count", "split.tensors.count"}) gguf_remove_key(ctx, k);
+    if (in.get_uint("general.alignment").value_or(32) != 32) gguf_remove_key(ctx, "general.alignment");
+
+    set_count_key(ctx, in.meta(), layout.arch + ".expert_count", plan.kept);
+    // expert_used_count never exceeds the kept count (check_kept_count), so it stays as it is.
+    gguf_set_val_str(ctx, "reap.prune.criterion", plan.criterion.c_str());
+    gguf_set_val_f32(ctx, "reap.prune.keep_ratio", float(plan.keep_ratio));
+    gguf_set_val_u32(ctx, "reap.prune.n_expert_original", layout.n_expert);
+    gguf_set_val_str(ctx, "reap.prune.source", base_name(in.path()).c_str());
+    if (!plan.stats.empty()) gguf_set_val_str(ctx, "reap.prune.stats", base_name(plan.stats).c_str());
+    for (const auto & [il, lp] : plan.layers) {
+        gguf_set_arr_data(ctx, ("reap.prune.layer." + std::to_string(il) + ".kept").c_str(), GGUF_TYPE_UINT32,
+                          lp.kept.data(), lp.kept.size());
+    }
+
+    ggml_init_params ip{ggml_tensor_overhead() * (in.tensors().size() + 1), nullptr, true};
+    out.tensors.reset(ggml_init(ip));
+    std::map<const TensorInfo *, const ExpertTensor *> expert_of;
+    for (const auto & e : layout.expert_tensors) expert_of[e.info] = &e;
+
+    for (const auto & t : in.tensors()) {
+        Recipe r;
+        r.in = &t;
+        int64_t ne[4] = {t.ne[0], t.ne[1], t.ne[2], t.ne[3]};
+        auto    it    = expert_of.find(&t);
+        if (it != expert_of.end()) {
+            const ExpertTensor & e = *it->second;
+            if (e.role == ExpertRole::unknown) {
+                fail("%s: tensor '%s' looks like a per-expert tensor this tool does not know; refusing to guess how to "
+                     "prune it", in.path().c_str(), t.name.c_str());
+            }
+            if (e.role == ExpertRole::expert_ids) {
+                r.remapped = remap_expert_ids(in, t, plan.layers.at(e.layer).kept);
+            } else {
+                r.expert = &e;
+                r.kept   = &plan.layers.at(e.layer).kept;
+                ne[t.n_dims - 1] = int64_t(r.kept->size());
+            }
+        }
+        ggml_tensor * gt = ggml_new_tensor(out.tensors.get(), t.type, t.n_dims, ne);
+        ggml_set_name(gt, t.name.c_str());
+        gguf_add_tensor(ctx, gt);
+        out.recipes.push_back(r);
+        out.size += GGML_PAD(ggml_nbytes(gt), gguf_get_alignment(ctx));
+    }
+    out.size += gguf_get_meta_size(ctx);
+    return out;
+}
+
+bool same_file(const std::string & a, const std::string & b) {
+    std::error_code ec;
+    if (std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec)) {
+        return std::filesystem::equivalent(a, b, ec);
+    }
+    return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
+}
+
+}  // namespace
+
+uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan) {
+    return build_output(in, layout, plan).size;
+}
+
+void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs, bool show_progress) {
+    for (const auto & j : jobs) {
+        for (const auto & sp : in.split_paths()) {
+            if (same_file(j.output, sp)) {
+                fail("%s: the output would overwrite the input model", j.output.c_str());
+            }
+        }
+        for (const auto & k : jobs) {
+            if (&k != &j && same_file(j.output, k.output)) {
+                fail("%s: two outputs with the same name", j.output.c_str());
+            }
+        }
+        check_plan(j.plan, layout, j.output);
+    }
+    std::vector<OutputLayout>                outs;
+    std::vector<std::unique_ptr<AtomicFile>> files;
+    uint64_t                                 total = 0;
+    for (const auto & j : jobs) {
+        outs.push_back(build_output(in, layout, j.plan));
+        total += outs.back().size;
+    }
+    // Create every output before the long copy, so a bad path fails at once.
+    for (const auto & j : jobs) {
+        files.push_back(std::make_unique<AtomicFile>(j.output));
+    }
+    Progress progress("prune", total, "bytes", show_progress);
+    uint64_t written = 0;
+    for (size_t o = 0; o < outs.size(); o++) {
+        std::vector<uint8_t> meta(gguf_get_meta_size(outs[o].gguf.get()));
+        gguf_get_meta_data(outs[o].gguf.get(), meta.data());
+        files[o]->write(meta.data(), meta.size());
+        written += meta.size();
+    }
+
+    std::vector<uint8_t> buf(k_chunk);
+    static const uint8_t zeros[64] = {};
+    std::vector<uint64_t> tensor_bytes(outs.size());
+
+    // Copies bytes [off, off+n) of input tensor t to the outputs in `to`.
+    auto copy_range = [&](const TensorInfo & t, uint64_t off, uint64_t n, const std::vector<size_t> & to) {
+        while (n > 0) {
+            const uint64_t c = std::min<uint64_t>(n, buf.size());
+            in.read(t, off, buf.data(), c);
+            for (size_t o : to) {
+                files[o]->write(buf.data(), c);
+                tensor_bytes[o] += c;
+                written += c;
+            }
+            off += c;
+            n -= c;
+            progress.update(written);
+        }
+    };
+
+    for (size_t i = 0; i < in.tensors().size(); i++) {
+        const TensorInfo & t = in.tensors()[i];
+        std::fill(tensor_bytes.begin(), tensor_bytes.end(), 0);
+        std::vector<size_t> all(outs.size());
+        for (size_t o = 0; o < outs.size(); o++) all[o] = o;
+        const Recipe & r0 = outs[0].recipes[i];
+        if (!r0.remapped.empty()) {
+            for (size_t o = 0; o < outs.size(); o++) {
+                const auto & b = outs[o].recipes[i].remapped;
+                files[o]->write(b.data(), b.size());
+                tensor_bytes[o] += b.size();
+                written += b.size();
+            }
+        } else if (r0.expert == nullptr) {
+            copy_range(t, 0, t.nbytes, all);
+        } else {
+            const uint64_t slice = r0.expert->slice_bytes;
+            for (uint32_t e = 0; e < layout.n_expert; e++) {
+                std::vector<size_t> to;
+                for (size_t o = 0; o < outs.size(); o++) {
+                    const auto & kept = *outs[o].recipes[i].kept;
+                    if (std::binary_search(kept.begin(), kept.end(), e)) to.push_back(o);
+                }
+                if (!to.empty()) copy_range(t, uint64_t(e) * slice, slice, to);
+            }
+        }
+        for (size_t o = 0; o < outs.size(); o++) {
+            const size_t align = gguf_get_alignment(outs[o].gguf.get());
+            const size_t pad   = (align - tensor_bytes[o] % align) % align;
+            files[o]->write(zeros, pad);
+            written += pad;
+        }
+    }
+    progress.finish();
+    for (auto & f : files) f->commit();
+}
+
+}  // namespace reap

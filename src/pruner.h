@@ -1,0 +1,32 @@
+// `reap prune`: rewrite a GGUF without the dropped experts (SPEC §6). Streaming: tensor data
+// goes through a fixed-size buffer, so memory does not grow with the model. Key-value pairs
+// and non-expert tensors are copied byte for byte; expert tensors keep the kept experts'
+// slices (the expert axis is ggml's outermost dimension, so a slice is a contiguous run),
+// quantized blocks included, in the original order.
+#pragma once
+
+#include "gguf_file.h"
+#include "moe_layout.h"
+#include "planner.h"
+
+#include <string>
+#include <vector>
+
+namespace reap {
+
+struct PruneJob {
+    Plan        plan;
+    std::string output;
+};
+
+// Exact size in bytes of the file `plan` would produce.
+uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan);
+
+// Writes every job's output in a single pass over the input (each input byte read once).
+// Outputs are written to temporary files and renamed into place only when complete.
+// Throws reap::Error (unknown expert tensors, expert-id tensors that cannot be remapped, an
+// output that is the input, I/O errors); no partial output is left under a final name.
+void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs,
+                 bool show_progress = true);
+
+}  // namespace reap
