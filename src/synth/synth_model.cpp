@@ -88,7 +88,11 @@ Options resolve(Options o) {
                  groups / 2, groups);
         }
     }
-    if (o.arch == "nemotron_h_moe" && o.n_layer < 2) fail("synth: nemotron_h_moe needs at least 2 layers");
+    if (o.arch == "nemotron_h_moe" && o.n_layer < 4) {
+        // The layer pattern is Mamba, MoE, Mamba, attention, ...: llama.cpp cannot run a hybrid
+        // model without an attention layer (it has no KV cache buffer to bind).
+        fail("synth: nemotron_h_moe needs at least 4 layers (the first attention layer is layer 3)");
+    }
     if (o.n_dead + o.n_rare + o.n_weak > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 ||
         o.n_weak < 0) {
         fail("synth: %d dead + %d rare + %d weak experts leave fewer healthy experts than the %d used per token",
