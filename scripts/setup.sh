@@ -33,7 +33,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # ---- 1. Debian packages --------------------------------------------------------------------
 need_pkgs=(build-essential cmake ninja-build git ca-certificates nodejs npm
            nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-           python3-numpy time openssl)
+           python3-numpy time openssl chromium)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

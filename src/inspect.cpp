@@ -116,6 +116,18 @@ json inspect_report(const GgufFile & f, const MoeLayout & m) {
         sizes.push_back(s);
     }
     r["pruned_sizes"] = sizes;
+
+    // Ground truth of synthetic models (reap synth), when present.
+    json planted = json::object();
+    for (const auto & L : m.layers) {
+        json p = json::object();
+        for (const char * kind : {"dead", "rare", "weak"}) {
+            const std::string key = "reap.synth.layer." + std::to_string(L.index) + "." + kind;
+            if (f.is_array(key)) p[kind] = f.get_uint_array(key);
+        }
+        if (!p.empty()) planted[std::to_string(L.index)] = p;
+    }
+    if (!planted.empty()) r["planted"] = planted;
     return r;
 }
 

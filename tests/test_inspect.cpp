@@ -131,6 +131,10 @@ TEST(Inspect, JsonFromTheCommandLineMatches) {
     EXPECT_EQ(j["moe_layers"], json({1, 2, 3, 4, 5}));
     EXPECT_EQ(j["dense_layers"], json({0}));
     EXPECT_EQ(j["shared_experts"], 1);
+    // the synthetic model's planted ground truth: 2 dead, 2 rare, 2 weak per MoE layer
+    ASSERT_TRUE(j.contains("planted"));
+    EXPECT_EQ(j["planted"].size(), 5u);
+    EXPECT_EQ(j["planted"]["1"]["dead"].size(), 2u);
     EXPECT_EQ(j["expert_tensors"].size(), 25u);
     ASSERT_EQ(j["pruned_sizes"].size(), 3u);
     EXPECT_EQ(j["pruned_sizes"][0]["kept_experts"], 12);

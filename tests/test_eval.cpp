@@ -1,0 +1,134 @@
+// reap eval: metrics against hand-computed values, and the command on real models.
+#include "evaluator.h"
+#include "support.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+using namespace reap;
+using nlohmann::json;
+
+namespace {
+
+const std::string k_text = std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt";
+
+TEST(EvalMetrics, HandComputedOnATinyVocabulary) {
+    // base: p = (1/4, 1/2, 1/4); model: uniform q = 1/3
+    const float base_logits[3]  = {0.0f, float(std::log(2.0)), 0.0f};
+    const float model_logits[3] = {5.0f, 5.0f, 5.0f};
+    std::vector<float> b, m;
+    log_softmax(base_logits, 3, b);
+    log_softmax(model_logits, 3, m);
+    EXPECT_NEAR(std::exp(b[1]), 0.5, 1e-7);
+    EXPECT_NEAR(std::exp(m[0]), 1.0 / 3.0, 1e-7);
+    const auto c = compare_token(b.data(), m.data(), 3, 2);
+    const double kl = 0.25 * std::log(0.25 * 3) + 0.5 * std::log(0.5 * 3) + 0.25 * std::log(0.25 * 3);
+    EXPECT_NEAR(c.kl, kl, 1e-6);
+    EXPECT_NEAR(c.nll, std::log(3.0), 1e-6);
+    EXPECT_FALSE(c.top1_agrees);  // base argmax 1, model argmax 0 (first of the ties)
+
+    const auto self = compare_token(b.data(), b.data(), 3, 1);
+    EXPECT_EQ(self.kl, 0.0);
+    EXPECT_TRUE(self.top1_agrees);
+    EXPECT_NEAR(self.nll, std::log(2.0), 1e-6);
+}
+
+std::string strfmt_kl(double v) {
+    char b[64];
+    std::snprintf(b, sizeof(b), "%.8f", v);
+    return b;
+}
+
+struct Models {
+    std::string base, pruned, dir;
+};
+
+Models make_models() {
+    Models m;
+    m.dir = test::tmp_dir();
+    synth::Options o;
+    o.n_layer = 3;
+    m.base    = test::synth_model(o);
+    const auto p = test::run_reap({"profile", "-m", m.base, "--data", std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl",
+                                   "--max-samples", "8", "-o", m.dir + "/s.json", "--no-progress"});
+    EXPECT_EQ(p.exit_code, 0) << p.err;
+    m.pruned     = m.dir + "/pruned.gguf";
+    const auto q = test::run_reap({"prune", "-m", m.base, "--stats", m.dir + "/s.json", "--keep-ratio", "0.5", "-o",
+                                   m.pruned, "--no-progress"});
+    EXPECT_EQ(q.exit_code, 0) << q.err;
+    return m;
+}
+
+TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
+    const Models m = make_models();
+    const auto r = test::run_reap({"eval", "-m", m.base, "--pruned", m.base, m.pruned, "--data", k_text, "-c", "64",
+                                   "--base-logits", m.dir + "/base.lgt", "-o", m.dir + "/t.json", "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json t = json::parse(test::read_bytes(m.dir + "/t.json"));
+    ASSERT_EQ(t.size(), 3u);
+    // base row and the base model compared with itself
+    for (int i : {0, 1}) {
+        EXPECT_EQ(t[i]["kl_mean"], 0.0);
+        EXPECT_EQ(t[i]["kl_p99"], 0.0);
+        EXPECT_EQ(t[i]["top1_agreement"], 1.0);
+    }
+    EXPECT_DOUBLE_EQ(t[0]["ppl"].get<double>(), t[1]["ppl"].get<double>());
+    EXPECT_GT(t[0]["ppl"].get<double>(), 1.0);
+    // the pruned model is measurably different
+    EXPECT_GT(t[2]["kl_mean"].get<double>(), 1e-4);
+    EXPECT_GE(t[2]["kl_p99"].get<double>(), t[2]["kl_mean"].get<double>());
+    EXPECT_LT(t[2]["top1_agreement"].get<double>(), 1.0);
+    EXPECT_LT(t[2]["file_size"].get<uint64_t>(), t[0]["file_size"].get<uint64_t>());
+    EXPECT_GT(t[2]["tokens_scored"].get<uint64_t>(), 300u);
+    EXPECT_NE(r.out.find("KL mean"), std::string::npos);
+
+    // Reuse: no base model at all; identical numbers from the stored log-probabilities.
+    const auto again = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
+                                       m.dir + "/base.lgt", "-o", m.dir + "/t2.csv", "--no-progress"});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    const auto csv = test::read_bytes(m.dir + "/t2.csv");
+    const std::string c(csv.begin(), csv.end());
+    EXPECT_EQ(c.rfind("model,file_size,ppl,kl_mean", 0), 0u) << c;
+    EXPECT_NE(c.find(std::to_string(t[2]["tokens_scored"].get<uint64_t>())), std::string::npos);
+    EXPECT_NE(c.find(strfmt_kl(t[2]["kl_mean"].get<double>())), std::string::npos) << c;
+}
+
+
+TEST(Eval, RefusesMismatchedLogitsAndBadInput) {
+    const Models m = make_models();
+    ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
+                              m.dir + "/base.lgt", "--no-progress"}).exit_code, 0);
+    auto refuse = [&](std::vector<std::string> args, const std::string & why) {
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_EQ(r.signal, 0);
+        EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    };
+    const std::string other = m.dir + "/other.txt";
+    std::ofstream(other) << "A different held-out text gives different tokens entirely, so it cannot be compared.\n";
+    refuse({"eval", "--pruned", m.pruned, "--data", other, "-c", "64", "--base-logits", m.dir + "/base.lgt"},
+           "tokenizes differently");
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "32", "--base-logits", m.dir + "/base.lgt"},
+           "made with -c 64");
+    // a logits file with another vocabulary size, and a truncated one
+    auto bytes = test::read_bytes(m.dir + "/base.lgt");
+    auto vocab = bytes;
+    vocab[8] ^= 1;
+    test::write_bytes(m.dir + "/vocab.lgt", vocab.data(), vocab.size());
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/vocab.lgt"}, "vocab.lgt");
+    test::write_bytes(m.dir + "/cut.lgt", bytes.data(), bytes.size() - 100);
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/cut.lgt"}, "truncated");
+    test::write_bytes(m.dir + "/junk.lgt", "not logits at all", 17);
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "--base-logits", m.dir + "/junk.lgt"}, "not a reap base-logits file");
+
+    const std::string empty = m.dir + "/empty.txt";
+    std::ofstream(empty) << "  \n";
+    refuse({"eval", "-m", m.base, "--pruned", m.pruned, "--data", empty}, "empty");
+    refuse({"eval", "-m", m.base, "--pruned", m.pruned, "--data", m.dir + "/nope.txt"}, "nope.txt");
+    refuse({"eval", "-m", m.dir + "/nope.gguf", "--pruned", m.pruned, "--data", k_text}, "nope.gguf");
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text}, "give -m BASE");
+}
+
+}  // namespace

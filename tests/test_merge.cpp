@@ -1,0 +1,80 @@
+// reap merge: runs on halves of a calibration set add up to a run on the whole.
+#include "expert_stats.h"
+#include "support.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+using namespace reap;
+
+namespace {
+
+TEST(Merge, TwoHalvesEqualTheWhole) {
+    synth::Options o;
+    o.n_layer               = 3;
+    const std::string model = test::synth_model(o);
+    const std::string dir   = test::tmp_dir();
+    std::ifstream     in(std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl");
+    std::ofstream     a(dir + "/a.jsonl"), b(dir + "/b.jsonl");
+    std::string       line;
+    for (int i = 0; std::getline(in, line) && i < 30; i++) (i < 12 ? a : b) << line << "\n";
+    a.close();
+    b.close();
+    // One sample per decode in all three runs, so every token is computed the same way.
+    auto profile = [&](std::vector<std::string> data, const std::string & out) {
+        std::vector<std::string> args = {"profile", "-m", model, "--no-pack", "--no-progress", "-o", out};
+        for (auto & d : data) args.insert(args.end(), {"--data", d});
+        const auto r = test::run_reap(args);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    };
+    profile({dir + "/a.jsonl"}, dir + "/a.json");
+    profile({dir + "/b.jsonl"}, dir + "/b.json");
+    profile({dir + "/a.jsonl", dir + "/b.jsonl"}, dir + "/whole.json");
+    const auto r = test::run_reap({"merge", dir + "/a.json", dir + "/b.json", "-o", dir + "/merged.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+
+    const ExpertStats m = ExpertStats::load(dir + "/merged.json"), w = ExpertStats::load(dir + "/whole.json");
+    ASSERT_EQ(m.layers.size(), w.layers.size());
+    for (const auto & [il, L] : w.layers) {
+        const LayerStats & M = m.layers.at(il);
+        EXPECT_EQ(M.total_tokens, L.total_tokens);
+        EXPECT_EQ(M.count, L.count);
+        for (size_t e = 0; e < L.n_expert(); e++) {
+            EXPECT_NEAR(M.reap_sum[e], L.reap_sum[e], 1e-9 * std::max(1.0, L.reap_sum[e]));
+            EXPECT_NEAR(M.gate_sum[e], L.gate_sum[e], 1e-9 * std::max(1.0, L.gate_sum[e]));
+            EXPECT_NEAR(M.ean_sum[e], L.ean_sum[e], 1e-9 * std::max(1.0, L.ean_sum[e]));
+            EXPECT_DOUBLE_EQ(M.reap_max[e], L.reap_max[e]);
+        }
+    }
+    EXPECT_EQ(m.meta["tokens"], w.meta["tokens"]);
+    EXPECT_EQ(m.meta["calibration"].size(), 2u);
+    EXPECT_EQ(m.meta["merged_from"].size(), 2u);
+}
+
+TEST(Merge, RefusesDifferentModelsAndBadFiles) {
+    const std::string dir = test::tmp_dir();
+    synth::Options    o;
+    o.n_layer = 2;
+    synth::Options o8 = o;
+    o8.n_expert = 8, o8.n_expert_used = 2;
+    const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
+    for (auto [opt, out] : {std::pair{o, dir + "/16.json"}, std::pair{o8, dir + "/8.json"}}) {
+        const auto r = test::run_reap({"profile", "-m", test::synth_model(opt), "--data", data, "--max-samples", "4",
+                                       "-o", out, "--no-progress"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    auto refuse = [&](std::vector<std::string> args, const std::string & why) {
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_FALSE(std::ifstream(dir + "/m.json").good());
+    };
+    refuse({"merge", dir + "/16.json", dir + "/8.json", "-o", dir + "/m.json"}, "different models");
+    refuse({"merge", dir + "/16.json", dir + "/missing.json", "-o", dir + "/m.json"}, "missing.json");
+    test::write_bytes(dir + "/bad.json", "{\"0\": [", 7);
+    refuse({"merge", dir + "/16.json", dir + "/bad.json", "-o", dir + "/m.json"}, "bad.json: not valid JSON");
+}
+
+}  // namespace

@@ -1,0 +1,43 @@
+#include "atomic_file.h"
+#include "commands.h"
+#include "error.h"
+#include "report.h"
+
+#include <cstdio>
+#include <filesystem>
+
+namespace reap::cli {
+
+void add_report(CLI::App & app) {
+    struct Opts {
+        std::vector<std::string> stats;
+        std::string              output = "report.html";
+        std::string              criterion = "reap";
+        double                   keep_ratio = 0.5;
+    };
+    auto   o   = std::make_shared<Opts>();
+    auto * cmd = app.add_subcommand("report", "HTML page and text summary of stats files: heatmaps, skew, agreement");
+    cmd->add_option("stats", o->stats, "stats file(s) from reap profile; several are compared with each other")
+        ->required();
+    cmd->add_option("-o,--output", o->output, "HTML file to write");
+    cmd->add_option("--criterion", o->criterion, "score shown in the heatmaps and compared between files")
+        ->check(CLI::IsMember({"reap", "ean", "frequency", "weighted-frequency"}));
+    cmd->add_option("--keep-ratio", o->keep_ratio, "mark the experts that pruning to this fraction would drop");
+    cmd->callback([o]() {
+        std::vector<ReportFile> files;
+        for (const auto & path : o->stats) {
+            // `reap report stats.json -o stats.json` would replace hours of profiling with a page.
+            std::error_code ec;
+            if (std::filesystem::equivalent(path, o->output, ec)) {
+                fail("%s: the output would overwrite this stats file; choose another -o", o->output.c_str());
+            }
+            files.push_back({path, ExpertStats::load(path)});
+        }
+        const Report r = build_report(files, {parse_criterion(o->criterion), o->keep_ratio});
+        write_file_atomic(o->output, r.html);
+        std::fputs(r.text.c_str(), stdout);
+        std::printf("wrote %s\n", o->output.c_str());
+    });
+}
+
+}  // namespace reap::cli
