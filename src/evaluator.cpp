@@ -2,6 +2,8 @@
 
 #include "atomic_file.h"
 #include "error.h"
+#include "fs_util.h"
+#include "llama_util.h"
 #include "inspect.h"
 #include "progress.h"
 
@@ -14,7 +16,6 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
-#include <sys/stat.h>
 #include <thread>
 
 namespace reap {
@@ -54,22 +55,9 @@ struct LogitsHeader {
     char     base_name[256];
 };
 
-struct ModelDeleter { void operator()(llama_model * m) const { llama_model_free(m); } };
-struct ContextDeleter { void operator()(llama_context * c) const { llama_free(c); } };
-
-uint64_t file_size_of(const std::string & p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
-}
-
-std::string base_name(const std::string & p) {
-    const size_t s = p.rfind('/');
-    return s == std::string::npos ? p : p.substr(s + 1);
-}
-
 struct Loaded {
-    std::unique_ptr<llama_model, ModelDeleter>     model;
-    std::unique_ptr<llama_context, ContextDeleter> ctx;
+    LlamaModelPtr   model;
+    LlamaContextPtr ctx;
 };
 
 Loaded load(const std::string & path, const EvalOptions & o) {
@@ -87,21 +75,8 @@ Loaded load(const std::string & path, const EvalOptions & o) {
     return l;
 }
 
-// Windows of n_ctx tokens, each starting with BOS when the vocabulary adds one.
 std::vector<std::vector<llama_token>> make_windows(const llama_vocab * vocab, const std::string & text, const EvalOptions & o) {
-    std::vector<llama_token> toks(text.size() + 16);
-    int n = llama_tokenize(vocab, text.data(), int32_t(text.size()), toks.data(), int32_t(toks.size()), false, false);
-    if (n < 0) fail("%s: tokenization failed", o.data.c_str());
-    toks.resize(size_t(n));
-    const bool bos = llama_vocab_get_add_bos(vocab);
-    const size_t w = size_t(o.n_ctx) - (bos ? 1 : 0);
-    std::vector<std::vector<llama_token>> out;
-    for (size_t i = 0; i + 1 < toks.size() && (o.max_chunks < 0 || out.size() < size_t(o.max_chunks)); i += w) {
-        std::vector<llama_token> win;
-        if (bos) win.push_back(llama_vocab_bos(vocab));
-        win.insert(win.end(), toks.begin() + long(i), toks.begin() + long(std::min(toks.size(), i + w)));
-        if (win.size() >= 2) out.push_back(std::move(win));
-    }
+    auto out = text_windows(vocab, text, o.n_ctx, o.max_chunks);
     if (out.empty()) fail("%s: not enough text to evaluate (need at least 2 tokens)", o.data.c_str());
     return out;
 }
@@ -159,14 +134,14 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
     ss << in.rdbuf();
     const std::string text = ss.str();
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail("%s: the held-out text is empty", o.data.c_str());
-    if (o.base.empty() && (o.base_logits.empty() || file_size_of(o.base_logits) == 0)) {
+    if (o.base.empty() && (o.base_logits.empty() || file_size(o.base_logits) == 0)) {
         fail("give -m BASE, or --base-logits FILE from an earlier run");
     }
     llama_backend_init();
 
     std::vector<EvalRow> rows;
     const std::string    logits_path = !o.base_logits.empty() ? o.base_logits : "";
-    const bool           reuse = !logits_path.empty() && file_size_of(logits_path) > 0;
+    const bool           reuse = !logits_path.empty() && file_size(logits_path) > 0;
     std::vector<std::vector<llama_token>> windows;
     LogitsHeader                           hdr{};
     if (o.pruned.empty() && o.base.empty()) {
@@ -185,7 +160,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
         hdr.n_windows      = uint32_t(windows.size());
         const auto flat    = flatten(windows);
         hdr.n_tokens       = flat.size();
-        hdr.base_file_size = file_size_of(o.base);
+        hdr.base_file_size = file_size(o.base);
         std::strncpy(hdr.base_name, base_name(o.base).c_str(), sizeof(hdr.base_name) - 1);
         const std::string path = logits_path.empty() ? o.data + ".base-logits.tmp" : logits_path;
         AtomicFile        out(path);
@@ -238,7 +213,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
         n_pred += windows.back().size() - 1;
     }
     const uint64_t data_at = sizeof(hdr) + hdr.n_tokens * sizeof(llama_token);
-    if (file_size_of(lpath) != data_at + n_pred * hdr.n_vocab * sizeof(float)) {
+    if (file_size(lpath) != data_at + n_pred * hdr.n_vocab * sizeof(float)) {
         fail("%s: truncated or corrupt base-logits file", lpath.c_str());
     }
     lp.resize(hdr.n_vocab);
@@ -294,7 +269,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
             progress.update(done);
         }
         progress.finish();
-        rows.push_back(finish_row(base_name(path), file_size_of(path), nll, kls, agree, secs, done));
+        rows.push_back(finish_row(base_name(path), file_size(path), nll, kls, agree, secs, done));
     }
     return rows;
 }

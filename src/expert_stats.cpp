@@ -2,6 +2,7 @@
 
 #include "atomic_file.h"
 #include "error.h"
+#include "fs_util.h"
 
 #include <algorithm>
 #include <cctype>
@@ -187,19 +188,7 @@ ExpertStats ExpertStats::from_json(const json & j, const std::string & origin) {
     return s;
 }
 
-ExpertStats ExpertStats::load(const std::string & path) {
-    std::ifstream in(path);
-    if (!in) {
-        fail("%s: cannot open stats file", path.c_str());
-    }
-    json j;
-    try {
-        j = json::parse(in);
-    } catch (const json::exception & e) {
-        fail("%s: not valid JSON (%s)", path.c_str(), e.what());
-    }
-    return from_json(j, path);
-}
+ExpertStats ExpertStats::load(const std::string & path) { return from_json(read_json_file(path, "stats file"), path); }
 
 void ExpertStats::save(const std::string & path) const { write_file_atomic(path, to_json().dump(1) + "\n"); }
 

@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "expert_budget.h"
+#include "fs_util.h"
 
 #include <algorithm>
 #include <fstream>
@@ -221,16 +222,6 @@ Plan Plan::from_json(const json & j, const std::string & origin) {
     }
 }
 
-Plan Plan::load(const std::string & path) {
-    std::ifstream in(path);
-    if (!in) fail("%s: cannot open plan file", path.c_str());
-    json j;
-    try {
-        j = json::parse(in);
-    } catch (const json::exception & e) {
-        fail("%s: not valid JSON (%s)", path.c_str(), e.what());
-    }
-    return from_json(j, path);
-}
+Plan Plan::load(const std::string & path) { return from_json(read_json_file(path, "plan file"), path); }
 
 }  // namespace reap

@@ -1,6 +1,8 @@
 #include "profiler.h"
 
 #include "calibration.h"
+#include "fs_util.h"
+#include "llama_util.h"
 #include "error.h"
 #include "gguf_file.h"
 #include "log.h"
@@ -57,25 +59,6 @@ ggml_type parse_cache_type(const std::string & s) {
     fail("unknown KV cache type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl)", s.c_str());
 }
 
-struct ModelDeleter { void operator()(llama_model * m) const { llama_model_free(m); } };
-struct ContextDeleter { void operator()(llama_context * c) const { llama_free(c); } };
-
-std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special) {
-    std::vector<llama_token> toks(text.size() + 16);
-    int n = llama_tokenize(vocab, text.data(), int32_t(text.size()), toks.data(), int32_t(toks.size()), add_special,
-                           parse_special);
-    if (n < 0) {
-        toks.resize(size_t(-n));
-        n = llama_tokenize(vocab, text.data(), int32_t(text.size()), toks.data(), int32_t(toks.size()), add_special,
-                           parse_special);
-    }
-    if (n < 0) {
-        fail("tokenization failed");
-    }
-    toks.resize(size_t(n));
-    return toks;
-}
-
 std::string render_chat(const llama_model * model, const json & messages, const std::string & where) {
     const char * tmpl = llama_model_chat_template(model, nullptr);
     if (tmpl == nullptr) {
@@ -118,18 +101,6 @@ uint64_t fingerprint(const std::vector<std::vector<llama_token>> & items) {
     return h;
 }
 
-std::string iso_now() {
-    char       buf[32];
-    std::time_t t = std::time(nullptr);
-    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return buf;
-}
-
-std::string base_name(const std::string & p) {
-    const size_t s = p.rfind('/');
-    return s == std::string::npos ? p : p.substr(s + 1);
-}
-
 }  // namespace
 
 ProfileResult run_profile(const ProfileOptions & opts) {
@@ -168,7 +139,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     llama_backend_init();
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers       = opts.n_gpu_layers;
-    std::unique_ptr<llama_model, ModelDeleter> model(llama_model_load_from_file(opts.model.c_str(), mp));
+    LlamaModelPtr model(llama_model_load_from_file(opts.model.c_str(), mp));
     if (!model) {
         fail("%s: llama.cpp could not load the model", opts.model.c_str());
     }
@@ -180,17 +151,9 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     for (const auto & s : samples) {
         const std::string where = opts.data[s.file] + (s.line ? ":" + std::to_string(s.line) : "");
         if (s.is_plain) {
-            const auto toks = tokenize(vocab, s.text, false, false);
-            const bool bos  = llama_vocab_get_add_bos(vocab);
-            const int  w    = opts.n_ctx - (bos ? 1 : 0);
-            for (size_t i = 0; i < toks.size(); i += size_t(w)) {
-                std::vector<llama_token> win;
-                if (bos) win.push_back(llama_vocab_bos(vocab));
-                win.insert(win.end(), toks.begin() + long(i), toks.begin() + long(std::min(toks.size(), i + size_t(w))));
-                if (win.size() >= 2) {
-                    items.push_back(std::move(win));
-                    item_file.push_back(s.file);
-                }
+            for (auto & win : text_windows(vocab, s.text, opts.n_ctx)) {
+                items.push_back(std::move(win));
+                item_file.push_back(s.file);
             }
             continue;
         }
@@ -262,7 +225,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         cp.cb_eval           = MoeCollector::eval_callback;
         cp.cb_eval_user_data = &collector;
     }
-    std::unique_ptr<llama_context, ContextDeleter> ctx(llama_init_from_model(model.get(), cp));
+    LlamaContextPtr ctx(llama_init_from_model(model.get(), cp));
     if (!ctx) {
         fail("%s: llama.cpp could not create a context (n_ctx=%u, n_batch=%d)", opts.model.c_str(), cp.n_ctx, opts.n_batch);
     }
@@ -376,7 +339,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         if (!opts.collect) return;
         ExpertStats out  = collector.stats();
         out.meta         = meta;
-        out.meta["date"] = iso_now();
+        out.meta["date"] = iso_utc_now();
         out.meta["samples"]  = samples_done;
         out.meta["tokens"]   = tokens_done;
         out.meta["progress"] = {{"samples_done", samples_done}, {"tokens_done", tokens_done}, {"complete", complete}};

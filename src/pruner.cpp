@@ -2,6 +2,7 @@
 
 #include "atomic_file.h"
 #include "error.h"
+#include "fs_util.h"
 #include "progress.h"
 
 #include "ggml.h"
@@ -47,11 +48,6 @@ void set_count_key(gguf_context * ctx, const gguf_context * src, const std::stri
         case GGUF_TYPE_INT64:  gguf_set_val_i64(ctx, key.c_str(), v); break;
         default:               gguf_set_val_u32(ctx, key.c_str(), v); break;
     }
-}
-
-std::string base_name(const std::string & p) {
-    const size_t s = p.rfind('/');
-    return s == std::string::npos ? p : p.substr(s + 1);
 }
 
 // Hash routing (ffn_gate_tid2eid: token -> expert ids) stores expert ids as values. They can be

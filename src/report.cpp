@@ -1,6 +1,7 @@
 #include "report.h"
 
 #include "error.h"
+#include "fs_util.h"
 
 #include <algorithm>
 #include <cmath>
@@ -148,11 +149,6 @@ struct FileView {
 };
 
 constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
-
-std::string base_name(const std::string & p) {
-    const size_t s = p.find_last_of('/');
-    return s == std::string::npos ? p : p.substr(s + 1);
-}
 
 std::string num(double v) { return std::isfinite(v) ? strfmt("%.4g", v) : "n/a"; }
 

@@ -2,6 +2,8 @@
 
 #include "log.h"
 
+#include "ggml.h"
+#include "gguf.h"
 #include "llama.h"
 
 #include <gtest/gtest.h>
@@ -149,6 +151,34 @@ std::vector<std::vector<float>> decode_logits(const std::string & path, const st
     llama_free(ctx);
     llama_model_free(model);
     return rows;
+}
+
+std::string write_splits(const std::string & src, const std::string & prefix, int n) {
+    ggml_context *   data = nullptr;
+    gguf_context *   in   = gguf_init_from_file(src.c_str(), {false, &data});
+    EXPECT_NE(in, nullptr);
+    const int64_t    nt   = gguf_get_n_tensors(in);
+    std::string      first;
+    for (int s = 0; s < n; s++) {
+        gguf_context * out = gguf_init_empty();
+        if (s == 0) {
+            gguf_set_kv(out, in);
+        }
+        gguf_set_val_u16(out, "split.no", uint16_t(s));
+        gguf_set_val_u16(out, "split.count", uint16_t(n));
+        gguf_set_val_i32(out, "split.tensors.count", int32_t(nt));
+        for (int64_t i = s * nt / n; i < (s + 1) * nt / n; i++) {
+            gguf_add_tensor(out, ggml_get_tensor(data, gguf_get_tensor_name(in, i)));
+        }
+        char path[1024];
+        llama_split_path(path, sizeof(path), prefix.c_str(), s, n);
+        EXPECT_TRUE(gguf_write_to_file(out, path, false));
+        if (s == 0) first = path;
+        gguf_free(out);
+    }
+    gguf_free(in);
+    ggml_free(data);
+    return first;
 }
 
 std::vector<uint8_t> read_bytes(const std::string & path) {

@@ -28,6 +28,10 @@ RunResult run_reap(const std::vector<std::string> & args);
 // returns the logits of every token, row by row. Fails the test on any llama.cpp error.
 std::vector<std::vector<float>> decode_logits(const std::string & model, const std::string & text, int n_threads = 2);
 
+// Writes `src` as `n` split files named like llama.cpp's gguf-split ("<prefix>-0000k-of-0000n.gguf");
+// returns the first one's path.
+std::string write_splits(const std::string & src, const std::string & prefix, int n);
+
 std::vector<uint8_t> read_bytes(const std::string & path);
 void                 write_bytes(const std::string & path, const void * data, size_t n);
 

@@ -58,41 +58,12 @@ TEST(GgufFile, ReadsTensorBytesAndChecksBounds) {
     EXPECT_THROW(f.read(*t, t->nbytes - 2, row.data(), 4), Error);
 }
 
-// Writes `src` as `n` split files named like llama.cpp's gguf-split does; returns the first.
-std::string write_splits(const std::string & src, const std::string & prefix, int n) {
-    ggml_context *   data = nullptr;
-    gguf_context *   in   = gguf_init_from_file(src.c_str(), {false, &data});
-    EXPECT_NE(in, nullptr);
-    const int64_t    nt   = gguf_get_n_tensors(in);
-    std::string      first;
-    for (int s = 0; s < n; s++) {
-        gguf_context * out = gguf_init_empty();
-        if (s == 0) {
-            gguf_set_kv(out, in);
-        }
-        gguf_set_val_u16(out, "split.no", uint16_t(s));
-        gguf_set_val_u16(out, "split.count", uint16_t(n));
-        gguf_set_val_i32(out, "split.tensors.count", int32_t(nt));
-        for (int64_t i = s * nt / n; i < (s + 1) * nt / n; i++) {
-            gguf_add_tensor(out, ggml_get_tensor(data, gguf_get_tensor_name(in, i)));
-        }
-        char path[1024];
-        llama_split_path(path, sizeof(path), prefix.c_str(), s, n);
-        EXPECT_TRUE(gguf_write_to_file(out, path, false));
-        if (s == 0) first = path;
-        gguf_free(out);
-    }
-    gguf_free(in);
-    ggml_free(data);
-    return first;
-}
-
 TEST(GgufFile, SplitModelReadsAsOne) {
     synth::Options o;
     o.n_layer             = 3;
     const auto   whole    = test::synth_model(o);
     const auto   dir      = test::tmp_dir();
-    const auto   first    = write_splits(whole, dir + "/model", 3);
+    const auto   first    = test::write_splits(whole, dir + "/model", 3);
     const auto   a        = GgufFile::open(whole);
     const auto   b        = GgufFile::open(first);
     ASSERT_EQ(b.split_paths().size(), 3u);

@@ -433,28 +433,7 @@ TEST(Prune, SplitInputEqualsWholeInput) {
     const std::string model = test::synth_model(o);
     const std::string dir   = test::tmp_dir();
     const std::string stats = stats_for(model, dir);
-    // split with the same helper the reader test uses: three files
-    ggml_context * data = nullptr;
-    gguf_context * in   = gguf_init_from_file(model.c_str(), {false, &data});
-    const int64_t  nt   = gguf_get_n_tensors(in);
-    std::string    first;
-    for (int s = 0; s < 3; s++) {
-        gguf_context * out = gguf_init_empty();
-        if (s == 0) gguf_set_kv(out, in);
-        gguf_set_val_u16(out, "split.no", uint16_t(s));
-        gguf_set_val_u16(out, "split.count", 3);
-        gguf_set_val_i32(out, "split.tensors.count", int32_t(nt));
-        for (int64_t i = s * nt / 3; i < (s + 1) * nt / 3; i++) {
-            gguf_add_tensor(out, ggml_get_tensor(data, gguf_get_tensor_name(in, i)));
-        }
-        char path[1024];
-        llama_split_path(path, sizeof(path), (dir + "/split").c_str(), s, 3);
-        ASSERT_TRUE(gguf_write_to_file(out, path, false));
-        if (s == 0) first = path;
-        gguf_free(out);
-    }
-    gguf_free(in);
-    ggml_free(data);
+    const std::string first = test::write_splits(model, dir + "/split", 3);
 
     ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "6", "-o", dir + "/a.gguf", "--no-progress"}).exit_code, 0);
     const auto r = test::run_reap({"prune", "-m", first, "--stats", stats, "--keep", "6", "-o", dir + "/b.gguf", "--no-progress"});

@@ -1,8 +1,8 @@
 #include "commands.h"
 #include "error.h"
 #include "expert_stats.h"
+#include "fs_util.h"
 
-#include <ctime>
 #include <cstdio>
 
 namespace reap::cli {
@@ -40,16 +40,13 @@ void add_merge(CLI::App & app) {
             tokens += s.meta.value("tokens", uint64_t(0));
             samples += s.meta.value("samples", uint64_t(0));
         }
-        char        date[32];
-        std::time_t t = std::time(nullptr);
-        std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
         meta.erase("progress");
         meta.erase("fingerprint");  // a merged file is not a checkpoint to resume
         meta["merged_from"] = *files;
         meta["calibration"] = cal;
         meta["tokens"]      = tokens;
         meta["samples"]     = samples;
-        meta["date"]        = date;
+        meta["date"]        = iso_utc_now();
         meta["tool"]        = std::string("reap.cpp ") + REAP_VERSION;
         all.meta            = meta;
         all.save(*output);

@@ -2,6 +2,7 @@
 #include "commands.h"
 #include "error.h"
 #include "expert_budget.h"
+#include "fs_util.h"
 #include "inspect.h"
 #include "pruner.h"
 
@@ -79,7 +80,7 @@ void run(const PruneOpts & o) {
         }
         for (uint32_t kept : counts) {
             Plan p  = make_plan(stats, layout, parse_criterion(o.criterion), kept, o.seed);
-            p.model = o.model.substr(o.model.rfind('/') + 1);
+            p.model = base_name(o.model);
             p.stats = o.stats;
             plans.push_back(p);
         }

@@ -1,0 +1,40 @@
+#include "fs_util.h"
+
+#include "error.h"
+
+#include <ctime>
+#include <fstream>
+#include <sys/stat.h>
+
+namespace reap {
+
+std::string base_name(const std::string & path) {
+    const size_t s = path.find_last_of('/');
+    return s == std::string::npos ? path : path.substr(s + 1);
+}
+
+uint64_t file_size(const std::string & path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+}
+
+std::string iso_utc_now() {
+    char        buf[32];
+    std::time_t t = std::time(nullptr);
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return buf;
+}
+
+nlohmann::json read_json_file(const std::string & path, const char * what) {
+    std::ifstream in(path);
+    if (!in) {
+        fail("%s: cannot open %s", path.c_str(), what);
+    }
+    try {
+        return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception & e) {
+        fail("%s: not valid JSON (%s)", path.c_str(), e.what());
+    }
+}
+
+}  // namespace reap

@@ -1,0 +1,17 @@
+// Small file-system helpers shared by the commands.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace reap {
+
+std::string    base_name(const std::string & path);  // "a/b/c.gguf" -> "c.gguf"
+uint64_t       file_size(const std::string & path);  // 0 when it does not exist
+std::string    iso_utc_now();                        // "2026-11-23T16:42:23Z"
+// Parses a JSON file; throws "<path>: cannot open <what>" / "<path>: not valid JSON (...)".
+nlohmann::json read_json_file(const std::string & path, const char * what);
+
+}  // namespace reap

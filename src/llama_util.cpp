@@ -1,0 +1,40 @@
+#include "llama_util.h"
+
+#include "error.h"
+
+#include <algorithm>
+
+namespace reap {
+
+std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special) {
+    std::vector<llama_token> toks(text.size() + 16);
+    int n = llama_tokenize(vocab, text.data(), int32_t(text.size()), toks.data(), int32_t(toks.size()), add_special,
+                           parse_special);
+    if (n < 0) {  // the buffer was too small: -n is the size needed
+        toks.resize(size_t(-n));
+        n = llama_tokenize(vocab, text.data(), int32_t(text.size()), toks.data(), int32_t(toks.size()), add_special,
+                           parse_special);
+    }
+    if (n < 0) {
+        fail("tokenization failed");
+    }
+    toks.resize(size_t(n));
+    return toks;
+}
+
+std::vector<std::vector<llama_token>> text_windows(const llama_vocab * vocab, const std::string & text, int n_ctx,
+                                                   long max_windows) {
+    const auto   toks = tokenize(vocab, text, false, false);
+    const bool   bos  = llama_vocab_get_add_bos(vocab);
+    const size_t w    = size_t(n_ctx) - (bos ? 1 : 0);
+    std::vector<std::vector<llama_token>> out;
+    for (size_t i = 0; i < toks.size() && (max_windows < 0 || out.size() < size_t(max_windows)); i += w) {
+        std::vector<llama_token> win;
+        if (bos) win.push_back(llama_vocab_bos(vocab));
+        win.insert(win.end(), toks.begin() + long(i), toks.begin() + long(std::min(toks.size(), i + w)));
+        if (win.size() >= 2) out.push_back(std::move(win));
+    }
+    return out;
+}
+
+}  // namespace reap
