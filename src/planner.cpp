@@ -83,16 +83,21 @@ std::vector<double> expert_scores(const LayerStats & L, Criterion c, uint64_t se
     return {};
 }
 
-// The `n` best experts of `ids` (best = highest score; ties: higher count, then higher id is
-// kept, i.e. lower count and lower id are pruned first).
-static std::vector<uint32_t> best_of(std::vector<uint32_t> ids, size_t n, const std::vector<double> & score,
-                                     const std::vector<uint64_t> & count) {
+std::vector<uint32_t> pruning_order(std::vector<uint32_t> ids, const std::vector<double> & score,
+                                    const std::vector<uint64_t> & count) {
     std::sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) {
         if (score[a] != score[b]) return score[a] < score[b];
         if (count[a] != count[b]) return count[a] < count[b];
         return a < b;
-    });  // ascending: pruned first
-    std::vector<uint32_t> kept(ids.end() - long(n), ids.end());
+    });
+    return ids;
+}
+
+// The `n` experts of `ids` pruned last, ascending.
+static std::vector<uint32_t> best_of(const std::vector<uint32_t> & ids, size_t n, const std::vector<double> & score,
+                                     const std::vector<uint64_t> & count) {
+    const auto            order = pruning_order(ids, score, count);
+    std::vector<uint32_t> kept(order.end() - long(n), order.end());
     std::sort(kept.begin(), kept.end());
     return kept;
 }

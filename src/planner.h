@@ -49,6 +49,11 @@ void check_stats_match(const ExpertStats & stats, const MoeLayout & layout, cons
 // Scores per layer under `criterion` (lower = pruned first).
 std::vector<double> expert_scores(const LayerStats & L, Criterion c, uint64_t seed, int layer);
 
+// `ids` in the order they are pruned: lowest score first; ties by lower activation count, then
+// lower id. The one definition of the order, used by plans and by reports.
+std::vector<uint32_t> pruning_order(std::vector<uint32_t> ids, const std::vector<double> & score,
+                                    const std::vector<uint64_t> & count);
+
 // Builds a plan keeping `kept` experts in every MoE layer. Lowest score goes first; ties go by
 // lower activation count, then lower id. With expert groups each group keeps kept/groups.
 // Next-token-prediction layers (no statistics) keep the ids of the last regular MoE layer.

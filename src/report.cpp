@@ -79,17 +79,11 @@ double gini(const std::vector<double> & v) {
     return std::max(0.0, acc / (n * total));
 }
 
-// Expert ids in the order the planner prunes them: lowest score first, then lower count, then
-// lower id (planner.cpp, best_of).
+// Every expert id of a layer, in the order the planner prunes them.
 static std::vector<uint32_t> pruning_order(const std::vector<double> & score, const std::vector<uint64_t> & count) {
     std::vector<uint32_t> ids(score.size());
     std::iota(ids.begin(), ids.end(), 0u);
-    std::sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) {
-        if (score[a] != score[b]) return score[a] < score[b];
-        if (count[a] != count[b]) return count[a] < count[b];
-        return a < b;
-    });
-    return ids;
+    return reap::pruning_order(std::move(ids), score, count);
 }
 
 static size_t kept_for_ratio(size_t n_expert, double keep_ratio) {
