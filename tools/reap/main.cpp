@@ -35,7 +35,7 @@ std::vector<std::string> normalize_llama_flags(int argc, char ** argv) {
 }  // namespace reap::cli
 
 int main(int argc, char ** argv) {
-    CLI::App app{"reap: Router-weighted Expert Activation Pruning for GGUF mixture-of-experts models"};
+    CLI::App app{"reap: Router-weighted Expert Activation Pruning for GGUF mixture-of-experts models", "reap"};
     app.set_version_flag("--version", std::string("reap ") + REAP_VERSION);
     app.require_subcommand(1);
     app.option_defaults()->always_capture_default();
