@@ -6,6 +6,7 @@
 #include "progress.h"
 
 #include "ggml.h"
+#include "llama.h"
 
 #include <algorithm>
 #include <cstring>
@@ -31,10 +32,15 @@ struct Recipe {
 };
 
 struct OutputLayout {
-    std::unique_ptr<gguf_context, GgufCtxDeleter> gguf;
-    std::unique_ptr<ggml_context, GgmlCtxDeleter> tensors;
-    std::vector<Recipe>                           recipes;
-    uint64_t                                      size = 0;
+    std::unique_ptr<gguf_context, GgufCtxDeleter>              gguf;     // the whole output
+    std::unique_ptr<ggml_context, GgmlCtxDeleter>              tensors;
+    std::vector<Recipe>                                        recipes;
+    std::vector<std::unique_ptr<gguf_context, GgufCtxDeleter>> splits;   // split files (empty: one file)
+    std::vector<size_t>                                        file_of;  // per tensor: its file index
+    uint64_t                                                   size = 0; // all files together
+
+    const gguf_context * file_ctx(size_t f) const { return splits.empty() ? gguf.get() : splits[f].get(); }
+    size_t               n_files() const { return splits.empty() ? 1 : splits.size(); }
 };
 
 void set_count_key(gguf_context * ctx, const gguf_context * src, const std::string & key, uint32_t v) {
@@ -73,7 +79,7 @@ std::vector<uint8_t> remap_expert_ids(const GgufFile & in, const TensorInfo & t,
     return bytes;
 }
 
-OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const Plan & plan) {
+OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
     OutputLayout out;
     out.gguf.reset(gguf_init_empty());
     gguf_context * ctx = out.gguf.get();
@@ -122,10 +128,58 @@ OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const P
         ggml_set_name(gt, t.name.c_str());
         gguf_add_tensor(ctx, gt);
         out.recipes.push_back(r);
-        out.size += GGML_PAD(ggml_nbytes(gt), gguf_get_alignment(ctx));
     }
-    out.size += gguf_get_meta_size(ctx);
+    // Split like llama.cpp's gguf-split: a new file when the next tensor would pass the limit;
+    // every file carries split.no/count/tensors.count, the first one all the other keys too.
+    const size_t align = gguf_get_alignment(ctx);
+    const int64_t n_tensors = gguf_get_n_tensors(ctx);
+    uint64_t      part = 0;
+    out.file_of.assign(size_t(n_tensors), 0);
+    for (int64_t i = 0; i < n_tensors && split_max > 0; i++) {
+        const uint64_t sz = GGML_PAD(gguf_get_tensor_size(ctx, i), align);
+        if (part > 0 && part + sz > split_max) {
+            out.file_of[size_t(i)] = out.file_of[size_t(i - 1)] + 1;
+            part                   = 0;
+        } else if (i > 0) {
+            out.file_of[size_t(i)] = out.file_of[size_t(i - 1)];
+        }
+        part += sz;
+    }
+    const size_t n_files = n_tensors > 0 ? out.file_of.back() + 1 : 1;
+    if (n_files > 1) {
+        for (size_t f = 0; f < n_files; f++) {
+            out.splits.emplace_back(gguf_init_empty());
+            gguf_context * sc = out.splits.back().get();
+            if (f == 0) gguf_set_kv(sc, ctx);
+            gguf_set_val_u16(sc, "split.no", uint16_t(f));
+            gguf_set_val_u16(sc, "split.count", uint16_t(n_files));
+            gguf_set_val_i32(sc, "split.tensors.count", int32_t(n_tensors));
+        }
+        for (int64_t i = 0; i < n_tensors; i++) {
+            gguf_add_tensor(out.splits[out.file_of[size_t(i)]].get(),
+                            ggml_get_tensor(out.tensors.get(), gguf_get_tensor_name(ctx, i)));
+        }
+    }
+    for (size_t f = 0; f < out.n_files(); f++) {
+        out.size += gguf_get_meta_size(out.file_ctx(f));
+    }
+    for (int64_t i = 0; i < n_tensors; i++) {
+        out.size += GGML_PAD(gguf_get_tensor_size(ctx, i), align);
+    }
     return out;
+}
+
+std::vector<std::string> file_names(const std::string & output, size_t n_files) {
+    if (n_files == 1) return {output};
+    const bool        ext    = output.size() > 5 && output.compare(output.size() - 5, 5, ".gguf") == 0;
+    const std::string prefix = ext ? output.substr(0, output.size() - 5) : output;
+    std::vector<std::string> names;
+    for (size_t f = 0; f < n_files; f++) {
+        char p[4096];
+        llama_split_path(p, sizeof(p), prefix.c_str(), int(f), int(n_files));
+        names.push_back(p);
+    }
+    return names;
 }
 
 bool same_file(const std::string & a, const std::string & b) {
@@ -138,47 +192,58 @@ bool same_file(const std::string & a, const std::string & b) {
 
 }  // namespace
 
-uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan) {
-    return build_output(in, layout, plan).size;
+uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
+    return build_output(in, layout, plan, split_max).size;
+}
+
+std::vector<std::string> pruned_file_names(const GgufFile & in, const MoeLayout & layout, const PruneJob & job) {
+    return file_names(job.output, build_output(in, layout, job.plan, job.split_max_bytes).n_files());
 }
 
 void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs, bool show_progress) {
+    std::vector<OutputLayout>             outs;
+    std::vector<std::vector<std::string>> names;
+    uint64_t                              total = 0;
     for (const auto & j : jobs) {
-        for (const auto & sp : in.split_paths()) {
-            if (same_file(j.output, sp)) {
-                fail("%s: the output would overwrite the input model", j.output.c_str());
-            }
-        }
-        for (const auto & k : jobs) {
-            if (&k != &j && same_file(j.output, k.output)) {
-                fail("%s: two outputs with the same name", j.output.c_str());
-            }
-        }
         check_plan(j.plan, layout, j.output);
-    }
-    std::vector<OutputLayout>                outs;
-    std::vector<std::unique_ptr<AtomicFile>> files;
-    uint64_t                                 total = 0;
-    for (const auto & j : jobs) {
-        outs.push_back(build_output(in, layout, j.plan));
+        outs.push_back(build_output(in, layout, j.plan, j.split_max_bytes));
+        names.push_back(file_names(j.output, outs.back().n_files()));
         total += outs.back().size;
     }
-    // Create every output before the long copy, so a bad path fails at once.
-    for (const auto & j : jobs) {
-        files.push_back(std::make_unique<AtomicFile>(j.output));
+    std::vector<std::string> all_names;
+    for (const auto & n : names) all_names.insert(all_names.end(), n.begin(), n.end());
+    for (size_t a = 0; a < all_names.size(); a++) {
+        for (const auto & sp : in.split_paths()) {
+            if (same_file(all_names[a], sp)) {
+                fail("%s: the output would overwrite the input model", all_names[a].c_str());
+            }
+        }
+        for (size_t b = a + 1; b < all_names.size(); b++) {
+            if (same_file(all_names[a], all_names[b])) fail("%s: two outputs with the same name", all_names[a].c_str());
+        }
+    }
+    // Create every output file before the long copy, so a bad path fails at once.
+    std::vector<std::vector<std::unique_ptr<AtomicFile>>> files(outs.size());
+    for (size_t o = 0; o < outs.size(); o++) {
+        for (const auto & n : names[o]) files[o].push_back(std::make_unique<AtomicFile>(n));
     }
     Progress progress("prune", total, "bytes", show_progress);
     uint64_t written = 0;
     for (size_t o = 0; o < outs.size(); o++) {
-        std::vector<uint8_t> meta(gguf_get_meta_size(outs[o].gguf.get()));
-        gguf_get_meta_data(outs[o].gguf.get(), meta.data());
-        files[o]->write(meta.data(), meta.size());
-        written += meta.size();
+        for (size_t f = 0; f < outs[o].n_files(); f++) {
+            std::vector<uint8_t> meta(gguf_get_meta_size(outs[o].file_ctx(f)));
+            gguf_get_meta_data(outs[o].file_ctx(f), meta.data());
+            files[o][f]->write(meta.data(), meta.size());
+            written += meta.size();
+        }
     }
 
     std::vector<uint8_t> buf(k_chunk);
     static const uint8_t zeros[64] = {};
     std::vector<uint64_t> tensor_bytes(outs.size());
+
+    size_t i = 0;  // the tensor being copied; its file in output o is files[o][outs[o].file_of[i]]
+    auto   out_file = [&](size_t o) { return files[o][outs[o].file_of[i]].get(); };
 
     // Copies bytes [off, off+n) of input tensor t to the outputs in `to`.
     auto copy_range = [&](const TensorInfo & t, uint64_t off, uint64_t n, const std::vector<size_t> & to) {
@@ -186,7 +251,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
             const uint64_t c = std::min<uint64_t>(n, buf.size());
             in.read(t, off, buf.data(), c);
             for (size_t o : to) {
-                files[o]->write(buf.data(), c);
+                out_file(o)->write(buf.data(), c);
                 tensor_bytes[o] += c;
                 written += c;
             }
@@ -196,7 +261,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         }
     };
 
-    for (size_t i = 0; i < in.tensors().size(); i++) {
+    for (; i < in.tensors().size(); i++) {
         const TensorInfo & t = in.tensors()[i];
         std::fill(tensor_bytes.begin(), tensor_bytes.end(), 0);
         std::vector<size_t> all(outs.size());
@@ -205,7 +270,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         if (!r0.remapped.empty()) {
             for (size_t o = 0; o < outs.size(); o++) {
                 const auto & b = outs[o].recipes[i].remapped;
-                files[o]->write(b.data(), b.size());
+                out_file(o)->write(b.data(), b.size());
                 tensor_bytes[o] += b.size();
                 written += b.size();
             }
@@ -225,12 +290,14 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         for (size_t o = 0; o < outs.size(); o++) {
             const size_t align = gguf_get_alignment(outs[o].gguf.get());
             const size_t pad   = (align - tensor_bytes[o] % align) % align;
-            files[o]->write(zeros, pad);
+            out_file(o)->write(zeros, pad);
             written += pad;
         }
     }
     progress.finish();
-    for (auto & f : files) f->commit();
+    for (auto & fo : files) {
+        for (auto & f : fo) f->commit();
+    }
 }
 
 }  // namespace reap

@@ -17,10 +17,15 @@ namespace reap {
 struct PruneJob {
     Plan        plan;
     std::string output;
+    uint64_t    split_max_bytes = 0;  // > 0: write "<output minus .gguf>-0000k-of-0000n.gguf" files
+                                      // holding at most this much tensor data each (at least one tensor)
 };
 
-// Exact size in bytes of the file `plan` would produce.
-uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan);
+// Exact size in bytes of what `plan` would produce (all split files together).
+uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max_bytes = 0);
+
+// The file names a job writes: the output itself, or its split names when it is split.
+std::vector<std::string> pruned_file_names(const GgufFile & in, const MoeLayout & layout, const PruneJob & job);
 
 // Writes every job's output in a single pass over the input (each input byte read once).
 // Outputs are written to temporary files and renamed into place only when complete.

@@ -450,3 +450,75 @@ TEST(Prune, SplitInputEqualsWholeInput) {
 }
 
 }  // namespace
+
+namespace {
+
+// --split-max-size: gguf-split-style files that read (and load in llama.cpp) as the same model.
+TEST(Prune, SplitOutputReadsAsTheSameModel) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    const std::string stats = stats_for(model, dir);
+    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/one.gguf", "--no-progress"}).exit_code, 0);
+    const auto dry = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/parts.gguf",
+                                     "--split-max-size", "1M", "--dry-run"});
+    ASSERT_EQ(dry.exit_code, 0) << dry.err;
+    const json plan = json::parse(dry.out);
+    const auto r = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/parts.gguf",
+                                   "--split-max-size", "1M", "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto names = plan["output_files"].get<std::vector<std::string>>();
+    ASSERT_GT(names.size(), 2u);
+    EXPECT_NE(names[0].find("parts-00001-of-"), std::string::npos) << names[0];
+    uint64_t total = 0;
+    for (const auto & n : names) total += test::read_bytes(n).size();
+    EXPECT_EQ(total, plan["output_size"].get<uint64_t>());
+
+    const GgufFile a = GgufFile::open(dir + "/one.gguf"), b = GgufFile::open(names[1]);
+    EXPECT_EQ(b.split_paths().size(), names.size());
+    ASSERT_EQ(a.tensors().size(), b.tensors().size());
+    for (const auto & t : a.tensors()) {
+        const auto * u = b.find_tensor(t.name);
+        ASSERT_NE(u, nullptr) << t.name;
+        EXPECT_TRUE(bytes_of(a, t, 0, t.nbytes) == bytes_of(b, *u, 0, u->nbytes)) << t.name;
+    }
+    const auto la = test::decode_logits(dir + "/one.gguf", "split or not"), lb = test::decode_logits(names[0], "split or not");
+    ASSERT_EQ(la.size(), lb.size());
+    for (size_t i = 0; i < la.size(); i++) EXPECT_TRUE(la[i] == lb[i]);
+    EXPECT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/x.gguf",
+                              "--split-max-size", "12Q"}).exit_code, 1);
+}
+
+// Next-token-prediction (MTP) blocks are MoE layers without statistics: they take the ids
+// chosen for the last regular MoE layer, and stats files are not expected to cover them.
+TEST(Planner, NextTokenPredictionLayersKeepTheLastRegularLayersIds) {
+    MoeLayout m;
+    m.arch           = "deepseek2";
+    m.n_layer        = 4;
+    m.n_expert       = 8;
+    m.n_expert_used  = {0, 2, 2, 2};
+    m.n_nextn_layers = 1;
+    for (int il = 0; il < 4; il++) {
+        LayerInfo L{il, il == 0 ? LayerKind::dense : LayerKind::moe, il == 0 ? 0u : 2u, false, il == 3, {}};
+        m.layers.push_back(L);
+    }
+    ExpertStats s;
+    for (int il : {1, 2}) {
+        LayerStats L(8);
+        L.total_tokens = 100;
+        for (uint32_t e = 0; e < 8; e++) L.add(e, 0.5, 0.5, double(il == 1 ? e : 8 - e), 0.5 * double(il == 1 ? e : 8 - e));
+        s.layers.emplace(il, L);
+    }
+    check_stats_match(s, m, "s.json");  // layer 3 (MTP) needs no statistics
+    const Plan p = make_plan(s, m, Criterion::reap, 4, 0);
+    EXPECT_EQ(p.layers.at(1).kept, (std::vector<uint32_t>{4, 5, 6, 7}));
+    EXPECT_EQ(p.layers.at(2).kept, (std::vector<uint32_t>{0, 1, 2, 3}));
+    EXPECT_EQ(p.layers.at(3).kept, p.layers.at(2).kept);
+    EXPECT_TRUE(p.layers.at(3).copied_from_layer);
+    check_plan(p, m, "plan");
+    // and a plan missing the MTP layer is refused
+    Plan q = p;
+    q.layers.erase(3);
+    EXPECT_THROW(check_plan(q, m, "plan"), Error);
+}
+
+}  // namespace

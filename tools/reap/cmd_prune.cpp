@@ -14,7 +14,7 @@ namespace reap::cli {
 namespace {
 
 struct PruneOpts {
-    std::string model, stats, plan, output, keep_ratio, criterion = "reap", plan_out;
+    std::string model, stats, plan, output, keep_ratio, criterion = "reap", plan_out, split_max_size;
     int         keep = -1, prune = -1;
     uint64_t    seed = 42;
     bool        dry_run = false, progress = true;
@@ -35,6 +35,22 @@ std::vector<double> parse_ratios(const std::string & s) {
         }
     }
     return out;
+}
+
+// "500M", "4G", "123456" -> bytes (as llama.cpp's gguf-split --split-max-size).
+uint64_t parse_size(const std::string & s) {
+    if (s.empty()) return 0;
+    size_t   used = 0;
+    double   v    = 0;
+    try {
+        v = std::stod(s, &used);
+    } catch (const std::exception &) {
+        used = 0;
+    }
+    const std::string unit = s.substr(used);
+    const double      mul  = unit.empty() ? 1 : unit == "K" ? 1024.0 : unit == "M" ? 1048576.0 : unit == "G" ? 1073741824.0 : -1;
+    if (used == 0 || mul < 0 || !(v > 0)) fail("--split-max-size: '%s' is not a size like 500M or 4G", s.c_str());
+    return uint64_t(v * mul);
 }
 
 // "out.gguf" -> "out-keep0.50.gguf" (or "{keep}" in the name replaced) for several ratios.
@@ -87,14 +103,16 @@ void run(const PruneOpts & o) {
     }
 
     if (o.output.empty() && !o.dry_run) fail("give -o/--output (or --dry-run)");
+    const uint64_t        split_max = parse_size(o.split_max_size);
     std::vector<PruneJob> jobs;
     nlohmann::json        report = nlohmann::json::array();
     for (const auto & p : plans) {
-        jobs.push_back({p, o.output.empty() ? "" : output_name(o.output, p, plans.size() > 1)});
+        jobs.push_back({p, o.output.empty() ? "" : output_name(o.output, p, plans.size() > 1), split_max});
         nlohmann::json j        = p.to_json();
         j["output"]             = jobs.back().output;
         j["original_size"]      = layout.file_size;
-        j["output_size"]        = pruned_file_size(in, layout, p);
+        j["output_size"]        = pruned_file_size(in, layout, p, split_max);
+        if (!o.output.empty()) j["output_files"] = pruned_file_names(in, layout, jobs.back());
         report.push_back(j);
     }
     const nlohmann::json plan_json = report.size() == 1 ? report[0] : nlohmann::json{{"plans", report}};
@@ -112,8 +130,11 @@ void run(const PruneOpts & o) {
     }
     prune_model(in, layout, jobs, o.progress);
     for (const auto & j : report) {
+        const auto & files = j["output_files"];
+        const std::string name = files.size() > 1 ? strfmt("%s (%zu splits)", files[0].get<std::string>().c_str(), files.size())
+                                                  : j["output"].get<std::string>();
         std::printf("wrote %s: kept %u of %u experts per MoE layer (%s), %s -> %s (%.1f%%)\n",
-                    j["output"].get<std::string>().c_str(), j["kept_experts"].get<uint32_t>(), j["n_expert"].get<uint32_t>(),
+                    name.c_str(), j["kept_experts"].get<uint32_t>(), j["n_expert"].get<uint32_t>(),
                     j["criterion"].get<std::string>().c_str(), human_bytes(layout.file_size).c_str(),
                     human_bytes(j["output_size"]).c_str(),
                     100.0 * double(j["output_size"].get<uint64_t>()) / double(layout.file_size));
@@ -137,6 +158,8 @@ void add_prune(CLI::App & app) {
     cmd->add_option("--seed", o->seed, "seed of the random criterion");
     cmd->add_flag("--dry-run", o->dry_run, "print the plan (kept/dropped ids, scores, output size) and write no model");
     cmd->add_option("--plan-out", o->plan_out, "also write the plan as JSON to this file");
+    cmd->add_option("--split-max-size", o->split_max_size,
+                    "write split files of at most this much tensor data each (e.g. 500M, 4G), named like gguf-split");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->callback([o]() { run(*o); });
 }
