@@ -1,5 +1,7 @@
 // reap profile on real llama.cpp inference over synthetic models with known structure.
 #include "error.h"
+#include "ggml.h"
+#include "gguf.h"
 #include "gguf_file.h"
 #include "moe_layout.h"
 #include "profiler.h"
@@ -8,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <csignal>
 #include <fcntl.h>
@@ -337,9 +340,24 @@ TEST(ProfileInputs, RefusalsLeaveNoStatsFile) {
     const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "-o", dir + "/no/dir/s.json"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("cannot write"), std::string::npos) << r.err;
-    // A file that is not a MoE model.
+    // A file that is not a GGUF, and a valid GGUF of a dense model (no experts).
     test::write_bytes(dir + "/not.gguf", "GGUF", 4);
     refuse({"profile", "-m", dir + "/not.gguf", "--data", k_sample, "-o", out}, "not a valid GGUF");
+    {
+        gguf_context * ctx = gguf_init_empty();
+        gguf_set_val_str(ctx, "general.architecture", "llama");
+        gguf_set_val_u32(ctx, "llama.block_count", 1);
+        ggml_init_params ip{ggml_tensor_overhead() * 2 + 4096, nullptr, false};
+        ggml_context *   g = ggml_init(ip);
+        ggml_tensor *    t = ggml_new_tensor_2d(g, GGML_TYPE_F32, 8, 8);
+        std::memset(t->data, 0, ggml_nbytes(t));
+        ggml_set_name(t, "blk.0.ffn_up.weight");
+        gguf_add_tensor(ctx, t);
+        ASSERT_TRUE(gguf_write_to_file(ctx, (dir + "/dense.gguf").c_str(), false));
+        gguf_free(ctx);
+        ggml_free(g);
+    }
+    refuse({"profile", "-m", dir + "/dense.gguf", "--data", k_sample, "-o", out}, "not a mixture-of-experts model");
 }
 
 }  // namespace
