@@ -58,12 +58,7 @@ std::string synth_model(const synth::Options & o) {
     return path;
 }
 
-RunResult run_reap(const std::vector<std::string> & args) {
-    const std::string dir  = fs::path(REAP_TEST_TMP) / "run";
-    fs::create_directories(dir);
-    const std::string tag      = std::to_string(::getpid()) + "." + std::to_string(::rand());
-    const std::string out_path = dir + "/out." + tag, err_path = dir + "/err." + tag;
-
+pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_path, const std::string & err_path) {
     std::vector<std::string> argv_s = {REAP_BIN};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char *> argv;
@@ -74,12 +69,25 @@ RunResult run_reap(const std::vector<std::string> & args) {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    const int rc = posix_spawn(&pid, REAP_BIN, &fa, nullptr, argv.data(), environ);
+    pid_t     pid = -1;
+    const int rc  = posix_spawn(&pid, REAP_BIN, &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
-    RunResult r{-1, 0, "", ""};
     if (rc != 0) {
         ADD_FAILURE() << "cannot start " << REAP_BIN << ": " << std::strerror(rc);
+        return -1;
+    }
+    return pid;
+}
+
+RunResult run_reap(const std::vector<std::string> & args) {
+    const std::string dir  = fs::path(REAP_TEST_TMP) / "run";
+    fs::create_directories(dir);
+    const std::string tag      = std::to_string(::getpid()) + "." + std::to_string(::rand());
+    const std::string out_path = dir + "/out." + tag, err_path = dir + "/err." + tag;
+
+    RunResult   r{-1, 0, "", ""};
+    const pid_t pid = spawn_reap(args, out_path, err_path);
+    if (pid < 0) {
         return r;
     }
     int status = 0;
@@ -179,6 +187,21 @@ std::string write_splits(const std::string & src, const std::string & prefix, in
     gguf_free(in);
     ggml_free(data);
     return first;
+}
+
+void write_dense_gguf(const std::string & path) {
+    gguf_context * ctx = gguf_init_empty();
+    gguf_set_val_str(ctx, "general.architecture", "llama");
+    gguf_set_val_u32(ctx, "llama.block_count", 1);
+    ggml_init_params ip{ggml_tensor_overhead() * 4 + 4096, nullptr, false};
+    ggml_context *   g = ggml_init(ip);
+    ggml_tensor *    t = ggml_new_tensor_2d(g, GGML_TYPE_F32, 16, 8);
+    std::memset(t->data, 0, ggml_nbytes(t));
+    ggml_set_name(t, "blk.0.ffn_up.weight");
+    gguf_add_tensor(ctx, t);
+    EXPECT_TRUE(gguf_write_to_file(ctx, path.c_str(), false)) << path;
+    gguf_free(ctx);
+    ggml_free(g);
 }
 
 std::vector<uint8_t> read_bytes(const std::string & path) {

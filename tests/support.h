@@ -5,6 +5,7 @@
 #include "synth/synth.h"
 
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace reap::test {
@@ -23,6 +24,13 @@ struct RunResult {
 };
 // Runs the reap executable with `args` (no shell involved).
 RunResult run_reap(const std::vector<std::string> & args);
+
+// Starts the reap executable without waiting, stdout to `out_path`, stderr to `err_path`;
+// returns its pid (-1 and a test failure if it cannot start).
+pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_path, const std::string & err_path);
+
+// Writes a valid GGUF of a dense llama layer: no expert_count, no expert tensors.
+void write_dense_gguf(const std::string & path);
 
 // Loads `model` with llama.cpp, decodes `text` (tokenized with the model's vocabulary) and
 // returns the logits of every token, row by row. Fails the test on any llama.cpp error.

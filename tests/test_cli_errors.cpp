@@ -88,18 +88,7 @@ TEST(CliErrors, InspectModelWithoutExperts) {
     // A valid dense llama GGUF: no expert_count and no expert tensors.
     const std::string dir  = test::tmp_dir();
     const std::string path = dir + "/dense.gguf";
-    gguf_context *    ctx  = gguf_init_empty();
-    gguf_set_val_str(ctx, "general.architecture", "llama");
-    gguf_set_val_u32(ctx, "llama.block_count", 1);
-    ggml_init_params ip{ggml_tensor_overhead() * 4 + 4096, nullptr, false};
-    ggml_context *   g = ggml_init(ip);
-    ggml_tensor *    t = ggml_new_tensor_2d(g, GGML_TYPE_F32, 16, 8);
-    std::memset(t->data, 0, ggml_nbytes(t));
-    ggml_set_name(t, "blk.0.ffn_up.weight");
-    gguf_add_tensor(ctx, t);
-    ASSERT_TRUE(gguf_write_to_file(ctx, path.c_str(), false));
-    gguf_free(ctx);
-    ggml_free(g);
+    test::write_dense_gguf(path);
     expect_one_line_error({"inspect", path}, path + ": not a mixture-of-experts model");
 }
 

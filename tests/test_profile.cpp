@@ -16,12 +16,10 @@
 #include <fcntl.h>
 #include <fstream>
 #include <set>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
 
-extern char ** environ;
 
 using namespace reap;
 using nlohmann::json;
@@ -180,22 +178,6 @@ INSTANTIATE_TEST_SUITE_P(Archs, Packing, ::testing::Values("qwen3moe", "gpt-oss"
 
 // ---- run control through the executable -------------------------------------------------------
 
-pid_t spawn(const std::vector<std::string> & args, const std::string & log) {
-    std::vector<std::string> a = {REAP_BIN};
-    a.insert(a.end(), args.begin(), args.end());
-    std::vector<char *> argv;
-    for (auto & s : a) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, (log + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    EXPECT_EQ(posix_spawn(&pid, REAP_BIN, &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
 // Waits until `path` holds a checkpoint with at least one sample done and the run incomplete.
 bool wait_for_checkpoint(const std::string & path, pid_t pid) {
     for (int i = 0; i < 4000; i++) {
@@ -234,7 +216,7 @@ TEST_P(Interrupt, ResumeAfterAKillEqualsAnUninterruptedRun) {
 
     auto part_args = common;
     part_args.insert(part_args.end(), {"--output", dir + "/part.json"});
-    const pid_t pid = spawn(part_args, dir + "/run.log");
+    const pid_t pid = test::spawn_reap(part_args, dir + "/run.log", dir + "/run.log.err");
     ASSERT_TRUE(wait_for_checkpoint(dir + "/part.json", pid)) << "the run finished before a checkpoint was seen";
     ::kill(pid, sig);
     int status = 0;
@@ -343,20 +325,7 @@ TEST(ProfileInputs, RefusalsLeaveNoStatsFile) {
     // A file that is not a GGUF, and a valid GGUF of a dense model (no experts).
     test::write_bytes(dir + "/not.gguf", "GGUF", 4);
     refuse({"profile", "-m", dir + "/not.gguf", "--data", k_sample, "-o", out}, "not a valid GGUF");
-    {
-        gguf_context * ctx = gguf_init_empty();
-        gguf_set_val_str(ctx, "general.architecture", "llama");
-        gguf_set_val_u32(ctx, "llama.block_count", 1);
-        ggml_init_params ip{ggml_tensor_overhead() * 2 + 4096, nullptr, false};
-        ggml_context *   g = ggml_init(ip);
-        ggml_tensor *    t = ggml_new_tensor_2d(g, GGML_TYPE_F32, 8, 8);
-        std::memset(t->data, 0, ggml_nbytes(t));
-        ggml_set_name(t, "blk.0.ffn_up.weight");
-        gguf_add_tensor(ctx, t);
-        ASSERT_TRUE(gguf_write_to_file(ctx, (dir + "/dense.gguf").c_str(), false));
-        gguf_free(ctx);
-        ggml_free(g);
-    }
+    test::write_dense_gguf(dir + "/dense.gguf");
     refuse({"profile", "-m", dir + "/dense.gguf", "--data", k_sample, "-o", out}, "not a mixture-of-experts model");
 }
 
