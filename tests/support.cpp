@@ -1,6 +1,6 @@
 #include "support.h"
 
-#include "log.h"
+#include "core/log.h"
 
 #include "ggml.h"
 #include "gguf.h"

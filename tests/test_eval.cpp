@@ -1,5 +1,5 @@
 // reap eval: metrics against hand-computed values, and the command on real models.
-#include "evaluator.h"
+#include "eval/evaluator.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // The statistics themselves: derived criteria, merging, and the stats file format.
-#include "error.h"
-#include "expert_stats.h"
+#include "core/error.h"
+#include "stats/expert_stats.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

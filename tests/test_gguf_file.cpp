@@ -1,7 +1,7 @@
 // The GGUF reader: layer names, per-layer keys, bounds, and split models read as one.
-#include "error.h"
-#include "gguf_file.h"
-#include "inspect.h"
+#include "core/error.h"
+#include "gguf/gguf_file.h"
+#include "moe/inspect.h"
 #include "support.h"
 
 #include "ggml.h"

@@ -1,7 +1,7 @@
 // inspect reports exactly what synth was asked to make.
-#include "error.h"
-#include "expert_budget.h"
-#include "inspect.h"
+#include "core/error.h"
+#include "moe/expert_budget.h"
+#include "moe/inspect.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

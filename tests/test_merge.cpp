@@ -1,5 +1,5 @@
 // reap merge: runs on halves of a calibration set add up to a run on the whole.
-#include "expert_stats.h"
+#include "stats/expert_stats.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

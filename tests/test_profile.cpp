@@ -1,10 +1,10 @@
 // reap profile on real llama.cpp inference over synthetic models with known structure.
-#include "error.h"
+#include "core/error.h"
 #include "ggml.h"
 #include "gguf.h"
-#include "gguf_file.h"
-#include "moe_layout.h"
-#include "profiler.h"
+#include "gguf/gguf_file.h"
+#include "moe/moe_layout.h"
+#include "profile/profiler.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

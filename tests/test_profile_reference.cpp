@@ -19,10 +19,10 @@
 // 1e-5 absolute (5e-3 for the sum of squares and the max, which hinge on single tokens).
 #include "support.h"
 
-#include "expert_stats.h"
-#include "gguf_file.h"
-#include "log.h"
-#include "profiler.h"
+#include "stats/expert_stats.h"
+#include "gguf/gguf_file.h"
+#include "core/log.h"
+#include "profile/profiler.h"
 #include "synth/synth.h"
 
 #include "ggml.h"

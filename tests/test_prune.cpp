@@ -1,11 +1,11 @@
 // reap prune: byte-exact rewrites that llama.cpp loads, on every synthetic architecture.
-#include "error.h"
-#include "expert_budget.h"
-#include "gguf_file.h"
-#include "moe_layout.h"
-#include "planner.h"
-#include "profiler.h"
-#include "pruner.h"
+#include "core/error.h"
+#include "moe/expert_budget.h"
+#include "gguf/gguf_file.h"
+#include "moe/moe_layout.h"
+#include "prune/planner.h"
+#include "profile/profiler.h"
+#include "prune/pruner.h"
 #include "support.h"
 
 #include "ggml.h"

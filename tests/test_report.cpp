@@ -1,12 +1,12 @@
 // reap report: the rank/inequality helpers on hand-computed cases, and the page and summary on
 // real stats files profiled from synthetic models.
-#include "error.h"
-#include "gguf_file.h"
-#include "log.h"
-#include "moe_layout.h"
-#include "planner.h"
-#include "profiler.h"
-#include "report.h"
+#include "core/error.h"
+#include "gguf/gguf_file.h"
+#include "core/log.h"
+#include "moe/moe_layout.h"
+#include "prune/planner.h"
+#include "profile/profiler.h"
+#include "report/report.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

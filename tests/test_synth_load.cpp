@@ -7,7 +7,7 @@
 #include <cmath>
 #include <fstream>
 
-#include "error.h"
+#include "core/error.h"
 
 using namespace reap;
 

@@ -1,6 +1,6 @@
-#include "synth_arch.h"
+#include "synth/synth_arch.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <cmath>
 

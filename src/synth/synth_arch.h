@@ -2,7 +2,7 @@
 // for that architecture expects them (see docs/ARCHITECTURE.md for the sources).
 #pragma once
 
-#include "synth.h"
+#include "synth/synth.h"
 
 #include "gguf.h"
 

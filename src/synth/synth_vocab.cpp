@@ -1,4 +1,4 @@
-#include "synth_vocab.h"
+#include "synth/synth_vocab.h"
 
 #include <algorithm>
 #include <map>

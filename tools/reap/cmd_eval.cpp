@@ -1,6 +1,6 @@
-#include "atomic_file.h"
+#include "core/atomic_file.h"
 #include "commands.h"
-#include "evaluator.h"
+#include "eval/evaluator.h"
 
 #include <cstdio>
 

@@ -1,5 +1,5 @@
 #include "commands.h"
-#include "inspect.h"
+#include "moe/inspect.h"
 
 #include <cstdio>
 

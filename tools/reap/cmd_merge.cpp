@@ -1,7 +1,7 @@
 #include "commands.h"
-#include "error.h"
-#include "expert_stats.h"
-#include "fs_util.h"
+#include "core/error.h"
+#include "stats/expert_stats.h"
+#include "core/fs_util.h"
 
 #include <cstdio>
 

@@ -1,6 +1,6 @@
 #include "commands.h"
-#include "error.h"
-#include "profiler.h"
+#include "core/error.h"
+#include "profile/profiler.h"
 
 #include <cstdio>
 

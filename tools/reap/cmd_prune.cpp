@@ -1,10 +1,10 @@
-#include "atomic_file.h"
+#include "core/atomic_file.h"
 #include "commands.h"
-#include "error.h"
-#include "expert_budget.h"
-#include "fs_util.h"
-#include "inspect.h"
-#include "pruner.h"
+#include "core/error.h"
+#include "moe/expert_budget.h"
+#include "core/fs_util.h"
+#include "moe/inspect.h"
+#include "prune/pruner.h"
 
 #include <cstdio>
 #include <sstream>

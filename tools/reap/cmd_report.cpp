@@ -1,7 +1,7 @@
-#include "atomic_file.h"
+#include "core/atomic_file.h"
 #include "commands.h"
-#include "error.h"
-#include "report.h"
+#include "core/error.h"
+#include "report/report.h"
 
 #include <cstdio>
 #include <filesystem>

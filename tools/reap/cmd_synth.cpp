@@ -1,5 +1,5 @@
 #include "commands.h"
-#include "error.h"
+#include "core/error.h"
 #include "synth/synth.h"
 
 #include <cstdio>

@@ -1,8 +1,8 @@
 // `reap`: prune the least important experts out of a GGUF mixture-of-experts model.
 // A thin front end: parses the command line, then calls into libreap (src/).
 #include "commands.h"
-#include "error.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #include "llama.h"
 

@@ -5,9 +5,9 @@
 // quantized blocks included, in the original order.
 #pragma once
 
-#include "gguf_file.h"
-#include "moe_layout.h"
-#include "planner.h"
+#include "gguf/gguf_file.h"
+#include "moe/moe_layout.h"
+#include "prune/planner.h"
 
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
-#include "llama_util.h"
+#include "llama/llama_util.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <algorithm>
 

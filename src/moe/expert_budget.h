@@ -1,7 +1,7 @@
 // How many experts a pruned model keeps per MoE layer, and whether llama.cpp can load that.
 #pragma once
 
-#include "moe_layout.h"
+#include "moe/moe_layout.h"
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,8 @@
-#include "planner.h"
+#include "prune/planner.h"
 
-#include "error.h"
-#include "expert_budget.h"
-#include "fs_util.h"
+#include "core/error.h"
+#include "moe/expert_budget.h"
+#include "core/fs_util.h"
 
 #include <algorithm>
 #include <fstream>

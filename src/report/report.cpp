@@ -1,7 +1,7 @@
-#include "report.h"
+#include "report/report.h"
 
-#include "error.h"
-#include "fs_util.h"
+#include "core/error.h"
+#include "core/fs_util.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
-#include "gguf_file.h"
+#include "gguf/gguf_file.h"
 
-#include "error.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #include "ggml.h"
 #include "llama.h"

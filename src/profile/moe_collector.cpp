@@ -1,6 +1,6 @@
-#include "moe_collector.h"
+#include "profile/moe_collector.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include "ggml-backend.h"
 

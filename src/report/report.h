@@ -3,8 +3,8 @@
 // several files how far their expert rankings and pruned sets agree.
 #pragma once
 
-#include "expert_stats.h"
-#include "planner.h"
+#include "stats/expert_stats.h"
+#include "prune/planner.h"
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,8 @@
-#include "expert_stats.h"
+#include "stats/expert_stats.h"
 
-#include "atomic_file.h"
-#include "error.h"
-#include "fs_util.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/fs_util.h"
 
 #include <algorithm>
 #include <cctype>

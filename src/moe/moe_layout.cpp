@@ -1,6 +1,6 @@
-#include "moe_layout.h"
+#include "moe/moe_layout.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include "ggml.h"
 

@@ -2,7 +2,7 @@
 // the file would weigh with fewer experts. Shared by inspect, plan and prune.
 #pragma once
 
-#include "gguf_file.h"
+#include "gguf/gguf_file.h"
 
 #include <cstdint>
 #include <string>

@@ -3,8 +3,8 @@
 // be saved as JSON (--dry-run) and applied later (--plan).
 #pragma once
 
-#include "expert_stats.h"
-#include "moe_layout.h"
+#include "stats/expert_stats.h"
+#include "moe/moe_layout.h"
 
 #include <nlohmann/json.hpp>
 

@@ -14,7 +14,7 @@
 // comes before the experts) are detected from the graph order; see ARCHITECTURE.md.
 #pragma once
 
-#include "expert_stats.h"
+#include "stats/expert_stats.h"
 
 #include "ggml.h"
 

@@ -2,7 +2,7 @@
 // per-expert REAP statistics (SPEC §2-§5).
 #pragma once
 
-#include "expert_stats.h"
+#include "stats/expert_stats.h"
 
 #include <cstdint>
 #include <string>

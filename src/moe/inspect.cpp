@@ -1,7 +1,7 @@
-#include "inspect.h"
+#include "moe/inspect.h"
 
-#include "error.h"
-#include "expert_budget.h"
+#include "core/error.h"
+#include "moe/expert_budget.h"
 
 #include "ggml.h"
 

@@ -1,6 +1,6 @@
-#include "fs_util.h"
+#include "core/fs_util.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <ctime>
 #include <fstream>

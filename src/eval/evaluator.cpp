@@ -1,11 +1,11 @@
-#include "evaluator.h"
+#include "eval/evaluator.h"
 
-#include "atomic_file.h"
-#include "error.h"
-#include "fs_util.h"
-#include "llama_util.h"
-#include "inspect.h"
-#include "progress.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/fs_util.h"
+#include "llama/llama_util.h"
+#include "moe/inspect.h"
+#include "core/progress.h"
 
 #include "llama.h"
 

@@ -1,7 +1,7 @@
 // `reap inspect`: what a GGUF MoE model is made of, as JSON and as text.
 #pragma once
 
-#include "moe_layout.h"
+#include "moe/moe_layout.h"
 
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,6 +1,6 @@
-#include "atomic_file.h"
+#include "core/atomic_file.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <cerrno>
 #include <cstring>

@@ -1,7 +1,7 @@
-#include "calibration.h"
+#include "profile/calibration.h"
 
-#include "error.h"
-#include "log.h"
+#include "core/error.h"
+#include "core/log.h"
 
 #include <fstream>
 #include <sstream>

@@ -1,6 +1,6 @@
-#include "progress.h"
+#include "core/progress.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <cstdio>
 #include <unistd.h>

@@ -1,6 +1,6 @@
-#include "expert_budget.h"
+#include "moe/expert_budget.h"
 
-#include "error.h"
+#include "core/error.h"
 
 #include <cmath>
 

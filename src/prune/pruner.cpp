@@ -1,9 +1,9 @@
-#include "pruner.h"
+#include "prune/pruner.h"
 
-#include "atomic_file.h"
-#include "error.h"
-#include "fs_util.h"
-#include "progress.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/fs_util.h"
+#include "core/progress.h"
 
 #include "ggml.h"
 #include "llama.h"
