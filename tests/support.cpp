@@ -1,6 +1,7 @@
 #include "support.h"
 
 #include "core/log.h"
+#include "llama/llama_util.h"
 
 #include "ggml.h"
 #include "gguf.h"
@@ -137,16 +138,9 @@ std::vector<std::vector<float>> decode_logits(const std::string & path, const st
         llama_model_free(model);
         return rows;
     }
-    llama_batch batch = llama_batch_init(int32_t(tokens.size()), 0, 1);
-    for (size_t i = 0; i < tokens.size(); i++) {
-        batch.token[i]     = tokens[i];
-        batch.pos[i]       = llama_pos(i);
-        batch.n_seq_id[i]  = 1;
-        batch.seq_id[i][0] = 0;
-        batch.logits[i]    = 1;
-    }
-    batch.n_tokens = int32_t(tokens.size());
-    const int rc   = llama_decode(ctx, batch);
+    reap::LlamaBatch batch(int32_t(tokens.size()));
+    reap::batch_add_outputs(batch.b, tokens, 0, tokens.size(), 0);
+    const int rc = llama_decode(ctx, batch.b);
     EXPECT_EQ(rc, 0) << "llama_decode failed";
     if (rc == 0) {
         const int n_vocab = llama_vocab_n_tokens(vocab);
@@ -155,7 +149,6 @@ std::vector<std::vector<float>> decode_logits(const std::string & path, const st
             rows.emplace_back(l, l + n_vocab);
         }
     }
-    llama_batch_free(batch);
     llama_free(ctx);
     llama_model_free(model);
     return rows;

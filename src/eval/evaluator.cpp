@@ -85,17 +85,9 @@ std::vector<std::vector<llama_token>> make_windows(const llama_vocab * vocab, co
 template <typename F>
 void decode_window(const Loaded & l, const std::vector<llama_token> & win, F fn) {
     llama_memory_clear(llama_get_memory(l.ctx.get()), true);
-    llama_batch batch = llama_batch_init(int32_t(win.size()), 0, 1);
-    for (size_t i = 0; i < win.size(); i++) {
-        batch.token[i] = win[i];
-        batch.pos[i] = llama_pos(i);
-        batch.n_seq_id[i] = 1;
-        batch.seq_id[i][0] = 0;
-        batch.logits[i] = 1;
-    }
-    batch.n_tokens = int32_t(win.size());
-    const int rc = llama_decode(l.ctx.get(), batch);
-    llama_batch_free(batch);
+    LlamaBatch batch(int32_t(win.size()));
+    batch_add_outputs(batch.b, win, 0, win.size(), 0);
+    const int rc = llama_decode(l.ctx.get(), batch.b);
     if (rc != 0) fail("llama_decode failed (%d)", rc);
     for (size_t i = 0; i + 1 < win.size(); i++) fn(i, llama_get_logits_ith(l.ctx.get(), int32_t(i)));
 }

@@ -6,6 +6,18 @@
 
 namespace reap {
 
+void batch_add_outputs(llama_batch & batch, const std::vector<llama_token> & tokens, size_t from, size_t len,
+                       llama_seq_id seq) {
+    for (size_t i = from; i < from + len; i++) {
+        const int k        = batch.n_tokens++;
+        batch.token[k]     = tokens[i];
+        batch.pos[k]       = llama_pos(i);
+        batch.n_seq_id[k]  = 1;
+        batch.seq_id[k][0] = seq;
+        batch.logits[k]    = 1;
+    }
+}
+
 std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special) {
     std::vector<llama_token> toks(text.size() + 16);
     int n = llama_tokenize(vocab, text.data(), int32_t(text.size()), toks.data(), int32_t(toks.size()), add_special,

@@ -14,6 +14,21 @@ struct LlamaContextDeleter { void operator()(llama_context * c) const { llama_fr
 using LlamaModelPtr   = std::unique_ptr<llama_model, LlamaModelDeleter>;
 using LlamaContextPtr = std::unique_ptr<llama_context, LlamaContextDeleter>;
 
+// Owns a llama_batch (llama_batch_init / llama_batch_free).
+struct LlamaBatch {
+    llama_batch b;
+    explicit LlamaBatch(int32_t n_tokens_max) : b(llama_batch_init(n_tokens_max, 0, 1)) {}
+    ~LlamaBatch() { llama_batch_free(b); }
+    LlamaBatch(const LlamaBatch &) = delete;
+    LlamaBatch & operator=(const LlamaBatch &) = delete;
+};
+
+// Appends tokens[from, from+len) at positions from.. to sequence `seq`, every token an output.
+// Why every token: llama.cpp keeps only output rows before the last layer's FFN, so without it
+// the last MoE layer would see one token per sequence (profile), and eval needs every position.
+void batch_add_outputs(llama_batch & batch, const std::vector<llama_token> & tokens, size_t from, size_t len,
+                       llama_seq_id seq);
+
 // llama_tokenize with a buffer that grows as needed; throws on failure.
 std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special);
 

@@ -1,6 +1,7 @@
 #include "moe/inspect.h"
 
 #include "core/error.h"
+#include "core/text.h"
 #include "moe/expert_budget.h"
 
 #include "ggml.h"
@@ -31,22 +32,6 @@ static const char * kind_name(LayerKind k) {
     return "?";
 }
 
-// Writes consecutive runs compactly: [0,1,2,5] -> "0-2,5".
-static std::string ranges(const std::vector<int> & v) {
-    std::string s;
-    for (size_t i = 0; i < v.size();) {
-        size_t j = i;
-        while (j + 1 < v.size() && v[j + 1] == v[j] + 1) {
-            j++;
-        }
-        if (!s.empty()) {
-            s += ",";
-        }
-        s += j == i ? std::to_string(v[i]) : std::to_string(v[i]) + "-" + std::to_string(v[j]);
-        i = j + 1;
-    }
-    return s.empty() ? "none" : s;
-}
 
 json inspect_report(const GgufFile & f, const MoeLayout & m) {
     json r;
@@ -142,8 +127,8 @@ std::string inspect_text(const json & r) {
     o << "architecture:   " << r["architecture"].get<std::string>() << "\n";
     o << "size:           " << human_bytes(r["file_size"]) << " (" << r["file_size"].get<uint64_t>() << " bytes, "
       << r["n_tensors"].get<uint64_t>() << " tensors)\n";
-    o << "layers:         " << r["n_layer"].get<int>() << " (moe: " << ranges(ints(r["moe_layers"]))
-      << "; dense: " << ranges(ints(r["dense_layers"])) << "; no ffn: " << ranges(ints(r["other_layers"])) << ")\n";
+    o << "layers:         " << r["n_layer"].get<int>() << " (moe: " << id_ranges(ints(r["moe_layers"]))
+      << "; dense: " << id_ranges(ints(r["dense_layers"])) << "; no ffn: " << id_ranges(ints(r["other_layers"])) << ")\n";
     o << "experts:        " << r["n_expert"].get<int>() << " per MoE layer, used per token: ";
     if (r["n_expert_used"].is_array()) {
         o << "per layer " << r["n_expert_used"].dump();
@@ -156,7 +141,7 @@ std::string inspect_text(const json & r) {
         o << " (" << r["expert_groups_used"].get<int>() << " used per token)";
     }
     o << "\n";
-    o << "shared experts: " << r["shared_experts"].get<int>() << " (layers: " << ranges(ints(r["shared_expert_layers"]))
+    o << "shared experts: " << r["shared_experts"].get<int>() << " (layers: " << id_ranges(ints(r["shared_expert_layers"]))
       << ")\n";
     if (r["nextn_layers"].get<int>() > 0) {
         o << "nextn layers:   " << r["nextn_layers"].get<int>() << "\n";

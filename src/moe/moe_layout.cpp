@@ -1,6 +1,7 @@
 #include "moe/moe_layout.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 #include "ggml.h"
 
@@ -23,12 +24,7 @@ const char * expert_role_name(ExpertRole r) {
 
 std::string arch_key(const GgufFile & f, const char * key) { return f.arch() + "." + key; }
 
-static bool ends_with(const std::string & s, const char * suf) {
-    const size_t n = std::strlen(suf);
-    return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
-}
 
-static bool starts_with(const std::string & s, const char * pre) { return s.rfind(pre, 0) == 0; }
 
 // Classifies the part of a tensor name after "blk.<il>."; returns false when the tensor has
 // nothing to do with routed experts.

@@ -4,6 +4,7 @@
 #include "core/fs_util.h"
 #include "llama/llama_util.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "gguf/gguf_file.h"
 #include "core/log.h"
 #include "profile/moe_collector.h"
@@ -89,16 +90,14 @@ std::string render_chat(const llama_model * model, const json & messages, const 
 
 // FNV-1a over the token stream: identifies "the same calibration set" for --resume.
 uint64_t fingerprint(const std::vector<std::vector<llama_token>> & items) {
-    uint64_t h = 1469598103934665603ull;
+    Fnv1a h;
     for (const auto & it : items) {
         for (llama_token t : it) {
-            for (int b = 0; b < 4; b++) {
-                h = (h ^ ((uint32_t(t) >> (8 * b)) & 0xff)) * 1099511628211ull;
-            }
+            h.u32_le(uint32_t(t));
         }
-        h = (h ^ 0xfe) * 1099511628211ull;
+        h.byte(0xfe);
     }
-    return h;
+    return h.h;
 }
 
 }  // namespace
@@ -231,11 +230,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     }
     llama_memory_t mem = llama_get_memory(ctx.get());
 
-    llama_batch batch = llama_batch_init(opts.n_batch, 0, 1);
-    struct BatchGuard {
-        llama_batch & b;
-        ~BatchGuard() { llama_batch_free(b); }
-    } batch_guard{batch};
+    LlamaBatch   owned_batch(opts.n_batch);
+    llama_batch & batch = owned_batch.b;
     // One decode of token ranges, each its own sequence; every token is an output.
     struct Piece {
         const std::vector<llama_token> * tokens;
@@ -244,14 +240,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     auto decode = [&](const std::vector<Piece> & pieces) {
         batch.n_tokens = 0;
         for (size_t s = 0; s < pieces.size(); s++) {
-            for (size_t i = pieces[s].from; i < pieces[s].from + pieces[s].len; i++) {
-                const int k        = batch.n_tokens++;
-                batch.token[k]     = (*pieces[s].tokens)[i];
-                batch.pos[k]       = llama_pos(i);
-                batch.n_seq_id[k]  = 1;
-                batch.seq_id[k][0] = llama_seq_id(s);
-                batch.logits[k]    = 1;
-            }
+            batch_add_outputs(batch, *pieces[s].tokens, pieces[s].from, pieces[s].len, llama_seq_id(s));
         }
         const int rc = llama_decode(ctx.get(), batch);
         collector.check_error();

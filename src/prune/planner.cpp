@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "moe/expert_budget.h"
 #include "core/fs_util.h"
+#include "core/hash.h"
 
 #include <algorithm>
 #include <fstream>
@@ -72,10 +73,7 @@ std::vector<double> expert_scores(const LayerStats & L, Criterion c, uint64_t se
             // splitmix64 of (seed, layer, expert): a reproducible baseline.
             std::vector<double> r(L.n_expert());
             for (size_t e = 0; e < r.size(); e++) {
-                uint64_t z = seed * 0x9E3779B97F4A7C15ull + uint64_t(layer) * 0xBF58476D1CE4E5B9ull + e + 1;
-                z          = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-                z          = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-                r[e]       = double((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+                r[e] = keyed_uniform(seed, uint64_t(layer), e);
             }
             return r;
         }

@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include "core/error.h"
+#include "core/text.h"
 #include "core/fs_util.h"
 
 #include <algorithm>
@@ -146,17 +147,7 @@ constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
 
 std::string num(double v) { return std::isfinite(v) ? strfmt("%.4g", v) : "n/a"; }
 
-// [0,1,2,5] -> "0-2, 5"
-std::string id_list(const std::vector<uint32_t> & v) {
-    std::string s;
-    for (size_t i = 0; i < v.size();) {
-        size_t j = i;
-        while (j + 1 < v.size() && v[j + 1] == v[j] + 1) j++;
-        s += (s.empty() ? "" : ", ") + (j == i ? std::to_string(v[i]) : std::to_string(v[i]) + "-" + std::to_string(v[j]));
-        i = j + 1;
-    }
-    return s.empty() ? "none" : s;
-}
+std::string id_list(const std::vector<uint32_t> & v) { return id_ranges(v, ", "); }
 
 // A table cell's worth of expert ids; long lists fold away (<details> needs no script) so that
 // a 256-expert model still gives a table one can scan.

@@ -1,5 +1,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/hash.h"
+#include "core/text.h"
 #include "gguf/gguf_file.h"
 #include "synth/synth.h"
 #include "synth/synth_arch.h"
@@ -108,28 +110,12 @@ Options resolve(Options o) {
 namespace {
 
 // splitmix64: a small, portable generator, so the same seed gives the same file everywhere.
-struct Rng {
-    uint64_t s;
-    uint64_t next() {
-        uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-        z          = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z          = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        return z ^ (z >> 31);
-    }
-    double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
-    float  normal() {  // Box-Muller
+struct Rng : SplitMix64 {
+    float normal() {  // Box-Muller
         const double u1 = 1.0 - uniform(), u2 = uniform();
         return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
     }
 };
-
-uint64_t fnv1a(const std::string & s) {
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) {
-        h = (h ^ c) * 1099511628211ull;
-    }
-    return h;
-}
 
 enum class Planted { healthy, dead, rare, weak };
 
@@ -198,11 +184,6 @@ void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<floa
             }
         }
     }
-}
-
-bool ends_with(const std::string & s, const char * suf) {
-    const size_t n = std::strlen(suf);
-    return s.size() >= n && s.compare(s.size() - n, n, suf) == 0;
 }
 
 void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int64_t expert, std::vector<float> & v) {

@@ -1,0 +1,54 @@
+#include "core/text.h"
+
+#include <cstring>
+
+namespace reap {
+
+bool starts_with(const std::string & s, const char * prefix) {
+    const size_t n = std::strlen(prefix);
+    return s.size() >= n && s.compare(0, n, prefix) == 0;
+}
+
+bool ends_with(const std::string & s, const char * suffix) {
+    const size_t n = std::strlen(suffix);
+    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+template <typename T> static std::string ranges_of(const std::vector<T> & v, const char * sep) {
+    std::string s;
+    for (size_t i = 0; i < v.size();) {
+        size_t j = i;
+        while (j + 1 < v.size() && v[j + 1] == v[j] + 1) {
+            j++;
+        }
+        if (!s.empty()) {
+            s += sep;
+        }
+        s += j == i ? std::to_string(v[i]) : std::to_string(v[i]) + "-" + std::to_string(v[j]);
+        i = j + 1;
+    }
+    return s.empty() ? "none" : s;
+}
+
+std::string id_ranges(const std::vector<uint32_t> & ids, const char * sep) { return ranges_of(ids, sep); }
+std::string id_ranges(const std::vector<int> & ids, const char * sep) { return ranges_of(ids, sep); }
+
+bool parse_canonical_uint(const std::string & s, uint64_t max, uint64_t & out) {
+    if (s.empty() || s.size() > 19 || (s.size() > 1 && s[0] == '0')) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') {
+            return false;
+        }
+        v = v * 10 + uint64_t(c - '0');
+    }
+    if (v > max) {
+        return false;
+    }
+    out = v;
+    return true;
+}
+
+}  // namespace reap

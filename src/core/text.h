@@ -1,0 +1,22 @@
+// Small string helpers shared across the library: one definition of each.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace reap {
+
+bool starts_with(const std::string & s, const char * prefix);
+bool ends_with(const std::string & s, const char * suffix);
+
+// Consecutive runs written compactly: [0,1,2,5] -> "0-2<sep>5"; an empty list is "none".
+std::string id_ranges(const std::vector<uint32_t> & ids, const char * sep = ",");
+std::string id_ranges(const std::vector<int> & ids, const char * sep = ",");
+
+// Parses a non-negative decimal integer that is exactly the text: "12" yes; "+1", " 1", "01",
+// "1abc", "" no. Used for layer keys and ids from JSON, where a lax parse would let two keys
+// name one layer.
+bool parse_canonical_uint(const std::string & s, uint64_t max, uint64_t & out);
+
+}  // namespace reap
