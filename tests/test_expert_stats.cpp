@@ -1,5 +1,6 @@
 // The statistics themselves: derived criteria, merging, and the stats file format.
 #include "core/error.h"
+#include "stats/criteria.h"
 #include "stats/expert_stats.h"
 #include "support.h"
 
@@ -71,7 +72,9 @@ TEST(ExpertStats, FileRoundTripsAndKeepsThePrototypeLayout) {
     ExpertStats s;
     s.layers.emplace(3, sample_layer());
     s.layers.emplace(5, sample_layer());
-    s.meta = {{"model", "m.gguf"}, {"n_expert", 4}};
+    s.meta.model    = "m.gguf";
+    s.meta.n_expert = 4;
+    s.meta.unknown  = {{"other_tool", {{"kept", true}}}};
     const std::string path = test::tmp_dir() + "/stats.json";
     s.save(path);
 
@@ -92,7 +95,10 @@ TEST(ExpertStats, FileRoundTripsAndKeepsThePrototypeLayout) {
         EXPECT_DOUBLE_EQ(r.layers.at(3).reap_sum[e], s.layers.at(3).reap_sum[e]);
         EXPECT_DOUBLE_EQ(r.layers.at(3).reap_sq_sum[e], s.layers.at(3).reap_sq_sum[e]);
     }
-    EXPECT_EQ(r.meta["n_expert"], 4);
+    EXPECT_EQ(r.meta.n_expert, 4u);
+    EXPECT_EQ(r.meta.model, "m.gguf");
+    EXPECT_EQ(j["_meta"]["other_tool"]["kept"], true);  // keys of other tools survive a round trip
+    EXPECT_EQ(r.meta.unknown["other_tool"]["kept"], true);
 }
 
 TEST(ExpertStats, ReadsAPrototypeFileWithoutSums) {
@@ -143,6 +149,66 @@ TEST(ExpertStats, MergeRefusesADifferentModel) {
     d.layers.emplace(0, sample_layer());
     a.merge(d, "d.json");
     EXPECT_EQ(a.layers.at(0).count[0], 6u);
+}
+
+TEST(StatsMeta, ParsesStrictlyAndNamesTheFile) {
+    const json good = {{"architecture", "qwen3moe"}, {"n_expert", 16},  {"n_expert_groups", 4},
+                       {"moe_layers", {0, 1}},       {"progress", {{"samples_done", 3}, {"tokens_done", 9}, {"complete", false}}},
+                       {"other", {1, 2}}};
+    const StatsMeta m = StatsMeta::parse(good, "s.json");
+    EXPECT_EQ(m.architecture, "qwen3moe");
+    EXPECT_EQ(m.n_expert_groups, 4u);
+    EXPECT_FALSE(m.complete());
+    EXPECT_EQ(m.to_json(), good);  // unknown keys written back as read
+    auto error = [](const json & j) {
+        try {
+            StatsMeta::parse(j, "s.json");
+        } catch (const Error & e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    EXPECT_EQ(error(json::array()), "s.json: _meta must be an object (it is array)");
+    EXPECT_EQ(error({{"n_expert", -1}}).rfind("s.json: _meta.n_expert must be", 0), 0u);
+    EXPECT_EQ(error({{"n_expert", 4294967312ull}}).rfind("s.json: _meta.n_expert must be", 0), 0u);
+    EXPECT_EQ(error({{"n_expert", 7.5}}).rfind("s.json: _meta.n_expert must be", 0), 0u);
+    EXPECT_EQ(error({{"architecture", 3}}), "s.json: _meta.architecture must be a string");
+    EXPECT_EQ(error({{"progress", {{"samples_done", 1}}}}).rfind("s.json: _meta.progress must be", 0), 0u);
+    EXPECT_EQ(error({{"calibration", {1}}}), "s.json: _meta.calibration must be an array of objects");
+    // Through the stats file, with the file's name.
+    EXPECT_THROW(ExpertStats::from_json({{"0", {{"total_tokens", 1}, {"activation_counts", {1}}, {"reap", {0}}}},
+                                         {"_meta", "x"}},
+                                        "f.json"),
+                 Error);
+}
+
+TEST(StatsMeta, SameModelCheck) {
+    StatsMeta a;
+    a.architecture = "qwen3moe", a.n_expert = 16, a.model = "a.gguf", a.model_size = 100;
+    StatsMeta b = a;
+    EXPECT_NO_THROW(check_same_model(a, b, "b.json"));
+    b.model = "b.gguf";  // another file of the same shape
+    EXPECT_THROW(check_same_model(a, b, "b.json"), Error);
+    EXPECT_NO_THROW(check_same_model(a, b, "b.json", SameModel::shape));
+    b.architecture = "gpt-oss";
+    EXPECT_THROW(check_same_model(a, b, "b.json", SameModel::shape), Error);
+    StatsMeta old;  // a prototype file records nothing: nothing to compare
+    EXPECT_NO_THROW(check_same_model(a, old, "old.json"));
+}
+
+// Every registered criterion has a name that parses back, a meaning, and scores every expert.
+TEST(Criteria, RegistryEntriesAreComplete) {
+    const LayerStats L = sample_layer();
+    for (const auto & c : criteria()) {
+        EXPECT_EQ(parse_criterion(c.name), c.id);
+        EXPECT_STREQ(criterion_name(c.id), c.name);
+        EXPECT_GT(std::string(c.meaning).size(), 5u) << c.name;
+        EXPECT_EQ(expert_scores(L, c.id, 1, 0).size(), L.n_expert()) << c.name;
+    }
+    EXPECT_EQ(criterion_names().size(), criteria().size());
+    EXPECT_THROW(parse_criterion("nope"), Error);
+    EXPECT_EQ(expert_scores(L, Criterion::reap, 0, 0), L.reap());
+    EXPECT_EQ(expert_scores(L, Criterion::frequency, 0, 0), L.activation_frequency());
 }
 
 }  // namespace

@@ -262,22 +262,16 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     res.samples_total   = items.size();
     res.nodes_per_layer = opts.collect ? collector.nodes_requested_per_layer() : 0;
 
-    json meta = {{"tool", std::string("reap.cpp ") + REAP_VERSION},
-                 {"model", base_name(opts.model)},
-                 {"model_path", opts.model},
-                 {"architecture", layout.arch},
-                 {"n_layer", layout.n_layer},
-                 {"n_expert", layout.n_expert},
-                 {"n_expert_used", layout.max_expert_used()},
-                 {"moe_layers", moe_layers},
-                 {"fingerprint", strfmt("%016llx", (unsigned long long) fp)},
-                 {"options", {{"ctx_size", opts.n_ctx}, {"batch_size", opts.n_batch}, {"ubatch_size", opts.n_ubatch},
-                              {"format", opts.format}, {"seed", opts.seed}, {"max_samples", opts.max_samples},
-                              {"max_tokens", opts.max_tokens}}}};
+    StatsMeta meta   = StatsMeta::for_model(layout.shape(), opts.model, layout.file_size);
+    meta.tool        = std::string("reap.cpp ") + REAP_VERSION;
+    meta.fingerprint = strfmt("%016llx", (unsigned long long) fp);
+    meta.options     = {{"ctx_size", opts.n_ctx}, {"batch_size", opts.n_batch}, {"ubatch_size", opts.n_ubatch},
+                        {"format", opts.format}, {"seed", opts.seed}, {"max_samples", opts.max_samples},
+                        {"max_tokens", opts.max_tokens}};
     if (opts.collect) {
         bool before = false;
         for (int il : moe_layers) before = before || collector.gate_before_expert(il);
-        meta["gate_applied_before_expert"] = before;
+        meta.gate_applied_before_expert = before;
     }
     json files = json::array();
     for (size_t f = 0; f < opts.data.size(); f++) {
@@ -291,7 +285,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         }
         files.push_back({{"file", opts.data[f]}, {"samples", n}, {"tokens", t}, {"skipped_lines", report[f].skipped}});
     }
-    meta["calibration"] = files;
+    meta.calibration = files;
 
     size_t   start = 0;
     uint64_t tokens_before = 0;
@@ -302,11 +296,12 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         } catch (const Error & e) {
             fail("cannot resume: %s", e.what());
         }
-        const json & pm  = prev.meta;
-        if (!pm.contains("fingerprint") || pm["fingerprint"] != meta["fingerprint"]) {
+        const StatsMeta & pm = prev.meta;
+        if (!pm.fingerprint || *pm.fingerprint != *meta.fingerprint) {
             fail("%s: checkpoint was made with other calibration data or options; cannot resume", opts.output.c_str());
         }
-        if (pm.value("n_expert", 0u) != layout.n_expert || prev.layers.size() != moe_layers.size()) {
+        check_same_model(meta, pm, opts.output);
+        if (prev.layers.size() != moe_layers.size()) {
             fail("%s: checkpoint belongs to another model; cannot resume", opts.output.c_str());
         }
         for (auto & [il, L] : prev.layers) {
@@ -315,8 +310,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
             }
             collector.stats().layers.at(il) = L;
         }
-        start         = pm.value("progress", json::object()).value("samples_done", size_t(0));
-        tokens_before = pm.value("progress", json::object()).value("tokens_done", uint64_t(0));
+        start         = pm.progress ? size_t(pm.progress->samples_done) : 0;
+        tokens_before = pm.progress ? pm.progress->tokens_done : 0;
         if (start > items.size()) {
             fail("%s: checkpoint says %zu samples done, but there are only %zu", opts.output.c_str(), start, items.size());
         }
@@ -327,11 +322,11 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     auto     save = [&](size_t samples_done, bool complete) {
         if (!opts.collect) return;
         ExpertStats out  = collector.stats();
-        out.meta         = meta;
-        out.meta["date"] = iso_utc_now();
-        out.meta["samples"]  = samples_done;
-        out.meta["tokens"]   = tokens_done;
-        out.meta["progress"] = {{"samples_done", samples_done}, {"tokens_done", tokens_done}, {"complete", complete}};
+        out.meta          = meta;
+        out.meta.date     = iso_utc_now();
+        out.meta.samples  = samples_done;
+        out.meta.tokens   = tokens_done;
+        out.meta.progress = StatsProgress{samples_done, tokens_done, complete};
         out.save(opts.output);
     };
 

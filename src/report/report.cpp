@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "core/fs_util.h"
+#include "moe/expert_budget.h"
 
 #include <algorithm>
 #include <cmath>
@@ -87,25 +88,6 @@ static std::vector<uint32_t> pruning_order(const std::vector<double> & score, co
     return reap::pruning_order(std::move(ids), score, count);
 }
 
-static size_t kept_for_ratio(size_t n_expert, double keep_ratio) {
-    if (!(keep_ratio > 0.0 && keep_ratio <= 1.0)) {
-        fail("keep ratio %g is outside (0, 1]", keep_ratio);
-    }
-    // As kept_count_for_ratio() in expert_budget.cpp, minus what needs the model: the expert
-    // groups and experts-per-token are unknown from a stats file alone. With grouped routing
-    // (deepseek2-style) `reap prune` keeps the same number per group, so its choice can differ.
-    return std::max<size_t>(1, size_t(std::lround(double(n_expert) * keep_ratio)));
-}
-
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & scores, const std::vector<uint64_t> & count,
-                                       double keep_ratio) {
-    const size_t kept  = kept_for_ratio(scores.size(), keep_ratio);
-    const auto   order = pruning_order(scores, count);
-    std::vector<uint32_t> dropped(order.begin(), order.begin() + long(scores.size() - std::min(kept, scores.size())));
-    std::sort(dropped.begin(), dropped.end());
-    return dropped;
-}
-
 std::string html_escape(const std::string & s) {
     std::string o;
     o.reserve(s.size());
@@ -140,10 +122,17 @@ struct FileView {
     const ReportFile *     file = nullptr;
     std::string            name;  // base name
     size_t                 n_expert = 0;
+    MoeShape               shape;                 // as the stats file records it
+    bool                   groups_known = false;  // older stats files do not record expert groups
+    size_t                 kept = 0;              // what reap prune keeps at the report's ratio
     std::vector<LayerView> layers;
 };
 
 constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
+
+constexpr const char * k_groups_unknown =
+    "this stats file does not record the model's expert groups (made by an older reap): the dropped experts assume "
+    "ungrouped routing; on a grouped model (deepseek2-style) reap prune may drop others";
 
 std::string num(double v) { return std::isfinite(v) ? strfmt("%.4g", v) : "n/a"; }
 
@@ -156,23 +145,19 @@ std::string ids_html(const std::vector<uint32_t> & v) {
     return strfmt("<details><summary>%zu experts</summary>", v.size()) + id_list(v) + "</details>";
 }
 
-std::string layer_list(const ExpertStats & s) {
-    std::string o;
-    for (const auto & [il, L] : s.layers) o += (o.empty() ? "" : ",") + std::to_string(il);
-    return o;
-}
-
 FileView analyze(const ReportFile & f, const ReportOptions & o) {
     FileView v;
     v.file = &f;
-    v.name = base_name(f.path);
+    v.name  = base_name(f.path);
+    v.shape = f.stats.shape(&v.groups_known);
+    v.kept  = round_kept_count(v.shape, o.keep_ratio);
     for (const auto & [il, L] : f.stats.layers) {
         LayerView lv;
         lv.il      = il;
         lv.L       = &L;
         lv.score   = expert_scores(L, o.criterion, 0, il);
         lv.freq    = L.activation_frequency();
-        lv.dropped = dropped_at_ratio(lv.score, L.count, o.keep_ratio);
+        lv.dropped = dropped_experts(lv.score, L.count, v.shape, uint32_t(v.kept));
         for (uint32_t e = 0; e < L.n_expert(); e++) {
             if (L.count[e] == 0) lv.never.push_back(e);
         }
@@ -188,22 +173,14 @@ FileView analyze(const ReportFile & f, const ReportOptions & o) {
     return v;
 }
 
-// Comparison needs the same layers and expert counts; anything else is another model.
+// Comparison needs a model of the same shape: what "_meta" records, then the statistics'
+// layers and expert counts (prototype files record nothing). Runs on two quantizations of one
+// model compare; runs on models of another architecture or shape do not.
 void check_same_model(const ReportFile & first, const ReportFile & f) {
-    std::set<int> a, b;
-    for (const auto & [il, L] : first.stats.layers) a.insert(il);
-    for (const auto & [il, L] : f.stats.layers) b.insert(il);
-    if (a != b) {
-        fail("%s: covers MoE layers {%s} but %s covers {%s}: statistics of different models, cannot compare",
-             f.path.c_str(), layer_list(f.stats).c_str(), first.path.c_str(), layer_list(first.stats).c_str());
-    }
-    for (const auto & [il, L] : f.stats.layers) {
-        const size_t want = first.stats.layers.at(il).n_expert();
-        if (L.n_expert() != want) {
-            fail("%s: layer %d has %zu experts but %s has %zu: statistics of different models, cannot compare",
-                 f.path.c_str(), il, L.n_expert(), first.path.c_str(), want);
-        }
-    }
+    reap::check_same_model(first.stats.meta, f.stats.meta, f.path, SameModel::shape);
+    MoeShape shape = first.stats.shape();
+    if (!first.stats.meta.n_expert_groups) shape.n_expert_groups = f.stats.meta.n_expert_groups.value_or(0);
+    check_stats_match(f.stats, shape, f.path);
 }
 
 // Agreement of two runs on one layer.
@@ -268,17 +245,6 @@ PairAgreement compare(const FileView & A, const FileView & B, size_t ia, size_t 
     return p;
 }
 
-const char * criterion_meaning(Criterion c) {
-    switch (c) {
-        case Criterion::reap:               return "mean of gate weight \u00d7 \u2016expert output\u2016 over the tokens routed to the expert (REAP)";
-        case Criterion::ean:                return "mean \u2016expert output\u2016 over the tokens routed to the expert (EAN)";
-        case Criterion::frequency:          return "share of the layer's tokens routed to the expert";
-        case Criterion::weighted_frequency: return "activation frequency \u00d7 mean gate weight";
-        case Criterion::random:             return "random";
-    }
-    return "?";
-}
-
 // A meta value as display text ("" when absent).
 std::string meta_text(const json & meta, const char * key) {
     if (!meta.is_object() || !meta.contains(key) || meta[key].is_null()) return "";
@@ -288,7 +254,7 @@ std::string meta_text(const json & meta, const char * key) {
 
 // Provenance from "_meta" as (label, value) pairs, in reading order; only what is present.
 std::vector<std::pair<std::string, std::string>> provenance(const FileView & v) {
-    const json &                                     m = v.file->stats.meta;
+    const json                                       m = v.file->stats.meta.to_json();
     std::vector<std::pair<std::string, std::string>> out;
     auto add = [&](const char * label, const std::string & value) {
         if (!value.empty()) out.emplace_back(label, value);
@@ -333,8 +299,9 @@ std::string text_summary(const std::vector<FileView> & files, const std::vector<
             head += (head.empty() ? " " : ", ") + label + " " + value;
         }
         t << v.file->path << ":" << head << "\n";
-        t << strfmt("  criterion %s; keep-ratio %g keeps %zu of %zu experts per layer\n", crit, o.keep_ratio,
-                    kept_for_ratio(v.n_expert, o.keep_ratio), v.n_expert);
+        t << strfmt("  criterion %s; keep-ratio %g keeps %zu of %zu experts per layer\n", crit, o.keep_ratio, v.kept,
+                    v.n_expert);
+        if (!v.groups_known) t << "  note: " << k_groups_unknown << "\n";
         for (const auto & l : v.layers) {
             t << strfmt("  layer %3d: never activated %zu", l.il, l.never.size());
             if (!l.never.empty()) t << " [" << id_list(l.never) << "]";
@@ -495,7 +462,7 @@ std::string heatmap_svg(const FileView & v, size_t file_index, const ReportOptio
 
 std::string file_section(const FileView & v, size_t index, const ReportOptions & o) {
     std::ostringstream h;
-    const size_t       kept = kept_for_ratio(v.n_expert, o.keep_ratio);
+    const size_t       kept = v.kept;
     h << "<section id=\"file-" << index << "\">\n<h2>" << html_escape(v.name) << "</h2>\n";
     h << "<dl class=\"prov\"><div><dt>file</dt><dd>" << html_escape(v.file->path) << "</dd></div>";
     for (const auto & [label, value] : provenance(v)) {
@@ -506,13 +473,12 @@ std::string file_section(const FileView & v, size_t index, const ReportOptions &
     h << "<p class=\"note\">Colour: " << html_escape(criterion_meaning(o.criterion))
       << ", relative to the highest in the layer. Crossed: the " << (v.n_expert - kept) << " of " << v.n_expert
       << " experts per layer that <code>reap prune --keep-ratio " << strfmt("%g", o.keep_ratio)
-      << "</code> would drop (lowest score first; with expert groups, prune balances the groups and may choose "
-         "differently). Hover a cell for its values.</p>\n";
-    const json & meta = v.file->stats.meta;
-    if (meta.is_object() && meta.contains("n_expert_used") && meta["n_expert_used"].is_number_unsigned() &&
-        kept < meta["n_expert_used"].get<size_t>()) {
-        h << "<p class=\"note warn\">Keeping " << kept << " experts is below the "
-          << meta["n_expert_used"].get<size_t>() << " used per token: reap prune would refuse this ratio.</p>\n";
+      << "</code> would drop (lowest score first; with expert groups, the same number in every group). Hover a "
+         "cell for its values.</p>\n";
+    if (!v.groups_known) h << "<p class=\"note warn\">" << html_escape(k_groups_unknown) << "</p>\n";
+    const std::string refused = kept_count_problem(v.shape, uint32_t(kept));
+    if (!refused.empty()) {
+        h << "<p class=\"note warn\">reap prune would refuse this ratio: " << html_escape(refused) << ".</p>\n";
     }
     h << "<div class=\"heatmap\">\n" << heatmap_svg(v, index, o) << "</div>\n";
 
@@ -613,10 +579,15 @@ Report build_report(const std::vector<ReportFile> & files, const ReportOptions &
     if (files.empty()) {
         fail("no stats files to report on");
     }
-    if (opts.criterion == Criterion::random) {
-        fail("the random criterion says nothing about the experts; choose reap, ean, frequency or weighted-frequency");
+    if (!criterion_info(opts.criterion).describes_model) {
+        std::string choices;
+        for (const auto & name : criterion_names(true)) choices += (choices.empty() ? "" : ", ") + name;
+        fail("the %s criterion says nothing about the experts; choose %s", criterion_name(opts.criterion),
+             choices.c_str());
     }
-    kept_for_ratio(1, opts.keep_ratio);  // validates the ratio before any work
+    MoeShape one_expert;
+    one_expert.n_expert = 1;
+    round_kept_count(one_expert, opts.keep_ratio);  // validates the ratio before any work
     for (size_t i = 1; i < files.size(); i++) {
         check_same_model(files[0], files[i]);
     }

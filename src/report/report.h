@@ -24,12 +24,6 @@ double spearman(const std::vector<double> & a, const std::vector<double> & b);
 // holds everything. Throws reap::Error on a negative value.
 double gini(const std::vector<double> & v);
 
-// The experts of one layer that `reap prune --keep-ratio keep_ratio` would drop, ascending ids.
-// Same order as the planner: lowest score first, ties by lower count, then lower id; the kept
-// count is round(n * ratio), at least 1. Throws reap::Error for a ratio outside (0, 1].
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & scores, const std::vector<uint64_t> & count,
-                                       double keep_ratio);
-
 struct ReportFile {
     std::string path;   // as given on the command line; shown (escaped) in the page
     ExpertStats stats;

@@ -3,6 +3,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -99,7 +100,7 @@ json ExpertStats::to_json() const {
             {"reap_sq_sum", L.reap_sq_sum},
         };
     }
-    j[k_stats_meta_key] = meta;
+    j[k_stats_meta_key] = meta.to_json();
     return j;
 }
 
@@ -140,7 +141,7 @@ ExpertStats ExpertStats::from_json(const json & j, const std::string & origin) {
     ExpertStats s;
     for (const auto & [key, L] : j.items()) {
         if (key == k_stats_meta_key) {
-            s.meta = L;
+            s.meta = StatsMeta::parse(L, origin);
             continue;
         }
         if (!is_layer_key(key)) {
@@ -206,6 +207,37 @@ void ExpertStats::merge(const ExpertStats & o, const std::string & origin) {
     }
     for (const auto & [il, L] : o.layers) {
         layers.at(il).merge(L);
+    }
+}
+
+MoeShape ExpertStats::shape(bool * groups_known) const {
+    MoeShape s = meta.shape(layers.empty() ? 0 : uint32_t(layers.begin()->second.n_expert()), groups_known);
+    s.moe_layers.clear();
+    for (const auto & kv : layers) s.moe_layers.push_back(kv.first);
+    return s;
+}
+
+void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const std::string & path) {
+    const StatsMeta & m = stats.meta;
+    if (m.architecture && !shape.arch.empty() && *m.architecture != shape.arch) {
+        fail("%s: statistics of a %s model, but the model is %s: statistics of another model", path.c_str(),
+             m.architecture->c_str(), shape.arch.c_str());
+    }
+    if (m.n_expert_groups && *m.n_expert_groups != shape.n_expert_groups) {
+        fail("%s: statistics of a model with %u expert groups, but the model has %u: statistics of another model",
+             path.c_str(), *m.n_expert_groups, shape.n_expert_groups);
+    }
+    for (const auto & [il, L] : stats.layers) {
+        if (L.n_expert() != shape.n_expert) {
+            fail("%s: layer %d has %zu experts but the model has %u: statistics of another model", path.c_str(), il,
+                 L.n_expert(), shape.n_expert);
+        }
+    }
+    std::vector<int> have;
+    for (const auto & kv : stats.layers) have.push_back(kv.first);
+    if (have != shape.moe_layers) {
+        fail("%s: statistics cover MoE layers {%s} but the model's are {%s}: statistics of another model", path.c_str(),
+             id_ranges(have).c_str(), id_ranges(shape.moe_layers).c_str());
     }
 }
 
