@@ -211,4 +211,47 @@ TEST(Criteria, RegistryEntriesAreComplete) {
     EXPECT_EQ(expert_scores(L, Criterion::frequency, 0, 0), L.activation_frequency());
 }
 
+// Inputs found by fuzzing (tests/data/fuzz): each was accepted, silently wrong, or crashed.
+TEST(ExpertStats, RefusesFuzzedFilesWithOneLineNamingTheFile) {
+    const std::string dir = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
+    const std::pair<const char *, const char *> cases[] = {
+        {"st_dup01.json", "key \"01\" is not a layer index"},  // "01" next to "1": one layer was dropped
+        {"st_count_gt_total.json", "layer 0: expert 1 has 1000000000000000 activations but the layer saw 1743 tokens"},
+        {"st_neg_reap.json", "'reap_sum' of expert 0 is -1; it must be finite and not negative"},
+        {"st_meta5.json", "_meta must be an object (it is number)"},
+        {"st_complete_str.json", "_meta.progress must be an object"},
+        {"st_zero.json", "has sums but no activations"},
+    };
+    for (const auto & [file, why] : cases) {
+        try {
+            ExpertStats::load(dir + file);
+            ADD_FAILURE() << file << " was accepted";
+        } catch (const Error & e) {
+            const std::string msg = e.what();
+            EXPECT_EQ(msg.rfind(dir + file + ": ", 0), 0u) << msg;
+            EXPECT_NE(msg.find(why), std::string::npos) << msg;
+            EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+        }
+    }
+    const json layer = {{"total_tokens", 4}, {"activation_counts", {1, 2}}, {"reap", {0.5, 0.5}}};
+    for (const char * key : {"+1", " 1", "1abc", "00", "-1"}) {
+        EXPECT_THROW(ExpertStats::from_json({{"0", layer}, {key, layer}}, "k.json"), Error) << key;
+    }
+    EXPECT_EQ(ExpertStats::from_json({{"0", layer}, {"model_info", 1}}, "k.json").layers.size(), 1u);  // other tools' keys
+}
+
+// A "_meta" nested 100k deep once overflowed the stack when copied: refused before any copy.
+TEST(ExpertStats, RefusesADeeplyNestedMeta) {
+    const std::string path = test::tmp_dir() + "/deep.json";
+    std::string       text = R"({"0": {"total_tokens": 4, "activation_counts": [1, 2], "reap": [0.5, 0.5]}, "_meta": {"x": )";
+    text += std::string(100000, '[') + std::string(100000, ']') + "}}";
+    test::write_bytes(path, text.data(), text.size());
+    try {
+        ExpertStats::load(path);
+        ADD_FAILURE() << "accepted";
+    } catch (const Error & e) {
+        EXPECT_EQ(std::string(e.what()), path + ": _meta nests deeper than 64 levels");
+    }
+}
+
 }  // namespace

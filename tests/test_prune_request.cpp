@@ -188,4 +188,35 @@ TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
     }
 }
 
+// Plans found by fuzzing (tests/data/fuzz): integers that wrapped, float ids that truncated,
+// layer keys std::stoi read leniently ("1abc" as layer 1).
+TEST(PlanFile, RefusesWrappingFloatAndLenientValues) {
+    const std::string dir = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
+    const std::pair<const char *, const char *> cases[] = {
+        {"plan_wrapn.json", "n_expert must be an integer from 0 to 4294967295, not 4294967312"},
+        {"plan_wrapid.json", "layer 0 kept id must be an integer from 0 to 4294967295, not 4294967297"},
+        {"plan_floatid.json", "layer 0 kept id must be an integer from 0 to 4294967295, not 1e+20"},
+        {"plan_dupkey.json", "layer key \"1abc\" is not a layer index"},
+    };
+    for (const auto & [file, why] : cases) {
+        try {
+            Plan::load(dir + file);
+            ADD_FAILURE() << file << " was accepted";
+        } catch (const Error & e) {
+            EXPECT_EQ(std::string(e.what()), dir + file + ": not a valid plan (" + why + ")");
+        }
+    }
+    const json ok = {{"criterion", "reap"}, {"n_expert", 4}, {"kept_experts", 2}, {"layers", {{"0", {{"kept", {1, 3}}}}}}};
+    EXPECT_EQ(Plan::from_json(ok, "p.json").layers.at(0).kept, (std::vector<uint32_t>{1, 3}));
+    for (const char * key : {"+1", " 1", "00", "01"}) {
+        json bad                 = ok;
+        bad["layers"][key]       = bad["layers"]["0"];
+        EXPECT_THROW(Plan::from_json(bad, "p.json"), Error) << key;
+    }
+    json float_id = ok;
+    float_id["layers"]["0"]["kept"] = {1, 7.9};
+    EXPECT_THROW(Plan::from_json(float_id, "p.json"), Error);
+    EXPECT_THROW(Plan::from_json(json::array(), "p.json"), Error);
+}
+
 }  // namespace

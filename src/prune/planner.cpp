@@ -3,8 +3,11 @@
 #include "core/error.h"
 #include "moe/expert_budget.h"
 #include "core/fs_util.h"
+#include "core/text.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <fstream>
 #include <numeric>
 #include <set>
@@ -139,29 +142,76 @@ json Plan::to_json() const {
             {"seed", seed},           {"model", model},           {"stats", stats},       {"layers", layers_j}};
 }
 
-Plan Plan::from_json(const json & j, const std::string & origin) {
-    try {
-        Plan p;
-        p.criterion  = j.at("criterion").get<std::string>();
-        p.n_expert   = j.at("n_expert").get<uint32_t>();
-        p.kept       = j.at("kept_experts").get<uint32_t>();
-        p.keep_ratio = j.value("keep_ratio", double(p.kept) / std::max(1u, p.n_expert));
-        p.seed       = j.value("seed", uint64_t(0));
-        p.model      = j.value("model", std::string());
-        p.stats      = j.value("stats", std::string());
-        for (const auto & [k, l] : j.at("layers").items()) {
-            LayerPlan lp;
-            lp.kept = l.at("kept").get<std::vector<uint32_t>>();
-            if (l.contains("dropped")) lp.dropped = l["dropped"].get<std::vector<uint32_t>>();
-            lp.copied_from_layer = l.value("copied_from_last_regular_layer", false);
-            p.layers[std::stoi(k)] = lp;
+namespace {
+
+// Strict reads of a plan file: integers are integers in range (no wrapping, no truncated
+// floats), layer keys are canonical indices; errors name the file and the field.
+struct PlanReader {
+    const std::string & origin;
+
+    [[noreturn]] void bad(const std::string & what) const { fail("%s: not a valid plan (%s)", origin.c_str(), what.c_str()); }
+    uint64_t to_uint(const json & v, const std::string & what, uint64_t max) const {
+        const bool non_negative = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+        if (!non_negative || v.get<uint64_t>() > max) {
+            bad(strfmt("%s must be an integer from 0 to %llu, not %s", what.c_str(), (unsigned long long) max,
+                       v.dump().c_str()));
         }
-        return p;
-    } catch (const json::exception & e) {
-        fail("%s: not a valid plan (%s)", origin.c_str(), e.what());
-    } catch (const std::logic_error & e) {
-        fail("%s: not a valid plan (bad layer key)", origin.c_str());
+        return v.get<uint64_t>();
     }
+    const json & at(const json & o, const char * key, const std::string & where) const {
+        if (!o.is_object() || !o.contains(key)) bad(where + "no '" + key + "'");
+        return o.at(key);
+    }
+    std::vector<uint32_t> ids(const json & a, const std::string & what) const {
+        if (!a.is_array()) bad(what + " must be an array of expert ids");
+        std::vector<uint32_t> out;
+        for (const auto & v : a) out.push_back(uint32_t(to_uint(v, what + " id", UINT32_MAX)));
+        return out;
+    }
+    LayerPlan layer(const std::string & key, const json & l) const {
+        LayerPlan lp;
+        lp.kept = ids(at(l, "kept", "layer " + key + ": "), "layer " + key + " kept");
+        if (l.contains("dropped")) lp.dropped = ids(l["dropped"], "layer " + key + " dropped");
+        if (l.contains("copied_from_last_regular_layer")) {
+            if (!l["copied_from_last_regular_layer"].is_boolean()) bad("copied_from_last_regular_layer must be true or false");
+            lp.copied_from_layer = l["copied_from_last_regular_layer"].get<bool>();
+        }
+        return lp;
+    }
+    std::string text(const json & j, const char * key) const {
+        if (!j.contains(key)) return "";
+        if (!j[key].is_string()) bad(std::string(key) + " must be a string");
+        return j[key].get<std::string>();
+    }
+};
+
+}  // namespace
+
+Plan Plan::from_json(const json & j, const std::string & origin) {
+    const PlanReader r{origin};
+    if (!j.is_object()) r.bad("a plan is a JSON object");
+    Plan p;
+    const json & criterion = r.at(j, "criterion", "");
+    if (!criterion.is_string()) r.bad("criterion must be a string");
+    p.criterion = criterion.get<std::string>();
+    p.n_expert  = uint32_t(r.to_uint(r.at(j, "n_expert", ""), "n_expert", UINT32_MAX));
+    p.kept      = uint32_t(r.to_uint(r.at(j, "kept_experts", ""), "kept_experts", UINT32_MAX));
+    p.keep_ratio = double(p.kept) / std::max(1u, p.n_expert);
+    if (j.contains("keep_ratio")) {
+        if (!j["keep_ratio"].is_number()) r.bad("keep_ratio must be a number");
+        p.keep_ratio = j["keep_ratio"].get<double>();
+    }
+    if (j.contains("seed")) p.seed = r.to_uint(j["seed"], "seed", UINT64_MAX);
+    p.model = r.text(j, "model");
+    p.stats = r.text(j, "stats");
+    const json & layers = r.at(j, "layers", "");
+    if (!layers.is_object()) r.bad("layers must be an object keyed by layer index");
+    for (auto it = layers.begin(); it != layers.end(); ++it) {
+        uint64_t il = 0;
+        if (!parse_canonical_uint(it.key(), INT_MAX, il)) r.bad("layer key \"" + it.key() + "\" is not a layer index");
+        p.layers[int(il)] = r.layer(it.key(), it.value());
+    }
+    return p;
 }
 
 Plan Plan::load(const std::string & path) { return from_json(read_json_file(path, "plan file"), path); }

@@ -12,6 +12,8 @@ using nlohmann::json;
 
 namespace {
 
+constexpr size_t k_max_meta_depth = 64;
+
 // Typed reads of one "_meta" key; every error names the file and the key.
 struct MetaReader {
     const json &        j;
@@ -91,6 +93,20 @@ struct MetaReader {
     }
 };
 
+// Whether `j` nests arrays/objects deeper than `limit`, found without recursion: copying a
+// hostile, deeply nested "_meta" recursively would overflow the stack.
+bool nested_deeper_than(const json & j, size_t limit) {
+    std::vector<std::pair<const json *, size_t>> todo = {{&j, 1}};
+    while (!todo.empty()) {
+        const auto [v, depth] = todo.back();
+        todo.pop_back();
+        if (!v->is_structured()) continue;
+        if (depth > limit) return true;
+        for (const auto & child : *v) todo.push_back({&child, depth + 1});
+    }
+    return false;
+}
+
 const char * const k_known_keys[] = {
     "architecture", "model", "model_path", "model_size", "n_layer", "n_expert", "n_expert_used", "n_expert_groups",
     "n_group_used", "moe_layers", "tool", "date", "fingerprint", "calibration", "options", "samples", "tokens",
@@ -108,6 +124,9 @@ bool is_known_key(const std::string & k) {
 StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     if (!j.is_object()) {
         fail("%s: _meta must be an object (it is %s)", origin.c_str(), j.type_name());
+    }
+    if (nested_deeper_than(j, k_max_meta_depth)) {
+        fail("%s: _meta nests deeper than %zu levels", origin.c_str(), k_max_meta_depth);
     }
     const MetaReader r{j, origin};
     StatsMeta        m;
