@@ -116,7 +116,7 @@ TEST(Merge, RefusesAnotherModelOfTheSameShape) {
     ASSERT_NE(ExpertStats::load(dir + "/a.json").meta.model, ExpertStats::load(dir + "/b.json").meta.model);
     const auto m = test::run_reap({"merge", dir + "/a.json", dir + "/b.json", "-o", dir + "/m.json"});
     EXPECT_EQ(m.exit_code, 1);
-    EXPECT_NE(m.err.find(dir + "/b.json: model is"), std::string::npos) << m.err;
+    EXPECT_NE(m.err.find(dir + "/b.json: router_fingerprint is"), std::string::npos) << m.err;
     EXPECT_NE(m.err.find("statistics of different models"), std::string::npos) << m.err;
 }
 

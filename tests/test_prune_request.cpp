@@ -126,6 +126,27 @@ TEST(PruneRequest, RefusesStatsOfAnotherArchitectureOfTheSameShape) {
     EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
 }
 
+// Same architecture and shape, other weights (another seed): the router fingerprint tells them
+// apart; another quantization of the same model (routers stay F32) is accepted.
+TEST(PruneRequest, RefusesStatsOfOtherWeightsAndAcceptsAnotherQuantization) {
+    synth::Options q8 = model_of("qwen3moe", 2), f16 = q8, seed7 = q8;
+    f16.type          = GGML_TYPE_F16;
+    seed7.seed        = 7;
+    const std::string dir   = test::tmp_dir();
+    const std::string stats = profile(test::synth_model(seed7), dir + "/seed7.json", 4);
+    ASSERT_TRUE(ExpertStats::load(stats).meta.router_fingerprint.has_value());
+    PruneRequest r;
+    r.model       = test::synth_model(q8);
+    r.stats       = stats;
+    r.keep_ratios = {0.5};
+    r.dry_run     = true;
+    EXPECT_NE(error_of(r).find("statistics of a model with other router weights"), std::string::npos) << error_of(r);
+
+    r.stats = profile(test::synth_model(q8), dir + "/q8.json", 4);
+    r.model = test::synth_model(f16);
+    EXPECT_EQ(run_prune(r).outputs.size(), 1u);
+}
+
 TEST(PruneRequest, AnUnfinishedCheckpointNeedsAllowIncomplete) {
     const std::string model = test::synth_model(model_of("qwen3moe", 2));
     const std::string dir   = test::tmp_dir();

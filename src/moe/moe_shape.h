@@ -19,6 +19,7 @@ struct MoeShape {
     uint32_t         n_group_used    = 0;  // groups a token may route to
     std::vector<int> moe_layers;           // regular MoE layers (the ones with statistics), ascending
     std::vector<int> nextn_layers;         // MoE layers of next-token-prediction (MTP) blocks, ascending
+    std::string      router_fingerprint;   // identity of the weights (moe/router_fingerprint.h); "" unknown
 
     // Groups of experts that must keep the same number each (1 without grouped routing).
     uint32_t groups() const { return n_expert_groups > 1 ? n_expert_groups : 1; }

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "profile/moe_collector.h"
 #include "moe/moe_layout.h"
+#include "moe/router_fingerprint.h"
 #include "core/progress.h"
 
 #include "llama.h"
@@ -262,7 +263,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     res.samples_total   = items.size();
     res.nodes_per_layer = opts.collect ? collector.nodes_requested_per_layer() : 0;
 
-    StatsMeta meta   = StatsMeta::for_model(layout.shape(), opts.model, layout.file_size);
+    StatsMeta meta   = StatsMeta::for_model(model_shape(file, layout), opts.model, layout.file_size);
     meta.tool        = std::string("reap.cpp ") + REAP_VERSION;
     meta.fingerprint = strfmt("%016llx", (unsigned long long) fp);
     meta.options     = {{"ctx_size", opts.n_ctx}, {"batch_size", opts.n_batch}, {"ubatch_size", opts.n_ubatch},

@@ -5,6 +5,7 @@
 #include "core/fs_util.h"
 #include "core/log.h"
 #include "moe/expert_budget.h"
+#include "moe/router_fingerprint.h"
 
 #include <sstream>
 
@@ -115,7 +116,7 @@ std::vector<Plan> make_plans(const PruneRequest & r, const MoeShape & shape) {
 
 std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout) {
     if (r.output.empty() && !r.dry_run) fail("give -o/--output (or --dry-run)");
-    const std::vector<Plan>    plans = make_plans(r, layout.shape());
+    const std::vector<Plan>    plans = make_plans(r, model_shape(in, layout));
     std::vector<PlannedOutput> outputs;
     for (const auto & p : plans) {
         PlannedOutput o;

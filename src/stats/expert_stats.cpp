@@ -273,6 +273,11 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
         fail("%s: statistics of a model with %u expert groups, but the model has %u: statistics of another model",
              path.c_str(), *m.n_expert_groups, shape.n_expert_groups);
     }
+    if (m.router_fingerprint && !shape.router_fingerprint.empty() && *m.router_fingerprint != shape.router_fingerprint) {
+        fail("%s: statistics of a model with other router weights (fingerprint %s, the model's %s): statistics of "
+             "another model",
+             path.c_str(), m.router_fingerprint->c_str(), shape.router_fingerprint.c_str());
+    }
     for (const auto & [il, L] : stats.layers) {
         if (L.n_expert() != shape.n_expert) {
             fail("%s: layer %d has %zu experts but the model has %u: statistics of another model", path.c_str(), il,

@@ -66,9 +66,9 @@ struct ExpertStats {
 inline constexpr const char * k_stats_meta_key = "_meta";
 
 // Throws when `stats` (read from `stats_path`) was not collected on a model of `shape`: another
-// architecture or expert grouping (where "_meta" records them), another expert count, another
-// set of MoE layers. The model file's name is not compared: statistics of one quantization
-// prune another of the same model.
+// architecture, expert grouping or router weights (where "_meta" and `shape` record them),
+// another expert count, another set of MoE layers. The model file's name is not compared:
+// statistics of one quantization prune another of the same model.
 void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const std::string & stats_path);
 
 }  // namespace reap

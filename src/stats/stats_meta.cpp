@@ -109,7 +109,7 @@ bool nested_deeper_than(const json & j, size_t limit) {
 
 const char * const k_known_keys[] = {
     "architecture", "model", "model_path", "model_size", "n_layer", "n_expert", "n_expert_used", "n_expert_groups",
-    "n_group_used", "moe_layers", "tool", "date", "fingerprint", "calibration", "options", "samples", "tokens",
+    "n_group_used", "moe_layers", "router_fingerprint", "tool", "date", "fingerprint", "calibration", "options", "samples", "tokens",
     "gate_applied_before_expert", "merged_from", "progress"};
 
 bool is_known_key(const std::string & k) {
@@ -140,6 +140,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     r.uint_field("n_expert_groups", m.n_expert_groups);
     r.uint_field("n_group_used", m.n_group_used);
     r.layers_field("moe_layers", m.moe_layers);
+    r.string_field("router_fingerprint", m.router_fingerprint);
     r.string_field("tool", m.tool);
     r.string_field("date", m.date);
     r.string_field("fingerprint", m.fingerprint);
@@ -173,6 +174,7 @@ json StatsMeta::to_json() const {
     put("n_expert_groups", n_expert_groups);
     put("n_group_used", n_group_used);
     put("moe_layers", moe_layers);
+    put("router_fingerprint", router_fingerprint);
     put("fingerprint", fingerprint);
     if (!options.is_null()) j["options"] = options;
     put("gate_applied_before_expert", gate_applied_before_expert);
@@ -205,6 +207,7 @@ StatsMeta StatsMeta::for_model(const MoeShape & shape, const std::string & model
     m.n_expert_groups = shape.n_expert_groups;
     m.n_group_used    = shape.n_group_used;
     m.moe_layers      = shape.moe_layers;
+    if (!shape.router_fingerprint.empty()) m.router_fingerprint = shape.router_fingerprint;
     return m;
 }
 
@@ -217,6 +220,7 @@ MoeShape StatsMeta::shape(uint32_t fallback_n_expert, bool * groups_known) const
     s.n_expert_groups = n_expert_groups.value_or(0);
     s.n_group_used    = n_group_used.value_or(0);
     s.moe_layers      = moe_layers.value_or(std::vector<int>());
+    s.router_fingerprint = router_fingerprint.value_or("");
     if (groups_known) *groups_known = n_expert_groups.has_value();
     return s;
 }
@@ -242,6 +246,7 @@ void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::strin
     same_field("n_expert_used", a.n_expert_used, b.n_expert_used, path);
     same_field("n_expert_groups", a.n_expert_groups, b.n_expert_groups, path);
     same_field("moe_layers", a.moe_layers, b.moe_layers, path);
+    same_field("router_fingerprint", a.router_fingerprint, b.router_fingerprint, path);
     if (level == SameModel::shape) return;
     // Same shape is not the same model: the model file's name and size tell weights apart.
     same_field("model", a.model, b.model, path);

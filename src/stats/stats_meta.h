@@ -31,6 +31,7 @@ struct StatsMeta {
     std::optional<uint32_t>         n_layer, n_expert, n_expert_used;
     std::optional<uint32_t>         n_expert_groups, n_group_used;  // recorded since grouped models are planned per group
     std::optional<std::vector<int>> moe_layers;
+    std::optional<std::string>      router_fingerprint;  // same shape, other weights: differs
     // Provenance.
     std::optional<std::string>   tool, date;
     std::optional<std::string>   fingerprint;  // of the tokenized calibration data and options (resume)
@@ -64,7 +65,8 @@ enum class SameModel {
 };
 
 // Throws when `b` (read from `b_path`) describes another model than `a` at `level`, naming the
-// first field that differs. Fields only one side records are not compared.
+// first field that differs. Fields only one side records are not compared. The router
+// fingerprint is compared at both levels: it tells weights apart across quantizations.
 void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & b_path,
                       SameModel level = SameModel::file);
 
