@@ -301,7 +301,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         if (!pm.fingerprint || *pm.fingerprint != *meta.fingerprint) {
             fail("%s: checkpoint was made with other calibration data or options; cannot resume", opts.output.c_str());
         }
-        check_same_model(meta, pm, opts.output);
+        check_same_model(meta, pm, opts.output, SameModel::file, "the model being profiled");
         if (prev.layers.size() != moe_layers.size()) {
             fail("%s: checkpoint belongs to another model; cannot resume", opts.output.c_str());
         }

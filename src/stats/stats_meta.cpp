@@ -230,27 +230,29 @@ namespace {
 template <typename T> std::string shown(const T & v) { return json(v).dump(); }
 
 template <typename T>
-void same_field(const char * key, const std::optional<T> & a, const std::optional<T> & b, const std::string & path) {
+void same_field(const char * key, const std::optional<T> & a, const std::optional<T> & b, const std::string & path,
+                const char * a_is) {
     if (a && b && *a != *b) {
-        fail("%s: %s is %s, but %s in the first file: statistics of different models", path.c_str(), key,
-             shown(*b).c_str(), shown(*a).c_str());
+        fail("%s: %s is %s, but %s in %s: statistics of different models", path.c_str(), key, shown(*b).c_str(),
+             shown(*a).c_str(), a_is);
     }
 }
 
 }  // namespace
 
-void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & path, SameModel level) {
-    same_field("architecture", a.architecture, b.architecture, path);
-    same_field("n_layer", a.n_layer, b.n_layer, path);
-    same_field("n_expert", a.n_expert, b.n_expert, path);
-    same_field("n_expert_used", a.n_expert_used, b.n_expert_used, path);
-    same_field("n_expert_groups", a.n_expert_groups, b.n_expert_groups, path);
-    same_field("moe_layers", a.moe_layers, b.moe_layers, path);
-    same_field("router_fingerprint", a.router_fingerprint, b.router_fingerprint, path);
+void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & path, SameModel level,
+                      const char * a_is) {
+    same_field("architecture", a.architecture, b.architecture, path, a_is);
+    same_field("n_layer", a.n_layer, b.n_layer, path, a_is);
+    same_field("n_expert", a.n_expert, b.n_expert, path, a_is);
+    same_field("n_expert_used", a.n_expert_used, b.n_expert_used, path, a_is);
+    same_field("n_expert_groups", a.n_expert_groups, b.n_expert_groups, path, a_is);
+    same_field("moe_layers", a.moe_layers, b.moe_layers, path, a_is);
+    same_field("router_fingerprint", a.router_fingerprint, b.router_fingerprint, path, a_is);
     if (level == SameModel::shape) return;
     // Same shape is not the same model: the model file's name and size tell weights apart.
-    same_field("model", a.model, b.model, path);
-    same_field("model_size", a.model_size, b.model_size, path);
+    same_field("model", a.model, b.model, path, a_is);
+    same_field("model_size", a.model_size, b.model_size, path, a_is);
 }
 
 StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths) {

@@ -67,8 +67,9 @@ enum class SameModel {
 // Throws when `b` (read from `b_path`) describes another model than `a` at `level`, naming the
 // first field that differs. Fields only one side records are not compared. The router
 // fingerprint is compared at both levels: it tells weights apart across quantizations.
+// `a_is` names `a` in the message ("the first file", "the model being profiled").
 void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & b_path,
-                      SameModel level = SameModel::file);
+                      SameModel level = SameModel::file, const char * a_is = "the first file");
 
 // Combines the "_meta" of several runs for `reap merge` (`paths` in the order of `metas`): sums
 // samples and tokens, concatenates calibration files, records merged_from; not resumable (no
