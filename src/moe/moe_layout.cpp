@@ -24,8 +24,6 @@ const char * expert_role_name(ExpertRole r) {
 
 std::string arch_key(const GgufFile & f, const char * key) { return f.arch() + "." + key; }
 
-
-
 // Classifies the part of a tensor name after "blk.<il>."; returns false when the tensor has
 // nothing to do with routed experts.
 static bool classify(const std::string & suffix, ExpertRole & role) {
@@ -62,8 +60,8 @@ static bool classify(const std::string & suffix, ExpertRole & role) {
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-MoeLayout analyze_moe(const GgufFile & f) {
-    MoeLayout m;
+// The model's MoE hyperparameters, as the file states them.
+static void read_hyperparameters(const GgufFile & f, MoeLayout & m) {
     m.arch = f.arch();
     if (m.arch.empty()) {
         fail("%s: no general.architecture key: not a llama.cpp model", f.path().c_str());
@@ -103,9 +101,52 @@ MoeLayout analyze_moe(const GgufFile & f) {
     if (f.has_key(arch_key(f, "expert_feed_forward_length"))) {
         m.expert_ff_key = arch_key(f, "expert_feed_forward_length");
     }
+}
+
+// Files one layer tensor: a shared expert or dense FFN marks its layer, a routed-expert tensor
+// joins the layer's expert tensors.
+static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout & m, std::vector<bool> & has_dense_ffn) {
+    std::string suffix;
+    const int   il = tensor_layer(t.name, &suffix);
+    if (il < 0) {
+        return;
+    }
+    if (uint32_t(il) >= m.n_layer) {
+        fail("%s: tensor '%s' is in layer %d but the model has %u layers", f.path().c_str(), t.name.c_str(), il,
+             m.n_layer);
+    }
+    const std::string base = suffix.substr(0, suffix.find('.'));
+    if (ends_with(base, "_shexp")) {
+        m.layers[il].has_shared_expert = true;
+        return;
+    }
+    if (base == "ffn_up" || base == "ffn_down" || base == "ffn_gate") {
+        has_dense_ffn[il] = true;
+        return;
+    }
+    ExpertRole role;
+    if (!classify(suffix, role)) {
+        return;
+    }
+    ExpertTensor et{&t, il, suffix, role, 0};
+    if (role != ExpertRole::expert_ids && role != ExpertRole::unknown) {
+        // The expert axis is ggml's outermost dimension, so one expert's slice is a
+        // contiguous run of nbytes / n_expert bytes.
+        if (t.ne[t.n_dims - 1] != int64_t(m.n_expert)) {
+            fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(),
+                 t.name.c_str(), (long long) t.ne[t.n_dims - 1], m.n_expert);
+        }
+        et.slice_bytes = t.nbytes / m.n_expert;
+    }
+    m.layers[il].expert_tensors.push_back(m.expert_tensors.size());
+    m.expert_tensors.push_back(et);
+}
+
+MoeLayout analyze_moe(const GgufFile & f) {
+    MoeLayout m;
+    read_hyperparameters(f, m);
 
     m.layers.resize(m.n_layer);
-    std::vector<bool> has_dense_ffn(m.n_layer, false);
     for (uint32_t il = 0; il < m.n_layer; il++) {
         m.layers[il].index             = int(il);
         m.layers[il].kind              = LayerKind::other;
@@ -113,44 +154,10 @@ MoeLayout analyze_moe(const GgufFile & f) {
         m.layers[il].has_shared_expert = false;
         m.layers[il].is_nextn          = il >= m.n_layer - std::min(m.n_nextn_layers, m.n_layer);
     }
-
+    std::vector<bool> has_dense_ffn(m.n_layer, false);
     for (const auto & t : f.tensors()) {
-        std::string suffix;
-        const int   il = tensor_layer(t.name, &suffix);
-        if (il < 0) {
-            continue;
-        }
-        if (uint32_t(il) >= m.n_layer) {
-            fail("%s: tensor '%s' is in layer %d but the model has %u layers", f.path().c_str(), t.name.c_str(), il,
-                 m.n_layer);
-        }
-        const std::string base = suffix.substr(0, suffix.find('.'));
-        if (ends_with(base, "_shexp")) {
-            m.layers[il].has_shared_expert = true;
-            continue;
-        }
-        if (base == "ffn_up" || base == "ffn_down" || base == "ffn_gate") {
-            has_dense_ffn[il] = true;
-            continue;
-        }
-        ExpertRole role;
-        if (!classify(suffix, role)) {
-            continue;
-        }
-        ExpertTensor et{&t, il, suffix, role, 0};
-        if (role != ExpertRole::expert_ids && role != ExpertRole::unknown) {
-            // The expert axis is ggml's outermost dimension, so one expert's slice is a
-            // contiguous run of nbytes / n_expert bytes.
-            if (t.ne[t.n_dims - 1] != int64_t(m.n_expert)) {
-                fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(),
-                     t.name.c_str(), (long long) t.ne[t.n_dims - 1], m.n_expert);
-            }
-            et.slice_bytes = t.nbytes / m.n_expert;
-        }
-        m.layers[il].expert_tensors.push_back(m.expert_tensors.size());
-        m.expert_tensors.push_back(et);
+        add_layer_tensor(f, t, m, has_dense_ffn);
     }
-
     for (auto & L : m.layers) {
         if (!L.expert_tensors.empty()) {
             L.kind          = LayerKind::moe;
