@@ -70,8 +70,12 @@ static void read_hyperparameters(const GgufFile & f, MoeLayout & m) {
     m.alignment = uint32_t(f.get_uint("general.alignment").value_or(32));
 
     const auto n_layer = f.get_uint(arch_key(f, "block_count"));
-    if (!n_layer || *n_layer == 0 || *n_layer > 100000) {
+    if (!n_layer || *n_layer == 0) {
         fail("%s: missing or invalid %s", f.path().c_str(), arch_key(f, "block_count").c_str());
+    }
+    if (*n_layer > k_llama_max_layers) {
+        fail("%s: %s = %llu, more than llama.cpp's %u layers", f.path().c_str(), arch_key(f, "block_count").c_str(),
+             (unsigned long long) *n_layer, k_llama_max_layers);
     }
     m.n_layer = uint32_t(*n_layer);
 
@@ -80,9 +84,9 @@ static void read_hyperparameters(const GgufFile & f, MoeLayout & m) {
         fail("%s: not a mixture-of-experts model (%s is %s)", f.path().c_str(),
              arch_key(f, "expert_count").c_str(), n_expert ? "0" : "missing");
     }
-    if (*n_expert > 65536) {
-        fail("%s: implausible %s = %llu", f.path().c_str(), arch_key(f, "expert_count").c_str(),
-             (unsigned long long) *n_expert);
+    if (*n_expert > k_llama_max_experts) {
+        fail("%s: %s = %llu, more than llama.cpp's %u", f.path().c_str(), arch_key(f, "expert_count").c_str(),
+             (unsigned long long) *n_expert, k_llama_max_experts);
     }
     m.n_expert = uint32_t(*n_expert);
 
@@ -100,6 +104,32 @@ static void read_hyperparameters(const GgufFile & f, MoeLayout & m) {
     m.n_nextn_layers  = uint32_t(f.get_uint(arch_key(f, "nextn_predict_layers")).value_or(0));
     if (f.has_key(arch_key(f, "expert_feed_forward_length"))) {
         m.expert_ff_key = arch_key(f, "expert_feed_forward_length");
+    }
+}
+
+void check_llama_limits(const MoeLayout & m, uint32_t n_expert, const std::string & what) {
+    const char *   arch = m.arch.c_str();
+    const uint32_t used = m.max_expert_used();
+    if (m.n_nextn_layers > m.n_layer) {
+        fail("%s: %s.nextn_predict_layers = %u exceeds %s.block_count = %u", what.c_str(), arch, m.n_nextn_layers, arch,
+             m.n_layer);
+    }
+    if (used == 0 || used > n_expert) {
+        fail("%s: %s.expert_used_count = %u, must be 1 to the %u experts", what.c_str(), arch, used, n_expert);
+    }
+    if (m.n_expert_groups >= n_expert) {
+        fail("%s: %s.expert_group_count = %u, must be below the %u experts", what.c_str(), arch, m.n_expert_groups,
+             n_expert);
+    }
+    if (m.n_expert_groups > 1) {
+        if (n_expert % m.n_expert_groups != 0) {
+            fail("%s: %u experts do not divide into %s.expert_group_count = %u groups", what.c_str(), n_expert, arch,
+                 m.n_expert_groups);
+        }
+        if (m.n_group_used == 0 || m.n_group_used >= m.n_expert_groups) {
+            fail("%s: %s.expert_group_used_count = %u, must be 1 to %u with %u expert groups", what.c_str(), arch,
+                 m.n_group_used, m.n_expert_groups - 1, m.n_expert_groups);
+        }
     }
 }
 
@@ -136,6 +166,12 @@ static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout
             fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(),
                  t.name.c_str(), (long long) t.ne[t.n_dims - 1], m.n_expert);
         }
+        if (t.n_dims == 1 && ggml_blck_size(t.type) > 1) {
+            // One expert's slice would be a part of a quantization block: no whole-block copy
+            // of the kept experts makes a valid tensor.
+            fail("%s: tensor '%s' is a 1-D %s tensor over the experts; a slice of one expert is not a whole "
+                 "number of blocks", f.path().c_str(), t.name.c_str(), ggml_type_name(t.type));
+        }
         et.slice_bytes = t.nbytes / m.n_expert;
     }
     m.layers[il].expert_tensors.push_back(m.expert_tensors.size());
@@ -145,6 +181,7 @@ static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout
 MoeLayout analyze_moe(const GgufFile & f) {
     MoeLayout m;
     read_hyperparameters(f, m);
+    check_llama_limits(m, m.n_expert, f.path());
 
     m.layers.resize(m.n_layer);
     for (uint32_t il = 0; il < m.n_layer; il++) {

@@ -119,6 +119,8 @@ Recipe tensor_recipe(const GgufFile & in, const TensorInfo & t, const ExpertTens
 }
 
 OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
+    // The planner keeps the rules; this makes sure no file llama.cpp would abort on is written.
+    check_llama_limits(layout, plan.kept, "the pruned model");
     OutputLayout out;
     out.gguf.reset(gguf_init_empty());
     gguf_context * ctx = out.gguf.get();
