@@ -57,7 +57,7 @@ struct Builder {
         mat(blk(il, "attn_v.weight"), {width, n_kv});
         mat(blk(il, "attn_output.weight"), {n_q, width}, 0.5f, true);
     }
-    // Router {n_embd, n_expert} stays F32 (llama-quantize never quantizes it either).
+    // Router {width, n_expert} stays F32 (llama-quantize never quantizes it either).
     void router(int il, int64_t width, int64_t n_expert) {
         add({blk(il, "ffn_gate_inp.weight"), {width, n_expert}, Init::normal, 0.3f, false, false});
     }
