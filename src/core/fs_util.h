@@ -11,7 +11,9 @@ namespace reap {
 std::string    base_name(const std::string & path);  // "a/b/c.gguf" -> "c.gguf"
 uint64_t       file_size(const std::string & path);  // 0 when it does not exist
 std::string    iso_utc_now();                        // "2026-11-23T16:42:23Z"
-// Parses a JSON file; throws "<path>: cannot open <what>" / "<path>: not valid JSON (...)".
+// Parses a JSON file; throws "<path>: cannot open <what>" / "<path>: not valid JSON (...)", and
+// refuses nesting deeper than k_max_json_depth (no reader can recurse over such a file).
+inline constexpr int k_max_json_depth = 64;
 nlohmann::json read_json_file(const std::string & path, const char * what);
 
 }  // namespace reap
