@@ -1,5 +1,6 @@
 // reap eval: metrics against hand-computed values, and the command on real models.
 #include "eval/evaluator.h"
+#include "eval/metrics.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,6 @@
 #include "core/atomic_file.h"
 #include "commands.h"
+#include "eval/eval_output.h"
 #include "eval/evaluator.h"
 
 #include <cstdio>
