@@ -182,14 +182,6 @@ std::vector<std::string> file_names(const std::string & output, size_t n_files) 
     return names;
 }
 
-bool same_file(const std::string & a, const std::string & b) {
-    std::error_code ec;
-    if (std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec)) {
-        return std::filesystem::equivalent(a, b, ec);
-    }
-    return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
-}
-
 }  // namespace
 
 uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
