@@ -1,6 +1,7 @@
 #include "llama/llama_runtime.h"
 
 #include "core/error.h"
+#include "gguf/gguf_file.h"
 
 #include <thread>
 
@@ -16,16 +17,24 @@ ggml_type parse_cache_type(const std::string & name) {
     fail("unknown KV cache type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl)", name.c_str());
 }
 
+ModelFiles model_files(const std::string & path) {
+    const GgufFile file = GgufFile::open(path);
+    return {file.split_paths(), file.file_size()};
+}
+
 LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOptions & o) {
     // Checked before the (slow) model load so that a typo fails at once.
     const ggml_type type_k = parse_cache_type(o.type_k);
     const ggml_type type_v = parse_cache_type(o.type_v);
 
+    // llama.cpp loads a split set from its first part only.
+    const std::string first = model_files(model_path).first();
+
     llama_backend_init();
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers       = o.n_gpu_layers;
     LlamaRuntime rt;
-    rt.model.reset(llama_model_load_from_file(model_path.c_str(), mp));
+    rt.model.reset(llama_model_load_from_file(first.c_str(), mp));
     if (!rt.model) {
         fail("%s: llama.cpp could not load the model", model_path.c_str());
     }

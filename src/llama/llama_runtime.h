@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace reap {
 
@@ -35,7 +36,17 @@ struct LlamaRuntime {
     llama_memory_t      memory() const { return llama_get_memory(ctx.get()); }
 };
 
-// Loads `model_path` and creates a context; one-line errors naming the file.
+// The files of a GGUF model named by any one of them: a split set's parts in order (the first
+// is the one llama.cpp loads), or the single file; `size` is their total.
+struct ModelFiles {
+    std::vector<std::string> parts;
+    uint64_t                 size = 0;
+    const std::string &      first() const { return parts.front(); }
+};
+ModelFiles model_files(const std::string & path);
+
+// Loads the model `model_path` (any part of a split set) and creates a context; one-line
+// errors naming the file.
 LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOptions & opts);
 
 // "f16", "q8_0", ... -> the ggml type; throws for a type llama.cpp cannot use for the KV cache.
