@@ -1,6 +1,7 @@
 #include "profile/profiler.h"
 
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/stop_signal.h"
@@ -52,8 +53,13 @@ std::vector<int> profiled_layers(const MoeLayout & layout) {
     return layers;
 }
 
-// Refuses an unwritable output before doing any work.
-void check_output_writable(const std::string & output) {
+// Refuses, before doing any work, an output that is one of the inputs (the model's files or
+// the calibration data, also through a link) or that cannot be written.
+void check_output(const ProfileOptions & opts) {
+    std::vector<std::string> inputs = model_files(opts.model).parts;
+    inputs.insert(inputs.end(), opts.data.begin(), opts.data.end());
+    refuse_output_over_inputs(opts.output, inputs);
+    const std::string & output = opts.output;
     const std::string probe = output + ".probe";
     std::ofstream     f(probe);
     if (!f) {
@@ -186,12 +192,14 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     check_profile_options(opts);
     const MoeLayout        layout     = read_moe_layout(opts);
     const std::vector<int> moe_layers = profiled_layers(layout);
-    check_output_writable(opts.output);
+    check_output(opts);
 
     std::vector<CalibFileReport> report;
     const auto samples = load_calibration(opts.data, parse_calib_format(opts.format), opts.strict, report);
 
-    const int          n_parallel = opts.pack ? opts.n_parallel : 1;
+    // llama.cpp reserves one output row per sequence within a batch: more sequences than -b
+    // tokens would abort inside llama.cpp, and could never be filled anyway.
+    const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
     MoeCollector       collector(layout.n_expert, moe_layers);
     const LlamaRuntime rt    = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     const auto         items = select_samples(rt.model.get(), samples, opts);
