@@ -26,8 +26,10 @@ struct BaseLogitsHeader {
 // Writes the file atomically: nothing appears under `path` before commit().
 class BaseLogitsWriter {
 public:
+    // `base_name` and `base_size` identify the base model (file name, bytes of all its files).
     BaseLogitsWriter(const std::string & path, uint32_t n_vocab, uint32_t n_ctx,
-                     const std::vector<std::vector<llama_token>> & windows, const std::string & base_model);
+                     const std::vector<std::vector<llama_token>> & windows, const std::string & base_name,
+                     uint64_t base_size);
     const BaseLogitsHeader & header() const { return hdr_; }
     void                     write_row(const std::vector<float> & logprobs);  // n_vocab values
     void                     commit() { out_.commit(); }
@@ -37,7 +39,9 @@ private:
     AtomicFile       out_;
 };
 
-// Reads a file back, checking its header against `n_ctx` (this run's -c) and its size.
+// Reads a file back. An untrusted file: the header is checked against `n_ctx` (this run's -c)
+// and against the file's size before anything is allocated, every token against the
+// vocabulary, and every log-probability as it is read (finite, at most 0).
 class BaseLogitsReader {
 public:
     BaseLogitsReader(const std::string & path, int n_ctx);
@@ -56,6 +60,10 @@ private:
     std::vector<llama_token>              tokens_;
     std::vector<std::vector<llama_token>> windows_;
     uint64_t                              rows_at_ = 0;  // byte offset of the first row
+    uint64_t                              row_     = 0;  // index of the next row (for messages)
+
+    void check_header(int n_ctx);
+    void read_tokens();
 };
 
 }  // namespace reap

@@ -10,8 +10,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 namespace reap {
 
@@ -60,10 +62,11 @@ double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & wi
 
 // Runs the base model, writes its log-probabilities to `path`, returns the base row.
 EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const std::string & path) {
+    const ModelFiles   files   = model_files(o.base);
     const LlamaRuntime base    = load_model(o.base, o);
     const Windows      windows = make_windows(base.vocab(), text, o);
     const uint32_t     n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
-    BaseLogitsWriter   out(path, n_vocab, uint32_t(o.n_ctx), windows, o.base);
+    BaseLogitsWriter   out(path, n_vocab, uint32_t(o.n_ctx), windows, base_name(files.first()), files.size);
     Progress           progress("eval " + base_name(o.base), out.header().n_tokens, "tokens", o.progress);
     ScoreSum           score;
     std::vector<float> lp;
@@ -133,7 +136,7 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
         progress.update(done);
     }
     progress.finish();
-    return score.row(base_name(path), file_size(path), secs, done);
+    return score.row(base_name(path), model_files(path).size, secs, done);
 }
 
 // Removes a temporary logits file when the run ends, however it ends.
@@ -143,6 +146,48 @@ struct RemoveOnExit {
         if (!path.empty()) std::remove(path.c_str());
     }
 };
+
+// Where the base logits go when no --base-logits is given: the system's temporary folder
+// (TMPDIR), never beside the user's files.
+std::string temporary_logits_path() {
+    return (std::filesystem::temp_directory_path() / ("reap-base-logits-" + std::to_string(::getpid()) + ".bin")).string();
+}
+
+// Refuses, before any work, an output (the table, a base-logits file to write) that is one of
+// the inputs: the models' files, the held-out text, a base-logits file to read.
+void refuse_outputs_over_inputs(const EvalOptions & o, bool reuse) {
+    std::vector<std::string> inputs = {o.data};
+    for (const std::string & m : o.pruned) {
+        const auto parts = model_files(m).parts;
+        inputs.insert(inputs.end(), parts.begin(), parts.end());
+    }
+    if (!o.base.empty()) {
+        const auto parts = model_files(o.base).parts;
+        inputs.insert(inputs.end(), parts.begin(), parts.end());
+    }
+    if (!reuse && !o.base_logits.empty()) {
+        refuse_output_over_inputs(o.base_logits, inputs);
+    }
+    if (!o.base_logits.empty()) {
+        inputs.push_back(o.base_logits);  // read, or written by this run: either way not the table
+    }
+    if (!o.output.empty()) {
+        refuse_output_over_inputs(o.output, inputs);
+    }
+}
+
+// An existing logits file records the base it was made from; -m must be that model.
+void check_logits_base(const BaseLogitsReader & logits, const std::string & base) {
+    const ModelFiles  files = model_files(base);
+    const std::string name  = base_name(files.first());
+    const auto &      h     = logits.header();
+    if (name != h.base_name || files.size != h.base_file_size) {
+        fail("%s: made from the base %s (%llu bytes), but -m is %s (%llu bytes); give that base, or another "
+             "--base-logits file",
+             logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, name.c_str(),
+             (unsigned long long) files.size);
+    }
+}
 
 }  // namespace
 
@@ -156,6 +201,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
     if (o.pruned.empty() && o.base.empty()) {
         fail("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
     }
+    refuse_outputs_over_inputs(o, reuse);
     llama_backend_init();
 
     std::vector<EvalRow> rows;
@@ -163,12 +209,15 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
     std::string          logits_path = o.base_logits;
     if (!reuse) {
         if (logits_path.empty()) {
-            logits_path = temporary.path = o.data + ".base-logits.tmp";
+            logits_path = temporary.path = temporary_logits_path();
         }
         rows.push_back(write_base_logits(o, text, logits_path));
     }
     BaseLogitsReader logits(logits_path, o.n_ctx);
     if (reuse) {
+        if (!o.base.empty()) {
+            check_logits_base(logits, o.base);
+        }
         rows.push_back(base_row_from_file(logits));
     }
     for (const std::string & path : o.pruned) {

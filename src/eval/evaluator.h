@@ -18,6 +18,7 @@ struct EvalOptions {
     std::vector<std::string> pruned;       // models to compare with the base
     std::string              data;         // held-out text file
     std::string              base_logits;  // reuse if it exists (and matches), else write it here
+    std::string              output;       // the table file the caller writes: checked up front
     int                      n_ctx        = 512;
     int                      max_chunks   = -1;  // windows to use (-1: all)
     int                      n_threads    = 0;
