@@ -14,6 +14,7 @@
 #   REAP_LLAMA_PREFIX use this installed llama.cpp prefix instead of provisioning one
 #   REAP_BUILD_DIR    reap.cpp build directory (default: ./build)
 #   REAP_JOBS         parallel build jobs (default: nproc)
+#   REAP_CMAKE_FLAGS  extra CMake flags for reap.cpp itself (e.g. -DREAP_WERROR=ON)
 set -euo pipefail
 
 NODE_LLAMA_CPP_VERSION=3.22.1
@@ -33,7 +34,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 # ---- 1. Debian packages --------------------------------------------------------------------
 need_pkgs=(build-essential cmake ninja-build git ca-certificates nodejs npm
            nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-           python3-numpy time openssl chromium)
+           python3-numpy time openssl chromium clang)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -119,6 +120,8 @@ fi
 
 # ---- 3. reap.cpp -----------------------------------------------------------------------------
 cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${REAP_BUILD_TYPE:-Release} \
-  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+  -DCMAKE_PREFIX_PATH="$prefix" ${REAP_CMAKE_FLAGS:-} >/dev/null
 cmake --build "$build_dir" -j "$jobs"
 log "built $build_dir/bin/reap (llama.cpp: $prefix)"
+# Later steps (scripts/test.sh's sanitizer build) configure against the same llama.cpp.
+echo "$prefix" >"$build_dir/llama-prefix.txt"

@@ -1,6 +1,25 @@
 #!/usr/bin/env bash
 # Set up (if needed), build, and run the whole test suite. This is what CI runs.
+#
+#   1. the release build with warnings as errors, and every test (ctest, all cores);
+#   2. a second build with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/), and the
+#      GoogleTest suites under it (set REAP_SKIP_SANITIZERS=1 to skip this step locally).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$here/scripts/setup.sh" "$@"
-ctest --test-dir "${REAP_BUILD_DIR:-$here/build}" -j "${REAP_JOBS:-$(nproc)}" --output-on-failure
+build_dir=${REAP_BUILD_DIR:-$here/build}
+jobs=${REAP_JOBS:-$(nproc)}
+
+REAP_CMAKE_FLAGS="-DREAP_WERROR=ON ${REAP_CMAKE_FLAGS:-}" "$here/scripts/setup.sh" "$@"
+ctest --test-dir "$build_dir" -j "$jobs" --output-on-failure
+
+if [ "${REAP_SKIP_SANITIZERS:-0}" != 1 ]; then
+  asan_dir=${REAP_ASAN_BUILD_DIR:-$here/build-asan}
+  prefix=$(cat "$build_dir/llama-prefix.txt")
+  echo "[test] AddressSanitizer + UndefinedBehaviorSanitizer build in $asan_dir" >&2
+  cmake -S "$here" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$prefix" \
+    -DREAP_SANITIZE=ON -DREAP_WERROR=ON >/dev/null
+  cmake --build "$asan_dir" -j "$jobs"
+  # llama.cpp's own one-time allocations (backend registry) are not ours to free at exit.
+  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  ctest --test-dir "$asan_dir" -j "$jobs" --output-on-failure -E '^(llama_perplexity_runs_synth_models|report_renders_in_chromium)$'
+fi

@@ -126,8 +126,8 @@ TEST_P(ProfileArch, InvariantsAndPlantedStructure) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchs, ProfileArch, ::testing::ValuesIn(synth::architectures()), [](const auto & info) {
-    std::string n = info.param;
+INSTANTIATE_TEST_SUITE_P(AllArchs, ProfileArch, ::testing::ValuesIn(synth::architectures()), [](const auto & param_info) {
+    std::string n = param_info.param;
     for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
     return n;
 });
@@ -171,8 +171,8 @@ TEST_P(Packing, PackedEqualsOneSamplePerDecode) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Packing, ::testing::Values("qwen3moe", "gpt-oss", "nemotron_h_moe"),
-                         [](const auto & info) {
-                             std::string n = info.param;
+                         [](const auto & param_info) {
+                             std::string n = param_info.param;
                              for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
                              return n;
                          });

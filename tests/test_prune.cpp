@@ -171,8 +171,8 @@ TEST_P(PruneArch, KeepAllIsByteIdenticalAndHalfKeepsExactSlices) {
 INSTANTIATE_TEST_SUITE_P(AllArchs, PruneArch,
                          ::testing::Combine(::testing::ValuesIn(synth::architectures()),
                                             ::testing::Values(GGML_TYPE_F16, GGML_TYPE_Q4_K)),
-                         [](const auto & info) {
-                             std::string n = std::get<0>(info.param) + "_" + ggml_type_name(std::get<1>(info.param));
+                         [](const auto & param_info) {
+                             std::string n = std::get<0>(param_info.param) + "_" + ggml_type_name(std::get<1>(param_info.param));
                              for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
                              return n;
                          });
@@ -220,8 +220,8 @@ TEST_P(RareRemoval, LeavesLogitsUnchanged) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Renormalising, RareRemoval, ::testing::Values("qwen3moe", "llama", "gpt-oss", "nemotron_h_moe"),
-                         [](const auto & info) {
-                             std::string n = info.param;
+                         [](const auto & param_info) {
+                             std::string n = param_info.param;
                              for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
                              return n;
                          });

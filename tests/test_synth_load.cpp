@@ -52,8 +52,8 @@ INSTANTIATE_TEST_SUITE_P(AllArchsAllTypes, SynthLoad,
                          ::testing::Combine(::testing::ValuesIn(synth::architectures()),
                                             ::testing::Values(GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0,
                                                               GGML_TYPE_Q4_K)),
-                         [](const auto & info) {
-                             std::string n = std::get<0>(info.param) + "_" + ggml_type_name(std::get<1>(info.param));
+                         [](const auto & param_info) {
+                             std::string n = std::get<0>(param_info.param) + "_" + ggml_type_name(std::get<1>(param_info.param));
                              for (auto & c : n) {
                                  if (!std::isalnum((unsigned char) c)) c = '_';
                              }
@@ -69,8 +69,8 @@ TEST_P(SynthDefaults, LlamaCppLoadsAndDecodes) {
     expect_runs(test::synth_model(o));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchs, SynthDefaults, ::testing::ValuesIn(synth::architectures()), [](const auto & info) {
-    std::string n = info.param;
+INSTANTIATE_TEST_SUITE_P(AllArchs, SynthDefaults, ::testing::ValuesIn(synth::architectures()), [](const auto & param_info) {
+    std::string n = param_info.param;
     for (auto & c : n) {
         if (!std::isalnum((unsigned char) c)) c = '_';
     }

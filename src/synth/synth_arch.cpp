@@ -44,29 +44,29 @@ struct Builder {
     }
 
     // Shared pieces.
-    void globals(int64_t n_embd, int64_t n_vocab, bool output) {
-        add({"token_embd.weight", {n_embd, n_vocab}, Init::embedding, 0.1f, true, false});
-        vec("output_norm.weight", {n_embd}, Init::ones);
+    void globals(int64_t width, int64_t n_vocab, bool output) {
+        add({"token_embd.weight", {width, n_vocab}, Init::embedding, 0.1f, true, false});
+        vec("output_norm.weight", {width}, Init::ones);
         if (output) {
-            mat("output.weight", {n_embd, n_vocab});
+            mat("output.weight", {width, n_vocab});
         }
     }
-    void attention_qkvo(int il, int64_t n_embd, int64_t n_q, int64_t n_kv) {
-        mat(blk(il, "attn_q.weight"), {n_embd, n_q});
-        mat(blk(il, "attn_k.weight"), {n_embd, n_kv});
-        mat(blk(il, "attn_v.weight"), {n_embd, n_kv});
-        mat(blk(il, "attn_output.weight"), {n_q, n_embd}, 0.5f, true);
+    void attention_qkvo(int il, int64_t width, int64_t n_q, int64_t n_kv) {
+        mat(blk(il, "attn_q.weight"), {width, n_q});
+        mat(blk(il, "attn_k.weight"), {width, n_kv});
+        mat(blk(il, "attn_v.weight"), {width, n_kv});
+        mat(blk(il, "attn_output.weight"), {n_q, width}, 0.5f, true);
     }
-    // Router {n_embd, n_expert} stays F32 (llama-quantize never quantizes it either).
-    void router(int il, int64_t n_embd, int64_t n_expert) {
-        add({blk(il, "ffn_gate_inp.weight"), {n_embd, n_expert}, Init::normal, 0.3f, false, false});
+    // Router {width, n_expert} stays F32 (llama-quantize never quantizes it either).
+    void router(int il, int64_t width, int64_t n_expert) {
+        add({blk(il, "ffn_gate_inp.weight"), {width, n_expert}, Init::normal, 0.3f, false, false});
     }
-    void experts(int il, int64_t n_embd, int64_t n_ff, int64_t n_expert, bool gate) {
+    void experts(int il, int64_t width, int64_t n_ff, int64_t n_expert, bool gate) {
         if (gate) {
-            mat(blk(il, "ffn_gate_exps.weight"), {n_embd, n_ff, n_expert});
+            mat(blk(il, "ffn_gate_exps.weight"), {width, n_ff, n_expert});
         }
-        mat(blk(il, "ffn_up_exps.weight"), {n_embd, n_ff, n_expert});
-        mat(blk(il, "ffn_down_exps.weight"), {n_ff, n_embd, n_expert}, 0.5f, true);
+        mat(blk(il, "ffn_up_exps.weight"), {width, n_ff, n_expert});
+        mat(blk(il, "ffn_down_exps.weight"), {n_ff, width, n_expert}, 0.5f, true);
     }
     void common_keys(const Options & o, uint32_t n_vocab) {
         u32("context_length", uint32_t(o.n_ctx_train));
