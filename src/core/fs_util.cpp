@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -16,6 +17,26 @@ std::string base_name(const std::string & path) {
 uint64_t file_size(const std::string & path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
+}
+
+bool same_file(const std::string & a, const std::string & b) {
+    struct stat sa {}, sb {};
+    if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) {
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    }
+    std::error_code ea, eb;
+    const auto      ca = std::filesystem::weakly_canonical(a, ea);
+    const auto      cb = std::filesystem::weakly_canonical(b, eb);
+    return ea || eb ? a == b : ca == cb;
+}
+
+void refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs) {
+    for (const auto & in : inputs) {
+        if (same_file(output, in)) {
+            fail("%s: is also an input (%s); writing it would destroy that input, choose another output",
+                 output.c_str(), in.c_str());
+        }
+    }
 }
 
 std::string iso_utc_now() {

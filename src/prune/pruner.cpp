@@ -143,14 +143,6 @@ OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const P
     return out;
 }
 
-bool same_file(const std::string & a, const std::string & b) {
-    std::error_code ec;
-    if (std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec)) {
-        return std::filesystem::equivalent(a, b, ec);
-    }
-    return std::filesystem::weakly_canonical(a, ec) == std::filesystem::weakly_canonical(b, ec);
-}
-
 // No output may replace a file of the input or another output.
 void check_output_names(const GgufFile & in, const std::vector<std::string> & names) {
     for (size_t a = 0; a < names.size(); a++) {
