@@ -1,11 +1,15 @@
 // reap eval: metrics against hand-computed values, and the command on real models.
 #include "eval/evaluator.h"
+#include "eval/metrics.h"
 #include "support.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 using namespace reap;
 using nlohmann::json;
@@ -129,6 +133,120 @@ TEST(Eval, RefusesMismatchedLogitsAndBadInput) {
     refuse({"eval", "-m", m.base, "--pruned", m.pruned, "--data", m.dir + "/nope.txt"}, "nope.txt");
     refuse({"eval", "-m", m.dir + "/nope.gguf", "--pruned", m.pruned, "--data", k_text}, "nope.gguf");
     refuse({"eval", "--pruned", m.pruned, "--data", k_text}, "give -m BASE");
+}
+
+
+// ---- hardening ---------------------------------------------------------------------------------
+
+std::string read_text(const std::string & path) {
+    const auto b = test::read_bytes(path);
+    return std::string(b.begin(), b.end());
+}
+
+TEST(EvalHardening, RefusesAnOutputThatIsAnInput) {
+    const Models m = make_models();
+    const std::string text = m.dir + "/held-out.txt";
+    std::ofstream(text) << read_text(k_text);
+    ASSERT_EQ(::symlink(m.base.c_str(), (m.dir + "/base-link.gguf").c_str()), 0);
+    ASSERT_EQ(::link(text.c_str(), (m.dir + "/text-hardlink.txt").c_str()), 0);
+    const std::string base_before = read_text(m.base), text_before = read_text(text);
+    auto refuse = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = {"eval", "-m", m.base, "--pruned", m.pruned, "--data", text, "-c", "64",
+                                         "--no-progress"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_NE(r.err.find("is also an input"), std::string::npos) << r.err;
+    };
+    refuse({"-o", m.base});
+    refuse({"-o", m.pruned});
+    refuse({"-o", text});
+    refuse({"-o", m.dir + "/base-link.gguf"});
+    refuse({"-o", m.dir + "/text-hardlink.txt"});
+    // the table over an existing base-logits file that this run reads
+    ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", text, "-c", "64", "--base-logits", m.dir + "/b.lgt",
+                              "--no-progress"}).exit_code, 0);
+    refuse({"--base-logits", m.dir + "/b.lgt", "-o", m.dir + "/b.lgt"});
+    EXPECT_EQ(read_text(m.base), base_before);
+    EXPECT_EQ(read_text(text), text_before);
+}
+
+TEST(EvalHardening, TemporaryLogitsGoToTheTempFolderNotBesideTheData) {
+    const Models m = make_models();
+    const std::string data_dir = m.dir + "/data", tmp = m.dir + "/tmp";
+    std::filesystem::create_directories(data_dir);
+    std::filesystem::create_directories(tmp);
+    const std::string text = data_dir + "/held-out.txt";
+    std::ofstream(text) << read_text(k_text);
+    // Where the old code put its temporary: a directory there made it fail.
+    std::filesystem::create_directories(text + ".base-logits.tmp");
+    ::setenv("TMPDIR", tmp.c_str(), 1);
+    const auto r = test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", text, "-c", "64",
+                                   "--no-progress"});
+    ::unsetenv("TMPDIR");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(std::filesystem::is_directory(text + ".base-logits.tmp"));
+    EXPECT_TRUE(std::filesystem::is_empty(tmp)) << "the temporary was not removed";
+    size_t n = 0;
+    for (const auto & e : std::filesystem::directory_iterator(data_dir)) n += e.is_regular_file() ? 1 : 0;
+    EXPECT_EQ(n, 1u) << "something was written beside the data";
+}
+
+TEST(EvalHardening, RefusesABaseOtherThanTheOneTheLogitsWereMadeFrom) {
+    const Models m = make_models();
+    ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/b.lgt",
+                              "--no-progress"}).exit_code, 0);
+    const auto wrong = test::run_reap({"eval", "-m", m.pruned, "--pruned", m.pruned, "--data", k_text, "-c", "64",
+                                       "--base-logits", m.dir + "/b.lgt", "--no-progress"});
+    EXPECT_EQ(wrong.exit_code, 1) << wrong.err;
+    EXPECT_NE(wrong.err.find("made from the base"), std::string::npos) << wrong.err;
+    // the right base is accepted
+    const auto right = test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", k_text, "-c", "64",
+                                       "--base-logits", m.dir + "/b.lgt", "--no-progress"});
+    EXPECT_EQ(right.exit_code, 0) << right.err;
+}
+
+// Base-logits files from the fuzzing campaign, and mutations of a real one: each is refused
+// with one line naming the file, never a crash, a huge allocation or a NaN table.
+TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
+    const Models m = make_models();
+    auto refuse = [&](const std::string & file, const std::string & why) {
+        const auto r = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
+                                       file, "--no-progress"});
+        EXPECT_EQ(r.exit_code, 1) << file << ": " << r.err;
+        EXPECT_EQ(r.signal, 0) << file;
+        EXPECT_NE(r.err.find(file + ": "), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    };
+    const std::string fuzz = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
+    refuse(fuzz + "bl_badtok.bin", "outside the vocabulary");   // token id -2e9
+    refuse(fuzz + "bl_badtok2.bin", "outside the vocabulary");  // token id 100535 of 535
+    refuse(fuzz + "bl_ntok1.bin", "corrupt");                   // one token: nothing to score
+    refuse(fuzz + "bl_huge.bin", "corrupt");                    // n_tokens 2^33 in 304 bytes
+    refuse(fuzz + "bl_huge2.bin", "corrupt");                   // n_tokens 2^60
+    refuse(fuzz + "bl_ntok2p29.bin", "corrupt");                // n_tokens 2^29
+
+    const std::string good = m.dir + "/good.lgt";
+    ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "--base-logits", good,
+                              "--no-progress"}).exit_code, 0);
+    const auto     bytes    = test::read_bytes(good);
+    uint32_t       n_vocab  = 0;
+    uint64_t       n_tokens = 0;
+    std::memcpy(&n_vocab, bytes.data() + 8, 4);
+    std::memcpy(&n_tokens, bytes.data() + 24, 8);
+    const size_t   tokens_at = 296, rows_at = tokens_at + n_tokens * 4;
+    auto mutate = [&](const std::string & name, size_t at, const void * v, size_t n) {
+        auto b = bytes;
+        std::memcpy(b.data() + at, v, n);
+        test::write_bytes(m.dir + "/" + name, b.data(), b.size());
+        return m.dir + "/" + name;
+    };
+    const int32_t out_of_vocab = int32_t(n_vocab);
+    refuse(mutate("tok.lgt", tokens_at + 4, &out_of_vocab, 4), "outside the vocabulary");
+    const float nan = std::nanf(""), positive = 0.5f, inf = -INFINITY;
+    refuse(mutate("nan.lgt", rows_at + 4 * 7, &nan, 4), "log-probability");
+    refuse(mutate("pos.lgt", rows_at + 4 * (n_vocab + 3), &positive, 4), "log-probability");
+    refuse(mutate("inf.lgt", rows_at, &inf, 4), "log-probability");
 }
 
 }  // namespace

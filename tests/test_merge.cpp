@@ -99,6 +99,12 @@ TEST(Merge, RefusesTheSameFileTwice) {
         EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 1) << m.err;
         EXPECT_FALSE(std::ifstream(dir + "/m.json").good());
     }
+    // Nor may the merged file replace one of the runs it adds up.
+    const auto before = test::read_bytes(a);
+    const auto over   = test::run_reap({"merge", a, dir + "/copy.json", "-o", dir + "/link.json"});
+    EXPECT_EQ(over.exit_code, 1);
+    EXPECT_NE(over.err.find("is also an input"), std::string::npos) << over.err;
+    EXPECT_TRUE(test::read_bytes(a) == before);
 }
 
 TEST(Merge, RefusesAnotherModelOfTheSameShape) {
@@ -150,6 +156,32 @@ TEST(Merge, KeepsAnUnfinishedRunVisible) {
     partial.meta.progress = StatsProgress{6, 200, true};
     partial.save(dir + "/6.json");
     EXPECT_TRUE(merge_stats_files({dir + "/4.json", dir + "/6.json"}).meta.complete());
+}
+
+// profile --resume goes through the same check: a checkpoint of another model of the same shape
+// (other weights) is refused instead of being finished with this model's tokens.
+TEST(SameModelCheck, ResumeRefusesACheckpointOfAnotherModel) {
+    synth::Options o;
+    o.n_layer         = 2;
+    synth::Options o7 = o;
+    o7.seed           = 7;
+    const std::string dir  = test::tmp_dir();
+    const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
+    const std::string ckpt = dir + "/ckpt.json";
+    auto profile = [&](const synth::Options & m, bool resume) {
+        std::vector<std::string> args = {"profile", "-m", test::synth_model(m), "--data", data, "--max-samples", "4",
+                                         "-o", ckpt, "--no-progress"};
+        if (resume) args.push_back("--resume");
+        return test::run_reap(args);
+    };
+    ASSERT_EQ(profile(o7, false).exit_code, 0);
+    const auto before = test::read_bytes(ckpt);
+    const auto r      = profile(o, true);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(ckpt + ": router_fingerprint is"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("in the model being profiled: statistics of different models"), std::string::npos) << r.err;
+    EXPECT_TRUE(test::read_bytes(ckpt) == before);
+    EXPECT_EQ(profile(o7, true).exit_code, 0);  // its own model resumes
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 
 
 using namespace reap;
@@ -327,6 +328,98 @@ TEST(ProfileInputs, RefusalsLeaveNoStatsFile) {
     refuse({"profile", "-m", dir + "/not.gguf", "--data", k_sample, "-o", out}, "not a valid GGUF");
     test::write_dense_gguf(dir + "/dense.gguf");
     refuse({"profile", "-m", dir + "/dense.gguf", "--data", k_sample, "-o", out}, "not a mixture-of-experts model");
+}
+
+
+// ---- hardening ---------------------------------------------------------------------------------
+
+TEST(ProfileHardening, BatchSmallerThanParallelDoesNotAbort) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    // -np defaults to 64: llama.cpp aborted when -b was below it.
+    for (const char * b : {"32", "1"}) {
+        const std::string out = dir + "/b" + b + ".json";
+        const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "-b", b, "--max-tokens", "96",
+                                       "-o", out, "--no-progress", "-t", "2"});
+        ASSERT_EQ(r.exit_code, 0) << "-b " << b << ": " << r.err;
+        EXPECT_EQ(r.signal, 0);
+        EXPECT_EQ(ExpertStats::load(out).layers.begin()->second.total_tokens, 96u) << "-b " << b;
+    }
+}
+
+TEST(ProfileHardening, RefusesAnOutputThatIsAnInput) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    const std::string data  = dir + "/calib.jsonl";
+    {
+        std::ifstream src(k_sample);
+        std::ofstream(data) << src.rdbuf();
+    }
+    ASSERT_EQ(::symlink(model.c_str(), (dir + "/model-link.gguf").c_str()), 0);
+    ASSERT_EQ(::link(data.c_str(), (dir + "/data-hardlink.json").c_str()), 0);
+    const auto model_before = test::read_bytes(model), data_before = test::read_bytes(data);
+    for (const std::string & out : {model, data, dir + "/model-link.gguf", dir + "/data-hardlink.json"}) {
+        const auto r = test::run_reap({"profile", "-m", model, "--data", data, "--max-samples", "2", "-o", out,
+                                       "--no-progress"});
+        EXPECT_EQ(r.exit_code, 1) << out << ": " << r.err;
+        EXPECT_NE(r.err.find("is also an input"), std::string::npos) << r.err;
+    }
+    EXPECT_TRUE(test::read_bytes(model) == model_before) << "the model was overwritten";
+    EXPECT_TRUE(test::read_bytes(data) == data_before) << "the calibration data was overwritten";
+    // every part of a split model is an input
+    const std::string first = test::write_splits(model, dir + "/split", 3);
+    const std::string third = dir + "/split-00003-of-00003.gguf";
+    const auto        r     = test::run_reap({"profile", "-m", first, "--data", data, "-o", third, "--no-progress"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("is also an input"), std::string::npos) << r.err;
+}
+
+TEST(ProfileHardening, AnySplitPartNamesTheModel) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    test::write_splits(model, dir + "/split", 3);
+    const auto r = test::run_reap({"profile", "-m", dir + "/split-00002-of-00003.gguf", "--data", k_sample,
+                                   "--max-samples", "2", "-o", dir + "/s.json", "--no-progress", "-t", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_GT(ExpertStats::load(dir + "/s.json").layers.begin()->second.total_tokens, 0u);
+}
+
+TEST(ProfileHardening, ANumberOutOfRangeIsOneSkippedLine) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    const std::string data  = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/cal_overflow.jsonl";
+    const auto r = test::run_reap({"profile", "-m", model, "--data", data, "-o", dir + "/s.json", "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find(data + ":"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("out of range"), std::string::npos) << r.err;
+    EXPECT_EQ(ExpertStats::load(dir + "/s.json").meta["calibration"][0]["skipped_lines"], 1);
+    const auto strict = test::run_reap({"profile", "-m", model, "--data", data, "-o", dir + "/t.json", "--strict"});
+    EXPECT_EQ(strict.exit_code, 1);
+    EXPECT_NE(strict.err.find(data + ":"), std::string::npos) << strict.err;
+}
+
+TEST(ProfileHardening, BinaryDataIsRefusedAndWarningsAreCapped) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    // a model file given as calibration data
+    const auto bin = test::run_reap({"profile", "-m", model, "--data", model, "-o", dir + "/s.json"});
+    EXPECT_EQ(bin.exit_code, 1) << bin.err;
+    EXPECT_NE(bin.err.find("binary data"), std::string::npos) << bin.err;
+    // many malformed lines: a few reported, the rest counted
+    const std::string data = dir + "/noisy.jsonl";
+    {
+        std::ofstream f(data);
+        f << R"({"text": "one good line"})" "\n";
+        for (int i = 0; i < 50; i++) f << "not json " << i << "\n";
+    }
+    const auto r = test::run_reap({"profile", "-m", model, "--data", data, "-o", dir + "/t.json", "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    size_t warnings = 0;
+    for (size_t at = r.err.find("line skipped"); at != std::string::npos; at = r.err.find("line skipped", at + 1)) {
+        warnings++;
+    }
+    EXPECT_EQ(warnings, 10u) << r.err;
+    EXPECT_NE(r.err.find("40 more malformed lines skipped"), std::string::npos) << r.err;
 }
 
 }  // namespace

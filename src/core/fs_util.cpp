@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -18,6 +19,26 @@ uint64_t file_size(const std::string & path) {
     return ::stat(path.c_str(), &st) == 0 ? uint64_t(st.st_size) : 0;
 }
 
+bool same_file(const std::string & a, const std::string & b) {
+    struct stat sa {}, sb {};
+    if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) {
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    }
+    std::error_code ea, eb;
+    const auto      ca = std::filesystem::weakly_canonical(a, ea);
+    const auto      cb = std::filesystem::weakly_canonical(b, eb);
+    return ea || eb ? a == b : ca == cb;
+}
+
+void refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs) {
+    for (const auto & in : inputs) {
+        if (same_file(output, in)) {
+            fail("%s: is also an input (%s); writing it would destroy that input, choose another output",
+                 output.c_str(), in.c_str());
+        }
+    }
+}
+
 std::string iso_utc_now() {
     char        buf[32];
     std::time_t t = std::time(nullptr);
@@ -30,8 +51,18 @@ nlohmann::json read_json_file(const std::string & path, const char * what) {
     if (!in) {
         fail("%s: cannot open %s", path.c_str(), what);
     }
+    // Copying or walking a json value recurses once per nesting level: a hostile file nested
+    // 100k deep would overflow the stack in whichever reader touches it. Real files nest a few
+    // levels, so deeper ones are refused while parsing, before any value is built.
+    auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json &) {
+        if (depth >= k_max_json_depth && (event == nlohmann::json::parse_event_t::object_start ||
+                                          event == nlohmann::json::parse_event_t::array_start)) {
+            fail("%s: not a valid %s (JSON nested deeper than %d levels)", path.c_str(), what, k_max_json_depth);
+        }
+        return true;
+    };
     try {
-        return nlohmann::json::parse(in);
+        return nlohmann::json::parse(in, limit_depth);
     } catch (const nlohmann::json::exception & e) {
         fail("%s: not valid JSON (%s)", path.c_str(), e.what());
     }

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/text.h"
 
 #include <fstream>
 #include <sstream>
@@ -19,9 +20,20 @@ CalibFormat parse_calib_format(const std::string & s) {
     fail("unknown calibration format '%s' (auto, prompt-response, text, messages, txt)", s.c_str());
 }
 
-static bool has_ext(const std::string & path, const char * ext) {
-    const std::string e = ext;
-    return path.size() >= e.size() && path.compare(path.size() - e.size(), e.size(), e) == 0;
+// Malformed lines reported one by one per file; the rest are only counted, so a binary or
+// foreign file cannot flood the terminal.
+constexpr size_t k_max_line_warnings = 10;
+
+// Calibration data is text: a NUL byte or a control character other than tab, newline, form
+// feed, carriage return and escape means binary data (a model file, an archive).
+static void refuse_binary(const std::string & path, const std::string & head) {
+    for (size_t i = 0; i < head.size(); i++) {
+        const unsigned char c = static_cast<unsigned char>(head[i]);
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r' && c != 0x1b) {
+            fail("%s: binary data (byte 0x%02x at offset %zu); calibration data must be JSONL or plain text",
+                 path.c_str(), unsigned(c), i);
+        }
+    }
 }
 
 // Turns one parsed JSONL record into a sample, or returns the reason it is unusable.
@@ -68,6 +80,75 @@ static std::string record_to_sample(const json & j, CalibFormat format, CalibSam
     }
 }
 
+namespace {
+
+// Checks the first 64 KiB of `in` for binary data, then rewinds it.
+void refuse_binary_file(const std::string & path, std::ifstream & in) {
+    std::string head(64 * 1024, '\0');
+    in.read(&head[0], std::streamsize(head.size()));
+    head.resize(size_t(in.gcount()));
+    refuse_binary(path, head);
+    in.clear();
+    in.seekg(0);
+}
+
+// A whole .txt file is one sample; it is cut into context-size windows after tokenization.
+void read_plain_file(std::ifstream & in, size_t fi, std::vector<CalibSample> & out, CalibFileReport & rep) {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    CalibSample s;
+    s.text     = ss.str();
+    s.is_plain = true;
+    s.file     = fi;
+    if (!s.text.empty()) {
+        out.push_back(std::move(s));
+        rep.samples = 1;
+    }
+}
+
+// One sample per non-blank line; a malformed line is skipped with a warning, or fatal with
+// `strict`.
+void read_jsonl_file(std::ifstream & in, size_t fi, CalibFormat format, bool strict, std::vector<CalibSample> & out,
+                     CalibFileReport & rep) {
+    const std::string & path = rep.path;
+    std::string         line;
+    size_t              ln = 0;
+    while (std::getline(in, line)) {
+        ln++;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) {
+            continue;
+        }
+        CalibSample s;
+        s.file = fi;
+        s.line = ln;
+        std::string why;
+        try {
+            why = record_to_sample(json::parse(line), format, s);
+        } catch (const json::out_of_range &) {
+            why = "malformed JSON (a number out of range)";
+        } catch (const json::exception &) {
+            why = "malformed JSON";
+        }
+        if (!why.empty()) {
+            if (strict) {
+                fail("%s:%zu: %s", path.c_str(), ln, why.c_str());
+            }
+            if (rep.skipped < k_max_line_warnings) {
+                log_warn("%s:%zu: %s; line skipped", path.c_str(), ln, why.c_str());
+            }
+            rep.skipped++;
+            continue;
+        }
+        out.push_back(std::move(s));
+        rep.samples++;
+    }
+    if (rep.skipped > k_max_line_warnings) {
+        log_warn("%s: %zu more malformed lines skipped", path.c_str(), rep.skipped - k_max_line_warnings);
+    }
+}
+
+}  // namespace
+
 std::vector<CalibSample> load_calibration(const std::vector<std::string> & files, CalibFormat format, bool strict,
                                           std::vector<CalibFileReport> & report) {
     if (files.empty()) {
@@ -81,49 +162,14 @@ std::vector<CalibSample> load_calibration(const std::vector<std::string> & files
         if (!in) {
             fail("%s: cannot open calibration file", path.c_str());
         }
+        refuse_binary_file(path, in);
         CalibFileReport rep{path, 0, 0};
         const bool plain = format == CalibFormat::plain ||
-                           (format == CalibFormat::automatic && !has_ext(path, ".jsonl") && !has_ext(path, ".json"));
+                           (format == CalibFormat::automatic && !ends_with(path, ".jsonl") && !ends_with(path, ".json"));
         if (plain) {
-            std::stringstream ss;
-            ss << in.rdbuf();
-            CalibSample s;
-            s.text     = ss.str();
-            s.is_plain = true;
-            s.file     = fi;
-            if (!s.text.empty()) {
-                out.push_back(std::move(s));
-                rep.samples = 1;
-            }
-            report.push_back(rep);
-            continue;
-        }
-        std::string line;
-        size_t      ln = 0;
-        while (std::getline(in, line)) {
-            ln++;
-            if (line.find_first_not_of(" \t\r") == std::string::npos) {
-                continue;
-            }
-            CalibSample s;
-            s.file = fi;
-            s.line = ln;
-            std::string why;
-            try {
-                why = record_to_sample(json::parse(line), format, s);
-            } catch (const json::parse_error & e) {
-                why = "malformed JSON";
-            }
-            if (!why.empty()) {
-                if (strict) {
-                    fail("%s:%zu: %s", path.c_str(), ln, why.c_str());
-                }
-                log_warn("%s:%zu: %s; line skipped", path.c_str(), ln, why.c_str());
-                rep.skipped++;
-                continue;
-            }
-            out.push_back(std::move(s));
-            rep.samples++;
+            read_plain_file(in, fi, out, rep);
+        } else {
+            read_jsonl_file(in, fi, format, strict, out, rep);
         }
         report.push_back(rep);
     }

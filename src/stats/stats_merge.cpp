@@ -1,24 +1,17 @@
 #include "stats/stats_merge.h"
 
 #include "core/error.h"
-
-#include <filesystem>
+#include "core/fs_util.h"
 
 namespace reap {
 
 namespace {
 
-// Whether two paths name one file: the same path, a symlink to it, or a hard link.
-bool same_file(const std::string & a, const std::string & b) {
-    std::error_code ec;
-    return a == b || std::filesystem::equivalent(a, b, ec);
-}
-
 // The same file twice, or a copy of the same run (the fingerprint covers the tokenized data and
 // the options, so on one model equal fingerprints mean equal runs), would count every token twice.
 void check_not_twice(const std::vector<std::string> & paths, const std::vector<ExpertStats> & runs, size_t i) {
     for (size_t k = 0; k < i; k++) {
-        if (same_file(paths[k], paths[i])) {
+        if (paths[k] == paths[i] || same_file(paths[k], paths[i])) {
             fail("%s: given twice (also as %s): its tokens would count twice", paths[i].c_str(), paths[k].c_str());
         }
     }

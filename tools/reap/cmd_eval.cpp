@@ -1,5 +1,7 @@
 #include "core/atomic_file.h"
 #include "commands.h"
+#include "core/text.h"
+#include "eval/eval_output.h"
 #include "eval/evaluator.h"
 
 #include <cstdio>
@@ -8,7 +10,6 @@ namespace reap::cli {
 
 void add_eval(CLI::App & app) {
     auto   o      = std::make_shared<EvalOptions>();
-    auto   output = std::make_shared<std::string>();
     auto * cmd    = app.add_subcommand("eval", "compare pruned models with the base on held-out text (PPL, KL, top-1)");
     cmd->add_option("-m,--model", o->base, "base model (optional when --base-logits already exists)");
     cmd->add_option("--pruned", o->pruned, "pruned model(s) to compare with the base")->expected(1, -1);
@@ -18,14 +19,14 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--chunks", o->max_chunks, "use at most this many windows (-1: all)");
     cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
     cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
-    cmd->add_option("-o,--output", *output, "also write the table: .json or .csv by extension");
+    cmd->add_option("-o,--output", o->output, "also write the table: .json or .csv by extension");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
-    cmd->callback([o, output]() {
+    cmd->callback([o]() {
         const auto rows = run_eval(*o);
         std::fputs(eval_table(rows).c_str(), stdout);
-        if (!output->empty()) {
-            const bool csv = output->size() >= 4 && output->compare(output->size() - 4, 4, ".csv") == 0;
-            write_file_atomic(*output, csv ? eval_csv(rows) : eval_json(rows).dump(1) + "\n");
+        if (!o->output.empty()) {
+            const bool csv = ends_with(o->output, ".csv");
+            write_file_atomic(o->output, csv ? eval_csv(rows) : eval_json(rows).dump(1) + "\n");
         }
     });
 }

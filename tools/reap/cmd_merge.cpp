@@ -1,4 +1,5 @@
 #include "commands.h"
+#include "core/fs_util.h"
 #include "core/log.h"
 #include "stats/stats_merge.h"
 
@@ -13,6 +14,7 @@ void add_merge(CLI::App & app) {
     cmd->add_option("stats", *files, "stats files from reap profile")->required()->expected(2, -1);
     cmd->add_option("-o,--output", *output, "merged stats file")->required();
     cmd->callback([files, output]() {
+        refuse_output_over_inputs(*output, *files);  // the merged file would replace a run it adds up
         const ExpertStats all = merge_stats_files(*files);
         if (!all.meta.complete()) {
             log_warn("WARNING: an input is a checkpoint of an unfinished profile run; %s is marked unfinished",

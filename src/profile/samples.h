@@ -1,0 +1,39 @@
+// Calibration samples as the token sequences the profiler decodes: chat rendering,
+// tokenization, the context-size limit, the seeded shuffle and the --max-samples/--max-tokens cut.
+#pragma once
+
+#include "profile/calibration.h"
+
+#include "llama.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace reap {
+
+struct TokenizedSamples {
+    std::vector<std::vector<llama_token>> tokens;  // one entry per decoded sequence
+    std::vector<size_t>                   file;    // the data file (index) each sequence came from
+
+    size_t   size() const { return tokens.size(); }
+    uint64_t total_tokens() const;
+    // Sequences and tokens that came from data file `f`.
+    size_t   samples_of_file(size_t f) const;
+    uint64_t tokens_of_file(size_t f) const;
+};
+
+// Tokenizes every sample: .txt files become windows of n_ctx tokens, chat samples are rendered
+// with the model's template, other samples are cut to n_ctx tokens. `data` names the files
+// (for messages).
+TokenizedSamples tokenize_samples(const llama_model * model, const std::vector<CalibSample> & samples,
+                                  const std::vector<std::string> & data, int n_ctx);
+
+// Shuffles the order with a seeded Fisher-Yates (mt19937_64): the same seed, the same order.
+void shuffle_samples(TokenizedSamples & s, uint64_t seed);
+
+// Keeps the first max_samples sequences, then the first max_tokens tokens (the last sequence
+// cut); a negative limit keeps everything.
+void limit_samples(TokenizedSamples & s, long max_samples, long max_tokens);
+
+}  // namespace reap
