@@ -19,7 +19,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
         const reap::Plan p = reap::Plan::load(path);
         (void) p.to_json().dump();
         reap::check_plan(p, shape, path);
-    } catch (const reap::Error &) {
-    }
+    } catch (const reap::Error &) {}
     return 0;
 }

@@ -74,12 +74,12 @@ TEST(PruneRequest, PlansEveryRatioOnceWithoutWriting) {
     const std::string model = test::synth_model(model_of("qwen3moe", 2));
     const std::string dir   = test::tmp_dir();
     PruneRequest      r;
-    r.model       = model;
-    r.stats       = profile(model, dir + "/s.json");
-    r.keep_ratios = {0.5, 0.75};
-    r.output      = dir + "/out.gguf";
-    r.dry_run     = true;
-    r.plan_out    = dir + "/plan.json";
+    r.model              = model;
+    r.stats              = profile(model, dir + "/s.json");
+    r.keep_ratios        = {0.5, 0.75};
+    r.output             = dir + "/out.gguf";
+    r.dry_run            = true;
+    r.plan_out           = dir + "/plan.json";
     const PruneOutcome o = run_prune(r);
     ASSERT_EQ(o.outputs.size(), 2u);
     EXPECT_FALSE(o.wrote_models);
@@ -106,21 +106,22 @@ TEST(PruneRequest, PlansEveryRatioOnceWithoutWriting) {
 // Same number of layers, experts and experts per token; another architecture: its statistics
 // rank another model's experts.
 TEST(PruneRequest, RefusesStatsOfAnotherArchitectureOfTheSameShape) {
-    const std::string qwen = test::synth_model(model_of("qwen3moe", 2));
-    const std::string oss  = test::synth_model(model_of("gpt-oss", 2));
-    const std::string dir  = test::tmp_dir();
+    const std::string qwen      = test::synth_model(model_of("qwen3moe", 2));
+    const std::string oss       = test::synth_model(model_of("gpt-oss", 2));
+    const std::string dir       = test::tmp_dir();
     const std::string oss_stats = profile(oss, dir + "/oss.json", 4);
     ASSERT_EQ(ExpertStats::load(oss_stats).shape().moe_layers,
               analyze_moe(GgufFile::open(qwen)).shape().moe_layers);  // the same shape
 
     PruneRequest r;
-    r.model       = qwen;
-    r.stats       = oss_stats;
-    r.keep_ratios = {0.5};
-    r.dry_run     = true;
+    r.model               = qwen;
+    r.stats               = oss_stats;
+    r.keep_ratios         = {0.5};
+    r.dry_run             = true;
     const std::string err = error_of(r);
     EXPECT_EQ(err.rfind(oss_stats + ": statistics of a gpt-oss model, but the model is qwen3moe", 0), 0u) << err;
-    const auto cli = test::run_reap({"prune", "-m", qwen, "--stats", oss_stats, "--keep-ratio", "0.5", "-o", dir + "/x.gguf"});
+    const auto cli =
+        test::run_reap({"prune", "-m", qwen, "--stats", oss_stats, "--keep-ratio", "0.5", "-o", dir + "/x.gguf"});
     EXPECT_EQ(cli.exit_code, 1);
     EXPECT_NE(cli.err.find("statistics of another model"), std::string::npos) << cli.err;
     EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
@@ -130,8 +131,8 @@ TEST(PruneRequest, RefusesStatsOfAnotherArchitectureOfTheSameShape) {
 // apart; another quantization of the same model (routers stay F32) is accepted.
 TEST(PruneRequest, RefusesStatsOfOtherWeightsAndAcceptsAnotherQuantization) {
     synth::Options q8 = model_of("qwen3moe", 2), f16 = q8, seed7 = q8;
-    f16.type          = GGML_TYPE_F16;
-    seed7.seed        = 7;
+    f16.type                = GGML_TYPE_F16;
+    seed7.seed              = 7;
     const std::string dir   = test::tmp_dir();
     const std::string stats = profile(test::synth_model(seed7), dir + "/seed7.json", 4);
     ASSERT_TRUE(ExpertStats::load(stats).meta.router_fingerprint.has_value());
@@ -159,11 +160,12 @@ TEST(PruneRequest, AnUnfinishedCheckpointNeedsAllowIncomplete) {
     r.stats       = dir + "/partial.json";
     r.keep_ratios = {0.5};
     r.dry_run     = true;
-    EXPECT_NE(error_of(r).find("unfinished profile run (4 samples, 321 tokens done)"), std::string::npos) << error_of(r);
+    EXPECT_NE(error_of(r).find("unfinished profile run (4 samples, 321 tokens done)"), std::string::npos)
+        << error_of(r);
     EXPECT_NE(error_of(r).find("--allow-incomplete"), std::string::npos);
 
-    const auto cli = test::run_reap({"prune", "-m", model, "--stats", r.stats, "--keep-ratio", "0.5", "--dry-run",
-                                     "--allow-incomplete"});
+    const auto cli = test::run_reap(
+        {"prune", "-m", model, "--stats", r.stats, "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
     EXPECT_EQ(cli.exit_code, 0) << cli.err;
     EXPECT_NE(cli.err.find("WARNING: " + r.stats + " is a checkpoint of an unfinished profile run"), std::string::npos)
         << cli.err;
@@ -172,7 +174,7 @@ TEST(PruneRequest, AnUnfinishedCheckpointNeedsAllowIncomplete) {
 // Per layer, the experts the report crosses out: "dropped at keep-ratio" in a heatmap cell's title.
 std::map<int, std::vector<uint32_t>> report_dropped(const std::string & html) {
     std::map<int, std::vector<uint32_t>> out;
-    const std::regex cell("<title>layer (\\d+), expert (\\d+)\n[^<]*dropped at keep-ratio");
+    const std::regex                     cell("<title>layer (\\d+), expert (\\d+)\n[^<]*dropped at keep-ratio");
     for (auto it = std::sregex_iterator(html.begin(), html.end(), cell); it != std::sregex_iterator(); ++it) {
         out[std::stoi((*it)[1])].push_back(uint32_t(std::stoul((*it)[2])));
     }
@@ -203,7 +205,7 @@ TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
             const auto pruned = p["layers"][std::to_string(il)]["dropped"].get<std::vector<uint32_t>>();
             EXPECT_EQ(ids, pruned) << "layer " << il;
             const LayerStats & L = ExpertStats::load(stats).layers.at(il);
-            groups_matter = groups_matter || dropped_at_ratio(L.reap(), L.count, std::stod(ratio)) != pruned;
+            groups_matter        = groups_matter || dropped_at_ratio(L.reap(), L.count, std::stod(ratio)) != pruned;
         }
         EXPECT_TRUE(groups_matter);
     }
@@ -212,7 +214,7 @@ TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
 // Plans found by fuzzing (tests/data/fuzz): integers that wrapped, float ids that truncated,
 // layer keys std::stoi read leniently ("1abc" as layer 1).
 TEST(PlanFile, RefusesWrappingFloatAndLenientValues) {
-    const std::string dir = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
+    const std::string                           dir     = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
     const std::pair<const char *, const char *> cases[] = {
         {"plan_wrapn.json", "n_expert must be an integer from 0 to 4294967295, not 4294967312"},
         {"plan_wrapid.json", "layer 0 kept id must be an integer from 0 to 4294967295, not 4294967297"},
@@ -227,14 +229,15 @@ TEST(PlanFile, RefusesWrappingFloatAndLenientValues) {
             EXPECT_EQ(std::string(e.what()), dir + file + ": not a valid plan (" + why + ")");
         }
     }
-    const json ok = {{"criterion", "reap"}, {"n_expert", 4}, {"kept_experts", 2}, {"layers", {{"0", {{"kept", {1, 3}}}}}}};
+    const json ok = {
+        {"criterion", "reap"}, {"n_expert", 4}, {"kept_experts", 2}, {"layers", {{"0", {{"kept", {1, 3}}}}}}};
     EXPECT_EQ(Plan::from_json(ok, "p.json").layers.at(0).kept, (std::vector<uint32_t>{1, 3}));
     for (const char * key : {"+1", " 1", "00", "01"}) {
-        json bad                 = ok;
-        bad["layers"][key]       = bad["layers"]["0"];
+        json bad           = ok;
+        bad["layers"][key] = bad["layers"]["0"];
         EXPECT_THROW(Plan::from_json(bad, "p.json"), Error) << key;
     }
-    json float_id = ok;
+    json float_id                   = ok;
     float_id["layers"]["0"]["kept"] = {1, 7.9};
     EXPECT_THROW(Plan::from_json(float_id, "p.json"), Error);
     EXPECT_THROW(Plan::from_json(json::array(), "p.json"), Error);

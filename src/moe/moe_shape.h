@@ -24,8 +24,8 @@ struct MoeShape {
     // Groups of experts that must keep the same number each (1 without grouped routing).
     uint32_t groups() const { return n_expert_groups > 1 ? n_expert_groups : 1; }
     bool     is_moe_layer(int il) const {
-        return std::binary_search(moe_layers.begin(), moe_layers.end(), il) ||
-               std::binary_search(nextn_layers.begin(), nextn_layers.end(), il);
+            return std::binary_search(moe_layers.begin(), moe_layers.end(), il) ||
+                   std::binary_search(nextn_layers.begin(), nextn_layers.end(), il);
     }
     // Every MoE layer (regular and MTP), ascending.
     std::vector<int> all_moe_layers() const {

@@ -39,7 +39,11 @@ uint64_t parse_split_size(const std::string & s) {
         used = 0;
     }
     const std::string unit = s.substr(used);
-    const double      mul  = unit.empty() ? 1 : unit == "K" ? 1024.0 : unit == "M" ? 1048576.0 : unit == "G" ? 1073741824.0 : -1;
+    const double      mul  = unit.empty()  ? 1
+                             : unit == "K" ? 1024.0
+                             : unit == "M" ? 1048576.0
+                             : unit == "G" ? 1073741824.0
+                                           : -1;
     if (used == 0 || mul < 0 || !(v > 0) || !(v * mul < 1.8e19)) {
         fail("--split-max-size: '%s' is not a size like 500M or 4G", s.c_str());
     }
@@ -66,23 +70,27 @@ void check_complete(const ExpertStats & stats, const PruneRequest & r) {
     if (stats.meta.complete()) return;
     const StatsProgress & p = *stats.meta.progress;
     if (!r.allow_incomplete) {
-        fail("%s: a checkpoint of an unfinished profile run (%llu samples, %llu tokens done); finish it with "
-             "'reap profile --resume' or pass --allow-incomplete",
-             r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
+        fail(
+            "%s: a checkpoint of an unfinished profile run (%llu samples, %llu tokens done); finish it with "
+            "'reap profile --resume' or pass --allow-incomplete",
+            r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
     }
-    log_warn("WARNING: %s is a checkpoint of an unfinished profile run (%llu samples, %llu tokens done): the plan "
-             "ranks experts on part of the calibration data",
-             r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
+    log_warn(
+        "WARNING: %s is a checkpoint of an unfinished profile run (%llu samples, %llu tokens done): the plan "
+        "ranks experts on part of the calibration data",
+        r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
 }
 
 std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape) {
     const int n_amounts = int(!r.keep_ratios.empty()) + int(r.keep.has_value()) + int(r.prune.has_value());
     if (n_amounts != 1) fail("give exactly one of --keep-ratio, --keep, --prune");
     std::vector<uint32_t> counts;
-    for (double ratio : r.keep_ratios) counts.push_back(kept_count_for_ratio(shape, ratio));
+    for (double ratio : r.keep_ratios)
+        counts.push_back(kept_count_for_ratio(shape, ratio));
     if (r.keep) counts.push_back(*r.keep);
     if (r.prune) {
-        if (*r.prune >= shape.n_expert) fail("--prune %u leaves no experts (the model has %u)", *r.prune, shape.n_expert);
+        if (*r.prune >= shape.n_expert)
+            fail("--prune %u leaves no experts (the model has %u)", *r.prune, shape.n_expert);
         counts.push_back(shape.n_expert - *r.prune);
     }
     return counts;
@@ -91,7 +99,8 @@ std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape
 std::vector<Plan> make_plans(const PruneRequest & r, const MoeShape & shape) {
     if (!r.plan.empty()) {
         if (!r.stats.empty() || !r.keep_ratios.empty() || r.keep || r.prune) {
-            fail("--plan already fixes the experts to keep; do not combine it with --stats/--keep-ratio/--keep/--prune");
+            fail(
+                "--plan already fixes the experts to keep; do not combine it with --stats/--keep-ratio/--keep/--prune");
         }
         Plan p = Plan::load(r.plan);
         check_plan(p, shape, r.plan);
@@ -133,8 +142,8 @@ PruneOutcome run_prune(const PruneRequest & r) {
     const GgufFile  in     = GgufFile::open(r.model);
     const MoeLayout layout = analyze_moe(in);
     PruneOutcome    out;
-    out.original_size = layout.file_size;
-    out.outputs       = plan_prune(r, in, layout);
+    out.original_size     = layout.file_size;
+    out.outputs           = plan_prune(r, in, layout);
     nlohmann::json report = nlohmann::json::array();
     for (const auto & o : out.outputs) {
         nlohmann::json j   = o.job.plan.to_json();
@@ -148,7 +157,8 @@ PruneOutcome run_prune(const PruneRequest & r) {
     if (!r.plan_out.empty()) write_file_atomic(r.plan_out, out.plan_report.dump(1) + "\n");
     if (r.dry_run) return out;
     std::vector<PruneJob> jobs;
-    for (const auto & o : out.outputs) jobs.push_back(o.job);
+    for (const auto & o : out.outputs)
+        jobs.push_back(o.job);
     prune_model(in, layout, jobs, r.show_progress);
     out.wrote_models = true;
     return out;

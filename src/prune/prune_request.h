@@ -17,15 +17,15 @@
 namespace reap {
 
 struct PruneRequest {
-    std::string             model;                 // input GGUF (any split part)
-    std::string             stats;                 // stats file, or
-    std::string             plan;                  // a saved plan (fixes the experts; excludes the amounts below)
-    std::vector<double>     keep_ratios;           // exactly one of keep_ratios, keep, prune with stats
+    std::string             model;        // input GGUF (any split part)
+    std::string             stats;        // stats file, or
+    std::string             plan;         // a saved plan (fixes the experts; excludes the amounts below)
+    std::vector<double>     keep_ratios;  // exactly one of keep_ratios, keep, prune with stats
     std::optional<uint32_t> keep, prune;
     Criterion               criterion = Criterion::reap;
     uint64_t                seed      = 42;
-    std::string             output;                // "" only with dry_run
-    std::string             plan_out;              // also write the plan report here
+    std::string             output;    // "" only with dry_run
+    std::string             plan_out;  // also write the plan report here
     uint64_t                split_max_bytes  = 0;
     bool                    dry_run          = false;
     bool                    allow_incomplete = false;  // accept stats of an unfinished profile run

@@ -16,14 +16,16 @@ std::vector<double> score_frequency(const LayerStats & L, uint64_t, int) { retur
 std::vector<double> score_weighted_frequency(const LayerStats & L, uint64_t, int) {
     auto       f = L.activation_frequency();
     const auto g = L.avg_gate_weight();
-    for (size_t e = 0; e < f.size(); e++) f[e] *= g[e];
+    for (size_t e = 0; e < f.size(); e++)
+        f[e] *= g[e];
     return f;
 }
 
 // A reproducible baseline: a uniform value keyed by (seed, layer, expert).
 std::vector<double> score_random(const LayerStats & L, uint64_t seed, int layer) {
     std::vector<double> r(L.n_expert());
-    for (size_t e = 0; e < r.size(); e++) r[e] = keyed_uniform(seed, uint64_t(layer), e);
+    for (size_t e = 0; e < r.size(); e++)
+        r[e] = keyed_uniform(seed, uint64_t(layer), e);
     return r;
 }
 

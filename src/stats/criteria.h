@@ -16,9 +16,9 @@ enum class Criterion { reap, ean, frequency, weighted_frequency, random };
 
 struct CriterionInfo {
     Criterion    id;
-    const char * name;     // as on the command line and in plans: "weighted-frequency"
-    const char * meaning;  // one line for help and the report
-    const char * reads;    // which sums of LayerStats the score is computed from
+    const char * name;             // as on the command line and in plans: "weighted-frequency"
+    const char * meaning;          // one line for help and the report
+    const char * reads;            // which sums of LayerStats the score is computed from
     bool         describes_model;  // false for a baseline that ignores the statistics (random)
     // Per-expert scores of one layer; lower is pruned first (see pruning_order).
     std::vector<double> (*score)(const LayerStats & L, uint64_t seed, int layer);
@@ -28,7 +28,7 @@ struct CriterionInfo {
 const std::vector<CriterionInfo> & criteria();
 const CriterionInfo &              criterion_info(Criterion c);
 // Names for a CLI's choices; `describing_model_only`: without baselines such as random.
-std::vector<std::string>           criterion_names(bool describing_model_only = false);
+std::vector<std::string> criterion_names(bool describing_model_only = false);
 
 Criterion    parse_criterion(const std::string & s);  // throws reap::Error naming the choices
 const char * criterion_name(Criterion c);

@@ -20,8 +20,9 @@ void check_not_twice(const std::vector<std::string> & paths, const std::vector<E
         const StatsMeta & a = runs[k].meta;
         const StatsMeta & b = runs[i].meta;
         if (a.fingerprint && b.fingerprint && *a.fingerprint == *b.fingerprint && a.calibration == b.calibration) {
-            fail("%s: the same calibration run as %s (same data, options and fingerprint): its tokens would count twice",
-                 paths[i].c_str(), paths[k].c_str());
+            fail(
+                "%s: the same calibration run as %s (same data, options and fingerprint): its tokens would count twice",
+                paths[i].c_str(), paths[k].c_str());
         }
     }
 }
@@ -38,7 +39,8 @@ ExpertStats merge_stats_files(const std::vector<std::string> & paths) {
         metas.push_back(runs[i].meta);
     }
     ExpertStats all = runs[0];
-    for (size_t i = 1; i < runs.size(); i++) all.merge(runs[i], paths[i]);
+    for (size_t i = 1; i < runs.size(); i++)
+        all.merge(runs[i], paths[i]);
     all.meta = merge_metas(metas, paths);
     return all;
 }

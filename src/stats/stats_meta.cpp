@@ -33,7 +33,8 @@ struct MetaReader {
         }
         return v.get<uint64_t>();
     }
-    template <typename T> void uint_field(const char * key, std::optional<T> & out) const {
+    template <typename T>
+    void uint_field(const char * key, std::optional<T> & out) const {
         if (const json * v = find(key)) out = T(to_uint(*v, key, std::numeric_limits<T>::max()));
     }
     void string_field(const char * key, std::optional<std::string> & out) const {
@@ -67,7 +68,8 @@ struct MetaReader {
         if (!v) return;
         if (!v->is_array()) bad(key, "an array of layer indices");
         std::vector<int> layers;
-        for (const auto & e : *v) layers.push_back(int(to_uint(e, key, INT_MAX)));
+        for (const auto & e : *v)
+            layers.push_back(int(to_uint(e, key, INT_MAX)));
         out = layers;
     }
     void strings_field(const char * key, std::vector<std::string> & out) const {
@@ -87,8 +89,10 @@ struct MetaReader {
         }
         StatsProgress p;
         p.complete = (*v)["complete"].get<bool>();
-        if (v->contains("samples_done")) p.samples_done = to_uint((*v)["samples_done"], "progress.samples_done", UINT64_MAX);
-        if (v->contains("tokens_done")) p.tokens_done = to_uint((*v)["tokens_done"], "progress.tokens_done", UINT64_MAX);
+        if (v->contains("samples_done"))
+            p.samples_done = to_uint((*v)["samples_done"], "progress.samples_done", UINT64_MAX);
+        if (v->contains("tokens_done"))
+            p.tokens_done = to_uint((*v)["tokens_done"], "progress.tokens_done", UINT64_MAX);
         out = p;
     }
 };
@@ -102,15 +106,33 @@ bool nested_deeper_than(const json & j, size_t limit) {
         todo.pop_back();
         if (!v->is_structured()) continue;
         if (depth > limit) return true;
-        for (const auto & child : *v) todo.push_back({&child, depth + 1});
+        for (const auto & child : *v)
+            todo.push_back({&child, depth + 1});
     }
     return false;
 }
 
-const char * const k_known_keys[] = {
-    "architecture", "model", "model_path", "model_size", "n_layer", "n_expert", "n_expert_used", "n_expert_groups",
-    "n_group_used", "moe_layers", "router_fingerprint", "tool", "date", "fingerprint", "calibration", "options", "samples", "tokens",
-    "gate_applied_before_expert", "merged_from", "progress"};
+const char * const k_known_keys[] = {"architecture",
+                                     "model",
+                                     "model_path",
+                                     "model_size",
+                                     "n_layer",
+                                     "n_expert",
+                                     "n_expert_used",
+                                     "n_expert_groups",
+                                     "n_group_used",
+                                     "moe_layers",
+                                     "router_fingerprint",
+                                     "tool",
+                                     "date",
+                                     "fingerprint",
+                                     "calibration",
+                                     "options",
+                                     "samples",
+                                     "tokens",
+                                     "gate_applied_before_expert",
+                                     "merged_from",
+                                     "progress"};
 
 bool is_known_key(const std::string & k) {
     for (const char * known : k_known_keys) {
@@ -158,7 +180,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
 }
 
 json StatsMeta::to_json() const {
-    json j = unknown.is_object() ? unknown : json::object();
+    json j   = unknown.is_object() ? unknown : json::object();
     auto put = [&](const char * key, const auto & opt) {
         if (opt) j[key] = *opt;
     };
@@ -213,13 +235,13 @@ StatsMeta StatsMeta::for_model(const MoeShape & shape, const std::string & model
 
 MoeShape StatsMeta::shape(uint32_t fallback_n_expert, bool * groups_known) const {
     MoeShape s;
-    s.arch            = architecture.value_or("");
-    s.n_layer         = n_layer.value_or(0);
-    s.n_expert        = n_expert.value_or(fallback_n_expert);
-    s.n_expert_used   = n_expert_used.value_or(0);
-    s.n_expert_groups = n_expert_groups.value_or(0);
-    s.n_group_used    = n_group_used.value_or(0);
-    s.moe_layers      = moe_layers.value_or(std::vector<int>());
+    s.arch               = architecture.value_or("");
+    s.n_layer            = n_layer.value_or(0);
+    s.n_expert           = n_expert.value_or(fallback_n_expert);
+    s.n_expert_used      = n_expert_used.value_or(0);
+    s.n_expert_groups    = n_expert_groups.value_or(0);
+    s.n_group_used       = n_group_used.value_or(0);
+    s.moe_layers         = moe_layers.value_or(std::vector<int>());
     s.router_fingerprint = router_fingerprint.value_or("");
     if (groups_known) *groups_known = n_expert_groups.has_value();
     return s;
@@ -227,7 +249,10 @@ MoeShape StatsMeta::shape(uint32_t fallback_n_expert, bool * groups_known) const
 
 namespace {
 
-template <typename T> std::string shown(const T & v) { return json(v).dump(); }
+template <typename T>
+std::string shown(const T & v) {
+    return json(v).dump();
+}
 
 template <typename T>
 void same_field(const char * key, const std::optional<T> & a, const std::optional<T> & b, const std::string & path,
@@ -256,7 +281,7 @@ void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::strin
 }
 
 StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths) {
-    StatsMeta out = metas.at(0);
+    StatsMeta out   = metas.at(0);
     out.calibration = json::array();
     out.fingerprint.reset();  // a merged file is not a checkpoint to resume
     out.progress.reset();
@@ -265,7 +290,8 @@ StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<st
     StatsProgress progress{0, 0, true};
     for (const auto & m : metas) {
         if (m.calibration.is_array()) {
-            for (const auto & c : m.calibration) out.calibration.push_back(c);
+            for (const auto & c : m.calibration)
+                out.calibration.push_back(c);
         }
         if (m.samples) out.samples = out.samples.value_or(0) + *m.samples;
         if (m.tokens) out.tokens = out.tokens.value_or(0) + *m.tokens;

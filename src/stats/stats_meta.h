@@ -24,12 +24,12 @@ struct StatsProgress {
 
 struct StatsMeta {
     // What identifies the model.
-    std::optional<std::string>      architecture;
-    std::optional<std::string>      model;       // base name of the model file
-    std::optional<std::string>      model_path;  // as given to profile
-    std::optional<uint64_t>         model_size;  // bytes of the model file (all splits)
-    std::optional<uint32_t>         n_layer, n_expert, n_expert_used;
-    std::optional<uint32_t>         n_expert_groups, n_group_used;  // recorded since grouped models are planned per group
+    std::optional<std::string> architecture;
+    std::optional<std::string> model;       // base name of the model file
+    std::optional<std::string> model_path;  // as given to profile
+    std::optional<uint64_t>    model_size;  // bytes of the model file (all splits)
+    std::optional<uint32_t>    n_layer, n_expert, n_expert_used;
+    std::optional<uint32_t>    n_expert_groups, n_group_used;  // recorded since grouped models are planned per group
     std::optional<std::vector<int>> moe_layers;
     std::optional<std::string>      router_fingerprint;  // same shape, other weights: differs
     // Provenance.
@@ -47,7 +47,7 @@ struct StatsMeta {
     static StatsMeta parse(const nlohmann::json & j, const std::string & origin);
     nlohmann::json   to_json() const;
     // The value of `key` as written in the file (null when absent): for display.
-    nlohmann::json   operator[](const std::string & key) const;
+    nlohmann::json operator[](const std::string & key) const;
 
     // The identity fields of a model with `shape` in the file `model_path` of `size` bytes.
     static StatsMeta for_model(const MoeShape & shape, const std::string & model_path, uint64_t size);
