@@ -91,6 +91,11 @@ TEST(PruneRequest, PlansEveryRatioOnceWithoutWriting) {
     EXPECT_EQ(json::parse(std::ifstream(dir + "/plan.json")), o.plan_report);
     EXPECT_FALSE(std::filesystem::exists(dir + "/out-keep0.50.gguf"));
 
+    PruneRequest same = r;  // 0.5 and 0.51 both keep 8 of 16: one output name twice
+    same.keep_ratios  = {0.5, 0.51};
+    EXPECT_NE(error_of(same).find("--keep-ratio 0.5 and 0.51 both keep 8 of 16 experts"), std::string::npos)
+        << error_of(same);
+
     PruneRequest both = r;  // exactly one amount
     both.keep         = 8;
     EXPECT_NE(error_of(both).find("exactly one of"), std::string::npos);
@@ -189,7 +194,8 @@ TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
     const std::string model = test::synth_model(o);
     const std::string dir   = test::tmp_dir();
     const std::string stats = profile(model, dir + "/s.json");
-    EXPECT_EQ(ExpertStats::load(stats).meta.n_expert_groups, 4u);
+    const ExpertStats profiled = ExpertStats::load(stats);
+    EXPECT_EQ(profiled.meta.n_expert_groups, 4u);
     for (const char * ratio : {"0.5", "0.75"}) {
         SCOPED_TRACE(ratio);
         const auto plan = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", ratio, "--dry-run"});
@@ -204,7 +210,7 @@ TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
         for (const auto & [il, ids] : dropped) {
             const auto pruned = p["layers"][std::to_string(il)]["dropped"].get<std::vector<uint32_t>>();
             EXPECT_EQ(ids, pruned) << "layer " << il;
-            const LayerStats & L = ExpertStats::load(stats).layers.at(il);
+            const LayerStats & L = profiled.layers.at(il);
             groups_matter        = groups_matter || dropped_at_ratio(L.reap(), L.count, std::stod(ratio)) != pruned;
         }
         EXPECT_TRUE(groups_matter);

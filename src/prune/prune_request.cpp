@@ -85,8 +85,16 @@ std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape
     const int n_amounts = int(!r.keep_ratios.empty()) + int(r.keep.has_value()) + int(r.prune.has_value());
     if (n_amounts != 1) fail("give exactly one of --keep-ratio, --keep, --prune");
     std::vector<uint32_t> counts;
-    for (double ratio : r.keep_ratios)
-        counts.push_back(kept_count_for_ratio(shape, ratio));
+    for (size_t i = 0; i < r.keep_ratios.size(); i++) {
+        counts.push_back(kept_count_for_ratio(shape, r.keep_ratios[i]));
+        // Two ratios that keep the same count would write one output name twice.
+        for (size_t k = 0; k < i; k++) {
+            if (counts[k] == counts[i]) {
+                fail("--keep-ratio %g and %g both keep %u of %u experts; give each count once", r.keep_ratios[k],
+                     r.keep_ratios[i], counts[i], shape.n_expert);
+            }
+        }
+    }
     if (r.keep) counts.push_back(*r.keep);
     if (r.prune) {
         if (*r.prune >= shape.n_expert)

@@ -61,8 +61,8 @@ void add_prune(CLI::App & app) {
     cmd->add_option("-o,--output", o->req.output,
                     "output GGUF; with several ratios '-keep<r>' is added, or '{keep}' replaced");
     cmd->add_option("--keep-ratio", o->keep_ratio, "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
-    cmd->add_option("--keep", o->keep, "experts to keep per MoE layer");
-    cmd->add_option("--prune", o->prune, "experts to remove per MoE layer");
+    cmd->add_option("--keep", o->keep, "experts to keep per MoE layer")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--prune", o->prune, "experts to remove per MoE layer")->check(CLI::NonNegativeNumber);
     cmd->add_option("--criterion", o->criterion, criteria_help())->check(CLI::IsMember(criterion_names()));
     cmd->add_option("--seed", o->req.seed, "seed of the random criterion");
     cmd->add_flag("--dry-run", o->req.dry_run, "print the plan (kept/dropped ids, scores, output size) and write no model");
