@@ -5,6 +5,10 @@
 
 namespace reap {
 
+const char * ppl_convention_name(PplConvention c) { return c == PplConvention::all ? "all" : "second-half"; }
+
+uint32_t first_scored_position(PplConvention c, uint32_t n_ctx) { return c == PplConvention::all ? 0 : n_ctx / 2; }
+
 void log_softmax(const float * logits, size_t n, std::vector<float> & out) {
     double mx = logits[0];
     for (size_t i = 1; i < n; i++) mx = std::max(mx, double(logits[i]));
@@ -33,9 +37,9 @@ void ScoreSum::add(const TokenComparison & c) {
     agree_ += c.top1_agrees ? 1 : 0;
 }
 
-EvalRow ScoreSum::row(const std::string & model, uint64_t file_size, double seconds, uint64_t decoded) {
+EvalRow ScoreSum::row(const std::string & path, uint64_t file_size, double seconds, uint64_t decoded) {
     EvalRow r;
-    r.model     = model;
+    r.path      = path;
     r.file_size = file_size;
     r.n_scored  = kls_.size();
     r.ppl       = std::exp(nll_ / double(kls_.size()));
@@ -46,7 +50,8 @@ EvalRow ScoreSum::row(const std::string & model, uint64_t file_size, double seco
     std::nth_element(kls_.begin(), kls_.begin() + long(p99), kls_.end());
     r.kl_p99       = kls_[p99];
     r.top1         = double(agree_) / double(kls_.size());
-    r.tokens_per_s = seconds > 0 ? double(decoded) / seconds : 0;
+    r.timed        = seconds > 0;
+    r.tokens_per_s = r.timed ? double(decoded) / seconds : 0;
     return r;
 }
 
