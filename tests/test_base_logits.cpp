@@ -98,16 +98,24 @@ TEST(LogprobCodec, EdgeRowsRoundTrip) {
     decode_logprob_row(row, decoded);
     for (float v : decoded) EXPECT_NEAR(v, flat[0], 1e-6);
     EXPECT_EQ(row.codes[0], k_top_code);
-    EXPECT_EQ(row.codes[1], 0);
-    // A range beyond 32 nats: the tail is stored at the floor, the next token keeps its exact value.
-    std::vector<float> wide = {-1e-6f, -14.0f, -50.0f, -90.0f};
+    EXPECT_EQ(row.codes[1], 1);
+    // A range beyond 32 nats, and an entry masked with -inf: what lies below the floor reads back
+    // as probability 0; the next token keeps its exact value.
+    std::vector<float> wide = {-1e-6f, -14.0f, -50.0f, -90.0f, -INFINITY};
     encode_logprob_row(wide.data(), wide.size(), 3, row);
     EXPECT_EQ(invalid_quantized_row(row, 3), nullptr);
     decode_logprob_row(row, decoded);
     EXPECT_EQ(row.next_logprob, -90.0f);
-    EXPECT_NEAR(decoded[1], -14.0, 32.0 / 65535);
-    EXPECT_NEAR(decoded[3], -1e-6 - 32.0, 1e-3);
+    EXPECT_NEAR(decoded[0], -1e-6, 1e-5);
+    EXPECT_NEAR(decoded[1], -14.0, 32.0 / 65534);
+    EXPECT_EQ(decoded[2], -INFINITY);
+    EXPECT_EQ(decoded[4], -INFINITY);
     EXPECT_LE(decoded[0], 0.0f);
+    // A model that masks the same entry: KL stays finite (0 here), not NaN or infinite.
+    const auto self = compare_token(decoded.data(), wide.data(), wide.size(), 1);
+    EXPECT_TRUE(std::isfinite(self.kl));
+    EXPECT_NEAR(self.kl, 0.0, 1e-4);
+    EXPECT_TRUE(self.top1_agrees);
 }
 
 TEST(LogprobCodec, RowsNoWriterMakesAreInvalid) {

@@ -23,8 +23,10 @@ TokenComparison compare_token(const float * base_lp, const float * model_lp, siz
     double kl = 0;
     size_t ab = 0, am = 0;
     for (size_t v = 0; v < n_vocab; v++) {
+        // An entry the base gives probability 0 (-inf: masked, or below a stored row's floor)
+        // adds nothing, whatever the model gives it.
         const double p = std::exp(double(base_lp[v]));
-        kl += p * (double(base_lp[v]) - double(model_lp[v]));
+        if (p > 0) kl += p * (double(base_lp[v]) - double(model_lp[v]));
         if (base_lp[v] > base_lp[ab]) ab = v;
         if (model_lp[v] > model_lp[am]) am = v;
     }
