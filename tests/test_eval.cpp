@@ -305,6 +305,13 @@ TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
                                        m.dir + "/half.lgt", "--no-progress"});
     EXPECT_EQ(mixed.exit_code, 1);
     EXPECT_NE(mixed.err.find("made with --ppl-convention second-half, this run uses all"), std::string::npos) << mixed.err;
+    // one short window: nothing in its second half to score
+    const std::string tiny = m.dir + "/tiny.txt";
+    std::ofstream(tiny) << "A few words.\n";
+    const auto short_text = test::run_reap({"eval", "-m", m.base, "--data", tiny, "-c", "64", "--ppl-convention",
+                                            "second-half", "--no-progress"});
+    EXPECT_EQ(short_text.exit_code, 1);
+    EXPECT_NE(short_text.err.find("too little text to score"), std::string::npos) << short_text.err;
 #ifdef REAP_LLAMA_PERPLEXITY
     // llama-perplexity's own number on one window of 128 tokens (it wants 2 windows of text).
     const std::string text = m.dir + "/text3.txt";
