@@ -1,4 +1,6 @@
 // reap eval: metrics against hand-computed values, and the command on real models.
+#include "core/error.h"
+#include "eval/eval_output.h"
 #include "eval/evaluator.h"
 #include "eval/metrics.h"
 #include "support.h"
@@ -6,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -72,12 +75,13 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const json t = json::parse(test::read_bytes(m.dir + "/t.json"));
     ASSERT_EQ(t.size(), 3u);
-    // base row and the base model compared with itself
-    for (int i : {0, 1}) {
-        EXPECT_EQ(t[i]["kl_mean"], 0.0);
-        EXPECT_EQ(t[i]["kl_p99"], 0.0);
-        EXPECT_EQ(t[i]["top1_agreement"], 1.0);
-    }
+    // base row and the base model compared with itself: exact for the base row, within the
+    // 16-bit rows' quantisation (far below 1e-3) for the model compared with its stored rows
+    EXPECT_EQ(t[0]["kl_mean"], 0.0);
+    EXPECT_EQ(t[0]["kl_p99"], 0.0);
+    EXPECT_LT(t[1]["kl_mean"].get<double>(), 1e-5);
+    EXPECT_LT(t[1]["kl_p99"].get<double>(), 1e-4);
+    for (int i : {0, 1}) EXPECT_EQ(t[i]["top1_agreement"], 1.0);
     EXPECT_DOUBLE_EQ(t[0]["ppl"].get<double>(), t[1]["ppl"].get<double>());
     EXPECT_GT(t[0]["ppl"].get<double>(), 1.0);
     // the pruned model is measurably different
@@ -87,6 +91,16 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     EXPECT_LT(t[2]["file_size"].get<uint64_t>(), t[0]["file_size"].get<uint64_t>());
     EXPECT_GT(t[2]["tokens_scored"].get<uint64_t>(), 300u);
     EXPECT_NE(r.out.find("KL mean"), std::string::npos);
+    EXPECT_NE(r.out.find("--ppl-convention all"), std::string::npos) << r.out;
+    for (int i : {0, 1, 2}) EXPECT_EQ(t[i]["ppl_convention"], "all");
+    // 2 bytes per vocabulary entry and 12 per scored position, after the header and the tokens
+    const uint64_t n_scored = t[2]["tokens_scored"].get<uint64_t>();
+    const auto     lgt      = test::read_bytes(m.dir + "/base.lgt");
+    uint32_t       n_vocab  = 0;
+    uint64_t       n_tokens = 0;
+    std::memcpy(&n_vocab, lgt.data() + 8, 4);
+    std::memcpy(&n_tokens, lgt.data() + 24, 8);
+    EXPECT_EQ(lgt.size(), 296 + 4 * n_tokens + n_scored * (2 * uint64_t(n_vocab) + 12));
 
     // Reuse: no base model at all; identical numbers from the stored log-probabilities.
     const auto again = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
@@ -97,6 +111,11 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     EXPECT_EQ(c.rfind("model,file_size,ppl,kl_mean", 0), 0u) << c;
     EXPECT_NE(c.find(std::to_string(t[2]["tokens_scored"].get<uint64_t>())), std::string::npos);
     EXPECT_NE(c.find(strfmt_kl(t[2]["kl_mean"].get<double>())), std::string::npos) << c;
+    // The base row from the file: the same PPL as when the base model ran (the rows keep the
+    // next token's exact log-probability), and no speed rather than 0.
+    EXPECT_NE(c.find(strfmt("%.6f,", t[0]["ppl"].get<double>())), std::string::npos) << c;
+    EXPECT_NE(again.out.find(" -\n"), std::string::npos) << again.out;
+    EXPECT_EQ(again.out.find(" 0.0\n"), std::string::npos) << again.out;
 }
 
 
@@ -218,35 +237,136 @@ TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
         EXPECT_NE(r.err.find(file + ": "), std::string::npos) << r.err;
         EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
     };
-    const std::string fuzz = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
-    refuse(fuzz + "bl_badtok.bin", "outside the vocabulary");   // token id -2e9
-    refuse(fuzz + "bl_badtok2.bin", "outside the vocabulary");  // token id 100535 of 535
-    refuse(fuzz + "bl_ntok1.bin", "corrupt");                   // one token: nothing to score
-    refuse(fuzz + "bl_huge.bin", "corrupt");                    // n_tokens 2^33 in 304 bytes
-    refuse(fuzz + "bl_huge2.bin", "corrupt");                   // n_tokens 2^60
-    refuse(fuzz + "bl_ntok2p29.bin", "corrupt");                // n_tokens 2^29
+    // A file of the first format (float32 rows; here one from the fuzzing campaign).
+    refuse(std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/bl_badtok.bin", "older reap");
 
     const std::string good = m.dir + "/good.lgt";
     ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "--base-logits", good,
                               "--no-progress"}).exit_code, 0);
-    const auto     bytes    = test::read_bytes(good);
-    uint32_t       n_vocab  = 0;
-    uint64_t       n_tokens = 0;
+    const auto bytes    = test::read_bytes(good);
+    uint32_t   n_vocab  = 0;
+    uint64_t   n_tokens = 0;
     std::memcpy(&n_vocab, bytes.data() + 8, 4);
     std::memcpy(&n_tokens, bytes.data() + 24, 8);
-    const size_t   tokens_at = 296, rows_at = tokens_at + n_tokens * 4;
-    auto mutate = [&](const std::string & name, size_t at, const void * v, size_t n) {
+    const size_t tokens_at = 296, rows_at = tokens_at + n_tokens * 4, row_bytes = 12 + 2 * size_t(n_vocab);
+    auto mutate = [&](const std::string & name, std::vector<std::pair<size_t, std::vector<uint8_t>>> edits) {
         auto b = bytes;
-        std::memcpy(b.data() + at, v, n);
+        for (const auto & [at, v] : edits) std::memcpy(b.data() + at, v.data(), v.size());
         test::write_bytes(m.dir + "/" + name, b.data(), b.size());
         return m.dir + "/" + name;
     };
-    const int32_t out_of_vocab = int32_t(n_vocab);
-    refuse(mutate("tok.lgt", tokens_at + 4, &out_of_vocab, 4), "outside the vocabulary");
-    const float nan = std::nanf(""), positive = 0.5f, inf = -INFINITY;
-    refuse(mutate("nan.lgt", rows_at + 4 * 7, &nan, 4), "log-probability");
-    refuse(mutate("pos.lgt", rows_at + 4 * (n_vocab + 3), &positive, 4), "log-probability");
-    refuse(mutate("inf.lgt", rows_at, &inf, 4), "log-probability");
+    auto le = [](auto v) {
+        std::vector<uint8_t> out(sizeof(v));
+        std::memcpy(out.data(), &v, sizeof(v));
+        return out;
+    };
+    // What the fuzzing campaign found, in this format: token ids outside the vocabulary, a
+    // single token (nothing to score), counts the file's size cannot hold (2^29, 2^33, 2^60).
+    refuse(mutate("badtok.lgt", {{tokens_at, le(int32_t(-2000000000))}}), "outside the vocabulary");
+    refuse(mutate("badtok2.lgt", {{tokens_at + 4, le(int32_t(n_vocab + 100000))}}), "outside the vocabulary");
+    refuse(mutate("ntok1.lgt", {{16, le(uint32_t(1))}, {24, le(uint64_t(1))}}), "corrupt");
+    for (int shift : {29, 33, 60}) {
+        const uint64_t n = uint64_t(1) << shift;
+        refuse(mutate("huge" + std::to_string(shift) + ".lgt", {{16, le(uint32_t(std::min<uint64_t>(n / 64, ~0u)))},
+                                                                {24, le(n)}}),
+               "corrupt");
+    }
+    refuse(mutate("half.lgt", {{20, le(uint32_t(32))}}), "made with --ppl-convention second-half");
+    // Rows no writer makes: NaN scale, a top above 0, a positive or contradicted next-token
+    // log-probability, a row without a top entry.
+    refuse(mutate("nan.lgt", {{rows_at, le(std::nanf(""))}}), "non-finite");
+    refuse(mutate("pos.lgt", {{rows_at + row_bytes + 4, le(1.0f)}}), "above 0");
+    refuse(mutate("next.lgt", {{rows_at + 2 * row_bytes + 8, le(0.5f)}}), "above 0");
+    refuse(mutate("contra.lgt", {{rows_at + 8, le(-1000.0f)}}), "contradicts");
+    refuse(mutate("notop.lgt", {{rows_at + 12, std::vector<uint8_t>(2 * n_vocab, 0)}}), "no top entry");
+}
+
+// ---- what PPL means, and how the table names things ---------------------------------------------
+
+TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
+    const Models m = make_models();
+    const auto   half = test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", k_text, "-c", "64",
+                                        "--ppl-convention", "second-half", "--base-logits", m.dir + "/half.lgt",
+                                        "-o", m.dir + "/half.json", "--no-progress"});
+    ASSERT_EQ(half.exit_code, 0) << half.err;
+    EXPECT_NE(half.out.find("as llama-perplexity (--ppl-convention second-half)"), std::string::npos) << half.out;
+    const auto all = test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "-o", m.dir + "/all.json",
+                                     "--no-progress"});
+    ASSERT_EQ(all.exit_code, 0) << all.err;
+    const json h = json::parse(test::read_bytes(m.dir + "/half.json")), a = json::parse(test::read_bytes(m.dir + "/all.json"));
+    EXPECT_EQ(h[0]["ppl_convention"], "second-half");
+    // positions 32..62 of each full window of 64 instead of 0..62
+    const uint64_t n_all = a[0]["tokens_scored"], n_half = h[0]["tokens_scored"];
+    EXPECT_GE(n_half * 2, n_all - 64);
+    EXPECT_LT(n_half * 2, n_all);
+    EXPECT_NE(h[0]["ppl"], a[0]["ppl"]);
+    // the file made for one convention is refused under the other
+    const auto mixed = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
+                                       m.dir + "/half.lgt", "--no-progress"});
+    EXPECT_EQ(mixed.exit_code, 1);
+    EXPECT_NE(mixed.err.find("made with --ppl-convention second-half, this run uses all"), std::string::npos) << mixed.err;
+    // one short window: nothing in its second half to score
+    const std::string tiny = m.dir + "/tiny.txt";
+    std::ofstream(tiny) << "A few words.\n";
+    const auto short_text = test::run_reap({"eval", "-m", m.base, "--data", tiny, "-c", "64", "--ppl-convention",
+                                            "second-half", "--no-progress"});
+    EXPECT_EQ(short_text.exit_code, 1);
+    EXPECT_NE(short_text.err.find("too little text to score"), std::string::npos) << short_text.err;
+#ifdef REAP_LLAMA_PERPLEXITY
+    // llama-perplexity's own number on one window of 128 tokens (it wants 2 windows of text).
+    const std::string text = m.dir + "/text3.txt";
+    std::ofstream(text) << read_text(k_text) << read_text(k_text) << read_text(k_text);
+    const std::string cmd = std::string(REAP_LLAMA_PERPLEXITY) + " -m " + m.base + " -f " + text +
+                            " -c 128 -b 128 -t 2 --chunks 1 2>&1";
+    std::string log;
+    if (FILE * p = ::popen(cmd.c_str(), "r")) {
+        char buf[4096];
+        for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) log.append(buf, n);
+        ::pclose(p);
+    }
+    const size_t at = log.find("[1]");  // the first chunk's estimate: printed before the final line
+    ASSERT_NE(at, std::string::npos) << log;
+    const double theirs = std::stod(log.substr(at + 3));
+    const auto   ours   = test::run_reap({"eval", "-m", m.base, "--data", text, "-c", "128", "--chunks", "1",
+                                          "--ppl-convention", "second-half", "-o", m.dir + "/one.json", "--no-progress"});
+    ASSERT_EQ(ours.exit_code, 0) << ours.err;
+    const double mine = json::parse(test::read_bytes(m.dir + "/one.json"))[0]["ppl"];
+    EXPECT_NEAR(mine, theirs, 1e-3 * theirs) << log.substr(at, 40);
+#endif
+}
+
+TEST(EvalTable, ModelsSharingAFileNameAreToldApart) {
+    EXPECT_EQ(unique_model_names({"/w/a/m.gguf", "/w/b/m.gguf", "p.gguf", "/w/a/m.gguf"}),
+              (std::vector<std::string>{"a/m.gguf", "b/m.gguf", "p.gguf", "a/m.gguf"}));
+    EXPECT_EQ(unique_model_names({"x/a/m.gguf", "y/a/m.gguf", "m.gguf"}),
+              (std::vector<std::string>{"x/a/m.gguf", "y/a/m.gguf", "m.gguf"}));
+    EXPECT_EQ(unique_model_names({"/q/m.gguf", "/q/m.gguf"}), (std::vector<std::string>{"m.gguf", "m.gguf"}));
+
+    const Models m = make_models();
+    std::filesystem::create_directories(m.dir + "/one");
+    std::filesystem::create_directories(m.dir + "/two");
+    std::filesystem::copy_file(m.pruned, m.dir + "/one/model.gguf");
+    std::filesystem::copy_file(m.base, m.dir + "/two/model.gguf");
+    const auto r = test::run_reap({"eval", "-m", m.dir + "/two/model.gguf", "--pruned", m.dir + "/one/model.gguf",
+                                   "--data", k_text, "-c", "64", "-o", m.dir + "/t.json", "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("two/model.gguf"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("one/model.gguf"), std::string::npos) << r.out;
+    const json t = json::parse(test::read_bytes(m.dir + "/t.json"));
+    EXPECT_EQ(t[0]["model"], "two/model.gguf");
+    EXPECT_EQ(t[1]["model"], "one/model.gguf");
+    EXPECT_EQ(t[1]["path"], m.dir + "/one/model.gguf");
+}
+
+TEST(EvalTable, OutputNeitherJsonNorCsvIsTheTextTable) {
+    const Models m = make_models();
+    const auto   r = test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", k_text, "-c", "64", "-o",
+                                     m.dir + "/table.txt", "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string t = read_text(m.dir + "/table.txt");
+    EXPECT_EQ(t, r.out);
+    EXPECT_EQ(t.rfind("PPL, KL and top-1", 0), 0u) << t;
+    EXPECT_EQ(t.find('{'), std::string::npos) << t;
 }
 
 }  // namespace

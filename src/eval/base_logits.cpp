@@ -4,18 +4,30 @@
 #include "core/fs_util.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 namespace reap {
 
 namespace {
 
-constexpr char k_magic[8] = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '1'};
+constexpr char k_magic[8]    = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '2'};
+constexpr char k_magic_v1[8] = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '1'};  // float32 rows, before 2026-11
+
+uint64_t row_bytes(uint32_t n_vocab) { return k_quantized_row_header + uint64_t(sizeof(uint16_t)) * n_vocab; }
 
 }  // namespace
 
-BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, uint32_t n_ctx,
+uint64_t scored_positions(uint64_t n_tokens, uint64_t n_ctx, uint64_t first_scored) {
+    auto in_window = [&](uint64_t len) { return len > first_scored + 1 ? len - 1 - first_scored : 0; };
+    return n_tokens / n_ctx * in_window(n_ctx) + in_window(n_tokens % n_ctx);
+}
+
+uint64_t base_logits_file_size(uint64_t n_tokens, uint32_t n_ctx, uint32_t first_scored, uint32_t n_vocab) {
+    return sizeof(BaseLogitsHeader) + n_tokens * sizeof(llama_token) +
+           scored_positions(n_tokens, n_ctx, first_scored) * row_bytes(n_vocab);
+}
+
+BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, uint32_t n_ctx, uint32_t first_scored,
                                    const std::vector<std::vector<llama_token>> & windows, const std::string & base_name,
                                    uint64_t base_size)
     : out_(path) {
@@ -25,6 +37,7 @@ BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, u
     hdr_.n_vocab        = n_vocab;
     hdr_.n_ctx          = n_ctx;
     hdr_.n_windows      = uint32_t(windows.size());
+    hdr_.first_scored   = first_scored;
     hdr_.n_tokens       = flat.size();
     hdr_.base_file_size = base_size;
     std::strncpy(hdr_.base_name, base_name.c_str(), sizeof(hdr_.base_name) - 1);
@@ -32,40 +45,49 @@ BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, u
     out_.write(flat.data(), flat.size() * sizeof(llama_token));
 }
 
-void BaseLogitsWriter::write_row(const std::vector<float> & logprobs) {
-    out_.write(logprobs.data(), logprobs.size() * sizeof(float));
+void BaseLogitsWriter::write_row(const std::vector<float> & logprobs, llama_token next) {
+    encode_logprob_row(logprobs.data(), logprobs.size(), next, row_);
+    const float head[3] = {row_.scale, row_.floor, row_.next_logprob};
+    out_.write(head, sizeof(head));
+    out_.write(row_.codes.data(), row_.codes.size() * sizeof(uint16_t));
 }
 
-BaseLogitsReader::BaseLogitsReader(const std::string & path, int n_ctx) : path_(path), in_(path, std::ios::binary) {
-    check_header(n_ctx);
+BaseLogitsReader::BaseLogitsReader(const std::string & path, int n_ctx, uint32_t first_scored)
+    : path_(path), in_(path, std::ios::binary) {
+    check_header(n_ctx, first_scored);
     read_tokens();
 }
 
-// Rows of a token stream cut into windows of n_ctx: every position but a window's last.
-static uint64_t predicted_positions(uint64_t n_tokens, uint64_t n_ctx) {
-    const uint64_t rest = n_tokens % n_ctx;
-    return n_tokens / n_ctx * (n_ctx - 1) + (rest > 0 ? rest - 1 : 0);
-}
-
-void BaseLogitsReader::check_header(int n_ctx) {
-    if (!in_.read(reinterpret_cast<char *>(&hdr_), sizeof(hdr_)) || std::memcmp(hdr_.magic, k_magic, 8) != 0) {
+void BaseLogitsReader::check_header(int n_ctx, uint32_t first_scored) {
+    if (!in_.read(reinterpret_cast<char *>(&hdr_), sizeof(hdr_))) {
         fail("%s: not a reap base-logits file", path_.c_str());
     }
+    if (std::memcmp(hdr_.magic, k_magic_v1, 8) == 0) {
+        fail("%s: a base-logits file of an older reap (float32 rows); delete it and run eval with -m BASE to "
+             "write it again", path_.c_str());
+    }
+    if (std::memcmp(hdr_.magic, k_magic, 8) != 0) fail("%s: not a reap base-logits file", path_.c_str());
     hdr_.base_name[sizeof(hdr_.base_name) - 1] = '\0';
     if (hdr_.n_ctx != uint32_t(n_ctx)) {
         fail("%s: made with -c %u, this run uses -c %d", path_.c_str(), hdr_.n_ctx, n_ctx);
     }
+    if (hdr_.first_scored != first_scored) {
+        auto name = [&](uint32_t first) {
+            return first == 0 ? std::string("all") : first == hdr_.n_ctx / 2 ? "second-half" : std::to_string(first);
+        };
+        fail("%s: made with --ppl-convention %s, this run uses %s", path_.c_str(), name(hdr_.first_scored).c_str(),
+             name(first_scored).c_str());
+    }
     // The exact size follows from the header; compare before trusting any count in it (the
     // limits keep the products below 2^64).
     const uint64_t max_tokens = uint64_t(1) << 34;
-    if (hdr_.n_vocab == 0 || hdr_.n_ctx < 2 || hdr_.n_tokens == 0 || hdr_.n_tokens > max_tokens) {
+    if (hdr_.n_vocab == 0 || hdr_.n_ctx < 2 || hdr_.n_tokens == 0 || hdr_.n_tokens > max_tokens ||
+        hdr_.n_windows != (hdr_.n_tokens + hdr_.n_ctx - 1) / hdr_.n_ctx) {
         fail("%s: truncated or corrupt base-logits file", path_.c_str());
     }
-    const uint64_t n_rows = predicted_positions(hdr_.n_tokens, hdr_.n_ctx);
-    rows_at_              = sizeof(hdr_) + hdr_.n_tokens * sizeof(llama_token);
-    const uint64_t row_bytes = uint64_t(sizeof(float)) * hdr_.n_vocab;
-    const uint64_t size      = file_size(path_);
-    if (n_rows == 0 || size < rows_at_ || (size - rows_at_) % row_bytes != 0 || (size - rows_at_) / row_bytes != n_rows) {
+    rows_at_ = sizeof(hdr_) + hdr_.n_tokens * sizeof(llama_token);
+    if (scored_positions(hdr_.n_tokens, hdr_.n_ctx, hdr_.first_scored) == 0 ||
+        file_size(path_) != base_logits_file_size(hdr_.n_tokens, hdr_.n_ctx, hdr_.first_scored, hdr_.n_vocab)) {
         fail("%s: truncated or corrupt base-logits file", path_.c_str());
     }
 }
@@ -90,22 +112,26 @@ void BaseLogitsReader::read_tokens() {
 void BaseLogitsReader::rewind() {
     in_.clear();
     in_.seekg(std::streamoff(rows_at_));
-    row_ = 0;
+    row_no_ = 0;
 }
 
-void BaseLogitsReader::read_row(std::vector<float> & row) {
-    row.resize(hdr_.n_vocab);
-    if (!in_.read(reinterpret_cast<char *>(row.data()), std::streamsize(row.size() * sizeof(float)))) {
+void BaseLogitsReader::read_row(BaseRow & out, llama_token next) {
+    float head[3];
+    row_.codes.resize(hdr_.n_vocab);
+    if (!in_.read(reinterpret_cast<char *>(head), sizeof(head)) ||
+        !in_.read(reinterpret_cast<char *>(row_.codes.data()), std::streamsize(row_.codes.size() * sizeof(uint16_t)))) {
         fail("%s: truncated base-logits file", path_.c_str());
     }
-    for (float v : row) {
-        // A log-probability is finite and at most 0: anything else would poison PPL and KL.
-        if (!(std::isfinite(v) && v <= 0.0f)) {
-            fail("%s: position %llu holds a log-probability of %g: corrupt base-logits file", path_.c_str(),
-                 (unsigned long long) row_, double(v));
-        }
+    row_.scale        = head[0];
+    row_.floor        = head[1];
+    row_.next_logprob = head[2];
+    // Anything but a row the writer could have made would poison PPL and KL.
+    if (const char * why = invalid_quantized_row(row_, next)) {
+        fail("%s: position %llu holds %s: corrupt base-logits file", path_.c_str(), (unsigned long long) row_no_, why);
     }
-    row_++;
+    decode_logprob_row(row_, out.logprobs);
+    out.next_logprob = row_.next_logprob;
+    row_no_++;
 }
 
 }  // namespace reap

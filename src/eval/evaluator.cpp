@@ -46,61 +46,68 @@ Windows make_windows(const llama_vocab * vocab, const std::string & text, const 
     return out;
 }
 
-// Decodes one window with every position an output; calls fn(position, logits) for every
-// position that predicts a next token; returns the seconds spent, fn's work included.
-template <typename F>
-double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & win, F fn) {
+// Decodes one window with every position an output; returns the seconds llama.cpp spent (the
+// logits are then read with llama_get_logits_ith, outside the clock).
+double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & win) {
     const auto t0 = std::chrono::steady_clock::now();
     llama_memory_clear(m.memory(), true);
     LlamaBatch batch(int32_t(win.size()));
     batch_add_outputs(batch.b, win, 0, win.size(), 0);
     const int rc = llama_decode(m.ctx.get(), batch.b);
     if (rc != 0) fail("llama_decode failed (%d)", rc);
-    for (size_t i = 0; i + 1 < win.size(); i++) fn(i, llama_get_logits_ith(m.ctx.get(), int32_t(i)));
+    llama_synchronize(m.ctx.get());
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Runs the base model, writes its log-probabilities to `path`, returns the base row.
+// Runs the base model, streams its log-probabilities to `path`, returns the base row.
 EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const std::string & path) {
     const ModelFiles   files   = model_files(o.base);
     const LlamaRuntime base    = load_model(o.base, o);
     const Windows      windows = make_windows(base.vocab(), text, o);
     const uint32_t     n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
-    BaseLogitsWriter   out(path, n_vocab, uint32_t(o.n_ctx), windows, base_name(files.first()), files.size);
+    const uint32_t     first   = first_scored_position(o.convention, uint32_t(o.n_ctx));
+    BaseLogitsWriter out(path, n_vocab, uint32_t(o.n_ctx), first, windows, base_name(files.first()), files.size);
+    if (scored_positions(out.header().n_tokens, uint32_t(o.n_ctx), first) == 0) {
+        fail("%s: too little text to score with --ppl-convention %s at -c %d", o.data.c_str(),
+             ppl_convention_name(o.convention), o.n_ctx);
+    }
     Progress           progress("eval " + base_name(o.base), out.header().n_tokens, "tokens", o.progress);
     ScoreSum           score;
     std::vector<float> lp;
     double             secs = 0;
     uint64_t           done = 0;
     for (const auto & w : windows) {
-        secs += decode_window(base, w, [&](size_t i, const float * logits) {
-            log_softmax(logits, n_vocab, lp);
-            out.write_row(lp);
+        secs += decode_window(base, w);
+        for (size_t i = first; i + 1 < w.size(); i++) {
+            log_softmax(llama_get_logits_ith(base.ctx.get(), int32_t(i)), n_vocab, lp);
+            out.write_row(lp, w[i + 1]);
             score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
-        });
+        }
         done += w.size();
         progress.update(done);
     }
     progress.finish();
     out.commit();
-    return score.row(base_name(o.base), out.header().base_file_size, secs, done);
+    return score.row(o.base, out.header().base_file_size, secs, done);
 }
 
-// The base row from the stored log-probabilities alone: the base model is not loaded.
-EvalRow base_row_from_file(BaseLogitsReader & logits) {
-    ScoreSum           score;
-    std::vector<float> lp;
+// The base row from the stored rows alone: the base model is not loaded, so no speed. Each row
+// keeps the exact log-probability of the next token: the same PPL as when it was written.
+EvalRow base_row_from_file(BaseLogitsReader & logits, const EvalOptions & o) {
+    ScoreSum score;
+    BaseRow  row;
     logits.rewind();
     for (const auto & w : logits.windows()) {
-        for (size_t i = 0; i + 1 < w.size(); i++) {
-            logits.read_row(lp);
-            score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
+        for (size_t i = logits.header().first_scored; i + 1 < w.size(); i++) {
+            logits.read_row(row, w[i + 1]);
+            score.add({0.0, -double(row.next_logprob), true});
         }
     }
-    return score.row(logits.header().base_name, logits.header().base_file_size, 0, 0);
+    return score.row(o.base.empty() ? logits.header().base_name : o.base, logits.header().base_file_size, 0, 0);
 }
 
-// Runs `path` over the stored windows and compares every position with the base.
+// Runs `path` over the stored windows and compares every scored position with the base, one
+// position at a time: memory holds one window's logits (llama.cpp's) and one row of each side.
 EvalRow compare_model(const std::string & path, const EvalOptions & o, const std::string & text,
                       BaseLogitsReader & logits) {
     const LlamaRuntime m       = load_model(path, o);
@@ -119,24 +126,22 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
     logits.rewind();
     Progress           progress("eval " + base_name(path), logits.header().n_tokens, "tokens", o.progress);
     ScoreSum           score;
-    std::vector<float> base_lp, model_lp;
+    BaseRow            base;
+    std::vector<float> model_lp;
     double             secs = 0;
     uint64_t           done = 0;
     for (const auto & w : logits.windows()) {
-        std::vector<std::vector<float>> rows_lp;
-        secs += decode_window(m, w, [&](size_t, const float * raw) {
-            log_softmax(raw, n_vocab, model_lp);
-            rows_lp.push_back(model_lp);
-        });
-        for (size_t i = 0; i + 1 < w.size(); i++) {
-            logits.read_row(base_lp);
-            score.add(compare_token(base_lp.data(), rows_lp[i].data(), n_vocab, w[i + 1]));
+        secs += decode_window(m, w);
+        for (size_t i = logits.header().first_scored; i + 1 < w.size(); i++) {
+            log_softmax(llama_get_logits_ith(m.ctx.get(), int32_t(i)), n_vocab, model_lp);
+            logits.read_row(base, w[i + 1]);
+            score.add(compare_token(base.logprobs.data(), model_lp.data(), n_vocab, w[i + 1]));
         }
         done += w.size();
         progress.update(done);
     }
     progress.finish();
-    return score.row(base_name(path), model_files(path).size, secs, done);
+    return score.row(path, model_files(path).size, secs, done);
 }
 
 // Removes a temporary logits file when the run ends, however it ends.
@@ -213,12 +218,12 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
         }
         rows.push_back(write_base_logits(o, text, logits_path));
     }
-    BaseLogitsReader logits(logits_path, o.n_ctx);
+    BaseLogitsReader logits(logits_path, o.n_ctx, first_scored_position(o.convention, uint32_t(o.n_ctx)));
     if (reuse) {
         if (!o.base.empty()) {
             check_logits_base(logits, o.base);
         }
-        rows.push_back(base_row_from_file(logits));
+        rows.push_back(base_row_from_file(logits, o));
     }
     for (const std::string & path : o.pruned) {
         rows.push_back(compare_model(path, o, text, logits));

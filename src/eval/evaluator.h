@@ -1,6 +1,7 @@
 // `reap eval`: how close pruned models stay to the base model on held-out text.
 // The text is cut into windows of the context size; every position of a window predicts the
-// next token. The base model's log-probabilities are written once to a logits file
+// next token, and every such position is scored (or, with PplConvention::second_half, only those
+// of the window's second half, as llama-perplexity does). The base model's log-probabilities are written once to a logits file
 // (eval/base_logits.h), then each pruned model is run over the same windows and compared with
 // them (eval/metrics.h): perplexity, KL divergence base -> model (mean and 99th percentile over
 // tokens), top-1 agreement, size and speed.
@@ -19,6 +20,7 @@ struct EvalOptions {
     std::string              data;         // held-out text file
     std::string              base_logits;  // reuse if it exists (and matches), else write it here
     std::string              output;       // the table file the caller writes: checked up front
+    PplConvention            convention   = PplConvention::all;  // which positions are scored
     int                      n_ctx        = 512;
     int                      max_chunks   = -1;  // windows to use (-1: all)
     int                      n_threads    = 0;

@@ -5,6 +5,10 @@
 
 namespace reap {
 
+const char * ppl_convention_name(PplConvention c) { return c == PplConvention::all ? "all" : "second-half"; }
+
+uint32_t first_scored_position(PplConvention c, uint32_t n_ctx) { return c == PplConvention::all ? 0 : n_ctx / 2; }
+
 void log_softmax(const float * logits, size_t n, std::vector<float> & out) {
     double mx = logits[0];
     for (size_t i = 1; i < n; i++) mx = std::max(mx, double(logits[i]));
@@ -19,8 +23,10 @@ TokenComparison compare_token(const float * base_lp, const float * model_lp, siz
     double kl = 0;
     size_t ab = 0, am = 0;
     for (size_t v = 0; v < n_vocab; v++) {
+        // An entry the base gives probability 0 (-inf: masked, or below a stored row's floor)
+        // adds nothing, whatever the model gives it.
         const double p = std::exp(double(base_lp[v]));
-        kl += p * (double(base_lp[v]) - double(model_lp[v]));
+        if (p > 0) kl += p * (double(base_lp[v]) - double(model_lp[v]));
         if (base_lp[v] > base_lp[ab]) ab = v;
         if (model_lp[v] > model_lp[am]) am = v;
     }
@@ -33,9 +39,9 @@ void ScoreSum::add(const TokenComparison & c) {
     agree_ += c.top1_agrees ? 1 : 0;
 }
 
-EvalRow ScoreSum::row(const std::string & model, uint64_t file_size, double seconds, uint64_t decoded) {
+EvalRow ScoreSum::row(const std::string & path, uint64_t file_size, double seconds, uint64_t decoded) {
     EvalRow r;
-    r.model     = model;
+    r.path      = path;
     r.file_size = file_size;
     r.n_scored  = kls_.size();
     r.ppl       = std::exp(nll_ / double(kls_.size()));
@@ -46,7 +52,8 @@ EvalRow ScoreSum::row(const std::string & model, uint64_t file_size, double seco
     std::nth_element(kls_.begin(), kls_.begin() + long(p99), kls_.end());
     r.kl_p99       = kls_[p99];
     r.top1         = double(agree_) / double(kls_.size());
-    r.tokens_per_s = seconds > 0 ? double(decoded) / seconds : 0;
+    r.timed        = seconds > 0;
+    r.tokens_per_s = r.timed ? double(decoded) / seconds : 0;
     return r;
 }
 

@@ -10,11 +10,20 @@
 
 namespace reap {
 
+// Which positions of a window are scored (PPL, KL, top-1). `all`: every position that predicts
+// a next token. `second_half`: llama-perplexity's convention, positions n_ctx/2 .. n_ctx-2 of a
+// window, each of which sees at least half a window of context (its PPL is lower).
+enum class PplConvention { all, second_half };
+const char * ppl_convention_name(PplConvention c);  // "all", "second-half" (the option's values)
+uint32_t     first_scored_position(PplConvention c, uint32_t n_ctx);
+
 struct EvalRow {
-    std::string model;
+    std::string path;  // the model as given (for a base known only from its logits file: its name)
     uint64_t    file_size = 0;
-    double      ppl = 0, kl_mean = 0, kl_p99 = 0, top1 = 0, tokens_per_s = 0;
-    uint64_t    n_scored = 0;
+    double      ppl = 0, kl_mean = 0, kl_p99 = 0, top1 = 0;
+    double      tokens_per_s = 0;
+    bool        timed        = false;  // false: tokens_per_s was not measured (base read from a file)
+    uint64_t    n_scored     = 0;
 };
 
 // Metrics of one predicted position: the base's log-probabilities, the model's
@@ -31,8 +40,9 @@ TokenComparison compare_token(const float * base_logprobs, const float * model_l
 class ScoreSum {
 public:
     void add(const TokenComparison & c);
-    // The row for `model`: `seconds` spent decoding `decoded` tokens (0, 0: no speed).
-    EvalRow row(const std::string & model, uint64_t file_size, double seconds, uint64_t decoded);
+    // The row for `path`: `seconds` spent decoding `decoded` tokens (0, 0: no speed). At least
+    // one comparison must have been added.
+    EvalRow row(const std::string & path, uint64_t file_size, double seconds, uint64_t decoded);
 
 private:
     double              nll_ = 0;

@@ -1,10 +1,10 @@
 #include "core/atomic_file.h"
 #include "commands.h"
-#include "core/text.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 
 #include <cstdio>
+#include <map>
 
 namespace reap::cli {
 
@@ -16,17 +16,21 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--data,-f", o->data, "held-out text file")->required();
     cmd->add_option("--base-logits", o->base_logits, "file of the base model's log-probabilities: reused if it exists, else written");
     cmd->add_option("-c,--ctx-size", o->n_ctx, "window size in tokens");
+    const std::map<std::string, PplConvention> conventions = {{"all", PplConvention::all},
+                                                              {"second-half", PplConvention::second_half}};
+    cmd->add_option("--ppl-convention", o->convention,
+                    "positions scored: all (every position of a window), second-half (llama-perplexity's)")
+        ->transform(CLI::CheckedTransformer(conventions, CLI::ignore_case));
     cmd->add_option("--chunks", o->max_chunks, "use at most this many windows (-1: all)");
     cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
     cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
-    cmd->add_option("-o,--output", o->output, "also write the table: .json or .csv by extension");
+    cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->callback([o]() {
         const auto rows = run_eval(*o);
-        std::fputs(eval_table(rows).c_str(), stdout);
+        std::fputs(eval_table(rows, o->convention).c_str(), stdout);
         if (!o->output.empty()) {
-            const bool csv = ends_with(o->output, ".csv");
-            write_file_atomic(o->output, csv ? eval_csv(rows) : eval_json(rows).dump(1) + "\n");
+            write_file_atomic(o->output, eval_output_for(o->output, rows, o->convention));
         }
     });
 }
