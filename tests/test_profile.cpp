@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -420,6 +421,51 @@ TEST(ProfileHardening, BinaryDataIsRefusedAndWarningsAreCapped) {
     }
     EXPECT_EQ(warnings, 10u) << r.err;
     EXPECT_NE(r.err.find("40 more malformed lines skipped"), std::string::npos) << r.err;
+}
+
+TEST(ProfileHardening, LongSamplesBecomeWindowsNotCut) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    std::ifstream     src(std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt");
+    std::stringstream ss;
+    ss << src.rdbuf();
+    // The same text as one JSONL sample and as a .txt file: with -c 64 both become the same
+    // windows, so nothing of the long sample may be dropped.
+    std::ofstream(dir + "/one.jsonl") << json({{"text", ss.str()}}).dump() << "\n";
+    std::ofstream(dir + "/doc.txt") << ss.str();
+    const auto a = test::run_reap({"profile", "-m", model, "--data", dir + "/one.jsonl", "-c", "64", "-o",
+                                   dir + "/a.json", "--no-progress", "-t", "2"});
+    const auto b = test::run_reap({"profile", "-m", model, "--data", dir + "/doc.txt", "-c", "64", "-o",
+                                   dir + "/b.json", "--no-progress", "-t", "2"});
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    const ExpertStats sa = ExpertStats::load(dir + "/a.json"), sb = ExpertStats::load(dir + "/b.json");
+    EXPECT_GT(sa.layers.begin()->second.total_tokens, 256u);
+    EXPECT_EQ(sa.layers.begin()->second.total_tokens, sb.layers.begin()->second.total_tokens);
+    EXPECT_EQ(sa.meta["calibration"][0]["samples"], sb.meta["calibration"][0]["samples"]);
+    // the run says how the data was used
+    EXPECT_NE(a.err.find("calibration: 1 samples in "), std::string::npos) << a.err;
+    const auto c = test::run_reap({"profile", "-m", model, "--data", dir + "/one.jsonl", "-c", "64", "--max-tokens",
+                                   "100", "-o", dir + "/c.json", "--no-progress", "-t", "2"});
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_NE(c.err.find("left out by --max-samples/--max-tokens"), std::string::npos) << c.err;
+}
+
+TEST(ProfileHardening, ProgressShowsTheStartAndOneFinalLine) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    // stderr is a file here: one line per report, no redrawing.
+    const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o",
+                                   dir + "/s.json", "-t", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("profile: 0/"), std::string::npos) << r.err;
+    std::vector<std::string> lines;
+    std::stringstream        err(r.err);
+    for (std::string l; std::getline(err, l);) {
+        if (l.rfind("profile: ", 0) == 0) lines.push_back(l.substr(0, l.find(" elapsed")));
+    }
+    ASSERT_GE(lines.size(), 2u) << r.err;
+    EXPECT_NE(lines[lines.size() - 1], lines[lines.size() - 2]) << r.err;
 }
 
 }  // namespace

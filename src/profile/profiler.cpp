@@ -88,17 +88,28 @@ LlamaRuntimeOptions runtime_options(const ProfileOptions & opts, int n_parallel,
     return r;
 }
 
-// The sequences to decode, in order: tokenized, shuffled with --seed, cut to the limits.
+// The sequences to decode, in order: tokenized, shuffled with --seed, cut to the limits; says
+// on stderr how much of the data that is.
 TokenizedSamples select_samples(const llama_model * model, const std::vector<CalibSample> & samples,
                                 const ProfileOptions & opts) {
     TokenizedSamples items = tokenize_samples(model, samples, opts.data, opts.n_ctx);
     if (opts.seed != 0) {
         shuffle_samples(items, opts.seed);
     }
+    const size_t   windows = items.size();
+    const uint64_t tokens  = items.total_tokens();
     limit_samples(items, opts.max_samples, opts.max_tokens);
     if (items.size() == 0) {
         fail("no calibration tokens left to evaluate");
     }
+    std::string left_out;
+    if (items.total_tokens() < tokens) {
+        left_out = strfmt(" (%zu windows, %llu tokens left out by --max-samples/--max-tokens)", windows - items.size(),
+                          (unsigned long long) (tokens - items.total_tokens()));
+    }
+    log_info("calibration: %zu samples in %zu windows of at most %d tokens; using %zu windows, %llu tokens%s",
+             samples.size(), windows, opts.n_ctx, items.size(), (unsigned long long) items.total_tokens(),
+             left_out.c_str());
     return items;
 }
 
@@ -152,6 +163,9 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
     const auto      t0        = std::chrono::steady_clock::now();
     size_t          i         = from.samples_done;
     size_t          last_ckpt = i;
+    // A line before the first batch, which can take a while on a large model.
+    progress.resume_from(tokens_done);
+    progress.update(tokens_done, strfmt("%zu/%zu samples", i, items.size()), true);
     while (i < items.size()) {
         const auto      d0   = std::chrono::steady_clock::now();
         const BatchStep step = plan_next_batch(items.tokens, i, n_parallel, opts.n_batch);

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "llama/llama_util.h"
 
+#include <algorithm>
 #include <random>
 
 namespace reap {
@@ -72,15 +73,32 @@ TokenizedSamples tokenize_samples(const llama_model * model, const std::vector<C
             continue;
         }
         const std::string where = data[s.file] + (s.line ? ":" + std::to_string(s.line) : "");
-        auto toks = s.is_chat ? tokenize(vocab, render_chat(model, s.messages, where), true, true)
-                              : tokenize(vocab, s.text, true, false);
-        if (toks.size() > size_t(n_ctx)) {
-            toks.resize(size_t(n_ctx));
-        }
-        if (!toks.empty()) {
-            out.tokens.push_back(std::move(toks));
+        const auto toks = s.is_chat ? tokenize(vocab, render_chat(model, s.messages, where), true, true)
+                                    : tokenize(vocab, s.text, true, false);
+        for (auto & win : sample_windows(vocab, toks, n_ctx)) {
+            out.tokens.push_back(std::move(win));
             out.file.push_back(s.file);
         }
+    }
+    return out;
+}
+
+std::vector<std::vector<llama_token>> sample_windows(const llama_vocab * vocab, const std::vector<llama_token> & toks,
+                                                     int n_ctx) {
+    std::vector<std::vector<llama_token>> out;
+    if (toks.empty()) {
+        return out;
+    }
+    const size_t ctx = size_t(n_ctx);
+    out.emplace_back(toks.begin(), toks.begin() + long(std::min(ctx, toks.size())));
+    // Continuations start with BOS again when the vocabulary adds one, as .txt windows do.
+    const bool   bos  = llama_vocab_get_add_bos(vocab) && toks.front() == llama_vocab_bos(vocab);
+    const size_t step = ctx - (bos ? 1 : 0);
+    for (size_t i = out.front().size(); i < toks.size(); i += step) {
+        std::vector<llama_token> win;
+        if (bos) win.push_back(llama_vocab_bos(vocab));
+        win.insert(win.end(), toks.begin() + long(i), toks.begin() + long(std::min(toks.size(), i + step)));
+        out.push_back(std::move(win));
     }
     return out;
 }

@@ -24,10 +24,15 @@ struct TokenizedSamples {
 };
 
 // Tokenizes every sample: .txt files become windows of n_ctx tokens, chat samples are rendered
-// with the model's template, other samples are cut to n_ctx tokens. `data` names the files
-// (for messages).
+// with the model's template, and a sample longer than n_ctx becomes consecutive windows
+// (sample_windows), so no token is dropped. `data` names the files (for messages).
 TokenizedSamples tokenize_samples(const llama_model * model, const std::vector<CalibSample> & samples,
                                   const std::vector<std::string> & data, int n_ctx);
+
+// A tokenized sample cut into consecutive windows of at most n_ctx tokens; a window after the
+// first starts with BOS when the sample does and the vocabulary adds one.
+std::vector<std::vector<llama_token>> sample_windows(const llama_vocab * vocab, const std::vector<llama_token> & toks,
+                                                     int n_ctx);
 
 // Shuffles the order with a seeded Fisher-Yates (mt19937_64): the same seed, the same order.
 void shuffle_samples(TokenizedSamples & s, uint64_t seed);

@@ -18,7 +18,7 @@ void add_profile(CLI::App & app) {
     cmd->add_option("-c,--ctx-size", o->n_ctx, "max tokens per sample; .txt files are cut into windows of this size");
     cmd->add_option("-b,--batch-size", o->n_batch, "tokens per llama_decode call");
     cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub)");
-    cmd->add_option("--parallel", o->n_parallel, "samples packed into one batch as separate sequences (alias -np)");
+    cmd->add_option("--parallel", o->n_parallel, "samples packed into one batch as separate sequences, at most -b (alias -np)");
     cmd->add_flag("!--no-pack", o->pack, "decode one sample per call (slower; results are the same)");
     cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
     cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
