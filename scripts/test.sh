@@ -2,8 +2,9 @@
 # Set up (if needed), build, and run the whole test suite. This is what CI runs.
 #
 #   1. the release build with warnings as errors, and every test (ctest, all cores);
-#   2. a second build with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/), and the
-#      GoogleTest suites under it (set REAP_SKIP_SANITIZERS=1 to skip this step locally).
+#   2. a second build, with clang, AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/):
+#      the GoogleTest suites under the sanitizers, and each libFuzzer harness (fuzz/) for a few
+#      seconds over its committed corpus (set REAP_SKIP_SANITIZERS=1 to skip this step locally).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${REAP_BUILD_DIR:-$here/build}
@@ -16,8 +17,8 @@ if [ "${REAP_SKIP_SANITIZERS:-0}" != 1 ]; then
   asan_dir=${REAP_ASAN_BUILD_DIR:-$here/build-asan}
   prefix=$(cat "$build_dir/llama-prefix.txt")
   echo "[test] AddressSanitizer + UndefinedBehaviorSanitizer build in $asan_dir" >&2
-  cmake -S "$here" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$prefix" \
-    -DREAP_SANITIZE=ON -DREAP_WERROR=ON >/dev/null
+  CC=clang CXX=clang++ cmake -S "$here" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_PREFIX_PATH="$prefix" -DREAP_SANITIZE=ON -DREAP_FUZZ=ON -DREAP_WERROR=ON >/dev/null
   cmake --build "$asan_dir" -j "$jobs"
   # llama.cpp's own one-time allocations (backend registry) are not ours to free at exit.
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -120,3 +120,38 @@ TEST(CliErrors, HelpShowsEveryOptionWithItsDefault) {
 }
 
 }  // namespace
+
+namespace {
+
+// Usage errors (bad flags, unknown commands) exit 2 with one line and a pointer to --help; runtime
+// errors exit 1. Before this, CLI11's own codes (105-114) and multi-line messages leaked out.
+TEST(CliErrors, UsageErrorsExitTwoWithOneLine) {
+    struct Case {
+        std::vector<std::string> args;
+        const char *             must_contain;
+    };
+    const std::vector<Case> cases = {
+        {{"foo"}, "unknown command 'foo'"},
+        {{}, "no command given"},
+        {{"prune", "-m"}, "see 'reap prune --help'"},
+        {{"synth", "--n-embd", "abc", "-o", "x.gguf"}, "see 'reap synth --help'"},
+        {{"inspect", "a.gguf", "--no-such-flag"}, "see 'reap inspect --help'"},
+    };
+    for (const auto & c : cases) {
+        const auto r = test::run_reap(c.args);
+        EXPECT_EQ(r.signal, 0);
+        EXPECT_EQ(r.exit_code, 2) << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_EQ(r.err.rfind("reap: error: ", 0), 0u) << r.err;
+        EXPECT_NE(r.err.find(c.must_contain), std::string::npos) << r.err;
+    }
+}
+
+// -v works after the sub-command as well as before it.
+TEST(CliErrors, VerboseAfterTheCommand) {
+    const auto r = test::run_reap({"inspect", "/no/such/file.gguf", "-v"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("/no/such/file.gguf"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -129,7 +129,7 @@ TEST(Inspect, JsonFromTheCommandLineMatches) {
     EXPECT_EQ(j["n_expert_used"], 4);
     EXPECT_EQ(j["expert_groups"], 4);
     EXPECT_EQ(j["moe_layers"], json({1, 2, 3, 4, 5}));
-    EXPECT_EQ(j["dense_layers"], json({0}));
+    EXPECT_EQ(j["dense_layers"], json::array({0}));
     EXPECT_EQ(j["shared_experts"], 1);
     // the synthetic model's planted ground truth: 2 dead, 2 rare, 2 weak per MoE layer
     ASSERT_TRUE(j.contains("planted"));

@@ -313,6 +313,32 @@ TEST(Report, PrototypeFileWithoutMetaAndAnIdleLayer) {
     EXPECT_NE(r.text.find("Spearman mean 1 (lowest 1 in layer 3)"), std::string::npos) << r.text;
 }
 
+TEST(ReportCli, DeeplyNestedMetaIsRefusedNotAStackOverflow) {
+    // Copying or walking a value recursed once per level: a _meta nested 100k deep overflowed
+    // the stack. Files are refused past 64 levels while parsing, for every JSON reader.
+    const std::string dir  = test::tmp_dir();
+    json              base = json::parse(read_text(profiled(small_model(), "jsonl")));
+    auto              nest = [&](int levels, const std::string & path) {
+        // The file and _meta are 2 levels; the rest are arrays in _meta.deep.
+        const std::string deep = std::string(size_t(levels - 2), '[') + std::string(size_t(levels - 2), ']');
+        std::string       text = base.dump();
+        text.insert(text.find("\"_meta\":{") + 9, "\"deep\":" + deep + ",");
+        std::ofstream(path) << text;
+    };
+    nest(64, dir + "/ok.json");
+    EXPECT_NO_THROW(ExpertStats::load(dir + "/ok.json"));
+    nest(65, dir + "/deep.json");
+    EXPECT_THROW(ExpertStats::load(dir + "/deep.json"), Error);
+    nest(100000, dir + "/deep100k.json");
+    const auto r = test::run_reap({"report", dir + "/deep100k.json", "-o", dir + "/r.html"});
+    EXPECT_EQ(r.signal, 0) << r.err;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(dir + "/deep100k.json: not a valid stats file (JSON nested deeper than 64 levels)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/r.html"));
+}
+
 TEST(Report, FileNamesAreEscaped) {
     const std::string dir  = test::tmp_dir();
     const std::string evil = dir + "/<b>x&y\"z'.json";

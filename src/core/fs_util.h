@@ -19,7 +19,9 @@ bool           same_file(const std::string & a, const std::string & b);
 // `inputs`: writing it would destroy that input.
 void           refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs);
 std::string    iso_utc_now();                        // "2026-11-23T16:42:23Z"
-// Parses a JSON file; throws "<path>: cannot open <what>" / "<path>: not valid JSON (...)".
+// Parses a JSON file; throws "<path>: cannot open <what>" / "<path>: not valid JSON (...)", and
+// refuses nesting deeper than k_max_json_depth (no reader can recurse over such a file).
+inline constexpr int k_max_json_depth = 64;
 nlohmann::json read_json_file(const std::string & path, const char * what);
 
 }  // namespace reap

@@ -30,7 +30,8 @@ struct TensorInfo {
 class GgufFile {
 public:
     // Opens `path`. A name like "m-00001-of-00003.gguf" opens all three splits as one model.
-    // Throws reap::Error naming the file and the problem.
+    // Throws reap::Error naming the file and the problem; refuses an empty or repeated key and
+    // split parts whose split.no / split.count / split.tensors.count disagree with the set.
     static GgufFile open(const std::string & path);
 
     GgufFile(GgufFile &&) noexcept;
@@ -56,7 +57,8 @@ public:
     // A key that is either a scalar or a per-layer array; returns one value per layer
     // (empty when absent). Errors when an array's length differs from n_layer.
     std::vector<uint64_t>       get_uint_per_layer(const std::string & key, size_t n_layer) const;
-    // An integer array of any length (empty when absent).
+    // An integer array of any length (empty when absent); an array of another type (strings,
+    // floats, ...) is an error.
     std::vector<uint64_t>       get_uint_array(const std::string & key) const;
     bool                        is_array(const std::string & key) const;
     std::string                 arch() const { return get_str("general.architecture"); }
@@ -67,6 +69,9 @@ public:
 private:
     GgufFile() = default;
     void close();
+    void open_split_set();
+    void add_tensors(size_t split);
+    void check_split_keys() const;
 
     std::string                 path_;
     std::vector<std::string>    split_paths_;

@@ -33,6 +33,77 @@ static const char * kind_name(LayerKind k) {
 }
 
 
+// Per-layer entries, and the layer indices by kind.
+static void add_layers(const MoeLayout & m, json & r) {
+    std::vector<int> moe, dense, other, shexp;
+    json             layers = json::array();
+    for (const auto & L : m.layers) {
+        (L.kind == LayerKind::moe ? moe : L.kind == LayerKind::dense ? dense : other).push_back(L.index);
+        if (L.has_shared_expert) {
+            shexp.push_back(L.index);
+        }
+        layers.push_back({{"index", L.index},
+                          {"kind", kind_name(L.kind)},
+                          {"n_expert_used", L.n_expert_used},
+                          {"shared_expert", L.has_shared_expert},
+                          {"nextn", L.is_nextn}});
+    }
+    r["layers"]              = layers;
+    r["moe_layers"]          = moe;
+    r["dense_layers"]        = dense;
+    r["other_layers"]        = other;
+    r["shared_expert_layers"] = shexp;
+}
+
+static json expert_tensors_json(const MoeLayout & m) {
+    json tensors = json::array();
+    for (const auto & e : m.expert_tensors) {
+        std::vector<int64_t> shape(e.info->ne, e.info->ne + e.info->n_dims);
+        tensors.push_back({{"name", e.info->name},
+                           {"layer", e.layer},
+                           {"role", expert_role_name(e.role)},
+                           {"type", ggml_type_name(e.info->type)},
+                           {"shape", shape},
+                           {"bytes", e.info->nbytes},
+                           {"bytes_per_expert", e.slice_bytes}});
+    }
+    return tensors;
+}
+
+// The file size after pruning a quarter, half and three quarters of the experts, or why such a
+// pruning is impossible.
+static json pruned_sizes_json(const MoeLayout & m) {
+    json sizes = json::array();
+    for (double frac : {0.25, 0.5, 0.75}) {
+        json s = {{"prune_fraction", frac}};
+        try {
+            const uint32_t kept = kept_count_for_ratio(m, 1.0 - frac);
+            s["kept_experts"]   = kept;
+            s["file_size"]      = m.size_with_experts(kept);
+        } catch (const Error & e) {
+            s["kept_experts"] = nullptr;
+            s["file_size"]    = nullptr;
+            s["why_not"]      = e.what();
+        }
+        sizes.push_back(s);
+    }
+    return sizes;
+}
+
+// Ground truth of synthetic models (reap synth), when present: an empty object otherwise.
+static json planted_json(const GgufFile & f, const MoeLayout & m) {
+    json planted = json::object();
+    for (const auto & L : m.layers) {
+        json p = json::object();
+        for (const char * kind : {"dead", "rare", "weak"}) {
+            const std::string key = "reap.synth.layer." + std::to_string(L.index) + "." + kind;
+            if (f.is_array(key)) p[kind] = f.get_uint_array(key);
+        }
+        if (!p.empty()) planted[std::to_string(L.index)] = p;
+    }
+    return planted;
+}
+
 json inspect_report(const GgufFile & f, const MoeLayout & m) {
     json r;
     r["file"]         = f.path();
@@ -52,66 +123,11 @@ json inspect_report(const GgufFile & f, const MoeLayout & m) {
     r["expert_groups_used"] = m.n_group_used;
     r["shared_experts"]     = m.n_expert_shared;
     r["nextn_layers"]       = m.n_nextn_layers;
-
-    std::vector<int> moe, dense, other, shexp;
-    json             layers = json::array();
-    for (const auto & L : m.layers) {
-        (L.kind == LayerKind::moe ? moe : L.kind == LayerKind::dense ? dense : other).push_back(L.index);
-        if (L.has_shared_expert) {
-            shexp.push_back(L.index);
-        }
-        layers.push_back({{"index", L.index},
-                          {"kind", kind_name(L.kind)},
-                          {"n_expert_used", L.n_expert_used},
-                          {"shared_expert", L.has_shared_expert},
-                          {"nextn", L.is_nextn}});
-    }
-    r["layers"]              = layers;
-    r["moe_layers"]          = moe;
-    r["dense_layers"]        = dense;
-    r["other_layers"]        = other;
-    r["shared_expert_layers"] = shexp;
-
-    json tensors = json::array();
-    for (const auto & e : m.expert_tensors) {
-        std::vector<int64_t> shape(e.info->ne, e.info->ne + e.info->n_dims);
-        tensors.push_back({{"name", e.info->name},
-                           {"layer", e.layer},
-                           {"role", expert_role_name(e.role)},
-                           {"type", ggml_type_name(e.info->type)},
-                           {"shape", shape},
-                           {"bytes", e.info->nbytes},
-                           {"bytes_per_expert", e.slice_bytes}});
-    }
-    r["expert_tensors"] = tensors;
+    add_layers(m, r);
+    r["expert_tensors"] = expert_tensors_json(m);
     r["expert_bytes"]   = m.expert_bytes();
-
-    json sizes = json::array();
-    for (double frac : {0.25, 0.5, 0.75}) {
-        json s = {{"prune_fraction", frac}};
-        try {
-            const uint32_t kept = kept_count_for_ratio(m, 1.0 - frac);
-            s["kept_experts"]   = kept;
-            s["file_size"]      = m.size_with_experts(kept);
-        } catch (const Error & e) {
-            s["kept_experts"] = nullptr;
-            s["file_size"]    = nullptr;
-            s["why_not"]      = e.what();
-        }
-        sizes.push_back(s);
-    }
-    r["pruned_sizes"] = sizes;
-
-    // Ground truth of synthetic models (reap synth), when present.
-    json planted = json::object();
-    for (const auto & L : m.layers) {
-        json p = json::object();
-        for (const char * kind : {"dead", "rare", "weak"}) {
-            const std::string key = "reap.synth.layer." + std::to_string(L.index) + "." + kind;
-            if (f.is_array(key)) p[kind] = f.get_uint_array(key);
-        }
-        if (!p.empty()) planted[std::to_string(L.index)] = p;
-    }
+    r["pruned_sizes"]   = pruned_sizes_json(m);
+    json planted        = planted_json(f, m);
     if (!planted.empty()) r["planted"] = planted;
     return r;
 }

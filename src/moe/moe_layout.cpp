@@ -24,8 +24,6 @@ const char * expert_role_name(ExpertRole r) {
 
 std::string arch_key(const GgufFile & f, const char * key) { return f.arch() + "." + key; }
 
-
-
 // Classifies the part of a tensor name after "blk.<il>."; returns false when the tensor has
 // nothing to do with routed experts.
 static bool classify(const std::string & suffix, ExpertRole & role) {
@@ -62,8 +60,8 @@ static bool classify(const std::string & suffix, ExpertRole & role) {
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-MoeLayout analyze_moe(const GgufFile & f) {
-    MoeLayout m;
+// The model's MoE hyperparameters, as the file states them.
+static void read_hyperparameters(const GgufFile & f, MoeLayout & m) {
     m.arch = f.arch();
     if (m.arch.empty()) {
         fail("%s: no general.architecture key: not a llama.cpp model", f.path().c_str());
@@ -72,8 +70,12 @@ MoeLayout analyze_moe(const GgufFile & f) {
     m.alignment = uint32_t(f.get_uint("general.alignment").value_or(32));
 
     const auto n_layer = f.get_uint(arch_key(f, "block_count"));
-    if (!n_layer || *n_layer == 0 || *n_layer > 100000) {
+    if (!n_layer || *n_layer == 0) {
         fail("%s: missing or invalid %s", f.path().c_str(), arch_key(f, "block_count").c_str());
+    }
+    if (*n_layer > k_llama_max_layers) {
+        fail("%s: %s = %llu, more than llama.cpp's %u layers", f.path().c_str(), arch_key(f, "block_count").c_str(),
+             (unsigned long long) *n_layer, k_llama_max_layers);
     }
     m.n_layer = uint32_t(*n_layer);
 
@@ -82,9 +84,9 @@ MoeLayout analyze_moe(const GgufFile & f) {
         fail("%s: not a mixture-of-experts model (%s is %s)", f.path().c_str(),
              arch_key(f, "expert_count").c_str(), n_expert ? "0" : "missing");
     }
-    if (*n_expert > 65536) {
-        fail("%s: implausible %s = %llu", f.path().c_str(), arch_key(f, "expert_count").c_str(),
-             (unsigned long long) *n_expert);
+    if (*n_expert > k_llama_max_experts) {
+        fail("%s: %s = %llu, more than llama.cpp's %u", f.path().c_str(), arch_key(f, "expert_count").c_str(),
+             (unsigned long long) *n_expert, k_llama_max_experts);
     }
     m.n_expert = uint32_t(*n_expert);
 
@@ -103,9 +105,85 @@ MoeLayout analyze_moe(const GgufFile & f) {
     if (f.has_key(arch_key(f, "expert_feed_forward_length"))) {
         m.expert_ff_key = arch_key(f, "expert_feed_forward_length");
     }
+}
+
+void check_llama_limits(const MoeLayout & m, uint32_t n_expert, const std::string & what) {
+    const char *   arch = m.arch.c_str();
+    const uint32_t used = m.max_expert_used();
+    if (m.n_nextn_layers > m.n_layer) {
+        fail("%s: %s.nextn_predict_layers = %u exceeds %s.block_count = %u", what.c_str(), arch, m.n_nextn_layers, arch,
+             m.n_layer);
+    }
+    if (used == 0 || used > n_expert) {
+        fail("%s: %s.expert_used_count = %u, must be 1 to the %u experts", what.c_str(), arch, used, n_expert);
+    }
+    if (m.n_expert_groups >= n_expert) {
+        fail("%s: %s.expert_group_count = %u, must be below the %u experts", what.c_str(), arch, m.n_expert_groups,
+             n_expert);
+    }
+    if (m.n_expert_groups > 1) {
+        if (n_expert % m.n_expert_groups != 0) {
+            fail("%s: %u experts do not divide into %s.expert_group_count = %u groups", what.c_str(), n_expert, arch,
+                 m.n_expert_groups);
+        }
+        if (m.n_group_used == 0 || m.n_group_used >= m.n_expert_groups) {
+            fail("%s: %s.expert_group_used_count = %u, must be 1 to %u with %u expert groups", what.c_str(), arch,
+                 m.n_group_used, m.n_expert_groups - 1, m.n_expert_groups);
+        }
+    }
+}
+
+// Files one layer tensor: a shared expert or dense FFN marks its layer, a routed-expert tensor
+// joins the layer's expert tensors.
+static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout & m, std::vector<bool> & has_dense_ffn) {
+    std::string suffix;
+    const int   il = tensor_layer(t.name, &suffix);
+    if (il < 0) {
+        return;
+    }
+    if (uint32_t(il) >= m.n_layer) {
+        fail("%s: tensor '%s' is in layer %d but the model has %u layers", f.path().c_str(), t.name.c_str(), il,
+             m.n_layer);
+    }
+    const std::string base = suffix.substr(0, suffix.find('.'));
+    if (ends_with(base, "_shexp")) {
+        m.layers[il].has_shared_expert = true;
+        return;
+    }
+    if (base == "ffn_up" || base == "ffn_down" || base == "ffn_gate") {
+        has_dense_ffn[il] = true;
+        return;
+    }
+    ExpertRole role;
+    if (!classify(suffix, role)) {
+        return;
+    }
+    ExpertTensor et{&t, il, suffix, role, 0};
+    if (role != ExpertRole::expert_ids && role != ExpertRole::unknown) {
+        // The expert axis is ggml's outermost dimension, so one expert's slice is a
+        // contiguous run of nbytes / n_expert bytes.
+        if (t.ne[t.n_dims - 1] != int64_t(m.n_expert)) {
+            fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(),
+                 t.name.c_str(), (long long) t.ne[t.n_dims - 1], m.n_expert);
+        }
+        if (t.n_dims == 1 && ggml_blck_size(t.type) > 1) {
+            // One expert's slice would be a part of a quantization block: no whole-block copy
+            // of the kept experts makes a valid tensor.
+            fail("%s: tensor '%s' is a 1-D %s tensor over the experts; a slice of one expert is not a whole "
+                 "number of blocks", f.path().c_str(), t.name.c_str(), ggml_type_name(t.type));
+        }
+        et.slice_bytes = t.nbytes / m.n_expert;
+    }
+    m.layers[il].expert_tensors.push_back(m.expert_tensors.size());
+    m.expert_tensors.push_back(et);
+}
+
+MoeLayout analyze_moe(const GgufFile & f) {
+    MoeLayout m;
+    read_hyperparameters(f, m);
+    check_llama_limits(m, m.n_expert, f.path());
 
     m.layers.resize(m.n_layer);
-    std::vector<bool> has_dense_ffn(m.n_layer, false);
     for (uint32_t il = 0; il < m.n_layer; il++) {
         m.layers[il].index             = int(il);
         m.layers[il].kind              = LayerKind::other;
@@ -113,44 +191,10 @@ MoeLayout analyze_moe(const GgufFile & f) {
         m.layers[il].has_shared_expert = false;
         m.layers[il].is_nextn          = il >= m.n_layer - std::min(m.n_nextn_layers, m.n_layer);
     }
-
+    std::vector<bool> has_dense_ffn(m.n_layer, false);
     for (const auto & t : f.tensors()) {
-        std::string suffix;
-        const int   il = tensor_layer(t.name, &suffix);
-        if (il < 0) {
-            continue;
-        }
-        if (uint32_t(il) >= m.n_layer) {
-            fail("%s: tensor '%s' is in layer %d but the model has %u layers", f.path().c_str(), t.name.c_str(), il,
-                 m.n_layer);
-        }
-        const std::string base = suffix.substr(0, suffix.find('.'));
-        if (ends_with(base, "_shexp")) {
-            m.layers[il].has_shared_expert = true;
-            continue;
-        }
-        if (base == "ffn_up" || base == "ffn_down" || base == "ffn_gate") {
-            has_dense_ffn[il] = true;
-            continue;
-        }
-        ExpertRole role;
-        if (!classify(suffix, role)) {
-            continue;
-        }
-        ExpertTensor et{&t, il, suffix, role, 0};
-        if (role != ExpertRole::expert_ids && role != ExpertRole::unknown) {
-            // The expert axis is ggml's outermost dimension, so one expert's slice is a
-            // contiguous run of nbytes / n_expert bytes.
-            if (t.ne[t.n_dims - 1] != int64_t(m.n_expert)) {
-                fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(),
-                     t.name.c_str(), (long long) t.ne[t.n_dims - 1], m.n_expert);
-            }
-            et.slice_bytes = t.nbytes / m.n_expert;
-        }
-        m.layers[il].expert_tensors.push_back(m.expert_tensors.size());
-        m.expert_tensors.push_back(et);
+        add_layer_tensor(f, t, m, has_dense_ffn);
     }
-
     for (auto & L : m.layers) {
         if (!L.expert_tensors.empty()) {
             L.kind          = LayerKind::moe;

@@ -64,9 +64,20 @@ struct MoeLayout {
     uint64_t         expert_bytes() const;  // bytes of all routed-expert slices
 };
 
-// Analyses `f`. Throws reap::Error when the file has no usable MoE structure
-// (no expert_count, no expert tensors, an expert tensor whose outer dimension is not n_expert).
+// llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS: its loader aborts on more.
+inline constexpr uint32_t k_llama_max_layers  = 512;
+inline constexpr uint32_t k_llama_max_experts = 1024;
+
+// Analyses `f`. Throws reap::Error when the file has no usable MoE structure (no expert_count,
+// no expert tensors, an expert tensor whose outer dimension is not n_expert, a block-quantized
+// 1-D expert tensor) or hyperparameters llama.cpp would abort on (check_llama_limits).
 MoeLayout analyze_moe(const GgufFile & f);
+
+// The hyperparameter rules llama.cpp's loader asserts on (it aborts rather than refusing), for
+// `m` with `n_expert` experts (the file's, or a pruned count): next-n layers within the layers,
+// 1 to n_expert experts used per token, fewer expert groups than experts, and with groups:
+// experts divisible into them and 1 to groups-1 groups used. Throws reap::Error naming `what`.
+void check_llama_limits(const MoeLayout & m, uint32_t n_expert, const std::string & what);
 
 // The architecture key prefix: "{arch}." followed by `key`.
 std::string arch_key(const GgufFile & f, const char * key);

@@ -1,12 +1,11 @@
 #include "prune/pruner.h"
 
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/progress.h"
+#include "gguf/gguf_writer.h"
 
 #include "ggml.h"
-#include "llama.h"
 
 #include <algorithm>
 #include <cstring>
@@ -20,9 +19,6 @@ namespace {
 
 constexpr size_t k_chunk = 16u << 20;  // streaming buffer
 
-struct GgufCtxDeleter { void operator()(gguf_context * c) const { gguf_free(c); } };
-struct GgmlCtxDeleter { void operator()(ggml_context * c) const { ggml_free(c); } };
-
 // How one output tensor is made from the input.
 struct Recipe {
     const TensorInfo *  in;
@@ -32,15 +28,14 @@ struct Recipe {
 };
 
 struct OutputLayout {
-    std::unique_ptr<gguf_context, GgufCtxDeleter>              gguf;     // the whole output
-    std::unique_ptr<ggml_context, GgmlCtxDeleter>              tensors;
-    std::vector<Recipe>                                        recipes;
-    std::vector<std::unique_ptr<gguf_context, GgufCtxDeleter>> splits;   // split files (empty: one file)
-    std::vector<size_t>                                        file_of;  // per tensor: its file index
-    uint64_t                                                   size = 0; // all files together
+    GgufContextPtr      gguf;     // the whole output
+    GgmlContextPtr      tensors;
+    std::vector<Recipe> recipes;
+    GgufSplitLayout     split;    // the files it is written as
+    uint64_t            size = 0; // all files together
 
-    const gguf_context * file_ctx(size_t f) const { return splits.empty() ? gguf.get() : splits[f].get(); }
-    size_t               n_files() const { return splits.empty() ? 1 : splits.size(); }
+    const gguf_context * file_ctx(size_t f) const { return split.files.empty() ? gguf.get() : split.files[f].get(); }
+    size_t               n_files() const { return split.n_files(); }
 };
 
 void set_count_key(gguf_context * ctx, const gguf_context * src, const std::string & key, uint32_t v) {
@@ -79,10 +74,8 @@ std::vector<uint8_t> remap_expert_ids(const GgufFile & in, const TensorInfo & t,
     return bytes;
 }
 
-OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
-    OutputLayout out;
-    out.gguf.reset(gguf_init_empty());
-    gguf_context * ctx = out.gguf.get();
+// The output's key-value pairs: the input's, the expert count lowered, and what was pruned.
+void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & layout, const Plan & plan) {
     gguf_set_kv(ctx, in.meta());
     // The output is one file, always padded to gguf's default 32 bytes.
     for (const char * k : {"split.no", "split.count", "split.tensors.count"}) gguf_remove_key(ctx, k);
@@ -99,88 +92,142 @@ OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const P
         gguf_set_arr_data(ctx, ("reap.prune.layer." + std::to_string(il) + ".kept").c_str(), GGUF_TYPE_UINT32,
                           lp.kept.data(), lp.kept.size());
     }
+}
 
-    ggml_init_params ip{ggml_tensor_overhead() * (in.tensors().size() + 1), nullptr, true};
-    out.tensors.reset(ggml_init(ip));
+// How input tensor `t` becomes an output tensor (`e`: its expert-tensor entry, or null), and the
+// output's shape in `ne`: per-expert tensors lose the dropped experts' slices of their last axis.
+Recipe tensor_recipe(const GgufFile & in, const TensorInfo & t, const ExpertTensor * e, const Plan & plan,
+                     int64_t ne[4]) {
+    Recipe r;
+    r.in = &t;
+    for (int d = 0; d < 4; d++) ne[d] = t.ne[d];
+    if (e == nullptr) {
+        return r;
+    }
+    if (e->role == ExpertRole::unknown) {
+        fail("%s: tensor '%s' looks like a per-expert tensor this tool does not know; refusing to guess how to "
+             "prune it", in.path().c_str(), t.name.c_str());
+    }
+    if (e->role == ExpertRole::expert_ids) {
+        r.remapped = remap_expert_ids(in, t, plan.layers.at(e->layer).kept);
+    } else {
+        r.expert = e;
+        r.kept   = &plan.layers.at(e->layer).kept;
+        ne[t.n_dims - 1] = int64_t(r.kept->size());
+    }
+    return r;
+}
+
+OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
+    // The planner keeps the rules; this makes sure no file llama.cpp would abort on is written.
+    check_llama_limits(layout, plan.kept, "the pruned model");
+    OutputLayout out;
+    out.gguf.reset(gguf_init_empty());
+    gguf_context * ctx = out.gguf.get();
+    set_output_keys(ctx, in, layout, plan);
+
+    out.tensors = tensor_meta_context(in.tensors().size());
     std::map<const TensorInfo *, const ExpertTensor *> expert_of;
     for (const auto & e : layout.expert_tensors) expert_of[e.info] = &e;
-
     for (const auto & t : in.tensors()) {
-        Recipe r;
-        r.in = &t;
-        int64_t ne[4] = {t.ne[0], t.ne[1], t.ne[2], t.ne[3]};
-        auto    it    = expert_of.find(&t);
-        if (it != expert_of.end()) {
-            const ExpertTensor & e = *it->second;
-            if (e.role == ExpertRole::unknown) {
-                fail("%s: tensor '%s' looks like a per-expert tensor this tool does not know; refusing to guess how to "
-                     "prune it", in.path().c_str(), t.name.c_str());
-            }
-            if (e.role == ExpertRole::expert_ids) {
-                r.remapped = remap_expert_ids(in, t, plan.layers.at(e.layer).kept);
-            } else {
-                r.expert = &e;
-                r.kept   = &plan.layers.at(e.layer).kept;
-                ne[t.n_dims - 1] = int64_t(r.kept->size());
-            }
-        }
+        const auto    it = expert_of.find(&t);
+        int64_t       ne[4];
+        Recipe        r  = tensor_recipe(in, t, it == expert_of.end() ? nullptr : it->second, plan, ne);
         ggml_tensor * gt = ggml_new_tensor(out.tensors.get(), t.type, t.n_dims, ne);
         ggml_set_name(gt, t.name.c_str());
         gguf_add_tensor(ctx, gt);
-        out.recipes.push_back(r);
+        out.recipes.push_back(std::move(r));
     }
-    // Split like llama.cpp's gguf-split: a new file when the next tensor would pass the limit;
-    // every file carries split.no/count/tensors.count, the first one all the other keys too.
-    const size_t align = gguf_get_alignment(ctx);
-    const int64_t n_tensors = gguf_get_n_tensors(ctx);
-    uint64_t      part = 0;
-    out.file_of.assign(size_t(n_tensors), 0);
-    for (int64_t i = 0; i < n_tensors && split_max > 0; i++) {
-        const uint64_t sz = GGML_PAD(gguf_get_tensor_size(ctx, i), align);
-        if (part > 0 && part + sz > split_max) {
-            out.file_of[size_t(i)] = out.file_of[size_t(i - 1)] + 1;
-            part                   = 0;
-        } else if (i > 0) {
-            out.file_of[size_t(i)] = out.file_of[size_t(i - 1)];
-        }
-        part += sz;
-    }
-    const size_t n_files = n_tensors > 0 ? out.file_of.back() + 1 : 1;
-    if (n_files > 1) {
-        for (size_t f = 0; f < n_files; f++) {
-            out.splits.emplace_back(gguf_init_empty());
-            gguf_context * sc = out.splits.back().get();
-            if (f == 0) gguf_set_kv(sc, ctx);
-            gguf_set_val_u16(sc, "split.no", uint16_t(f));
-            gguf_set_val_u16(sc, "split.count", uint16_t(n_files));
-            gguf_set_val_i32(sc, "split.tensors.count", int32_t(n_tensors));
-        }
-        for (int64_t i = 0; i < n_tensors; i++) {
-            gguf_add_tensor(out.splits[out.file_of[size_t(i)]].get(),
-                            ggml_get_tensor(out.tensors.get(), gguf_get_tensor_name(ctx, i)));
-        }
-    }
-    for (size_t f = 0; f < out.n_files(); f++) {
-        out.size += gguf_get_meta_size(out.file_ctx(f));
-    }
-    for (int64_t i = 0; i < n_tensors; i++) {
-        out.size += GGML_PAD(gguf_get_tensor_size(ctx, i), align);
-    }
+    out.split = split_like_gguf_split(ctx, out.tensors.get(), split_max);
+    out.size  = gguf_output_size(ctx, out.split);
     return out;
 }
 
-std::vector<std::string> file_names(const std::string & output, size_t n_files) {
-    if (n_files == 1) return {output};
-    const bool        ext    = output.size() > 5 && output.compare(output.size() - 5, 5, ".gguf") == 0;
-    const std::string prefix = ext ? output.substr(0, output.size() - 5) : output;
-    std::vector<std::string> names;
-    for (size_t f = 0; f < n_files; f++) {
-        char p[4096];
-        llama_split_path(p, sizeof(p), prefix.c_str(), int(f), int(n_files));
-        names.push_back(p);
+// No output may replace a file of the input or another output.
+void check_output_names(const GgufFile & in, const std::vector<std::string> & names) {
+    for (size_t a = 0; a < names.size(); a++) {
+        for (const auto & sp : in.split_paths()) {
+            if (same_file(names[a], sp)) {
+                fail("%s: the output would overwrite the input model", names[a].c_str());
+            }
+        }
+        for (size_t b = a + 1; b < names.size(); b++) {
+            if (same_file(names[a], names[b])) fail("%s: two outputs with the same name", names[a].c_str());
+        }
     }
-    return names;
 }
+
+// The single pass over the input: each tensor is read once and written to every output that
+// keeps (part of) it.
+class PruneCopy {
+public:
+    PruneCopy(const GgufFile & in, const MoeLayout & layout, const std::vector<OutputLayout> & outs,
+              std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers, Progress & progress,
+              uint64_t written)
+        : in_(in), layout_(layout), outs_(outs), writers_(writers), progress_(progress), written_(written),
+          buf_(k_chunk) {}
+
+    void copy_tensor(size_t i) {
+        i_                   = i;
+        const TensorInfo & t = in_.tensors()[i];
+        const Recipe &     r0 = outs_[0].recipes[i];
+        if (!r0.remapped.empty()) {
+            for (size_t o = 0; o < outs_.size(); o++) {
+                const auto & b = outs_[o].recipes[i].remapped;
+                out_file(o).write(b.data(), b.size());
+                written_ += b.size();
+            }
+        } else if (r0.expert == nullptr) {
+            std::vector<size_t> all(outs_.size());
+            for (size_t o = 0; o < outs_.size(); o++) all[o] = o;
+            copy_range(t, 0, t.nbytes, all);
+        } else {
+            copy_kept_slices(t, r0.expert->slice_bytes);
+        }
+        for (size_t o = 0; o < outs_.size(); o++) {
+            written_ += out_file(o).end_tensor();
+        }
+    }
+
+private:
+    GgufFileWriter & out_file(size_t o) { return *writers_[o][outs_[o].split.file_of[i_]]; }
+
+    // Expert by expert, each slice to the outputs that keep that expert.
+    void copy_kept_slices(const TensorInfo & t, uint64_t slice) {
+        for (uint32_t e = 0; e < layout_.n_expert; e++) {
+            std::vector<size_t> to;
+            for (size_t o = 0; o < outs_.size(); o++) {
+                const auto & kept = *outs_[o].recipes[i_].kept;
+                if (std::binary_search(kept.begin(), kept.end(), e)) to.push_back(o);
+            }
+            if (!to.empty()) copy_range(t, uint64_t(e) * slice, slice, to);
+        }
+    }
+
+    // Copies bytes [off, off+n) of input tensor t to the outputs in `to`.
+    void copy_range(const TensorInfo & t, uint64_t off, uint64_t n, const std::vector<size_t> & to) {
+        while (n > 0) {
+            const uint64_t c = std::min<uint64_t>(n, buf_.size());
+            in_.read(t, off, buf_.data(), c);
+            for (size_t o : to) {
+                out_file(o).write(buf_.data(), c);
+                written_ += c;
+            }
+            off += c;
+            n -= c;
+            progress_.update(written_);
+        }
+    }
+
+    const GgufFile &                                          in_;
+    const MoeLayout &                                         layout_;
+    const std::vector<OutputLayout> &                         outs_;
+    std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers_;
+    Progress &                                                progress_;
+    uint64_t                                                  written_;
+    std::vector<uint8_t>                                      buf_;
+    size_t                                                    i_ = 0;  // the tensor being copied
+};
 
 }  // namespace
 
@@ -189,106 +236,39 @@ uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const P
 }
 
 std::vector<std::string> pruned_file_names(const GgufFile & in, const MoeLayout & layout, const PruneJob & job) {
-    return file_names(job.output, build_output(in, layout, job.plan, job.split_max_bytes).n_files());
+    return split_file_names(job.output, build_output(in, layout, job.plan, job.split_max_bytes).n_files());
 }
 
 void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs, bool show_progress) {
     std::vector<OutputLayout>             outs;
     std::vector<std::vector<std::string>> names;
+    std::vector<std::string>              all_names;
     uint64_t                              total = 0;
     for (const auto & j : jobs) {
         check_plan(j.plan, layout, j.output);
         outs.push_back(build_output(in, layout, j.plan, j.split_max_bytes));
-        names.push_back(file_names(j.output, outs.back().n_files()));
+        names.push_back(split_file_names(j.output, outs.back().n_files()));
+        all_names.insert(all_names.end(), names.back().begin(), names.back().end());
         total += outs.back().size;
     }
-    std::vector<std::string> all_names;
-    for (const auto & n : names) all_names.insert(all_names.end(), n.begin(), n.end());
-    for (size_t a = 0; a < all_names.size(); a++) {
-        for (const auto & sp : in.split_paths()) {
-            if (same_file(all_names[a], sp)) {
-                fail("%s: the output would overwrite the input model", all_names[a].c_str());
-            }
-        }
-        for (size_t b = a + 1; b < all_names.size(); b++) {
-            if (same_file(all_names[a], all_names[b])) fail("%s: two outputs with the same name", all_names[a].c_str());
-        }
-    }
-    // Create every output file before the long copy, so a bad path fails at once.
-    std::vector<std::vector<std::unique_ptr<AtomicFile>>> files(outs.size());
-    for (size_t o = 0; o < outs.size(); o++) {
-        for (const auto & n : names[o]) files[o].push_back(std::make_unique<AtomicFile>(n));
-    }
-    Progress progress("prune", total, "bytes", show_progress);
-    uint64_t written = 0;
+    check_output_names(in, all_names);
+    // Create every output file (with its metadata) before the long copy, so a bad path fails at once.
+    std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> writers(outs.size());
+    uint64_t                                                  written = 0;
     for (size_t o = 0; o < outs.size(); o++) {
         for (size_t f = 0; f < outs[o].n_files(); f++) {
-            std::vector<uint8_t> meta(gguf_get_meta_size(outs[o].file_ctx(f)));
-            gguf_get_meta_data(outs[o].file_ctx(f), meta.data());
-            files[o][f]->write(meta.data(), meta.size());
-            written += meta.size();
+            writers[o].push_back(std::make_unique<GgufFileWriter>(names[o][f], outs[o].file_ctx(f)));
+            written += writers[o].back()->meta_size();
         }
     }
-
-    std::vector<uint8_t> buf(k_chunk);
-    static const uint8_t zeros[64] = {};
-    std::vector<uint64_t> tensor_bytes(outs.size());
-
-    size_t i = 0;  // the tensor being copied; its file in output o is files[o][outs[o].file_of[i]]
-    auto   out_file = [&](size_t o) { return files[o][outs[o].file_of[i]].get(); };
-
-    // Copies bytes [off, off+n) of input tensor t to the outputs in `to`.
-    auto copy_range = [&](const TensorInfo & t, uint64_t off, uint64_t n, const std::vector<size_t> & to) {
-        while (n > 0) {
-            const uint64_t c = std::min<uint64_t>(n, buf.size());
-            in.read(t, off, buf.data(), c);
-            for (size_t o : to) {
-                out_file(o)->write(buf.data(), c);
-                tensor_bytes[o] += c;
-                written += c;
-            }
-            off += c;
-            n -= c;
-            progress.update(written);
-        }
-    };
-
-    for (; i < in.tensors().size(); i++) {
-        const TensorInfo & t = in.tensors()[i];
-        std::fill(tensor_bytes.begin(), tensor_bytes.end(), 0);
-        std::vector<size_t> all(outs.size());
-        for (size_t o = 0; o < outs.size(); o++) all[o] = o;
-        const Recipe & r0 = outs[0].recipes[i];
-        if (!r0.remapped.empty()) {
-            for (size_t o = 0; o < outs.size(); o++) {
-                const auto & b = outs[o].recipes[i].remapped;
-                out_file(o)->write(b.data(), b.size());
-                tensor_bytes[o] += b.size();
-                written += b.size();
-            }
-        } else if (r0.expert == nullptr) {
-            copy_range(t, 0, t.nbytes, all);
-        } else {
-            const uint64_t slice = r0.expert->slice_bytes;
-            for (uint32_t e = 0; e < layout.n_expert; e++) {
-                std::vector<size_t> to;
-                for (size_t o = 0; o < outs.size(); o++) {
-                    const auto & kept = *outs[o].recipes[i].kept;
-                    if (std::binary_search(kept.begin(), kept.end(), e)) to.push_back(o);
-                }
-                if (!to.empty()) copy_range(t, uint64_t(e) * slice, slice, to);
-            }
-        }
-        for (size_t o = 0; o < outs.size(); o++) {
-            const size_t align = gguf_get_alignment(outs[o].gguf.get());
-            const size_t pad   = (align - tensor_bytes[o] % align) % align;
-            out_file(o)->write(zeros, pad);
-            written += pad;
-        }
+    Progress  progress("prune", total, "bytes", show_progress);
+    PruneCopy copy(in, layout, outs, writers, progress, written);
+    for (size_t i = 0; i < in.tensors().size(); i++) {
+        copy.copy_tensor(i);
     }
     progress.finish();
-    for (auto & fo : files) {
-        for (auto & f : fo) f->commit();
+    for (auto & wo : writers) {
+        for (auto & w : wo) w->commit();
     }
 }
 

@@ -1,4 +1,4 @@
-// `reap prune`: rewrite a GGUF without the dropped experts (SPEC §6). Streaming: tensor data
+// `reap prune`: rewrite a GGUF without the dropped experts. Streaming: tensor data
 // goes through a fixed-size buffer, so memory does not grow with the model. Key-value pairs
 // and non-expert tensors are copied byte for byte; expert tensors keep the kept experts'
 // slices (the expert axis is ggml's outermost dimension, so a slice is a contiguous run),

@@ -138,7 +138,10 @@ ExpertStats ExpertStats::from_json(const json & j, const std::string & origin) {
         fail("%s: a stats file must be a JSON object keyed by layer index", origin.c_str());
     }
     ExpertStats s;
-    for (const auto & [key, L] : j.items()) {
+    for (const auto & item : j.items()) {
+        // Named copies, not structured bindings: lambdas below capture them (C++17 forbids that).
+        const std::string key = item.key();
+        const json &      L   = item.value();
         if (key == k_stats_meta_key) {
             s.meta = L;
             continue;

@@ -1,8 +1,8 @@
-#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/text.h"
 #include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
 #include "synth/synth.h"
 #include "synth/synth_arch.h"
 #include "synth/synth_vocab.h"
@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <memory>
 
 namespace reap::synth {
 
@@ -219,42 +218,88 @@ void encode(ggml_type type, const float * src, int64_t n, int64_t row, std::vect
     }
 }
 
+// The planted experts of one MoE layer: a seeded permutation cut into dead, rare, weak and
+// healthy. Recorded in the file (the ground truth) and in `planted`.
+std::vector<Planted> plant_layer(const Options & o, int il, gguf_context * ctx, nlohmann::json & planted) {
+    std::vector<int> perm(size_t(o.n_expert));
+    for (int e = 0; e < o.n_expert; e++) perm[size_t(e)] = e;
+    Rng rng{o.seed ^ fnv1a("planted." + std::to_string(il))};
+    for (int e = o.n_expert - 1; e > 0; e--) {
+        std::swap(perm[size_t(e)], perm[size_t(rng.next() % uint64_t(e + 1))]);
+    }
+    std::vector<Planted>  r(size_t(o.n_expert), Planted::healthy);
+    std::vector<uint32_t> dead, rare, weak;
+    int                   k = 0;
+    for (int i = 0; i < o.n_dead; i++, k++) dead.push_back(uint32_t(perm[size_t(k)]));
+    for (int i = 0; i < o.n_rare; i++, k++) rare.push_back(uint32_t(perm[size_t(k)]));
+    for (int i = 0; i < o.n_weak; i++, k++) weak.push_back(uint32_t(perm[size_t(k)]));
+    for (auto * list : {&dead, &rare, &weak}) std::sort(list->begin(), list->end());
+    for (auto e : dead) r[e] = Planted::dead;
+    for (auto e : rare) r[e] = Planted::rare;
+    for (auto e : weak) r[e] = Planted::weak;
+    gguf_set_arr_data(ctx, planted_key(il, "dead").c_str(), GGUF_TYPE_UINT32, dead.data(), dead.size());
+    gguf_set_arr_data(ctx, planted_key(il, "rare").c_str(), GGUF_TYPE_UINT32, rare.data(), rare.size());
+    gguf_set_arr_data(ctx, planted_key(il, "weak").c_str(), GGUF_TYPE_UINT32, weak.data(), weak.size());
+    planted[std::to_string(il)] = {{"dead", dead}, {"rare", rare}, {"weak", weak}};
+    return r;
+}
+
+// Tensor `t`'s data, drawn from a generator seeded by the seed and its name, one outer-dimension
+// slice at a time; planted experts altered. Returns its number of values.
+uint64_t write_tensor_data(GgufFileWriter & out, const TensorSpec & t, ggml_type type, const Options & o,
+                           const std::map<int, std::vector<Planted>> & roles) {
+    const int64_t outer = t.ne.back();
+    int64_t       n     = 1;
+    for (auto d : t.ne) n *= d;
+    const int64_t per   = n / outer;
+    const int64_t row   = t.ne.size() > 1 ? t.ne[0] : per;
+    const auto    rit   = roles.find(tensor_layer(t.name));
+    const bool    plant = rit != roles.end() && outer == o.n_expert &&
+                       (ends_with(t.name, ".ffn_gate_inp.weight") || ends_with(t.name, ".ffn_down_exps.weight") ||
+                        ends_with(t.name, ".ffn_down_exps.bias") || ends_with(t.name, ".exp_probs_b.bias"));
+    Rng                  rng{o.seed ^ fnv1a(t.name)};
+    std::vector<float>   slice(static_cast<size_t>(per));
+    std::vector<uint8_t> enc;
+    if (t.ne.size() == 1) {
+        // 1-D tensors are written whole: their "slices" are single values.
+        slice.resize(size_t(n));
+        fill_slice(t, rng, 0, slice);
+        if (plant) {
+            for (int64_t e = 0; e < n; e++) {
+                std::vector<float> one = {slice[size_t(e)]};
+                apply_planted(t, rit->second, e, one);
+                slice[size_t(e)] = one[0];
+            }
+        }
+        encode(type, slice.data(), n, n, enc);
+        out.write(enc.data(), enc.size());
+    } else {
+        for (int64_t e = 0; e < outer; e++) {
+            fill_slice(t, rng, e, slice);
+            if (plant) apply_planted(t, rit->second, e, slice);
+            encode(type, slice.data(), per, row, enc);
+            out.write(enc.data(), enc.size());
+        }
+    }
+    out.end_tensor();
+    return uint64_t(n);
+}
+
 }  // namespace
 
 nlohmann::json write_model(const Options & in, const std::string & path) {
     const Options o = resolve(in);
 
-    std::unique_ptr<gguf_context, decltype(&gguf_free)> ctx(gguf_init_empty(), gguf_free);
+    GgufContextPtr ctx(gguf_init_empty());
     gguf_set_val_str(ctx.get(), "general.architecture", o.arch.c_str());
     gguf_set_val_str(ctx.get(), "general.name", ("reap-synth-" + o.arch).c_str());
     const uint32_t n_vocab = add_vocab(ctx.get());
     const ArchSpec spec    = build_arch(o, n_vocab, ctx.get());
 
-    // Planted experts: a seeded permutation per MoE layer, cut into dead, rare, weak, healthy.
     std::map<int, std::vector<Planted>> roles;
     nlohmann::json                      planted = nlohmann::json::object();
     for (int il : spec.moe_layers) {
-        std::vector<int> perm(size_t(o.n_expert));
-        for (int e = 0; e < o.n_expert; e++) perm[size_t(e)] = e;
-        Rng rng{o.seed ^ fnv1a("planted." + std::to_string(il))};
-        for (int e = o.n_expert - 1; e > 0; e--) {
-            std::swap(perm[size_t(e)], perm[size_t(rng.next() % uint64_t(e + 1))]);
-        }
-        auto & r = roles[il];
-        r.assign(size_t(o.n_expert), Planted::healthy);
-        std::vector<uint32_t> dead, rare, weak;
-        int                   k = 0;
-        for (int i = 0; i < o.n_dead; i++, k++) dead.push_back(uint32_t(perm[size_t(k)]));
-        for (int i = 0; i < o.n_rare; i++, k++) rare.push_back(uint32_t(perm[size_t(k)]));
-        for (int i = 0; i < o.n_weak; i++, k++) weak.push_back(uint32_t(perm[size_t(k)]));
-        for (auto * list : {&dead, &rare, &weak}) std::sort(list->begin(), list->end());
-        for (auto e : dead) r[e] = Planted::dead;
-        for (auto e : rare) r[e] = Planted::rare;
-        for (auto e : weak) r[e] = Planted::weak;
-        gguf_set_arr_data(ctx.get(), planted_key(il, "dead").c_str(), GGUF_TYPE_UINT32, dead.data(), dead.size());
-        gguf_set_arr_data(ctx.get(), planted_key(il, "rare").c_str(), GGUF_TYPE_UINT32, rare.data(), rare.size());
-        gguf_set_arr_data(ctx.get(), planted_key(il, "weak").c_str(), GGUF_TYPE_UINT32, weak.data(), weak.size());
-        planted[std::to_string(il)] = {{"dead", dead}, {"rare", rare}, {"weak", weak}};
+        roles[il] = plant_layer(o, il, ctx.get(), planted);
     }
     std::vector<uint32_t> moe_layers(spec.moe_layers.begin(), spec.moe_layers.end());
     gguf_set_arr_data(ctx.get(), "reap.synth.moe_layers", GGUF_TYPE_UINT32, moe_layers.data(), moe_layers.size());
@@ -262,8 +307,7 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
     gguf_set_val_str(ctx.get(), "reap.synth.weight_type", ggml_type_name(o.type));
 
     // Tensor descriptions first (metadata only), then the data, one slice at a time.
-    ggml_init_params ip{ggml_tensor_overhead() * (spec.tensors.size() + 1), nullptr, true};
-    std::unique_ptr<ggml_context, decltype(&ggml_free)> meta(ggml_init(ip), ggml_free);
+    GgmlContextPtr         meta = tensor_meta_context(spec.tensors.size());
     std::vector<ggml_type> types;
     for (const auto & t : spec.tensors) {
         const ggml_type ty = storage_type(t, o.type);
@@ -272,76 +316,27 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
         gguf_add_tensor(ctx.get(), gt);
         types.push_back(ty);
     }
-
-    AtomicFile           out(path);
-    std::vector<uint8_t> buf(gguf_get_meta_size(ctx.get()));
-    gguf_get_meta_data(ctx.get(), buf.data());
-    out.write(buf.data(), buf.size());
-
-    const size_t         align = gguf_get_alignment(ctx.get());
-    uint64_t             n_params = 0;
-    std::vector<float>   slice;
-    std::vector<uint8_t> enc;
+    GgufFileWriter out(path, ctx.get());
+    uint64_t       n_params = 0;
     for (size_t i = 0; i < spec.tensors.size(); i++) {
-        const TensorSpec & t     = spec.tensors[i];
-        const int64_t      outer = t.ne.back();
-        int64_t            n     = 1;
-        for (auto d : t.ne) n *= d;
-        n_params += uint64_t(n);
-        const int64_t per = n / outer;
-        const int64_t row = t.ne.size() > 1 ? t.ne[0] : per;
-        const int     il    = tensor_layer(t.name);
-        const auto    rit   = roles.find(il);
-        const bool    plant = rit != roles.end() && outer == o.n_expert &&
-                           (ends_with(t.name, ".ffn_gate_inp.weight") || ends_with(t.name, ".ffn_down_exps.weight") ||
-                            ends_with(t.name, ".ffn_down_exps.bias") || ends_with(t.name, ".exp_probs_b.bias"));
-        Rng    rng{o.seed ^ fnv1a(t.name)};
-        size_t written = 0;
-        slice.resize(size_t(per));
-        // 1-D tensors are written whole: their "slices" are single values.
-        if (t.ne.size() == 1) {
-            slice.resize(size_t(n));
-            fill_slice(t, rng, 0, slice);
-            if (plant) {
-                for (int64_t e = 0; e < n; e++) {
-                    std::vector<float> one = {slice[size_t(e)]};
-                    apply_planted(t, rit->second, e, one);
-                    slice[size_t(e)] = one[0];
-                }
-            }
-            encode(types[i], slice.data(), n, n, enc);
-            out.write(enc.data(), enc.size());
-            written = enc.size();
-        } else {
-            for (int64_t e = 0; e < outer; e++) {
-                fill_slice(t, rng, e, slice);
-                if (plant) apply_planted(t, rit->second, e, slice);
-                encode(types[i], slice.data(), per, row, enc);
-                out.write(enc.data(), enc.size());
-                written += enc.size();
-            }
-        }
-        static const uint8_t zeros[64] = {};
-        const size_t         pad       = (align - written % align) % align;
-        out.write(zeros, pad);
+        n_params += write_tensor_data(out, spec.tensors[i], types[i], o, roles);
     }
     out.commit();
 
-    nlohmann::json summary = {{"file", path},
-                              {"architecture", o.arch},
-                              {"n_layer", o.n_layer},
-                              {"n_embd", o.n_embd},
-                              {"n_ff", o.n_ff},
-                              {"n_expert", o.n_expert},
-                              {"n_expert_used", o.n_expert_used},
-                              {"n_vocab", n_vocab},
-                              {"weight_type", ggml_type_name(o.type)},
-                              {"seed", o.seed},
-                              {"n_params", n_params},
-                              {"n_tensors", spec.tensors.size()},
-                              {"moe_layers", moe_layers},
-                              {"planted", planted}};
-    return summary;
+    return {{"file", path},
+            {"architecture", o.arch},
+            {"n_layer", o.n_layer},
+            {"n_embd", o.n_embd},
+            {"n_ff", o.n_ff},
+            {"n_expert", o.n_expert},
+            {"n_expert_used", o.n_expert_used},
+            {"n_vocab", n_vocab},
+            {"weight_type", ggml_type_name(o.type)},
+            {"seed", o.seed},
+            {"n_params", n_params},
+            {"n_tensors", spec.tensors.size()},
+            {"moe_layers", moe_layers},
+            {"planted", planted}};
 }
 
 }  // namespace reap::synth

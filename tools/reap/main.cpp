@@ -32,6 +32,34 @@ std::vector<std::string> normalize_llama_flags(int argc, char ** argv) {
     return out;
 }
 
+// A usage error: one line naming the problem and where help is, exit 2 (runtime errors exit 1).
+int usage_error(const CLI::App & app, int argc, char ** argv, const std::string & what) {
+    std::string sub;
+    for (const auto * c : app.get_subcommands([](const CLI::App *) { return true; })) {
+        for (int i = 1; i < argc; i++) {
+            if (c->get_name() == argv[i]) sub = c->get_name();
+        }
+    }
+    std::string msg = what;
+    if (sub.empty()) {
+        // No known command: name the word that was taken for one (`reap foo`), or say none was given.
+        std::string first;
+        for (int i = 1; i < argc && first.empty(); i++) {
+            if (argv[i][0] != '-') first = argv[i];
+        }
+        std::string names;
+        for (const auto * c : app.get_subcommands([](const CLI::App *) { return true; })) {
+            names += (names.empty() ? "" : ", ") + c->get_name();
+        }
+        msg = first.empty() ? "no command given (" + names + ")" : "unknown command '" + first + "' (" + names + ")";
+    }
+    for (auto & ch : msg) {
+        if (ch == '\n') ch = ' ';
+    }
+    std::fprintf(stderr, "reap: error: %s; see 'reap %s--help'\n", msg.c_str(), sub.empty() ? "" : (sub + " ").c_str());
+    return 2;
+}
+
 }  // namespace reap::cli
 
 int main(int argc, char ** argv) {
@@ -43,6 +71,7 @@ int main(int argc, char ** argv) {
 
     bool verbose = false;
     app.add_flag("-v,--verbose", verbose, "show llama.cpp / ggml log messages");
+    app.fallthrough();  // -v is accepted after the sub-command too (`reap profile ... -v`)
 
     reap::cli::add_inspect(app);
     reap::cli::add_synth(app);
@@ -63,8 +92,14 @@ int main(int argc, char ** argv) {
         std::vector<std::string> args = reap::cli::normalize_llama_flags(argc, argv);
         std::reverse(args.begin(), args.end());  // CLI11 takes the arguments in reverse order
         app.parse(args);
-    } catch (const CLI::ParseError & e) {
+    } catch (const CLI::CallForHelp & e) {
         return app.exit(e);
+    } catch (const CLI::CallForAllHelp & e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion & e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError & e) {
+        return reap::cli::usage_error(app, argc, argv, e.what());
     } catch (const reap::Error & e) {
         std::fprintf(stderr, "reap: error: %s\n", e.what());
         return 1;

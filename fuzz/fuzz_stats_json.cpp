@@ -1,0 +1,16 @@
+// The stats file reader (what prune, report and merge load), round trip and self-merge.
+#include "core/error.h"
+#include "fuzz_input.h"
+#include "stats/expert_stats.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
+    const std::string path = reap::fuzz::write_input("stats.json", data, size);
+    try {
+        reap::ExpertStats s = reap::ExpertStats::load(path);
+        (void) s.to_json().dump();
+        reap::ExpertStats t = s;
+        t.merge(s, path);
+    } catch (const reap::Error &) {
+    }
+    return 0;
+}
