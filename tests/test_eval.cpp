@@ -249,4 +249,32 @@ TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
     refuse(mutate("inf.lgt", rows_at, &inf, 4), "log-probability");
 }
 
+TEST(EvalHardening, TableSaysWhatItKnowsAndWritesOnlyJsonOrCsv) {
+    const Models m = make_models();
+    const std::string lgt = m.dir + "/b.lgt";
+    ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "--base-logits", lgt,
+                              "--no-progress"}).exit_code, 0);
+    // -o x.txt was silently written as JSON
+    const auto txt = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", lgt,
+                                     "-o", m.dir + "/t.txt", "--no-progress"});
+    EXPECT_EQ(txt.exit_code, 1) << txt.err;
+    EXPECT_NE(txt.err.find(".json or .csv"), std::string::npos) << txt.err;
+    EXPECT_FALSE(std::filesystem::exists(m.dir + "/t.txt"));
+    // two pruned models with one file name: the table shows their paths; the base read from its
+    // logits file was not timed, so no speed
+    std::filesystem::create_directories(m.dir + "/a");
+    std::filesystem::create_directories(m.dir + "/b");
+    std::filesystem::copy_file(m.pruned, m.dir + "/a/model.gguf");
+    std::filesystem::copy_file(m.pruned, m.dir + "/b/model.gguf");
+    const auto r = test::run_reap({"eval", "--pruned", m.dir + "/a/model.gguf", m.dir + "/b/model.gguf", "--data",
+                                   k_text, "-c", "64", "--base-logits", lgt, "-o", m.dir + "/t.json", "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find(m.dir + "/a/model.gguf"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(m.dir + "/b/model.gguf"), std::string::npos) << r.out;
+    const json t = json::parse(test::read_bytes(m.dir + "/t.json"));
+    EXPECT_TRUE(t[0]["tokens_per_s"].is_null()) << t.dump();
+    EXPECT_GT(t[1]["tokens_per_s"].get<double>(), 0.0);
+    EXPECT_EQ(r.out.find(" 0.0\n"), std::string::npos) << r.out;
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 #include "core/fs_util.h"
 #include "core/progress.h"
 #include "eval/base_logits.h"
+#include "eval/eval_output.h"
 #include "llama/llama_runtime.h"
 
 #include "llama.h"
@@ -173,6 +174,7 @@ void refuse_outputs_over_inputs(const EvalOptions & o, bool reuse) {
     }
     if (!o.output.empty()) {
         refuse_output_over_inputs(o.output, inputs);
+        check_table_path(o.output);
     }
 }
 
@@ -186,6 +188,20 @@ void check_logits_base(const BaseLogitsReader & logits, const std::string & base
              "--base-logits file",
              logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, name.c_str(),
              (unsigned long long) files.size);
+    }
+}
+
+// Rows name models by file name; when two different files share one (a/m.gguf, b/m.gguf), every
+// row shows the path it was given instead. `paths[i]` is row i's model as given.
+void name_rows_unambiguously(std::vector<EvalRow> & rows, const std::vector<std::string> & paths) {
+    bool clash = false;
+    for (size_t i = 0; i < rows.size(); i++) {
+        for (size_t j = i + 1; j < rows.size(); j++) {
+            clash = clash || (rows[i].model == rows[j].model && paths[i] != paths[j] && !same_file(paths[i], paths[j]));
+        }
+    }
+    for (size_t i = 0; clash && i < rows.size(); i++) {
+        rows[i].model = paths[i];
     }
 }
 
@@ -220,9 +236,12 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
         }
         rows.push_back(base_row_from_file(logits));
     }
+    std::vector<std::string> paths = {o.base.empty() ? rows.front().model : o.base};
     for (const std::string & path : o.pruned) {
         rows.push_back(compare_model(path, o, text, logits));
+        paths.push_back(path);
     }
+    name_rows_unambiguously(rows, paths);
     return rows;
 }
 

@@ -1,6 +1,4 @@
-#include "core/atomic_file.h"
 #include "commands.h"
-#include "core/text.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 
@@ -25,8 +23,7 @@ void add_eval(CLI::App & app) {
         const auto rows = run_eval(*o);
         std::fputs(eval_table(rows).c_str(), stdout);
         if (!o->output.empty()) {
-            const bool csv = ends_with(o->output, ".csv");
-            write_file_atomic(o->output, csv ? eval_csv(rows) : eval_json(rows).dump(1) + "\n");
+            write_eval_table(o->output, rows);
         }
     });
 }
