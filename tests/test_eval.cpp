@@ -277,4 +277,27 @@ TEST(EvalHardening, TableSaysWhatItKnowsAndWritesOnlyJsonOrCsv) {
     EXPECT_EQ(r.out.find(" 0.0\n"), std::string::npos) << r.out;
 }
 
+TEST(EvalHardening, LlamaPerplexityConventionScoresTheSecondHalf) {
+    const Models m = make_models();
+    const std::string lgt = m.dir + "/b.lgt";
+    auto run = [&](bool half, const std::string & out) {
+        std::vector<std::string> args = {"eval", "-m", m.base, "--pruned", m.pruned, "--data", k_text, "-c", "64",
+                                         "--base-logits", lgt, "-o", out, "--no-progress"};
+        if (half) args.push_back("--ppl-second-half");
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_NE(r.out.find(half ? "second half of every window" : "every position of every window"), std::string::npos)
+            << r.out;
+        return json::parse(test::read_bytes(out));
+    };
+    const json all = run(false, m.dir + "/all.json"), half = run(true, m.dir + "/half.json");
+    // 64-token windows: positions 32..62 of 0..62 in every full window
+    EXPECT_LT(half[1]["tokens_scored"].get<uint64_t>() * 2, all[1]["tokens_scored"].get<uint64_t>() + 8);
+    EXPECT_GT(half[1]["tokens_scored"].get<uint64_t>() * 3, all[1]["tokens_scored"].get<uint64_t>());
+    EXPECT_NE(half[1]["ppl"], all[1]["ppl"]);
+    EXPECT_EQ(half[1]["scored"], "second half");
+    EXPECT_EQ(all[1]["scored"], "every position");
+    EXPECT_EQ(half[0]["kl_mean"], 0.0);
+}
+
 }  // namespace

@@ -47,6 +47,11 @@ Windows make_windows(const llama_vocab * vocab, const std::string & text, const 
     return out;
 }
 
+// Whether position i of a window of n tokens (predicting token i + 1) counts: every position,
+// or with --ppl-second-half only those with at least half a window of context before them, as
+// llama-perplexity scores.
+bool is_scored(const EvalOptions & o, size_t i, size_t n) { return !o.second_half || i >= n / 2; }
+
 // Decodes one window with every position an output; calls fn(position, logits) for every
 // position that predicts a next token; returns the seconds spent, fn's work included.
 template <typename F>
@@ -77,7 +82,7 @@ EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const
         secs += decode_window(base, w, [&](size_t i, const float * logits) {
             log_softmax(logits, n_vocab, lp);
             out.write_row(lp);
-            score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
+            if (is_scored(o, i, w.size())) score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
         });
         done += w.size();
         progress.update(done);
@@ -88,14 +93,14 @@ EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const
 }
 
 // The base row from the stored log-probabilities alone: the base model is not loaded.
-EvalRow base_row_from_file(BaseLogitsReader & logits) {
+EvalRow base_row_from_file(const EvalOptions & o, BaseLogitsReader & logits) {
     ScoreSum           score;
     std::vector<float> lp;
     logits.rewind();
     for (const auto & w : logits.windows()) {
         for (size_t i = 0; i + 1 < w.size(); i++) {
             logits.read_row(lp);
-            score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
+            if (is_scored(o, i, w.size())) score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
         }
     }
     return score.row(logits.header().base_name, logits.header().base_file_size, 0, 0);
@@ -131,7 +136,7 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
         });
         for (size_t i = 0; i + 1 < w.size(); i++) {
             logits.read_row(base_lp);
-            score.add(compare_token(base_lp.data(), rows_lp[i].data(), n_vocab, w[i + 1]));
+            if (is_scored(o, i, w.size())) score.add(compare_token(base_lp.data(), rows_lp[i].data(), n_vocab, w[i + 1]));
         }
         done += w.size();
         progress.update(done);
@@ -234,7 +239,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
         if (!o.base.empty()) {
             check_logits_base(logits, o.base);
         }
-        rows.push_back(base_row_from_file(logits));
+        rows.push_back(base_row_from_file(o, logits));
     }
     std::vector<std::string> paths = {o.base.empty() ? rows.front().model : o.base};
     for (const std::string & path : o.pruned) {
@@ -242,6 +247,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
         paths.push_back(path);
     }
     name_rows_unambiguously(rows, paths);
+    for (EvalRow & r : rows) r.second_half = o.second_half;
     return rows;
 }
 

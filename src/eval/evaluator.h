@@ -21,6 +21,7 @@ struct EvalOptions {
     std::string              output;       // the table file the caller writes: checked up front
     int                      n_ctx        = 512;
     int                      max_chunks   = -1;  // windows to use (-1: all)
+    bool                     second_half  = false;  // score only each window's second half (llama-perplexity)
     int                      n_threads    = 0;
     int                      n_gpu_layers = 0;
     bool                     progress     = true;

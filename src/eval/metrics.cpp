@@ -1,5 +1,7 @@
 #include "eval/metrics.h"
 
+#include "core/error.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -34,6 +36,9 @@ void ScoreSum::add(const TokenComparison & c) {
 }
 
 EvalRow ScoreSum::row(const std::string & model, uint64_t file_size, double seconds, uint64_t decoded) {
+    if (kls_.empty()) {
+        fail("%s: no position was scored: the held-out text is too short for this context size", model.c_str());
+    }
     EvalRow r;
     r.model     = model;
     r.file_size = file_size;

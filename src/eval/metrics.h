@@ -15,6 +15,7 @@ struct EvalRow {
     uint64_t    file_size = 0;
     double      ppl = 0, kl_mean = 0, kl_p99 = 0, top1 = 0, tokens_per_s = 0;
     uint64_t    n_scored = 0;
+    bool        second_half = false;  // scored only each window's second half (llama-perplexity)
 };
 
 // Metrics of one predicted position: the base's log-probabilities, the model's

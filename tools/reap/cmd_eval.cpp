@@ -15,6 +15,8 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--base-logits", o->base_logits, "file of the base model's log-probabilities: reused if it exists, else written");
     cmd->add_option("-c,--ctx-size", o->n_ctx, "window size in tokens");
     cmd->add_option("--chunks", o->max_chunks, "use at most this many windows (-1: all)");
+    cmd->add_flag("--ppl-second-half", o->second_half,
+                  "score only the second half of every window, as llama-perplexity does (default: every position)");
     cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
     cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
     cmd->add_option("-o,--output", o->output, "also write the table: .json or .csv by extension");
