@@ -468,4 +468,39 @@ TEST(ProfileHardening, ProgressShowsTheStartAndOneFinalLine) {
     EXPECT_NE(lines[lines.size() - 1], lines[lines.size() - 2]) << r.err;
 }
 
+TEST(ProfileHardening, ChatTemplateOptionAndUnrenderableSamples) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    const std::string chat  = dir + "/chat.jsonl";
+    std::ofstream(chat) << R"({"messages": [{"role": "user", "content": "What is two plus two?"}]})" "\n"
+                        << R"({"text": "A plain text sample."})" "\n";
+    auto profile = [&](std::vector<std::string> extra, const std::string & out) {
+        std::vector<std::string> args = {"profile", "-m", model, "--data", chat, "-o", dir + "/" + out, "--no-progress"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return test::run_reap(args);
+    };
+    const auto own = profile({}, "own.json");
+    ASSERT_EQ(own.exit_code, 0) << own.err;
+    const auto chatml = profile({"--chat-template", "chatml"}, "chatml.json");
+    ASSERT_EQ(chatml.exit_code, 0) << chatml.err;
+    EXPECT_EQ(ExpertStats::load(dir + "/chatml.json").meta["calibration"][0]["samples"], 2);
+    // a name llama.cpp does not know: refused up front
+    const auto bogus = profile({"--chat-template", "no-such-template"}, "bogus.json");
+    EXPECT_EQ(bogus.exit_code, 1);
+    EXPECT_NE(bogus.err.find("no-such-template: neither a file nor one of llama.cpp's templates"), std::string::npos)
+        << bogus.err;
+    // a template llama.cpp's renderer cannot use: the chat sample is skipped, or fatal with --strict
+    std::ofstream(dir + "/t.jinja") << "{{ something llama.cpp has never seen }}";
+    const auto skip = profile({"--chat-template", dir + "/t.jinja"}, "skip.json");
+    ASSERT_EQ(skip.exit_code, 0) << skip.err;
+    EXPECT_NE(skip.err.find(chat + ":1: "), std::string::npos) << skip.err;
+    EXPECT_NE(skip.err.find("sample skipped"), std::string::npos) << skip.err;
+    const ExpertStats s = ExpertStats::load(dir + "/skip.json");
+    EXPECT_EQ(s.meta["calibration"][0]["samples"], 1);
+    EXPECT_EQ(s.meta["calibration"][0]["skipped_lines"], 1);
+    const auto strict = profile({"--chat-template", dir + "/t.jinja", "--strict"}, "strict.json");
+    EXPECT_EQ(strict.exit_code, 1);
+    EXPECT_NE(strict.err.find(chat + ":1: "), std::string::npos) << strict.err;
+}
+
 }  // namespace

@@ -91,8 +91,9 @@ LlamaRuntimeOptions runtime_options(const ProfileOptions & opts, int n_parallel,
 // The sequences to decode, in order: tokenized, shuffled with --seed, cut to the limits; says
 // on stderr how much of the data that is.
 TokenizedSamples select_samples(const llama_model * model, const std::vector<CalibSample> & samples,
-                                const ProfileOptions & opts) {
-    TokenizedSamples items = tokenize_samples(model, samples, opts.data, opts.n_ctx);
+                                const ProfileOptions & opts, std::vector<CalibFileReport> & report) {
+    TokenizedSamples items = tokenize_samples(model, samples, opts.data, {opts.n_ctx, opts.chat_template, opts.strict},
+                                              report);
     if (opts.seed != 0) {
         shuffle_samples(items, opts.seed);
     }
@@ -216,7 +217,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
     MoeCollector       collector(layout.n_expert, moe_layers);
     const LlamaRuntime rt    = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
-    const auto         items = select_samples(rt.model.get(), samples, opts);
+    const auto         items = select_samples(rt.model.get(), samples, opts, report);
     Decoder            decoder(rt.ctx.get(), collector, opts.n_batch);
     if (opts.collect) {
         discover_moe_nodes(decoder, collector, rt.vocab(), items);

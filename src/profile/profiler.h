@@ -14,6 +14,7 @@ struct ProfileOptions {
     std::string              model;
     std::vector<std::string> data;
     std::string              format      = "auto";
+    std::string              chat_template;       // llama.cpp template name or file; empty: the model's
     std::string              output      = "expert_stats.json";
     int                      n_ctx       = 512;   // max tokens per sample; .txt windows have this size
     int                      n_batch     = 2048;  // tokens per llama_decode call
