@@ -166,6 +166,20 @@ TEST(HostileGguf, HyperparametersLlamaCppAssertsOnAreRefused) {
             << error_of([&] { analyze_moe(f); });
     }
     expect_cli_refusal(dir + "/groups-equal-experts.gguf", "expert_group_count");
+    // eval hands the model to llama.cpp without a layout analysis: it checks the same rules.
+    const auto bad  = dir + "/used-above-experts.gguf";
+    const auto eval = test::run_reap({"eval", "-m", bad, "--pruned", small_model(), "-f",
+                                      std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt", "-c", "64"});
+    EXPECT_EQ(eval.signal, 0) << eval.err;
+    EXPECT_EQ(eval.exit_code, 1) << eval.err;
+    EXPECT_NE(eval.err.find(bad + ": qwen3moe.expert_used_count = 9"), std::string::npos) << eval.err;
+    // A dense model passes the same check (it has no expert keys at all).
+    test::write_dense_gguf(dir + "/dense.gguf");
+    EXPECT_NO_THROW(check_llama_loadable(GgufFile::open(dir + "/dense.gguf")));
+    const auto dense_with_used = dir + "/dense-used.gguf";
+    rewrite(dir + "/dense.gguf", dense_with_used,
+            [](gguf_context * c) { gguf_set_val_u32(c, "llama.expert_used_count", 2); });
+    EXPECT_THROW(check_llama_loadable(GgufFile::open(dense_with_used)), Error);
 
     // Valid grouped routing passes; pruning it to a count that breaks the rules is refused.
     const auto ok = dir + "/groups-ok.gguf";

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf_file.h"
+#include "moe/moe_layout.h"
 
 #include <thread>
 
@@ -27,8 +28,10 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
     const ggml_type type_k = parse_cache_type(o.type_k);
     const ggml_type type_v = parse_cache_type(o.type_v);
 
-    // llama.cpp loads a split set from its first part only.
+    // llama.cpp loads a split set from its first part only, and aborts (instead of failing) on
+    // some hyperparameters: those are refused first.
     const std::string first = model_files(model_path).first();
+    check_llama_loadable(GgufFile::open(model_path));
 
     llama_backend_init();
     llama_model_params mp = llama_model_default_params();

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "moe/expert_budget.h"
+#include "synth/synth.h"
 
 #include "ggml.h"
 
@@ -96,7 +97,7 @@ static json planted_json(const GgufFile & f, const MoeLayout & m) {
     for (const auto & L : m.layers) {
         json p = json::object();
         for (const char * kind : {"dead", "rare", "weak"}) {
-            const std::string key = "reap.synth.layer." + std::to_string(L.index) + "." + kind;
+            const std::string key = synth::planted_key(L.index, kind);
             if (f.is_array(key)) p[kind] = f.get_uint_array(key);
         }
         if (!p.empty()) planted[std::to_string(L.index)] = p;

@@ -6,6 +6,7 @@
 #include "ggml.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <map>
 
@@ -60,8 +61,19 @@ static bool classify(const std::string & suffix, ExpertRole & role) {
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-// The model's MoE hyperparameters, as the file states them.
-static void read_hyperparameters(const GgufFile & f, MoeLayout & m) {
+// An optional integer key that must fit the 32 bits llama.cpp reads it into.
+static uint32_t u32_key(const GgufFile & f, const char * key, uint32_t def = 0) {
+    const std::string k = arch_key(f, key);
+    const auto        v = f.get_uint(k);
+    if (v && *v > UINT32_MAX) {
+        fail("%s: %s = %llu does not fit 32 bits", f.path().c_str(), k.c_str(), (unsigned long long) *v);
+    }
+    return v ? uint32_t(*v) : def;
+}
+
+// The model's hyperparameters that concern experts, as the file states them. `moe`: refuse a
+// model without experts (n_expert 0 otherwise).
+static void read_hyperparameters(const GgufFile & f, MoeLayout & m, bool moe) {
     m.arch = f.arch();
     if (m.arch.empty()) {
         fail("%s: no general.architecture key: not a llama.cpp model", f.path().c_str());
@@ -80,31 +92,41 @@ static void read_hyperparameters(const GgufFile & f, MoeLayout & m) {
     m.n_layer = uint32_t(*n_layer);
 
     const auto n_expert = f.get_uint(arch_key(f, "expert_count"));
-    if (!n_expert || *n_expert == 0) {
+    if (moe && (!n_expert || *n_expert == 0)) {
         fail("%s: not a mixture-of-experts model (%s is %s)", f.path().c_str(),
              arch_key(f, "expert_count").c_str(), n_expert ? "0" : "missing");
     }
-    if (*n_expert > k_llama_max_experts) {
+    if (n_expert && *n_expert > k_llama_max_experts) {
         fail("%s: %s = %llu, more than llama.cpp's %u", f.path().c_str(), arch_key(f, "expert_count").c_str(),
              (unsigned long long) *n_expert, k_llama_max_experts);
     }
-    m.n_expert = uint32_t(*n_expert);
+    m.n_expert = uint32_t(n_expert.value_or(0));
 
     const auto used = f.get_uint_per_layer(arch_key(f, "expert_used_count"), m.n_layer);
-    if (used.empty()) {
+    if (moe && used.empty()) {
         fail("%s: missing %s", f.path().c_str(), arch_key(f, "expert_used_count").c_str());
     }
     for (auto u : used) {
+        if (u > UINT32_MAX) {
+            fail("%s: %s = %llu does not fit 32 bits", f.path().c_str(), arch_key(f, "expert_used_count").c_str(),
+                 (unsigned long long) u);
+        }
         m.n_expert_used.push_back(uint32_t(u));
     }
     m.n_expert_used_is_array = f.is_array(arch_key(f, "expert_used_count"));
-    m.n_expert_groups = uint32_t(f.get_uint(arch_key(f, "expert_group_count")).value_or(0));
-    m.n_group_used    = uint32_t(f.get_uint(arch_key(f, "expert_group_used_count")).value_or(0));
-    m.n_expert_shared = uint32_t(f.get_uint(arch_key(f, "expert_shared_count")).value_or(0));
-    m.n_nextn_layers  = uint32_t(f.get_uint(arch_key(f, "nextn_predict_layers")).value_or(0));
+    m.n_expert_groups = u32_key(f, "expert_group_count");
+    m.n_group_used    = u32_key(f, "expert_group_used_count");
+    m.n_expert_shared = u32_key(f, "expert_shared_count");
+    m.n_nextn_layers  = u32_key(f, "nextn_predict_layers");
     if (f.has_key(arch_key(f, "expert_feed_forward_length"))) {
         m.expert_ff_key = arch_key(f, "expert_feed_forward_length");
     }
+}
+
+void check_llama_loadable(const GgufFile & f) {
+    MoeLayout m;
+    read_hyperparameters(f, m, false);
+    check_llama_limits(m, m.n_expert, f.path());
 }
 
 void check_llama_limits(const MoeLayout & m, uint32_t n_expert, const std::string & what) {
@@ -113,6 +135,13 @@ void check_llama_limits(const MoeLayout & m, uint32_t n_expert, const std::strin
     if (m.n_nextn_layers > m.n_layer) {
         fail("%s: %s.nextn_predict_layers = %u exceeds %s.block_count = %u", what.c_str(), arch, m.n_nextn_layers, arch,
              m.n_layer);
+    }
+    if (n_expert == 0) {  // a dense model: nothing may refer to experts
+        if (used > 0 || m.n_expert_groups > 0) {
+            fail("%s: %s.expert_used_count = %u and expert_group_count = %u without experts", what.c_str(), arch, used,
+                 m.n_expert_groups);
+        }
+        return;
     }
     if (used == 0 || used > n_expert) {
         fail("%s: %s.expert_used_count = %u, must be 1 to the %u experts", what.c_str(), arch, used, n_expert);
@@ -180,7 +209,7 @@ static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout
 
 MoeLayout analyze_moe(const GgufFile & f) {
     MoeLayout m;
-    read_hyperparameters(f, m);
+    read_hyperparameters(f, m, true);
     check_llama_limits(m, m.n_expert, f.path());
 
     m.layers.resize(m.n_layer);

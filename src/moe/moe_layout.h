@@ -79,6 +79,10 @@ MoeLayout analyze_moe(const GgufFile & f);
 // experts divisible into them and 1 to groups-1 groups used. Throws reap::Error naming `what`.
 void check_llama_limits(const MoeLayout & m, uint32_t n_expert, const std::string & what);
 
+// The same rules for any model llama.cpp is about to load (with experts or without): call it
+// before llama_model_load_from_file. Throws reap::Error naming the file.
+void check_llama_loadable(const GgufFile & f);
+
 // The architecture key prefix: "{arch}." followed by `key`.
 std::string arch_key(const GgufFile & f, const char * key);
 
