@@ -444,11 +444,11 @@ TEST(ProfileHardening, LongSamplesBecomeWindowsNotCut) {
     EXPECT_EQ(sa.layers.begin()->second.total_tokens, sb.layers.begin()->second.total_tokens);
     EXPECT_EQ(sa.meta["calibration"][0]["samples"], sb.meta["calibration"][0]["samples"]);
     // the run says how the data was used
-    EXPECT_NE(a.err.find("calibration: 1 samples in "), std::string::npos) << a.err;
+    EXPECT_NE(a.out.find("calibration: 1 samples in "), std::string::npos) << a.out;
     const auto c = test::run_reap({"profile", "-m", model, "--data", dir + "/one.jsonl", "-c", "64", "--max-tokens",
                                    "100", "-o", dir + "/c.json", "--no-progress", "-t", "2"});
     ASSERT_EQ(c.exit_code, 0) << c.err;
-    EXPECT_NE(c.err.find("left out by --max-samples/--max-tokens"), std::string::npos) << c.err;
+    EXPECT_NE(c.out.find("left out by --max-samples/--max-tokens"), std::string::npos) << c.out;
 }
 
 TEST(ProfileHardening, ProgressShowsTheStartAndOneFinalLine) {

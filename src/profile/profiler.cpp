@@ -88,29 +88,23 @@ LlamaRuntimeOptions runtime_options(const ProfileOptions & opts, int n_parallel,
     return r;
 }
 
-// The sequences to decode, in order: tokenized, shuffled with --seed, cut to the limits; says
-// on stderr how much of the data that is.
+// The sequences to decode, in order: tokenized, shuffled with --seed, cut to the limits;
+// `res` records how much of the data that is.
 TokenizedSamples select_samples(const llama_model * model, const std::vector<CalibSample> & samples,
-                                const ProfileOptions & opts, std::vector<CalibFileReport> & report) {
+                                const ProfileOptions & opts, std::vector<CalibFileReport> & report,
+                                ProfileResult & res) {
     TokenizedSamples items = tokenize_samples(model, samples, opts.data, {opts.n_ctx, opts.chat_template, opts.strict},
                                               report);
     if (opts.seed != 0) {
         shuffle_samples(items, opts.seed);
     }
-    const size_t   windows = items.size();
-    const uint64_t tokens  = items.total_tokens();
+    res.data_samples = samples.size();
+    res.data_windows = items.size();
+    res.data_tokens  = items.total_tokens();
     limit_samples(items, opts.max_samples, opts.max_tokens);
     if (items.size() == 0) {
         fail("no calibration tokens left to evaluate");
     }
-    std::string left_out;
-    if (items.total_tokens() < tokens) {
-        left_out = strfmt(" (%zu windows, %llu tokens left out by --max-samples/--max-tokens)", windows - items.size(),
-                          (unsigned long long) (tokens - items.total_tokens()));
-    }
-    log_info("calibration: %zu samples in %zu windows of at most %d tokens; using %zu windows, %llu tokens%s",
-             samples.size(), windows, opts.n_ctx, items.size(), (unsigned long long) items.total_tokens(),
-             left_out.c_str());
     return items;
 }
 
@@ -217,7 +211,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
     MoeCollector       collector(layout.n_expert, moe_layers);
     const LlamaRuntime rt    = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
-    const auto         items = select_samples(rt.model.get(), samples, opts, report);
+    ProfileResult      res;
+    const auto         items = select_samples(rt.model.get(), samples, opts, report, res);
     Decoder            decoder(rt.ctx.get(), collector, opts.n_batch);
     if (opts.collect) {
         discover_moe_nodes(decoder, collector, rt.vocab(), items);
@@ -231,8 +226,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         from = resume_from_checkpoint(opts.output, meta, layout.n_expert, items.size(), collector.stats());
     }
 
-    ProfileResult res;
     res.samples_total   = items.size();
+    res.tokens_total    = items.total_tokens();
     res.nodes_per_layer = opts.collect ? collector.nodes_requested_per_layer() : 0;
     decode_samples(opts, n_parallel, decoder, collector, items, meta, from, res);
     res.stats      = collector.stats();

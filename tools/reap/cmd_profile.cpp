@@ -46,6 +46,13 @@ void add_profile(CLI::App & app) {
                     r.interrupted ? "interrupted after" : "profiled", r.samples_done, r.samples_total,
                     (unsigned long long) r.tokens, r.decode_seconds, tps, o->collect ? "; stats: " : "",
                     o->collect ? o->output.c_str() : "");
+        std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
+                    r.data_windows, o->n_ctx, (unsigned long long) r.data_tokens);
+        if (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens) {
+            std::printf("; %zu windows, %llu tokens left out by --max-samples/--max-tokens",
+                        r.data_windows - r.samples_total, (unsigned long long) (r.data_tokens - r.tokens_total));
+        }
+        std::printf("\n");
         if (r.interrupted) {
             throw Error("interrupted; checkpoint saved to " + o->output + " (continue with --resume)");
         }
