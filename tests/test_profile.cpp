@@ -503,4 +503,24 @@ TEST(ProfileHardening, ChatTemplateOptionAndUnrenderableSamples) {
     EXPECT_NE(strict.err.find(chat + ":1: "), std::string::npos) << strict.err;
 }
 
+TEST(ProfileHardening, ResumeRefusesAModelOfTheSameShapeWithOtherWeights) {
+    synth::Options other = small("qwen3moe");
+    other.seed           = 7;
+    const std::string model = test::synth_model(small("qwen3moe")), model7 = test::synth_model(other);
+    const std::string dir   = test::tmp_dir();
+    const std::string out   = dir + "/s.json";
+    ASSERT_EQ(test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out,
+                              "--no-progress"}).exit_code, 0);
+    const auto before = test::read_bytes(out);
+    const auto r = test::run_reap({"profile", "-m", model7, "--data", k_sample, "--max-samples", "4", "-o", out,
+                                   "--resume", "--no-progress"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("checkpoint belongs to another model"), std::string::npos) << r.err;
+    EXPECT_TRUE(test::read_bytes(out) == before) << "the checkpoint was touched";
+    // the same model resumes (nothing left to do)
+    const auto same = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out,
+                                      "--resume", "--no-progress"});
+    EXPECT_EQ(same.exit_code, 0) << same.err;
+}
+
 }  // namespace

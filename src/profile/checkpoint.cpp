@@ -20,6 +20,16 @@ uint64_t calibration_fingerprint(const std::vector<std::vector<llama_token>> & s
     return h.h;
 }
 
+void check_checkpoint_model(const json & checkpoint, const json & meta, const std::string & path) {
+    // Compared where the checkpoint records them (older ones have no model_size).
+    for (const char * key : {"architecture", "model", "model_size"}) {
+        if (checkpoint.contains(key) && meta.contains(key) && checkpoint[key] != meta[key]) {
+            fail("%s: checkpoint belongs to another model (%s %s, this run %s); cannot resume", path.c_str(), key,
+                 checkpoint[key].dump().c_str(), meta[key].dump().c_str());
+        }
+    }
+}
+
 ResumePoint resume_from_checkpoint(const std::string & path, const json & meta, uint32_t n_expert, size_t n_samples,
                                    ExpertStats & stats) {
     ExpertStats prev;
@@ -32,6 +42,7 @@ ResumePoint resume_from_checkpoint(const std::string & path, const json & meta, 
     if (!pm.contains("fingerprint") || pm["fingerprint"] != meta["fingerprint"]) {
         fail("%s: checkpoint was made with other calibration data or options; cannot resume", path.c_str());
     }
+    check_checkpoint_model(pm, meta, path);
     if (pm.value("n_expert", 0u) != n_expert || prev.layers.size() != stats.layers.size()) {
         fail("%s: checkpoint belongs to another model; cannot resume", path.c_str());
     }

@@ -18,6 +18,12 @@ namespace reap {
 // FNV-1a over the token stream: identifies "the same calibration set" for --resume.
 uint64_t calibration_fingerprint(const std::vector<std::vector<llama_token>> & sequences);
 
+// Throws unless the checkpoint's "_meta" describes the model of this run's `meta`: the same
+// architecture, model file name and size (a model of the same shape with other weights must
+// not be mixed in). The one place --resume decides "same model"; to be replaced by the stats
+// module's shared same-model check.
+void check_checkpoint_model(const nlohmann::json & checkpoint, const nlohmann::json & meta, const std::string & path);
+
 struct ResumePoint {
     size_t   samples_done = 0;
     uint64_t tokens_done  = 0;

@@ -7,12 +7,13 @@ namespace reap {
 
 using nlohmann::json;
 
-json profile_meta(const ProfileOptions & opts, const MoeLayout & layout, const std::vector<int> & moe_layers,
+json profile_meta(const ProfileOptions & opts, const ModelFiles & model, const MoeLayout & layout, const std::vector<int> & moe_layers,
                   uint64_t fingerprint, const MoeCollector * collector, const TokenizedSamples & samples,
                   const std::vector<CalibFileReport> & report) {
     json meta = {{"tool", std::string("reap.cpp ") + REAP_VERSION},
-                 {"model", base_name(opts.model)},
+                 {"model", base_name(model.first())},
                  {"model_path", opts.model},
+                 {"model_size", model.size},
                  {"architecture", layout.arch},
                  {"n_layer", layout.n_layer},
                  {"n_expert", layout.n_expert},

@@ -3,6 +3,7 @@
 // sequences and tokens used.
 #pragma once
 
+#include "llama/llama_runtime.h"
 #include "moe/moe_layout.h"
 #include "profile/calibration.h"
 #include "profile/moe_collector.h"
@@ -16,8 +17,9 @@
 
 namespace reap {
 
+// `model` is the model's files (the name of the first part and the total size identify it);
 // `collector` is null for a --no-collect run (no graph was inspected).
-nlohmann::json profile_meta(const ProfileOptions & opts, const MoeLayout & layout, const std::vector<int> & moe_layers,
+nlohmann::json profile_meta(const ProfileOptions & opts, const ModelFiles & model, const MoeLayout & layout, const std::vector<int> & moe_layers,
                             uint64_t fingerprint, const MoeCollector * collector, const TokenizedSamples & samples,
                             const std::vector<CalibFileReport> & report);
 

@@ -219,8 +219,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     }
 
     const uint64_t fingerprint = calibration_fingerprint(items.tokens);
-    const json     meta = profile_meta(opts, layout, moe_layers, fingerprint, opts.collect ? &collector : nullptr, items,
-                                       report);
+    const auto *   inspected = opts.collect ? &collector : nullptr;
+    const json     meta = profile_meta(opts, model_files(opts.model), layout, moe_layers, fingerprint, inspected, items, report);
     ResumePoint    from;
     if (opts.resume) {
         from = resume_from_checkpoint(opts.output, meta, layout.n_expert, items.size(), collector.stats());
