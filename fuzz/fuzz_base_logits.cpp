@@ -8,10 +8,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     const std::string path = reap::fuzz::write_input("base.logits", data, size);
     try {
         reap::BaseLogitsReader r(path, 64);  // the seeds were made with -c 64
-        std::vector<float>     row;
+        reap::BaseRow          row;
         for (const auto & w : r.windows()) {
             for (size_t i = 0; i + 1 < w.size(); i++) {
-                r.read_row(row);
+                r.read_row(row, w[i + 1]);
             }
         }
     } catch (const reap::Error &) {

@@ -11,7 +11,8 @@ namespace reap {
 
 namespace {
 
-constexpr char k_magic[8] = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '1'};
+constexpr char k_magic_float[8]   = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '1'};
+constexpr char k_magic_compact[8] = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '2'};
 
 }  // namespace
 
@@ -21,7 +22,7 @@ BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, u
     : out_(path) {
     std::vector<llama_token> flat;
     for (const auto & w : windows) flat.insert(flat.end(), w.begin(), w.end());
-    std::memcpy(hdr_.magic, k_magic, 8);
+    std::memcpy(hdr_.magic, k_magic_compact, 8);
     hdr_.n_vocab        = n_vocab;
     hdr_.n_ctx          = n_ctx;
     hdr_.n_windows      = uint32_t(windows.size());
@@ -32,8 +33,9 @@ BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, u
     out_.write(flat.data(), flat.size() * sizeof(llama_token));
 }
 
-void BaseLogitsWriter::write_row(const std::vector<float> & logprobs) {
-    out_.write(logprobs.data(), logprobs.size() * sizeof(float));
+void BaseLogitsWriter::write_row(const std::vector<float> & logprobs, llama_token next) {
+    encode_row(logprobs, next, row_);
+    out_.write(row_.data(), row_.size());
 }
 
 BaseLogitsReader::BaseLogitsReader(const std::string & path, int n_ctx) : path_(path), in_(path, std::ios::binary) {
@@ -48,9 +50,11 @@ static uint64_t predicted_positions(uint64_t n_tokens, uint64_t n_ctx) {
 }
 
 void BaseLogitsReader::check_header(int n_ctx) {
-    if (!in_.read(reinterpret_cast<char *>(&hdr_), sizeof(hdr_)) || std::memcmp(hdr_.magic, k_magic, 8) != 0) {
+    if (!in_.read(reinterpret_cast<char *>(&hdr_), sizeof(hdr_)) ||
+        (std::memcmp(hdr_.magic, k_magic_compact, 8) != 0 && std::memcmp(hdr_.magic, k_magic_float, 8) != 0)) {
         fail("%s: not a reap base-logits file", path_.c_str());
     }
+    compact_ = std::memcmp(hdr_.magic, k_magic_compact, 8) == 0;
     hdr_.base_name[sizeof(hdr_.base_name) - 1] = '\0';
     if (hdr_.n_ctx != uint32_t(n_ctx)) {
         fail("%s: made with -c %u, this run uses -c %d", path_.c_str(), hdr_.n_ctx, n_ctx);
@@ -63,7 +67,7 @@ void BaseLogitsReader::check_header(int n_ctx) {
     }
     const uint64_t n_rows = predicted_positions(hdr_.n_tokens, hdr_.n_ctx);
     rows_at_              = sizeof(hdr_) + hdr_.n_tokens * sizeof(llama_token);
-    const uint64_t row_bytes = uint64_t(sizeof(float)) * hdr_.n_vocab;
+    const uint64_t row_bytes = compact_ ? compact_row_bytes(hdr_.n_vocab) : uint64_t(sizeof(float)) * hdr_.n_vocab;
     const uint64_t size      = file_size(path_);
     if (n_rows == 0 || size < rows_at_ || (size - rows_at_) % row_bytes != 0 || (size - rows_at_) / row_bytes != n_rows) {
         fail("%s: truncated or corrupt base-logits file", path_.c_str());
@@ -93,17 +97,27 @@ void BaseLogitsReader::rewind() {
     row_ = 0;
 }
 
-void BaseLogitsReader::read_row(std::vector<float> & row) {
-    row.resize(hdr_.n_vocab);
-    if (!in_.read(reinterpret_cast<char *>(row.data()), std::streamsize(row.size() * sizeof(float)))) {
-        fail("%s: truncated base-logits file", path_.c_str());
-    }
-    for (float v : row) {
-        // A log-probability is finite and at most 0: anything else would poison PPL and KL.
-        if (!(std::isfinite(v) && v <= 0.0f)) {
-            fail("%s: position %llu holds a log-probability of %g: corrupt base-logits file", path_.c_str(),
-                 (unsigned long long) row_, double(v));
+void BaseLogitsReader::read_row(BaseRow & row, llama_token next) {
+    bool ok = false;
+    if (compact_) {
+        bytes_.resize(compact_row_bytes(hdr_.n_vocab));
+        if (!in_.read(reinterpret_cast<char *>(bytes_.data()), std::streamsize(bytes_.size()))) {
+            fail("%s: truncated base-logits file", path_.c_str());
         }
+        ok = decode_row(bytes_.data(), hdr_.n_vocab, row);
+    } else {
+        floats_.resize(hdr_.n_vocab);
+        if (!in_.read(reinterpret_cast<char *>(floats_.data()), std::streamsize(floats_.size() * sizeof(float)))) {
+            fail("%s: truncated base-logits file", path_.c_str());
+        }
+        // A log-probability is finite and at most 0: anything else would poison PPL and KL.
+        ok = std::all_of(floats_.begin(), floats_.end(), [](float v) { return std::isfinite(v) && v <= 0.0f; });
+        if (ok) exact_row(floats_, next, row);
+    }
+    if (!ok) {
+        fail("%s: position %llu holds an impossible log-probability (NaN, infinite or above 0): corrupt base-logits "
+             "file",
+             path_.c_str(), (unsigned long long) row_);
     }
     row_++;
 }

@@ -81,7 +81,7 @@ EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const
     for (const auto & w : windows) {
         secs += decode_window(base, w, [&](size_t i, const float * logits) {
             log_softmax(logits, n_vocab, lp);
-            out.write_row(lp);
+            out.write_row(lp, w[i + 1]);
             if (is_scored(o, i, w.size())) score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
         });
         done += w.size();
@@ -94,13 +94,13 @@ EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const
 
 // The base row from the stored log-probabilities alone: the base model is not loaded.
 EvalRow base_row_from_file(const EvalOptions & o, BaseLogitsReader & logits) {
-    ScoreSum           score;
-    std::vector<float> lp;
+    ScoreSum score;
+    BaseRow  row;
     logits.rewind();
     for (const auto & w : logits.windows()) {
         for (size_t i = 0; i + 1 < w.size(); i++) {
-            logits.read_row(lp);
-            if (is_scored(o, i, w.size())) score.add({0.0, -double(lp[size_t(w[i + 1])]), true});
+            logits.read_row(row, w[i + 1]);
+            if (is_scored(o, i, w.size())) score.add({0.0, -double(row.next_logprob), true});
         }
     }
     return score.row(logits.header().base_name, logits.header().base_file_size, 0, 0);
@@ -115,7 +115,7 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
         fail("%s: vocabulary of %d tokens, the base logits have %u: not comparable", path.c_str(),
              llama_vocab_n_tokens(m.vocab()), n_vocab);
     }
-    Windows          mine = make_windows(m.vocab(), text, o);
+    const Windows            mine = make_windows(m.vocab(), text, o);
     std::vector<llama_token> flat;
     for (const auto & w : mine) flat.insert(flat.end(), w.begin(), w.end());
     if (flat != logits.tokens()) {
@@ -125,7 +125,8 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
     logits.rewind();
     Progress           progress("eval " + base_name(path), logits.header().n_tokens, "tokens", o.progress);
     ScoreSum           score;
-    std::vector<float> base_lp, model_lp;
+    std::vector<float> model_lp;
+    BaseRow            base_row;
     double             secs = 0;
     uint64_t           done = 0;
     for (const auto & w : logits.windows()) {
@@ -135,8 +136,8 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
             rows_lp.push_back(model_lp);
         });
         for (size_t i = 0; i + 1 < w.size(); i++) {
-            logits.read_row(base_lp);
-            if (is_scored(o, i, w.size())) score.add(compare_token(base_lp.data(), rows_lp[i].data(), n_vocab, w[i + 1]));
+            logits.read_row(base_row, w[i + 1]);
+            if (is_scored(o, i, w.size())) score.add(compare_row(base_row, rows_lp[i].data(), n_vocab, w[i + 1]));
         }
         done += w.size();
         progress.update(done);

@@ -1,6 +1,7 @@
 #include "eval/metrics.h"
 
 #include "core/error.h"
+#include "eval/logprob_row.h"
 
 #include <algorithm>
 #include <cmath>
@@ -27,6 +28,21 @@ TokenComparison compare_token(const float * base_lp, const float * model_lp, siz
         if (model_lp[v] > model_lp[am]) am = v;
     }
     return {std::max(0.0, kl), -double(model_lp[next]), ab == am};
+}
+
+TokenComparison compare_row(const BaseRow & base, const float * model_lp, size_t n_vocab, int32_t next) {
+    double mass = 0, cross = 0;
+    size_t am = 0;
+    for (size_t v = 0; v < n_vocab; v++) {
+        if (model_lp[v] > model_lp[am]) am = v;
+        const float lb = base.logprobs[v];
+        if (std::isinf(lb)) continue;  // below the stored floor: probability 0
+        const double p = std::exp(double(lb));
+        mass += p;
+        cross += p * double(model_lp[v]);
+    }
+    const double kl = mass > 0 ? base.p_log_p - cross / mass : 0.0;
+    return {std::max(0.0, kl), -double(model_lp[next]), size_t(base.argmax) == am};
 }
 
 void ScoreSum::add(const TokenComparison & c) {

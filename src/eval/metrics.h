@@ -28,6 +28,11 @@ struct TokenComparison {
 void            log_softmax(const float * logits, size_t n, std::vector<float> & out);
 TokenComparison compare_token(const float * base_logprobs, const float * model_logprobs, size_t n_vocab, int32_t next);
 
+// The same from a stored base row (eval/logprob_row.h): KL as sum p log p minus the cross term
+// over the entries the row keeps, their probabilities renormalised to 1.
+struct BaseRow;
+TokenComparison compare_row(const BaseRow & base, const float * model_logprobs, size_t n_vocab, int32_t next);
+
 // Sums the comparisons of one model over every scored position.
 class ScoreSum {
 public:
