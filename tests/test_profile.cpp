@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <thread>
@@ -420,6 +421,106 @@ TEST(ProfileHardening, BinaryDataIsRefusedAndWarningsAreCapped) {
     }
     EXPECT_EQ(warnings, 10u) << r.err;
     EXPECT_NE(r.err.find("40 more malformed lines skipped"), std::string::npos) << r.err;
+}
+
+TEST(ProfileHardening, LongSamplesBecomeWindowsNotCut) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    std::ifstream     src(std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt");
+    std::stringstream ss;
+    ss << src.rdbuf();
+    // The same text as one JSONL sample and as a .txt file: with -c 64 both become the same
+    // windows, so nothing of the long sample may be dropped.
+    std::ofstream(dir + "/one.jsonl") << json({{"text", ss.str()}}).dump() << "\n";
+    std::ofstream(dir + "/doc.txt") << ss.str();
+    const auto a = test::run_reap({"profile", "-m", model, "--data", dir + "/one.jsonl", "-c", "64", "-o",
+                                   dir + "/a.json", "--no-progress", "-t", "2"});
+    const auto b = test::run_reap({"profile", "-m", model, "--data", dir + "/doc.txt", "-c", "64", "-o",
+                                   dir + "/b.json", "--no-progress", "-t", "2"});
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    const ExpertStats sa = ExpertStats::load(dir + "/a.json"), sb = ExpertStats::load(dir + "/b.json");
+    EXPECT_GT(sa.layers.begin()->second.total_tokens, 256u);
+    EXPECT_EQ(sa.layers.begin()->second.total_tokens, sb.layers.begin()->second.total_tokens);
+    EXPECT_EQ(sa.meta["calibration"][0]["samples"], sb.meta["calibration"][0]["samples"]);
+    // the run says how the data was used
+    EXPECT_NE(a.out.find("calibration: 1 samples in "), std::string::npos) << a.out;
+    const auto c = test::run_reap({"profile", "-m", model, "--data", dir + "/one.jsonl", "-c", "64", "--max-tokens",
+                                   "100", "-o", dir + "/c.json", "--no-progress", "-t", "2"});
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_NE(c.out.find("left out by --max-samples/--max-tokens"), std::string::npos) << c.out;
+}
+
+TEST(ProfileHardening, ProgressShowsTheStartAndOneFinalLine) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    // stderr is a file here: one line per report, no redrawing.
+    const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o",
+                                   dir + "/s.json", "-t", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("profile: 0/"), std::string::npos) << r.err;
+    std::vector<std::string> lines;
+    std::stringstream        err(r.err);
+    for (std::string l; std::getline(err, l);) {
+        if (l.rfind("profile: ", 0) == 0) lines.push_back(l.substr(0, l.find(" elapsed")));
+    }
+    ASSERT_GE(lines.size(), 2u) << r.err;
+    EXPECT_NE(lines[lines.size() - 1], lines[lines.size() - 2]) << r.err;
+}
+
+TEST(ProfileHardening, ChatTemplateOptionAndUnrenderableSamples) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    const std::string chat  = dir + "/chat.jsonl";
+    std::ofstream(chat) << R"({"messages": [{"role": "user", "content": "What is two plus two?"}]})" "\n"
+                        << R"({"text": "A plain text sample."})" "\n";
+    auto profile = [&](std::vector<std::string> extra, const std::string & out) {
+        std::vector<std::string> args = {"profile", "-m", model, "--data", chat, "-o", dir + "/" + out, "--no-progress"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return test::run_reap(args);
+    };
+    const auto own = profile({}, "own.json");
+    ASSERT_EQ(own.exit_code, 0) << own.err;
+    const auto chatml = profile({"--chat-template", "chatml"}, "chatml.json");
+    ASSERT_EQ(chatml.exit_code, 0) << chatml.err;
+    EXPECT_EQ(ExpertStats::load(dir + "/chatml.json").meta["calibration"][0]["samples"], 2);
+    // a name llama.cpp does not know: refused up front
+    const auto bogus = profile({"--chat-template", "no-such-template"}, "bogus.json");
+    EXPECT_EQ(bogus.exit_code, 1);
+    EXPECT_NE(bogus.err.find("no-such-template: neither a file nor one of llama.cpp's templates"), std::string::npos)
+        << bogus.err;
+    // a template llama.cpp's renderer cannot use: the chat sample is skipped, or fatal with --strict
+    std::ofstream(dir + "/t.jinja") << "{{ something llama.cpp has never seen }}";
+    const auto skip = profile({"--chat-template", dir + "/t.jinja"}, "skip.json");
+    ASSERT_EQ(skip.exit_code, 0) << skip.err;
+    EXPECT_NE(skip.err.find(chat + ":1: "), std::string::npos) << skip.err;
+    EXPECT_NE(skip.err.find("sample skipped"), std::string::npos) << skip.err;
+    const ExpertStats s = ExpertStats::load(dir + "/skip.json");
+    EXPECT_EQ(s.meta["calibration"][0]["samples"], 1);
+    EXPECT_EQ(s.meta["calibration"][0]["skipped_lines"], 1);
+    const auto strict = profile({"--chat-template", dir + "/t.jinja", "--strict"}, "strict.json");
+    EXPECT_EQ(strict.exit_code, 1);
+    EXPECT_NE(strict.err.find(chat + ":1: "), std::string::npos) << strict.err;
+}
+
+TEST(ProfileHardening, ResumeRefusesAModelOfTheSameShapeWithOtherWeights) {
+    synth::Options other = small("qwen3moe");
+    other.seed           = 7;
+    const std::string model = test::synth_model(small("qwen3moe")), model7 = test::synth_model(other);
+    const std::string dir   = test::tmp_dir();
+    const std::string out   = dir + "/s.json";
+    ASSERT_EQ(test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out,
+                              "--no-progress"}).exit_code, 0);
+    const auto before = test::read_bytes(out);
+    const auto r = test::run_reap({"profile", "-m", model7, "--data", k_sample, "--max-samples", "4", "-o", out,
+                                   "--resume", "--no-progress"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("statistics of different models"), std::string::npos) << r.err;
+    EXPECT_TRUE(test::read_bytes(out) == before) << "the checkpoint was touched";
+    // the same model resumes (nothing left to do)
+    const auto same = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out,
+                                      "--resume", "--no-progress"});
+    EXPECT_EQ(same.exit_code, 0) << same.err;
 }
 
 }  // namespace

@@ -36,19 +36,28 @@ void Progress::update(uint64_t done, const std::string & extra, bool force) {
     }
     last_            = now;
     const double el  = elapsed_s();
-    const double rate = el > 0 ? double(done) / el : 0.0;
+    const double rate = el > 0 && done > resumed_ ? double(done - resumed_) / el : 0.0;
     const double eta  = rate > 0 && total_ >= done ? double(total_ - done) / rate : -1;
     const std::string line = strfmt("%s: %llu/%llu %s (%.0f%%)%s%s, %s elapsed, ETA %s", what_.c_str(),
                                     (unsigned long long) done, (unsigned long long) total_, unit_.c_str(),
                                     total_ ? 100.0 * double(done) / double(total_) : 100.0, extra_.empty() ? "" : ", ",
                                     extra_.c_str(), format_duration(el).c_str(), format_duration(eta).c_str());
     std::fprintf(stderr, tty_ ? "\r\033[K%s" : "%s\n", line.c_str());
-    drawn_ = true;
+    drawn_       = true;
+    drawn_done_  = done;
+    drawn_extra_ = extra_;
+}
+
+void Progress::resume_from(uint64_t done) {
+    resumed_ = done;
+    done_    = done;
 }
 
 void Progress::finish() {
     if (enabled_) {
-        update(done_, extra_, true);
+        if (!drawn_ || drawn_done_ != done_ || drawn_extra_ != extra_) {
+            update(done_, extra_, true);
+        }
         if (tty_ && drawn_) {
             std::fputc('\n', stderr);
         }

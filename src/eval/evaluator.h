@@ -23,6 +23,7 @@ struct EvalOptions {
     PplConvention            convention   = PplConvention::all;  // which positions are scored
     int                      n_ctx        = 512;
     int                      max_chunks   = -1;  // windows to use (-1: all)
+    bool                     second_half  = false;  // score only each window's second half (llama-perplexity)
     int                      n_threads    = 0;
     int                      n_gpu_layers = 0;
     bool                     progress     = true;

@@ -82,13 +82,19 @@ LlamaRuntimeOptions runtime_options(const ProfileOptions & opts, int n_parallel,
     return r;
 }
 
-// The sequences to decode, in order: tokenized, shuffled with --seed, cut to the limits.
+// The sequences to decode, in order: tokenized, shuffled with --seed, cut to the limits;
+// `res` records how much of the data that is.
 TokenizedSamples select_samples(const llama_model * model, const std::vector<CalibSample> & samples,
-                                const ProfileOptions & opts) {
-    TokenizedSamples items = tokenize_samples(model, samples, opts.data, opts.n_ctx);
+                                const ProfileOptions & opts, std::vector<CalibFileReport> & report,
+                                ProfileResult & res) {
+    TokenizedSamples items = tokenize_samples(model, samples, opts.data, {opts.n_ctx, opts.chat_template, opts.strict},
+                                              report);
     if (opts.seed != 0) {
         shuffle_samples(items, opts.seed);
     }
+    res.data_samples = samples.size();
+    res.data_windows = items.size();
+    res.data_tokens  = items.total_tokens();
     limit_samples(items, opts.max_samples, opts.max_tokens);
     if (items.size() == 0) {
         fail("no calibration tokens left to evaluate");
@@ -146,6 +152,9 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
     const auto      t0        = std::chrono::steady_clock::now();
     size_t          i         = from.samples_done;
     size_t          last_ckpt = i;
+    // A line before the first batch, which can take a while on a large model.
+    progress.resume_from(tokens_done);
+    progress.update(tokens_done, strfmt("%zu/%zu samples", i, items.size()), true);
     while (i < items.size()) {
         const auto      d0   = std::chrono::steady_clock::now();
         const BatchStep step = plan_next_batch(items.tokens, i, n_parallel, opts.n_batch);
@@ -197,7 +206,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
     MoeCollector       collector(layout.n_expert, moe_layers);
     const LlamaRuntime rt    = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
-    const auto         items = select_samples(rt.model.get(), samples, opts);
+    ProfileResult      res;
+    const auto         items = select_samples(rt.model.get(), samples, opts, report, res);
     Decoder            decoder(rt.ctx.get(), collector, opts.n_batch);
     if (opts.collect) {
         discover_moe_nodes(decoder, collector, rt.vocab(), items);
@@ -211,8 +221,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());
     }
 
-    ProfileResult res;
     res.samples_total   = items.size();
+    res.tokens_total    = items.total_tokens();
     res.nodes_per_layer = opts.collect ? collector.nodes_requested_per_layer() : 0;
     decode_samples(opts, n_parallel, decoder, collector, items, meta, from, res);
     res.stats      = collector.stats();

@@ -14,6 +14,7 @@ struct ProfileOptions {
     std::string              model;
     std::vector<std::string> data;
     std::string              format      = "auto";
+    std::string              chat_template;       // llama.cpp template name or file; empty: the model's
     std::string              output      = "expert_stats.json";
     int                      n_ctx       = 512;   // max tokens per sample; .txt windows have this size
     int                      n_batch     = 2048;  // tokens per llama_decode call
@@ -37,8 +38,13 @@ struct ProfileOptions {
 
 struct ProfileResult {
     ExpertStats stats;
-    size_t      samples_done = 0, samples_total = 0;
+    size_t      samples_done = 0, samples_total = 0;  // sequences (windows) of this run
+    // The calibration data before --max-samples/--max-tokens: samples read, the windows of at
+    // most -c tokens they became, and their tokens.
+    size_t      data_samples = 0, data_windows = 0;
+    uint64_t    data_tokens  = 0;
     uint64_t    tokens = 0;         // tokens evaluated in this run
+    uint64_t    tokens_total = 0;   // tokens of all samples_total sequences
     double      decode_seconds = 0; // time inside llama_decode (and the callback)
     double      seconds = 0;        // wall time of the profiling loop
     bool        interrupted = false;

@@ -1,9 +1,13 @@
 #include "profile/samples.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "llama/llama_util.h"
 
+#include <algorithm>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 namespace reap {
 
@@ -27,12 +31,34 @@ uint64_t TokenizedSamples::tokens_of_file(size_t f) const {
     return n;
 }
 
+ChatTemplate chat_template(const llama_model * model, const std::string & option) {
+    if (option.empty()) {
+        const char * t = llama_model_chat_template(model, nullptr);
+        return {t != nullptr ? t : "", "the model's chat template"};
+    }
+    std::ifstream in(option, std::ios::binary);
+    if (in) {
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return {ss.str(), "the chat template in " + option};
+    }
+    std::vector<const char *> names(size_t(llama_chat_builtin_templates(nullptr, 0)));
+    llama_chat_builtin_templates(names.data(), names.size());
+    std::string list;
+    for (const char * n : names) {
+        if (option == n) return {option, "chat template " + option};
+        list += (list.empty() ? "" : ", ") + std::string(n);
+    }
+    fail("--chat-template %s: neither a file nor one of llama.cpp's templates (%s)", option.c_str(), list.c_str());
+}
+
 namespace {
 
-std::string render_chat(const llama_model * model, const json & messages, const std::string & where) {
-    const char * tmpl = llama_model_chat_template(model, nullptr);
-    if (tmpl == nullptr) {
-        fail("%s: a 'messages' sample needs a chat template, and the model has none", where.c_str());
+// The sample's messages rendered with the template; throws when the template is missing or
+// llama.cpp's renderer does not know it.
+std::string render_chat(const ChatTemplate & tmpl, const json & messages) {
+    if (tmpl.text.empty()) {
+        fail("a 'messages' sample needs a chat template, and the model has none (give --chat-template)");
     }
     std::vector<std::string> roles, contents;
     for (const auto & m : messages) {
@@ -45,42 +71,87 @@ std::string render_chat(const llama_model * model, const json & messages, const 
         chat.push_back({roles[i].c_str(), contents[i].c_str()});
         total += roles[i].size() + contents[i].size();
     }
+    const char *      t = tmpl.text.c_str();
     std::vector<char> buf(total * 2 + 256);
-    int32_t           n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
+    int32_t           n = llama_chat_apply_template(t, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
     if (n > int32_t(buf.size())) {
         buf.resize(size_t(n) + 1);
-        n = llama_chat_apply_template(tmpl, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
+        n = llama_chat_apply_template(t, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
     }
     if (n < 0) {
-        fail("%s: llama.cpp does not support the model's chat template", where.c_str());
+        fail("llama.cpp's renderer does not know %s (give --chat-template NAME)", tmpl.source.c_str());
     }
     return std::string(buf.data(), size_t(n));
 }
 
+// A sample that cannot be used is skipped with a warning (the first few shown, the rest
+// counted), or fatal with --strict.
+class SkippedSamples {
+public:
+    SkippedSamples(bool strict, std::vector<CalibFileReport> & report) : strict_(strict), report_(report) {}
+    ~SkippedSamples() {
+        if (n_ > k_shown) log_warn("%zu more samples skipped", n_ - k_shown);
+    }
+    void skip(const std::string & where, size_t file, const std::string & why) {
+        if (strict_) fail("%s: %s", where.c_str(), why.c_str());
+        if (n_++ < k_shown) log_warn("%s: %s; sample skipped", where.c_str(), why.c_str());
+        if (file < report_.size()) report_[file].skipped++;
+    }
+
+private:
+    static constexpr size_t        k_shown = 10;
+    bool                           strict_;
+    std::vector<CalibFileReport> & report_;
+    size_t                         n_ = 0;
+};
+
 }  // namespace
 
 TokenizedSamples tokenize_samples(const llama_model * model, const std::vector<CalibSample> & samples,
-                                  const std::vector<std::string> & data, int n_ctx) {
+                                  const std::vector<std::string> & data, const SampleOptions & opts,
+                                  std::vector<CalibFileReport> & report) {
     const llama_vocab * vocab = llama_model_get_vocab(model);
+    const ChatTemplate  tmpl  = chat_template(model, opts.chat_template);
+    SkippedSamples      skipped(opts.strict, report);
     TokenizedSamples    out;
     for (const auto & s : samples) {
+        std::vector<std::vector<llama_token>> windows;
         if (s.is_plain) {
-            for (auto & win : text_windows(vocab, s.text, n_ctx)) {
-                out.tokens.push_back(std::move(win));
-                out.file.push_back(s.file);
+            windows = text_windows(vocab, s.text, opts.n_ctx);
+        } else if (s.is_chat) {
+            const std::string where = data[s.file] + (s.line ? ":" + std::to_string(s.line) : "");
+            try {
+                windows = sample_windows(vocab, tokenize(vocab, render_chat(tmpl, s.messages), true, true), opts.n_ctx);
+            } catch (const Error & e) {
+                skipped.skip(where, s.file, e.what());
             }
-            continue;
+        } else {
+            windows = sample_windows(vocab, tokenize(vocab, s.text, true, false), opts.n_ctx);
         }
-        const std::string where = data[s.file] + (s.line ? ":" + std::to_string(s.line) : "");
-        auto toks = s.is_chat ? tokenize(vocab, render_chat(model, s.messages, where), true, true)
-                              : tokenize(vocab, s.text, true, false);
-        if (toks.size() > size_t(n_ctx)) {
-            toks.resize(size_t(n_ctx));
-        }
-        if (!toks.empty()) {
-            out.tokens.push_back(std::move(toks));
+        for (auto & win : windows) {
+            out.tokens.push_back(std::move(win));
             out.file.push_back(s.file);
         }
+    }
+    return out;
+}
+
+std::vector<std::vector<llama_token>> sample_windows(const llama_vocab * vocab, const std::vector<llama_token> & toks,
+                                                     int n_ctx) {
+    std::vector<std::vector<llama_token>> out;
+    if (toks.empty()) {
+        return out;
+    }
+    const size_t ctx = size_t(n_ctx);
+    out.emplace_back(toks.begin(), toks.begin() + long(std::min(ctx, toks.size())));
+    // Continuations start with BOS again when the vocabulary adds one, as .txt windows do.
+    const bool   bos  = llama_vocab_get_add_bos(vocab) && toks.front() == llama_vocab_bos(vocab);
+    const size_t step = ctx - (bos ? 1 : 0);
+    for (size_t i = out.front().size(); i < toks.size(); i += step) {
+        std::vector<llama_token> win;
+        if (bos) win.push_back(llama_vocab_bos(vocab));
+        win.insert(win.end(), toks.begin() + long(i), toks.begin() + long(std::min(toks.size(), i + step)));
+        out.push_back(std::move(win));
     }
     return out;
 }

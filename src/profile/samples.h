@@ -23,11 +23,33 @@ struct TokenizedSamples {
     uint64_t tokens_of_file(size_t f) const;
 };
 
+// The template 'messages' samples are rendered with: --chat-template (one of llama.cpp's
+// built-in names such as chatml or llama3, or a file holding a template), else the model's own.
+struct ChatTemplate {
+    std::string text;    // empty: the model has none and none was given
+    std::string source;  // for messages: "the model's chat template", "chat template chatml", ...
+};
+ChatTemplate chat_template(const llama_model * model, const std::string & option);
+
+struct SampleOptions {
+    int         n_ctx = 512;
+    std::string chat_template;   // see chat_template()
+    bool        strict = false;  // a sample that cannot be rendered is fatal, not skipped
+};
+
 // Tokenizes every sample: .txt files become windows of n_ctx tokens, chat samples are rendered
-// with the model's template, other samples are cut to n_ctx tokens. `data` names the files
-// (for messages).
+// with the chat template, and a sample longer than n_ctx becomes consecutive windows
+// (sample_windows), so no token is dropped. A chat sample that cannot be rendered is skipped
+// with a warning and counted in report[file].skipped (fatal with `strict`). `data` names the
+// files (for messages).
 TokenizedSamples tokenize_samples(const llama_model * model, const std::vector<CalibSample> & samples,
-                                  const std::vector<std::string> & data, int n_ctx);
+                                  const std::vector<std::string> & data, const SampleOptions & opts,
+                                  std::vector<CalibFileReport> & report);
+
+// A tokenized sample cut into consecutive windows of at most n_ctx tokens; a window after the
+// first starts with BOS when the sample does and the vocabulary adds one.
+std::vector<std::vector<llama_token>> sample_windows(const llama_vocab * vocab, const std::vector<llama_token> & toks,
+                                                     int n_ctx);
 
 // Shuffles the order with a seeded Fisher-Yates (mt19937_64): the same seed, the same order.
 void shuffle_samples(TokenizedSamples & s, uint64_t seed);

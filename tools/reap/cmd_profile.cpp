@@ -15,10 +15,12 @@ void add_profile(CLI::App & app) {
     cmd->add_option("-o,--output", o->output, "stats file to write (JSON)");
     cmd->add_option("--format", o->format, "calibration format: auto, prompt-response, text, messages, txt")
         ->check(CLI::IsMember({"auto", "prompt-response", "text", "messages", "txt"}));
+    cmd->add_option("--chat-template", o->chat_template,
+                    "template for 'messages' samples: a llama.cpp name (chatml, llama3, ...) or a file (default: the model's)");
     cmd->add_option("-c,--ctx-size", o->n_ctx, "max tokens per sample; .txt files are cut into windows of this size");
     cmd->add_option("-b,--batch-size", o->n_batch, "tokens per llama_decode call");
     cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub)");
-    cmd->add_option("--parallel", o->n_parallel, "samples packed into one batch as separate sequences (alias -np)");
+    cmd->add_option("--parallel", o->n_parallel, "samples packed into one batch as separate sequences, at most -b (alias -np)");
     cmd->add_flag("!--no-pack", o->pack, "decode one sample per call (slower; results are the same)");
     cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
     cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
@@ -29,7 +31,7 @@ void add_profile(CLI::App & app) {
     cmd->add_option("--seed", o->seed, "shuffle the samples with this seed (0: keep file order)");
     cmd->add_option("--save-every", o->save_every, "write a checkpoint every N samples (0: only at the end)");
     cmd->add_flag("--resume", o->resume, "continue from the checkpoint in --output");
-    cmd->add_flag("--strict", o->strict, "a malformed calibration line is an error instead of a warning");
+    cmd->add_flag("--strict", o->strict, "a malformed calibration line or a sample that cannot be rendered is an error instead of a warning");
     cmd->add_option("--n-experts", o->n_experts, "expected experts per layer, checked against the model (-1: read it)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->add_flag("!--no-collect", o->collect,
@@ -44,6 +46,13 @@ void add_profile(CLI::App & app) {
                     r.interrupted ? "interrupted after" : "profiled", r.samples_done, r.samples_total,
                     (unsigned long long) r.tokens, r.decode_seconds, tps, o->collect ? "; stats: " : "",
                     o->collect ? o->output.c_str() : "");
+        std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
+                    r.data_windows, o->n_ctx, (unsigned long long) r.data_tokens);
+        if (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens) {
+            std::printf("; %zu windows, %llu tokens left out by --max-samples/--max-tokens",
+                        r.data_windows - r.samples_total, (unsigned long long) (r.data_tokens - r.tokens_total));
+        }
+        std::printf("\n");
         if (r.interrupted) {
             throw Error("interrupted; checkpoint saved to " + o->output + " (continue with --resume)");
         }
