@@ -1,5 +1,6 @@
 // The statistics themselves: derived criteria, merging, and the stats file format.
 #include "core/error.h"
+#include "stats/criteria.h"
 #include "stats/expert_stats.h"
 #include "support.h"
 
@@ -71,7 +72,9 @@ TEST(ExpertStats, FileRoundTripsAndKeepsThePrototypeLayout) {
     ExpertStats s;
     s.layers.emplace(3, sample_layer());
     s.layers.emplace(5, sample_layer());
-    s.meta = {{"model", "m.gguf"}, {"n_expert", 4}};
+    s.meta.model    = "m.gguf";
+    s.meta.n_expert = 4;
+    s.meta.unknown  = {{"other_tool", {{"kept", true}}}};
     const std::string path = test::tmp_dir() + "/stats.json";
     s.save(path);
 
@@ -92,7 +95,10 @@ TEST(ExpertStats, FileRoundTripsAndKeepsThePrototypeLayout) {
         EXPECT_DOUBLE_EQ(r.layers.at(3).reap_sum[e], s.layers.at(3).reap_sum[e]);
         EXPECT_DOUBLE_EQ(r.layers.at(3).reap_sq_sum[e], s.layers.at(3).reap_sq_sum[e]);
     }
-    EXPECT_EQ(r.meta["n_expert"], 4);
+    EXPECT_EQ(r.meta.n_expert, 4u);
+    EXPECT_EQ(r.meta.model, "m.gguf");
+    EXPECT_EQ(j["_meta"]["other_tool"]["kept"], true);  // keys of other tools survive a round trip
+    EXPECT_EQ(r.meta.unknown["other_tool"]["kept"], true);
 }
 
 TEST(ExpertStats, ReadsAPrototypeFileWithoutSums) {
@@ -143,6 +149,112 @@ TEST(ExpertStats, MergeRefusesADifferentModel) {
     d.layers.emplace(0, sample_layer());
     a.merge(d, "d.json");
     EXPECT_EQ(a.layers.at(0).count[0], 6u);
+}
+
+TEST(StatsMeta, ParsesStrictlyAndNamesTheFile) {
+    const json good = {{"architecture", "qwen3moe"}, {"n_expert", 16},  {"n_expert_groups", 4},
+                       {"moe_layers", {0, 1}},       {"progress", {{"samples_done", 3}, {"tokens_done", 9}, {"complete", false}}},
+                       {"other", {1, 2}}};
+    const StatsMeta m = StatsMeta::parse(good, "s.json");
+    EXPECT_EQ(m.architecture, "qwen3moe");
+    EXPECT_EQ(m.n_expert_groups, 4u);
+    EXPECT_FALSE(m.complete());
+    EXPECT_EQ(m.to_json(), good);  // unknown keys written back as read
+    auto error = [](const json & j) {
+        try {
+            StatsMeta::parse(j, "s.json");
+        } catch (const Error & e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    EXPECT_EQ(error(json::array()), "s.json: _meta must be an object (it is array)");
+    EXPECT_EQ(error({{"n_expert", -1}}).rfind("s.json: _meta.n_expert must be", 0), 0u);
+    EXPECT_EQ(error({{"n_expert", 4294967312ull}}).rfind("s.json: _meta.n_expert must be", 0), 0u);
+    EXPECT_EQ(error({{"n_expert", 7.5}}).rfind("s.json: _meta.n_expert must be", 0), 0u);
+    EXPECT_EQ(error({{"architecture", 3}}), "s.json: _meta.architecture must be a string");
+    EXPECT_EQ(error({{"progress", {{"samples_done", 1}}}}).rfind("s.json: _meta.progress must be", 0), 0u);
+    EXPECT_EQ(error({{"calibration", {1}}}), "s.json: _meta.calibration must be an array of objects");
+    // Through the stats file, with the file's name.
+    EXPECT_THROW(ExpertStats::from_json({{"0", {{"total_tokens", 1}, {"activation_counts", {1}}, {"reap", {0}}}},
+                                         {"_meta", "x"}},
+                                        "f.json"),
+                 Error);
+}
+
+TEST(StatsMeta, SameModelCheck) {
+    StatsMeta a;
+    a.architecture = "qwen3moe", a.n_expert = 16, a.model = "a.gguf", a.model_size = 100;
+    StatsMeta b = a;
+    EXPECT_NO_THROW(check_same_model(a, b, "b.json"));
+    b.model = "b.gguf";  // another file of the same shape
+    EXPECT_THROW(check_same_model(a, b, "b.json"), Error);
+    EXPECT_NO_THROW(check_same_model(a, b, "b.json", SameModel::shape));
+    b.architecture = "gpt-oss";
+    EXPECT_THROW(check_same_model(a, b, "b.json", SameModel::shape), Error);
+    StatsMeta old;  // a prototype file records nothing: nothing to compare
+    EXPECT_NO_THROW(check_same_model(a, old, "old.json"));
+}
+
+// Every registered criterion has a name that parses back, a meaning, and scores every expert.
+TEST(Criteria, RegistryEntriesAreComplete) {
+    const LayerStats L = sample_layer();
+    for (const auto & c : criteria()) {
+        EXPECT_EQ(parse_criterion(c.name), c.id);
+        EXPECT_STREQ(criterion_name(c.id), c.name);
+        EXPECT_GT(std::string(c.meaning).size(), 5u) << c.name;
+        EXPECT_EQ(expert_scores(L, c.id, 1, 0).size(), L.n_expert()) << c.name;
+    }
+    EXPECT_EQ(criterion_names().size(), criteria().size());
+    EXPECT_THROW(parse_criterion("nope"), Error);
+    EXPECT_EQ(expert_scores(L, Criterion::reap, 0, 0), L.reap());
+    EXPECT_EQ(expert_scores(L, Criterion::frequency, 0, 0), L.activation_frequency());
+}
+
+// Inputs found by fuzzing (tests/data/fuzz): each was accepted, silently wrong, or crashed.
+TEST(ExpertStats, RefusesFuzzedFilesWithOneLineNamingTheFile) {
+    const std::string dir = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
+    const std::pair<const char *, const char *> cases[] = {
+        {"st_dup01.json", "key \"01\" is not a layer index"},  // "01" next to "1": one layer was dropped
+        {"st_count_gt_total.json", "layer 0: expert 1 has 1000000000000000 activations but the layer saw 1743 tokens"},
+        {"st_neg_reap.json", "'reap_sum' of expert 0 is -1; it must be finite and not negative"},
+        {"st_meta5.json", "_meta must be an object (it is number)"},
+        {"st_complete_str.json", "_meta.progress must be an object"},
+        {"st_zero.json", "has sums but no activations"},
+    };
+    for (const auto & [file, why] : cases) {
+        try {
+            ExpertStats::load(dir + file);
+            ADD_FAILURE() << file << " was accepted";
+        } catch (const Error & e) {
+            const std::string msg = e.what();
+            EXPECT_EQ(msg.rfind(dir + file + ": ", 0), 0u) << msg;
+            EXPECT_NE(msg.find(why), std::string::npos) << msg;
+            EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+        }
+    }
+    const json layer = {{"total_tokens", 4}, {"activation_counts", {1, 2}}, {"reap", {0.5, 0.5}}};
+    for (const char * key : {"+1", " 1", "1abc", "00", "-1"}) {
+        EXPECT_THROW(ExpertStats::from_json({{"0", layer}, {key, layer}}, "k.json"), Error) << key;
+    }
+    EXPECT_EQ(ExpertStats::from_json({{"0", layer}, {"model_info", 1}}, "k.json").layers.size(), 1u);  // other tools' keys
+}
+
+// A "_meta" nested 100k deep once overflowed the stack when copied: refused before any copy
+// (StatsMeta::parse checks the depth itself too, for JSON that does not come from a file).
+TEST(ExpertStats, RefusesADeeplyNestedMeta) {
+    const std::string path = test::tmp_dir() + "/deep.json";
+    std::string       text = R"({"0": {"total_tokens": 4, "activation_counts": [1, 2], "reap": [0.5, 0.5]}, "_meta": {"x": )";
+    text += std::string(100000, '[') + std::string(100000, ']') + "}}";
+    test::write_bytes(path, text.data(), text.size());
+    try {
+        ExpertStats::load(path);
+        ADD_FAILURE() << "accepted";
+    } catch (const Error & e) {
+        const std::string msg = e.what();  // refused by the JSON reader or by StatsMeta, whichever looks first
+        EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
+        EXPECT_NE(msg.find("deeper than 64 levels"), std::string::npos) << msg;
+    }
 }
 
 }  // namespace

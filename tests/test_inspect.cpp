@@ -153,7 +153,7 @@ TEST(Inspect, JsonFromTheCommandLineMatches) {
 TEST(ExpertBudget, KeptCounts) {
     synth::Options o;  // qwen3moe: 16 experts, 4 per token
     const GgufFile  f = GgufFile::open(test::synth_model(o));
-    const MoeLayout m = analyze_moe(f);
+    const MoeShape  m = analyze_moe(f).shape();
     EXPECT_EQ(kept_count_for_ratio(m, 1.0), 16u);
     EXPECT_EQ(kept_count_for_ratio(m, 0.5), 8u);
     EXPECT_EQ(kept_count_for_ratio(m, 0.25), 4u);

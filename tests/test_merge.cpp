@@ -1,9 +1,11 @@
 // reap merge: runs on halves of a calibration set add up to a run on the whole.
 #include "stats/expert_stats.h"
+#include "stats/stats_merge.h"
 #include "support.h"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 using namespace reap;
@@ -47,9 +49,9 @@ TEST(Merge, TwoHalvesEqualTheWhole) {
             EXPECT_DOUBLE_EQ(M.reap_max[e], L.reap_max[e]);
         }
     }
-    EXPECT_EQ(m.meta["tokens"], w.meta["tokens"]);
-    EXPECT_EQ(m.meta["calibration"].size(), 2u);
-    EXPECT_EQ(m.meta["merged_from"].size(), 2u);
+    EXPECT_EQ(m.meta.tokens, w.meta.tokens);
+    EXPECT_EQ(m.meta.calibration.size(), 2u);
+    EXPECT_EQ(m.meta.merged_from.size(), 2u);
 }
 
 TEST(Merge, RefusesDifferentModelsAndBadFiles) {
@@ -75,6 +77,111 @@ TEST(Merge, RefusesDifferentModelsAndBadFiles) {
     refuse({"merge", dir + "/16.json", dir + "/missing.json", "-o", dir + "/m.json"}, "missing.json");
     test::write_bytes(dir + "/bad.json", "{\"0\": [", 7);
     refuse({"merge", dir + "/16.json", dir + "/bad.json", "-o", dir + "/m.json"}, "bad.json: not valid JSON");
+}
+
+// The same run twice would count its tokens twice: by path, through a link, or as a copy.
+TEST(Merge, RefusesTheSameFileTwice) {
+    synth::Options o;
+    o.n_layer             = 2;
+    const std::string dir = test::tmp_dir();
+    const std::string a   = dir + "/a.json";
+    const auto        r   = test::run_reap({"profile", "-m", test::synth_model(o), "--data",
+                                            std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl",
+                                            "--max-samples", "4", "-o", a, "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::filesystem::create_symlink(a, dir + "/link.json");
+    std::filesystem::create_hard_link(a, dir + "/hard.json");
+    std::filesystem::copy_file(a, dir + "/copy.json");
+    for (const char * second : {"/a.json", "/link.json", "/hard.json", "/copy.json"}) {
+        const auto m = test::run_reap({"merge", a, dir + second, "-o", dir + "/m.json"});
+        EXPECT_EQ(m.exit_code, 1) << second;
+        EXPECT_NE(m.err.find("its tokens would count twice"), std::string::npos) << m.err;
+        EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 1) << m.err;
+        EXPECT_FALSE(std::ifstream(dir + "/m.json").good());
+    }
+    // Nor may the merged file replace one of the runs it adds up.
+    const auto before = test::read_bytes(a);
+    const auto over   = test::run_reap({"merge", a, dir + "/copy.json", "-o", dir + "/link.json"});
+    EXPECT_EQ(over.exit_code, 1);
+    EXPECT_NE(over.err.find("is also an input"), std::string::npos) << over.err;
+    EXPECT_TRUE(test::read_bytes(a) == before);
+}
+
+TEST(Merge, RefusesAnotherModelOfTheSameShape) {
+    synth::Options o;
+    o.n_layer         = 2;
+    synth::Options o7 = o;
+    o7.seed           = 7;  // same shape, other weights
+    const std::string dir  = test::tmp_dir();
+    const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
+    for (auto [opt, out] : {std::pair{o, dir + "/a.json"}, std::pair{o7, dir + "/b.json"}}) {
+        const auto r = test::run_reap({"profile", "-m", test::synth_model(opt), "--data", data, "--max-samples", "4",
+                                       "-o", out, "--no-progress"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    ASSERT_NE(ExpertStats::load(dir + "/a.json").meta.model, ExpertStats::load(dir + "/b.json").meta.model);
+    const auto m = test::run_reap({"merge", dir + "/a.json", dir + "/b.json", "-o", dir + "/m.json"});
+    EXPECT_EQ(m.exit_code, 1);
+    EXPECT_NE(m.err.find(dir + "/b.json: router_fingerprint is"), std::string::npos) << m.err;
+    EXPECT_NE(m.err.find("statistics of different models"), std::string::npos) << m.err;
+}
+
+// A merged file is as unfinished as its least finished input, and says so.
+TEST(Merge, KeepsAnUnfinishedRunVisible) {
+    synth::Options o;
+    o.n_layer              = 2;
+    const std::string dir  = test::tmp_dir();
+    const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
+    for (const char * n : {"4", "6"}) {
+        const auto r = test::run_reap({"profile", "-m", test::synth_model(o), "--data", data, "--max-samples", n,
+                                       "-o", dir + "/" + n + ".json", "--no-progress"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    ExpertStats partial = ExpertStats::load(dir + "/6.json");
+    partial.meta.progress = StatsProgress{3, 100, false};
+    partial.save(dir + "/6.json");
+
+    const ExpertStats m = merge_stats_files({dir + "/4.json", dir + "/6.json"});
+    ASSERT_TRUE(m.meta.progress.has_value());
+    EXPECT_FALSE(m.meta.progress->complete);
+    EXPECT_EQ(m.meta.progress->samples_done, 4u + 3u);
+    EXPECT_FALSE(m.meta.fingerprint.has_value());  // not a checkpoint to resume
+    const auto cli = test::run_reap({"merge", dir + "/4.json", dir + "/6.json", "-o", dir + "/m.json"});
+    EXPECT_EQ(cli.exit_code, 0) << cli.err;
+    EXPECT_NE(cli.err.find("WARNING: an input is a checkpoint of an unfinished profile run"), std::string::npos)
+        << cli.err;
+    EXPECT_FALSE(ExpertStats::load(dir + "/m.json").meta.complete());
+
+    // Finished inputs give a finished result, with no progress record.
+    partial.meta.progress = StatsProgress{6, 200, true};
+    partial.save(dir + "/6.json");
+    EXPECT_TRUE(merge_stats_files({dir + "/4.json", dir + "/6.json"}).meta.complete());
+}
+
+// profile --resume goes through the same check: a checkpoint of another model of the same shape
+// (other weights) is refused instead of being finished with this model's tokens.
+TEST(SameModelCheck, ResumeRefusesACheckpointOfAnotherModel) {
+    synth::Options o;
+    o.n_layer         = 2;
+    synth::Options o7 = o;
+    o7.seed           = 7;
+    const std::string dir  = test::tmp_dir();
+    const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
+    const std::string ckpt = dir + "/ckpt.json";
+    auto profile = [&](const synth::Options & m, bool resume) {
+        std::vector<std::string> args = {"profile", "-m", test::synth_model(m), "--data", data, "--max-samples", "4",
+                                         "-o", ckpt, "--no-progress"};
+        if (resume) args.push_back("--resume");
+        return test::run_reap(args);
+    };
+    ASSERT_EQ(profile(o7, false).exit_code, 0);
+    const auto before = test::read_bytes(ckpt);
+    const auto r      = profile(o, true);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find(ckpt + ": router_fingerprint is"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("in the model being profiled: statistics of different models"), std::string::npos) << r.err;
+    EXPECT_TRUE(test::read_bytes(ckpt) == before);
+    EXPECT_EQ(profile(o7, true).exit_code, 0);  // its own model resumes
 }
 
 }  // namespace

@@ -139,7 +139,7 @@ TEST_P(PruneArch, KeepAllIsByteIdenticalAndHalfKeepsExactSlices) {
     // original expert's bytes; everything else is untouched.
     const GgufFile  half = GgufFile::open(half_path);
     const MoeLayout hm   = analyze_moe(half);
-    const uint32_t  kept = kept_count_for_ratio(m, 0.5);
+    const uint32_t  kept = kept_count_for_ratio(m.shape(), 0.5);
     EXPECT_EQ(hm.n_expert, kept);
     EXPECT_EQ(half.get_uint(arch + ".expert_count").value(), kept);
     expect_same_kv(in, half, arch + ".expert_count");
@@ -232,14 +232,14 @@ TEST(Prune, ExpertGroupsStayBalanced) {
     const std::string stats = stats_for(model, dir);
     const GgufFile    in    = GgufFile::open(model);
     const MoeLayout   m     = analyze_moe(in);  // 16 experts in 4 groups
-    const Plan p = make_plan(ExpertStats::load(stats), m, Criterion::reap, 8, 0);
+    const Plan p = make_plan(ExpertStats::load(stats), m.shape(), Criterion::reap, 8, 0);
     for (const auto & [il, lp] : p.layers) {
         std::vector<int> per(4, 0);
         for (auto e : lp.kept) per[e / 4]++;
         EXPECT_EQ(per, (std::vector<int>{2, 2, 2, 2})) << "layer " << il;
     }
-    EXPECT_THROW(make_plan(ExpertStats::load(stats), m, Criterion::reap, 6, 0), Error);  // not a multiple of 4
-    EXPECT_THROW(make_plan(ExpertStats::load(stats), m, Criterion::reap, 4, 0), Error);  // 1 per group
+    EXPECT_THROW(make_plan(ExpertStats::load(stats), m.shape(), Criterion::reap, 6, 0), Error);  // not a multiple of 4
+    EXPECT_THROW(make_plan(ExpertStats::load(stats), m.shape(), Criterion::reap, 4, 0), Error);  // 1 per group
     const auto r = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "6", "-o", dir + "/x.gguf"});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("multiple of 4"), std::string::npos) << r.err;
@@ -254,7 +254,7 @@ TEST(Prune, CriteriaAndTies) {
     const ExpertStats s     = ExpertStats::load(stats_for(model, dir));
     const GgufFile    in    = GgufFile::open(model);
     const MoeLayout   m     = analyze_moe(in);
-    const Plan reap = make_plan(s, m, Criterion::reap, 12, 0), freq = make_plan(s, m, Criterion::frequency, 12, 0);
+    const Plan reap = make_plan(s, m.shape(), Criterion::reap, 12, 0), freq = make_plan(s, m.shape(), Criterion::frequency, 12, 0);
     for (int il : m.moe_layer_indices()) {
         const auto & rd = reap.layers.at(il).dropped;
         for (auto e : in.get_uint_array(synth::planted_key(il, "dead"))) {
@@ -266,8 +266,8 @@ TEST(Prune, CriteriaAndTies) {
         }
     }
     // random: reproducible with a seed, different across seeds
-    const Plan r1 = make_plan(s, m, Criterion::random, 8, 1), r1b = make_plan(s, m, Criterion::random, 8, 1),
-               r2 = make_plan(s, m, Criterion::random, 8, 2);
+    const Plan r1 = make_plan(s, m.shape(), Criterion::random, 8, 1), r1b = make_plan(s, m.shape(), Criterion::random, 8, 1),
+               r2 = make_plan(s, m.shape(), Criterion::random, 8, 2);
     EXPECT_EQ(r1.layers.at(0).kept, r1b.layers.at(0).kept);
     EXPECT_NE(r1.layers.at(0).kept, r2.layers.at(0).kept);
 
@@ -281,7 +281,7 @@ TEST(Prune, CriteriaAndTies) {
     o4.n_expert = 4, o4.n_expert_used = 1, o4.n_layer = 3, o4.n_dead = o4.n_rare = o4.n_weak = 0;
     const GgufFile  f4 = GgufFile::open(test::synth_model(o4));
     const MoeLayout m4 = analyze_moe(f4);
-    const Plan      tp = make_plan(t, m4, Criterion::reap, 2, 0);
+    const Plan      tp = make_plan(t, m4.shape(), Criterion::reap, 2, 0);
     EXPECT_EQ(tp.layers.at(0).dropped, (std::vector<uint32_t>{0, 2}));
 }
 
@@ -491,16 +491,13 @@ TEST(Prune, SplitOutputReadsAsTheSameModel) {
 // Next-token-prediction (MTP) blocks are MoE layers without statistics: they take the ids
 // chosen for the last regular MoE layer, and stats files are not expected to cover them.
 TEST(Planner, NextTokenPredictionLayersKeepTheLastRegularLayersIds) {
-    MoeLayout m;
-    m.arch           = "deepseek2";
-    m.n_layer        = 4;
-    m.n_expert       = 8;
-    m.n_expert_used  = {0, 2, 2, 2};
-    m.n_nextn_layers = 1;
-    for (int il = 0; il < 4; il++) {
-        LayerInfo L{il, il == 0 ? LayerKind::dense : LayerKind::moe, il == 0 ? 0u : 2u, false, il == 3, {}};
-        m.layers.push_back(L);
-    }
+    MoeShape m;  // layer 0 dense, 1-2 MoE, 3 an MTP block
+    m.arch          = "deepseek2";
+    m.n_layer       = 4;
+    m.n_expert      = 8;
+    m.n_expert_used = 2;
+    m.moe_layers    = {1, 2};
+    m.nextn_layers  = {3};
     ExpertStats s;
     for (int il : {1, 2}) {
         LayerStats L(8);

@@ -218,7 +218,7 @@ TEST(Report, MarkedExpertsAreWhatPruneWouldDrop) {
     const MoeLayout      lay   = analyze_moe(GgufFile::open(test::synth_model(m)));
     for (Criterion c : {Criterion::reap, Criterion::ean, Criterion::frequency, Criterion::weighted_frequency}) {
         for (uint32_t kept : {4u, 8u, 12u}) {
-            const Plan p = make_plan(s, lay, c, kept, 0);
+            const Plan p = make_plan(s, lay.shape(), c, kept, 0);
             for (const auto & [il, L] : s.layers) {
                 EXPECT_EQ(dropped_at_ratio(expert_scores(L, c, 0, il), L.count, double(kept) / 16.0),
                           p.layers.at(il).dropped)
@@ -392,7 +392,7 @@ TEST(ReportCli, BadInputsFailWithOneLine) {
     refuse({"report", dir + "/missing.json", "-o", out}, dir + "/missing.json: cannot open");
     refuse({"report", a, dir + "/broken.json", "-o", out}, dir + "/broken.json: not valid JSON");
     refuse({"report", dir + "/empty.json", "-o", out}, dir + "/empty.json: no layer statistics");
-    refuse({"report", a, other, "-o", out}, other + ": covers MoE layers {0,1,2}");
+    refuse({"report", a, other, "-o", out}, other + ": n_layer is 3, but 2 in the first file");
     refuse({"report", a, other, "-o", out}, "statistics of different models");
     refuse({"report", a, "-o", out, "--keep-ratio", "0"}, "keep ratio 0 is outside (0, 1]");
     refuse({"report", a, "-o", dir + "/no/such/dir/r.html"}, "cannot create output");

@@ -6,43 +6,55 @@
 
 namespace reap {
 
-void check_kept_count(const MoeLayout & m, uint32_t kept) {
+std::string kept_count_problem(const MoeShape & m, uint32_t kept) {
     if (kept == 0 || kept > m.n_expert) {
-        fail("cannot keep %u of %u experts", kept, m.n_expert);
+        return strfmt("cannot keep %u of %u experts", kept, m.n_expert);
     }
-    const uint32_t used = m.max_expert_used();
+    const uint32_t used = m.n_expert_used;
     if (kept < used) {
-        fail("keeping %u experts is below the %u experts used per token (%s.expert_used_count)", kept, used,
-             m.arch.c_str());
+        return strfmt("keeping %u experts is below the %u experts used per token (%s.expert_used_count)", kept, used,
+                      m.arch.c_str());
     }
     if (m.n_expert_groups > 1) {
         const uint32_t g = m.n_expert_groups;
         if (kept % g != 0) {
-            fail("keeping %u experts: with %u expert groups the kept count must be a multiple of %u", kept, g, g);
+            return strfmt("keeping %u experts: with %u expert groups the kept count must be a multiple of %u", kept, g,
+                          g);
         }
         if (kept / g < 2) {
-            fail("keeping %u experts leaves %u per group; grouped routing needs at least 2 per group", kept, kept / g);
+            return strfmt("keeping %u experts leaves %u per group; grouped routing needs at least 2 per group", kept,
+                          kept / g);
         }
-        if (m.n_group_used * (kept / g) < used) {
-            fail("keeping %u experts: %u groups x %u experts per group cannot supply %u experts per token", kept,
-                 m.n_group_used, kept / g, used);
+        if (uint64_t(m.n_group_used) * (kept / g) < used) {
+            return strfmt("keeping %u experts: %u groups x %u experts per group cannot supply %u experts per token",
+                          kept, m.n_group_used, kept / g, used);
         }
+    }
+    return "";
+}
+
+void check_kept_count(const MoeShape & m, uint32_t kept) {
+    const std::string why = kept_count_problem(m, kept);
+    if (!why.empty()) {
+        fail("%s", why.c_str());
     }
 }
 
-uint32_t kept_count_for_ratio(const MoeLayout & m, double keep_ratio) {
+uint32_t round_kept_count(const MoeShape & m, double keep_ratio) {
     if (!(keep_ratio > 0.0 && keep_ratio <= 1.0)) {
         fail("keep ratio %g is outside (0, 1]", keep_ratio);
     }
     uint32_t kept = uint32_t(std::lround(double(m.n_expert) * keep_ratio));
-    if (m.n_expert_groups > 1) {
+    const uint32_t g = m.groups();
+    if (g > 1) {
         // Each group keeps the same number of experts: round to the nearest multiple.
-        const uint32_t g = m.n_expert_groups;
         kept = uint32_t(std::lround(double(kept) / g)) * g;
     }
-    if (kept == 0) {
-        kept = m.n_expert_groups > 1 ? m.n_expert_groups : 1;
-    }
+    return kept == 0 ? g : kept;
+}
+
+uint32_t kept_count_for_ratio(const MoeShape & m, double keep_ratio) {
+    const uint32_t kept = round_kept_count(m, keep_ratio);
     check_kept_count(m, kept);
     return kept;
 }

@@ -78,7 +78,7 @@ static json pruned_sizes_json(const MoeLayout & m) {
     for (double frac : {0.25, 0.5, 0.75}) {
         json s = {{"prune_fraction", frac}};
         try {
-            const uint32_t kept = kept_count_for_ratio(m, 1.0 - frac);
+            const uint32_t kept = kept_count_for_ratio(m.shape(), 1.0 - frac);
             s["kept_experts"]   = kept;
             s["file_size"]      = m.size_with_experts(kept);
         } catch (const Error & e) {

@@ -257,6 +257,20 @@ uint32_t MoeLayout::max_expert_used() const {
     return m;
 }
 
+MoeShape MoeLayout::shape() const {
+    MoeShape s;
+    s.arch            = arch;
+    s.n_layer         = n_layer;
+    s.n_expert        = n_expert;
+    s.n_expert_used   = max_expert_used();
+    s.n_expert_groups = n_expert_groups;
+    s.n_group_used    = n_group_used;
+    for (const auto & L : layers) {
+        if (L.kind == LayerKind::moe) (L.is_nextn ? s.nextn_layers : s.moe_layers).push_back(L.index);
+    }
+    return s;
+}
+
 uint64_t MoeLayout::expert_bytes() const {
     uint64_t b = 0;
     for (const auto & e : expert_tensors) {

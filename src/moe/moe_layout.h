@@ -3,6 +3,7 @@
 #pragma once
 
 #include "gguf/gguf_file.h"
+#include "moe/moe_shape.h"
 
 #include <cstdint>
 #include <string>
@@ -62,6 +63,8 @@ struct MoeLayout {
     // Size of the model file (all splits) if every MoE layer kept `kept` experts.
     uint64_t         size_with_experts(uint32_t kept) const;
     uint64_t         expert_bytes() const;  // bytes of all routed-expert slices
+    // The format-free part: what planning and the same-model checks need.
+    MoeShape         shape() const;
 };
 
 // llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS: its loader aborts on more.

@@ -20,7 +20,7 @@ uint64_t calibration_fingerprint(const std::vector<std::vector<llama_token>> & s
     return h.h;
 }
 
-ResumePoint resume_from_checkpoint(const std::string & path, const json & meta, uint32_t n_expert, size_t n_samples,
+ResumePoint resume_from_checkpoint(const std::string & path, const StatsMeta & meta, size_t n_samples,
                                    ExpertStats & stats) {
     ExpertStats prev;
     try {
@@ -28,11 +28,12 @@ ResumePoint resume_from_checkpoint(const std::string & path, const json & meta, 
     } catch (const Error & e) {
         fail("cannot resume: %s", e.what());
     }
-    const json & pm = prev.meta;
-    if (!pm.contains("fingerprint") || pm["fingerprint"] != meta["fingerprint"]) {
+    const StatsMeta & pm = prev.meta;
+    check_same_model(meta, pm, path, SameModel::file, "the model being profiled");
+    if (!pm.fingerprint || pm.fingerprint != meta.fingerprint) {
         fail("%s: checkpoint was made with other calibration data or options; cannot resume", path.c_str());
     }
-    if (pm.value("n_expert", 0u) != n_expert || prev.layers.size() != stats.layers.size()) {
+    if (prev.layers.size() != stats.layers.size()) {
         fail("%s: checkpoint belongs to another model; cannot resume", path.c_str());
     }
     for (auto & [il, L] : prev.layers) {
@@ -42,8 +43,8 @@ ResumePoint resume_from_checkpoint(const std::string & path, const json & meta, 
         stats.layers.at(il) = L;
     }
     ResumePoint at;
-    at.samples_done = pm.value("progress", json::object()).value("samples_done", size_t(0));
-    at.tokens_done  = pm.value("progress", json::object()).value("tokens_done", uint64_t(0));
+    at.samples_done = pm.progress ? size_t(pm.progress->samples_done) : 0;
+    at.tokens_done  = pm.progress ? pm.progress->tokens_done : 0;
     if (at.samples_done > n_samples) {
         fail("%s: checkpoint says %zu samples done, but there are only %zu", path.c_str(), at.samples_done, n_samples);
     }
@@ -51,14 +52,14 @@ ResumePoint resume_from_checkpoint(const std::string & path, const json & meta, 
     return at;
 }
 
-void save_checkpoint(const std::string & path, const ExpertStats & stats, const json & meta, size_t samples_done,
+void save_checkpoint(const std::string & path, const ExpertStats & stats, const StatsMeta & meta, size_t samples_done,
                      uint64_t tokens_done, bool complete) {
-    ExpertStats out      = stats;
-    out.meta             = meta;
-    out.meta["date"]     = iso_utc_now();
-    out.meta["samples"]  = samples_done;
-    out.meta["tokens"]   = tokens_done;
-    out.meta["progress"] = {{"samples_done", samples_done}, {"tokens_done", tokens_done}, {"complete", complete}};
+    ExpertStats out   = stats;
+    out.meta          = meta;
+    out.meta.date     = iso_utc_now();
+    out.meta.samples  = samples_done;
+    out.meta.tokens   = tokens_done;
+    out.meta.progress = StatsProgress{samples_done, tokens_done, complete};
     out.save(path);
 }
 

@@ -7,8 +7,6 @@
 
 #include "llama.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,13 +22,14 @@ struct ResumePoint {
 };
 
 // Loads the checkpoint at `path` into `stats` (whose layers are the model's MoE layers) after
-// checking that it was made from the same calibration tokens (meta["fingerprint"]) and a model
-// with `n_expert` experts per layer; `n_samples` is the number of sequences of this run.
-ResumePoint resume_from_checkpoint(const std::string & path, const nlohmann::json & meta, uint32_t n_expert,
-                                   size_t n_samples, ExpertStats & stats);
+// checking that it was made from the same calibration tokens (meta.fingerprint) and the same
+// model (check_same_model: shape, router weights, model file); `n_samples` is the number of
+// sequences of this run.
+ResumePoint resume_from_checkpoint(const std::string & path, const StatsMeta & meta, size_t n_samples,
+                                   ExpertStats & stats);
 
 // Writes the statistics with `meta` plus the date and the progress record.
-void save_checkpoint(const std::string & path, const ExpertStats & stats, const nlohmann::json & meta,
+void save_checkpoint(const std::string & path, const ExpertStats & stats, const StatsMeta & meta,
                      size_t samples_done, uint64_t tokens_done, bool complete);
 
 }  // namespace reap

@@ -7,25 +7,19 @@ namespace reap {
 
 using nlohmann::json;
 
-json profile_meta(const ProfileOptions & opts, const MoeLayout & layout, const std::vector<int> & moe_layers,
-                  uint64_t fingerprint, const MoeCollector * collector, const TokenizedSamples & samples,
-                  const std::vector<CalibFileReport> & report) {
-    json meta = {{"tool", std::string("reap.cpp ") + REAP_VERSION},
-                 {"model", base_name(opts.model)},
-                 {"model_path", opts.model},
-                 {"architecture", layout.arch},
-                 {"n_layer", layout.n_layer},
-                 {"n_expert", layout.n_expert},
-                 {"n_expert_used", layout.max_expert_used()},
-                 {"moe_layers", moe_layers},
-                 {"fingerprint", strfmt("%016llx", (unsigned long long) fingerprint)},
-                 {"options", {{"ctx_size", opts.n_ctx}, {"batch_size", opts.n_batch}, {"ubatch_size", opts.n_ubatch},
-                              {"format", opts.format}, {"seed", opts.seed}, {"max_samples", opts.max_samples},
-                              {"max_tokens", opts.max_tokens}}}};
+StatsMeta profile_meta(const ProfileOptions & opts, const MoeShape & shape, uint64_t model_size, uint64_t fingerprint,
+                       const MoeCollector * collector, const TokenizedSamples & samples,
+                       const std::vector<CalibFileReport> & report) {
+    StatsMeta meta   = StatsMeta::for_model(shape, opts.model, model_size);
+    meta.tool        = std::string("reap.cpp ") + REAP_VERSION;
+    meta.fingerprint = strfmt("%016llx", (unsigned long long) fingerprint);
+    meta.options     = {{"ctx_size", opts.n_ctx}, {"batch_size", opts.n_batch}, {"ubatch_size", opts.n_ubatch},
+                        {"format", opts.format}, {"seed", opts.seed}, {"max_samples", opts.max_samples},
+                        {"max_tokens", opts.max_tokens}};
     if (collector != nullptr) {
         bool before = false;
-        for (int il : moe_layers) before = before || collector->gate_before_expert(il);
-        meta["gate_applied_before_expert"] = before;
+        for (int il : shape.moe_layers) before = before || collector->gate_before_expert(il);
+        meta.gate_applied_before_expert = before;
     }
     json files = json::array();
     for (size_t f = 0; f < opts.data.size(); f++) {
@@ -34,7 +28,7 @@ json profile_meta(const ProfileOptions & opts, const MoeLayout & layout, const s
                          {"tokens", samples.tokens_of_file(f)},
                          {"skipped_lines", report[f].skipped}});
     }
-    meta["calibration"] = files;
+    meta.calibration = files;
     return meta;
 }
 

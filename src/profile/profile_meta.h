@@ -3,22 +3,22 @@
 // sequences and tokens used.
 #pragma once
 
-#include "moe/moe_layout.h"
+#include "moe/moe_shape.h"
 #include "profile/calibration.h"
 #include "profile/moe_collector.h"
 #include "profile/profiler.h"
 #include "profile/samples.h"
-
-#include <nlohmann/json.hpp>
+#include "stats/stats_meta.h"
 
 #include <cstdint>
 #include <vector>
 
 namespace reap {
 
-// `collector` is null for a --no-collect run (no graph was inspected).
-nlohmann::json profile_meta(const ProfileOptions & opts, const MoeLayout & layout, const std::vector<int> & moe_layers,
-                            uint64_t fingerprint, const MoeCollector * collector, const TokenizedSamples & samples,
-                            const std::vector<CalibFileReport> & report);
+// `shape` is the model's (with its router fingerprint); `collector` is null for a --no-collect
+// run (no graph was inspected).
+StatsMeta profile_meta(const ProfileOptions & opts, const MoeShape & shape, uint64_t model_size, uint64_t fingerprint,
+                       const MoeCollector * collector, const TokenizedSamples & samples,
+                       const std::vector<CalibFileReport> & report);
 
 }  // namespace reap

@@ -8,6 +8,7 @@
 #include "gguf/gguf_file.h"
 #include "llama/llama_runtime.h"
 #include "moe/moe_layout.h"
+#include "moe/router_fingerprint.h"
 #include "profile/batch_plan.h"
 #include "profile/calibration.h"
 #include "profile/checkpoint.h"
@@ -34,23 +35,16 @@ void check_profile_options(const ProfileOptions & opts) {
 }
 
 // The model's MoE structure from the file itself: which layers to expect, how many experts.
-MoeLayout read_moe_layout(const ProfileOptions & opts) {
+// `shape`: the model as the stats file records it (with its router fingerprint).
+MoeLayout read_moe_layout(const ProfileOptions & opts, MoeShape & shape) {
     const GgufFile file   = GgufFile::open(opts.model);
     MoeLayout      layout = analyze_moe(file);
+    shape                 = model_shape(file, layout);
     if (opts.n_experts >= 0 && uint32_t(opts.n_experts) != layout.n_expert) {
         fail("--n-experts %d does not match %s, which has %u experts per MoE layer", opts.n_experts, opts.model.c_str(),
              layout.n_expert);
     }
     return layout;
-}
-
-// The MoE layers that get statistics: next-token-prediction blocks are not part of the main
-// forward pass.
-std::vector<int> profiled_layers(const MoeLayout & layout) {
-    std::vector<int> layers = layout.moe_layer_indices();
-    layers.erase(std::remove_if(layers.begin(), layers.end(), [&](int il) { return layout.layers[size_t(il)].is_nextn; }),
-                 layers.end());
-    return layers;
 }
 
 // Refuses, before doing any work, an output that is one of the inputs (the model's files or
@@ -142,7 +136,7 @@ void discover_moe_nodes(Decoder & decoder, MoeCollector & collector, const llama
 // The profiling loop from `from` to the end or a stop signal; checkpoints on the way and at
 // the end.
 void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decoder, MoeCollector & collector,
-                    const TokenizedSamples & items, const json & meta, ResumePoint from, ProfileResult & res) {
+                    const TokenizedSamples & items, const StatsMeta & meta, ResumePoint from, ProfileResult & res) {
     uint64_t tokens_done = from.tokens_done;
     auto     save        = [&](size_t samples_done, bool complete) {
         if (opts.collect) save_checkpoint(opts.output, collector.stats(), meta, samples_done, tokens_done, complete);
@@ -190,8 +184,9 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
 
 ProfileResult run_profile(const ProfileOptions & opts) {
     check_profile_options(opts);
-    const MoeLayout        layout     = read_moe_layout(opts);
-    const std::vector<int> moe_layers = profiled_layers(layout);
+    MoeShape               shape;
+    const MoeLayout        layout     = read_moe_layout(opts, shape);
+    const std::vector<int> moe_layers = shape.moe_layers;  // next-token-prediction blocks get no statistics
     check_output(opts);
 
     std::vector<CalibFileReport> report;
@@ -209,11 +204,11 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     }
 
     const uint64_t fingerprint = calibration_fingerprint(items.tokens);
-    const json     meta = profile_meta(opts, layout, moe_layers, fingerprint, opts.collect ? &collector : nullptr, items,
-                                       report);
+    const StatsMeta meta = profile_meta(opts, shape, layout.file_size, fingerprint, opts.collect ? &collector : nullptr,
+                                        items, report);
     ResumePoint    from;
     if (opts.resume) {
-        from = resume_from_checkpoint(opts.output, meta, layout.n_expert, items.size(), collector.stats());
+        from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());
     }
 
     ProfileResult res;

@@ -3,8 +3,9 @@
 // be saved as JSON (--dry-run) and applied later (--plan).
 #pragma once
 
+#include "moe/moe_shape.h"
+#include "stats/criteria.h"
 #include "stats/expert_stats.h"
-#include "moe/moe_layout.h"
 
 #include <nlohmann/json.hpp>
 
@@ -14,11 +15,6 @@
 #include <vector>
 
 namespace reap {
-
-enum class Criterion { reap, ean, frequency, weighted_frequency, random };
-
-Criterion   parse_criterion(const std::string & s);  // "reap", "ean", "frequency", "weighted-frequency", "random"
-const char * criterion_name(Criterion c);
 
 struct LayerPlan {
     std::vector<uint32_t> kept;     // ascending expert ids
@@ -42,25 +38,29 @@ struct Plan {
     static Plan    load(const std::string & path);
 };
 
-// Checks that `stats` was collected on the model of `layout` (same MoE layers, same expert
-// count); throws with the difference otherwise.
-void check_stats_match(const ExpertStats & stats, const MoeLayout & layout, const std::string & stats_path);
+// The `kept` experts of one layer that a plan keeps, ascending: with expert groups each group
+// keeps kept/groups, each by pruning_order(). The one selection, used by plans and the report.
+std::vector<uint32_t> kept_experts(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                   const MoeShape & shape, uint32_t kept);
+// The other experts of the layer, ascending: what a plan keeping `kept` drops.
+std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                      const MoeShape & shape, uint32_t kept);
 
-// Scores per layer under `criterion` (lower = pruned first).
-std::vector<double> expert_scores(const LayerStats & L, Criterion c, uint64_t seed, int layer);
-
-// `ids` in the order they are pruned: lowest score first; ties by lower activation count, then
-// lower id. The one definition of the order, used by plans and by reports.
-std::vector<uint32_t> pruning_order(std::vector<uint32_t> ids, const std::vector<double> & score,
-                                    const std::vector<uint64_t> & count);
+// The experts of one layer that `reap prune --keep-ratio keep_ratio` drops on a model of
+// `shape` (the one kept count, round_kept_count(), and the one selection, kept_experts()).
+// Throws reap::Error for a ratio outside (0, 1]. Without a shape: ungrouped, n_expert experts.
+std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                       const MoeShape & shape, double keep_ratio);
+std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                       double keep_ratio);
 
 // Builds a plan keeping `kept` experts in every MoE layer. Lowest score goes first; ties go by
 // lower activation count, then lower id. With expert groups each group keeps kept/groups.
 // Next-token-prediction layers (no statistics) keep the ids of the last regular MoE layer.
-Plan make_plan(const ExpertStats & stats, const MoeLayout & layout, Criterion criterion, uint32_t kept, uint64_t seed);
+Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed);
 
 // Checks a (loaded) plan against the model: every MoE layer present, ids valid and unique,
 // the same kept count everywhere, group balance. Throws otherwise.
-void check_plan(const Plan & plan, const MoeLayout & layout, const std::string & origin);
+void check_plan(const Plan & plan, const MoeShape & shape, const std::string & origin);
 
 }  // namespace reap

@@ -245,7 +245,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
     std::vector<std::string>              all_names;
     uint64_t                              total = 0;
     for (const auto & j : jobs) {
-        check_plan(j.plan, layout, j.output);
+        check_plan(j.plan, layout.shape(), j.output);
         outs.push_back(build_output(in, layout, j.plan, j.split_max_bytes));
         names.push_back(split_file_names(j.output, outs.back().n_files()));
         all_names.insert(all_names.end(), names.back().begin(), names.back().end());

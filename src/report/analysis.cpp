@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/text.h"
+#include "moe/expert_budget.h"
 #include "prune/planner.h"
 #include "report/rank_stats.h"
 
@@ -23,40 +24,19 @@ static std::vector<uint32_t> pruning_order(const std::vector<double> & score, co
     return reap::pruning_order(std::move(ids), score, count);
 }
 
-size_t kept_for_ratio(size_t n_expert, double keep_ratio) {
-    if (!(keep_ratio > 0.0 && keep_ratio <= 1.0)) {
-        fail("keep ratio %g is outside (0, 1]", keep_ratio);
-    }
-    // As kept_count_for_ratio() in expert_budget.cpp, minus what needs the model: the expert
-    // groups and experts-per-token are unknown from a stats file alone. With grouped routing
-    // (deepseek2-style) `reap prune` keeps the same number per group, so its choice can differ.
-    return std::max<size_t>(1, size_t(std::lround(double(n_expert) * keep_ratio)));
-}
-
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & scores, const std::vector<uint64_t> & count,
-                                       double keep_ratio) {
-    const size_t kept  = kept_for_ratio(scores.size(), keep_ratio);
-    const auto   order = pruning_order(scores, count);
-    std::vector<uint32_t> dropped(order.begin(), order.begin() + long(scores.size() - std::min(kept, scores.size())));
-    std::sort(dropped.begin(), dropped.end());
-    return dropped;
-}
-
 namespace report {
 
-static std::string layer_list(const ExpertStats & s) {
-    std::string o;
-    for (const auto & [il, L] : s.layers) o += (o.empty() ? "" : ",") + std::to_string(il);
-    return o;
-}
+const char * const k_groups_unknown =
+    "this stats file does not record the model's expert groups (made by an older reap): the dropped experts assume "
+    "ungrouped routing; on a grouped model (deepseek2-style) reap prune may drop others";
 
-static LayerView analyze_layer(int il, const LayerStats & L, const ReportOptions & o) {
+static LayerView analyze_layer(int il, const LayerStats & L, const FileView & v, const ReportOptions & o) {
     LayerView lv;
     lv.il      = il;
     lv.L       = &L;
     lv.score   = expert_scores(L, o.criterion, 0, il);
     lv.freq    = L.activation_frequency();
-    lv.dropped = dropped_at_ratio(lv.score, L.count, o.keep_ratio);
+    lv.dropped = dropped_experts(lv.score, L.count, v.shape, uint32_t(v.kept));
     for (uint32_t e = 0; e < L.n_expert(); e++) {
         if (L.count[e] == 0) lv.never.push_back(e);
     }
@@ -72,29 +52,23 @@ static LayerView analyze_layer(int il, const LayerStats & L, const ReportOptions
 FileView analyze(const ReportFile & f, const ReportOptions & o) {
     FileView v;
     v.file = &f;
-    v.name = base_name(f.path);
+    v.name  = base_name(f.path);
+    v.shape = f.stats.shape(&v.groups_known);
+    v.kept  = round_kept_count(v.shape, o.keep_ratio);
     for (const auto & [il, L] : f.stats.layers) {
         v.n_expert = std::max(v.n_expert, L.n_expert());
-        v.layers.push_back(analyze_layer(il, L, o));
+        v.layers.push_back(analyze_layer(il, L, v, o));
     }
     return v;
 }
 
+// Runs on two quantizations of one model compare; runs on another architecture, shape or
+// router weights do not.
 void check_same_model(const ReportFile & first, const ReportFile & f) {
-    std::set<int> a, b;
-    for (const auto & [il, L] : first.stats.layers) a.insert(il);
-    for (const auto & [il, L] : f.stats.layers) b.insert(il);
-    if (a != b) {
-        fail("%s: covers MoE layers {%s} but %s covers {%s}: statistics of different models, cannot compare",
-             f.path.c_str(), layer_list(f.stats).c_str(), first.path.c_str(), layer_list(first.stats).c_str());
-    }
-    for (const auto & [il, L] : f.stats.layers) {
-        const size_t want = first.stats.layers.at(il).n_expert();
-        if (L.n_expert() != want) {
-            fail("%s: layer %d has %zu experts but %s has %zu: statistics of different models, cannot compare",
-                 f.path.c_str(), il, L.n_expert(), first.path.c_str(), want);
-        }
-    }
+    reap::check_same_model(first.stats.meta, f.stats.meta, f.path, SameModel::shape);
+    MoeShape shape = first.stats.shape();
+    if (!first.stats.meta.n_expert_groups) shape.n_expert_groups = f.stats.meta.n_expert_groups.value_or(0);
+    check_stats_match(f.stats, shape, f.path);
 }
 
 void disambiguate_names(std::vector<FileView> & views) {
@@ -150,17 +124,6 @@ std::string num(double v) { return std::isfinite(v) ? strfmt("%.4g", v) : "n/a";
 
 std::string id_list(const std::vector<uint32_t> & v) { return id_ranges(v, ", "); }
 
-const char * criterion_meaning(Criterion c) {
-    switch (c) {
-        case Criterion::reap:               return "mean of gate weight \u00d7 \u2016expert output\u2016 over the tokens routed to the expert (REAP)";
-        case Criterion::ean:                return "mean \u2016expert output\u2016 over the tokens routed to the expert (EAN)";
-        case Criterion::frequency:          return "share of the layer's tokens routed to the expert";
-        case Criterion::weighted_frequency: return "activation frequency \u00d7 mean gate weight";
-        case Criterion::random:             return "random";
-    }
-    return "?";
-}
-
 // A meta value as display text ("" when absent).
 static std::string meta_text(const json & meta, const char * key) {
     if (!meta.is_object() || !meta.contains(key) || meta[key].is_null()) return "";
@@ -168,7 +131,7 @@ static std::string meta_text(const json & meta, const char * key) {
     return v.is_string() ? v.get<std::string>() : v.dump();
 }
 std::vector<std::pair<std::string, std::string>> provenance(const FileView & v) {
-    const json &                                     m = v.file->stats.meta;
+    const json                                       m = v.file->stats.meta.to_json();
     std::vector<std::pair<std::string, std::string>> out;
     auto add = [&](const char * label, const std::string & value) {
         if (!value.empty()) out.emplace_back(label, value);

@@ -25,16 +25,6 @@ struct ReportOptions {
     double    keep_ratio = 0.5;
 };
 
-// Experts per layer that `reap prune --keep-ratio keep_ratio` keeps, from the expert count
-// alone: round(n * ratio), at least 1. Throws reap::Error for a ratio outside (0, 1].
-size_t kept_for_ratio(size_t n_expert, double keep_ratio);
-
-// The experts of one layer that `reap prune --keep-ratio keep_ratio` would drop, ascending ids.
-// Same order as the planner: lowest score first, ties by lower count, then lower id; the kept
-// count is round(n * ratio), at least 1. Throws reap::Error for a ratio outside (0, 1].
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & scores, const std::vector<uint64_t> & count,
-                                       double keep_ratio);
-
 namespace report {
 
 constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
@@ -53,6 +43,9 @@ struct FileView {
     const ReportFile *     file = nullptr;
     std::string            name;  // base name
     size_t                 n_expert = 0;
+    MoeShape               shape;                 // as the stats file records it
+    bool                   groups_known = false;  // older stats files do not record expert groups
+    size_t                 kept = 0;              // what reap prune keeps at the report's ratio
     std::vector<LayerView> layers;
 };
 
@@ -77,8 +70,8 @@ struct PairAgreement {
 
 FileView analyze(const ReportFile & f, const ReportOptions & o);
 
-// Comparison needs the same layers and expert counts; anything else is another model: throws
-// reap::Error naming `f`.
+// Comparison needs a model of the same shape (the one same-model check, at SameModel::shape,
+// then the layers and expert counts of the statistics); throws reap::Error naming `f`.
 void check_same_model(const ReportFile & first, const ReportFile & f);
 
 // Runs are often named alike (run1/stats.json, run2/stats.json): where base names collide,
@@ -92,7 +85,10 @@ PairAgreement compare(const FileView & A, const FileView & B, size_t ia, size_t 
 
 std::string num(double v);  // "%.4g", or "n/a" when not finite
 std::string id_list(const std::vector<uint32_t> & v);
-const char * criterion_meaning(Criterion c);
+
+// Shown when a stats file does not record the expert groups: the dropped sets may then differ
+// from what prune drops on a grouped model.
+extern const char * const k_groups_unknown;
 
 // Provenance from "_meta" as (label, value) pairs, in reading order; only what is present.
 std::vector<std::pair<std::string, std::string>> provenance(const FileView & v);

@@ -1,6 +1,7 @@
 #include "report/html.h"
 
 #include "core/error.h"
+#include "moe/expert_budget.h"
 
 #include <algorithm>
 #include <cmath>
@@ -198,7 +199,7 @@ std::string heatmap_svg(const FileView & v, size_t file_index, const ReportOptio
 
 std::string file_section(const FileView & v, size_t index, const ReportOptions & o) {
     std::ostringstream h;
-    const size_t       kept = kept_for_ratio(v.n_expert, o.keep_ratio);
+    const size_t       kept = v.kept;
     h << "<section id=\"file-" << index << "\">\n<h2>" << html_escape(v.name) << "</h2>\n";
     h << "<dl class=\"prov\"><div><dt>file</dt><dd>" << html_escape(v.file->path) << "</dd></div>";
     for (const auto & [label, value] : provenance(v)) {
@@ -209,13 +210,12 @@ std::string file_section(const FileView & v, size_t index, const ReportOptions &
     h << "<p class=\"note\">Colour: " << html_escape(criterion_meaning(o.criterion))
       << ", relative to the highest in the layer. Crossed: the " << (v.n_expert - kept) << " of " << v.n_expert
       << " experts per layer that <code>reap prune --keep-ratio " << strfmt("%g", o.keep_ratio)
-      << "</code> would drop (lowest score first; with expert groups, prune balances the groups and may choose "
-         "differently). Hover a cell for its values.</p>\n";
-    const json & meta = v.file->stats.meta;
-    if (meta.is_object() && meta.contains("n_expert_used") && meta["n_expert_used"].is_number_unsigned() &&
-        kept < meta["n_expert_used"].get<size_t>()) {
-        h << "<p class=\"note warn\">Keeping " << kept << " experts is below the "
-          << meta["n_expert_used"].get<size_t>() << " used per token: reap prune would refuse this ratio.</p>\n";
+      << "</code> would drop (lowest score first; with expert groups, the same number in every group). Hover a "
+         "cell for its values.</p>\n";
+    if (!v.groups_known) h << "<p class=\"note warn\">" << html_escape(k_groups_unknown) << "</p>\n";
+    const std::string refused = kept_count_problem(v.shape, uint32_t(kept));
+    if (!refused.empty()) {
+        h << "<p class=\"note warn\">reap prune would refuse this ratio: " << html_escape(refused) << ".</p>\n";
     }
     h << "<div class=\"heatmap\">\n" << heatmap_svg(v, index, o) << "</div>\n";
 

@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include "core/error.h"
+#include "moe/expert_budget.h"
 #include "report/text.h"
 
 namespace reap {
@@ -9,10 +10,15 @@ Report build_report(const std::vector<ReportFile> & files, const ReportOptions &
     if (files.empty()) {
         fail("no stats files to report on");
     }
-    if (opts.criterion == Criterion::random) {
-        fail("the random criterion says nothing about the experts; choose reap, ean, frequency or weighted-frequency");
+    if (!criterion_info(opts.criterion).describes_model) {
+        std::string choices;
+        for (const auto & name : criterion_names(true)) choices += (choices.empty() ? "" : ", ") + name;
+        fail("the %s criterion says nothing about the experts; choose %s", criterion_name(opts.criterion),
+             choices.c_str());
     }
-    kept_for_ratio(1, opts.keep_ratio);  // validates the ratio before any work
+    MoeShape one_expert;
+    one_expert.n_expert = 1;
+    round_kept_count(one_expert, opts.keep_ratio);  // validates the ratio before any work
     for (size_t i = 1; i < files.size(); i++) {
         report::check_same_model(files[0], files[i]);
     }

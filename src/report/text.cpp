@@ -18,8 +18,9 @@ std::string text_summary(const std::vector<FileView> & files, const std::vector<
             head += (head.empty() ? " " : ", ") + label + " " + value;
         }
         t << v.file->path << ":" << head << "\n";
-        t << strfmt("  criterion %s; keep-ratio %g keeps %zu of %zu experts per layer\n", crit, o.keep_ratio,
-                    kept_for_ratio(v.n_expert, o.keep_ratio), v.n_expert);
+        t << strfmt("  criterion %s; keep-ratio %g keeps %zu of %zu experts per layer\n", crit, o.keep_ratio, v.kept,
+                    v.n_expert);
+        if (!v.groups_known) t << "  note: " << k_groups_unknown << "\n";
         for (const auto & l : v.layers) {
             t << strfmt("  layer %3d: never activated %zu", l.il, l.never.size());
             if (!l.never.empty()) t << " [" << id_list(l.never) << "]";

@@ -3,6 +3,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -99,12 +100,24 @@ json ExpertStats::to_json() const {
             {"reap_sq_sum", L.reap_sq_sum},
         };
     }
-    j[k_stats_meta_key] = meta;
+    j[k_stats_meta_key] = meta.to_json();
     return j;
 }
 
-static bool is_layer_key(const std::string & k) {
-    return !k.empty() && k.size() < 7 && std::all_of(k.begin(), k.end(), [](char c) { return std::isdigit((unsigned char) c); });
+// A layer key is a canonical index ("0", "12"). A key that a lax parser would read as a number
+// ("01", "+1", " 1", "1abc") is refused: next to "1" it would silently name the same layer.
+// Other keys are provenance of other tools and are ignored.
+static bool is_layer_key(const std::string & k, const std::string & origin, int & il) {
+    uint64_t v = 0;
+    if (parse_canonical_uint(k, 1000000, v)) {
+        il = int(v);
+        return true;
+    }
+    const size_t first = k.find_first_not_of(" \t\n\r\f\v");
+    if (first != std::string::npos && (std::isdigit((unsigned char) k[first]) || k[first] == '+' || k[first] == '-')) {
+        fail("%s: key \"%s\" is not a layer index (write layers as 0, 1, 2, ...)", origin.c_str(), k.c_str());
+    }
+    return false;
 }
 
 template <typename T>
@@ -133,57 +146,88 @@ static std::vector<T> array_of(const json & L, const char * key, size_t n, const
     return out;
 }
 
+// Sums and maxima of norms and gate weights are never negative, nor infinite.
+static void check_sums(const LayerStats & ls, const std::string & origin, const std::string & il) {
+    const std::pair<const char *, const std::vector<double> *> sums[] = {
+        {"gate_sum", &ls.gate_sum}, {"ean_sum", &ls.ean_sum},         {"reap_sum", &ls.reap_sum},
+        {"reap_sq_sum", &ls.reap_sq_sum}, {"reap_max", &ls.reap_max}, {"raw_gate_sum", &ls.raw_gate_sum}};
+    for (const auto & sum : sums) {
+        const bool signed_ok = sum.second == &ls.raw_gate_sum;  // raw router outputs may be negative
+        for (size_t e = 0; e < sum.second->size(); e++) {
+            const double v = (*sum.second)[e];
+            if (!std::isfinite(v) || (!signed_ok && v < 0)) {
+                fail("%s: layer %s: '%s' of expert %zu is %g; it must be %s", origin.c_str(), il.c_str(), sum.first, e,
+                     v, signed_ok ? "finite" : "finite and not negative");
+            }
+        }
+    }
+    for (size_t e = 0; e < ls.count.size(); e++) {
+        if (ls.count[e] > ls.total_tokens) {
+            fail("%s: layer %s: expert %zu has %llu activations but the layer saw %llu tokens", origin.c_str(),
+                 il.c_str(), e, (unsigned long long) ls.count[e], (unsigned long long) ls.total_tokens);
+        }
+        // Sums only grow with activations: an expert never routed to has nothing to sum.
+        if (ls.count[e] == 0 && (ls.gate_sum[e] != 0 || ls.ean_sum[e] != 0 || ls.reap_sum[e] != 0 ||
+                                 ls.reap_sq_sum[e] != 0 || ls.reap_max[e] != 0)) {
+            fail("%s: layer %s: expert %zu has sums but no activations", origin.c_str(), il.c_str(), e);
+        }
+    }
+}
+
+// Our sums when present; in a prototype file, the sum rebuilt from the mean (exact up to rounding).
+static void sum_or_mean(const json & L, const char * sum_key, const char * mean_key, bool mean_required,
+                        const std::string & origin, const std::string & il, const std::vector<uint64_t> & count,
+                        std::vector<double> & dst) {
+    const size_t n   = count.size();
+    auto         sum = array_of<double>(L, sum_key, n, origin, il, false);
+    if (!sum.empty()) {
+        dst = sum;
+        return;
+    }
+    const auto mean = array_of<double>(L, mean_key, n, origin, il, mean_required);
+    for (size_t e = 0; e < mean.size(); e++) {
+        dst[e] = mean[e] * double(count[e]);
+    }
+}
+
+static LayerStats parse_layer(const json & L, const std::string & origin, const std::string & il) {
+    if (!L.is_object()) {
+        fail("%s: layer %s is not an object", origin.c_str(), il.c_str());
+    }
+    const auto counts = array_of<uint64_t>(L, "activation_counts", 0, origin, il, true);
+    if (counts.empty()) {
+        fail("%s: layer %s has no experts", origin.c_str(), il.c_str());
+    }
+    LayerStats ls(counts.size());
+    ls.count = counts;
+    if (!L.contains("total_tokens") || !L["total_tokens"].is_number_integer() || L["total_tokens"].get<int64_t>() < 0) {
+        fail("%s: layer %s: 'total_tokens' must be a non-negative integer", origin.c_str(), il.c_str());
+    }
+    ls.total_tokens = L["total_tokens"].get<uint64_t>();
+    sum_or_mean(L, "gate_sum", "avg_gate_weight", false, origin, il, counts, ls.gate_sum);
+    sum_or_mean(L, "raw_gate_sum", "avg_raw_gate_weight", false, origin, il, counts, ls.raw_gate_sum);
+    sum_or_mean(L, "ean_sum", "ean_mean", false, origin, il, counts, ls.ean_sum);
+    sum_or_mean(L, "reap_sum", "reap", true, origin, il, counts, ls.reap_sum);
+    auto sq = array_of<double>(L, "reap_sq_sum", counts.size(), origin, il, false);
+    if (!sq.empty()) ls.reap_sq_sum = sq;
+    auto mx = array_of<double>(L, "reap_max", counts.size(), origin, il, false);
+    if (!mx.empty()) ls.reap_max = mx;
+    check_sums(ls, origin, il);
+    return ls;
+}
+
 ExpertStats ExpertStats::from_json(const json & j, const std::string & origin) {
     if (!j.is_object()) {
         fail("%s: a stats file must be a JSON object keyed by layer index", origin.c_str());
     }
     ExpertStats s;
-    for (const auto & item : j.items()) {
-        // Named copies, not structured bindings: lambdas below capture them (C++17 forbids that).
-        const std::string key = item.key();
-        const json &      L   = item.value();
-        if (key == k_stats_meta_key) {
-            s.meta = L;
-            continue;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+        int il = 0;
+        if (it.key() == k_stats_meta_key) {
+            s.meta = StatsMeta::parse(it.value(), origin);
+        } else if (is_layer_key(it.key(), origin, il)) {
+            s.layers.emplace(il, parse_layer(it.value(), origin, it.key()));
         }
-        if (!is_layer_key(key)) {
-            continue;  // other non-numeric keys: provenance of other tools
-        }
-        if (!L.is_object()) {
-            fail("%s: layer %s is not an object", origin.c_str(), key.c_str());
-        }
-        const auto counts = array_of<uint64_t>(L, "activation_counts", 0, origin, key, true);
-        const size_t n    = counts.size();
-        if (n == 0) {
-            fail("%s: layer %s has no experts", origin.c_str(), key.c_str());
-        }
-        LayerStats ls(n);
-        ls.count = counts;
-        if (!L.contains("total_tokens") || !L["total_tokens"].is_number_integer() || L["total_tokens"].get<int64_t>() < 0) {
-            fail("%s: layer %s: 'total_tokens' must be a non-negative integer", origin.c_str(), key.c_str());
-        }
-        ls.total_tokens = L["total_tokens"].get<uint64_t>();
-        auto sums_or = [&](const char * sum_key, const char * mean_key, std::vector<double> & dst) {
-            auto sum = array_of<double>(L, sum_key, n, origin, key, false);
-            if (!sum.empty()) {
-                dst = sum;
-                return;
-            }
-            // A prototype file: rebuild the sum from the mean (exact up to float rounding).
-            auto mean = array_of<double>(L, mean_key, n, origin, key, mean_key == std::string("reap"));
-            for (size_t e = 0; e < mean.size(); e++) {
-                dst[e] = mean[e] * double(ls.count[e]);
-            }
-        };
-        sums_or("gate_sum", "avg_gate_weight", ls.gate_sum);
-        sums_or("raw_gate_sum", "avg_raw_gate_weight", ls.raw_gate_sum);
-        sums_or("ean_sum", "ean_mean", ls.ean_sum);
-        sums_or("reap_sum", "reap", ls.reap_sum);
-        auto sq = array_of<double>(L, "reap_sq_sum", n, origin, key, false);
-        if (!sq.empty()) ls.reap_sq_sum = sq;
-        auto mx = array_of<double>(L, "reap_max", n, origin, key, false);
-        if (!mx.empty()) ls.reap_max = mx;
-        s.layers.emplace(std::stoi(key), std::move(ls));
     }
     if (s.layers.empty()) {
         fail("%s: no layer statistics in the file", origin.c_str());
@@ -209,6 +253,42 @@ void ExpertStats::merge(const ExpertStats & o, const std::string & origin) {
     }
     for (const auto & [il, L] : o.layers) {
         layers.at(il).merge(L);
+    }
+}
+
+MoeShape ExpertStats::shape(bool * groups_known) const {
+    MoeShape s = meta.shape(layers.empty() ? 0 : uint32_t(layers.begin()->second.n_expert()), groups_known);
+    s.moe_layers.clear();
+    for (const auto & kv : layers) s.moe_layers.push_back(kv.first);
+    return s;
+}
+
+void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const std::string & path) {
+    const StatsMeta & m = stats.meta;
+    if (m.architecture && !shape.arch.empty() && *m.architecture != shape.arch) {
+        fail("%s: statistics of a %s model, but the model is %s: statistics of another model", path.c_str(),
+             m.architecture->c_str(), shape.arch.c_str());
+    }
+    if (m.n_expert_groups && *m.n_expert_groups != shape.n_expert_groups) {
+        fail("%s: statistics of a model with %u expert groups, but the model has %u: statistics of another model",
+             path.c_str(), *m.n_expert_groups, shape.n_expert_groups);
+    }
+    if (m.router_fingerprint && !shape.router_fingerprint.empty() && *m.router_fingerprint != shape.router_fingerprint) {
+        fail("%s: statistics of a model with other router weights (fingerprint %s, the model's %s): statistics of "
+             "another model",
+             path.c_str(), m.router_fingerprint->c_str(), shape.router_fingerprint.c_str());
+    }
+    for (const auto & [il, L] : stats.layers) {
+        if (L.n_expert() != shape.n_expert) {
+            fail("%s: layer %d has %zu experts but the model has %u: statistics of another model", path.c_str(), il,
+                 L.n_expert(), shape.n_expert);
+        }
+    }
+    std::vector<int> have;
+    for (const auto & kv : stats.layers) have.push_back(kv.first);
+    if (have != shape.moe_layers) {
+        fail("%s: statistics cover MoE layers {%s} but the model's are {%s}: statistics of another model", path.c_str(),
+             id_ranges(have).c_str(), id_ranges(shape.moe_layers).c_str());
     }
 }
 

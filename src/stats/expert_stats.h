@@ -2,6 +2,9 @@
 // criteria (SPEC §2), and the stats file in the earlier prototype's layout (SPEC §3).
 #pragma once
 
+#include "moe/moe_shape.h"
+#include "stats/stats_meta.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -41,7 +44,7 @@ struct LayerStats {
 
 struct ExpertStats {
     std::map<int, LayerStats> layers;  // keyed by llama.cpp layer index
-    nlohmann::json            meta = nlohmann::json::object();  // provenance, under key "_meta"
+    StatsMeta                 meta;    // model and provenance, under key "_meta"
 
     // The stats file: {"<il>": {...}, ..., "_meta": {...}}.
     nlohmann::json to_json() const;
@@ -51,11 +54,21 @@ struct ExpertStats {
     static ExpertStats load(const std::string & path);
     void               save(const std::string & path) const;  // atomic
 
+    // The shape the statistics describe: "_meta" where it records it, the layers and expert
+    // count from the statistics themselves. `groups_known`: whether "_meta" records the groups.
+    MoeShape shape(bool * groups_known = nullptr) const;
+
     // Adds another run of the same model (same layers and n_expert); throws otherwise.
     void merge(const ExpertStats & other, const std::string & other_origin);
 };
 
 // The name of the provenance key in the stats file.
 inline constexpr const char * k_stats_meta_key = "_meta";
+
+// Throws when `stats` (read from `stats_path`) was not collected on a model of `shape`: another
+// architecture, expert grouping or router weights (where "_meta" and `shape` record them),
+// another expert count, another set of MoE layers. The model file's name is not compared:
+// statistics of one quantization prune another of the same model.
+void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const std::string & stats_path);
 
 }  // namespace reap

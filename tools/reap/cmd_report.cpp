@@ -21,7 +21,7 @@ void add_report(CLI::App & app) {
         ->required();
     cmd->add_option("-o,--output", o->output, "HTML file to write");
     cmd->add_option("--criterion", o->criterion, "score shown in the heatmaps and compared between files")
-        ->check(CLI::IsMember({"reap", "ean", "frequency", "weighted-frequency"}));
+        ->check(CLI::IsMember(criterion_names(true)));
     cmd->add_option("--keep-ratio", o->keep_ratio, "mark the experts that pruning to this fraction would drop");
     cmd->callback([o]() {
         std::vector<ReportFile> files;

@@ -1,0 +1,175 @@
+#include "prune/prune_request.h"
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/fs_util.h"
+#include "core/log.h"
+#include "moe/expert_budget.h"
+#include "moe/router_fingerprint.h"
+
+#include <sstream>
+
+namespace reap {
+
+std::vector<double> parse_keep_ratios(const std::string & s) {
+    std::vector<double> out;
+    std::stringstream   ss(s);
+    std::string         item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            size_t       used = 0;
+            const double r    = std::stod(item, &used);
+            if (used != item.size()) throw std::invalid_argument(item);
+            out.push_back(r);
+        } catch (const std::exception &) {
+            fail("--keep-ratio: '%s' is not a number", item.c_str());
+        }
+    }
+    if (out.empty()) fail("--keep-ratio: '%s' names no ratio", s.c_str());
+    return out;
+}
+
+uint64_t parse_split_size(const std::string & s) {
+    if (s.empty()) return 0;
+    size_t used = 0;
+    double v    = 0;
+    try {
+        v = std::stod(s, &used);
+    } catch (const std::exception &) {
+        used = 0;
+    }
+    const std::string unit = s.substr(used);
+    const double      mul  = unit.empty()  ? 1
+                             : unit == "K" ? 1024.0
+                             : unit == "M" ? 1048576.0
+                             : unit == "G" ? 1073741824.0
+                                           : -1;
+    if (used == 0 || mul < 0 || !(v > 0) || !(v * mul < 1.8e19)) {
+        fail("--split-max-size: '%s' is not a size like 500M or 4G", s.c_str());
+    }
+    return uint64_t(v * mul);
+}
+
+std::string ratio_output_name(const std::string & pattern, double keep_ratio, bool several) {
+    const std::string tag = strfmt("%.2f", keep_ratio);
+    const size_t      at  = pattern.find("{keep}");
+    if (at != std::string::npos) {
+        return pattern.substr(0, at) + tag + pattern.substr(at + 6);
+    }
+    if (!several) {
+        return pattern;
+    }
+    const size_t dot = pattern.rfind(".gguf");
+    return dot == std::string::npos ? pattern + "-keep" + tag : pattern.substr(0, dot) + "-keep" + tag + ".gguf";
+}
+
+namespace {
+
+// An unfinished checkpoint ranks experts on part of the data: refuse unless asked, and say so.
+void check_complete(const ExpertStats & stats, const PruneRequest & r) {
+    if (stats.meta.complete()) return;
+    const StatsProgress & p = *stats.meta.progress;
+    if (!r.allow_incomplete) {
+        fail(
+            "%s: a checkpoint of an unfinished profile run (%llu samples, %llu tokens done); finish it with "
+            "'reap profile --resume' or pass --allow-incomplete",
+            r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
+    }
+    log_warn(
+        "WARNING: %s is a checkpoint of an unfinished profile run (%llu samples, %llu tokens done): the plan "
+        "ranks experts on part of the calibration data",
+        r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
+}
+
+std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape) {
+    const int n_amounts = int(!r.keep_ratios.empty()) + int(r.keep.has_value()) + int(r.prune.has_value());
+    if (n_amounts != 1) fail("give exactly one of --keep-ratio, --keep, --prune");
+    std::vector<uint32_t> counts;
+    for (size_t i = 0; i < r.keep_ratios.size(); i++) {
+        counts.push_back(kept_count_for_ratio(shape, r.keep_ratios[i]));
+        // Two ratios that keep the same count would write one output name twice.
+        for (size_t k = 0; k < i; k++) {
+            if (counts[k] == counts[i]) {
+                fail("--keep-ratio %g and %g both keep %u of %u experts; give each count once", r.keep_ratios[k],
+                     r.keep_ratios[i], counts[i], shape.n_expert);
+            }
+        }
+    }
+    if (r.keep) counts.push_back(*r.keep);
+    if (r.prune) {
+        if (*r.prune >= shape.n_expert)
+            fail("--prune %u leaves no experts (the model has %u)", *r.prune, shape.n_expert);
+        counts.push_back(shape.n_expert - *r.prune);
+    }
+    return counts;
+}
+
+std::vector<Plan> make_plans(const PruneRequest & r, const MoeShape & shape) {
+    if (!r.plan.empty()) {
+        if (!r.stats.empty() || !r.keep_ratios.empty() || r.keep || r.prune) {
+            fail(
+                "--plan already fixes the experts to keep; do not combine it with --stats/--keep-ratio/--keep/--prune");
+        }
+        Plan p = Plan::load(r.plan);
+        check_plan(p, shape, r.plan);
+        return {p};
+    }
+    if (r.stats.empty()) fail("give --stats FILE (from reap profile) or --plan FILE");
+    const auto        counts = kept_counts(r, shape);
+    const ExpertStats stats  = ExpertStats::load(r.stats);
+    check_stats_match(stats, shape, r.stats);
+    check_complete(stats, r);
+    std::vector<Plan> plans;
+    for (uint32_t kept : counts) {
+        Plan p  = make_plan(stats, shape, r.criterion, kept, r.seed);
+        p.model = base_name(r.model);
+        p.stats = r.stats;
+        plans.push_back(std::move(p));
+    }
+    return plans;
+}
+
+}  // namespace
+
+std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout) {
+    if (r.output.empty() && !r.dry_run) fail("give -o/--output (or --dry-run)");
+    const std::vector<Plan>    plans = make_plans(r, model_shape(in, layout));
+    std::vector<PlannedOutput> outputs;
+    for (const auto & p : plans) {
+        PlannedOutput o;
+        o.job         = {p, r.output.empty() ? "" : ratio_output_name(r.output, p.keep_ratio, plans.size() > 1),
+                         r.split_max_bytes};
+        o.output_size = pruned_file_size(in, layout, p, r.split_max_bytes);
+        if (!r.output.empty()) o.files = pruned_file_names(in, layout, o.job);
+        outputs.push_back(std::move(o));
+    }
+    return outputs;
+}
+
+PruneOutcome run_prune(const PruneRequest & r) {
+    const GgufFile  in     = GgufFile::open(r.model);
+    const MoeLayout layout = analyze_moe(in);
+    PruneOutcome    out;
+    out.original_size     = layout.file_size;
+    out.outputs           = plan_prune(r, in, layout);
+    nlohmann::json report = nlohmann::json::array();
+    for (const auto & o : out.outputs) {
+        nlohmann::json j   = o.job.plan.to_json();
+        j["output"]        = o.job.output;
+        j["original_size"] = layout.file_size;
+        j["output_size"]   = o.output_size;
+        if (!r.output.empty()) j["output_files"] = o.files;
+        report.push_back(j);
+    }
+    out.plan_report = report.size() == 1 ? report[0] : nlohmann::json{{"plans", report}};
+    if (!r.plan_out.empty()) write_file_atomic(r.plan_out, out.plan_report.dump(1) + "\n");
+    if (r.dry_run) return out;
+    std::vector<PruneJob> jobs;
+    for (const auto & o : out.outputs)
+        jobs.push_back(o.job);
+    prune_model(in, layout, jobs, r.show_progress);
+    out.wrote_models = true;
+    return out;
+}
+
+}  // namespace reap

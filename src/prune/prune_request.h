@@ -1,0 +1,61 @@
+// One `reap prune` job as a library call: choose the kept counts (a ratio, several ratios, a
+// count to keep or to remove, or a saved plan), plan each output once, name the outputs, build
+// the plan report, and write the pruned models unless it is a dry run. The front end only parses
+// options and prints.
+#pragma once
+
+#include "prune/planner.h"
+#include "prune/pruner.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace reap {
+
+struct PruneRequest {
+    std::string             model;        // input GGUF (any split part)
+    std::string             stats;        // stats file, or
+    std::string             plan;         // a saved plan (fixes the experts; excludes the amounts below)
+    std::vector<double>     keep_ratios;  // exactly one of keep_ratios, keep, prune with stats
+    std::optional<uint32_t> keep, prune;
+    Criterion               criterion = Criterion::reap;
+    uint64_t                seed      = 42;
+    std::string             output;    // "" only with dry_run
+    std::string             plan_out;  // also write the plan report here
+    uint64_t                split_max_bytes  = 0;
+    bool                    dry_run          = false;
+    bool                    allow_incomplete = false;  // accept stats of an unfinished profile run
+    bool                    show_progress    = true;
+};
+
+struct PlannedOutput {
+    PruneJob                 job;          // the plan, the output name, the split size
+    uint64_t                 output_size;  // bytes of all its files
+    std::vector<std::string> files;        // what it writes (empty without an output)
+};
+
+struct PruneOutcome {
+    uint64_t                   original_size = 0;
+    std::vector<PlannedOutput> outputs;
+    nlohmann::json             plan_report;  // one plan, or {"plans": [...]} for several ratios
+    bool                       wrote_models = false;
+};
+
+// "0.25,0.5" -> {0.25, 0.5}; throws naming --keep-ratio for anything that is not a number.
+std::vector<double> parse_keep_ratios(const std::string & s);
+// "500M", "4G", "123456" -> bytes (as llama.cpp's gguf-split --split-max-size); "" -> 0.
+uint64_t parse_split_size(const std::string & s);
+// "out.gguf" -> "out-keep0.50.gguf" for one of several ratios, or "{keep}" in the name replaced.
+std::string ratio_output_name(const std::string & pattern, double keep_ratio, bool several);
+
+// Checks the request and plans every output (no writes).
+std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout);
+
+// The whole job: plans, writes the plan report to plan_out, and writes the models unless dry_run.
+PruneOutcome run_prune(const PruneRequest & r);
+
+}  // namespace reap

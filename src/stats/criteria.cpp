@@ -1,0 +1,90 @@
+#include "stats/criteria.h"
+
+#include "core/error.h"
+#include "core/hash.h"
+
+#include <algorithm>
+
+namespace reap {
+
+namespace {
+
+std::vector<double> score_reap(const LayerStats & L, uint64_t, int) { return L.reap(); }
+std::vector<double> score_ean(const LayerStats & L, uint64_t, int) { return L.ean_mean(); }
+std::vector<double> score_frequency(const LayerStats & L, uint64_t, int) { return L.activation_frequency(); }
+
+std::vector<double> score_weighted_frequency(const LayerStats & L, uint64_t, int) {
+    auto       f = L.activation_frequency();
+    const auto g = L.avg_gate_weight();
+    for (size_t e = 0; e < f.size(); e++)
+        f[e] *= g[e];
+    return f;
+}
+
+// A reproducible baseline: a uniform value keyed by (seed, layer, expert).
+std::vector<double> score_random(const LayerStats & L, uint64_t seed, int layer) {
+    std::vector<double> r(L.n_expert());
+    for (size_t e = 0; e < r.size(); e++)
+        r[e] = keyed_uniform(seed, uint64_t(layer), e);
+    return r;
+}
+
+const std::vector<CriterionInfo> k_criteria = {
+    {Criterion::reap, "reap",
+     "mean of gate weight \u00d7 \u2016expert output\u2016 over the tokens routed to the expert (REAP)",
+     "reap_sum, activation_counts", true, score_reap},
+    {Criterion::ean, "ean", "mean \u2016expert output\u2016 over the tokens routed to the expert (EAN)",
+     "ean_sum, activation_counts", true, score_ean},
+    {Criterion::frequency, "frequency", "share of the layer's tokens routed to the expert",
+     "activation_counts, total_tokens", true, score_frequency},
+    {Criterion::weighted_frequency, "weighted-frequency", "activation frequency \u00d7 mean gate weight",
+     "activation_counts, total_tokens, gate_sum", true, score_weighted_frequency},
+    {Criterion::random, "random", "random (a baseline; ignores the statistics)", "nothing", false, score_random},
+};
+
+}  // namespace
+
+const std::vector<CriterionInfo> & criteria() { return k_criteria; }
+
+const CriterionInfo & criterion_info(Criterion c) {
+    for (const auto & info : k_criteria) {
+        if (info.id == c) return info;
+    }
+    fail("criterion %d has no registry entry", int(c));
+}
+
+std::vector<std::string> criterion_names(bool describing_model_only) {
+    std::vector<std::string> names;
+    for (const auto & info : k_criteria) {
+        if (info.describes_model || !describing_model_only) names.push_back(info.name);
+    }
+    return names;
+}
+
+Criterion parse_criterion(const std::string & s) {
+    std::string choices;
+    for (const auto & info : k_criteria) {
+        if (s == info.name) return info.id;
+        choices += (choices.empty() ? "" : ", ") + std::string(info.name);
+    }
+    fail("unknown criterion '%s' (%s)", s.c_str(), choices.c_str());
+}
+
+const char * criterion_name(Criterion c) { return criterion_info(c).name; }
+const char * criterion_meaning(Criterion c) { return criterion_info(c).meaning; }
+
+std::vector<double> expert_scores(const LayerStats & L, Criterion c, uint64_t seed, int layer) {
+    return criterion_info(c).score(L, seed, layer);
+}
+
+std::vector<uint32_t> pruning_order(std::vector<uint32_t> ids, const std::vector<double> & score,
+                                    const std::vector<uint64_t> & count) {
+    std::sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) {
+        if (score[a] != score[b]) return score[a] < score[b];
+        if (count[a] != count[b]) return count[a] < count[b];
+        return a < b;
+    });
+    return ids;
+}
+
+}  // namespace reap

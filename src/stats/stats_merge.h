@@ -1,0 +1,17 @@
+// `reap merge`: several stats files of runs on the same model into one (sums and counts add).
+#pragma once
+
+#include "stats/expert_stats.h"
+
+#include <string>
+#include <vector>
+
+namespace reap {
+
+// Loads and merges `paths` (at least two). Refuses, naming the file: the same file twice (by
+// path, link or identical calibration fingerprint: it would count the same tokens twice), and
+// statistics of different models (check_same_model, then the layers). An unfinished checkpoint
+// among the inputs keeps the result marked unfinished (meta.progress.complete = false).
+ExpertStats merge_stats_files(const std::vector<std::string> & paths);
+
+}  // namespace reap

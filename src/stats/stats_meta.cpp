@@ -1,0 +1,311 @@
+#include "stats/stats_meta.h"
+
+#include "core/error.h"
+#include "core/fs_util.h"
+
+#include <climits>
+#include <limits>
+
+namespace reap {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t k_max_meta_depth = 64;
+
+// Typed reads of one "_meta" key; every error names the file and the key.
+struct MetaReader {
+    const json &        j;
+    const std::string & origin;
+
+    const json * find(const char * key) const {
+        auto it = j.find(key);
+        return it == j.end() || it->is_null() ? nullptr : &*it;
+    }
+    [[noreturn]] void bad(const char * key, const char * want) const {
+        fail("%s: _meta.%s must be %s", origin.c_str(), key, want);
+    }
+    uint64_t to_uint(const json & v, const char * key, uint64_t max) const {
+        const bool non_negative = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+        if (!non_negative || v.get<uint64_t>() > max) {
+            bad(key, strfmt("a non-negative integer up to %llu", (unsigned long long) max).c_str());
+        }
+        return v.get<uint64_t>();
+    }
+    template <typename T>
+    void uint_field(const char * key, std::optional<T> & out) const {
+        if (const json * v = find(key)) out = T(to_uint(*v, key, std::numeric_limits<T>::max()));
+    }
+    void string_field(const char * key, std::optional<std::string> & out) const {
+        if (const json * v = find(key)) {
+            if (!v->is_string()) bad(key, "a string");
+            out = v->get<std::string>();
+        }
+    }
+    void bool_field(const char * key, std::optional<bool> & out) const {
+        if (const json * v = find(key)) {
+            if (!v->is_boolean()) bad(key, "true or false");
+            out = v->get<bool>();
+        }
+    }
+    // An array (of objects when `of_objects`) or an object, kept as JSON.
+    void json_field(const char * key, bool want_array, json & out) const {
+        const json * v = find(key);
+        if (!v) return;
+        if (want_array) {
+            if (!v->is_array()) bad(key, "an array of objects");
+            for (const auto & e : *v) {
+                if (!e.is_object()) bad(key, "an array of objects");
+            }
+        } else if (!v->is_object()) {
+            bad(key, "an object");
+        }
+        out = *v;
+    }
+    void layers_field(const char * key, std::optional<std::vector<int>> & out) const {
+        const json * v = find(key);
+        if (!v) return;
+        if (!v->is_array()) bad(key, "an array of layer indices");
+        std::vector<int> layers;
+        for (const auto & e : *v)
+            layers.push_back(int(to_uint(e, key, INT_MAX)));
+        out = layers;
+    }
+    void strings_field(const char * key, std::vector<std::string> & out) const {
+        const json * v = find(key);
+        if (!v) return;
+        if (!v->is_array()) bad(key, "an array of file names");
+        for (const auto & e : *v) {
+            if (!e.is_string()) bad(key, "an array of file names");
+            out.push_back(e.get<std::string>());
+        }
+    }
+    void progress_field(const char * key, std::optional<StatsProgress> & out) const {
+        const json * v = find(key);
+        if (!v) return;
+        if (!v->is_object() || !v->contains("complete") || !(*v)["complete"].is_boolean()) {
+            bad(key, "an object with samples_done, tokens_done and complete");
+        }
+        StatsProgress p;
+        p.complete = (*v)["complete"].get<bool>();
+        if (v->contains("samples_done"))
+            p.samples_done = to_uint((*v)["samples_done"], "progress.samples_done", UINT64_MAX);
+        if (v->contains("tokens_done"))
+            p.tokens_done = to_uint((*v)["tokens_done"], "progress.tokens_done", UINT64_MAX);
+        out = p;
+    }
+};
+
+// Whether `j` nests arrays/objects deeper than `limit`, found without recursion: copying a
+// hostile, deeply nested "_meta" recursively would overflow the stack.
+bool nested_deeper_than(const json & j, size_t limit) {
+    std::vector<std::pair<const json *, size_t>> todo = {{&j, 1}};
+    while (!todo.empty()) {
+        const auto [v, depth] = todo.back();
+        todo.pop_back();
+        if (!v->is_structured()) continue;
+        if (depth > limit) return true;
+        for (const auto & child : *v)
+            todo.push_back({&child, depth + 1});
+    }
+    return false;
+}
+
+const char * const k_known_keys[] = {"architecture",
+                                     "model",
+                                     "model_path",
+                                     "model_size",
+                                     "n_layer",
+                                     "n_expert",
+                                     "n_expert_used",
+                                     "n_expert_groups",
+                                     "n_group_used",
+                                     "moe_layers",
+                                     "router_fingerprint",
+                                     "tool",
+                                     "date",
+                                     "fingerprint",
+                                     "calibration",
+                                     "options",
+                                     "samples",
+                                     "tokens",
+                                     "gate_applied_before_expert",
+                                     "merged_from",
+                                     "progress"};
+
+bool is_known_key(const std::string & k) {
+    for (const char * known : k_known_keys) {
+        if (k == known) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
+    if (!j.is_object()) {
+        fail("%s: _meta must be an object (it is %s)", origin.c_str(), j.type_name());
+    }
+    if (nested_deeper_than(j, k_max_meta_depth)) {
+        fail("%s: _meta nests deeper than %zu levels", origin.c_str(), k_max_meta_depth);
+    }
+    const MetaReader r{j, origin};
+    StatsMeta        m;
+    r.string_field("architecture", m.architecture);
+    r.string_field("model", m.model);
+    r.string_field("model_path", m.model_path);
+    r.uint_field("model_size", m.model_size);
+    r.uint_field("n_layer", m.n_layer);
+    r.uint_field("n_expert", m.n_expert);
+    r.uint_field("n_expert_used", m.n_expert_used);
+    r.uint_field("n_expert_groups", m.n_expert_groups);
+    r.uint_field("n_group_used", m.n_group_used);
+    r.layers_field("moe_layers", m.moe_layers);
+    r.string_field("router_fingerprint", m.router_fingerprint);
+    r.string_field("tool", m.tool);
+    r.string_field("date", m.date);
+    r.string_field("fingerprint", m.fingerprint);
+    r.json_field("calibration", true, m.calibration);
+    r.json_field("options", false, m.options);
+    r.uint_field("samples", m.samples);
+    r.uint_field("tokens", m.tokens);
+    r.bool_field("gate_applied_before_expert", m.gate_applied_before_expert);
+    r.strings_field("merged_from", m.merged_from);
+    r.progress_field("progress", m.progress);
+    for (const auto & [k, v] : j.items()) {
+        if (!is_known_key(k)) m.unknown[k] = v;
+    }
+    return m;
+}
+
+json StatsMeta::to_json() const {
+    json j   = unknown.is_object() ? unknown : json::object();
+    auto put = [&](const char * key, const auto & opt) {
+        if (opt) j[key] = *opt;
+    };
+    put("tool", tool);
+    put("date", date);
+    put("model", model);
+    put("model_path", model_path);
+    put("model_size", model_size);
+    put("architecture", architecture);
+    put("n_layer", n_layer);
+    put("n_expert", n_expert);
+    put("n_expert_used", n_expert_used);
+    put("n_expert_groups", n_expert_groups);
+    put("n_group_used", n_group_used);
+    put("moe_layers", moe_layers);
+    put("router_fingerprint", router_fingerprint);
+    put("fingerprint", fingerprint);
+    if (!options.is_null()) j["options"] = options;
+    put("gate_applied_before_expert", gate_applied_before_expert);
+    if (!calibration.is_null()) j["calibration"] = calibration;
+    put("samples", samples);
+    put("tokens", tokens);
+    if (!merged_from.empty()) j["merged_from"] = merged_from;
+    if (progress) {
+        j["progress"] = {{"samples_done", progress->samples_done},
+                         {"tokens_done", progress->tokens_done},
+                         {"complete", progress->complete}};
+    }
+    return j;
+}
+
+json StatsMeta::operator[](const std::string & key) const {
+    const json j = to_json();
+    return j.contains(key) ? j[key] : json();
+}
+
+StatsMeta StatsMeta::for_model(const MoeShape & shape, const std::string & model_path, uint64_t size) {
+    StatsMeta m;
+    m.architecture    = shape.arch;
+    m.model           = base_name(model_path);
+    m.model_path      = model_path;
+    m.model_size      = size;
+    m.n_layer         = shape.n_layer;
+    m.n_expert        = shape.n_expert;
+    m.n_expert_used   = shape.n_expert_used;
+    m.n_expert_groups = shape.n_expert_groups;
+    m.n_group_used    = shape.n_group_used;
+    m.moe_layers      = shape.moe_layers;
+    if (!shape.router_fingerprint.empty()) m.router_fingerprint = shape.router_fingerprint;
+    return m;
+}
+
+MoeShape StatsMeta::shape(uint32_t fallback_n_expert, bool * groups_known) const {
+    MoeShape s;
+    s.arch               = architecture.value_or("");
+    s.n_layer            = n_layer.value_or(0);
+    s.n_expert           = n_expert.value_or(fallback_n_expert);
+    s.n_expert_used      = n_expert_used.value_or(0);
+    s.n_expert_groups    = n_expert_groups.value_or(0);
+    s.n_group_used       = n_group_used.value_or(0);
+    s.moe_layers         = moe_layers.value_or(std::vector<int>());
+    s.router_fingerprint = router_fingerprint.value_or("");
+    if (groups_known) *groups_known = n_expert_groups.has_value();
+    return s;
+}
+
+namespace {
+
+template <typename T>
+std::string shown(const T & v) {
+    return json(v).dump();
+}
+
+template <typename T>
+void same_field(const char * key, const std::optional<T> & a, const std::optional<T> & b, const std::string & path,
+                const char * a_is) {
+    if (a && b && *a != *b) {
+        fail("%s: %s is %s, but %s in %s: statistics of different models", path.c_str(), key, shown(*b).c_str(),
+             shown(*a).c_str(), a_is);
+    }
+}
+
+}  // namespace
+
+void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & path, SameModel level,
+                      const char * a_is) {
+    same_field("architecture", a.architecture, b.architecture, path, a_is);
+    same_field("n_layer", a.n_layer, b.n_layer, path, a_is);
+    same_field("n_expert", a.n_expert, b.n_expert, path, a_is);
+    same_field("n_expert_used", a.n_expert_used, b.n_expert_used, path, a_is);
+    same_field("n_expert_groups", a.n_expert_groups, b.n_expert_groups, path, a_is);
+    same_field("moe_layers", a.moe_layers, b.moe_layers, path, a_is);
+    same_field("router_fingerprint", a.router_fingerprint, b.router_fingerprint, path, a_is);
+    if (level == SameModel::shape) return;
+    // Same shape is not the same model: the model file's name and size tell weights apart.
+    same_field("model", a.model, b.model, path, a_is);
+    same_field("model_size", a.model_size, b.model_size, path, a_is);
+}
+
+StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths) {
+    StatsMeta out   = metas.at(0);
+    out.calibration = json::array();
+    out.fingerprint.reset();  // a merged file is not a checkpoint to resume
+    out.progress.reset();
+    out.samples.reset();
+    out.tokens.reset();
+    StatsProgress progress{0, 0, true};
+    for (const auto & m : metas) {
+        if (m.calibration.is_array()) {
+            for (const auto & c : m.calibration)
+                out.calibration.push_back(c);
+        }
+        if (m.samples) out.samples = out.samples.value_or(0) + *m.samples;
+        if (m.tokens) out.tokens = out.tokens.value_or(0) + *m.tokens;
+        const StatsProgress p = m.progress.value_or(StatsProgress{m.samples.value_or(0), m.tokens.value_or(0), true});
+        progress.samples_done += p.samples_done;
+        progress.tokens_done += p.tokens_done;
+        progress.complete = progress.complete && p.complete;
+    }
+    // An unfinished input stays visible: the result is as unfinished as its least finished part.
+    if (!progress.complete) out.progress = progress;
+    out.merged_from = paths;
+    out.date        = iso_utc_now();
+    out.tool        = std::string("reap.cpp ") + REAP_VERSION;
+    return out;
+}
+
+}  // namespace reap
