@@ -27,7 +27,7 @@ for name in "${models[@]}"; do
   # llama.cpp's logger prints from a background thread and can lose the last lines at exit
   # on a loaded machine (llama.cpp issue 22142), so a clean exit without the final line is retried.
   line=
-  for attempt in 1 2 3; do
+  for attempt in 1 2 3 4 5 6 7 8; do
     if ! "$ppl" -m "$model" -f "$text" -c 128 -b 128 -t 2 --chunks 4 >"$log" 2>&1; then
       echo "FAIL $arch: llama-perplexity exited non-zero"; tail -5 "$log"; fail=1; continue 2
     fi

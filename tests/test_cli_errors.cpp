@@ -155,3 +155,16 @@ TEST(CliErrors, VerboseAfterTheCommand) {
 }
 
 }  // namespace
+
+namespace {
+
+// The prototype's Python pruner flags still work: `--input` and `--keep_ratio` are aliases of
+// prune's -m and --keep-ratio (a missing model is then a runtime error, exit 1, not a usage one).
+TEST(CliErrors, PrototypePruneFlagsAreAliases) {
+    const auto r = test::run_reap({"prune", "--input", "/no/such/model.gguf", "--stats", "/no/such/s.json",
+                                   "--keep_ratio", "0.5", "--dry-run"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("/no/such/model.gguf"), std::string::npos) << r.err;
+}
+
+}  // namespace

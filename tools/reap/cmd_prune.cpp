@@ -55,12 +55,12 @@ std::string criteria_help() {
 void add_prune(CLI::App & app) {
     auto   o   = std::make_shared<PruneOpts>();
     auto * cmd = app.add_subcommand("prune", "drop the lowest-scoring experts and write a smaller GGUF");
-    cmd->add_option("-m,--model", o->req.model, "input GGUF (any split of a split model)")->required();
+    cmd->add_option("-m,--model,--input", o->req.model, "input GGUF (any split of a split model; --input: the prototype's name)")->required();
     cmd->add_option("--stats", o->req.stats, "stats file from reap profile");
     cmd->add_option("--plan", o->req.plan, "apply a saved plan (from --dry-run / --plan-out) instead of --stats");
     cmd->add_option("-o,--output", o->req.output,
                     "output GGUF; with several ratios '-keep<r>' is added, or '{keep}' replaced");
-    cmd->add_option("--keep-ratio", o->keep_ratio, "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
+    cmd->add_option("--keep-ratio,--keep_ratio", o->keep_ratio, "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
     cmd->add_option("--keep", o->keep, "experts to keep per MoE layer")->check(CLI::NonNegativeNumber);
     cmd->add_option("--prune", o->prune, "experts to remove per MoE layer")->check(CLI::NonNegativeNumber);
     cmd->add_option("--criterion", o->criterion, criteria_help())->check(CLI::IsMember(criterion_names()));
