@@ -14,7 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
                 r.read_row(row, w[i + 1]);
             }
         }
-    } catch (const reap::Error &) {
-    }
+    } catch (const reap::Error &) {}
     return 0;
 }

@@ -11,8 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
             try {
                 std::vector<reap::CalibFileReport> report;
                 (void) reap::load_calibration({path}, reap::CalibFormat::automatic, strict, report);
-            } catch (const reap::Error &) {
-            }
+            } catch (const reap::Error &) {}
         }
     }
     return 0;

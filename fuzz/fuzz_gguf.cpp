@@ -20,8 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
             const reap::GgufFile  f = reap::GgufFile::open(path);
             const reap::MoeLayout m = reap::analyze_moe(f);
             (void) reap::inspect_text(reap::inspect_report(f, m));
-        } catch (const reap::Error &) {
-        }
+        } catch (const reap::Error &) {}
     }
     return 0;
 }

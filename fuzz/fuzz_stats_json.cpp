@@ -15,7 +15,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
         reap::check_stats_match(s, s.shape(), path);
         reap::check_same_model(s.meta, t.meta, path);
         (void) reap::merge_metas({s.meta, t.meta}, {path, path}).to_json().dump();
-    } catch (const reap::Error &) {
-    }
+    } catch (const reap::Error &) {}
     return 0;
 }

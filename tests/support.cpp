@@ -9,16 +9,16 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 extern char ** environ;
 
@@ -63,7 +63,8 @@ pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_
     std::vector<std::string> argv_s = {REAP_BIN};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char *> argv;
-    for (auto & a : argv_s) argv.push_back(a.data());
+    for (auto & a : argv_s)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
 
     posix_spawn_file_actions_t fa;
@@ -81,7 +82,7 @@ pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_
 }
 
 RunResult run_reap(const std::vector<std::string> & args) {
-    const std::string dir  = fs::path(REAP_TEST_TMP) / "run";
+    const std::string dir = fs::path(REAP_TEST_TMP) / "run";
     fs::create_directories(dir);
     const std::string tag      = std::to_string(::getpid()) + "." + std::to_string(::rand());
     const std::string out_path = dir + "/out." + tag, err_path = dir + "/err." + tag;
@@ -113,16 +114,17 @@ std::vector<std::vector<float>> decode_logits(const std::string & path, const st
         llama_backend_init();
     });
     std::vector<std::vector<float>> rows;
-    llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers       = 0;
-    llama_model * model   = llama_model_load_from_file(path.c_str(), mp);
+    llama_model_params              mp = llama_model_default_params();
+    mp.n_gpu_layers                    = 0;
+    llama_model * model                = llama_model_load_from_file(path.c_str(), mp);
     if (model == nullptr) {
         ADD_FAILURE() << "llama.cpp could not load " << path;
         return rows;
     }
-    const llama_vocab * vocab = llama_model_get_vocab(model);
+    const llama_vocab *      vocab = llama_model_get_vocab(model);
     std::vector<llama_token> tokens(text.size() + 8);
-    const int n = llama_tokenize(vocab, text.c_str(), int32_t(text.size()), tokens.data(), int32_t(tokens.size()), true, false);
+    const int                n =
+        llama_tokenize(vocab, text.c_str(), int32_t(text.size()), tokens.data(), int32_t(tokens.size()), true, false);
     EXPECT_GT(n, 1) << "tokenization failed";
     tokens.resize(size_t(std::max(n, 0)));
 
@@ -155,11 +157,11 @@ std::vector<std::vector<float>> decode_logits(const std::string & path, const st
 }
 
 std::string write_splits(const std::string & src, const std::string & prefix, int n) {
-    ggml_context *   data = nullptr;
-    gguf_context *   in   = gguf_init_from_file(src.c_str(), {false, &data});
+    ggml_context * data = nullptr;
+    gguf_context * in   = gguf_init_from_file(src.c_str(), {false, &data});
     EXPECT_NE(in, nullptr);
-    const int64_t    nt   = gguf_get_n_tensors(in);
-    std::string      first;
+    const int64_t nt = gguf_get_n_tensors(in);
+    std::string   first;
     for (int s = 0; s < n; s++) {
         gguf_context * out = gguf_init_empty();
         if (s == 0) {

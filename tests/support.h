@@ -4,8 +4,8 @@
 
 #include "synth/synth.h"
 
-#include <string>
 #include <sys/types.h>
+#include <string>
 #include <vector>
 
 namespace reap::test {
@@ -17,8 +17,8 @@ std::string tmp_dir();
 std::string synth_model(const synth::Options & o);
 
 struct RunResult {
-    int         exit_code;   // -1 when the process died from a signal
-    int         signal;      // the signal, or 0
+    int         exit_code;  // -1 when the process died from a signal
+    int         signal;     // the signal, or 0
     std::string out;
     std::string err;
 };

@@ -34,7 +34,7 @@ void add_row(const std::vector<float> & base_logits, const std::vector<float> & 
     EXPECT_EQ(row.next_logprob, base[0]);
     const auto exact = compare_token(base.data(), model.data(), base.size(), 0);
     const auto coded = compare_token(decoded.data(), model.data(), base.size(), 0);
-    e.max_abs = std::max(e.max_abs, std::fabs(exact.kl - coded.kl));
+    e.max_abs        = std::max(e.max_abs, std::fabs(exact.kl - coded.kl));
     e.exact_sum += exact.kl;
     e.coded_sum += coded.kl;
     e.top1_differs += exact.top1_agrees != coded.top1_agrees;
@@ -59,10 +59,11 @@ TEST(LogprobCodec, KlWithin1e3AndSameTop1AtARealVocabularySize) {
             add_row(base, model, e);
         }
     }
-    std::printf("151936 entries, %zu rows: max |KL(coded) - KL(float32)| = %.3g nats, mean KL %.6f vs %.6f, "
-                "top-1 differs on %zu rows; %.5f bytes per entry\n",
-                e.rows, e.max_abs, e.coded_sum / double(e.rows), e.exact_sum / double(e.rows), e.top1_differs,
-                double(k_quantized_row_header + 2 * n_vocab) / double(n_vocab));
+    std::printf(
+        "151936 entries, %zu rows: max |KL(coded) - KL(float32)| = %.3g nats, mean KL %.6f vs %.6f, "
+        "top-1 differs on %zu rows; %.5f bytes per entry\n",
+        e.rows, e.max_abs, e.coded_sum / double(e.rows), e.exact_sum / double(e.rows), e.top1_differs,
+        double(k_quantized_row_header + 2 * n_vocab) / double(n_vocab));
     EXPECT_LE(e.max_abs, 1e-3);
     EXPECT_EQ(e.top1_differs, 0u);
 }
@@ -75,11 +76,12 @@ TEST(LogprobCodec, KlWithin1e3OnASyntheticModelsRows) {
     const std::string other = test::synth_model(o);
     const auto        bytes = test::read_bytes(std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt");
     const std::string text(bytes.begin(), bytes.begin() + 500);  // under decode_logits' 512 tokens
-    const auto b = test::decode_logits(base, text), m = test::decode_logits(other, text);
+    const auto        b = test::decode_logits(base, text), m = test::decode_logits(other, text);
     ASSERT_EQ(b.size(), m.size());
     ASSERT_GT(b.size(), 100u);
     KlError e;
-    for (size_t i = 0; i < b.size(); i++) add_row(b[i], m[i], e);
+    for (size_t i = 0; i < b.size(); i++)
+        add_row(b[i], m[i], e);
     std::printf("synthetic model (%zu entries), %zu rows: max |KL diff| = %.3g, mean KL %.6f vs %.6f\n", b[0].size(),
                 e.rows, e.max_abs, e.coded_sum / double(e.rows), e.exact_sum / double(e.rows));
     EXPECT_GT(e.exact_sum / double(e.rows), 1e-3);  // the models do differ
@@ -96,7 +98,8 @@ TEST(LogprobCodec, EdgeRowsRoundTrip) {
     encode_logprob_row(flat.data(), flat.size(), 3, row);
     EXPECT_EQ(invalid_quantized_row(row, 3), nullptr);
     decode_logprob_row(row, decoded);
-    for (float v : decoded) EXPECT_NEAR(v, flat[0], 1e-6);
+    for (float v : decoded)
+        EXPECT_NEAR(v, flat[0], 1e-6);
     EXPECT_EQ(row.codes[0], k_top_code);
     EXPECT_EQ(row.codes[1], 1);
     // A range beyond 32 nats, and an entry masked with -inf: what lies below the floor reads back
@@ -131,17 +134,17 @@ TEST(LogprobCodec, RowsNoWriterMakesAreInvalid) {
     EXPECT_TRUE(bad([](QuantizedRow & r) { r.scale = std::nanf(""); }));
     EXPECT_TRUE(bad([](QuantizedRow & r) { r.scale = -r.scale; }));
     EXPECT_TRUE(bad([](QuantizedRow & r) { r.floor = INFINITY; }));
-    EXPECT_TRUE(bad([](QuantizedRow & r) { r.floor = 1.0f; }));            // the top above 0
-    EXPECT_TRUE(bad([](QuantizedRow & r) { r.scale = 1.0f; }));            // a range of 65,535 nats
-    EXPECT_TRUE(bad([](QuantizedRow & r) { r.next_logprob = 0.25f; }));    // positive
-    EXPECT_TRUE(bad([](QuantizedRow & r) { r.next_logprob = -20.0f; }));   // its code says -1.5
-    EXPECT_TRUE(bad([](QuantizedRow & r) { r.codes[0] = 0; }));            // no top entry
+    EXPECT_TRUE(bad([](QuantizedRow & r) { r.floor = 1.0f; }));           // the top above 0
+    EXPECT_TRUE(bad([](QuantizedRow & r) { r.scale = 1.0f; }));           // a range of 65,535 nats
+    EXPECT_TRUE(bad([](QuantizedRow & r) { r.next_logprob = 0.25f; }));   // positive
+    EXPECT_TRUE(bad([](QuantizedRow & r) { r.next_logprob = -20.0f; }));  // its code says -1.5
+    EXPECT_TRUE(bad([](QuantizedRow & r) { r.codes[0] = 0; }));           // no top entry
 }
 
 TEST(BaseLogitsFile, TwoBytesPerEntryAndTwelvePerPosition) {
     // -c 512 over 50,000 tokens at 151,936 entries: what a real held-out run writes.
     const uint64_t n_tokens = 50000, n_vocab = 151936;
-    const uint64_t rows     = scored_positions(n_tokens, 512, 0);
+    const uint64_t rows = scored_positions(n_tokens, 512, 0);
     EXPECT_EQ(rows, n_tokens / 512 * 511 + (n_tokens % 512 - 1));
     const uint64_t size = base_logits_file_size(n_tokens, 512, 0, n_vocab);
     EXPECT_EQ(size, sizeof(BaseLogitsHeader) + 4 * n_tokens + rows * (2 * n_vocab + 12));

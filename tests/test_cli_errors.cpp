@@ -6,10 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <cstring>
 #include <fstream>
-#include <sys/stat.h>
 
 using namespace reap;
 
@@ -28,7 +28,8 @@ void expect_one_line_error(const std::vector<std::string> & args, const std::str
 std::vector<uint8_t> header(uint64_t n_tensors, uint64_t n_kv) {
     std::vector<uint8_t> b = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
     for (uint64_t v : {n_tensors, n_kv}) {
-        for (int i = 0; i < 8; i++) b.push_back(uint8_t(v >> (8 * i)));
+        for (int i = 0; i < 8; i++)
+            b.push_back(uint8_t(v >> (8 * i)));
     }
     return b;
 }
@@ -48,11 +49,11 @@ TEST(CliErrors, InspectBadFiles) {
     expect_one_line_error({"inspect", empty}, empty + ": not a valid GGUF file");
 
     synth::Options o;
-    o.n_layer             = 2;
-    const auto  model     = test::synth_model(o);
-    const auto  bytes     = test::read_bytes(model);
-    const auto  cut_meta  = dir + "/cut-meta.gguf";
-    const auto  cut_data  = dir + "/cut-data.gguf";
+    o.n_layer           = 2;
+    const auto model    = test::synth_model(o);
+    const auto bytes    = test::read_bytes(model);
+    const auto cut_meta = dir + "/cut-meta.gguf";
+    const auto cut_data = dir + "/cut-data.gguf";
     test::write_bytes(cut_meta, bytes.data(), 4000);
     test::write_bytes(cut_data, bytes.data(), bytes.size() - 1000);
     expect_one_line_error({"inspect", cut_meta}, cut_meta + ": not a valid GGUF file");
@@ -73,9 +74,9 @@ TEST(CliErrors, InspectBadFiles) {
     expect_one_line_error({"inspect", longstr}, longstr + ": not a valid GGUF file");
 
     // Random bytes after a valid magic.
-    const auto noise = dir + "/noise.gguf";
-    std::vector<uint8_t> n = {'G', 'G', 'U', 'F'};
-    uint32_t             x = 12345;
+    const auto           noise = dir + "/noise.gguf";
+    std::vector<uint8_t> n     = {'G', 'G', 'U', 'F'};
+    uint32_t             x     = 12345;
     for (int i = 0; i < 4096; i++) {
         x = x * 1664525u + 1013904223u;
         n.push_back(uint8_t(x >> 24));
@@ -94,7 +95,8 @@ TEST(CliErrors, InspectModelWithoutExperts) {
 
 TEST(CliErrors, SynthBadOutputAndOptions) {
     const std::string dir = test::tmp_dir();
-    expect_one_line_error({"synth", "-o", dir + "/no/such/dir/m.gguf"}, dir + "/no/such/dir/m.gguf: cannot create output");
+    expect_one_line_error({"synth", "-o", dir + "/no/such/dir/m.gguf"},
+                          dir + "/no/such/dir/m.gguf: cannot create output");
     expect_one_line_error({"synth", "--n-embd", "100", "-o", dir + "/m.gguf"}, "multiple of 64");
     struct stat st;
     EXPECT_NE(::stat((dir + "/m.gguf").c_str(), &st), 0) << "a refused synth must not leave a file";
@@ -161,8 +163,8 @@ namespace {
 // The prototype's Python pruner flags still work: `--input` and `--keep_ratio` are aliases of
 // prune's -m and --keep-ratio (a missing model is then a runtime error, exit 1, not a usage one).
 TEST(CliErrors, PrototypePruneFlagsAreAliases) {
-    const auto r = test::run_reap({"prune", "--input", "/no/such/model.gguf", "--stats", "/no/such/s.json",
-                                   "--keep_ratio", "0.5", "--dry-run"});
+    const auto r = test::run_reap(
+        {"prune", "--input", "/no/such/model.gguf", "--stats", "/no/such/s.json", "--keep_ratio", "0.5", "--dry-run"});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find("/no/such/model.gguf"), std::string::npos) << r.err;
 }

@@ -7,12 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 using namespace reap;
 using nlohmann::json;
@@ -23,14 +23,14 @@ const std::string k_text = std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt
 
 TEST(EvalMetrics, HandComputedOnATinyVocabulary) {
     // base: p = (1/4, 1/2, 1/4); model: uniform q = 1/3
-    const float base_logits[3]  = {0.0f, float(std::log(2.0)), 0.0f};
-    const float model_logits[3] = {5.0f, 5.0f, 5.0f};
+    const float        base_logits[3]  = {0.0f, float(std::log(2.0)), 0.0f};
+    const float        model_logits[3] = {5.0f, 5.0f, 5.0f};
     std::vector<float> b, m;
     log_softmax(base_logits, 3, b);
     log_softmax(model_logits, 3, m);
     EXPECT_NEAR(std::exp(b[1]), 0.5, 1e-7);
     EXPECT_NEAR(std::exp(m[0]), 1.0 / 3.0, 1e-7);
-    const auto c = compare_token(b.data(), m.data(), 3, 2);
+    const auto   c  = compare_token(b.data(), m.data(), 3, 2);
     const double kl = 0.25 * std::log(0.25 * 3) + 0.5 * std::log(0.5 * 3) + 0.25 * std::log(0.25 * 3);
     EXPECT_NEAR(c.kl, kl, 1e-6);
     EXPECT_NEAR(c.nll, std::log(3.0), 1e-6);
@@ -56,22 +56,23 @@ Models make_models() {
     Models m;
     m.dir = test::tmp_dir();
     synth::Options o;
-    o.n_layer = 3;
-    m.base    = test::synth_model(o);
-    const auto p = test::run_reap({"profile", "-m", m.base, "--data", std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl",
-                                   "--max-samples", "8", "-o", m.dir + "/s.json", "--no-progress"});
+    o.n_layer    = 3;
+    m.base       = test::synth_model(o);
+    const auto p = test::run_reap({"profile", "-m", m.base, "--data",
+                                   std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl", "--max-samples",
+                                   "8", "-o", m.dir + "/s.json", "--no-progress"});
     EXPECT_EQ(p.exit_code, 0) << p.err;
     m.pruned     = m.dir + "/pruned.gguf";
-    const auto q = test::run_reap({"prune", "-m", m.base, "--stats", m.dir + "/s.json", "--keep-ratio", "0.5", "-o",
-                                   m.pruned, "--no-progress"});
+    const auto q = test::run_reap(
+        {"prune", "-m", m.base, "--stats", m.dir + "/s.json", "--keep-ratio", "0.5", "-o", m.pruned, "--no-progress"});
     EXPECT_EQ(q.exit_code, 0) << q.err;
     return m;
 }
 
 TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     const Models m = make_models();
-    const auto r = test::run_reap({"eval", "-m", m.base, "--pruned", m.base, m.pruned, "--data", k_text, "-c", "64",
-                                   "--base-logits", m.dir + "/base.lgt", "-o", m.dir + "/t.json", "--no-progress"});
+    const auto   r = test::run_reap({"eval", "-m", m.base, "--pruned", m.base, m.pruned, "--data", k_text, "-c", "64",
+                                     "--base-logits", m.dir + "/base.lgt", "-o", m.dir + "/t.json", "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const json t = json::parse(test::read_bytes(m.dir + "/t.json"));
     ASSERT_EQ(t.size(), 3u);
@@ -81,7 +82,8 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     EXPECT_EQ(t[0]["kl_p99"], 0.0);
     EXPECT_LT(t[1]["kl_mean"].get<double>(), 1e-5);
     EXPECT_LT(t[1]["kl_p99"].get<double>(), 1e-4);
-    for (int i : {0, 1}) EXPECT_EQ(t[i]["top1_agreement"], 1.0);
+    for (int i : {0, 1})
+        EXPECT_EQ(t[i]["top1_agreement"], 1.0);
     EXPECT_DOUBLE_EQ(t[0]["ppl"].get<double>(), t[1]["ppl"].get<double>());
     EXPECT_GT(t[0]["ppl"].get<double>(), 1.0);
     // the pruned model is measurably different
@@ -92,7 +94,8 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     EXPECT_GT(t[2]["tokens_scored"].get<uint64_t>(), 300u);
     EXPECT_NE(r.out.find("KL mean"), std::string::npos);
     EXPECT_NE(r.out.find("--ppl-convention all"), std::string::npos) << r.out;
-    for (int i : {0, 1, 2}) EXPECT_EQ(t[i]["ppl_convention"], "all");
+    for (int i : {0, 1, 2})
+        EXPECT_EQ(t[i]["ppl_convention"], "all");
     // 2 bytes per vocabulary entry and 12 per scored position, after the header and the tokens
     const uint64_t n_scored = t[2]["tokens_scored"].get<uint64_t>();
     const auto     lgt      = test::read_bytes(m.dir + "/base.lgt");
@@ -106,7 +109,7 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     const auto again = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
                                        m.dir + "/base.lgt", "-o", m.dir + "/t2.csv", "--no-progress"});
     ASSERT_EQ(again.exit_code, 0) << again.err;
-    const auto csv = test::read_bytes(m.dir + "/t2.csv");
+    const auto        csv = test::read_bytes(m.dir + "/t2.csv");
     const std::string c(csv.begin(), csv.end());
     EXPECT_EQ(c.rfind("model,file_size,ppl,kl_mean", 0), 0u) << c;
     EXPECT_NE(c.find(std::to_string(t[2]["tokens_scored"].get<uint64_t>())), std::string::npos);
@@ -118,11 +121,12 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     EXPECT_EQ(again.out.find(" 0.0\n"), std::string::npos) << again.out;
 }
 
-
 TEST(Eval, RefusesMismatchedLogitsAndBadInput) {
     const Models m = make_models();
     ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
-                              m.dir + "/base.lgt", "--no-progress"}).exit_code, 0);
+                              m.dir + "/base.lgt", "--no-progress"})
+                  .exit_code,
+              0);
     auto refuse = [&](std::vector<std::string> args, const std::string & why) {
         const auto r = test::run_reap(args);
         EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -140,11 +144,14 @@ TEST(Eval, RefusesMismatchedLogitsAndBadInput) {
     auto vocab = bytes;
     vocab[8] ^= 1;
     test::write_bytes(m.dir + "/vocab.lgt", vocab.data(), vocab.size());
-    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/vocab.lgt"}, "vocab.lgt");
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/vocab.lgt"},
+           "vocab.lgt");
     test::write_bytes(m.dir + "/cut.lgt", bytes.data(), bytes.size() - 100);
-    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/cut.lgt"}, "truncated");
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/cut.lgt"},
+           "truncated");
     test::write_bytes(m.dir + "/junk.lgt", "not logits at all", 17);
-    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "--base-logits", m.dir + "/junk.lgt"}, "not a reap base-logits file");
+    refuse({"eval", "--pruned", m.pruned, "--data", k_text, "--base-logits", m.dir + "/junk.lgt"},
+           "not a reap base-logits file");
 
     const std::string empty = m.dir + "/empty.txt";
     std::ofstream(empty) << "  \n";
@@ -154,7 +161,6 @@ TEST(Eval, RefusesMismatchedLogitsAndBadInput) {
     refuse({"eval", "--pruned", m.pruned, "--data", k_text}, "give -m BASE");
 }
 
-
 // ---- hardening ---------------------------------------------------------------------------------
 
 std::string read_text(const std::string & path) {
@@ -163,15 +169,15 @@ std::string read_text(const std::string & path) {
 }
 
 TEST(EvalHardening, RefusesAnOutputThatIsAnInput) {
-    const Models m = make_models();
+    const Models      m    = make_models();
     const std::string text = m.dir + "/held-out.txt";
     std::ofstream(text) << read_text(k_text);
     ASSERT_EQ(::symlink(m.base.c_str(), (m.dir + "/base-link.gguf").c_str()), 0);
     ASSERT_EQ(::link(text.c_str(), (m.dir + "/text-hardlink.txt").c_str()), 0);
     const std::string base_before = read_text(m.base), text_before = read_text(text);
-    auto refuse = [&](std::vector<std::string> extra) {
-        std::vector<std::string> args = {"eval", "-m", m.base, "--pruned", m.pruned, "--data", text, "-c", "64",
-                                         "--no-progress"};
+    auto              refuse = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = {"eval",   "-m", m.base, "--pruned", m.pruned,
+                                         "--data", text, "-c",   "64",       "--no-progress"};
         args.insert(args.end(), extra.begin(), extra.end());
         const auto r = test::run_reap(args);
         EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -184,14 +190,16 @@ TEST(EvalHardening, RefusesAnOutputThatIsAnInput) {
     refuse({"-o", m.dir + "/text-hardlink.txt"});
     // the table over an existing base-logits file that this run reads
     ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", text, "-c", "64", "--base-logits", m.dir + "/b.lgt",
-                              "--no-progress"}).exit_code, 0);
+                              "--no-progress"})
+                  .exit_code,
+              0);
     refuse({"--base-logits", m.dir + "/b.lgt", "-o", m.dir + "/b.lgt"});
     EXPECT_EQ(read_text(m.base), base_before);
     EXPECT_EQ(read_text(text), text_before);
 }
 
 TEST(EvalHardening, TemporaryLogitsGoToTheTempFolderNotBesideTheData) {
-    const Models m = make_models();
+    const Models      m        = make_models();
     const std::string data_dir = m.dir + "/data", tmp = m.dir + "/tmp";
     std::filesystem::create_directories(data_dir);
     std::filesystem::create_directories(tmp);
@@ -200,21 +208,24 @@ TEST(EvalHardening, TemporaryLogitsGoToTheTempFolderNotBesideTheData) {
     // Where the old code put its temporary: a directory there made it fail.
     std::filesystem::create_directories(text + ".base-logits.tmp");
     ::setenv("TMPDIR", tmp.c_str(), 1);
-    const auto r = test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", text, "-c", "64",
-                                   "--no-progress"});
+    const auto r =
+        test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", text, "-c", "64", "--no-progress"});
     ::unsetenv("TMPDIR");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_TRUE(std::filesystem::is_directory(text + ".base-logits.tmp"));
     EXPECT_TRUE(std::filesystem::is_empty(tmp)) << "the temporary was not removed";
     size_t n = 0;
-    for (const auto & e : std::filesystem::directory_iterator(data_dir)) n += e.is_regular_file() ? 1 : 0;
+    for (const auto & e : std::filesystem::directory_iterator(data_dir))
+        n += e.is_regular_file() ? 1 : 0;
     EXPECT_EQ(n, 1u) << "something was written beside the data";
 }
 
 TEST(EvalHardening, RefusesABaseOtherThanTheOneTheLogitsWereMadeFrom) {
     const Models m = make_models();
     ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "--base-logits", m.dir + "/b.lgt",
-                              "--no-progress"}).exit_code, 0);
+                              "--no-progress"})
+                  .exit_code,
+              0);
     const auto wrong = test::run_reap({"eval", "-m", m.pruned, "--pruned", m.pruned, "--data", k_text, "-c", "64",
                                        "--base-logits", m.dir + "/b.lgt", "--no-progress"});
     EXPECT_EQ(wrong.exit_code, 1) << wrong.err;
@@ -228,10 +239,10 @@ TEST(EvalHardening, RefusesABaseOtherThanTheOneTheLogitsWereMadeFrom) {
 // Base-logits files from the fuzzing campaign, and mutations of a real one: each is refused
 // with one line naming the file, never a crash, a huge allocation or a NaN table.
 TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
-    const Models m = make_models();
-    auto refuse = [&](const std::string & file, const std::string & why) {
-        const auto r = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
-                                       file, "--no-progress"});
+    const Models m      = make_models();
+    auto         refuse = [&](const std::string & file, const std::string & why) {
+        const auto r = test::run_reap(
+                    {"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits", file, "--no-progress"});
         EXPECT_EQ(r.exit_code, 1) << file << ": " << r.err;
         EXPECT_EQ(r.signal, 0) << file;
         EXPECT_NE(r.err.find(file + ": "), std::string::npos) << r.err;
@@ -241,17 +252,20 @@ TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
     refuse(std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/bl_badtok.bin", "older reap");
 
     const std::string good = m.dir + "/good.lgt";
-    ASSERT_EQ(test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "--base-logits", good,
-                              "--no-progress"}).exit_code, 0);
+    ASSERT_EQ(
+        test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "--base-logits", good, "--no-progress"})
+            .exit_code,
+        0);
     const auto bytes    = test::read_bytes(good);
     uint32_t   n_vocab  = 0;
     uint64_t   n_tokens = 0;
     std::memcpy(&n_vocab, bytes.data() + 8, 4);
     std::memcpy(&n_tokens, bytes.data() + 24, 8);
     const size_t tokens_at = 296, rows_at = tokens_at + n_tokens * 4, row_bytes = 12 + 2 * size_t(n_vocab);
-    auto mutate = [&](const std::string & name, std::vector<std::pair<size_t, std::vector<uint8_t>>> edits) {
+    auto         mutate = [&](const std::string & name, std::vector<std::pair<size_t, std::vector<uint8_t>>> edits) {
         auto b = bytes;
-        for (const auto & [at, v] : edits) std::memcpy(b.data() + at, v.data(), v.size());
+        for (const auto & [at, v] : edits)
+            std::memcpy(b.data() + at, v.data(), v.size());
         test::write_bytes(m.dir + "/" + name, b.data(), b.size());
         return m.dir + "/" + name;
     };
@@ -267,8 +281,8 @@ TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
     refuse(mutate("ntok1.lgt", {{16, le(uint32_t(1))}, {24, le(uint64_t(1))}}), "corrupt");
     for (int shift : {29, 33, 60}) {
         const uint64_t n = uint64_t(1) << shift;
-        refuse(mutate("huge" + std::to_string(shift) + ".lgt", {{16, le(uint32_t(std::min<uint64_t>(n / 64, ~0u)))},
-                                                                {24, le(n)}}),
+        refuse(mutate("huge" + std::to_string(shift) + ".lgt",
+                      {{16, le(uint32_t(std::min<uint64_t>(n / 64, ~0u)))}, {24, le(n)}}),
                "corrupt");
     }
     refuse(mutate("half.lgt", {{20, le(uint32_t(32))}}), "made with --ppl-convention second-half");
@@ -284,16 +298,17 @@ TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
 // ---- what PPL means, and how the table names things ---------------------------------------------
 
 TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
-    const Models m = make_models();
+    const Models m    = make_models();
     const auto   half = test::run_reap({"eval", "-m", m.base, "--pruned", m.pruned, "--data", k_text, "-c", "64",
-                                        "--ppl-convention", "second-half", "--base-logits", m.dir + "/half.lgt",
-                                        "-o", m.dir + "/half.json", "--no-progress"});
+                                        "--ppl-convention", "second-half", "--base-logits", m.dir + "/half.lgt", "-o",
+                                        m.dir + "/half.json", "--no-progress"});
     ASSERT_EQ(half.exit_code, 0) << half.err;
     EXPECT_NE(half.out.find("as llama-perplexity (--ppl-convention second-half)"), std::string::npos) << half.out;
-    const auto all = test::run_reap({"eval", "-m", m.base, "--data", k_text, "-c", "64", "-o", m.dir + "/all.json",
-                                     "--no-progress"});
+    const auto all = test::run_reap(
+        {"eval", "-m", m.base, "--data", k_text, "-c", "64", "-o", m.dir + "/all.json", "--no-progress"});
     ASSERT_EQ(all.exit_code, 0) << all.err;
-    const json h = json::parse(test::read_bytes(m.dir + "/half.json")), a = json::parse(test::read_bytes(m.dir + "/all.json"));
+    const json h = json::parse(test::read_bytes(m.dir + "/half.json")),
+               a = json::parse(test::read_bytes(m.dir + "/all.json"));
     EXPECT_EQ(h[0]["ppl_convention"], "second-half");
     // positions 32..62 of each full window of 64 instead of 0..62
     const uint64_t n_all = a[0]["tokens_scored"], n_half = h[0]["tokens_scored"];
@@ -304,20 +319,21 @@ TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
     const auto mixed = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
                                        m.dir + "/half.lgt", "--no-progress"});
     EXPECT_EQ(mixed.exit_code, 1);
-    EXPECT_NE(mixed.err.find("made with --ppl-convention second-half, this run uses all"), std::string::npos) << mixed.err;
+    EXPECT_NE(mixed.err.find("made with --ppl-convention second-half, this run uses all"), std::string::npos)
+        << mixed.err;
     // one short window: nothing in its second half to score
     const std::string tiny = m.dir + "/tiny.txt";
     std::ofstream(tiny) << "A few words.\n";
-    const auto short_text = test::run_reap({"eval", "-m", m.base, "--data", tiny, "-c", "64", "--ppl-convention",
-                                            "second-half", "--no-progress"});
+    const auto short_text = test::run_reap(
+        {"eval", "-m", m.base, "--data", tiny, "-c", "64", "--ppl-convention", "second-half", "--no-progress"});
     EXPECT_EQ(short_text.exit_code, 1);
     EXPECT_NE(short_text.err.find("too little text to score"), std::string::npos) << short_text.err;
 #ifdef REAP_LLAMA_PERPLEXITY
     // llama-perplexity's own number on one window of 128 tokens (it wants 2 windows of text).
     const std::string text = m.dir + "/text3.txt";
     std::ofstream(text) << read_text(k_text) << read_text(k_text) << read_text(k_text);
-    const std::string cmd = std::string(REAP_LLAMA_PERPLEXITY) + " -m " + m.base + " -f " + text +
-                            " -c 128 -b 128 -t 2 --chunks 1 2>&1";
+    const std::string cmd =
+        std::string(REAP_LLAMA_PERPLEXITY) + " -m " + m.base + " -f " + text + " -c 128 -b 128 -t 2 --chunks 1 2>&1";
     // llama-perplexity's asynchronous logger can drop its last lines at exit on a loaded machine
     // (the chunk estimate among them): run it again, a few times at most, until the line is there.
     std::string log;
@@ -325,7 +341,8 @@ TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
         log.clear();
         if (FILE * p = ::popen(cmd.c_str(), "r")) {
             char buf[4096];
-            for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) log.append(buf, n);
+            for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;)
+                log.append(buf, n);
             ::pclose(p);
         }
     }

@@ -44,19 +44,20 @@ TEST(LayerStats, DerivedCriteriaMatchHandComputedValues) {
     EXPECT_DOUBLE_EQ(L.reap_max[0], 2.0);
     // sample variance of {1.5, 0.5, 2.0}: mean 4/3
     const double m = 4.0 / 3.0;
-    EXPECT_NEAR(L.reap_variance()[0], ((1.5 - m) * (1.5 - m) + (0.5 - m) * (0.5 - m) + (2.0 - m) * (2.0 - m)) / 2, 1e-12);
+    EXPECT_NEAR(L.reap_variance()[0], ((1.5 - m) * (1.5 - m) + (0.5 - m) * (0.5 - m) + (2.0 - m) * (2.0 - m)) / 2,
+                1e-12);
 }
 
 TEST(LayerStats, MergeOfHalvesEqualsTheWhole) {
-    LayerStats a(4), b(4), whole(4);
+    LayerStats   a(4), b(4), whole(4);
     const double data[][4] = {{0, .7, .6, 2}, {1, .3, .2, 1}, {2, .9, .8, 5}, {0, .1, .1, 7}, {3, .5, .5, 1}};
     for (int i = 0; i < 5; i++) {
         const auto & d = data[i];
         (i < 2 ? a : b).add(uint32_t(d[0]), d[1], d[2], d[3], d[1] * d[3]);
         whole.add(uint32_t(d[0]), d[1], d[2], d[3], d[1] * d[3]);
     }
-    a.total_tokens = 1;
-    b.total_tokens = 2;
+    a.total_tokens     = 1;
+    b.total_tokens     = 2;
     whole.total_tokens = 3;
     a.merge(b);
     EXPECT_EQ(a.count, whole.count);
@@ -72,9 +73,9 @@ TEST(ExpertStats, FileRoundTripsAndKeepsThePrototypeLayout) {
     ExpertStats s;
     s.layers.emplace(3, sample_layer());
     s.layers.emplace(5, sample_layer());
-    s.meta.model    = "m.gguf";
-    s.meta.n_expert = 4;
-    s.meta.unknown  = {{"other_tool", {{"kept", true}}}};
+    s.meta.model           = "m.gguf";
+    s.meta.n_expert        = 4;
+    s.meta.unknown         = {{"other_tool", {{"kept", true}}}};
     const std::string path = test::tmp_dir() + "/stats.json";
     s.save(path);
 
@@ -103,16 +104,16 @@ TEST(ExpertStats, FileRoundTripsAndKeepsThePrototypeLayout) {
 
 TEST(ExpertStats, ReadsAPrototypeFileWithoutSums) {
     // The earlier prototype wrote only the means; the sums are rebuilt from them.
-    const json proto = {{"0",
-                         {{"total_tokens", 10},
-                          {"activation_counts", {4, 6, 0}},
-                          {"activation_frequency", {0.4, 0.6, 0.0}},
-                          {"avg_gate_weight", {0.5, 0.25, 0.0}},
-                          {"ean_mean", {2.0, 1.0, 0.0}},
-                          {"reap", {1.0, 0.25, 0.0}},
-                          {"never_activated", 1}}},
-                        {"model_info", {{"note", "non-numeric keys are ignored"}}}};
-    const ExpertStats s = ExpertStats::from_json(proto, "proto.json");
+    const json        proto = {{"0",
+                                {{"total_tokens", 10},
+                                 {"activation_counts", {4, 6, 0}},
+                                 {"activation_frequency", {0.4, 0.6, 0.0}},
+                                 {"avg_gate_weight", {0.5, 0.25, 0.0}},
+                                 {"ean_mean", {2.0, 1.0, 0.0}},
+                                 {"reap", {1.0, 0.25, 0.0}},
+                                 {"never_activated", 1}}},
+                               {"model_info", {{"note", "non-numeric keys are ignored"}}}};
+    const ExpertStats s     = ExpertStats::from_json(proto, "proto.json");
     ASSERT_EQ(s.layers.size(), 1u);
     const auto & L = s.layers.at(0);
     EXPECT_DOUBLE_EQ(L.reap_sum[0], 4.0);
@@ -124,12 +125,12 @@ TEST(ExpertStats, ReadsAPrototypeFileWithoutSums) {
 TEST(ExpertStats, RejectsMalformedFiles) {
     auto bad = [](const json & j) { EXPECT_THROW(ExpertStats::from_json(j, "x.json"), Error) << j.dump(); };
     bad(json::array());
-    bad(json::object());                                                                  // no layers
-    bad({{"0", 5}});                                                                      // layer not an object
-    bad({{"0", {{"total_tokens", 1}}}});                                                  // no counts
+    bad(json::object());                                                                     // no layers
+    bad({{"0", 5}});                                                                         // layer not an object
+    bad({{"0", {{"total_tokens", 1}}}});                                                     // no counts
     bad({{"0", {{"total_tokens", 1}, {"activation_counts", {1, "x"}}, {"reap", {0, 0}}}}});  // non-number
-    bad({{"0", {{"total_tokens", 1}, {"activation_counts", {1, 2}}, {"reap", {0}}}}});    // length mismatch
-    bad({{"0", {{"total_tokens", -1}, {"activation_counts", {1, 2}}, {"reap", {0, 0}}}}}); // negative
+    bad({{"0", {{"total_tokens", 1}, {"activation_counts", {1, 2}}, {"reap", {0}}}}});       // length mismatch
+    bad({{"0", {{"total_tokens", -1}, {"activation_counts", {1, 2}}, {"reap", {0, 0}}}}});   // negative
     bad({{"0", {{"total_tokens", 1}, {"activation_counts", {-1, 2}}, {"reap", {0, 0}}}}});
 
     const std::string dir = test::tmp_dir();
@@ -152,10 +153,13 @@ TEST(ExpertStats, MergeRefusesADifferentModel) {
 }
 
 TEST(StatsMeta, ParsesStrictlyAndNamesTheFile) {
-    const json good = {{"architecture", "qwen3moe"}, {"n_expert", 16},  {"n_expert_groups", 4},
-                       {"moe_layers", {0, 1}},       {"progress", {{"samples_done", 3}, {"tokens_done", 9}, {"complete", false}}},
-                       {"other", {1, 2}}};
-    const StatsMeta m = StatsMeta::parse(good, "s.json");
+    const json      good = {{"architecture", "qwen3moe"},
+                            {"n_expert", 16},
+                            {"n_expert_groups", 4},
+                            {"moe_layers", {0, 1}},
+                            {"progress", {{"samples_done", 3}, {"tokens_done", 9}, {"complete", false}}},
+                            {"other", {1, 2}}};
+    const StatsMeta m    = StatsMeta::parse(good, "s.json");
     EXPECT_EQ(m.architecture, "qwen3moe");
     EXPECT_EQ(m.n_expert_groups, 4u);
     EXPECT_FALSE(m.complete());
@@ -176,10 +180,10 @@ TEST(StatsMeta, ParsesStrictlyAndNamesTheFile) {
     EXPECT_EQ(error({{"progress", {{"samples_done", 1}}}}).rfind("s.json: _meta.progress must be", 0), 0u);
     EXPECT_EQ(error({{"calibration", {1}}}), "s.json: _meta.calibration must be an array of objects");
     // Through the stats file, with the file's name.
-    EXPECT_THROW(ExpertStats::from_json({{"0", {{"total_tokens", 1}, {"activation_counts", {1}}, {"reap", {0}}}},
-                                         {"_meta", "x"}},
-                                        "f.json"),
-                 Error);
+    EXPECT_THROW(
+        ExpertStats::from_json(
+            {{"0", {{"total_tokens", 1}, {"activation_counts", {1}}, {"reap", {0}}}}, {"_meta", "x"}}, "f.json"),
+        Error);
 }
 
 TEST(StatsMeta, SameModelCheck) {
@@ -213,7 +217,7 @@ TEST(Criteria, RegistryEntriesAreComplete) {
 
 // Inputs found by fuzzing (tests/data/fuzz): each was accepted, silently wrong, or crashed.
 TEST(ExpertStats, RefusesFuzzedFilesWithOneLineNamingTheFile) {
-    const std::string dir = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
+    const std::string                           dir     = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";
     const std::pair<const char *, const char *> cases[] = {
         {"st_dup01.json", "key \"01\" is not a layer index"},  // "01" next to "1": one layer was dropped
         {"st_count_gt_total.json", "layer 0: expert 1 has 1000000000000000 activations but the layer saw 1743 tokens"},
@@ -237,14 +241,15 @@ TEST(ExpertStats, RefusesFuzzedFilesWithOneLineNamingTheFile) {
     for (const char * key : {"+1", " 1", "1abc", "00", "-1"}) {
         EXPECT_THROW(ExpertStats::from_json({{"0", layer}, {key, layer}}, "k.json"), Error) << key;
     }
-    EXPECT_EQ(ExpertStats::from_json({{"0", layer}, {"model_info", 1}}, "k.json").layers.size(), 1u);  // other tools' keys
+    EXPECT_EQ(ExpertStats::from_json({{"0", layer}, {"model_info", 1}}, "k.json").layers.size(),
+              1u);  // other tools' keys
 }
 
 // A "_meta" nested 100k deep once overflowed the stack when copied: refused before any copy
 // (StatsMeta::parse checks the depth itself too, for JSON that does not come from a file).
 TEST(ExpertStats, RefusesADeeplyNestedMeta) {
     const std::string path = test::tmp_dir() + "/deep.json";
-    std::string       text = R"({"0": {"total_tokens": 4, "activation_counts": [1, 2], "reap": [0.5, 0.5]}, "_meta": {"x": )";
+    std::string text = R"({"0": {"total_tokens": 4, "activation_counts": [1, 2], "reap": [0.5, 0.5]}, "_meta": {"x": )";
     text += std::string(100000, '[') + std::string(100000, ']') + "}}";
     test::write_bytes(path, text.data(), text.size());
     try {

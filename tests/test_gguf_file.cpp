@@ -29,7 +29,7 @@ TEST(TensorLayer, ParsesOnlyWellFormedNames) {
 
 TEST(GgufFile, KeysAndPerLayerArrays) {
     synth::Options o;
-    o.arch    = "nemotron_h_moe";
+    o.arch       = "nemotron_h_moe";
     const auto f = GgufFile::open(test::synth_model(o));
     EXPECT_EQ(f.arch(), "nemotron_h_moe");
     EXPECT_EQ(f.get_uint("nemotron_h_moe.expert_count").value(), 16u);
@@ -46,9 +46,9 @@ TEST(GgufFile, KeysAndPerLayerArrays) {
 
 TEST(GgufFile, ReadsTensorBytesAndChecksBounds) {
     synth::Options o;
-    o.type       = GGML_TYPE_F32;
-    o.n_layer    = 2;
-    const auto f = GgufFile::open(test::synth_model(o));
+    o.type         = GGML_TYPE_F32;
+    o.n_layer      = 2;
+    const auto   f = GgufFile::open(test::synth_model(o));
     const auto * t = f.find_tensor("token_embd.weight");
     ASSERT_NE(t, nullptr);
     std::vector<float> row(size_t(t->ne[0]));
@@ -60,12 +60,12 @@ TEST(GgufFile, ReadsTensorBytesAndChecksBounds) {
 
 TEST(GgufFile, SplitModelReadsAsOne) {
     synth::Options o;
-    o.n_layer             = 3;
-    const auto   whole    = test::synth_model(o);
-    const auto   dir      = test::tmp_dir();
-    const auto   first    = test::write_splits(whole, dir + "/model", 3);
-    const auto   a        = GgufFile::open(whole);
-    const auto   b        = GgufFile::open(first);
+    o.n_layer        = 3;
+    const auto whole = test::synth_model(o);
+    const auto dir   = test::tmp_dir();
+    const auto first = test::write_splits(whole, dir + "/model", 3);
+    const auto a     = GgufFile::open(whole);
+    const auto b     = GgufFile::open(first);
     ASSERT_EQ(b.split_paths().size(), 3u);
     EXPECT_EQ(a.tensors().size(), b.tensors().size());
 

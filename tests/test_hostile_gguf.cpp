@@ -100,7 +100,8 @@ TEST(HostileGguf, ExpertUsedCountAsAnArrayOfStringsIsAnErrorNotAnAbort) {
         gguf_set_arr_data(c, "reap.test.floats", GGUF_TYPE_FLOAT32, std::vector<float>{1, 2}.data(), 2);
     });
     const auto f = GgufFile::open(p);
-    EXPECT_NE(error_of([&] { f.get_uint_array("qwen3moe.expert_used_count"); }).find("array of str"), std::string::npos);
+    EXPECT_NE(error_of([&] { f.get_uint_array("qwen3moe.expert_used_count"); }).find("array of str"),
+              std::string::npos);
     EXPECT_NE(error_of([&] { f.get_uint_array("reap.test.floats"); }).find("array of f32"), std::string::npos);
     EXPECT_THROW(f.get_uint_per_layer("qwen3moe.expert_used_count", 2), Error);
     EXPECT_THROW(analyze_moe(f), Error);
@@ -230,19 +231,21 @@ TEST(HostileGguf, QuantizedExpertTensorSlicedInsideABlockIsRefused) {
     // copy of it is a valid tensor (prune wrote such a file and exited 0).
     const auto dir = test::tmp_dir();
     const auto p   = dir + "/1d-q8.gguf";
-    rewrite(small_model(32), p, [](gguf_context *) {}, [](ggml_context * ctx, gguf_context * out) {
-        ggml_tensor * t = ggml_new_tensor_1d(ctx, GGML_TYPE_Q8_0, 32);
-        std::memset(t->data, 0, ggml_nbytes(t));
-        ggml_set_name(t, "blk.0.ffn_up_exps.bias");
-        gguf_add_tensor(out, t);
-    });
+    rewrite(
+        small_model(32), p, [](gguf_context *) {},
+        [](ggml_context * ctx, gguf_context * out) {
+            ggml_tensor * t = ggml_new_tensor_1d(ctx, GGML_TYPE_Q8_0, 32);
+            std::memset(t->data, 0, ggml_nbytes(t));
+            ggml_set_name(t, "blk.0.ffn_up_exps.bias");
+            gguf_add_tensor(out, t);
+        });
     const auto f = GgufFile::open(p);
     EXPECT_NE(error_of([&] { analyze_moe(f); }).find("not a whole number of blocks"), std::string::npos);
     expect_cli_refusal(p, "not a whole number of blocks");
 }
 
 TEST(GgufFileWriter, RefusesTensorDataThatDoesNotMatchTheMetadata) {
-    const auto     dir = test::tmp_dir();
+    const auto     dir  = test::tmp_dir();
     GgmlContextPtr meta = tensor_meta_context(1);
     GgufContextPtr ctx(gguf_init_empty());
     ggml_tensor *  t = ggml_new_tensor_1d(meta.get(), GGML_TYPE_Q8_0, 64);  // 2 blocks of 34 bytes

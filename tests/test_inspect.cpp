@@ -15,10 +15,10 @@ using nlohmann::json;
 namespace {
 
 struct Case {
-    synth::Options o;
+    synth::Options   o;
     std::vector<int> moe, dense;
-    size_t expert_tensors_per_layer;
-    bool   shared;
+    size_t           expert_tensors_per_layer;
+    bool             shared;
 };
 
 std::vector<Case> cases() {
@@ -26,10 +26,10 @@ std::vector<Case> cases() {
     synth::Options    o;
     o.arch = "qwen3moe";
     c.push_back({o, {0, 1, 2, 3, 4, 5, 6, 7}, {}, 4, false});
-    o               = {};
-    o.arch          = "llama";
-    o.n_layer       = 3;
-    o.type          = GGML_TYPE_F16;
+    o         = {};
+    o.arch    = "llama";
+    o.n_layer = 3;
+    o.type    = GGML_TYPE_F16;
     c.push_back({o, {0, 1, 2}, {}, 4, false});
     o      = {};
     o.arch = "deepseek2";
@@ -152,8 +152,8 @@ TEST(Inspect, JsonFromTheCommandLineMatches) {
 
 TEST(ExpertBudget, KeptCounts) {
     synth::Options o;  // qwen3moe: 16 experts, 4 per token
-    const GgufFile  f = GgufFile::open(test::synth_model(o));
-    const MoeShape  m = analyze_moe(f).shape();
+    const GgufFile f = GgufFile::open(test::synth_model(o));
+    const MoeShape m = analyze_moe(f).shape();
     EXPECT_EQ(kept_count_for_ratio(m, 1.0), 16u);
     EXPECT_EQ(kept_count_for_ratio(m, 0.5), 8u);
     EXPECT_EQ(kept_count_for_ratio(m, 0.25), 4u);

@@ -20,13 +20,15 @@ TEST(Merge, TwoHalvesEqualTheWhole) {
     std::ifstream     in(std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl");
     std::ofstream     a(dir + "/a.jsonl"), b(dir + "/b.jsonl");
     std::string       line;
-    for (int i = 0; std::getline(in, line) && i < 30; i++) (i < 12 ? a : b) << line << "\n";
+    for (int i = 0; std::getline(in, line) && i < 30; i++)
+        (i < 12 ? a : b) << line << "\n";
     a.close();
     b.close();
     // One sample per decode in all three runs, so every token is computed the same way.
     auto profile = [&](std::vector<std::string> data, const std::string & out) {
         std::vector<std::string> args = {"profile", "-m", model, "--no-pack", "--no-progress", "-o", out};
-        for (auto & d : data) args.insert(args.end(), {"--data", d});
+        for (auto & d : data)
+            args.insert(args.end(), {"--data", d});
         const auto r = test::run_reap(args);
         ASSERT_EQ(r.exit_code, 0) << r.err;
     };
@@ -57,7 +59,7 @@ TEST(Merge, TwoHalvesEqualTheWhole) {
 TEST(Merge, RefusesDifferentModelsAndBadFiles) {
     const std::string dir = test::tmp_dir();
     synth::Options    o;
-    o.n_layer = 2;
+    o.n_layer         = 2;
     synth::Options o8 = o;
     o8.n_expert = 8, o8.n_expert_used = 2;
     const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
@@ -86,8 +88,8 @@ TEST(Merge, RefusesTheSameFileTwice) {
     const std::string dir = test::tmp_dir();
     const std::string a   = dir + "/a.json";
     const auto        r   = test::run_reap({"profile", "-m", test::synth_model(o), "--data",
-                                            std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl",
-                                            "--max-samples", "4", "-o", a, "--no-progress"});
+                                            std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl", "--max-samples",
+                                            "4", "-o", a, "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::filesystem::create_symlink(a, dir + "/link.json");
     std::filesystem::create_hard_link(a, dir + "/hard.json");
@@ -109,9 +111,9 @@ TEST(Merge, RefusesTheSameFileTwice) {
 
 TEST(Merge, RefusesAnotherModelOfTheSameShape) {
     synth::Options o;
-    o.n_layer         = 2;
-    synth::Options o7 = o;
-    o7.seed           = 7;  // same shape, other weights
+    o.n_layer              = 2;
+    synth::Options o7      = o;
+    o7.seed                = 7;  // same shape, other weights
     const std::string dir  = test::tmp_dir();
     const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
     for (auto [opt, out] : {std::pair{o, dir + "/a.json"}, std::pair{o7, dir + "/b.json"}}) {
@@ -133,11 +135,11 @@ TEST(Merge, KeepsAnUnfinishedRunVisible) {
     const std::string dir  = test::tmp_dir();
     const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
     for (const char * n : {"4", "6"}) {
-        const auto r = test::run_reap({"profile", "-m", test::synth_model(o), "--data", data, "--max-samples", n,
-                                       "-o", dir + "/" + n + ".json", "--no-progress"});
+        const auto r = test::run_reap({"profile", "-m", test::synth_model(o), "--data", data, "--max-samples", n, "-o",
+                                       dir + "/" + n + ".json", "--no-progress"});
         ASSERT_EQ(r.exit_code, 0) << r.err;
     }
-    ExpertStats partial = ExpertStats::load(dir + "/6.json");
+    ExpertStats partial   = ExpertStats::load(dir + "/6.json");
     partial.meta.progress = StatsProgress{3, 100, false};
     partial.save(dir + "/6.json");
 
@@ -162,15 +164,15 @@ TEST(Merge, KeepsAnUnfinishedRunVisible) {
 // (other weights) is refused instead of being finished with this model's tokens.
 TEST(SameModelCheck, ResumeRefusesACheckpointOfAnotherModel) {
     synth::Options o;
-    o.n_layer         = 2;
-    synth::Options o7 = o;
-    o7.seed           = 7;
-    const std::string dir  = test::tmp_dir();
-    const std::string data = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
-    const std::string ckpt = dir + "/ckpt.json";
-    auto profile = [&](const synth::Options & m, bool resume) {
+    o.n_layer                 = 2;
+    synth::Options o7         = o;
+    o7.seed                   = 7;
+    const std::string dir     = test::tmp_dir();
+    const std::string data    = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
+    const std::string ckpt    = dir + "/ckpt.json";
+    auto              profile = [&](const synth::Options & m, bool resume) {
         std::vector<std::string> args = {"profile", "-m", test::synth_model(m), "--data", data, "--max-samples", "4",
-                                         "-o", ckpt, "--no-progress"};
+                                         "-o",      ckpt, "--no-progress"};
         if (resume) args.push_back("--resume");
         return test::run_reap(args);
     };

@@ -9,19 +9,18 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
-#include <cstring>
 #include <chrono>
 #include <csignal>
-#include <fcntl.h>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
-
 
 using namespace reap;
 using nlohmann::json;
@@ -50,7 +49,8 @@ ProfileOptions opts_for(const std::string & model, const std::string & out) {
 
 std::vector<uint32_t> planted(const GgufFile & f, int il, const char * kind) {
     std::vector<uint32_t> out;
-    for (auto v : f.get_uint_array(synth::planted_key(il, kind))) out.push_back(uint32_t(v));
+    for (auto v : f.get_uint_array(synth::planted_key(il, kind)))
+        out.push_back(uint32_t(v));
     return out;
 }
 
@@ -60,26 +60,25 @@ double median(std::vector<double> v) {
 }
 
 // The applied gate weights of a token sum to this (top-k normalisation, then scaling).
-double gate_target(const std::string & arch) {
-    return arch == "deepseek2" || arch == "nemotron_h_moe" ? 2.5 : 1.0;
-}
+double gate_target(const std::string & arch) { return arch == "deepseek2" || arch == "nemotron_h_moe" ? 2.5 : 1.0; }
 
 class ProfileArch : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ProfileArch, InvariantsAndPlantedStructure) {
-    const std::string arch  = GetParam();
-    const std::string model = test::synth_model(small(arch));
-    const std::string out   = test::tmp_dir() + "/stats.json";
-    const ProfileResult r   = run_profile(opts_for(model, out));
+    const std::string   arch  = GetParam();
+    const std::string   model = test::synth_model(small(arch));
+    const std::string   out   = test::tmp_dir() + "/stats.json";
+    const ProfileResult r     = run_profile(opts_for(model, out));
     ASSERT_GT(r.tokens, 500u);
     EXPECT_EQ(r.samples_done, 24u);
 
-    const GgufFile  f = GgufFile::open(model);
-    const MoeLayout m = analyze_moe(f);
+    const GgufFile    f = GgufFile::open(model);
+    const MoeLayout   m = analyze_moe(f);
     const ExpertStats s = ExpertStats::load(out);
     // Every MoE layer and nothing else.
     std::vector<int> layers;
-    for (const auto & [il, L] : s.layers) layers.push_back(il);
+    for (const auto & [il, L] : s.layers)
+        layers.push_back(il);
     EXPECT_EQ(layers, m.moe_layer_indices());
     EXPECT_EQ(s.meta["progress"]["complete"], true);
     EXPECT_EQ(s.meta["tokens"].get<uint64_t>(), r.tokens);
@@ -97,7 +96,7 @@ TEST_P(ProfileArch, InvariantsAndPlantedStructure) {
         EXPECT_EQ(routed, L.total_tokens * m.n_expert_used[size_t(il)]);
         EXPECT_NEAR(gates / double(L.total_tokens), gate_target(arch), 1e-4);
 
-        const auto dead = planted(f, il, "dead"), rare = planted(f, il, "rare"), weak = planted(f, il, "weak");
+        const auto         dead = planted(f, il, "dead"), rare = planted(f, il, "rare"), weak = planted(f, il, "weak");
         std::set<uint32_t> special(dead.begin(), dead.end());
         special.insert(rare.begin(), rare.end());
         special.insert(weak.begin(), weak.end());
@@ -127,11 +126,13 @@ TEST_P(ProfileArch, InvariantsAndPlantedStructure) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchs, ProfileArch, ::testing::ValuesIn(synth::architectures()), [](const auto & param_info) {
-    std::string n = param_info.param;
-    for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
-    return n;
-});
+INSTANTIATE_TEST_SUITE_P(AllArchs, ProfileArch, ::testing::ValuesIn(synth::architectures()),
+                         [](const auto & param_info) {
+                             std::string n = param_info.param;
+                             for (auto & c : n)
+                                 if (!std::isalnum((unsigned char) c)) c = '_';
+                             return n;
+                         });
 
 void expect_same_stats(const ExpertStats & a, const ExpertStats & b, double rel) {
     ASSERT_EQ(a.layers.size(), b.layers.size());
@@ -140,8 +141,9 @@ void expect_same_stats(const ExpertStats & a, const ExpertStats & b, double rel)
         EXPECT_EQ(A.total_tokens, B.total_tokens);
         EXPECT_EQ(A.count, B.count) << "layer " << il;
         for (size_t e = 0; e < A.n_expert(); e++) {
-            for (auto [x, y] : {std::pair{A.reap_sum[e], B.reap_sum[e]}, std::pair{A.gate_sum[e], B.gate_sum[e]},
-                                std::pair{A.ean_sum[e], B.ean_sum[e]}, std::pair{A.raw_gate_sum[e], B.raw_gate_sum[e]}}) {
+            for (auto [x, y] :
+                 {std::pair{A.reap_sum[e], B.reap_sum[e]}, std::pair{A.gate_sum[e], B.gate_sum[e]},
+                  std::pair{A.ean_sum[e], B.ean_sum[e]}, std::pair{A.raw_gate_sum[e], B.raw_gate_sum[e]}}) {
                 EXPECT_LE(std::fabs(x - y), rel * std::max({1.0, std::fabs(x), std::fabs(y)}))
                     << "layer " << il << " expert " << e << ": " << x << " vs " << y;
             }
@@ -162,11 +164,11 @@ TEST_P(Packing, PackedEqualsOneSamplePerDecode) {
     const std::string dir   = test::tmp_dir();
     ProfileOptions    p     = opts_for(model, dir + "/packed.json");
     p.max_samples           = 12;
-    p.type_k = p.type_v     = "f32";
-    const auto packed       = run_profile(p);
-    p.pack                  = false;
-    p.output                = dir + "/single.json";
-    const auto single       = run_profile(p);
+    p.type_k = p.type_v = "f32";
+    const auto packed   = run_profile(p);
+    p.pack              = false;
+    p.output            = dir + "/single.json";
+    const auto single   = run_profile(p);
     EXPECT_EQ(packed.tokens, single.tokens);
     expect_same_stats(packed.stats, single.stats, 1e-4);
 }
@@ -174,7 +176,8 @@ TEST_P(Packing, PackedEqualsOneSamplePerDecode) {
 INSTANTIATE_TEST_SUITE_P(Archs, Packing, ::testing::Values("qwen3moe", "gpt-oss", "nemotron_h_moe"),
                          [](const auto & param_info) {
                              std::string n = param_info.param;
-                             for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
+                             for (auto & c : n)
+                                 if (!std::isalnum((unsigned char) c)) c = '_';
                              return n;
                          });
 
@@ -190,8 +193,7 @@ bool wait_for_checkpoint(const std::string & path, pid_t pid) {
                 if (j["_meta"]["progress"]["samples_done"].get<int>() > 0) {
                     return !j["_meta"]["progress"]["complete"].get<bool>();
                 }
-            } catch (...) {
-            }
+            } catch (...) {}
         }
         int status;
         if (::waitpid(pid, &status, WNOHANG) == pid) {
@@ -205,12 +207,12 @@ bool wait_for_checkpoint(const std::string & path, pid_t pid) {
 class Interrupt : public ::testing::TestWithParam<int> {};
 
 TEST_P(Interrupt, ResumeAfterAKillEqualsAnUninterruptedRun) {
-    const int         sig   = GetParam();
-    synth::Options    o;    // the default 8-layer model: slow enough to interrupt
-    const std::string model = test::synth_model(o);
-    const std::string dir   = test::tmp_dir();
-    const std::vector<std::string> common = {"profile", "-m", model, "--jsonl", k_sample, "--no-pack", "-t", "2",
-                                             "--save-every", "2", "--no-progress"};
+    const int                      sig = GetParam();
+    synth::Options                 o;  // the default 8-layer model: slow enough to interrupt
+    const std::string              model  = test::synth_model(o);
+    const std::string              dir    = test::tmp_dir();
+    const std::vector<std::string> common = {"profile", "-m", model,          "--jsonl", k_sample,       "--no-pack",
+                                             "-t",      "2",  "--save-every", "2",       "--no-progress"};
 
     auto full_args = common;
     full_args.insert(full_args.end(), {"-o", dir + "/full.json"});
@@ -254,17 +256,48 @@ TEST(ProfileInputs, FormatsAndAliases) {
     const std::string dir   = test::tmp_dir();
     const std::string chat = dir + "/chat.jsonl", text = dir + "/text.jsonl", plain = dir + "/doc.txt";
     {
-        std::ofstream(chat) << R"({"messages": [{"role": "user", "content": "What is two plus two?"}, {"role": "assistant", "content": "Four."}]})" "\n"
-                            << R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]})" "\n";
-        std::ofstream(text) << R"({"text": "A plain text sample."})" "\n\n" R"({"text": "Another one, with \u00e9."})" "\n";
+        std::ofstream(chat)
+            << R"({"messages": [{"role": "user", "content": "What is two plus two?"}, {"role": "assistant", "content": "Four."}]})"
+               "\n"
+            << R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]})"
+               "\n";
+        std::ofstream(text) << R"({"text": "A plain text sample."})"
+                               "\n\n"
+                               R"({"text": "Another one, with \u00e9."})"
+                               "\n";
         std::ifstream src(std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt");
         std::ofstream(plain) << src.rdbuf();
     }
-    const auto r = test::run_reap({"profile", "-m", model, "--data", chat, "--data", text, "--data", plain, "-c", "64",
-                                   "-b", "256", "-ub", "128", "-np", "8", "-ngl", "0", "-ctk", "f16", "--n-experts",
-                                   "16", "--output", dir + "/s.json", "--no-progress", "-t", "2"});
+    const auto r = test::run_reap({"profile",
+                                   "-m",
+                                   model,
+                                   "--data",
+                                   chat,
+                                   "--data",
+                                   text,
+                                   "--data",
+                                   plain,
+                                   "-c",
+                                   "64",
+                                   "-b",
+                                   "256",
+                                   "-ub",
+                                   "128",
+                                   "-np",
+                                   "8",
+                                   "-ngl",
+                                   "0",
+                                   "-ctk",
+                                   "f16",
+                                   "--n-experts",
+                                   "16",
+                                   "--output",
+                                   dir + "/s.json",
+                                   "--no-progress",
+                                   "-t",
+                                   "2"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    const ExpertStats s = ExpertStats::load(dir + "/s.json");
+    const ExpertStats s   = ExpertStats::load(dir + "/s.json");
     const json &      cal = s.meta["calibration"];
     ASSERT_EQ(cal.size(), 3u);
     EXPECT_EQ(cal[0]["samples"], 2);
@@ -272,7 +305,8 @@ TEST(ProfileInputs, FormatsAndAliases) {
     // ~400 words cut into 64-token windows
     EXPECT_GE(cal[2]["samples"].get<int>(), 8);
     uint64_t total = 0;
-    for (const auto & c : cal) total += c["tokens"].get<uint64_t>();
+    for (const auto & c : cal)
+        total += c["tokens"].get<uint64_t>();
     EXPECT_EQ(s.layers.begin()->second.total_tokens, total);
     // the chat template was applied: more tokens than the bare message text
     EXPECT_GT(cal[0]["tokens"].get<int>(), 20);
@@ -283,10 +317,14 @@ TEST(ProfileInputs, MalformedLinesAreSkippedOrFatalWithStrict) {
     const std::string model = test::synth_model(small("qwen3moe"));
     const std::string dir   = test::tmp_dir();
     const std::string data  = dir + "/mixed.jsonl";
-    std::ofstream(data) << R"({"prompt": "Hello", "response": "World"})" "\n"
-                        << R"({"prompt": "unterminated)" "\n"
-                        << R"({"neither": 1})" "\n"
-                        << R"({"text": "fine"})" "\n";
+    std::ofstream(data) << R"({"prompt": "Hello", "response": "World"})"
+                           "\n"
+                        << R"({"prompt": "unterminated)"
+                           "\n"
+                        << R"({"neither": 1})"
+                           "\n"
+                        << R"({"text": "fine"})"
+                           "\n";
     const auto r = test::run_reap({"profile", "-m", model, "--data", data, "-o", dir + "/s.json", "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.err.find(data + ":2: malformed JSON"), std::string::npos) << r.err;
@@ -331,7 +369,6 @@ TEST(ProfileInputs, RefusalsLeaveNoStatsFile) {
     refuse({"profile", "-m", dir + "/dense.gguf", "--data", k_sample, "-o", out}, "not a mixture-of-experts model");
 }
 
-
 // ---- hardening ---------------------------------------------------------------------------------
 
 TEST(ProfileHardening, BatchSmallerThanParallelDoesNotAbort) {
@@ -340,8 +377,8 @@ TEST(ProfileHardening, BatchSmallerThanParallelDoesNotAbort) {
     // -np defaults to 64: llama.cpp aborted when -b was below it.
     for (const char * b : {"32", "1"}) {
         const std::string out = dir + "/b" + b + ".json";
-        const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "-b", b, "--max-tokens", "96",
-                                       "-o", out, "--no-progress", "-t", "2"});
+        const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "-b", b, "--max-tokens", "96", "-o",
+                                       out, "--no-progress", "-t", "2"});
         ASSERT_EQ(r.exit_code, 0) << "-b " << b << ": " << r.err;
         EXPECT_EQ(r.signal, 0);
         EXPECT_EQ(ExpertStats::load(out).layers.begin()->second.total_tokens, 96u) << "-b " << b;
@@ -360,8 +397,8 @@ TEST(ProfileHardening, RefusesAnOutputThatIsAnInput) {
     ASSERT_EQ(::link(data.c_str(), (dir + "/data-hardlink.json").c_str()), 0);
     const auto model_before = test::read_bytes(model), data_before = test::read_bytes(data);
     for (const std::string & out : {model, data, dir + "/model-link.gguf", dir + "/data-hardlink.json"}) {
-        const auto r = test::run_reap({"profile", "-m", model, "--data", data, "--max-samples", "2", "-o", out,
-                                       "--no-progress"});
+        const auto r =
+            test::run_reap({"profile", "-m", model, "--data", data, "--max-samples", "2", "-o", out, "--no-progress"});
         EXPECT_EQ(r.exit_code, 1) << out << ": " << r.err;
         EXPECT_NE(r.err.find("is also an input"), std::string::npos) << r.err;
     }
@@ -410,8 +447,10 @@ TEST(ProfileHardening, BinaryDataIsRefusedAndWarningsAreCapped) {
     const std::string data = dir + "/noisy.jsonl";
     {
         std::ofstream f(data);
-        f << R"({"text": "one good line"})" "\n";
-        for (int i = 0; i < 50; i++) f << "not json " << i << "\n";
+        f << R"({"text": "one good line"})"
+             "\n";
+        for (int i = 0; i < 50; i++)
+            f << "not json " << i << "\n";
     }
     const auto r = test::run_reap({"profile", "-m", model, "--data", data, "-o", dir + "/t.json", "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -455,8 +494,8 @@ TEST(ProfileHardening, ProgressShowsTheStartAndOneFinalLine) {
     const std::string model = test::synth_model(small("qwen3moe"));
     const std::string dir   = test::tmp_dir();
     // stderr is a file here: one line per report, no redrawing.
-    const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o",
-                                   dir + "/s.json", "-t", "2"});
+    const auto r = test::run_reap(
+        {"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", dir + "/s.json", "-t", "2"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.err.find("profile: 0/"), std::string::npos) << r.err;
     std::vector<std::string> lines;
@@ -472,10 +511,13 @@ TEST(ProfileHardening, ChatTemplateOptionAndUnrenderableSamples) {
     const std::string model = test::synth_model(small("qwen3moe"));
     const std::string dir   = test::tmp_dir();
     const std::string chat  = dir + "/chat.jsonl";
-    std::ofstream(chat) << R"({"messages": [{"role": "user", "content": "What is two plus two?"}]})" "\n"
-                        << R"({"text": "A plain text sample."})" "\n";
+    std::ofstream(chat) << R"({"messages": [{"role": "user", "content": "What is two plus two?"}]})"
+                           "\n"
+                        << R"({"text": "A plain text sample."})"
+                           "\n";
     auto profile = [&](std::vector<std::string> extra, const std::string & out) {
-        std::vector<std::string> args = {"profile", "-m", model, "--data", chat, "-o", dir + "/" + out, "--no-progress"};
+        std::vector<std::string> args = {"profile", "-m", model,           "--data",
+                                         chat,      "-o", dir + "/" + out, "--no-progress"};
         args.insert(args.end(), extra.begin(), extra.end());
         return test::run_reap(args);
     };
@@ -504,22 +546,24 @@ TEST(ProfileHardening, ChatTemplateOptionAndUnrenderableSamples) {
 }
 
 TEST(ProfileHardening, ResumeRefusesAModelOfTheSameShapeWithOtherWeights) {
-    synth::Options other = small("qwen3moe");
-    other.seed           = 7;
+    synth::Options other    = small("qwen3moe");
+    other.seed              = 7;
     const std::string model = test::synth_model(small("qwen3moe")), model7 = test::synth_model(other);
-    const std::string dir   = test::tmp_dir();
-    const std::string out   = dir + "/s.json";
-    ASSERT_EQ(test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out,
-                              "--no-progress"}).exit_code, 0);
+    const std::string dir = test::tmp_dir();
+    const std::string out = dir + "/s.json";
+    ASSERT_EQ(
+        test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out, "--no-progress"})
+            .exit_code,
+        0);
     const auto before = test::read_bytes(out);
-    const auto r = test::run_reap({"profile", "-m", model7, "--data", k_sample, "--max-samples", "4", "-o", out,
-                                   "--resume", "--no-progress"});
+    const auto r      = test::run_reap(
+             {"profile", "-m", model7, "--data", k_sample, "--max-samples", "4", "-o", out, "--resume", "--no-progress"});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find("statistics of different models"), std::string::npos) << r.err;
     EXPECT_TRUE(test::read_bytes(out) == before) << "the checkpoint was touched";
     // the same model resumes (nothing left to do)
-    const auto same = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out,
-                                      "--resume", "--no-progress"});
+    const auto same = test::run_reap(
+        {"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out, "--resume", "--no-progress"});
     EXPECT_EQ(same.exit_code, 0) << same.err;
 }
 

@@ -19,10 +19,10 @@
 // 1e-5 absolute (5e-3 for the sum of squares and the max, which hinge on single tokens).
 #include "support.h"
 
-#include "stats/expert_stats.h"
-#include "gguf/gguf_file.h"
 #include "core/log.h"
+#include "gguf/gguf_file.h"
 #include "profile/profiler.h"
+#include "stats/expert_stats.h"
 #include "synth/synth.h"
 
 #include "ggml.h"
@@ -60,7 +60,7 @@ Vec read_tensor(const GgufFile & f, const std::string & name, std::vector<int64_
         const int64_t want = d < expect_ne.size() ? expect_ne[d] : 1;
         EXPECT_EQ(t->ne[d], want) << name << " ne[" << d << "]";
     }
-    const int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    const int64_t        n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     std::vector<uint8_t> raw(t->nbytes);
     f.read(*t, 0, raw.data(), raw.size());
     std::vector<float> fl(static_cast<size_t>(n));
@@ -94,12 +94,12 @@ struct ModelW {
 };
 
 ModelW load_weights(const std::string & path) {
-    const GgufFile f = GgufFile::open(path);
+    const GgufFile    f = GgufFile::open(path);
     const std::string a = f.arch();
     EXPECT_EQ(a, "qwen3moe");
-    auto u = [&](const char * k) { return int(f.get_uint(a + "." + k).value()); };
-    ModelW m;
-    Hparams & h = m.hp;
+    auto      u = [&](const char * k) { return int(f.get_uint(a + "." + k).value()); };
+    ModelW    m;
+    Hparams & h     = m.hp;
     h.n_layer       = u("block_count");
     h.n_embd        = u("embedding_length");
     h.n_head        = u("attention.head_count");
@@ -149,7 +149,8 @@ Vec matvec(const double * w, int64_t n_in, int64_t n_out, const double * x) {
     for (int64_t o = 0; o < n_out; o++) {
         const double * row = w + o * n_in;
         double         s   = 0;
-        for (int64_t i = 0; i < n_in; i++) s += row[i] * x[i];
+        for (int64_t i = 0; i < n_in; i++)
+            s += row[i] * x[i];
         y[size_t(o)] = s;
     }
     return y;
@@ -158,9 +159,11 @@ Vec matvec(const double * w, int64_t n_in, int64_t n_out, const double * x) {
 // In place: v[0..n) = v / sqrt(mean(v^2) + eps) * weight (ggml_rms_norm followed by ggml_mul).
 void rms_norm(double * v, int64_t n, const Vec & weight, double eps) {
     double ss = 0;
-    for (int64_t i = 0; i < n; i++) ss += v[i] * v[i];
+    for (int64_t i = 0; i < n; i++)
+        ss += v[i] * v[i];
     const double scale = 1.0 / std::sqrt(ss / double(n) + eps);
-    for (int64_t i = 0; i < n; i++) v[i] = v[i] * scale * weight[size_t(i)];
+    for (int64_t i = 0; i < n; i++)
+        v[i] = v[i] * scale * weight[size_t(i)];
 }
 
 // NEOX rope (LLAMA_ROPE_TYPE_NEOX, which qwen3moe uses): dimension i pairs with i + d/2.
@@ -190,15 +193,26 @@ struct RefLayer {
     Vec                   reap_if_gated_norm;   // ||g f|| measured (after the gate), times g
     std::vector<uint64_t> count_slack;
     Vec                   gate_slack, raw_slack, ean_slack, reap_slack, reap_sq_slack, reap_max_slack;
-    double                min_margin = 1e9;     // smallest relative gap between k-th and (k+1)-th prob
+    double                min_margin = 1e9;  // smallest relative gap between k-th and (k+1)-th prob
     int                   near_ties  = 0;
 
     explicit RefLayer(int n_expert = 0)
-        : count(size_t(n_expert)), gate(size_t(n_expert)), raw(size_t(n_expert)), ean(size_t(n_expert)),
-          reap(size_t(n_expert)), reap_sq(size_t(n_expert)), reap_max(size_t(n_expert)),
-          reap_if_raw_applied(size_t(n_expert)), reap_if_gated_norm(size_t(n_expert)), count_slack(size_t(n_expert)),
-          gate_slack(size_t(n_expert)), raw_slack(size_t(n_expert)), ean_slack(size_t(n_expert)),
-          reap_slack(size_t(n_expert)), reap_sq_slack(size_t(n_expert)), reap_max_slack(size_t(n_expert)) {}
+        : count(size_t(n_expert)),
+          gate(size_t(n_expert)),
+          raw(size_t(n_expert)),
+          ean(size_t(n_expert)),
+          reap(size_t(n_expert)),
+          reap_sq(size_t(n_expert)),
+          reap_max(size_t(n_expert)),
+          reap_if_raw_applied(size_t(n_expert)),
+          reap_if_gated_norm(size_t(n_expert)),
+          count_slack(size_t(n_expert)),
+          gate_slack(size_t(n_expert)),
+          raw_slack(size_t(n_expert)),
+          ean_slack(size_t(n_expert)),
+          reap_slack(size_t(n_expert)),
+          reap_sq_slack(size_t(n_expert)),
+          reap_max_slack(size_t(n_expert)) {}
 };
 
 // Routing decisions whose k-th and (k+1)-th probabilities are closer than this (relative) could
@@ -219,16 +233,18 @@ struct Reference {
 // f_j(y) = W_down_j (silu(W_gate_j y) * W_up_j y) for expert j.
 Vec expert_out(const LayerW & L, const Hparams & h, int j, const double * y) {
     const int64_t E = h.n_embd, F = h.n_ff;
-    const Vec gate = matvec(L.gate_exps.data() + int64_t(j) * E * F, E, F, y);
-    const Vec up   = matvec(L.up_exps.data() + int64_t(j) * E * F, E, F, y);
-    Vec       act(static_cast<size_t>(F));
-    for (int64_t i = 0; i < F; i++) act[size_t(i)] = silu(gate[size_t(i)]) * up[size_t(i)];
+    const Vec     gate = matvec(L.gate_exps.data() + int64_t(j) * E * F, E, F, y);
+    const Vec     up   = matvec(L.up_exps.data() + int64_t(j) * E * F, E, F, y);
+    Vec           act(static_cast<size_t>(F));
+    for (int64_t i = 0; i < F; i++)
+        act[size_t(i)] = silu(gate[size_t(i)]) * up[size_t(i)];
     return matvec(L.down_exps.data() + int64_t(j) * F * E, F, E, act.data());
 }
 
 double norm2(const Vec & v) {
     double s = 0;
-    for (double x : v) s += x * x;
+    for (double x : v)
+        s += x * x;
     return std::sqrt(s);
 }
 
@@ -250,42 +266,50 @@ void attend(const double * qh, const std::vector<Vec> & k, const std::vector<Vec
         for (int64_t u = 0; u <= t; u++) {
             const double * kh = k[size_t(u)].data() + off;
             double         d  = 0;
-            for (int64_t i = 0; i < D; i++) d += qh[i] * kh[i];
+            for (int64_t i = 0; i < D; i++)
+                d += qh[i] * kh[i];
             s[size_t(u)] = d * kq_scale;
             smax         = std::max(smax, s[size_t(u)]);
         }
         double z = 0;
-        for (auto & e : s) z += (e = std::exp(e - smax));
+        for (auto & e : s)
+            z += (e = std::exp(e - smax));
         for (int64_t u = 0; u <= t; u++) {
             const double * vh = v[size_t(u)].data() + off;
-            for (int64_t i = 0; i < D; i++) out[i] += s[size_t(u)] / z * vh[i];
+            for (int64_t i = 0; i < D; i++)
+                out[i] += s[size_t(u)] / z * vh[i];
         }
         return;
     }
     // vec: the kernel's scalar chain in float, the accumulator rounded to F16 after every update.
     Vec q16(qh, qh + D);
-    for (auto & e : q16) e = round_f16(e);
+    for (auto & e : q16)
+        e = round_f16(e);
     Vec   acc(size_t(D), 0.0);  // holds F16 values
     float M = -INFINITY, S = 0.0f;
     for (int64_t u = 0; u <= t; u++) {
         const double * kh = k[size_t(u)].data() + off;
         double         d  = 0;
-        for (int64_t i = 0; i < D; i++) d += q16[size_t(i)] * kh[i];
+        for (int64_t i = 0; i < D; i++)
+            d += q16[size_t(i)] * kh[i];
         const float s  = float(d) * float(kq_scale);
         float       ms = 1.0f, vs = 1.0f;
         if (s > M) {
             ms = std::exp(M - s);
             M  = s;
-            for (auto & e : acc) e = round_f16(e * ms);
+            for (auto & e : acc)
+                e = round_f16(e * ms);
         } else {
             vs = std::exp(s - M);
         }
         const double * vh = v[size_t(u)].data() + off;
-        for (int64_t i = 0; i < D; i++) acc[size_t(i)] = round_f16(acc[size_t(i)] + vh[i] * vs);
+        for (int64_t i = 0; i < D; i++)
+            acc[size_t(i)] = round_f16(acc[size_t(i)] + vh[i] * vs);
         S = S * ms + vs;
     }
     const float s_inv = 1.0f / S;
-    for (int64_t i = 0; i < D; i++) out[i] += double(float(acc[size_t(i)]) * s_inv);
+    for (int64_t i = 0; i < D; i++)
+        out[i] += double(float(acc[size_t(i)]) * s_inv);
 }
 
 // One sequence through the model; adds its tokens to `ref`.
@@ -295,7 +319,7 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
     const Hparams & h = m.hp;
     const int64_t   T = int64_t(toks.size()), E = h.n_embd, D = h.head_dim;
     const int64_t   NQ = int64_t(h.n_head) * D, NKV = int64_t(h.n_head_kv) * D;
-    const int       group = h.n_head / h.n_head_kv;  // GQA: query head hd reads kv head hd / group
+    const int       group    = h.n_head / h.n_head_kv;  // GQA: query head hd reads kv head hd / group
     const double    kq_scale = 1.0 / std::sqrt(double(D));
 
     // Residual stream, one row per token.
@@ -333,8 +357,10 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
             }
             // llama.cpp's CPU attention reads K and V as F16: the default cache type, and with flash
             // attention (on by default on CPU) an F32 cache is cast to F16 before the kernel.
-            for (auto & e : k[size_t(t)]) e = round_f16(e);
-            for (auto & e : v[size_t(t)]) e = round_f16(e);
+            for (auto & e : k[size_t(t)])
+                e = round_f16(e);
+            for (auto & e : v[size_t(t)])
+                e = round_f16(e);
         }
         for (int64_t t = 0; t < T; t++) {
             Vec heads(size_t(NQ), 0.0);
@@ -347,20 +373,24 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
 
             // h2 = h + attn; the MoE reads y = RMSNorm(h2) * ffn_norm.
             Vec & h2 = x[size_t(t)];
-            for (int64_t i = 0; i < E; i++) h2[size_t(i)] += attn[size_t(i)];
+            for (int64_t i = 0; i < E; i++)
+                h2[size_t(i)] += attn[size_t(i)];
             Vec y = h2;
             rms_norm(y.data(), E, L.ffn_norm, h.eps);
 
             // Router: softmax over all experts, top-k by probability.
-            const Vec logits = matvec(L.router.data(), E, h.n_expert, y.data());
-            Vec       probs(logits.size());
+            const Vec    logits = matvec(L.router.data(), E, h.n_expert, y.data());
+            Vec          probs(logits.size());
             const double lmax = *std::max_element(logits.begin(), logits.end());
             double       z    = 0;
-            for (size_t j = 0; j < probs.size(); j++) z += (probs[j] = std::exp(logits[j] - lmax));
-            for (auto & p : probs) p /= z;
+            for (size_t j = 0; j < probs.size(); j++)
+                z += (probs[j] = std::exp(logits[j] - lmax));
+            for (auto & p : probs)
+                p /= z;
             std::vector<int> order(size_t(h.n_expert));
             std::iota(order.begin(), order.end(), 0);
-            std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return probs[size_t(a)] > probs[size_t(b)]; });
+            std::stable_sort(order.begin(), order.end(),
+                             [&](int a, int b) { return probs[size_t(a)] > probs[size_t(b)]; });
             const int K = h.n_expert_used;
 
             // Near-tie between the last selected and the first unselected expert?
@@ -373,7 +403,8 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
             }
 
             double raw_sum = 0;
-            for (int r = 0; r < K; r++) raw_sum += probs[size_t(order[size_t(r)])];
+            for (int r = 0; r < K; r++)
+                raw_sum += probs[size_t(order[size_t(r)])];
             // qwen3moe normalises the selected weights (norm_w); llama.cpp clamps the sum.
             const double denom = std::max(raw_sum, 6.103515625e-5);
 
@@ -396,7 +427,8 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
                     RL.reap_if_raw_applied[size_t(j)] += g_raw * fn;
                     RL.reap_if_gated_norm[size_t(j)] += g * (g * fn);
                 }
-                for (int64_t i = 0; i < E; i++) moe[size_t(i)] += g * f[size_t(i)];
+                for (int64_t i = 0; i < E; i++)
+                    moe[size_t(i)] += g * f[size_t(i)];
             }
             if (tie) {
                 // Skip the token: llama.cpp may have picked either side of the tie. Every expert
@@ -418,7 +450,8 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
                 tainted_from = std::min(tainted_from, t);  // this token's output, and later positions' attention
             }
             // h3 = h2 + sum_j g_j f_j: the next layer's input.
-            for (int64_t i = 0; i < E; i++) h2[size_t(i)] += moe[size_t(i)];
+            for (int64_t i = 0; i < E; i++)
+                h2[size_t(i)] += moe[size_t(i)];
         }
     }
     ref.tokens += uint64_t(T);
@@ -428,12 +461,12 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
 // Tokenization exactly as profiler.cpp does it for a {"text": ...} sample: add_special, no
 // special-token parsing, truncated to n_ctx. llama.cpp loads the vocabulary only.
 
-std::vector<std::vector<llama_token>> tokenize_samples(const std::string & model, const std::vector<std::string> & texts,
-                                                       int n_ctx) {
+std::vector<std::vector<llama_token>> tokenize_samples(const std::string &              model,
+                                                       const std::vector<std::string> & texts, int n_ctx) {
     llama_backend_init();
-    llama_model_params mp = llama_model_default_params();
-    mp.vocab_only         = true;
-    llama_model * lm      = llama_model_load_from_file(model.c_str(), mp);
+    llama_model_params mp                    = llama_model_default_params();
+    mp.vocab_only                            = true;
+    llama_model *                         lm = llama_model_load_from_file(model.c_str(), mp);
     std::vector<std::vector<llama_token>> out;
     if (lm == nullptr) {
         ADD_FAILURE() << "llama.cpp could not load the vocabulary of " << model;
@@ -442,7 +475,8 @@ std::vector<std::vector<llama_token>> tokenize_samples(const std::string & model
     const llama_vocab * vocab = llama_model_get_vocab(lm);
     for (const auto & s : texts) {
         std::vector<llama_token> toks(s.size() + 16);
-        const int n = llama_tokenize(vocab, s.data(), int32_t(s.size()), toks.data(), int32_t(toks.size()), true, false);
+        const int                n =
+            llama_tokenize(vocab, s.data(), int32_t(s.size()), toks.data(), int32_t(toks.size()), true, false);
         EXPECT_GT(n, 1) << "tokenization failed for: " << s;
         toks.resize(size_t(std::max(n, 0)));
         if (toks.size() > size_t(n_ctx)) toks.resize(size_t(n_ctx));
@@ -480,13 +514,11 @@ const std::vector<std::string> & sample_texts() {
 struct Tol {
     double rel = 1e-3, abs = 1e-5;
     bool   ok(double got, double want, double slack = 0) const {
-        return std::fabs(got - want) <= std::max(abs, rel * std::fabs(want)) + slack;
+          return std::fabs(got - want) <= std::max(abs, rel * std::fabs(want)) + slack;
     }
 };
 
-double rel_err(double got, double want) {
-    return std::fabs(got - want) / std::max(std::fabs(want), 1e-12);
-}
+double rel_err(double got, double want) { return std::fabs(got - want) / std::max(std::fabs(want), 1e-12); }
 
 // Would these per-expert values pass as `want`? Used to show that a collector mistake fails.
 bool all_within(const Vec & got, const Vec & want, const Vec & slack, const Tol & tol) {
@@ -516,20 +548,21 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     // differences to llama.cpp are the F16 steps inside attention, which the reference models.
     const std::string dir = test::tmp_dir();
     synth::Options    o;
-    o.arch          = "qwen3moe";
-    o.n_layer       = c.n_layer;
-    o.n_embd        = 128;  // 2 query heads of 64, 1 KV head (GQA)
-    o.n_ff          = 64;
-    o.n_expert      = 8;
-    o.n_expert_used = 2;
-    o.type          = GGML_TYPE_F32;
+    o.arch                  = "qwen3moe";
+    o.n_layer               = c.n_layer;
+    o.n_embd                = 128;  // 2 query heads of 64, 1 KV head (GQA)
+    o.n_ff                  = 64;
+    o.n_expert              = 8;
+    o.n_expert_used         = 2;
+    o.type                  = GGML_TYPE_F32;
     const std::string model = dir + "/model.gguf";
     synth::write_model(o, model);
 
     const std::string data = dir + "/calib.jsonl";
     {
         std::ofstream out(data);
-        for (const auto & s : sample_texts()) out << "{\"text\": " << json_quote(s) << "}\n";
+        for (const auto & s : sample_texts())
+            out << "{\"text\": " << json_quote(s) << "}\n";
     }
 
     // --- the reference ---
@@ -546,7 +579,8 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     // n_parallel), or decodes each sample alone; llama.cpp cuts a batch into consecutive
     // micro-batches of n_ubatch tokens (split_simple with a unified KV cache).
     uint64_t total = 0;
-    for (const auto & t : samples) total += t.size();
+    for (const auto & t : samples)
+        total += t.size();
     uint64_t offset = 0;
     for (size_t s = 0; s < samples.size(); s++) {
         const uint64_t        batch = c.pack ? total : samples[s].size(), start = c.pack ? offset : 0;
@@ -562,33 +596,33 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     // A near-tie in a non-final layer changes that token's residual, and through attention every
     // later position of its sequence, in ways the slack cannot bound. The data is fixed and the
     // model seeded, so this is deterministic: if it ever fires, change a sample text.
-    ASSERT_TRUE(ref.unbounded_ties.empty()) << "near-tied routing upstream of a later layer: " << ref.unbounded_ties[0]
-                                            << "; pick other calibration texts";
+    ASSERT_TRUE(ref.unbounded_ties.empty())
+        << "near-tied routing upstream of a later layer: " << ref.unbounded_ties[0] << "; pick other calibration texts";
 
     // --- the profiler ---
     ProfileOptions po;
-    po.model    = model;
-    po.data     = {data};
-    po.output   = dir + "/stats.json";
-    po.n_ctx    = n_ctx;
+    po.model  = model;
+    po.data   = {data};
+    po.output = dir + "/stats.json";
+    po.n_ctx  = n_ctx;
     // One thread: same numbers as two (each output row is computed by one thread either way),
     // but with ctest -j on a small machine ggml's spinning thread barrier turned the 31
     // micro-batches of the ubatch8 case from 0.2 s into 14 s with two threads.
     po.n_threads = 1;
-    po.progress = false;
-    po.n_ubatch = c.n_ubatch;
-    po.pack     = c.pack;
+    po.progress  = false;
+    po.n_ubatch  = c.n_ubatch;
+    po.pack      = c.pack;
     // The KV cache keeps its default type (f16); the reference rounds K and V to F16 to match
     // (an f32 cache would change nothing on CPU: flash attention casts K and V to F16).
-    const ProfileResult res = run_profile(po);
+    const ProfileResult res  = run_profile(po);
     const ExpertStats   file = ExpertStats::load(po.output);
 
     EXPECT_EQ(res.tokens, ref.tokens);
     EXPECT_EQ(res.samples_done, samples.size());
     ASSERT_EQ(file.layers.size(), size_t(w.hp.n_layer));
 
-    const Tol tol;                         // sums over many tokens
-    const Tol tol_per_token{5e-3, 1e-5};   // statistics dominated by single tokens
+    const Tol tol;                              // sums over many tokens
+    const Tol tol_per_token{5e-3, 1e-5};        // statistics dominated by single tokens
     double    max_rel[6] = {0, 0, 0, 0, 0, 0};  // gate, raw, ean, reap, reap_sq, reap_max
     for (int il = 0; il < w.hp.n_layer; il++) {
         SCOPED_TRACE("layer " + std::to_string(il));
@@ -607,7 +641,8 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
         // Non-trivial reference: several experts in use, and the statistics the mistakes below
         // would confuse really are different on this data.
         int used = 0;
-        for (uint64_t n : R.count) used += n > 0;
+        for (uint64_t n : R.count)
+            used += n > 0;
         EXPECT_GT(used, 2) << "the reference routes to too few experts to be a meaningful check";
         EXPECT_FALSE(all_within(R.raw, R.gate, R.gate_slack, tol)) << "raw and applied weights indistinguishable";
         EXPECT_FALSE(all_within(R.reap_if_raw_applied, R.reap, R.reap_slack, tol))
@@ -628,7 +663,8 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
                 << "gate_sum " << G.gate_sum[j] << " vs " << R.gate[j];
             EXPECT_TRUE(tol.ok(G.raw_gate_sum[j], R.raw[j], R.raw_slack[j]))
                 << "raw_gate_sum " << G.raw_gate_sum[j] << " vs " << R.raw[j];
-            EXPECT_TRUE(tol.ok(G.ean_sum[j], R.ean[j], R.ean_slack[j])) << "ean_sum " << G.ean_sum[j] << " vs " << R.ean[j];
+            EXPECT_TRUE(tol.ok(G.ean_sum[j], R.ean[j], R.ean_slack[j]))
+                << "ean_sum " << G.ean_sum[j] << " vs " << R.ean[j];
             EXPECT_TRUE(tol.ok(G.reap_sum[j], R.reap[j], R.reap_slack[j]))
                 << "reap_sum " << G.reap_sum[j] << " vs " << R.reap[j];
             // The variance and maximum of g * ||f|| come from the same per-token values. They are
@@ -654,15 +690,15 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
                     used, R.min_margin, R.near_ties);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    std::printf("[ reference ] %s: %llu tokens, max rel err gate %.2g raw %.2g ean %.2g reap %.2g reap_sq %.2g "
-                "reap_max %.2g, %.2fs\n",
-                c.name, (unsigned long long) ref.tokens, max_rel[0], max_rel[1], max_rel[2], max_rel[3], max_rel[4],
-                max_rel[5], secs);
+    std::printf(
+        "[ reference ] %s: %llu tokens, max rel err gate %.2g raw %.2g ean %.2g reap %.2g reap_sq %.2g "
+        "reap_max %.2g, %.2fs\n",
+        c.name, (unsigned long long) ref.tokens, max_rel[0], max_rel[1], max_rel[2], max_rel[3], max_rel[4], max_rel[5],
+        secs);
 }
 
 INSTANTIATE_TEST_SUITE_P(Qwen3Moe, ProfileReference,
-                         ::testing::Values(Case{"one_layer", 1, 512, true},
-                                           Case{"two_layers", 2, 512, true},
+                         ::testing::Values(Case{"one_layer", 1, 512, true}, Case{"two_layers", 2, 512, true},
                                            // micro-batches of 8 tokens: the collector must stitch
                                            // several callbacks per layer together
                                            Case{"two_layers_ubatch8", 2, 8, true},

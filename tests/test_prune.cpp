@@ -1,10 +1,10 @@
 // reap prune: byte-exact rewrites that llama.cpp loads, on every synthetic architecture.
 #include "core/error.h"
-#include "moe/expert_budget.h"
 #include "gguf/gguf_file.h"
+#include "moe/expert_budget.h"
 #include "moe/moe_layout.h"
-#include "prune/planner.h"
 #include "profile/profiler.h"
+#include "prune/planner.h"
 #include "prune/pruner.h"
 #include "support.h"
 
@@ -14,11 +14,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sys/stat.h>
 
 using namespace reap;
 using nlohmann::json;
@@ -55,10 +55,15 @@ std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t
 
 size_t gguf_scalar_size(gguf_type t) {
     switch (t) {
-        case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL:     return 1;
-        case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16:                        return 2;
-        case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-        default:                                                            return 8;
+        case GGUF_TYPE_UINT8:
+        case GGUF_TYPE_INT8:
+        case GGUF_TYPE_BOOL: return 1;
+        case GGUF_TYPE_UINT16:
+        case GGUF_TYPE_INT16: return 2;
+        case GGUF_TYPE_UINT32:
+        case GGUF_TYPE_INT32:
+        case GGUF_TYPE_FLOAT32: return 4;
+        default: return 8;
     }
 }
 
@@ -90,10 +95,13 @@ void expect_same_kv(const GgufFile & a, const GgufFile & b, const std::string & 
             }
             if (at != GGUF_TYPE_STRING) {
                 EXPECT_EQ(std::memcmp(gguf_get_arr_data(ca, i), gguf_get_arr_data(cb, j),
-                                      gguf_get_arr_n(ca, i) * gguf_scalar_size(at)), 0) << key;
+                                      gguf_get_arr_n(ca, i) * gguf_scalar_size(at)),
+                          0)
+                    << key;
             }
         } else {
-            EXPECT_EQ(std::memcmp(gguf_get_val_data(ca, i), gguf_get_val_data(cb, j), gguf_scalar_size(type)), 0) << key;
+            EXPECT_EQ(std::memcmp(gguf_get_val_data(ca, i), gguf_get_val_data(cb, j), gguf_scalar_size(type)), 0)
+                << key;
         }
     }
 }
@@ -102,20 +110,21 @@ void expect_finite_run(const std::string & path) {
     const auto rows = test::decode_logits(path, "Pruned models must still run: 1 + 1 = 2.");
     ASSERT_GT(rows.size(), 3u);
     for (const auto & r : rows) {
-        for (float v : r) ASSERT_TRUE(std::isfinite(v)) << path;
+        for (float v : r)
+            ASSERT_TRUE(std::isfinite(v)) << path;
     }
 }
 
 class PruneArch : public ::testing::TestWithParam<std::tuple<std::string, ggml_type>> {};
 
 TEST_P(PruneArch, KeepAllIsByteIdenticalAndHalfKeepsExactSlices) {
-    const auto [arch, type] = GetParam();
-    const std::string model = test::synth_model(small(arch, type));
-    const std::string dir   = test::tmp_dir();
-    const std::string stats = stats_for(model, dir);
-    const auto all_path = dir + "/all.gguf", half_path = dir + "/half.gguf";
-    const auto r = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "1.0,0.5", "-o",
-                                   dir + "/{keep}.gguf", "--no-progress"});
+    const auto [arch, type]    = GetParam();
+    const std::string model    = test::synth_model(small(arch, type));
+    const std::string dir      = test::tmp_dir();
+    const std::string stats    = stats_for(model, dir);
+    const auto        all_path = dir + "/all.gguf", half_path = dir + "/half.gguf";
+    const auto        r = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "1.0,0.5", "-o",
+                                          dir + "/{keep}.gguf", "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     std::rename((dir + "/1.00.gguf").c_str(), all_path.c_str());
     std::rename((dir + "/0.50.gguf").c_str(), half_path.c_str());
@@ -144,7 +153,8 @@ TEST_P(PruneArch, KeepAllIsByteIdenticalAndHalfKeepsExactSlices) {
     EXPECT_EQ(half.get_uint(arch + ".expert_count").value(), kept);
     expect_same_kv(in, half, arch + ".expert_count");
     std::map<const TensorInfo *, const ExpertTensor *> expert_of;
-    for (const auto & e : m.expert_tensors) expert_of[e.info] = &e;
+    for (const auto & e : m.expert_tensors)
+        expert_of[e.info] = &e;
     for (const auto & t : in.tensors()) {
         const auto * u = half.find_tensor(t.name);
         ASSERT_NE(u, nullptr) << t.name;
@@ -172,8 +182,10 @@ INSTANTIATE_TEST_SUITE_P(AllArchs, PruneArch,
                          ::testing::Combine(::testing::ValuesIn(synth::architectures()),
                                             ::testing::Values(GGML_TYPE_F16, GGML_TYPE_Q4_K)),
                          [](const auto & param_info) {
-                             std::string n = std::get<0>(param_info.param) + "_" + ggml_type_name(std::get<1>(param_info.param));
-                             for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
+                             std::string n =
+                                 std::get<0>(param_info.param) + "_" + ggml_type_name(std::get<1>(param_info.param));
+                             for (auto & c : n)
+                                 if (!std::isalnum((unsigned char) c)) c = '_';
                              return n;
                          });
 
@@ -199,30 +211,35 @@ TEST_P(RareRemoval, LeavesLogitsUnchanged) {
         for (uint32_t e = 0; e < m.n_expert; e++) {
             (std::find(rare.begin(), rare.end(), e) == rare.end() ? lp.kept : lp.dropped).push_back(e);
         }
-        p.kept          = uint32_t(lp.kept.size());
-        p.layers[il]    = lp;
+        p.kept       = uint32_t(lp.kept.size());
+        p.layers[il] = lp;
     }
     p.keep_ratio = double(p.kept) / m.n_expert;
     prune_model(in, m, {{p, dir + "/no-rare.gguf"}}, false);
 
     const std::string text = "Every token goes through the same experts as before, and the logits stay the same.";
-    const auto a = test::decode_logits(model, text), b = test::decode_logits(dir + "/no-rare.gguf", text);
+    const auto        a = test::decode_logits(model, text), b = test::decode_logits(dir + "/no-rare.gguf", text);
     ASSERT_EQ(a.size(), b.size());
     double max_diff = 0;
     for (size_t i = 0; i < a.size(); i++) {
-        for (size_t j = 0; j < a[i].size(); j++) max_diff = std::max(max_diff, double(std::fabs(a[i][j] - b[i][j])));
+        for (size_t j = 0; j < a[i].size(); j++)
+            max_diff = std::max(max_diff, double(std::fabs(a[i][j] - b[i][j])));
     }
     // 1e-4 of the logits' scale (~4 here): measured 2e-6 on qwen3moe/llama/gpt-oss, 1.1e-4 on
     // nemotron_h_moe, whose Mamba and attention layers after the MoE layer amplify float noise.
     double scale = 1.0;
-    for (const auto & row : a) for (float v : row) scale = std::max(scale, double(std::fabs(v)));
+    for (const auto & row : a)
+        for (float v : row)
+            scale = std::max(scale, double(std::fabs(v)));
     EXPECT_LT(max_diff, 1e-4 * scale);
 }
 
-INSTANTIATE_TEST_SUITE_P(Renormalising, RareRemoval, ::testing::Values("qwen3moe", "llama", "gpt-oss", "nemotron_h_moe"),
+INSTANTIATE_TEST_SUITE_P(Renormalising, RareRemoval,
+                         ::testing::Values("qwen3moe", "llama", "gpt-oss", "nemotron_h_moe"),
                          [](const auto & param_info) {
                              std::string n = param_info.param;
-                             for (auto & c : n) if (!std::isalnum((unsigned char) c)) c = '_';
+                             for (auto & c : n)
+                                 if (!std::isalnum((unsigned char) c)) c = '_';
                              return n;
                          });
 
@@ -232,10 +249,11 @@ TEST(Prune, ExpertGroupsStayBalanced) {
     const std::string stats = stats_for(model, dir);
     const GgufFile    in    = GgufFile::open(model);
     const MoeLayout   m     = analyze_moe(in);  // 16 experts in 4 groups
-    const Plan p = make_plan(ExpertStats::load(stats), m.shape(), Criterion::reap, 8, 0);
+    const Plan        p     = make_plan(ExpertStats::load(stats), m.shape(), Criterion::reap, 8, 0);
     for (const auto & [il, lp] : p.layers) {
         std::vector<int> per(4, 0);
-        for (auto e : lp.kept) per[e / 4]++;
+        for (auto e : lp.kept)
+            per[e / 4]++;
         EXPECT_EQ(per, (std::vector<int>{2, 2, 2, 2})) << "layer " << il;
     }
     EXPECT_THROW(make_plan(ExpertStats::load(stats), m.shape(), Criterion::reap, 6, 0), Error);  // not a multiple of 4
@@ -254,7 +272,8 @@ TEST(Prune, CriteriaAndTies) {
     const ExpertStats s     = ExpertStats::load(stats_for(model, dir));
     const GgufFile    in    = GgufFile::open(model);
     const MoeLayout   m     = analyze_moe(in);
-    const Plan reap = make_plan(s, m.shape(), Criterion::reap, 12, 0), freq = make_plan(s, m.shape(), Criterion::frequency, 12, 0);
+    const Plan        reap  = make_plan(s, m.shape(), Criterion::reap, 12, 0),
+               freq         = make_plan(s, m.shape(), Criterion::frequency, 12, 0);
     for (int il : m.moe_layer_indices()) {
         const auto & rd = reap.layers.at(il).dropped;
         for (auto e : in.get_uint_array(synth::planted_key(il, "dead"))) {
@@ -266,8 +285,9 @@ TEST(Prune, CriteriaAndTies) {
         }
     }
     // random: reproducible with a seed, different across seeds
-    const Plan r1 = make_plan(s, m.shape(), Criterion::random, 8, 1), r1b = make_plan(s, m.shape(), Criterion::random, 8, 1),
-               r2 = make_plan(s, m.shape(), Criterion::random, 8, 2);
+    const Plan r1  = make_plan(s, m.shape(), Criterion::random, 8, 1),
+               r1b = make_plan(s, m.shape(), Criterion::random, 8, 1),
+               r2  = make_plan(s, m.shape(), Criterion::random, 8, 2);
     EXPECT_EQ(r1.layers.at(0).kept, r1b.layers.at(0).kept);
     EXPECT_NE(r1.layers.at(0).kept, r2.layers.at(0).kept);
 
@@ -276,7 +296,8 @@ TEST(Prune, CriteriaAndTies) {
     LayerStats  L(4);
     L.total_tokens = 10;
     L.count        = {5, 5, 1, 5};  // reap sums all zero: every score ties at 0
-    for (int il : m.moe_layer_indices()) t.layers.emplace(il, L);
+    for (int il : m.moe_layer_indices())
+        t.layers.emplace(il, L);
     synth::Options o4;
     o4.n_expert = 4, o4.n_expert_used = 1, o4.n_layer = 3, o4.n_dead = o4.n_rare = o4.n_weak = 0;
     const GgufFile  f4 = GgufFile::open(test::synth_model(o4));
@@ -289,10 +310,14 @@ TEST(Prune, SeveralRatiosOnePassEqualSeparateRunsAndPlansRoundTrip) {
     const std::string model = test::synth_model(small("gpt-oss"));
     const std::string dir   = test::tmp_dir();
     const std::string stats = stats_for(model, dir);
-    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.25,0.75", "-o", dir + "/multi.gguf",
-                              "--no-progress"}).exit_code, 0);
-    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.75", "-o", dir + "/single.gguf",
-                              "--no-progress", "--plan-out", dir + "/plan.json"}).exit_code, 0);
+    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.25,0.75", "-o",
+                              dir + "/multi.gguf", "--no-progress"})
+                  .exit_code,
+              0);
+    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.75", "-o",
+                              dir + "/single.gguf", "--no-progress", "--plan-out", dir + "/plan.json"})
+                  .exit_code,
+              0);
     EXPECT_TRUE(test::read_bytes(dir + "/multi-keep0.75.gguf") == test::read_bytes(dir + "/single.gguf"));
     EXPECT_TRUE(exists(dir + "/multi-keep0.25.gguf"));
 
@@ -303,21 +328,23 @@ TEST(Prune, SeveralRatiosOnePassEqualSeparateRunsAndPlansRoundTrip) {
     EXPECT_EQ(plan["output_size"].get<uint64_t>(), test::read_bytes(dir + "/single.gguf").size());
     EXPECT_EQ(plan["layers"]["0"]["kept"].size(), 12u);
     EXPECT_EQ(plan["layers"]["0"]["dropped_scores"].size(), 4u);
-    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--plan", dir + "/plan.json", "-o", dir + "/replayed.gguf",
-                              "--no-progress"}).exit_code, 0);
+    ASSERT_EQ(test::run_reap(
+                  {"prune", "-m", model, "--plan", dir + "/plan.json", "-o", dir + "/replayed.gguf", "--no-progress"})
+                  .exit_code,
+              0);
     EXPECT_TRUE(test::read_bytes(dir + "/replayed.gguf") == test::read_bytes(dir + "/single.gguf"));
 }
 
 TEST(Prune, Refusals) {
-    const std::string model = test::synth_model(small("qwen3moe"));
-    const std::string dir   = test::tmp_dir();
-    const std::string stats = stats_for(model, dir);
-    synth::Options    other = small("qwen3moe");
-    other.n_expert          = 8;
-    other.n_expert_used     = 2;
-    const std::string other_model = test::synth_model(other);
-    synth::Options    deeper      = small("qwen3moe");
-    deeper.n_layer                = 3;
+    const std::string model        = test::synth_model(small("qwen3moe"));
+    const std::string dir          = test::tmp_dir();
+    const std::string stats        = stats_for(model, dir);
+    synth::Options    other        = small("qwen3moe");
+    other.n_expert                 = 8;
+    other.n_expert_used            = 2;
+    const std::string other_model  = test::synth_model(other);
+    synth::Options    deeper       = small("qwen3moe");
+    deeper.n_layer                 = 3;
     const std::string deeper_model = test::synth_model(deeper);
     const std::string out          = dir + "/out.gguf";
 
@@ -328,13 +355,16 @@ TEST(Prune, Refusals) {
         EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
         EXPECT_FALSE(exists(path)) << "refused prune left " << path;
     };
-    refuse({"prune", "-m", other_model, "--stats", stats, "--keep-ratio", "0.5", "-o", out}, "statistics of another model", out);
-    refuse({"prune", "-m", deeper_model, "--stats", stats, "--keep-ratio", "0.5", "-o", out}, "statistics of another model", out);
+    refuse({"prune", "-m", other_model, "--stats", stats, "--keep-ratio", "0.5", "-o", out},
+           "statistics of another model", out);
+    refuse({"prune", "-m", deeper_model, "--stats", stats, "--keep-ratio", "0.5", "-o", out},
+           "statistics of another model", out);
     refuse({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0", "-o", out}, "outside (0, 1]", out);
     refuse({"prune", "-m", model, "--stats", stats, "--keep-ratio", "1.5", "-o", out}, "outside (0, 1]", out);
-    refuse({"prune", "-m", model, "--stats", stats, "--keep", "2", "-o", out}, "below the 4 experts used per token", out);
-    refuse({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "-o", dir + "/no/dir/x.gguf"}, "cannot create output",
-           dir + "/no/dir/x.gguf");
+    refuse({"prune", "-m", model, "--stats", stats, "--keep", "2", "-o", out}, "below the 4 experts used per token",
+           out);
+    refuse({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "-o", dir + "/no/dir/x.gguf"},
+           "cannot create output", dir + "/no/dir/x.gguf");
     const auto before = test::read_bytes(model);
     const auto same   = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "-o", model});
     EXPECT_EQ(same.exit_code, 1);
@@ -384,7 +414,7 @@ void add_tensors(const std::string & src, const std::string & dst,
 }
 
 TEST(Prune, ExpertIdTablesAreRenumberedOrRefused) {
-    synth::Options o        = small("qwen3moe");
+    synth::Options    o     = small("qwen3moe");
     const std::string model = test::synth_model(o);
     const std::string dir   = test::tmp_dir();
     const GgufFile    base  = GgufFile::open(model);
@@ -395,12 +425,13 @@ TEST(Prune, ExpertIdTablesAreRenumberedOrRefused) {
     p.kept      = 8;
     for (int il : bm.moe_layer_indices()) {
         LayerPlan lp;
-        for (uint32_t e = 0; e < 16; e++) (e % 2 ? lp.kept : lp.dropped).push_back(e);  // keep odd ids
+        for (uint32_t e = 0; e < 16; e++)
+            (e % 2 ? lp.kept : lp.dropped).push_back(e);  // keep odd ids
         p.layers[il] = lp;
     }
     // token -> expert ids table using only kept (odd) experts: renumbered 1->0, 3->1, 15->7
     add_tensors(model, dir + "/hash.gguf", {{"blk.0.ffn_gate_tid2eid.weight", {1, 3, 15, 5, 7, 9}}}, 2);
-    const GgufFile  h = GgufFile::open(dir + "/hash.gguf");
+    const GgufFile  h  = GgufFile::open(dir + "/hash.gguf");
     const MoeLayout hm = analyze_moe(h);
     prune_model(h, hm, {{p, dir + "/hash-pruned.gguf"}}, false);
     const GgufFile out = GgufFile::open(dir + "/hash-pruned.gguf");
@@ -429,14 +460,18 @@ TEST(Prune, ExpertIdTablesAreRenumberedOrRefused) {
 }
 
 TEST(Prune, SplitInputEqualsWholeInput) {
-    synth::Options o        = small("llama");
+    synth::Options    o     = small("llama");
     const std::string model = test::synth_model(o);
     const std::string dir   = test::tmp_dir();
     const std::string stats = stats_for(model, dir);
     const std::string first = test::write_splits(model, dir + "/split", 3);
 
-    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "6", "-o", dir + "/a.gguf", "--no-progress"}).exit_code, 0);
-    const auto r = test::run_reap({"prune", "-m", first, "--stats", stats, "--keep", "6", "-o", dir + "/b.gguf", "--no-progress"});
+    ASSERT_EQ(
+        test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "6", "-o", dir + "/a.gguf", "--no-progress"})
+            .exit_code,
+        0);
+    const auto r =
+        test::run_reap({"prune", "-m", first, "--stats", stats, "--keep", "6", "-o", dir + "/b.gguf", "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const GgufFile a = GgufFile::open(dir + "/a.gguf"), b = GgufFile::open(dir + "/b.gguf");
     EXPECT_FALSE(b.has_key("split.count"));
@@ -458,19 +493,23 @@ TEST(Prune, SplitOutputReadsAsTheSameModel) {
     const std::string model = test::synth_model(small("qwen3moe"));
     const std::string dir   = test::tmp_dir();
     const std::string stats = stats_for(model, dir);
-    ASSERT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/one.gguf", "--no-progress"}).exit_code, 0);
+    ASSERT_EQ(test::run_reap(
+                  {"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/one.gguf", "--no-progress"})
+                  .exit_code,
+              0);
     const auto dry = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/parts.gguf",
                                      "--split-max-size", "1M", "--dry-run"});
     ASSERT_EQ(dry.exit_code, 0) << dry.err;
     const json plan = json::parse(dry.out);
-    const auto r = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/parts.gguf",
-                                   "--split-max-size", "1M", "--no-progress"});
+    const auto r    = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/parts.gguf",
+                                      "--split-max-size", "1M", "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto names = plan["output_files"].get<std::vector<std::string>>();
     ASSERT_GT(names.size(), 2u);
     EXPECT_NE(names[0].find("parts-00001-of-"), std::string::npos) << names[0];
     uint64_t total = 0;
-    for (const auto & n : names) total += test::read_bytes(n).size();
+    for (const auto & n : names)
+        total += test::read_bytes(n).size();
     EXPECT_EQ(total, plan["output_size"].get<uint64_t>());
 
     const GgufFile a = GgufFile::open(dir + "/one.gguf"), b = GgufFile::open(names[1]);
@@ -481,11 +520,15 @@ TEST(Prune, SplitOutputReadsAsTheSameModel) {
         ASSERT_NE(u, nullptr) << t.name;
         EXPECT_TRUE(bytes_of(a, t, 0, t.nbytes) == bytes_of(b, *u, 0, u->nbytes)) << t.name;
     }
-    const auto la = test::decode_logits(dir + "/one.gguf", "split or not"), lb = test::decode_logits(names[0], "split or not");
+    const auto la = test::decode_logits(dir + "/one.gguf", "split or not"),
+               lb = test::decode_logits(names[0], "split or not");
     ASSERT_EQ(la.size(), lb.size());
-    for (size_t i = 0; i < la.size(); i++) EXPECT_TRUE(la[i] == lb[i]);
+    for (size_t i = 0; i < la.size(); i++)
+        EXPECT_TRUE(la[i] == lb[i]);
     EXPECT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/x.gguf",
-                              "--split-max-size", "12Q"}).exit_code, 1);
+                              "--split-max-size", "12Q"})
+                  .exit_code,
+              1);
 }
 
 // Next-token-prediction (MTP) blocks are MoE layers without statistics: they take the ids
@@ -502,7 +545,8 @@ TEST(Planner, NextTokenPredictionLayersKeepTheLastRegularLayersIds) {
     for (int il : {1, 2}) {
         LayerStats L(8);
         L.total_tokens = 100;
-        for (uint32_t e = 0; e < 8; e++) L.add(e, 0.5, 0.5, double(il == 1 ? e : 8 - e), 0.5 * double(il == 1 ? e : 8 - e));
+        for (uint32_t e = 0; e < 8; e++)
+            L.add(e, 0.5, 0.5, double(il == 1 ? e : 8 - e), 0.5 * double(il == 1 ? e : 8 - e));
         s.layers.emplace(il, L);
     }
     check_stats_match(s, m, "s.json");  // layer 3 (MTP) needs no statistics

@@ -189,11 +189,11 @@ std::map<int, std::vector<uint32_t>> report_dropped(const std::string & html) {
 // Expert groups: prune keeps the same number in every group, and the report marks exactly that.
 TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
     synth::Options o;
-    o.arch                  = "deepseek2";  // 16 experts in 4 groups; layer 0 dense
-    o.n_layer               = 3;
-    const std::string model = test::synth_model(o);
-    const std::string dir   = test::tmp_dir();
-    const std::string stats = profile(model, dir + "/s.json");
+    o.arch                     = "deepseek2";  // 16 experts in 4 groups; layer 0 dense
+    o.n_layer                  = 3;
+    const std::string model    = test::synth_model(o);
+    const std::string dir      = test::tmp_dir();
+    const std::string stats    = profile(model, dir + "/s.json");
     const ExpertStats profiled = ExpertStats::load(stats);
     EXPECT_EQ(profiled.meta.n_expert_groups, 4u);
     for (const char * ratio : {"0.5", "0.75"}) {

@@ -1,16 +1,17 @@
 // reap report: the rank/inequality helpers on hand-computed cases, and the page and summary on
 // real stats files profiled from synthetic models.
 #include "core/error.h"
-#include "gguf/gguf_file.h"
 #include "core/log.h"
+#include "gguf/gguf_file.h"
 #include "moe/moe_layout.h"
-#include "prune/planner.h"
 #include "profile/profiler.h"
+#include "prune/planner.h"
 #include "report/report.h"
 #include "support.h"
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -19,7 +20,6 @@
 #include <numeric>
 #include <regex>
 #include <set>
-#include <unistd.h>
 
 using namespace reap;
 using nlohmann::json;
@@ -65,10 +65,10 @@ TEST(Spearman, UndefinedWithoutAnOrder) {
 TEST(Gini, KnownValues) {
     EXPECT_NEAR(gini({5, 5, 5, 5}), 0.0, 1e-15);
     EXPECT_NEAR(gini({0.1, 0.1, 0.1}), 0.0, 1e-15);
-    EXPECT_DOUBLE_EQ(gini({0, 0, 0, 7}), 0.75);       // one holder: (n-1)/n
+    EXPECT_DOUBLE_EQ(gini({0, 0, 0, 7}), 0.75);  // one holder: (n-1)/n
     EXPECT_DOUBLE_EQ(gini({0, 9, 0, 0, 0, 0, 0, 0}), 7.0 / 8.0);
-    EXPECT_DOUBLE_EQ(gini({4, 3, 2, 1}), 0.25);       // sum |xi-xj| / (2 n^2 mean) = 20 / 80
-    EXPECT_EQ(gini({0, 0, 0}), 0.0);                  // nothing routed: no inequality
+    EXPECT_DOUBLE_EQ(gini({4, 3, 2, 1}), 0.25);  // sum |xi-xj| / (2 n^2 mean) = 20 / 80
+    EXPECT_EQ(gini({0, 0, 0}), 0.0);             // nothing routed: no inequality
     EXPECT_EQ(gini({}), 0.0);
     EXPECT_THROW(gini({1, -1}), Error);
 }
@@ -77,9 +77,9 @@ TEST(DroppedAtRatio, PlannerOrderAndRounding) {
     // Ties in score go by lower count, then lower id.
     const std::vector<double>   s = {0.5, 0.1, 0.1, 0.9, 0.1};
     const std::vector<uint64_t> c = {5, 7, 3, 1, 3};
-    EXPECT_EQ(dropped_at_ratio(s, c, 0.8), (std::vector<uint32_t>{2}));         // keep 4
-    EXPECT_EQ(dropped_at_ratio(s, c, 0.6), (std::vector<uint32_t>{2, 4}));      // keep 3
-    EXPECT_EQ(dropped_at_ratio(s, c, 0.4), (std::vector<uint32_t>{1, 2, 4}));   // keep 2
+    EXPECT_EQ(dropped_at_ratio(s, c, 0.8), (std::vector<uint32_t>{2}));        // keep 4
+    EXPECT_EQ(dropped_at_ratio(s, c, 0.6), (std::vector<uint32_t>{2, 4}));     // keep 3
+    EXPECT_EQ(dropped_at_ratio(s, c, 0.4), (std::vector<uint32_t>{1, 2, 4}));  // keep 2
     EXPECT_EQ(dropped_at_ratio(s, c, 1.0), (std::vector<uint32_t>{}));
     EXPECT_EQ(dropped_at_ratio(s, c, 0.01), (std::vector<uint32_t>{0, 1, 2, 4}));  // at least one stays
     EXPECT_THROW(dropped_at_ratio(s, c, 0.0), Error);
@@ -109,8 +109,8 @@ synth::Options small_model(int n_layer = 2, int n_expert = 0) {
 // text sample in 64-token windows: the same model seen through different data.
 std::string profiled(const synth::Options & m, const std::string & data) {
     static std::map<std::string, std::string> cache;
-    const std::string model = test::synth_model(m);
-    const std::string key   = model + "|" + data;
+    const std::string                         model = test::synth_model(m);
+    const std::string                         key   = model + "|" + data;
     if (auto it = cache.find(key); it != cache.end()) return it->second;
     const fs::path dir = fs::path(REAP_TEST_TMP) / ("report-stats-" + std::to_string(::getpid()));
     fs::create_directories(dir);
@@ -129,7 +129,8 @@ std::string profiled(const synth::Options & m, const std::string & data) {
 
 size_t count_of(const std::string & hay, const std::string & needle) {
     size_t n = 0;
-    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size())) n++;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + needle.size()))
+        n++;
     return n;
 }
 
@@ -141,7 +142,8 @@ std::string read_text(const std::string & path) {
 // No resource outside the page: the only URL is the SVG namespace name, which is never fetched.
 void expect_self_contained(const std::string & html) {
     std::string rest = html;
-    for (size_t at; (at = rest.find("xmlns=\"http://www.w3.org/2000/svg\"")) != std::string::npos;) rest.erase(at, 34);
+    for (size_t at; (at = rest.find("xmlns=\"http://www.w3.org/2000/svg\"")) != std::string::npos;)
+        rest.erase(at, 34);
     EXPECT_EQ(rest.find("http://"), std::string::npos);
     EXPECT_EQ(rest.find("https://"), std::string::npos);
     EXPECT_EQ(rest.find("<script"), std::string::npos);
@@ -195,14 +197,15 @@ TEST(Report, SummaryLinesMatchTheStatistics) {
     const ExpertStats s    = ExpertStats::load(path);
     const Report      r    = build_report({{path, s}}, {Criterion::frequency, 0.5});
     for (const auto & [il, L] : s.layers) {
-        const auto   f    = L.activation_frequency();
-        const double mean = std::accumulate(f.begin(), f.end(), 0.0) / double(f.size());
-        const auto   top  = size_t(std::max_element(f.begin(), f.end()) - f.begin());
+        const auto        f    = L.activation_frequency();
+        const double      mean = std::accumulate(f.begin(), f.end(), 0.0) / double(f.size());
+        const auto        top  = size_t(std::max_element(f.begin(), f.end()) - f.begin());
         const std::string line = strfmt("layer %3d: never activated %u", il, L.never_activated());
         const size_t      at   = r.text.find(line);
         ASSERT_NE(at, std::string::npos) << r.text;
         const std::string rest = r.text.substr(at, r.text.find('\n', at) - at);
-        EXPECT_NE(rest.find(strfmt("skew %.4g", *std::max_element(f.begin(), f.end()) / mean)), std::string::npos) << rest;
+        EXPECT_NE(rest.find(strfmt("skew %.4g", *std::max_element(f.begin(), f.end()) / mean)), std::string::npos)
+            << rest;
         EXPECT_NE(rest.find(strfmt("gini %.3f", gini(std::vector<double>(L.count.begin(), L.count.end())))),
                   std::string::npos)
             << rest;
@@ -212,10 +215,10 @@ TEST(Report, SummaryLinesMatchTheStatistics) {
 
 TEST(Report, MarkedExpertsAreWhatPruneWouldDrop) {
     // On a model without expert groups the report's choice equals the planner's.
-    const synth::Options m     = small_model();
-    const std::string    path  = profiled(m, "jsonl");
-    const ExpertStats    s     = ExpertStats::load(path);
-    const MoeLayout      lay   = analyze_moe(GgufFile::open(test::synth_model(m)));
+    const synth::Options m    = small_model();
+    const std::string    path = profiled(m, "jsonl");
+    const ExpertStats    s    = ExpertStats::load(path);
+    const MoeLayout      lay  = analyze_moe(GgufFile::open(test::synth_model(m)));
     for (Criterion c : {Criterion::reap, Criterion::ean, Criterion::frequency, Criterion::weighted_frequency}) {
         for (uint32_t kept : {4u, 8u, 12u}) {
             const Plan p = make_plan(s, lay.shape(), c, kept, 0);
@@ -247,16 +250,16 @@ TEST(Report, AgreementBetweenRuns) {
     // The summary's per-layer figures, recomputed here.
     double rho_sum = 0, overlap_sum = 0;
     for (const auto & [il, La] : sa.layers) {
-        const LayerStats & Lb  = sb.layers.at(il);
-        const auto         sca = La.reap(), scb = Lb.reap();
-        const double       rho = spearman(sca, scb);
-        const auto         da = dropped_at_ratio(sca, La.count, 0.5), db = dropped_at_ratio(scb, Lb.count, 0.5);
+        const LayerStats &    Lb  = sb.layers.at(il);
+        const auto            sca = La.reap(), scb = Lb.reap();
+        const double          rho = spearman(sca, scb);
+        const auto            da = dropped_at_ratio(sca, La.count, 0.5), db = dropped_at_ratio(scb, Lb.count, 0.5);
         std::vector<uint32_t> both;
         std::set_intersection(da.begin(), da.end(), db.begin(), db.end(), std::back_inserter(both));
         std::set<uint32_t> any(da.begin(), da.end());
         any.insert(db.begin(), db.end());
-        EXPECT_NE(r.text.find(strfmt("layer %3d: Spearman %.4g, overlap %zu/8 = %.3f, Jaccard %.3f", il, rho, both.size(),
-                                     both.size() / 8.0, double(both.size()) / double(any.size()))),
+        EXPECT_NE(r.text.find(strfmt("layer %3d: Spearman %.4g, overlap %zu/8 = %.3f, Jaccard %.3f", il, rho,
+                                     both.size(), both.size() / 8.0, double(both.size()) / double(any.size()))),
                   std::string::npos)
             << r.text;
         rho_sum += rho;
@@ -270,10 +273,10 @@ TEST(Report, AgreementBetweenRuns) {
 }
 
 TEST(Report, StatsOfDifferentModelsAreRefused) {
-    const std::string a = profiled(small_model(2), "jsonl");
-    const std::string more_layers = profiled(small_model(3), "jsonl");
+    const std::string a             = profiled(small_model(2), "jsonl");
+    const std::string more_layers   = profiled(small_model(3), "jsonl");
     const std::string fewer_experts = profiled(small_model(2, 8), "jsonl");
-    const ExpertStats sa = ExpertStats::load(a);
+    const ExpertStats sa            = ExpertStats::load(a);
     for (const std::string & other : {more_layers, fewer_experts}) {
         try {
             build_report({{a, sa}, {other, ExpertStats::load(other)}}, {});
@@ -294,11 +297,14 @@ TEST(Report, StatsOfDifferentModelsAreRefused) {
 TEST(Report, PrototypeFileWithoutMetaAndAnIdleLayer) {
     // The earlier prototype's layout: no "_meta", means instead of sums. Layer 5 saw no tokens.
     const std::string dir = test::tmp_dir();
-    json              j   = {
-        {"3", {{"total_tokens", 10}, {"activation_counts", {6, 0, 10, 4}}, {"reap", {0.5, 0.0, 0.9, 0.2}},
-               {"ean_mean", {1.0, 0.0, 1.5, 0.7}}, {"avg_gate_weight", {0.4, 0.0, 0.6, 0.3}}}},
-        {"5", {{"total_tokens", 0}, {"activation_counts", {0, 0, 0, 0}}, {"reap", {0, 0, 0, 0}}}},
-        {"model_info", "ignored by readers"}};
+    json              j   = {{"3",
+                              {{"total_tokens", 10},
+                               {"activation_counts", {6, 0, 10, 4}},
+                               {"reap", {0.5, 0.0, 0.9, 0.2}},
+                               {"ean_mean", {1.0, 0.0, 1.5, 0.7}},
+                               {"avg_gate_weight", {0.4, 0.0, 0.6, 0.3}}}},
+                             {"5", {{"total_tokens", 0}, {"activation_counts", {0, 0, 0, 0}}, {"reap", {0, 0, 0, 0}}}},
+                             {"model_info", "ignored by readers"}};
     std::ofstream(dir + "/proto.json") << j.dump();
     const ExpertStats s = ExpertStats::load(dir + "/proto.json");
     const Report      r = build_report({{dir + "/proto.json", s}, {dir + "/proto.json", s}}, {Criterion::reap, 0.5});

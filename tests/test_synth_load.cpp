@@ -26,7 +26,8 @@ synth::Options small(const std::string & arch, ggml_type type) {
 }
 
 void expect_runs(const std::string & path) {
-    const auto rows = test::decode_logits(path, "The quick brown fox: 2x + 3 = 11, int main() {} \xC3\xA9\xE2\x82\xAC!");
+    const auto rows =
+        test::decode_logits(path, "The quick brown fox: 2x + 3 = 11, int main() {} \xC3\xA9\xE2\x82\xAC!");
     ASSERT_GT(rows.size(), 5u);
     for (const auto & r : rows) {
         for (float v : r) {
@@ -53,7 +54,8 @@ INSTANTIATE_TEST_SUITE_P(AllArchsAllTypes, SynthLoad,
                                             ::testing::Values(GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0,
                                                               GGML_TYPE_Q4_K)),
                          [](const auto & param_info) {
-                             std::string n = std::get<0>(param_info.param) + "_" + ggml_type_name(std::get<1>(param_info.param));
+                             std::string n =
+                                 std::get<0>(param_info.param) + "_" + ggml_type_name(std::get<1>(param_info.param));
                              for (auto & c : n) {
                                  if (!std::isalnum((unsigned char) c)) c = '_';
                              }
@@ -69,13 +71,14 @@ TEST_P(SynthDefaults, LlamaCppLoadsAndDecodes) {
     expect_runs(test::synth_model(o));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllArchs, SynthDefaults, ::testing::ValuesIn(synth::architectures()), [](const auto & param_info) {
-    std::string n = param_info.param;
-    for (auto & c : n) {
-        if (!std::isalnum((unsigned char) c)) c = '_';
-    }
-    return n;
-});
+INSTANTIATE_TEST_SUITE_P(AllArchs, SynthDefaults, ::testing::ValuesIn(synth::architectures()),
+                         [](const auto & param_info) {
+                             std::string n = param_info.param;
+                             for (auto & c : n) {
+                                 if (!std::isalnum((unsigned char) c)) c = '_';
+                             }
+                             return n;
+                         });
 
 TEST(Synth, SameSeedSameBytesOtherSeedOtherBytes) {
     const std::string dir = test::tmp_dir();
@@ -105,12 +108,12 @@ TEST(Synth, RejectsImpossibleOptions) {
     synth::Options o;
     o.n_embd = 100;
     bad(o);
-    o        = {};
-    o.arch   = "mamba";
+    o      = {};
+    o.arch = "mamba";
     bad(o);
-    o                = {};
-    o.n_expert       = 4;
-    o.n_expert_used  = 5;
+    o               = {};
+    o.n_expert      = 4;
+    o.n_expert_used = 5;
     bad(o);
     o        = {};
     o.n_dead = 10;

@@ -36,8 +36,7 @@ public:
         if (fault == Fault::full) {
             std::ofstream     filler(dir_ + "/filler", std::ios::binary);
             const std::string block(4096, 'x');
-            while (filler.write(block.data(), block.size())) {
-            }
+            while (filler.write(block.data(), block.size())) {}
             filler.clear();
             for (int i = 0; i < 4096 && filler.write("x", 1); i++) {
                 filler.flush();
@@ -85,20 +84,23 @@ TEST_P(WriteFaults, OneLineExitOneNothingHalfWrittenPreviousIntact) {
     const std::string dir     = test::tmp_dir();
     const std::string stats_a = dir + "/a.json", stats_b = dir + "/b.json";
     for (const auto & s : {stats_a, stats_b}) {
-        const auto r = test::run_reap({"profile", "-m", model, "--data", k_calib, "--max-samples", "4", "-o", s,
-                                       "--no-progress"});
+        const auto r =
+            test::run_reap({"profile", "-m", model, "--data", k_calib, "--max-samples", "4", "-o", s, "--no-progress"});
         ASSERT_EQ(r.exit_code, 0) << r.err;
     }
     const std::vector<Case> cases = {
-        {"profile -o", "stats.json",
+        {"profile -o",
+         "stats.json",
          {"profile", "-m", model, "--data", k_calib, "--max-samples", "4", "-o", "@/stats.json", "--no-progress"}},
-        {"profile checkpoint", "ckpt.json",
+        {"profile checkpoint",
+         "ckpt.json",
          {"profile", "-m", model, "--data", k_calib, "--max-samples", "6", "--save-every", "1", "-o", "@/ckpt.json",
           "--no-progress"}},
-        {"eval -o", "table.json",
-         {"eval", "-m", model, "--pruned", model, "--data", k_text, "-c", "64", "-o", "@/table.json",
-          "--no-progress"}},
-        {"eval --base-logits", "base.lgt",
+        {"eval -o",
+         "table.json",
+         {"eval", "-m", model, "--pruned", model, "--data", k_text, "-c", "64", "-o", "@/table.json", "--no-progress"}},
+        {"eval --base-logits",
+         "base.lgt",
          {"eval", "-m", model, "--pruned", model, "--data", k_text, "-c", "64", "--base-logits", "@/base.lgt",
           "--no-progress"}},
         {"report -o", "report.html", {"report", stats_a, "-o", "@/report.html"}},
@@ -127,6 +129,8 @@ TEST_P(WriteFaults, OneLineExitOneNothingHalfWrittenPreviousIntact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, WriteFaults, ::testing::Values(Fault::full, Fault::read_only),
-                         [](const auto & param_info) { return param_info.param == Fault::full ? "full" : "read_only"; });
+                         [](const auto & param_info) {
+                             return param_info.param == Fault::full ? "full" : "read_only";
+                         });
 
 }  // namespace

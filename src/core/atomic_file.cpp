@@ -2,16 +2,16 @@
 
 #include "core/error.h"
 
+#include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <unistd.h>
 
 namespace reap {
 
 static std::string temp_name_for(const std::string & final_path) {
-    const size_t slash = final_path.rfind('/');
-    const std::string dir  = slash == std::string::npos ? "" : final_path.substr(0, slash + 1);
-    const std::string base = slash == std::string::npos ? final_path : final_path.substr(slash + 1);
+    const size_t      slash = final_path.rfind('/');
+    const std::string dir   = slash == std::string::npos ? "" : final_path.substr(0, slash + 1);
+    const std::string base  = slash == std::string::npos ? final_path : final_path.substr(slash + 1);
     return dir + "." + base + ".tmp." + std::to_string(::getpid());
 }
 
@@ -36,7 +36,7 @@ void AtomicFile::write(const void * data, size_t size) {
 }
 
 void AtomicFile::commit() {
-    const bool ok = std::fflush(fp_) == 0 && ::fsync(::fileno(fp_)) == 0;
+    const bool ok  = std::fflush(fp_) == 0 && ::fsync(::fileno(fp_)) == 0;
     const int  err = errno;
     if (!ok) {
         fail("%s: write failed: %s", final_.c_str(), std::strerror(err));

@@ -13,7 +13,7 @@ class AtomicFile {
 public:
     explicit AtomicFile(const std::string & final_path);
     ~AtomicFile();
-    AtomicFile(const AtomicFile &) = delete;
+    AtomicFile(const AtomicFile &)             = delete;
     AtomicFile & operator=(const AtomicFile &) = delete;
 
     FILE *              fp() { return fp_; }

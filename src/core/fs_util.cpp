@@ -2,10 +2,10 @@
 
 #include "core/error.h"
 
+#include <sys/stat.h>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sys/stat.h>
 
 namespace reap {
 
@@ -20,7 +20,8 @@ uint64_t file_size(const std::string & path) {
 }
 
 bool same_file(const std::string & a, const std::string & b) {
-    struct stat sa {}, sb {};
+    struct stat sa {
+    }, sb{};
     if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) {
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
     }

@@ -9,19 +9,19 @@
 
 namespace reap {
 
-std::string    base_name(const std::string & path);  // "a/b/c.gguf" -> "c.gguf"
-uint64_t       file_size(const std::string & path);  // 0 when it does not exist
+std::string base_name(const std::string & path);  // "a/b/c.gguf" -> "c.gguf"
+uint64_t    file_size(const std::string & path);  // 0 when it does not exist
 // True when both paths name the same file: for existing files the same device and inode (a
 // symlink or a hard link counts as the file), otherwise the same normalised path. Used to refuse
 // an output that would overwrite an input, or two outputs with one name.
-bool           same_file(const std::string & a, const std::string & b);
+bool same_file(const std::string & a, const std::string & b);
 // Throws "<output>: is also an input (<input>); ..." when `output` is the same file as any of
 // `inputs`: writing it would destroy that input.
-void           refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs);
-std::string    iso_utc_now();                        // "2026-11-23T16:42:23Z"
+void        refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs);
+std::string iso_utc_now();  // "2026-11-23T16:42:23Z"
 // Parses a JSON file; throws "<path>: cannot open <what>" / "<path>: not valid JSON (...)", and
 // refuses nesting deeper than k_max_json_depth (no reader can recurse over such a file).
 inline constexpr int k_max_json_depth = 64;
-nlohmann::json read_json_file(const std::string & path, const char * what);
+nlohmann::json       read_json_file(const std::string & path, const char * what);
 
 }  // namespace reap

@@ -34,16 +34,16 @@ struct Fnv1a {
     uint64_t h = 1469598103934665603ull;
     void     byte(uint8_t b) { h = (h ^ b) * 1099511628211ull; }
     void     bytes(const void * p, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-            byte(static_cast<const uint8_t *>(p)[i]);
+            for (size_t i = 0; i < n; i++) {
+                byte(static_cast<const uint8_t *>(p)[i]);
         }
     }
-    void     u32_le(uint32_t v) {
+    void u32_le(uint32_t v) {
         for (int b = 0; b < 4; b++) {
             byte(uint8_t((v >> (8 * b)) & 0xff));
         }
     }
-    void     str(const std::string & s) { bytes(s.data(), s.size()); }
+    void str(const std::string & s) { bytes(s.data(), s.size()); }
 };
 
 inline uint64_t fnv1a(const std::string & s) {

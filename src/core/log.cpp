@@ -9,16 +9,16 @@
 
 namespace reap {
 
-static std::atomic<int> g_threshold{int(LogLevel::warn)};
+static std::atomic<int>          g_threshold{int(LogLevel::warn)};
 static thread_local LogCapture * t_capture = nullptr;
 
 static int engine_level(ggml_log_level level) {
     switch (level) {
         case GGML_LOG_LEVEL_DEBUG: return int(LogLevel::debug);
-        case GGML_LOG_LEVEL_INFO:  return int(LogLevel::info);
-        case GGML_LOG_LEVEL_WARN:  return int(LogLevel::warn);
+        case GGML_LOG_LEVEL_INFO: return int(LogLevel::info);
+        case GGML_LOG_LEVEL_WARN: return int(LogLevel::warn);
         case GGML_LOG_LEVEL_ERROR: return int(LogLevel::error);
-        default:                   return -1;  // NONE / CONT: continuation of the previous line
+        default: return -1;  // NONE / CONT: continuation of the previous line
     }
 }
 
@@ -75,8 +75,9 @@ std::string LogCapture::last_line() const {
     if (end == std::string::npos) {
         return {};
     }
-    size_t begin = text_.rfind('\n', end);
-    std::string line = text_.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
+    size_t      begin = text_.rfind('\n', end);
+    std::string line  = text_.substr(begin == std::string::npos ? 0 : begin + 1,
+                                    end + 1 - (begin == std::string::npos ? 0 : begin + 1));
     // ggml prefixes its messages with the C function name ("gguf_init_from_file_impl: ...").
     size_t colon = line.find(": ");
     if (colon != std::string::npos && line.find(' ') > colon) {

@@ -24,14 +24,14 @@ class LogCapture {
 public:
     LogCapture();
     ~LogCapture();
-    LogCapture(const LogCapture &) = delete;
+    LogCapture(const LogCapture &)             = delete;
     LogCapture & operator=(const LogCapture &) = delete;
-    std::string last_line() const;
+    std::string  last_line() const;
 
 private:
     std::string  text_;
     LogCapture * prev_;
-    friend void log_engine_message(int, const char *);
+    friend void  log_engine_message(int, const char *);
 };
 
 void log_engine_message(int level, const char * text);

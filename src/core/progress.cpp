@@ -2,8 +2,8 @@
 
 #include "core/error.h"
 
-#include <cstdio>
 #include <unistd.h>
+#include <cstdio>
 
 namespace reap {
 
@@ -16,8 +16,13 @@ std::string format_duration(double s) {
 }
 
 Progress::Progress(std::string what, uint64_t total, const char * unit, bool enabled)
-    : what_(std::move(what)), total_(total), unit_(unit), enabled_(enabled), tty_(::isatty(2) != 0),
-      start_(std::chrono::steady_clock::now()), last_(start_) {}
+    : what_(std::move(what)),
+      total_(total),
+      unit_(unit),
+      enabled_(enabled),
+      tty_(::isatty(2) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
 
 double Progress::elapsed_s() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -34,14 +39,14 @@ void Progress::update(uint64_t done, const std::string & extra, bool force) {
     if (!force && since < (tty_ ? 0.25 : 10.0)) {
         return;
     }
-    last_            = now;
-    const double el  = elapsed_s();
-    const double rate = el > 0 && done > resumed_ ? double(done - resumed_) / el : 0.0;
-    const double eta  = rate > 0 && total_ >= done ? double(total_ - done) / rate : -1;
-    const std::string line = strfmt("%s: %llu/%llu %s (%.0f%%)%s%s, %s elapsed, ETA %s", what_.c_str(),
-                                    (unsigned long long) done, (unsigned long long) total_, unit_.c_str(),
-                                    total_ ? 100.0 * double(done) / double(total_) : 100.0, extra_.empty() ? "" : ", ",
-                                    extra_.c_str(), format_duration(el).c_str(), format_duration(eta).c_str());
+    last_                  = now;
+    const double      el   = elapsed_s();
+    const double      rate = el > 0 && done > resumed_ ? double(done - resumed_) / el : 0.0;
+    const double      eta  = rate > 0 && total_ >= done ? double(total_ - done) / rate : -1;
+    const std::string line =
+        strfmt("%s: %llu/%llu %s (%.0f%%)%s%s, %s elapsed, ETA %s", what_.c_str(), (unsigned long long) done,
+               (unsigned long long) total_, unit_.c_str(), total_ ? 100.0 * double(done) / double(total_) : 100.0,
+               extra_.empty() ? "" : ", ", extra_.c_str(), format_duration(el).c_str(), format_duration(eta).c_str());
     std::fprintf(stderr, tty_ ? "\r\033[K%s" : "%s\n", line.c_str());
     drawn_       = true;
     drawn_done_  = done;

@@ -17,7 +17,7 @@ public:
     // rate and the ETA come from this run's work alone.
     void resume_from(uint64_t done);
     // Draws the final state, unless the last line drawn already showed it.
-    void finish();
+    void   finish();
     double elapsed_s() const;
 
 private:
@@ -26,10 +26,10 @@ private:
     std::string                           unit_;
     bool                                  enabled_, tty_;
     std::chrono::steady_clock::time_point start_, last_;
-    uint64_t                              done_ = 0;
+    uint64_t                              done_    = 0;
     uint64_t                              resumed_ = 0;  // units done before this run
     std::string                           extra_;
-    bool                                  drawn_ = false;
+    bool                                  drawn_      = false;
     uint64_t                              drawn_done_ = 0;  // what the last line showed
     std::string                           drawn_extra_;
 };

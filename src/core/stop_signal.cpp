@@ -14,7 +14,8 @@ extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 }  // namespace
 
 struct StopSignalGuard::Saved {
-    struct sigaction old_int {}, old_term {};
+    struct sigaction old_int {
+    }, old_term{};
 };
 
 StopSignalGuard::StopSignalGuard() : saved_(new Saved) {

@@ -9,7 +9,7 @@ class StopSignalGuard {
 public:
     StopSignalGuard();
     ~StopSignalGuard();
-    StopSignalGuard(const StopSignalGuard &) = delete;
+    StopSignalGuard(const StopSignalGuard &)             = delete;
     StopSignalGuard & operator=(const StopSignalGuard &) = delete;
 
     // The signal received since construction, or 0.

@@ -14,7 +14,8 @@ bool ends_with(const std::string & s, const char * suffix) {
     return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
-template <typename T> static std::string ranges_of(const std::vector<T> & v, const char * sep) {
+template <typename T>
+static std::string ranges_of(const std::vector<T> & v, const char * sep) {
     std::string s;
     for (size_t i = 0; i < v.size();) {
         size_t j = i;

@@ -32,7 +32,8 @@ BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, u
                                    uint64_t base_size)
     : out_(path) {
     std::vector<llama_token> flat;
-    for (const auto & w : windows) flat.insert(flat.end(), w.begin(), w.end());
+    for (const auto & w : windows)
+        flat.insert(flat.end(), w.begin(), w.end());
     std::memcpy(hdr_.magic, k_magic, 8);
     hdr_.n_vocab        = n_vocab;
     hdr_.n_ctx          = n_ctx;
@@ -63,8 +64,10 @@ void BaseLogitsReader::check_header(int n_ctx, uint32_t first_scored) {
         fail("%s: not a reap base-logits file", path_.c_str());
     }
     if (std::memcmp(hdr_.magic, k_magic_v1, 8) == 0) {
-        fail("%s: a base-logits file of an older reap (float32 rows); delete it and run eval with -m BASE to "
-             "write it again", path_.c_str());
+        fail(
+            "%s: a base-logits file of an older reap (float32 rows); delete it and run eval with -m BASE to "
+            "write it again",
+            path_.c_str());
     }
     if (std::memcmp(hdr_.magic, k_magic, 8) != 0) fail("%s: not a reap base-logits file", path_.c_str());
     hdr_.base_name[sizeof(hdr_.base_name) - 1] = '\0';
@@ -99,13 +102,14 @@ void BaseLogitsReader::read_tokens() {
     }
     for (size_t i = 0; i < tokens_.size(); i++) {
         if (tokens_[i] < 0 || uint32_t(tokens_[i]) >= hdr_.n_vocab) {
-            fail("%s: token %zu is %d, outside the vocabulary of %u tokens: corrupt base-logits file", path_.c_str(),
-                 i, tokens_[i], hdr_.n_vocab);
+            fail("%s: token %zu is %d, outside the vocabulary of %u tokens: corrupt base-logits file", path_.c_str(), i,
+                 tokens_[i], hdr_.n_vocab);
         }
     }
     // Every window holds n_ctx tokens but the last, so the stored stream gives the windows back.
     for (size_t i = 0; i < tokens_.size(); i += hdr_.n_ctx) {
-        windows_.emplace_back(tokens_.begin() + long(i), tokens_.begin() + long(std::min(tokens_.size(), i + hdr_.n_ctx)));
+        windows_.emplace_back(tokens_.begin() + long(i),
+                              tokens_.begin() + long(std::min(tokens_.size(), i + hdr_.n_ctx)));
     }
 }
 

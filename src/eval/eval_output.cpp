@@ -23,7 +23,8 @@ std::string path_suffix(const std::string & path, size_t components) {
 
 std::vector<std::string> row_names(const std::vector<EvalRow> & rows) {
     std::vector<std::string> paths;
-    for (const auto & r : rows) paths.push_back(r.path);
+    for (const auto & r : rows)
+        paths.push_back(r.path);
     return unique_model_names(paths);
 }
 
@@ -41,11 +42,13 @@ std::vector<std::string> unique_model_names(const std::vector<std::string> & pat
     for (bool changed = true; changed;) {
         changed = false;
         std::map<std::string, std::vector<size_t>> by_name;
-        for (size_t i = 0; i < paths.size(); i++) by_name[path_suffix(paths[i], depth[i])].push_back(i);
+        for (size_t i = 0; i < paths.size(); i++)
+            by_name[path_suffix(paths[i], depth[i])].push_back(i);
         for (const auto & [name, who] : by_name) {
             for (size_t i : who) {
                 bool clash = false;  // the same model given twice is no clash
-                for (size_t j : who) clash = clash || paths[j] != paths[i];
+                for (size_t j : who)
+                    clash = clash || paths[j] != paths[i];
                 if (clash && path_suffix(paths[i], depth[i]) != paths[i]) {
                     depth[i]++;
                     changed = true;
@@ -54,16 +57,18 @@ std::vector<std::string> unique_model_names(const std::vector<std::string> & pat
         }
     }
     std::vector<std::string> out;
-    for (size_t i = 0; i < paths.size(); i++) out.push_back(path_suffix(paths[i], depth[i]));
+    for (size_t i = 0; i < paths.size(); i++)
+        out.push_back(path_suffix(paths[i], depth[i]));
     return out;
 }
 
 std::string eval_table(const std::vector<EvalRow> & rows, PplConvention convention) {
     const auto  names = row_names(rows);
     std::string s     = convention_line(convention) + "\n";
-    s += strfmt("%-36s %11s %10s %10s %10s %8s %9s\n", "model", "size", "PPL", "KL mean", "KL p99", "top-1", "tokens/s");
+    s +=
+        strfmt("%-36s %11s %10s %10s %10s %8s %9s\n", "model", "size", "PPL", "KL mean", "KL p99", "top-1", "tokens/s");
     for (size_t i = 0; i < rows.size(); i++) {
-        const EvalRow & r     = rows[i];
+        const EvalRow &   r     = rows[i];
         const std::string speed = r.timed ? strfmt("%.1f", r.tokens_per_s) : "-";
         s += strfmt("%-36s %11s %10.4f %10.6f %10.6f %8.4f %9s\n", names[i].c_str(), human_bytes(r.file_size).c_str(),
                     r.ppl, r.kl_mean, r.kl_p99, r.top1, speed.c_str());
@@ -76,19 +81,25 @@ nlohmann::json eval_json(const std::vector<EvalRow> & rows, PplConvention conven
     nlohmann::json a     = nlohmann::json::array();
     for (size_t i = 0; i < rows.size(); i++) {
         const EvalRow & r = rows[i];
-        a.push_back({{"model", names[i]}, {"path", r.path}, {"file_size", r.file_size}, {"ppl", r.ppl},
-                     {"kl_mean", r.kl_mean}, {"kl_p99", r.kl_p99}, {"top1_agreement", r.top1},
+        a.push_back({{"model", names[i]},
+                     {"path", r.path},
+                     {"file_size", r.file_size},
+                     {"ppl", r.ppl},
+                     {"kl_mean", r.kl_mean},
+                     {"kl_p99", r.kl_p99},
+                     {"top1_agreement", r.top1},
                      {"tokens_per_s", r.timed ? nlohmann::json(r.tokens_per_s) : nlohmann::json(nullptr)},
-                     {"tokens_scored", r.n_scored}, {"ppl_convention", ppl_convention_name(convention)}});
+                     {"tokens_scored", r.n_scored},
+                     {"ppl_convention", ppl_convention_name(convention)}});
     }
     return a;
 }
 
 std::string eval_csv(const std::vector<EvalRow> & rows, PplConvention convention) {
     const auto  names = row_names(rows);
-    std::string s = "model,file_size,ppl,kl_mean,kl_p99,top1_agreement,tokens_per_s,tokens_scored,ppl_convention\n";
+    std::string s     = "model,file_size,ppl,kl_mean,kl_p99,top1_agreement,tokens_per_s,tokens_scored,ppl_convention\n";
     for (size_t i = 0; i < rows.size(); i++) {
-        const EvalRow & r     = rows[i];
+        const EvalRow &   r     = rows[i];
         const std::string speed = r.timed ? strfmt("%.2f", r.tokens_per_s) : "";
         s += strfmt("\"%s\",%llu,%.6f,%.8f,%.8f,%.6f,%s,%llu,%s\n", names[i].c_str(), (unsigned long long) r.file_size,
                     r.ppl, r.kl_mean, r.kl_p99, r.top1, speed.c_str(), (unsigned long long) r.n_scored,

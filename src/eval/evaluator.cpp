@@ -8,12 +8,12 @@
 
 #include "llama.h"
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 namespace reap {
 
@@ -66,7 +66,7 @@ EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const
     const Windows      windows = make_windows(base.vocab(), text, o);
     const uint32_t     n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
     const uint32_t     first   = first_scored_position(o.convention, uint32_t(o.n_ctx));
-    BaseLogitsWriter out(path, n_vocab, uint32_t(o.n_ctx), first, windows, base_name(files.first()), files.size);
+    BaseLogitsWriter   out(path, n_vocab, uint32_t(o.n_ctx), first, windows, base_name(files.first()), files.size);
     if (scored_positions(out.header().n_tokens, uint32_t(o.n_ctx), first) == 0) {
         fail("%s: too little text to score with --ppl-convention %s at -c %d", o.data.c_str(),
              ppl_convention_name(o.convention), o.n_ctx);
@@ -116,9 +116,10 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
         fail("%s: vocabulary of %d tokens, the base logits have %u: not comparable", path.c_str(),
              llama_vocab_n_tokens(m.vocab()), n_vocab);
     }
-    Windows          mine = make_windows(m.vocab(), text, o);
+    Windows                  mine = make_windows(m.vocab(), text, o);
     std::vector<llama_token> flat;
-    for (const auto & w : mine) flat.insert(flat.end(), w.begin(), w.end());
+    for (const auto & w : mine)
+        flat.insert(flat.end(), w.begin(), w.end());
     if (flat != logits.tokens()) {
         fail("%s: the text tokenizes differently than for %s (different text, -c or vocabulary)", path.c_str(),
              logits.path().c_str());
@@ -155,7 +156,8 @@ struct RemoveOnExit {
 // Where the base logits go when no --base-logits is given: the system's temporary folder
 // (TMPDIR), never beside the user's files.
 std::string temporary_logits_path() {
-    return (std::filesystem::temp_directory_path() / ("reap-base-logits-" + std::to_string(::getpid()) + ".bin")).string();
+    return (std::filesystem::temp_directory_path() / ("reap-base-logits-" + std::to_string(::getpid()) + ".bin"))
+        .string();
 }
 
 // Refuses, before any work, an output (the table, a base-logits file to write) that is one of
@@ -187,10 +189,11 @@ void check_logits_base(const BaseLogitsReader & logits, const std::string & base
     const std::string name  = base_name(files.first());
     const auto &      h     = logits.header();
     if (name != h.base_name || files.size != h.base_file_size) {
-        fail("%s: made from the base %s (%llu bytes), but -m is %s (%llu bytes); give that base, or another "
-             "--base-logits file",
-             logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, name.c_str(),
-             (unsigned long long) files.size);
+        fail(
+            "%s: made from the base %s (%llu bytes), but -m is %s (%llu bytes); give that base, or another "
+            "--base-logits file",
+            logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, name.c_str(),
+            (unsigned long long) files.size);
     }
 }
 
@@ -198,7 +201,7 @@ void check_logits_base(const BaseLogitsReader & logits, const std::string & base
 
 std::vector<EvalRow> run_eval(const EvalOptions & o) {
     if (o.n_ctx < 8) fail("-c/--ctx-size must be at least 8");
-    const std::string text = read_heldout_text(o);
+    const std::string text  = read_heldout_text(o);
     const bool        reuse = !o.base_logits.empty() && file_size(o.base_logits) > 0;
     if (o.base.empty() && !reuse) {
         fail("give -m BASE, or --base-logits FILE from an earlier run");

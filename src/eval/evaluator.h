@@ -15,14 +15,14 @@
 namespace reap {
 
 struct EvalOptions {
-    std::string              base;         // base model (may be omitted when base_logits exists)
-    std::vector<std::string> pruned;       // models to compare with the base
-    std::string              data;         // held-out text file
-    std::string              base_logits;  // reuse if it exists (and matches), else write it here
-    std::string              output;       // the table file the caller writes: checked up front
+    std::string              base;                               // base model (may be omitted when base_logits exists)
+    std::vector<std::string> pruned;                             // models to compare with the base
+    std::string              data;                               // held-out text file
+    std::string              base_logits;                        // reuse if it exists (and matches), else write it here
+    std::string              output;                             // the table file the caller writes: checked up front
     PplConvention            convention   = PplConvention::all;  // which positions are scored
     int                      n_ctx        = 512;
-    int                      max_chunks   = -1;  // windows to use (-1: all)
+    int                      max_chunks   = -1;     // windows to use (-1: all)
     bool                     second_half  = false;  // score only each window's second half (llama-perplexity)
     int                      n_threads    = 0;
     int                      n_gpu_layers = 0;

@@ -11,12 +11,15 @@ uint32_t first_scored_position(PplConvention c, uint32_t n_ctx) { return c == Pp
 
 void log_softmax(const float * logits, size_t n, std::vector<float> & out) {
     double mx = logits[0];
-    for (size_t i = 1; i < n; i++) mx = std::max(mx, double(logits[i]));
+    for (size_t i = 1; i < n; i++)
+        mx = std::max(mx, double(logits[i]));
     double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += std::exp(double(logits[i]) - mx);
+    for (size_t i = 0; i < n; i++)
+        sum += std::exp(double(logits[i]) - mx);
     const double lse = mx + std::log(sum);
     out.resize(n);
-    for (size_t i = 0; i < n; i++) out[i] = float(double(logits[i]) - lse);
+    for (size_t i = 0; i < n; i++)
+        out[i] = float(double(logits[i]) - lse);
 }
 
 TokenComparison compare_token(const float * base_lp, const float * model_lp, size_t n_vocab, int32_t next) {
@@ -46,8 +49,9 @@ EvalRow ScoreSum::row(const std::string & path, uint64_t file_size, double secon
     r.n_scored  = kls_.size();
     r.ppl       = std::exp(nll_ / double(kls_.size()));
     double s    = 0;
-    for (double k : kls_) s += k;
-    r.kl_mean = s / double(kls_.size());
+    for (double k : kls_)
+        s += k;
+    r.kl_mean        = s / double(kls_.size());
     const size_t p99 = std::min(kls_.size() - 1, size_t(std::ceil(0.99 * double(kls_.size()))) - 1);
     std::nth_element(kls_.begin(), kls_.begin() + long(p99), kls_.end());
     r.kl_p99       = kls_[p99];

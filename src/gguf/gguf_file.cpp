@@ -6,12 +6,12 @@
 #include "ggml.h"
 #include "llama.h"
 
+#include <sys/stat.h>
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <algorithm>
 #include <cstring>
 #include <set>
-#include <sys/stat.h>
 
 namespace reap {
 
@@ -23,9 +23,9 @@ gguf_context * gguf_open_checked(const std::string & path, bool no_alloc, ggml_c
     if (S_ISDIR(st.st_mode)) {
         fail("%s: is a directory, not a GGUF file", path.c_str());
     }
-    LogCapture capture;
+    LogCapture       capture;
     gguf_init_params params{no_alloc, data_ctx};
-    gguf_context * ctx = gguf_init_from_file(path.c_str(), params);
+    gguf_context *   ctx = gguf_init_from_file(path.c_str(), params);
     if (ctx == nullptr) {
         std::string why = capture.last_line();
         fail("%s: not a valid GGUF file (%s)", path.c_str(), why.empty() ? "unreadable" : why.c_str());
@@ -37,7 +37,7 @@ int tensor_layer(const std::string & name, std::string * rest) {
     if (name.compare(0, 4, "blk.") != 0) {
         return -1;
     }
-    size_t i = 4;
+    size_t i  = 4;
     long   il = 0;
     if (i >= name.size() || !std::isdigit((unsigned char) name[i])) {
         return -1;
@@ -105,7 +105,8 @@ static void check_keys(const gguf_context * c, const std::string & path) {
     for (int64_t k = 0; k < gguf_get_n_kv(c); k++) {
         const std::string key = gguf_get_key(c, k);
         if (key.empty()) {
-            fail("%s: key-value pair %lld has an empty key (or one starting with a NUL byte)", path.c_str(), (long long) k);
+            fail("%s: key-value pair %lld has an empty key (or one starting with a NUL byte)", path.c_str(),
+                 (long long) k);
         }
         if (!seen.insert(key).second) {
             fail("%s: key '%s' appears twice (a key with a NUL byte inside it?)", path.c_str(), key.c_str());
@@ -262,15 +263,15 @@ static std::optional<uint64_t> scalar_uint(const gguf_context * c, int64_t k, co
         return uint64_t(v);
     };
     switch (gguf_get_kv_type(c, k)) {
-        case GGUF_TYPE_UINT8:  return gguf_get_val_u8(c, k);
+        case GGUF_TYPE_UINT8: return gguf_get_val_u8(c, k);
         case GGUF_TYPE_UINT16: return gguf_get_val_u16(c, k);
         case GGUF_TYPE_UINT32: return gguf_get_val_u32(c, k);
         case GGUF_TYPE_UINT64: return gguf_get_val_u64(c, k);
-        case GGUF_TYPE_INT8:   return check(gguf_get_val_i8(c, k));
-        case GGUF_TYPE_INT16:  return check(gguf_get_val_i16(c, k));
-        case GGUF_TYPE_INT32:  return check(gguf_get_val_i32(c, k));
-        case GGUF_TYPE_INT64:  return check(gguf_get_val_i64(c, k));
-        default:               return std::nullopt;
+        case GGUF_TYPE_INT8: return check(gguf_get_val_i8(c, k));
+        case GGUF_TYPE_INT16: return check(gguf_get_val_i16(c, k));
+        case GGUF_TYPE_INT32: return check(gguf_get_val_i32(c, k));
+        case GGUF_TYPE_INT64: return check(gguf_get_val_i64(c, k));
+        default: return std::nullopt;
     }
 }
 
@@ -294,7 +295,7 @@ std::optional<double> GgufFile::get_float(const std::string & key) const {
     switch (gguf_get_kv_type(meta(), k)) {
         case GGUF_TYPE_FLOAT32: return gguf_get_val_f32(meta(), k);
         case GGUF_TYPE_FLOAT64: return gguf_get_val_f64(meta(), k);
-        default:                return std::nullopt;
+        default: return std::nullopt;
     }
 }
 
@@ -322,7 +323,8 @@ std::vector<uint64_t> GgufFile::get_uint_per_layer(const std::string & key, size
     }
     auto out = get_uint_array(key);
     if (out.size() != n_layer) {
-        fail("%s: key '%s' has %zu entries but the model has %zu layers", path_.c_str(), key.c_str(), out.size(), n_layer);
+        fail("%s: key '%s' has %zu entries but the model has %zu layers", path_.c_str(), key.c_str(), out.size(),
+             n_layer);
     }
     return out;
 }
@@ -347,7 +349,7 @@ std::vector<uint64_t> GgufFile::get_uint_array(const std::string & key) const {
     std::vector<uint64_t> out(n);
     for (size_t i = 0; i < n; i++) {
         switch (type) {
-            case GGUF_TYPE_UINT8:  out[i] = ((const uint8_t *) data)[i]; break;
+            case GGUF_TYPE_UINT8: out[i] = ((const uint8_t *) data)[i]; break;
             case GGUF_TYPE_UINT16: out[i] = ((const uint16_t *) data)[i]; break;
             case GGUF_TYPE_UINT32: out[i] = ((const uint32_t *) data)[i]; break;
             case GGUF_TYPE_UINT64: out[i] = ((const uint64_t *) data)[i]; break;
@@ -367,7 +369,7 @@ void GgufFile::read(const TensorInfo & t, uint64_t offset, void * dst, uint64_t 
     if (offset > t.nbytes || size > t.nbytes - offset) {
         fail("%s: read past the end of tensor '%s'", path_.c_str(), t.name.c_str());
     }
-    FILE *& fp = files_.at(size_t(t.split));
+    FILE *&             fp = files_.at(size_t(t.split));
     const std::string & sp = split_paths_[size_t(t.split)];
     if (fp == nullptr) {
         fp = std::fopen(sp.c_str(), "rb");

@@ -19,12 +19,12 @@ namespace reap {
 struct TensorInfo {
     std::string name;
     ggml_type   type;
-    int         n_dims;        // number of dimensions up to the last one that is not 1
-    int64_t     ne[4];         // ggml order: ne[0] is the innermost (contiguous) dimension
+    int         n_dims;  // number of dimensions up to the last one that is not 1
+    int64_t     ne[4];   // ggml order: ne[0] is the innermost (contiguous) dimension
     uint64_t    nbytes;
-    int         split;         // index into GgufFile::split_paths()
-    uint64_t    file_offset;   // absolute byte offset of the data in that split file
-    int64_t     id;            // tensor id inside its split's gguf context
+    int         split;        // index into GgufFile::split_paths()
+    uint64_t    file_offset;  // absolute byte offset of the data in that split file
+    int64_t     id;           // tensor id inside its split's gguf context
 };
 
 class GgufFile {
@@ -42,26 +42,26 @@ public:
     const std::vector<std::string> & split_paths() const { return split_paths_; }
     uint64_t                         file_size() const { return file_size_; }  // all splits
     // The first split's context: holds the model's key-value pairs.
-    const gguf_context *             meta() const { return ctxs_.front(); }
-    const gguf_context *             ctx(int split) const { return ctxs_.at(size_t(split)); }
+    const gguf_context * meta() const { return ctxs_.front(); }
+    const gguf_context * ctx(int split) const { return ctxs_.at(size_t(split)); }
 
     const std::vector<TensorInfo> & tensors() const { return tensors_; }
     const TensorInfo *              find_tensor(const std::string & name) const;
 
     // Key-value helpers. Integer getters accept any integer GGUF type.
-    bool                        has_key(const std::string & key) const;
-    std::string                 get_str(const std::string & key, const std::string & def = "") const;
-    std::optional<uint64_t>     get_uint(const std::string & key) const;
-    std::optional<double>       get_float(const std::string & key) const;
-    std::optional<bool>         get_bool(const std::string & key) const;
+    bool                    has_key(const std::string & key) const;
+    std::string             get_str(const std::string & key, const std::string & def = "") const;
+    std::optional<uint64_t> get_uint(const std::string & key) const;
+    std::optional<double>   get_float(const std::string & key) const;
+    std::optional<bool>     get_bool(const std::string & key) const;
     // A key that is either a scalar or a per-layer array; returns one value per layer
     // (empty when absent). Errors when an array's length differs from n_layer.
-    std::vector<uint64_t>       get_uint_per_layer(const std::string & key, size_t n_layer) const;
+    std::vector<uint64_t> get_uint_per_layer(const std::string & key, size_t n_layer) const;
     // An integer array of any length (empty when absent); an array of another type (strings,
     // floats, ...) is an error.
-    std::vector<uint64_t>       get_uint_array(const std::string & key) const;
-    bool                        is_array(const std::string & key) const;
-    std::string                 arch() const { return get_str("general.architecture"); }
+    std::vector<uint64_t> get_uint_array(const std::string & key) const;
+    bool                  is_array(const std::string & key) const;
+    std::string           arch() const { return get_str("general.architecture"); }
 
     // Reads `size` bytes of tensor `t` starting at byte `offset` within the tensor.
     void read(const TensorInfo & t, uint64_t offset, void * dst, uint64_t size) const;

@@ -52,7 +52,8 @@ size_t GgufFileWriter::end_tensor() {
 
 void GgufFileWriter::commit() {
     if (tensor_ != gguf_get_n_tensors(ctx_) || tensor_bytes_ != 0) {
-        fail("%s: %lld of %lld tensors written", path_.c_str(), (long long) tensor_, (long long) gguf_get_n_tensors(ctx_));
+        fail("%s: %lld of %lld tensors written", path_.c_str(), (long long) tensor_,
+             (long long) gguf_get_n_tensors(ctx_));
     }
     file_.commit();
 }
@@ -86,15 +87,16 @@ GgufSplitLayout split_like_gguf_split(const gguf_context * whole, ggml_context *
         gguf_set_val_i32(sc, "split.tensors.count", int32_t(n_tensors));
     }
     for (int64_t i = 0; i < n_tensors; i++) {
-        gguf_add_tensor(out.files[out.file_of[size_t(i)]].get(), ggml_get_tensor(tensors, gguf_get_tensor_name(whole, i)));
+        gguf_add_tensor(out.files[out.file_of[size_t(i)]].get(),
+                        ggml_get_tensor(tensors, gguf_get_tensor_name(whole, i)));
     }
     return out;
 }
 
 std::vector<std::string> split_file_names(const std::string & output, size_t n_files) {
     if (n_files == 1) return {output};
-    const bool        ext    = output.size() > 5 && ends_with(output, ".gguf");
-    const std::string prefix = ext ? output.substr(0, output.size() - 5) : output;
+    const bool               ext    = output.size() > 5 && ends_with(output, ".gguf");
+    const std::string        prefix = ext ? output.substr(0, output.size() - 5) : output;
     std::vector<std::string> names;
     for (size_t f = 0; f < n_files; f++) {
         char p[4096];

@@ -17,8 +17,12 @@
 
 namespace reap {
 
-struct GgufContextFree { void operator()(gguf_context * c) const { gguf_free(c); } };
-struct GgmlContextFree { void operator()(ggml_context * c) const { ggml_free(c); } };
+struct GgufContextFree {
+    void operator()(gguf_context * c) const { gguf_free(c); }
+};
+struct GgmlContextFree {
+    void operator()(ggml_context * c) const { ggml_free(c); }
+};
 using GgufContextPtr = std::unique_ptr<gguf_context, GgufContextFree>;
 using GgmlContextPtr = std::unique_ptr<ggml_context, GgmlContextFree>;
 

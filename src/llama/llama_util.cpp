@@ -18,7 +18,8 @@ void batch_add_outputs(llama_batch & batch, const std::vector<llama_token> & tok
     }
 }
 
-std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special) {
+std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special,
+                                  bool parse_special) {
     std::vector<llama_token> toks(text.size() + 16);
     int n = llama_tokenize(vocab, text.data(), int32_t(text.size()), toks.data(), int32_t(toks.size()), add_special,
                            parse_special);
@@ -36,9 +37,9 @@ std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string &
 
 std::vector<std::vector<llama_token>> text_windows(const llama_vocab * vocab, const std::string & text, int n_ctx,
                                                    long max_windows) {
-    const auto   toks = tokenize(vocab, text, false, false);
-    const bool   bos  = llama_vocab_get_add_bos(vocab);
-    const size_t w    = size_t(n_ctx) - (bos ? 1 : 0);
+    const auto                            toks = tokenize(vocab, text, false, false);
+    const bool                            bos  = llama_vocab_get_add_bos(vocab);
+    const size_t                          w    = size_t(n_ctx) - (bos ? 1 : 0);
     std::vector<std::vector<llama_token>> out;
     for (size_t i = 0; i < toks.size() && (max_windows < 0 || out.size() < size_t(max_windows)); i += w) {
         std::vector<llama_token> win;

@@ -9,8 +9,12 @@
 
 namespace reap {
 
-struct LlamaModelDeleter { void operator()(llama_model * m) const { llama_model_free(m); } };
-struct LlamaContextDeleter { void operator()(llama_context * c) const { llama_free(c); } };
+struct LlamaModelDeleter {
+    void operator()(llama_model * m) const { llama_model_free(m); }
+};
+struct LlamaContextDeleter {
+    void operator()(llama_context * c) const { llama_free(c); }
+};
 using LlamaModelPtr   = std::unique_ptr<llama_model, LlamaModelDeleter>;
 using LlamaContextPtr = std::unique_ptr<llama_context, LlamaContextDeleter>;
 
@@ -19,7 +23,7 @@ struct LlamaBatch {
     llama_batch b;
     explicit LlamaBatch(int32_t n_tokens_max) : b(llama_batch_init(n_tokens_max, 0, 1)) {}
     ~LlamaBatch() { llama_batch_free(b); }
-    LlamaBatch(const LlamaBatch &) = delete;
+    LlamaBatch(const LlamaBatch &)             = delete;
     LlamaBatch & operator=(const LlamaBatch &) = delete;
 };
 
@@ -30,7 +34,8 @@ void batch_add_outputs(llama_batch & batch, const std::vector<llama_token> & tok
                        llama_seq_id seq);
 
 // llama_tokenize with a buffer that grows as needed; throws on failure.
-std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special, bool parse_special);
+std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string & text, bool add_special,
+                                  bool parse_special);
 
 // Plain text cut into windows of n_ctx tokens: each window starts with BOS when the vocabulary
 // adds one, then continues the text; windows shorter than 2 tokens are dropped.

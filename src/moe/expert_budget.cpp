@@ -44,8 +44,8 @@ uint32_t round_kept_count(const MoeShape & m, double keep_ratio) {
     if (!(keep_ratio > 0.0 && keep_ratio <= 1.0)) {
         fail("keep ratio %g is outside (0, 1]", keep_ratio);
     }
-    uint32_t kept = uint32_t(std::lround(double(m.n_expert) * keep_ratio));
-    const uint32_t g = m.groups();
+    uint32_t       kept = uint32_t(std::lround(double(m.n_expert) * keep_ratio));
+    const uint32_t g    = m.groups();
     if (g > 1) {
         // Each group keeps the same number of experts: round to the nearest multiple.
         kept = uint32_t(std::lround(double(kept) / g)) * g;

@@ -26,13 +26,12 @@ std::string human_bytes(uint64_t b) {
 
 static const char * kind_name(LayerKind k) {
     switch (k) {
-        case LayerKind::moe:   return "moe";
+        case LayerKind::moe: return "moe";
         case LayerKind::dense: return "dense";
         case LayerKind::other: return "other";
     }
     return "?";
 }
-
 
 // Per-layer entries, and the layer indices by kind.
 static void add_layers(const MoeLayout & m, json & r) {
@@ -49,10 +48,10 @@ static void add_layers(const MoeLayout & m, json & r) {
                           {"shared_expert", L.has_shared_expert},
                           {"nextn", L.is_nextn}});
     }
-    r["layers"]              = layers;
-    r["moe_layers"]          = moe;
-    r["dense_layers"]        = dense;
-    r["other_layers"]        = other;
+    r["layers"]               = layers;
+    r["moe_layers"]           = moe;
+    r["dense_layers"]         = dense;
+    r["other_layers"]         = other;
     r["shared_expert_layers"] = shexp;
 }
 
@@ -145,7 +144,8 @@ std::string inspect_text(const json & r) {
     o << "size:           " << human_bytes(r["file_size"]) << " (" << r["file_size"].get<uint64_t>() << " bytes, "
       << r["n_tensors"].get<uint64_t>() << " tensors)\n";
     o << "layers:         " << r["n_layer"].get<int>() << " (moe: " << id_ranges(ints(r["moe_layers"]))
-      << "; dense: " << id_ranges(ints(r["dense_layers"])) << "; no ffn: " << id_ranges(ints(r["other_layers"])) << ")\n";
+      << "; dense: " << id_ranges(ints(r["dense_layers"])) << "; no ffn: " << id_ranges(ints(r["other_layers"]))
+      << ")\n";
     o << "experts:        " << r["n_expert"].get<int>() << " per MoE layer, used per token: ";
     if (r["n_expert_used"].is_array()) {
         o << "per layer " << r["n_expert_used"].dump();
@@ -158,8 +158,8 @@ std::string inspect_text(const json & r) {
         o << " (" << r["expert_groups_used"].get<int>() << " used per token)";
     }
     o << "\n";
-    o << "shared experts: " << r["shared_experts"].get<int>() << " (layers: " << id_ranges(ints(r["shared_expert_layers"]))
-      << ")\n";
+    o << "shared experts: " << r["shared_experts"].get<int>()
+      << " (layers: " << id_ranges(ints(r["shared_expert_layers"])) << ")\n";
     if (r["nextn_layers"].get<int>() > 0) {
         o << "nextn layers:   " << r["nextn_layers"].get<int>() << "\n";
     }

@@ -15,10 +15,10 @@ namespace reap {
 const char * expert_role_name(ExpertRole r) {
     switch (r) {
         case ExpertRole::expert_weights: return "experts";
-        case ExpertRole::router:         return "router";
+        case ExpertRole::router: return "router";
         case ExpertRole::selection_bias: return "selection-bias";
-        case ExpertRole::expert_ids:     return "expert-ids";
-        case ExpertRole::unknown:        return "unknown";
+        case ExpertRole::expert_ids: return "expert-ids";
+        case ExpertRole::unknown: return "unknown";
     }
     return "?";
 }
@@ -34,7 +34,7 @@ static bool classify(const std::string & suffix, ExpertRole & role) {
         if (starts_with(suffix, e)) {
             const std::string part = suffix.substr(std::strlen(e));
             role = std::find(std::begin(parts), std::end(parts), part) != std::end(parts) ? ExpertRole::expert_weights
-                                                                                           : ExpertRole::unknown;
+                                                                                          : ExpertRole::unknown;
             return true;
         }
     }
@@ -93,8 +93,8 @@ static void read_hyperparameters(const GgufFile & f, MoeLayout & m, bool moe) {
 
     const auto n_expert = f.get_uint(arch_key(f, "expert_count"));
     if (moe && (!n_expert || *n_expert == 0)) {
-        fail("%s: not a mixture-of-experts model (%s is %s)", f.path().c_str(),
-             arch_key(f, "expert_count").c_str(), n_expert ? "0" : "missing");
+        fail("%s: not a mixture-of-experts model (%s is %s)", f.path().c_str(), arch_key(f, "expert_count").c_str(),
+             n_expert ? "0" : "missing");
     }
     if (n_expert && *n_expert > k_llama_max_experts) {
         fail("%s: %s = %llu, more than llama.cpp's %u", f.path().c_str(), arch_key(f, "expert_count").c_str(),
@@ -114,10 +114,10 @@ static void read_hyperparameters(const GgufFile & f, MoeLayout & m, bool moe) {
         m.n_expert_used.push_back(uint32_t(u));
     }
     m.n_expert_used_is_array = f.is_array(arch_key(f, "expert_used_count"));
-    m.n_expert_groups = u32_key(f, "expert_group_count");
-    m.n_group_used    = u32_key(f, "expert_group_used_count");
-    m.n_expert_shared = u32_key(f, "expert_shared_count");
-    m.n_nextn_layers  = u32_key(f, "nextn_predict_layers");
+    m.n_expert_groups        = u32_key(f, "expert_group_count");
+    m.n_group_used           = u32_key(f, "expert_group_used_count");
+    m.n_expert_shared        = u32_key(f, "expert_shared_count");
+    m.n_nextn_layers         = u32_key(f, "nextn_predict_layers");
     if (f.has_key(arch_key(f, "expert_feed_forward_length"))) {
         m.expert_ff_key = arch_key(f, "expert_feed_forward_length");
     }
@@ -164,7 +164,8 @@ void check_llama_limits(const MoeLayout & m, uint32_t n_expert, const std::strin
 
 // Files one layer tensor: a shared expert or dense FFN marks its layer, a routed-expert tensor
 // joins the layer's expert tensors.
-static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout & m, std::vector<bool> & has_dense_ffn) {
+static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout & m,
+                             std::vector<bool> & has_dense_ffn) {
     std::string suffix;
     const int   il = tensor_layer(t.name, &suffix);
     if (il < 0) {
@@ -192,14 +193,16 @@ static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout
         // The expert axis is ggml's outermost dimension, so one expert's slice is a
         // contiguous run of nbytes / n_expert bytes.
         if (t.ne[t.n_dims - 1] != int64_t(m.n_expert)) {
-            fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(),
-                 t.name.c_str(), (long long) t.ne[t.n_dims - 1], m.n_expert);
+            fail("%s: tensor '%s' has outer dimension %lld, expected n_expert = %u", f.path().c_str(), t.name.c_str(),
+                 (long long) t.ne[t.n_dims - 1], m.n_expert);
         }
         if (t.n_dims == 1 && ggml_blck_size(t.type) > 1) {
             // One expert's slice would be a part of a quantization block: no whole-block copy
             // of the kept experts makes a valid tensor.
-            fail("%s: tensor '%s' is a 1-D %s tensor over the experts; a slice of one expert is not a whole "
-                 "number of blocks", f.path().c_str(), t.name.c_str(), ggml_type_name(t.type));
+            fail(
+                "%s: tensor '%s' is a 1-D %s tensor over the experts; a slice of one expert is not a whole "
+                "number of blocks",
+                f.path().c_str(), t.name.c_str(), ggml_type_name(t.type));
         }
         et.slice_bytes = t.nbytes / m.n_expert;
     }

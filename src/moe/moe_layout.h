@@ -13,11 +13,11 @@ namespace reap {
 
 // How a tensor relates to the routed experts.
 enum class ExpertRole {
-    expert_weights,   // ffn_{gate,up,down,gate_up}_exps.{weight,bias,scale,input_scale}
-    router,           // ffn_gate_inp.{weight,bias}: one row per expert
-    selection_bias,   // exp_probs_b[.bias], exp_probs_b_vl[.bias]: one value per expert
-    expert_ids,       // ffn_gate_tid2eid: values are expert ids (hash routing)
-    unknown,          // an *_exps / *_chexps name this tool does not know
+    expert_weights,  // ffn_{gate,up,down,gate_up}_exps.{weight,bias,scale,input_scale}
+    router,          // ffn_gate_inp.{weight,bias}: one row per expert
+    selection_bias,  // exp_probs_b[.bias], exp_probs_b_vl[.bias]: one value per expert
+    expert_ids,      // ffn_gate_tid2eid: values are expert ids (hash routing)
+    unknown,         // an *_exps / *_chexps name this tool does not know
 };
 
 const char * expert_role_name(ExpertRole r);
@@ -25,7 +25,7 @@ const char * expert_role_name(ExpertRole r);
 struct ExpertTensor {
     const TensorInfo * info;
     int                layer;
-    std::string        suffix;      // name after "blk.<il>.", e.g. "ffn_up_exps.weight"
+    std::string        suffix;  // name after "blk.<il>.", e.g. "ffn_up_exps.weight"
     ExpertRole         role;
     uint64_t           slice_bytes;  // bytes of one expert's slice (0 for expert_ids/unknown)
 };
@@ -33,27 +33,27 @@ struct ExpertTensor {
 enum class LayerKind { moe, dense, other };  // other: no FFN (attention-only, Mamba, ...)
 
 struct LayerInfo {
-    int         index;
-    LayerKind   kind;
-    uint32_t    n_expert_used;     // 0 for non-MoE layers
-    bool        has_shared_expert;  // *_shexp tensors present
-    bool        is_nextn;           // an MTP / next-token-prediction block (the last ones)
-    std::vector<size_t> expert_tensors;  // indices into MoeLayout::expert_tensors
+    int                 index;
+    LayerKind           kind;
+    uint32_t            n_expert_used;      // 0 for non-MoE layers
+    bool                has_shared_expert;  // *_shexp tensors present
+    bool                is_nextn;           // an MTP / next-token-prediction block (the last ones)
+    std::vector<size_t> expert_tensors;     // indices into MoeLayout::expert_tensors
 };
 
 struct MoeLayout {
-    std::string arch;
-    uint32_t    n_layer = 0;
-    uint32_t    n_expert = 0;
-    std::vector<uint32_t> n_expert_used;   // per layer, as the file says (scalar expanded)
-    bool        n_expert_used_is_array = false;
-    uint32_t    n_expert_groups = 0;       // 0 or 1: no grouped routing
-    uint32_t    n_group_used = 0;
-    uint32_t    n_expert_shared = 0;
-    uint32_t    n_nextn_layers = 0;
-    std::string expert_ff_key;             // "{arch}.expert_feed_forward_length" if present
-    uint64_t    file_size = 0;
-    uint32_t    alignment = 32;
+    std::string           arch;
+    uint32_t              n_layer  = 0;
+    uint32_t              n_expert = 0;
+    std::vector<uint32_t> n_expert_used;  // per layer, as the file says (scalar expanded)
+    bool                  n_expert_used_is_array = false;
+    uint32_t              n_expert_groups        = 0;  // 0 or 1: no grouped routing
+    uint32_t              n_group_used           = 0;
+    uint32_t              n_expert_shared        = 0;
+    uint32_t              n_nextn_layers         = 0;
+    std::string           expert_ff_key;  // "{arch}.expert_feed_forward_length" if present
+    uint64_t              file_size = 0;
+    uint32_t              alignment = 32;
 
     std::vector<LayerInfo>    layers;
     std::vector<ExpertTensor> expert_tensors;
@@ -61,10 +61,10 @@ struct MoeLayout {
     std::vector<int> moe_layer_indices() const;
     uint32_t         max_expert_used() const;
     // Size of the model file (all splits) if every MoE layer kept `kept` experts.
-    uint64_t         size_with_experts(uint32_t kept) const;
-    uint64_t         expert_bytes() const;  // bytes of all routed-expert slices
+    uint64_t size_with_experts(uint32_t kept) const;
+    uint64_t expert_bytes() const;  // bytes of all routed-expert slices
     // The format-free part: what planning and the same-model checks need.
-    MoeShape         shape() const;
+    MoeShape shape() const;
 };
 
 // llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS: its loader aborts on more.

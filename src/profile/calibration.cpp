@@ -73,10 +73,10 @@ static std::string record_to_sample(const json & j, CalibFormat format, CalibSam
         return s.text.empty() ? "empty 'text'" : "";
     }
     switch (format) {
-        case CalibFormat::messages:        return "no 'messages' array";
+        case CalibFormat::messages: return "no 'messages' array";
         case CalibFormat::prompt_response: return "no 'prompt'/'response' strings";
-        case CalibFormat::text:            return "no 'text' string";
-        default:                           return "no 'text', 'prompt'/'response' or 'messages' field";
+        case CalibFormat::text: return "no 'text' string";
+        default: return "no 'text', 'prompt'/'response' or 'messages' field";
     }
 }
 
@@ -164,8 +164,8 @@ std::vector<CalibSample> load_calibration(const std::vector<std::string> & files
         }
         refuse_binary_file(path, in);
         CalibFileReport rep{path, 0, 0};
-        const bool plain = format == CalibFormat::plain ||
-                           (format == CalibFormat::automatic && !ends_with(path, ".jsonl") && !ends_with(path, ".json"));
+        const bool      plain = format == CalibFormat::plain || (format == CalibFormat::automatic &&
+                                                            !ends_with(path, ".jsonl") && !ends_with(path, ".json"));
         if (plain) {
             read_plain_file(in, fi, out, rep);
         } else {

@@ -29,7 +29,7 @@ ResumePoint resume_from_checkpoint(const std::string & path, const StatsMeta & m
                                    ExpertStats & stats);
 
 // Writes the statistics with `meta` plus the date and the progress record.
-void save_checkpoint(const std::string & path, const ExpertStats & stats, const StatsMeta & meta,
-                     size_t samples_done, uint64_t tokens_done, bool complete);
+void save_checkpoint(const std::string & path, const ExpertStats & stats, const StatsMeta & meta, size_t samples_done,
+                     uint64_t tokens_done, bool complete);
 
 }  // namespace reap

@@ -51,7 +51,9 @@ void MoeCollector::end_discovery() {
     for (auto & [il, L] : layers_) {
         if (L.raw.empty() || L.applied.empty() || L.down.empty()) {
             fail("layer %d: llama.cpp's graph has no %s node for this MoE layer (unsupported MoE structure)", il,
-                 L.raw.empty() ? "ffn_moe_weights" : L.down.empty() ? "ffn_moe_down" : "ffn_moe_weighted");
+                 L.raw.empty()    ? "ffn_moe_weights"
+                 : L.down.empty() ? "ffn_moe_down"
+                                  : "ffn_moe_weighted");
         }
         wanted_[L.raw] = {il, Kind::raw};
         if (L.applied != L.raw) {
@@ -107,7 +109,8 @@ void MoeCollector::discover(ggml_tensor * t) {
     auto it = layers_.find(il);
     if (it == layers_.end()) {
         if (base == "ffn_moe_weights") {
-            set_error(strfmt("llama.cpp's graph has a MoE block in layer %d, which the model file has no expert tensors for", il));
+            set_error(strfmt(
+                "llama.cpp's graph has a MoE block in layer %d, which the model file has no expert tensors for", il));
         }
         return;
     }
@@ -180,7 +183,8 @@ void MoeCollector::read_weights(ggml_tensor * t, Layer & L, std::vector<float> &
             for (int64_t k = 0; k < n_used; k++) {
                 const int32_t e = *reinterpret_cast<const int32_t *>(d + tok * ids->nb[1] + k * ids->nb[0]);
                 if (e < 0 || uint32_t(e) >= n_expert_) {
-                    fail("%s: expert id %d out of range [0, %u) for token %lld", ids->name, e, n_expert_, (long long) tok);
+                    fail("%s: expert id %d out of range [0, %u) for token %lld", ids->name, e, n_expert_,
+                         (long long) tok);
                 }
                 L.ids[size_t(tok * n_used + k)] = e;
             }
@@ -240,9 +244,9 @@ void MoeCollector::on_data(ggml_tensor * t) {
     const int il = it->second.first;
     Layer &   L  = layers_.at(il);
     switch (it->second.second) {
-        case Kind::raw:     read_weights(t, L, L.raw_w, true); break;
+        case Kind::raw: read_weights(t, L, L.raw_w, true); break;
         case Kind::applied: read_weights(t, L, L.applied_w, false); break;
-        case Kind::down:    accumulate(t, il, L); break;
+        case Kind::down: accumulate(t, il, L); break;
     }
 }
 

@@ -64,13 +64,13 @@ private:
     void accumulate(ggml_tensor * t, int il, Layer & L);
     void set_error(const std::string & e);
 
-    uint32_t                                          n_expert_;
-    std::map<int, Layer>                              layers_;
+    uint32_t                                              n_expert_;
+    std::map<int, Layer>                                  layers_;
     std::unordered_map<std::string, std::pair<int, Kind>> wanted_;
-    ExpertStats                                       stats_;
-    bool                                              discovering_ = false;
-    std::string                                       error_;
-    std::vector<uint8_t>                              host_;  // staging for device tensors
+    ExpertStats                                           stats_;
+    bool                                                  discovering_ = false;
+    std::string                                           error_;
+    std::vector<uint8_t>                                  host_;  // staging for device tensors
 };
 
 // Splits "name-<il>" into name and il; returns -1 when there is no layer suffix.

@@ -13,12 +13,13 @@ StatsMeta profile_meta(const ProfileOptions & opts, const MoeShape & shape, uint
     StatsMeta meta   = StatsMeta::for_model(shape, opts.model, model_size);
     meta.tool        = std::string("reap.cpp ") + REAP_VERSION;
     meta.fingerprint = strfmt("%016llx", (unsigned long long) fingerprint);
-    meta.options     = {{"ctx_size", opts.n_ctx}, {"batch_size", opts.n_batch}, {"ubatch_size", opts.n_ubatch},
-                        {"format", opts.format}, {"seed", opts.seed}, {"max_samples", opts.max_samples},
+    meta.options     = {{"ctx_size", opts.n_ctx},       {"batch_size", opts.n_batch}, {"ubatch_size", opts.n_ubatch},
+                        {"format", opts.format},        {"seed", opts.seed},          {"max_samples", opts.max_samples},
                         {"max_tokens", opts.max_tokens}};
     if (collector != nullptr) {
         bool before = false;
-        for (int il : shape.moe_layers) before = before || collector->gate_before_expert(il);
+        for (int il : shape.moe_layers)
+            before = before || collector->gate_before_expert(il);
         meta.gate_applied_before_expert = before;
     }
     json files = json::array();

@@ -13,8 +13,9 @@ std::string profile_summary(const ExpertStats & s) {
             if (r[e] > r[hi]) hi = e;
             if (r[e] < r[lo]) lo = e;
         }
-        out += strfmt("layer %3d: %llu tokens, highest REAP expert %3zu (%.4g), lowest %3zu (%.4g), never activated %u\n",
-                      il, (unsigned long long) L.total_tokens, hi, r[hi], lo, r[lo], L.never_activated());
+        out +=
+            strfmt("layer %3d: %llu tokens, highest REAP expert %3zu (%.4g), lowest %3zu (%.4g), never activated %u\n",
+                   il, (unsigned long long) L.total_tokens, hi, r[hi], lo, r[lo], L.never_activated());
     }
     return out;
 }

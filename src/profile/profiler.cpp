@@ -54,8 +54,8 @@ void check_output(const ProfileOptions & opts) {
     inputs.insert(inputs.end(), opts.data.begin(), opts.data.end());
     refuse_output_over_inputs(opts.output, inputs);
     const std::string & output = opts.output;
-    const std::string probe = output + ".probe";
-    std::ofstream     f(probe);
+    const std::string   probe  = output + ".probe";
+    std::ofstream       f(probe);
     if (!f) {
         fail("%s: cannot write the stats file here", output.c_str());
     }
@@ -87,8 +87,8 @@ LlamaRuntimeOptions runtime_options(const ProfileOptions & opts, int n_parallel,
 TokenizedSamples select_samples(const llama_model * model, const std::vector<CalibSample> & samples,
                                 const ProfileOptions & opts, std::vector<CalibFileReport> & report,
                                 ProfileResult & res) {
-    TokenizedSamples items = tokenize_samples(model, samples, opts.data, {opts.n_ctx, opts.chat_template, opts.strict},
-                                              report);
+    TokenizedSamples items =
+        tokenize_samples(model, samples, opts.data, {opts.n_ctx, opts.chat_template, opts.strict}, report);
     if (opts.seed != 0) {
         shuffle_samples(items, opts.seed);
     }
@@ -205,7 +205,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     // tokens would abort inside llama.cpp, and could never be filled anyway.
     const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
     MoeCollector       collector(layout.n_expert, moe_layers);
-    const LlamaRuntime rt    = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
+    const LlamaRuntime rt = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     ProfileResult      res;
     const auto         items = select_samples(rt.model.get(), samples, opts, report, res);
     Decoder            decoder(rt.ctx.get(), collector, opts.n_batch);
@@ -213,10 +213,10 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         discover_moe_nodes(decoder, collector, rt.vocab(), items);
     }
 
-    const uint64_t fingerprint = calibration_fingerprint(items.tokens);
-    const StatsMeta meta = profile_meta(opts, shape, layout.file_size, fingerprint, opts.collect ? &collector : nullptr,
-                                        items, report);
-    ResumePoint    from;
+    const uint64_t  fingerprint = calibration_fingerprint(items.tokens);
+    const StatsMeta meta =
+        profile_meta(opts, shape, layout.file_size, fingerprint, opts.collect ? &collector : nullptr, items, report);
+    ResumePoint from;
     if (opts.resume) {
         from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());
     }

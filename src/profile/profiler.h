@@ -13,27 +13,27 @@ namespace reap {
 struct ProfileOptions {
     std::string              model;
     std::vector<std::string> data;
-    std::string              format      = "auto";
-    std::string              chat_template;       // llama.cpp template name or file; empty: the model's
-    std::string              output      = "expert_stats.json";
-    int                      n_ctx       = 512;   // max tokens per sample; .txt windows have this size
-    int                      n_batch     = 2048;  // tokens per llama_decode call
-    int                      n_ubatch    = 512;   // tokens per micro-batch
-    int                      n_parallel  = 64;    // samples packed into one batch (sequences)
+    std::string              format = "auto";
+    std::string              chat_template;  // llama.cpp template name or file; empty: the model's
+    std::string              output       = "expert_stats.json";
+    int                      n_ctx        = 512;   // max tokens per sample; .txt windows have this size
+    int                      n_batch      = 2048;  // tokens per llama_decode call
+    int                      n_ubatch     = 512;   // tokens per micro-batch
+    int                      n_parallel   = 64;    // samples packed into one batch (sequences)
     int                      n_gpu_layers = 0;
-    int                      n_threads   = 0;     // 0: all cores
-    std::string              type_k      = "f16";
-    std::string              type_v      = "f16";
-    long                     max_samples = -1;
-    long                     max_tokens  = -1;
-    uint64_t                 seed        = 0;     // 0: file order; otherwise shuffle samples with this seed
-    int                      save_every  = 0;     // checkpoint every N samples (0: only at the end)
-    bool                     resume      = false;
-    bool                     strict      = false;
-    bool                     pack        = true;  // several samples per decode
-    bool                     collect     = true;  // false: decode the same batches without the callback (benchmark baseline)
-    int                      n_experts   = -1;    // if given, must equal the model's expert count
-    bool                     progress    = true;
+    int                      n_threads    = 0;  // 0: all cores
+    std::string              type_k       = "f16";
+    std::string              type_v       = "f16";
+    long                     max_samples  = -1;
+    long                     max_tokens   = -1;
+    uint64_t                 seed         = 0;  // 0: file order; otherwise shuffle samples with this seed
+    int                      save_every   = 0;  // checkpoint every N samples (0: only at the end)
+    bool                     resume       = false;
+    bool                     strict       = false;
+    bool                     pack         = true;  // several samples per decode
+    bool collect   = true;  // false: decode the same batches without the callback (benchmark baseline)
+    int  n_experts = -1;    // if given, must equal the model's expert count
+    bool progress  = true;
 };
 
 struct ProfileResult {
@@ -41,14 +41,14 @@ struct ProfileResult {
     size_t      samples_done = 0, samples_total = 0;  // sequences (windows) of this run
     // The calibration data before --max-samples/--max-tokens: samples read, the windows of at
     // most -c tokens they became, and their tokens.
-    size_t      data_samples = 0, data_windows = 0;
-    uint64_t    data_tokens  = 0;
-    uint64_t    tokens = 0;         // tokens evaluated in this run
-    uint64_t    tokens_total = 0;   // tokens of all samples_total sequences
-    double      decode_seconds = 0; // time inside llama_decode (and the callback)
-    double      seconds = 0;        // wall time of the profiling loop
-    bool        interrupted = false;
-    int         nodes_per_layer = 0;
+    size_t   data_samples = 0, data_windows = 0;
+    uint64_t data_tokens     = 0;
+    uint64_t tokens          = 0;  // tokens evaluated in this run
+    uint64_t tokens_total    = 0;  // tokens of all samples_total sequences
+    double   decode_seconds  = 0;  // time inside llama_decode (and the callback)
+    double   seconds         = 0;  // wall time of the profiling loop
+    bool     interrupted     = false;
+    int      nodes_per_layer = 0;
 };
 
 // Runs the profile and writes opts.output (atomically; also at checkpoints). On SIGINT/SIGTERM

@@ -15,19 +15,22 @@ using nlohmann::json;
 
 uint64_t TokenizedSamples::total_tokens() const {
     uint64_t n = 0;
-    for (const auto & t : tokens) n += t.size();
+    for (const auto & t : tokens)
+        n += t.size();
     return n;
 }
 
 size_t TokenizedSamples::samples_of_file(size_t f) const {
     size_t n = 0;
-    for (size_t i = 0; i < tokens.size(); i++) n += file[i] == f ? 1 : 0;
+    for (size_t i = 0; i < tokens.size(); i++)
+        n += file[i] == f ? 1 : 0;
     return n;
 }
 
 uint64_t TokenizedSamples::tokens_of_file(size_t f) const {
     uint64_t n = 0;
-    for (size_t i = 0; i < tokens.size(); i++) n += file[i] == f ? tokens[i].size() : 0;
+    for (size_t i = 0; i < tokens.size(); i++)
+        n += file[i] == f ? tokens[i].size() : 0;
     return n;
 }
 
@@ -73,7 +76,7 @@ std::string render_chat(const ChatTemplate & tmpl, const json & messages) {
     }
     const char *      t = tmpl.text.c_str();
     std::vector<char> buf(total * 2 + 256);
-    int32_t           n = llama_chat_apply_template(t, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
+    int32_t n = llama_chat_apply_template(t, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
     if (n > int32_t(buf.size())) {
         buf.resize(size_t(n) + 1);
         n = llama_chat_apply_template(t, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
@@ -158,7 +161,8 @@ std::vector<std::vector<llama_token>> sample_windows(const llama_vocab * vocab, 
 
 void shuffle_samples(TokenizedSamples & s, uint64_t seed) {
     std::vector<size_t> order(s.size());
-    for (size_t i = 0; i < order.size(); i++) order[i] = i;
+    for (size_t i = 0; i < order.size(); i++)
+        order[i] = i;
     std::mt19937_64 rng(seed);
     for (size_t i = order.size(); i > 1; i--) {
         std::swap(order[i - 1], order[size_t(rng() % i)]);

@@ -1,9 +1,9 @@
 #include "prune/planner.h"
 
 #include "core/error.h"
-#include "moe/expert_budget.h"
 #include "core/fs_util.h"
 #include "core/text.h"
+#include "moe/expert_budget.h"
 
 #include <algorithm>
 #include <climits>
@@ -56,20 +56,20 @@ std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const 
 Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed) {
     check_kept_count(shape, kept);
     Plan p;
-    p.criterion  = criterion_name(criterion);
-    p.n_expert   = shape.n_expert;
-    p.kept       = kept;
-    p.keep_ratio = double(kept) / double(shape.n_expert);
-    p.seed       = seed;
+    p.criterion      = criterion_name(criterion);
+    p.n_expert       = shape.n_expert;
+    p.kept           = kept;
+    p.keep_ratio     = double(kept) / double(shape.n_expert);
+    p.seed           = seed;
     int last_regular = -1;
     for (int il : shape.all_moe_layers()) {
-        LayerPlan lp;
+        LayerPlan  lp;
         const bool is_nextn = std::binary_search(shape.nextn_layers.begin(), shape.nextn_layers.end(), il);
         if (is_nextn) {
             if (last_regular < 0) {
                 fail("next-token-prediction layer %d comes before any MoE layer with statistics", il);
             }
-            lp                   = p.layers.at(last_regular);
+            lp = p.layers.at(last_regular);
             lp.scores.clear();
             lp.copied_from_layer = true;
             p.layers[il]         = lp;
@@ -79,8 +79,8 @@ Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion crit
         lp.scores            = expert_scores(S, criterion, seed, il);
         lp.kept              = kept_experts(lp.scores, S.count, shape, kept);
         lp.dropped           = dropped_experts(lp.scores, S.count, shape, kept);
-        p.layers[il] = lp;
-        last_regular = il;
+        p.layers[il]         = lp;
+        last_regular         = il;
     }
     return p;
 }
@@ -112,8 +112,8 @@ void check_plan(const Plan & plan, const MoeShape & shape, const std::string & o
         }
         for (uint32_t g = 0; g < groups; g++) {
             if (per[g] != plan.kept / groups) {
-                fail("%s: layer %d keeps %u experts in group %u; every group must keep %u", origin.c_str(), il,
-                     per[g], g, plan.kept / groups);
+                fail("%s: layer %d keeps %u experts in group %u; every group must keep %u", origin.c_str(), il, per[g],
+                     g, plan.kept / groups);
             }
         }
     }
@@ -130,8 +130,10 @@ json Plan::to_json() const {
         json l = {{"kept", lp.kept}, {"dropped", lp.dropped}};
         if (!lp.scores.empty()) {
             json ks = json::object(), ds = json::object();
-            for (auto e : lp.kept) ks[std::to_string(e)] = lp.scores[e];
-            for (auto e : lp.dropped) ds[std::to_string(e)] = lp.scores[e];
+            for (auto e : lp.kept)
+                ks[std::to_string(e)] = lp.scores[e];
+            for (auto e : lp.dropped)
+                ds[std::to_string(e)] = lp.scores[e];
             l["kept_scores"]    = ks;
             l["dropped_scores"] = ds;
         }
@@ -149,7 +151,9 @@ namespace {
 struct PlanReader {
     const std::string & origin;
 
-    [[noreturn]] void bad(const std::string & what) const { fail("%s: not a valid plan (%s)", origin.c_str(), what.c_str()); }
+    [[noreturn]] void bad(const std::string & what) const {
+        fail("%s: not a valid plan (%s)", origin.c_str(), what.c_str());
+    }
     uint64_t to_uint(const json & v, const std::string & what, uint64_t max) const {
         const bool non_negative = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
         if (!non_negative || v.get<uint64_t>() > max) {
@@ -165,7 +169,8 @@ struct PlanReader {
     std::vector<uint32_t> ids(const json & a, const std::string & what) const {
         if (!a.is_array()) bad(what + " must be an array of expert ids");
         std::vector<uint32_t> out;
-        for (const auto & v : a) out.push_back(uint32_t(to_uint(v, what + " id", UINT32_MAX)));
+        for (const auto & v : a)
+            out.push_back(uint32_t(to_uint(v, what + " id", UINT32_MAX)));
         return out;
     }
     LayerPlan layer(const std::string & key, const json & l) const {
@@ -173,7 +178,8 @@ struct PlanReader {
         lp.kept = ids(at(l, "kept", "layer " + key + ": "), "layer " + key + " kept");
         if (l.contains("dropped")) lp.dropped = ids(l["dropped"], "layer " + key + " dropped");
         if (l.contains("copied_from_last_regular_layer")) {
-            if (!l["copied_from_last_regular_layer"].is_boolean()) bad("copied_from_last_regular_layer must be true or false");
+            if (!l["copied_from_last_regular_layer"].is_boolean())
+                bad("copied_from_last_regular_layer must be true or false");
             lp.copied_from_layer = l["copied_from_last_regular_layer"].get<bool>();
         }
         return lp;
@@ -190,20 +196,20 @@ struct PlanReader {
 Plan Plan::from_json(const json & j, const std::string & origin) {
     const PlanReader r{origin};
     if (!j.is_object()) r.bad("a plan is a JSON object");
-    Plan p;
+    Plan         p;
     const json & criterion = r.at(j, "criterion", "");
     if (!criterion.is_string()) r.bad("criterion must be a string");
-    p.criterion = criterion.get<std::string>();
-    p.n_expert  = uint32_t(r.to_uint(r.at(j, "n_expert", ""), "n_expert", UINT32_MAX));
-    p.kept      = uint32_t(r.to_uint(r.at(j, "kept_experts", ""), "kept_experts", UINT32_MAX));
+    p.criterion  = criterion.get<std::string>();
+    p.n_expert   = uint32_t(r.to_uint(r.at(j, "n_expert", ""), "n_expert", UINT32_MAX));
+    p.kept       = uint32_t(r.to_uint(r.at(j, "kept_experts", ""), "kept_experts", UINT32_MAX));
     p.keep_ratio = double(p.kept) / std::max(1u, p.n_expert);
     if (j.contains("keep_ratio")) {
         if (!j["keep_ratio"].is_number()) r.bad("keep_ratio must be a number");
         p.keep_ratio = j["keep_ratio"].get<double>();
     }
     if (j.contains("seed")) p.seed = r.to_uint(j["seed"], "seed", UINT64_MAX);
-    p.model = r.text(j, "model");
-    p.stats = r.text(j, "stats");
+    p.model             = r.text(j, "model");
+    p.stats             = r.text(j, "stats");
     const json & layers = r.at(j, "layers", "");
     if (!layers.is_object()) r.bad("layers must be an object keyed by layer index");
     for (auto it = layers.begin(); it != layers.end(); ++it) {

@@ -17,21 +17,21 @@
 namespace reap {
 
 struct LayerPlan {
-    std::vector<uint32_t> kept;     // ascending expert ids
-    std::vector<uint32_t> dropped;  // ascending expert ids
-    std::vector<double>   scores;   // per original expert (empty for layers without statistics)
+    std::vector<uint32_t> kept;                       // ascending expert ids
+    std::vector<uint32_t> dropped;                    // ascending expert ids
+    std::vector<double>   scores;                     // per original expert (empty for layers without statistics)
     bool                  copied_from_layer = false;  // a next-token-prediction layer: ids of the last regular layer
 };
 
 struct Plan {
-    std::string               criterion;
-    double                    keep_ratio = 0;  // kept / n_expert
-    uint32_t                  n_expert   = 0;
-    uint32_t                  kept       = 0;
-    uint64_t                  seed       = 0;
-    std::string               model;  // base name of the model the plan is for
-    std::string               stats;  // stats file it came from
-    std::map<int, LayerPlan>  layers;
+    std::string              criterion;
+    double                   keep_ratio = 0;  // kept / n_expert
+    uint32_t                 n_expert   = 0;
+    uint32_t                 kept       = 0;
+    uint64_t                 seed       = 0;
+    std::string              model;  // base name of the model the plan is for
+    std::string              stats;  // stats file it came from
+    std::map<int, LayerPlan> layers;
 
     nlohmann::json to_json() const;
     static Plan    from_json(const nlohmann::json & j, const std::string & origin);

@@ -21,18 +21,18 @@ constexpr size_t k_chunk = 16u << 20;  // streaming buffer
 
 // How one output tensor is made from the input.
 struct Recipe {
-    const TensorInfo *  in;
-    const ExpertTensor * expert = nullptr;  // null: copied whole
-    const std::vector<uint32_t> * kept = nullptr;
+    const TensorInfo *            in;
+    const ExpertTensor *          expert = nullptr;  // null: copied whole
+    const std::vector<uint32_t> * kept   = nullptr;
     std::vector<uint8_t>          remapped;  // expert-id tensors: the whole tensor, ids renumbered
 };
 
 struct OutputLayout {
-    GgufContextPtr      gguf;     // the whole output
+    GgufContextPtr      gguf;  // the whole output
     GgmlContextPtr      tensors;
     std::vector<Recipe> recipes;
-    GgufSplitLayout     split;    // the files it is written as
-    uint64_t            size = 0; // all files together
+    GgufSplitLayout     split;     // the files it is written as
+    uint64_t            size = 0;  // all files together
 
     const gguf_context * file_ctx(size_t f) const { return split.files.empty() ? gguf.get() : split.files[f].get(); }
     size_t               n_files() const { return split.n_files(); }
@@ -42,12 +42,12 @@ void set_count_key(gguf_context * ctx, const gguf_context * src, const std::stri
     // Keep the key's type: llama.cpp reads expert_count with a strict type check.
     const int64_t k = gguf_find_key(src, key.c_str());
     switch (k < 0 ? GGUF_TYPE_UINT32 : gguf_get_kv_type(src, k)) {
-        case GGUF_TYPE_UINT8:  gguf_set_val_u8(ctx, key.c_str(), uint8_t(v)); break;
+        case GGUF_TYPE_UINT8: gguf_set_val_u8(ctx, key.c_str(), uint8_t(v)); break;
         case GGUF_TYPE_UINT16: gguf_set_val_u16(ctx, key.c_str(), uint16_t(v)); break;
-        case GGUF_TYPE_INT32:  gguf_set_val_i32(ctx, key.c_str(), int32_t(v)); break;
+        case GGUF_TYPE_INT32: gguf_set_val_i32(ctx, key.c_str(), int32_t(v)); break;
         case GGUF_TYPE_UINT64: gguf_set_val_u64(ctx, key.c_str(), v); break;
-        case GGUF_TYPE_INT64:  gguf_set_val_i64(ctx, key.c_str(), v); break;
-        default:               gguf_set_val_u32(ctx, key.c_str(), v); break;
+        case GGUF_TYPE_INT64: gguf_set_val_i64(ctx, key.c_str(), v); break;
+        default: gguf_set_val_u32(ctx, key.c_str(), v); break;
     }
 }
 
@@ -61,13 +61,16 @@ std::vector<uint8_t> remap_expert_ids(const GgufFile & in, const TensorInfo & t,
     std::vector<uint8_t> bytes(t.nbytes);
     in.read(t, 0, bytes.data(), bytes.size());
     std::vector<int32_t> new_id(*std::max_element(kept.begin(), kept.end()) + 1, -1);
-    for (size_t i = 0; i < kept.size(); i++) new_id[kept[i]] = int32_t(i);
+    for (size_t i = 0; i < kept.size(); i++)
+        new_id[kept[i]] = int32_t(i);
     for (size_t i = 0; i < bytes.size() / 4; i++) {
         int32_t id;
         std::memcpy(&id, &bytes[i * 4], 4);
         if (id < 0 || size_t(id) >= new_id.size() || new_id[size_t(id)] < 0) {
-            fail("%s: tensor '%s' routes tokens to expert %d, which this plan drops; hash-routed experts cannot be "
-                 "pruned", in.path().c_str(), t.name.c_str(), id);
+            fail(
+                "%s: tensor '%s' routes tokens to expert %d, which this plan drops; hash-routed experts cannot be "
+                "pruned",
+                in.path().c_str(), t.name.c_str(), id);
         }
         std::memcpy(&bytes[i * 4], &new_id[size_t(id)], 4);
     }
@@ -78,7 +81,8 @@ std::vector<uint8_t> remap_expert_ids(const GgufFile & in, const TensorInfo & t,
 void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & layout, const Plan & plan) {
     gguf_set_kv(ctx, in.meta());
     // The output is one file, always padded to gguf's default 32 bytes.
-    for (const char * k : {"split.no", "split.count", "split.tensors.count"}) gguf_remove_key(ctx, k);
+    for (const char * k : {"split.no", "split.count", "split.tensors.count"})
+        gguf_remove_key(ctx, k);
     if (in.get_uint("general.alignment").value_or(32) != 32) gguf_remove_key(ctx, "general.alignment");
 
     set_count_key(ctx, in.meta(), layout.arch + ".expert_count", plan.kept);
@@ -100,19 +104,22 @@ Recipe tensor_recipe(const GgufFile & in, const TensorInfo & t, const ExpertTens
                      int64_t ne[4]) {
     Recipe r;
     r.in = &t;
-    for (int d = 0; d < 4; d++) ne[d] = t.ne[d];
+    for (int d = 0; d < 4; d++)
+        ne[d] = t.ne[d];
     if (e == nullptr) {
         return r;
     }
     if (e->role == ExpertRole::unknown) {
-        fail("%s: tensor '%s' looks like a per-expert tensor this tool does not know; refusing to guess how to "
-             "prune it", in.path().c_str(), t.name.c_str());
+        fail(
+            "%s: tensor '%s' looks like a per-expert tensor this tool does not know; refusing to guess how to "
+            "prune it",
+            in.path().c_str(), t.name.c_str());
     }
     if (e->role == ExpertRole::expert_ids) {
         r.remapped = remap_expert_ids(in, t, plan.layers.at(e->layer).kept);
     } else {
-        r.expert = e;
-        r.kept   = &plan.layers.at(e->layer).kept;
+        r.expert         = e;
+        r.kept           = &plan.layers.at(e->layer).kept;
         ne[t.n_dims - 1] = int64_t(r.kept->size());
     }
     return r;
@@ -128,7 +135,8 @@ OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const P
 
     out.tensors = tensor_meta_context(in.tensors().size());
     std::map<const TensorInfo *, const ExpertTensor *> expert_of;
-    for (const auto & e : layout.expert_tensors) expert_of[e.info] = &e;
+    for (const auto & e : layout.expert_tensors)
+        expert_of[e.info] = &e;
     for (const auto & t : in.tensors()) {
         const auto    it = expert_of.find(&t);
         int64_t       ne[4];
@@ -164,12 +172,17 @@ public:
     PruneCopy(const GgufFile & in, const MoeLayout & layout, const std::vector<OutputLayout> & outs,
               std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers, Progress & progress,
               uint64_t written)
-        : in_(in), layout_(layout), outs_(outs), writers_(writers), progress_(progress), written_(written),
+        : in_(in),
+          layout_(layout),
+          outs_(outs),
+          writers_(writers),
+          progress_(progress),
+          written_(written),
           buf_(k_chunk) {}
 
     void copy_tensor(size_t i) {
-        i_                   = i;
-        const TensorInfo & t = in_.tensors()[i];
+        i_                    = i;
+        const TensorInfo & t  = in_.tensors()[i];
         const Recipe &     r0 = outs_[0].recipes[i];
         if (!r0.remapped.empty()) {
             for (size_t o = 0; o < outs_.size(); o++) {
@@ -179,7 +192,8 @@ public:
             }
         } else if (r0.expert == nullptr) {
             std::vector<size_t> all(outs_.size());
-            for (size_t o = 0; o < outs_.size(); o++) all[o] = o;
+            for (size_t o = 0; o < outs_.size(); o++)
+                all[o] = o;
             copy_range(t, 0, t.nbytes, all);
         } else {
             copy_kept_slices(t, r0.expert->slice_bytes);
@@ -219,14 +233,14 @@ private:
         }
     }
 
-    const GgufFile &                                          in_;
-    const MoeLayout &                                         layout_;
-    const std::vector<OutputLayout> &                         outs_;
+    const GgufFile &                                            in_;
+    const MoeLayout &                                           layout_;
+    const std::vector<OutputLayout> &                           outs_;
     std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers_;
-    Progress &                                                progress_;
-    uint64_t                                                  written_;
-    std::vector<uint8_t>                                      buf_;
-    size_t                                                    i_ = 0;  // the tensor being copied
+    Progress &                                                  progress_;
+    uint64_t                                                    written_;
+    std::vector<uint8_t>                                        buf_;
+    size_t                                                      i_ = 0;  // the tensor being copied
 };
 
 }  // namespace
@@ -239,7 +253,8 @@ std::vector<std::string> pruned_file_names(const GgufFile & in, const MoeLayout 
     return split_file_names(job.output, build_output(in, layout, job.plan, job.split_max_bytes).n_files());
 }
 
-void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs, bool show_progress) {
+void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs,
+                 bool show_progress) {
     std::vector<OutputLayout>             outs;
     std::vector<std::vector<std::string>> names;
     std::vector<std::string>              all_names;
@@ -268,7 +283,8 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
     }
     progress.finish();
     for (auto & wo : writers) {
-        for (auto & w : wo) w->commit();
+        for (auto & w : wo)
+            w->commit();
     }
 }
 

@@ -22,7 +22,8 @@ struct PruneJob {
 };
 
 // Exact size in bytes of what `plan` would produce (all split files together).
-uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max_bytes = 0);
+uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan,
+                          uint64_t split_max_bytes = 0);
 
 // The file names a job writes: the output itself, or its split names when it is split.
 std::vector<std::string> pruned_file_names(const GgufFile & in, const MoeLayout & layout, const PruneJob & job);

@@ -51,7 +51,7 @@ static LayerView analyze_layer(int il, const LayerStats & L, const FileView & v,
 
 FileView analyze(const ReportFile & f, const ReportOptions & o) {
     FileView v;
-    v.file = &f;
+    v.file  = &f;
     v.name  = base_name(f.path);
     v.shape = f.stats.shape(&v.groups_known);
     v.kept  = round_kept_count(v.shape, o.keep_ratio);
@@ -74,7 +74,8 @@ void check_same_model(const ReportFile & first, const ReportFile & f) {
 void disambiguate_names(std::vector<FileView> & views) {
     auto disambiguate = [&views](auto && fix) {
         std::map<std::string, int> seen;
-        for (const auto & v : views) seen[v.name]++;
+        for (const auto & v : views)
+            seen[v.name]++;
         for (size_t i = 0; i < views.size(); i++) {
             if (seen[views[i].name] > 1) fix(views[i], i);
         }
@@ -85,21 +86,21 @@ void disambiguate_names(std::vector<FileView> & views) {
 
 PairAgreement compare(const FileView & A, const FileView & B, size_t ia, size_t ib) {
     PairAgreement p;
-    p.a = ia;
-    p.b = ib;
+    p.a            = ia;
+    p.b            = ib;
     double rho_sum = 0;
     for (size_t i = 0; i < A.layers.size(); i++) {
         const LayerView & la = A.layers[i];
         const LayerView & lb = B.layers[i];  // same layer: check_same_model() made the sets equal
         LayerAgreement    g;
-        g.il           = la.il;
-        g.rho          = spearman(la.score, lb.score);
+        g.il            = la.il;
+        g.rho           = spearman(la.score, lb.score);
         SetOverlap sets = set_overlap(la.dropped, lb.dropped);
-        g.only_a       = std::move(sets.only_a);
-        g.only_b       = std::move(sets.only_b);
-        g.common       = sets.common;
-        g.dropped      = la.dropped.size();
-        g.in_union     = sets.in_union;
+        g.only_a        = std::move(sets.only_a);
+        g.only_b        = std::move(sets.only_b);
+        g.common        = sets.common;
+        g.dropped       = la.dropped.size();
+        g.in_union      = sets.in_union;
         if (std::isfinite(g.rho)) {
             rho_sum += g.rho;
             p.rho_layers++;
@@ -133,7 +134,7 @@ static std::string meta_text(const json & meta, const char * key) {
 std::vector<std::pair<std::string, std::string>> provenance(const FileView & v) {
     const json                                       m = v.file->stats.meta.to_json();
     std::vector<std::pair<std::string, std::string>> out;
-    auto add = [&](const char * label, const std::string & value) {
+    auto                                             add = [&](const char * label, const std::string & value) {
         if (!value.empty()) out.emplace_back(label, value);
     };
     add("model", meta_text(m, "model"));
@@ -142,7 +143,7 @@ std::vector<std::pair<std::string, std::string>> provenance(const FileView & v) 
     add("per token", meta_text(m, "n_expert_used"));
     add("MoE layers", std::to_string(v.layers.size()));
     add("tokens", meta_text(m, "tokens").empty() && !v.layers.empty() ? std::to_string(v.layers[0].L->total_tokens)
-                                                                        : meta_text(m, "tokens"));
+                                                                      : meta_text(m, "tokens"));
     add("samples", meta_text(m, "samples"));
     if (m.is_object() && m.contains("calibration") && m["calibration"].is_array()) {
         std::string cal;

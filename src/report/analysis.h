@@ -16,7 +16,7 @@
 namespace reap {
 
 struct ReportFile {
-    std::string path;   // as given on the command line; shown (escaped) in the page
+    std::string path;  // as given on the command line; shown (escaped) in the page
     ExpertStats stats;
 };
 
@@ -45,14 +45,14 @@ struct FileView {
     size_t                 n_expert = 0;
     MoeShape               shape;                 // as the stats file records it
     bool                   groups_known = false;  // older stats files do not record expert groups
-    size_t                 kept = 0;              // what reap prune keeps at the report's ratio
+    size_t                 kept         = 0;      // what reap prune keeps at the report's ratio
     std::vector<LayerView> layers;
 };
 
 // Agreement of two runs on one layer.
 struct LayerAgreement {
-    int                   il = 0;
-    double                rho = k_nan;
+    int                   il     = 0;
+    double                rho    = k_nan;
     size_t                common = 0, dropped = 0, in_union = 0;
     std::vector<uint32_t> only_a, only_b;
     // |A∩B| / |A| (A and B have the same size); both empty (keep ratio 1) counts as full agreement.
@@ -63,9 +63,9 @@ struct LayerAgreement {
 struct PairAgreement {
     size_t                      a = 0, b = 0;  // file indices
     std::vector<LayerAgreement> layers;
-    double mean_rho = k_nan, min_rho = k_nan, mean_overlap = 0, mean_jaccard = 0;
-    int    min_rho_layer = -1;
-    size_t rho_layers    = 0;  // layers with a defined correlation
+    double                      mean_rho = k_nan, min_rho = k_nan, mean_overlap = 0, mean_jaccard = 0;
+    int                         min_rho_layer = -1;
+    size_t                      rho_layers    = 0;  // layers with a defined correlation
 };
 
 FileView analyze(const ReportFile & f, const ReportOptions & o);

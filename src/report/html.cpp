@@ -16,12 +16,12 @@ std::string html_escape(const std::string & s) {
     o.reserve(s.size());
     for (char c : s) {
         switch (c) {
-            case '&':  o += "&amp;"; break;
-            case '<':  o += "&lt;"; break;
-            case '>':  o += "&gt;"; break;
-            case '"':  o += "&quot;"; break;
+            case '&': o += "&amp;"; break;
+            case '<': o += "&lt;"; break;
+            case '>': o += "&gt;"; break;
+            case '"': o += "&quot;"; break;
             case '\'': o += "&#39;"; break;
-            default:   o += c;
+            default: o += c;
         }
     }
     return o;
@@ -40,8 +40,9 @@ std::string ids_html(const std::vector<uint32_t> & v) {
 
 // Viridis at 9 evenly spaced points: perceptually uniform and readable in grey and by most
 // colour-blind readers.
-constexpr unsigned char k_viridis[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 82, 139},  {44, 114, 142}, {33, 145, 140},
-                                           {40, 174, 128}, {94, 201, 98},  {173, 220, 48}, {253, 231, 37}};
+constexpr unsigned char k_viridis[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 82, 139},
+                                           {44, 114, 142}, {33, 145, 140}, {40, 174, 128},
+                                           {94, 201, 98},  {173, 220, 48}, {253, 231, 37}};
 
 std::string colour(double t) {
     t              = std::clamp(std::isfinite(t) ? t : 0.0, 0.0, 1.0);
@@ -94,7 +95,7 @@ struct HeatmapGeometry {
 
     HeatmapGeometry(size_t n_expert, size_t n_layers) : n(n_expert), R(n_layers) {
         cw              = std::clamp(int(1000 / std::max<size_t>(n, 1)), 4, 26);  // cell width
-        rh              = std::clamp(cw, 9, 26);                                 // row height
+        rh              = std::clamp(cw, 9, 26);                                  // row height
         gap             = cw >= 8 ? 1 : 0;
         grid_w          = int(n) * cw;
         grid_h          = int(R) * rh;
@@ -107,9 +108,10 @@ struct HeatmapGeometry {
 
 // The svg element's opening tag, the axis titles and the expert ids along the top.
 void heatmap_header(std::ostringstream & s, const HeatmapGeometry & g, const ReportOptions & o) {
-    s << strfmt("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
-                "role=\"img\" aria-label=\"heatmap of the %s score per layer and expert\">\n",
-                g.width, g.height, g.width, g.height, criterion_name(o.criterion));
+    s << strfmt(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+        "role=\"img\" aria-label=\"heatmap of the %s score per layer and expert\">\n",
+        g.width, g.height, g.width, g.height, criterion_name(o.criterion));
     s << strfmt("<text class=\"axis\" x=\"%d\" y=\"12\">expert \u2192</text>\n", g.left);
     s << strfmt("<text class=\"axis\" x=\"4\" y=\"%d\">layer \u2193</text>\n", g.top - 8);
     s << strfmt("<text class=\"axis\" x=\"%d\" y=\"%d\">layer max</text>\n", g.left + g.grid_w + 8, g.top - 8);
@@ -126,8 +128,8 @@ void heatmap_row(std::ostringstream & s, const HeatmapGeometry & g, const LayerV
     const double maxs = l.score[l.top];
     const int    y    = g.top + int(r) * rh;
     if (r % size_t(g.label_every_row) == 0) {
-        s << strfmt("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"central\">%d</text>\n",
-                    left - 6, y + rh / 2.0, l.il);
+        s << strfmt("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" dominant-baseline=\"central\">%d</text>\n", left - 6,
+                    y + rh / 2.0, l.il);
         s << strfmt("<text x=\"%d\" y=\"%.1f\" dominant-baseline=\"central\">%s</text>\n", left + g.grid_w + 8,
                     y + rh / 2.0, num(maxs).c_str());
     }
@@ -136,13 +138,14 @@ void heatmap_row(std::ostringstream & s, const HeatmapGeometry & g, const LayerV
         const bool   dropped = std::binary_search(l.dropped.begin(), l.dropped.end(), e);
         const double rel     = maxs > 0 ? l.score[e] / maxs : 0.0;
         const int    x       = left + int(e) * cw;
-        std::string  tip     = strfmt("layer %d, expert %u\n%s %s (%.0f%% of the layer max)\ncount %llu, frequency %s",
-                                      l.il, e, criterion_name(o.criterion), num(l.score[e]).c_str(), 100.0 * rel,
-                                      (unsigned long long) l.L->count[e], num(l.freq[e]).c_str());
+        std::string tip = strfmt("layer %d, expert %u\n%s %s (%.0f%% of the layer max)\ncount %llu, frequency %s", l.il,
+                                 e, criterion_name(o.criterion), num(l.score[e]).c_str(), 100.0 * rel,
+                                 (unsigned long long) l.L->count[e], num(l.freq[e]).c_str());
         if (never) tip += "\nnever activated";
         if (dropped) tip += strfmt("\ndropped at keep-ratio %g", o.keep_ratio);
-        s << strfmt("<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"><title>%s</title></rect>\n",
-                    x, y, cw - gap, rh - gap, never ? k_never_colour : colour(rel).c_str(), html_escape(tip).c_str());
+        s << strfmt(
+            "<rect class=\"cell\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"><title>%s</title></rect>\n",
+            x, y, cw - gap, rh - gap, never ? k_never_colour : colour(rel).c_str(), html_escape(tip).c_str());
     }
     for (uint32_t e : l.dropped) {
         // A cross inside the cell, inset so that neighbouring crosses stay apart.
@@ -157,28 +160,33 @@ void heatmap_row(std::ostringstream & s, const HeatmapGeometry & g, const LayerV
 // Legend: the colour scale, the never-activated colour and the drop mark.
 void heatmap_legend(std::ostringstream & s, const HeatmapGeometry & g, size_t file_index, const ReportOptions & o) {
     const int left = g.left;
-    const int ly = g.top + g.grid_h + 22;
+    const int ly   = g.top + g.grid_h + 22;
     s << strfmt("<defs><linearGradient id=\"reap-scale-%zu\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">", file_index);
     for (int i = 0; i < 9; i++) {
         s << strfmt("<stop offset=\"%.3f\" stop-color=\"%s\"/>", i / 8.0, colour(i / 8.0).c_str());
     }
     s << "</linearGradient></defs>\n";
-    s << strfmt("<text x=\"%d\" y=\"%d\" text-anchor=\"end\" dominant-baseline=\"central\">0</text>\n", left - 6, ly + 7);
-    s << strfmt("<rect class=\"legend\" x=\"%d\" y=\"%d\" width=\"220\" height=\"14\" fill=\"url(#reap-scale-%zu)\"/>\n",
-                left, ly, file_index);
+    s << strfmt("<text x=\"%d\" y=\"%d\" text-anchor=\"end\" dominant-baseline=\"central\">0</text>\n", left - 6,
+                ly + 7);
+    s << strfmt(
+        "<rect class=\"legend\" x=\"%d\" y=\"%d\" width=\"220\" height=\"14\" fill=\"url(#reap-scale-%zu)\"/>\n", left,
+        ly, file_index);
     s << strfmt("<text x=\"%d\" y=\"%d\" dominant-baseline=\"central\">layer max</text>\n", left + 226, ly + 7);
     s << strfmt("<text class=\"axis\" x=\"%d\" y=\"%d\">%s / highest %s in the layer</text>\n", left, ly + 30,
                 criterion_name(o.criterion), criterion_name(o.criterion));
     const int gx = left + 300;
-    s << strfmt("<rect class=\"legend\" x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/>\n", gx, ly, k_never_colour);
+    s << strfmt("<rect class=\"legend\" x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/>\n", gx, ly,
+                k_never_colour);
     s << strfmt("<text x=\"%d\" y=\"%d\" dominant-baseline=\"central\">never activated</text>\n", gx + 20, ly + 7);
     const int dx = gx + 130;
-    s << strfmt("<rect class=\"legend\" x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/>\n", dx, ly, colour(0.1).c_str());
-    s << strfmt("<path class=\"legend-drop\" d=\"M%d %dL%d %dM%d %dL%d %d\" stroke=\"#ff2d55\" stroke-width=\"2\" "
-                "stroke-linecap=\"round\"/>\n",
-                dx + 3, ly + 3, dx + 11, ly + 11, dx + 3, ly + 11, dx + 11, ly + 3);
-    s << strfmt("<text x=\"%d\" y=\"%d\" dominant-baseline=\"central\">dropped at keep-ratio %g</text>\n", dx + 20, ly + 7,
-                o.keep_ratio);
+    s << strfmt("<rect class=\"legend\" x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/>\n", dx, ly,
+                colour(0.1).c_str());
+    s << strfmt(
+        "<path class=\"legend-drop\" d=\"M%d %dL%d %dM%d %dL%d %d\" stroke=\"#ff2d55\" stroke-width=\"2\" "
+        "stroke-linecap=\"round\"/>\n",
+        dx + 3, ly + 3, dx + 11, ly + 11, dx + 3, ly + 11, dx + 11, ly + 3);
+    s << strfmt("<text x=\"%d\" y=\"%d\" dominant-baseline=\"central\">dropped at keep-ratio %g</text>\n", dx + 20,
+                ly + 7, o.keep_ratio);
 }
 
 // One file's heatmap: a row per layer, a column per expert, colour = score / the layer's
@@ -223,8 +231,8 @@ std::string file_section(const FileView & v, size_t index, const ReportOptions &
          "<th title=\"highest activation frequency / mean activation frequency\">skew (max/mean freq.)</th>"
          "<th title=\"Gini coefficient of the activation counts: 0 = evenly used\">Gini (counts)</th>"
          "<th>highest "
-      << criterion_name(o.criterion) << "</th><th>lowest " << criterion_name(o.criterion)
-      << "</th><th>dropped at " << strfmt("%g", o.keep_ratio) << "</th></tr>\n";
+      << criterion_name(o.criterion) << "</th><th>lowest " << criterion_name(o.criterion) << "</th><th>dropped at "
+      << strfmt("%g", o.keep_ratio) << "</th></tr>\n";
     for (const auto & l : v.layers) {
         h << "<tr><td>" << l.il << "</td><td>" << l.L->total_tokens << "</td><td class=\"ids\">";
         if (l.never.empty()) {
@@ -284,7 +292,8 @@ std::string html_page(const std::vector<FileView> & files, const std::vector<Pai
                       const ReportOptions & o) {
     std::ostringstream h;
     std::string        names;
-    for (const auto & v : files) names += (names.empty() ? "" : ", ") + v.name;
+    for (const auto & v : files)
+        names += (names.empty() ? "" : ", ") + v.name;
     // The policy forbids every fetch: the page is readable offline and cannot leak by loading
     // anything, whatever a stats file contains.
     h << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -292,9 +301,9 @@ std::string html_page(const std::vector<FileView> & files, const std::vector<Pai
          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
       << "<title>reap report: " << html_escape(names) << "</title>\n<style>" << k_css << "</style>\n</head>\n<body>\n";
     h << "<h1>REAP expert report</h1>\n";
-    h << "<p class=\"note\">criterion <b>" << criterion_name(o.criterion) << "</b>: "
-      << html_escape(criterion_meaning(o.criterion)) << " \u00b7 keep-ratio <b>" << strfmt("%g", o.keep_ratio)
-      << "</b> \u00b7 reap.cpp " << REAP_VERSION << "</p>\n";
+    h << "<p class=\"note\">criterion <b>" << criterion_name(o.criterion)
+      << "</b>: " << html_escape(criterion_meaning(o.criterion)) << " \u00b7 keep-ratio <b>"
+      << strfmt("%g", o.keep_ratio) << "</b> \u00b7 reap.cpp " << REAP_VERSION << "</p>\n";
     if (files.size() > 1) {
         h << "<nav>";
         for (size_t i = 0; i < files.size(); i++) {

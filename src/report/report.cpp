@@ -12,7 +12,8 @@ Report build_report(const std::vector<ReportFile> & files, const ReportOptions &
     }
     if (!criterion_info(opts.criterion).describes_model) {
         std::string choices;
-        for (const auto & name : criterion_names(true)) choices += (choices.empty() ? "" : ", ") + name;
+        for (const auto & name : criterion_names(true))
+            choices += (choices.empty() ? "" : ", ") + name;
         fail("the %s criterion says nothing about the experts; choose %s", criterion_name(opts.criterion),
              choices.c_str());
     }

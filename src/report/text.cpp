@@ -36,8 +36,8 @@ std::string text_summary(const std::vector<FileView> & files, const std::vector<
             if (p.min_rho_layer >= 0) t << strfmt(" (lowest %s in layer %d)", num(p.min_rho).c_str(), p.min_rho_layer);
             t << strfmt(", pruned-set overlap mean %.3f, Jaccard mean %.3f\n", p.mean_overlap, p.mean_jaccard);
             for (const auto & g : p.layers) {
-                t << strfmt("    layer %3d: Spearman %s, overlap %zu/%zu = %.3f, Jaccard %.3f\n", g.il, num(g.rho).c_str(),
-                            g.common, g.dropped, g.overlap(), g.jaccard());
+                t << strfmt("    layer %3d: Spearman %s, overlap %zu/%zu = %.3f, Jaccard %.3f\n", g.il,
+                            num(g.rho).c_str(), g.common, g.dropped, g.overlap(), g.jaccard());
             }
         }
     }

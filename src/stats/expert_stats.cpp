@@ -16,7 +16,12 @@ namespace reap {
 using nlohmann::json;
 
 LayerStats::LayerStats(size_t n)
-    : count(n, 0), gate_sum(n, 0), raw_gate_sum(n, 0), ean_sum(n, 0), reap_sum(n, 0), reap_sq_sum(n, 0),
+    : count(n, 0),
+      gate_sum(n, 0),
+      raw_gate_sum(n, 0),
+      ean_sum(n, 0),
+      reap_sum(n, 0),
+      reap_sq_sum(n, 0),
       reap_max(n, 0) {}
 
 void LayerStats::add(uint32_t e, double gate, double raw_gate, double norm, double r) {
@@ -75,9 +80,7 @@ std::vector<double> LayerStats::reap_variance() const {
     return v;
 }
 
-uint32_t LayerStats::never_activated() const {
-    return uint32_t(std::count(count.begin(), count.end(), uint64_t(0)));
-}
+uint32_t LayerStats::never_activated() const { return uint32_t(std::count(count.begin(), count.end(), uint64_t(0))); }
 
 json ExpertStats::to_json() const {
     json j = json::object();
@@ -121,8 +124,8 @@ static bool is_layer_key(const std::string & k, const std::string & origin, int 
 }
 
 template <typename T>
-static std::vector<T> array_of(const json & L, const char * key, size_t n, const std::string & origin, const std::string & il,
-                               bool required) {
+static std::vector<T> array_of(const json & L, const char * key, size_t n, const std::string & origin,
+                               const std::string & il, bool required) {
     if (!L.contains(key)) {
         if (required) {
             fail("%s: layer %s has no '%s'", origin.c_str(), il.c_str(), key);
@@ -149,7 +152,7 @@ static std::vector<T> array_of(const json & L, const char * key, size_t n, const
 // Sums and maxima of norms and gate weights are never negative, nor infinite.
 static void check_sums(const LayerStats & ls, const std::string & origin, const std::string & il) {
     const std::pair<const char *, const std::vector<double> *> sums[] = {
-        {"gate_sum", &ls.gate_sum}, {"ean_sum", &ls.ean_sum},         {"reap_sum", &ls.reap_sum},
+        {"gate_sum", &ls.gate_sum},       {"ean_sum", &ls.ean_sum},   {"reap_sum", &ls.reap_sum},
         {"reap_sq_sum", &ls.reap_sq_sum}, {"reap_max", &ls.reap_max}, {"raw_gate_sum", &ls.raw_gate_sum}};
     for (const auto & sum : sums) {
         const bool signed_ok = sum.second == &ls.raw_gate_sum;  // raw router outputs may be negative
@@ -259,7 +262,8 @@ void ExpertStats::merge(const ExpertStats & o, const std::string & origin) {
 MoeShape ExpertStats::shape(bool * groups_known) const {
     MoeShape s = meta.shape(layers.empty() ? 0 : uint32_t(layers.begin()->second.n_expert()), groups_known);
     s.moe_layers.clear();
-    for (const auto & kv : layers) s.moe_layers.push_back(kv.first);
+    for (const auto & kv : layers)
+        s.moe_layers.push_back(kv.first);
     return s;
 }
 
@@ -273,10 +277,12 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
         fail("%s: statistics of a model with %u expert groups, but the model has %u: statistics of another model",
              path.c_str(), *m.n_expert_groups, shape.n_expert_groups);
     }
-    if (m.router_fingerprint && !shape.router_fingerprint.empty() && *m.router_fingerprint != shape.router_fingerprint) {
-        fail("%s: statistics of a model with other router weights (fingerprint %s, the model's %s): statistics of "
-             "another model",
-             path.c_str(), m.router_fingerprint->c_str(), shape.router_fingerprint.c_str());
+    if (m.router_fingerprint && !shape.router_fingerprint.empty() &&
+        *m.router_fingerprint != shape.router_fingerprint) {
+        fail(
+            "%s: statistics of a model with other router weights (fingerprint %s, the model's %s): statistics of "
+            "another model",
+            path.c_str(), m.router_fingerprint->c_str(), shape.router_fingerprint.c_str());
     }
     for (const auto & [il, L] : stats.layers) {
         if (L.n_expert() != shape.n_expert) {
@@ -285,7 +291,8 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
         }
     }
     std::vector<int> have;
-    for (const auto & kv : stats.layers) have.push_back(kv.first);
+    for (const auto & kv : stats.layers)
+        have.push_back(kv.first);
     if (have != shape.moe_layers) {
         fail("%s: statistics cover MoE layers {%s} but the model's are {%s}: statistics of another model", path.c_str(),
              id_ranges(have).c_str(), id_ranges(shape.moe_layers).c_str());

@@ -30,7 +30,7 @@ struct LayerStats {
 
     // One routed token: its gate weights, ||f||, and its REAP contribution (normally gate * norm).
     void add(uint32_t expert, double gate, double raw_gate, double norm, double score);
-    void merge(const LayerStats & other);                                  // sums add, max takes max
+    void merge(const LayerStats & other);  // sums add, max takes max
 
     // Derived (0 for experts never routed).
     std::vector<double> activation_frequency() const;

@@ -4,26 +4,26 @@
 
 #include "ggml.h"
 
-#include <nlohmann/json.hpp>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace reap::synth {
 
 struct Options {
-    std::string arch = "qwen3moe";  // GGUF general.architecture name
-    int         n_layer = 0;        // 0: the architecture's default
-    int         n_embd = 256;
-    int         n_ff = 256;         // expert FFN width
-    int         n_expert = 0;       // 0: the architecture's default
-    int         n_expert_used = 0;  // 0: the architecture's default
-    int         n_ctx_train = 4096;
-    ggml_type   type = GGML_TYPE_Q8_0;  // weight matrices; norms, biases, routers stay F32
-    uint64_t    seed = 42;
-    int         n_dead = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
-    int         n_rare = -1;
-    int         n_weak = -1;
+    std::string arch          = "qwen3moe";  // GGUF general.architecture name
+    int         n_layer       = 0;           // 0: the architecture's default
+    int         n_embd        = 256;
+    int         n_ff          = 256;  // expert FFN width
+    int         n_expert      = 0;    // 0: the architecture's default
+    int         n_expert_used = 0;    // 0: the architecture's default
+    int         n_ctx_train   = 4096;
+    ggml_type   type          = GGML_TYPE_Q8_0;  // weight matrices; norms, biases, routers stay F32
+    uint64_t    seed          = 42;
+    int         n_dead        = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
+    int         n_rare        = -1;
+    int         n_weak        = -1;
 };
 
 // The architectures `synth` can make, and the weight types it accepts.

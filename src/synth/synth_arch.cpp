@@ -17,14 +17,14 @@ struct Builder {
     ArchSpec       spec;
 
     std::string key(const char * k) const { return arch + "." + k; }
-    void u32(const char * k, uint32_t v) { gguf_set_val_u32(ctx, key(k).c_str(), v); }
-    void f32(const char * k, float v) { gguf_set_val_f32(ctx, key(k).c_str(), v); }
-    void flag(const char * k, bool v) { gguf_set_val_bool(ctx, key(k).c_str(), v); }
-    void u32s(const char * k, const std::vector<uint32_t> & v) {
-        gguf_set_arr_data(ctx, key(k).c_str(), GGUF_TYPE_UINT32, v.data(), v.size());
+    void        u32(const char * k, uint32_t v) { gguf_set_val_u32(ctx, key(k).c_str(), v); }
+    void        f32(const char * k, float v) { gguf_set_val_f32(ctx, key(k).c_str(), v); }
+    void        flag(const char * k, bool v) { gguf_set_val_bool(ctx, key(k).c_str(), v); }
+    void        u32s(const char * k, const std::vector<uint32_t> & v) {
+               gguf_set_arr_data(ctx, key(k).c_str(), GGUF_TYPE_UINT32, v.data(), v.size());
     }
 
-    void add(TensorSpec t) { spec.tensors.push_back(std::move(t)); }
+    void               add(TensorSpec t) { spec.tensors.push_back(std::move(t)); }
     static std::string blk(int il, const char * name) { return "blk." + std::to_string(il) + "." + name; }
 
     // 1-D vectors: norms, biases, per-head scalars. Always F32.
@@ -129,10 +129,10 @@ void build_llama(Builder & b, const Options & o, int64_t n_vocab) {
 // DeepSeek-V3 style: MLA attention without q-LoRA, one leading dense layer, a shared expert,
 // sigmoid gating with a selection bias, grouped routing, normalised and scaled weights.
 void build_deepseek2(Builder & b, const Options & o, int64_t n_vocab) {
-    const int64_t E = o.n_embd, H = E / k_head_dim;
-    const int64_t kv_lora = E / 2, rope = 32, nope = 64, v_head = 64;
-    const int64_t n_ff_dense = 2 * o.n_ff;
-    const uint32_t groups = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
+    const int64_t  E = o.n_embd, H = E / k_head_dim;
+    const int64_t  kv_lora = E / 2, rope = 32, nope = 64, v_head = 64;
+    const int64_t  n_ff_dense = 2 * o.n_ff;
+    const uint32_t groups     = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
     b.common_keys(o, uint32_t(n_vocab));
     b.u32("feed_forward_length", uint32_t(n_ff_dense));
     b.u32("attention.head_count", uint32_t(H));
@@ -214,15 +214,15 @@ void build_gpt_oss(Builder & b, const Options & o, int64_t n_vocab) {
 // Every layer is x + mixer(norm(x)); experts are up/down only with relu^2; sigmoid gating.
 void build_nemotron_h_moe(Builder & b, const Options & o, int64_t n_vocab) {
     static const char pattern[] = "MEMAME";
-    const int64_t E = o.n_embd, H = E / k_head_dim, Hkv = std::max<int64_t>(1, H / 2), D = k_head_dim;
-    const int64_t d_inner = 2 * E, d_state = 128, n_group = 2, d_conv = 4, n_ssm_head = d_inner / 64;
-    const int64_t conv_dim = d_inner + 2 * n_group * d_state;
-    const int64_t d_in_proj = 2 * d_inner + 2 * n_group * d_state + n_ssm_head;
-    const int64_t n_ff_shexp = 2 * o.n_ff;
+    const int64_t     E = o.n_embd, H = E / k_head_dim, Hkv = std::max<int64_t>(1, H / 2), D = k_head_dim;
+    const int64_t     d_inner = 2 * E, d_state = 128, n_group = 2, d_conv = 4, n_ssm_head = d_inner / 64;
+    const int64_t     conv_dim   = d_inner + 2 * n_group * d_state;
+    const int64_t     d_in_proj  = 2 * d_inner + 2 * n_group * d_state + n_ssm_head;
+    const int64_t     n_ff_shexp = 2 * o.n_ff;
 
     std::vector<uint32_t> ff(size_t(o.n_layer)), head_kv(size_t(o.n_layer));
     for (int il = 0; il < o.n_layer; il++) {
-        const char kind = pattern[il % 6];
+        const char kind     = pattern[il % 6];
         ff[size_t(il)]      = kind == 'E' ? uint32_t(o.n_ff) : 0;
         head_kv[size_t(il)] = kind == 'A' ? uint32_t(Hkv) : 0;
     }
@@ -258,9 +258,7 @@ void build_nemotron_h_moe(Builder & b, const Options & o, int64_t n_vocab) {
                 b.vec(Builder::blk(il, "ssm_norm.weight"), {d_inner / n_group, n_group}, Init::ones);
                 b.mat(Builder::blk(il, "ssm_out.weight"), {d_inner, E}, 0.5f, true);
                 break;
-            case 'A':
-                b.attention_qkvo(il, E, H * D, Hkv * D);
-                break;
+            case 'A': b.attention_qkvo(il, E, H * D, Hkv * D); break;
             case 'E':
                 b.router(il, E, o.n_expert);
                 b.vec(Builder::blk(il, "exp_probs_b.bias"), {o.n_expert}, Init::normal, 0.01f);

@@ -37,9 +37,7 @@ const std::vector<ggml_type> & weight_types() {
     return t;
 }
 
-std::string planted_key(int il, const char * kind) {
-    return "reap.synth.layer." + std::to_string(il) + "." + kind;
-}
+std::string planted_key(int il, const char * kind) { return "reap.synth.layer." + std::to_string(il) + "." + kind; }
 
 Options resolve(Options o) {
     const auto & archs = architectures();
@@ -50,12 +48,14 @@ Options resolve(Options o) {
         }
         fail("synth: unknown architecture '%s' (choose one of: %s)", o.arch.c_str(), list.c_str());
     }
-    struct Def { int layers, experts, used; };
-    const Def d = o.arch == "qwen3moe"  ? Def{8, 16, 4}
-                : o.arch == "llama"     ? Def{8, 8, 2}
-                : o.arch == "deepseek2" ? Def{6, 16, 4}
-                : o.arch == "gpt-oss"   ? Def{4, 16, 4}
-                                        : Def{6, 16, 4};
+    struct Def {
+        int layers, experts, used;
+    };
+    const Def d = o.arch == "qwen3moe"    ? Def{8, 16, 4}
+                  : o.arch == "llama"     ? Def{8, 8, 2}
+                  : o.arch == "deepseek2" ? Def{6, 16, 4}
+                  : o.arch == "gpt-oss"   ? Def{4, 16, 4}
+                                          : Def{6, 16, 4};
     if (o.n_layer == 0) o.n_layer = d.layers;
     if (o.n_expert == 0) o.n_expert = d.experts;
     if (o.n_expert_used == 0) o.n_expert_used = std::min(d.used, o.n_expert);
@@ -85,8 +85,8 @@ Options resolve(Options o) {
         }
         const int groups = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
         if (o.n_expert_used > (groups / 2) * (o.n_expert / groups)) {
-            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used,
-                 groups / 2, groups);
+            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used, groups / 2,
+                 groups);
         }
     }
     if (o.arch == "nemotron_h_moe" && o.n_layer < 4) {
@@ -94,8 +94,7 @@ Options resolve(Options o) {
         // model without an attention layer (it has no KV cache buffer to bind).
         fail("synth: nemotron_h_moe needs at least 4 layers (the first attention layer is layer 3)");
     }
-    if (o.n_dead + o.n_rare + o.n_weak > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 ||
-        o.n_weak < 0) {
+    if (o.n_dead + o.n_rare + o.n_weak > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 || o.n_weak < 0) {
         fail("synth: %d dead + %d rare + %d weak experts leave fewer healthy experts than the %d used per token",
              o.n_dead, o.n_rare, o.n_weak, o.n_expert_used);
     }
@@ -140,10 +139,10 @@ void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<floa
     for (auto & x : v) {
         switch (t.init) {
             case Init::normal:
-            case Init::embedding:   x = t.scale * rng.normal(); break;
-            case Init::ones:        x = 1.0f; break;
-            case Init::zeros:       x = 0.0f; break;
-            case Init::ssm_a:       x = -float(0.1 + 0.9 * rng.uniform()); break;
+            case Init::embedding: x = t.scale * rng.normal(); break;
+            case Init::ones: x = 1.0f; break;
+            case Init::zeros: x = 0.0f; break;
+            case Init::ssm_a: x = -float(0.1 + 0.9 * rng.uniform()); break;
             case Init::ssm_dt_bias: {
                 const double dt = 0.01 + 0.09 * rng.uniform();  // softplus(bias) = dt
                 x               = float(std::log(std::expm1(dt)));
@@ -165,7 +164,7 @@ void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<floa
         v[0] = 0.0f;  // a bias on the residual stream
     } else if (t.writes_residual) {
         // Keep residual dimension 0 constant: zero this tensor's contribution to it.
-        const size_t n_dims = t.ne.size();
+        const size_t n_dims  = t.ne.size();
         const bool   is_bias = !t.matrix;
         const size_t res_dim = is_bias ? 0 : 1;
         if (res_dim == n_dims - 1) {
@@ -190,9 +189,11 @@ void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int
     if (ends_with(t.name, ".ffn_gate_inp.weight")) {
         // Equal row norms: no healthy expert is favoured or starved by the draw alone.
         double ss = 0;
-        for (size_t i = 1; i < v.size(); i++) ss += double(v[i]) * v[i];
+        for (size_t i = 1; i < v.size(); i++)
+            ss += double(v[i]) * v[i];
         const float want = t.scale * std::sqrt(float(v.size() - 1));
-        for (size_t i = 1; i < v.size(); i++) v[i] = float(v[i] * want / std::sqrt(ss));
+        for (size_t i = 1; i < v.size(); i++)
+            v[i] = float(v[i] * want / std::sqrt(ss));
         v[0] = r == Planted::rare ? k_rare_anchor : r == Planted::weak ? k_weak_anchor : 0.0f;
     } else if (ends_with(t.name, ".exp_probs_b.bias")) {
         // Selection bias (sigmoid-gated archs): when few experts have a real probability the
@@ -222,7 +223,8 @@ void encode(ggml_type type, const float * src, int64_t n, int64_t row, std::vect
 // healthy. Recorded in the file (the ground truth) and in `planted`.
 std::vector<Planted> plant_layer(const Options & o, int il, gguf_context * ctx, nlohmann::json & planted) {
     std::vector<int> perm(size_t(o.n_expert));
-    for (int e = 0; e < o.n_expert; e++) perm[size_t(e)] = e;
+    for (int e = 0; e < o.n_expert; e++)
+        perm[size_t(e)] = e;
     Rng rng{o.seed ^ fnv1a("planted." + std::to_string(il))};
     for (int e = o.n_expert - 1; e > 0; e--) {
         std::swap(perm[size_t(e)], perm[size_t(rng.next() % uint64_t(e + 1))]);
@@ -230,13 +232,20 @@ std::vector<Planted> plant_layer(const Options & o, int il, gguf_context * ctx, 
     std::vector<Planted>  r(size_t(o.n_expert), Planted::healthy);
     std::vector<uint32_t> dead, rare, weak;
     int                   k = 0;
-    for (int i = 0; i < o.n_dead; i++, k++) dead.push_back(uint32_t(perm[size_t(k)]));
-    for (int i = 0; i < o.n_rare; i++, k++) rare.push_back(uint32_t(perm[size_t(k)]));
-    for (int i = 0; i < o.n_weak; i++, k++) weak.push_back(uint32_t(perm[size_t(k)]));
-    for (auto * list : {&dead, &rare, &weak}) std::sort(list->begin(), list->end());
-    for (auto e : dead) r[e] = Planted::dead;
-    for (auto e : rare) r[e] = Planted::rare;
-    for (auto e : weak) r[e] = Planted::weak;
+    for (int i = 0; i < o.n_dead; i++, k++)
+        dead.push_back(uint32_t(perm[size_t(k)]));
+    for (int i = 0; i < o.n_rare; i++, k++)
+        rare.push_back(uint32_t(perm[size_t(k)]));
+    for (int i = 0; i < o.n_weak; i++, k++)
+        weak.push_back(uint32_t(perm[size_t(k)]));
+    for (auto * list : {&dead, &rare, &weak})
+        std::sort(list->begin(), list->end());
+    for (auto e : dead)
+        r[e] = Planted::dead;
+    for (auto e : rare)
+        r[e] = Planted::rare;
+    for (auto e : weak)
+        r[e] = Planted::weak;
     gguf_set_arr_data(ctx, planted_key(il, "dead").c_str(), GGUF_TYPE_UINT32, dead.data(), dead.size());
     gguf_set_arr_data(ctx, planted_key(il, "rare").c_str(), GGUF_TYPE_UINT32, rare.data(), rare.size());
     gguf_set_arr_data(ctx, planted_key(il, "weak").c_str(), GGUF_TYPE_UINT32, weak.data(), weak.size());
@@ -250,7 +259,8 @@ uint64_t write_tensor_data(GgufFileWriter & out, const TensorSpec & t, ggml_type
                            const std::map<int, std::vector<Planted>> & roles) {
     const int64_t outer = t.ne.back();
     int64_t       n     = 1;
-    for (auto d : t.ne) n *= d;
+    for (auto d : t.ne)
+        n *= d;
     const int64_t per   = n / outer;
     const int64_t row   = t.ne.size() > 1 ? t.ne[0] : per;
     const auto    rit   = roles.find(tensor_layer(t.name));

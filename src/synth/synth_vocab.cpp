@@ -99,7 +99,7 @@ uint32_t add_vocab(gguf_context * ctx, int n_merges) {
     std::vector<float>       scores;
     std::vector<int32_t>     types;
     std::set<std::string>    seen;
-    auto add = [&](const std::string & t, float score, int type) {
+    auto                     add = [&](const std::string & t, float score, int type) {
         if (seen.insert(t).second) {
             tokens.push_back(t);
             scores.push_back(score);

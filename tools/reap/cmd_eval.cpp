@@ -1,5 +1,5 @@
-#include "core/atomic_file.h"
 #include "commands.h"
+#include "core/atomic_file.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 
@@ -9,12 +9,13 @@
 namespace reap::cli {
 
 void add_eval(CLI::App & app) {
-    auto   o      = std::make_shared<EvalOptions>();
-    auto * cmd    = app.add_subcommand("eval", "compare pruned models with the base on held-out text (PPL, KL, top-1)");
+    auto   o   = std::make_shared<EvalOptions>();
+    auto * cmd = app.add_subcommand("eval", "compare pruned models with the base on held-out text (PPL, KL, top-1)");
     cmd->add_option("-m,--model", o->base, "base model (optional when --base-logits already exists)");
     cmd->add_option("--pruned", o->pruned, "pruned model(s) to compare with the base")->expected(1, -1);
     cmd->add_option("--data,-f", o->data, "held-out text file")->required();
-    cmd->add_option("--base-logits", o->base_logits, "file of the base model's log-probabilities: reused if it exists, else written");
+    cmd->add_option("--base-logits", o->base_logits,
+                    "file of the base model's log-probabilities: reused if it exists, else written");
     cmd->add_option("-c,--ctx-size", o->n_ctx, "window size in tokens");
     const std::map<std::string, PplConvention> conventions = {{"all", PplConvention::all},
                                                               {"second-half", PplConvention::second_half}};

@@ -16,9 +16,9 @@ void add_inspect(CLI::App & app) {
         ->required();
     cmd->add_flag("--json", opts->json, "print the report as JSON");
     cmd->callback([opts]() {
-        const GgufFile  f = GgufFile::open(opts->model);
-        const MoeLayout m = analyze_moe(f);
-        const auto      r = inspect_report(f, m);
+        const GgufFile    f   = GgufFile::open(opts->model);
+        const MoeLayout   m   = analyze_moe(f);
+        const auto        r   = inspect_report(f, m);
         const std::string out = opts->json ? r.dump(2) + "\n" : inspect_text(r);
         std::fputs(out.c_str(), stdout);
     });

@@ -7,20 +7,24 @@
 namespace reap::cli {
 
 void add_profile(CLI::App & app) {
-    auto   o   = std::make_shared<ProfileOptions>();
-    auto * cmd = app.add_subcommand("profile", "collect per-expert REAP statistics by running the model on calibration data");
+    auto   o = std::make_shared<ProfileOptions>();
+    auto * cmd =
+        app.add_subcommand("profile", "collect per-expert REAP statistics by running the model on calibration data");
     cmd->add_option("-m,--model", o->model, "GGUF model (any split of a split model)")->required();
-    cmd->add_option("--data,--jsonl", o->data, "calibration file(s): .jsonl (prompt/response, text or messages) or .txt")
+    cmd->add_option("--data,--jsonl", o->data,
+                    "calibration file(s): .jsonl (prompt/response, text or messages) or .txt")
         ->required();
     cmd->add_option("-o,--output", o->output, "stats file to write (JSON)");
     cmd->add_option("--format", o->format, "calibration format: auto, prompt-response, text, messages, txt")
         ->check(CLI::IsMember({"auto", "prompt-response", "text", "messages", "txt"}));
-    cmd->add_option("--chat-template", o->chat_template,
-                    "template for 'messages' samples: a llama.cpp name (chatml, llama3, ...) or a file (default: the model's)");
+    cmd->add_option(
+        "--chat-template", o->chat_template,
+        "template for 'messages' samples: a llama.cpp name (chatml, llama3, ...) or a file (default: the model's)");
     cmd->add_option("-c,--ctx-size", o->n_ctx, "max tokens per sample; .txt files are cut into windows of this size");
     cmd->add_option("-b,--batch-size", o->n_batch, "tokens per llama_decode call");
     cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub)");
-    cmd->add_option("--parallel", o->n_parallel, "samples packed into one batch as separate sequences, at most -b (alias -np)");
+    cmd->add_option("--parallel", o->n_parallel,
+                    "samples packed into one batch as separate sequences, at most -b (alias -np)");
     cmd->add_flag("!--no-pack", o->pack, "decode one sample per call (slower; results are the same)");
     cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
     cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
@@ -31,13 +35,14 @@ void add_profile(CLI::App & app) {
     cmd->add_option("--seed", o->seed, "shuffle the samples with this seed (0: keep file order)");
     cmd->add_option("--save-every", o->save_every, "write a checkpoint every N samples (0: only at the end)");
     cmd->add_flag("--resume", o->resume, "continue from the checkpoint in --output");
-    cmd->add_flag("--strict", o->strict, "a malformed calibration line or a sample that cannot be rendered is an error instead of a warning");
+    cmd->add_flag("--strict", o->strict,
+                  "a malformed calibration line or a sample that cannot be rendered is an error instead of a warning");
     cmd->add_option("--n-experts", o->n_experts, "expected experts per layer, checked against the model (-1: read it)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->add_flag("!--no-collect", o->collect,
                   "benchmark baseline: decode the same batches without collecting statistics, write nothing");
     cmd->callback([o]() {
-        const ProfileResult r = run_profile(*o);
+        const ProfileResult r   = run_profile(*o);
         const double        tps = r.decode_seconds > 0 ? double(r.tokens) / r.decode_seconds : 0.0;
         if (o->collect) {
             std::fputs(profile_summary(r.stats).c_str(), stdout);

@@ -26,8 +26,8 @@ void print_outcome(const PruneRequest & r, const PruneOutcome & out) {
                          human_bytes(o.output_size).c_str());
             continue;
         }
-        const std::string name = o.files.size() > 1 ? strfmt("%s (%zu splits)", o.files[0].c_str(), o.files.size())
-                                                    : o.job.output;
+        const std::string name =
+            o.files.size() > 1 ? strfmt("%s (%zu splits)", o.files[0].c_str(), o.files.size()) : o.job.output;
         std::printf("wrote %s: kept %u of %u experts per MoE layer (%s), %s -> %s (%.1f%%)\n", name.c_str(), p.kept,
                     p.n_expert, p.criterion.c_str(), human_bytes(out.original_size).c_str(),
                     human_bytes(o.output_size).c_str(), 100.0 * double(o.output_size) / double(out.original_size));
@@ -46,7 +46,8 @@ void run(PruneOpts o) {
 
 std::string criteria_help() {
     std::string h = "score that ranks experts (" + std::string(k_pruning_order_text) + "):";
-    for (const auto & c : criteria()) h += strfmt("\n  %s: %s", c.name, c.meaning);
+    for (const auto & c : criteria())
+        h += strfmt("\n  %s: %s", c.name, c.meaning);
     return h;
 }
 
@@ -55,17 +56,21 @@ std::string criteria_help() {
 void add_prune(CLI::App & app) {
     auto   o   = std::make_shared<PruneOpts>();
     auto * cmd = app.add_subcommand("prune", "drop the lowest-scoring experts and write a smaller GGUF");
-    cmd->add_option("-m,--model,--input", o->req.model, "input GGUF (any split of a split model; --input: the prototype's name)")->required();
+    cmd->add_option("-m,--model,--input", o->req.model,
+                    "input GGUF (any split of a split model; --input: the prototype's name)")
+        ->required();
     cmd->add_option("--stats", o->req.stats, "stats file from reap profile");
     cmd->add_option("--plan", o->req.plan, "apply a saved plan (from --dry-run / --plan-out) instead of --stats");
     cmd->add_option("-o,--output", o->req.output,
                     "output GGUF; with several ratios '-keep<r>' is added, or '{keep}' replaced");
-    cmd->add_option("--keep-ratio,--keep_ratio", o->keep_ratio, "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
+    cmd->add_option("--keep-ratio,--keep_ratio", o->keep_ratio,
+                    "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
     cmd->add_option("--keep", o->keep, "experts to keep per MoE layer")->check(CLI::NonNegativeNumber);
     cmd->add_option("--prune", o->prune, "experts to remove per MoE layer")->check(CLI::NonNegativeNumber);
     cmd->add_option("--criterion", o->criterion, criteria_help())->check(CLI::IsMember(criterion_names()));
     cmd->add_option("--seed", o->req.seed, "seed of the random criterion");
-    cmd->add_flag("--dry-run", o->req.dry_run, "print the plan (kept/dropped ids, scores, output size) and write no model");
+    cmd->add_flag("--dry-run", o->req.dry_run,
+                  "print the plan (kept/dropped ids, scores, output size) and write no model");
     cmd->add_option("--plan-out", o->req.plan_out, "also write the plan as JSON to this file");
     cmd->add_option("--split-max-size", o->split_max_size,
                     "write split files of at most this much tensor data each (e.g. 500M, 4G), named like gguf-split");

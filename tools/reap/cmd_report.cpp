@@ -1,5 +1,5 @@
-#include "core/atomic_file.h"
 #include "commands.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "report/report.h"
 
@@ -11,8 +11,8 @@ namespace reap::cli {
 void add_report(CLI::App & app) {
     struct Opts {
         std::vector<std::string> stats;
-        std::string              output = "report.html";
-        std::string              criterion = "reap";
+        std::string              output     = "report.html";
+        std::string              criterion  = "reap";
         double                   keep_ratio = 0.5;
     };
     auto   o   = std::make_shared<Opts>();

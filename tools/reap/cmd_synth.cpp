@@ -32,8 +32,8 @@ void add_synth(CLI::App & app) {
     cmd->callback([=]() {
         static const std::map<std::string, ggml_type> types = {
             {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
-        o->type       = types.at(*type);
-        const auto s  = synth::write_model(*o, *out);
+        o->type      = types.at(*type);
+        const auto s = synth::write_model(*o, *out);
         if (*json) {
             std::printf("%s\n", s.dump(2).c_str());
             return;

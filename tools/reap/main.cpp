@@ -15,8 +15,11 @@
 namespace reap::cli {
 
 std::vector<std::string> normalize_llama_flags(int argc, char ** argv) {
-    static const char * const map[][2] = {{"-ub", "--ubatch-size"}, {"-ngl", "--n-gpu-layers"}, {"-np", "--parallel"},
-                                          {"-ctk", "--type-k"}, {"-ctv", "--type-v"}};
+    static const char * const map[][2] = {{"-ub", "--ubatch-size"},
+                                          {"-ngl", "--n-gpu-layers"},
+                                          {"-np", "--parallel"},
+                                          {"-ctk", "--type-k"},
+                                          {"-ctv", "--type-v"}};
     std::vector<std::string>  out;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
