@@ -19,7 +19,19 @@ std::vector<std::string> normalize_llama_flags(int argc, char ** argv) {
                                           {"-ngl", "--n-gpu-layers"},
                                           {"-np", "--parallel"},
                                           {"-ctk", "--type-k"},
-                                          {"-ctv", "--type-v"}};
+                                          {"-ctv", "--type-v"},
+                                          // llama.cpp flags reap does not take yet: named by their
+                                          // long form so they are refused as unknown, instead of
+                                          // CLI11 reading "-ot x" as "-o t x" or "-fa on" as "-f a".
+                                          {"-ot", "--override-tensor"},
+                                          {"-fa", "--flash-attn"},
+                                          {"-dev", "--device"},
+                                          {"-sm", "--split-mode"},
+                                          {"-ts", "--tensor-split"},
+                                          {"-mg", "--main-gpu"},
+                                          {"-tb", "--threads-batch"},
+                                          {"-ncmoe", "--n-cpu-moe"},
+                                          {"-cmoe", "--cpu-moe"}};
     std::vector<std::string>  out;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
