@@ -177,7 +177,8 @@ namespace {
 // instead of being split by CLI11: "-ot exps=CPU" used to become "-o t" (an output named "t").
 TEST(CliErrors, LlamaCppShortFlagsAreNotSplit) {
     const std::string dir = test::tmp_dir();
-    const auto r = test::run_reap({"profile", "-m", "/no/such/m.gguf", "--data", "/no/such/c.jsonl", "-ot", "exps=CPU"});
+    const auto        r =
+        test::run_reap({"profile", "-m", "/no/such/m.gguf", "--data", "/no/such/c.jsonl", "-ot", "exps=CPU"});
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_NE(r.err.find("--override-tensor"), std::string::npos) << r.err;
     const auto f = test::run_reap({"eval", "-m", "/no/such/m.gguf", "--data", "/no/such/t.txt", "-fa", "on"});
