@@ -36,15 +36,17 @@ void check_profile_options(const ProfileOptions & opts) {
 
 // The model's MoE structure from the file itself: which layers to expect, how many experts.
 // `shape`: the model as the stats file records it (with its router fingerprint).
-MoeLayout read_moe_layout(const ProfileOptions & opts, MoeShape & shape) {
-    const GgufFile file   = GgufFile::open(opts.model);
-    MoeLayout      layout = analyze_moe(file);
-    shape                 = model_shape(file, layout);
+// The model's MoE shape and its size in bytes (all split parts). Only these outlive the file:
+// a MoeLayout holds pointers into the GgufFile, which is closed on return.
+MoeShape read_model_shape(const ProfileOptions & opts, uint64_t & model_size) {
+    const GgufFile  file   = GgufFile::open(opts.model);
+    const MoeLayout layout = analyze_moe(file);
     if (opts.n_experts >= 0 && uint32_t(opts.n_experts) != layout.n_expert) {
         fail("--n-experts %d does not match %s, which has %u experts per MoE layer", opts.n_experts, opts.model.c_str(),
              layout.n_expert);
     }
-    return layout;
+    model_size = layout.file_size;
+    return model_shape(file, layout);
 }
 
 // Refuses, before doing any work, an output that is one of the inputs (the model's files or
@@ -193,8 +195,8 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
 
 ProfileResult run_profile(const ProfileOptions & opts) {
     check_profile_options(opts);
-    MoeShape               shape;
-    const MoeLayout        layout     = read_moe_layout(opts, shape);
+    uint64_t               model_size = 0;
+    const MoeShape         shape      = read_model_shape(opts, model_size);
     const std::vector<int> moe_layers = shape.moe_layers;  // next-token-prediction blocks get no statistics
     check_output(opts);
 
@@ -204,7 +206,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     // llama.cpp reserves one output row per sequence within a batch: more sequences than -b
     // tokens would abort inside llama.cpp, and could never be filled anyway.
     const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
-    MoeCollector       collector(layout.n_expert, moe_layers);
+    MoeCollector       collector(shape.n_expert, moe_layers);
     const LlamaRuntime rt = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     ProfileResult      res;
     const auto         items = select_samples(rt.model.get(), samples, opts, report, res);
@@ -215,7 +217,7 @@ ProfileResult run_profile(const ProfileOptions & opts) {
 
     const uint64_t  fingerprint = calibration_fingerprint(items.tokens);
     const StatsMeta meta =
-        profile_meta(opts, shape, layout.file_size, fingerprint, opts.collect ? &collector : nullptr, items, report);
+        profile_meta(opts, shape, model_size, fingerprint, opts.collect ? &collector : nullptr, items, report);
     ResumePoint from;
     if (opts.resume) {
         from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());
