@@ -55,7 +55,9 @@ std::string device_names(const std::vector<ggml_backend_dev_t> & devs) {
 
 // The device a registered RPC endpoint provides, or null when it was not given with --rpc:
 // an RPC server registered by an earlier model of this process may be gone.
-bool is_rpc(ggml_backend_dev_t d) { return std::string(ggml_backend_reg_name(ggml_backend_dev_backend_reg(d))) == "RPC"; }
+bool is_rpc(ggml_backend_dev_t d) {
+    return std::string(ggml_backend_reg_name(ggml_backend_dev_backend_reg(d))) == "RPC";
+}
 
 bool rpc_requested(ggml_backend_dev_t d, const std::vector<std::string> & endpoints) {
     return std::find(endpoints.begin(), endpoints.end(), ggml_backend_dev_description(d)) != endpoints.end();
@@ -68,9 +70,10 @@ LlamaModelParams::LlamaModelParams(const LlamaFlags & f, const std::string & wha
     add_rpc_servers(f.rpc);
     set_devices(f);
     if (devices_.size() <= 1 && f.n_gpu_layers > 0) {  // devices_ ends with its null terminator
-        fail("-ngl %d: this llama.cpp build has no GPU backend and no --rpc server was given, so no layer can be "
-             "offloaded (%s)",
-             f.n_gpu_layers, what.c_str());
+        fail(
+            "-ngl %d: this llama.cpp build has no GPU backend and no --rpc server was given, so no layer can be "
+            "offloaded (%s)",
+            f.n_gpu_layers, what.c_str());
     }
     params_.n_gpu_layers = f.n_gpu_layers;
     if (f.no_mmap && f.mlock) {
@@ -127,15 +130,22 @@ void LlamaModelParams::set_overrides(const LlamaFlags & f) {
     for (int i = 0; i < f.n_cpu_moe; i++)
         wanted.emplace_back("blk\\." + std::to_string(i) + exps, "CPU");
 
-    std::string available;
+    // The buffer types of the CPU and of the devices this model uses (an RPC device of another
+    // run of this process may be gone: asking it for its buffer type would abort).
+    std::vector<ggml_backend_dev_t> candidates(devices_.begin(), devices_.end() - 1);
     for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
-        ggml_backend_buffer_type_t b = ggml_backend_dev_buffer_type(ggml_backend_dev_get(i));
+        ggml_backend_dev_t d = ggml_backend_dev_get(i);
+        if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_CPU) candidates.push_back(d);
+    }
+    std::string available;
+    for (auto * d : candidates) {
+        ggml_backend_buffer_type_t b = ggml_backend_dev_buffer_type(d);
         if (b != nullptr) available += (available.empty() ? "" : ", ") + std::string(ggml_backend_buft_name(b));
     }
     for (const auto & [pattern, type] : wanted) {
         ggml_backend_buffer_type_t buft = nullptr;
-        for (size_t i = 0; i < ggml_backend_dev_count() && buft == nullptr; i++) {
-            ggml_backend_buffer_type_t b = ggml_backend_dev_buffer_type(ggml_backend_dev_get(i));
+        for (auto * d : candidates) {
+            ggml_backend_buffer_type_t b = ggml_backend_dev_buffer_type(d);
             if (b != nullptr && type == ggml_backend_buft_name(b)) buft = b;
         }
         if (buft == nullptr) {
@@ -157,10 +167,10 @@ void LlamaModelParams::set_overrides(const LlamaFlags & f) {
 
 void LlamaModelParams::set_split(const LlamaFlags & f) {
     static const std::pair<const char *, llama_split_mode> modes[] = {{"none", LLAMA_SPLIT_MODE_NONE},
-                                                                       {"layer", LLAMA_SPLIT_MODE_LAYER},
-                                                                       {"row", LLAMA_SPLIT_MODE_ROW},
-                                                                       {"tensor", LLAMA_SPLIT_MODE_TENSOR}};
-    bool known = false;
+                                                                      {"layer", LLAMA_SPLIT_MODE_LAYER},
+                                                                      {"row", LLAMA_SPLIT_MODE_ROW},
+                                                                      {"tensor", LLAMA_SPLIT_MODE_TENSOR}};
+    bool                                                   known   = false;
     for (const auto & [name, mode] : modes) {
         if (f.split_mode == name) {
             params_.split_mode = mode;

@@ -16,20 +16,20 @@
 namespace reap {
 
 struct LlamaFlags {
-    int         n_gpu_layers    = -1;  // layers on GPU/RPC devices; <0: all (llama.cpp's default)
-    int         n_threads       = 0;   // 0: all cores
-    int         n_threads_batch = 0;   // 0: as n_threads
-    std::string type_k          = "f16";  // KV cache types by ggml name
-    std::string type_v          = "f16";
-    std::string flash_attn      = "auto";  // on, off, auto
-    bool        no_mmap         = false;   // read the model into memory instead of mapping it
-    bool        mlock           = false;   // keep the model in RAM
-    std::vector<std::string> override_tensor;  // PATTERN=BUFTYPE[,...] (-ot, repeatable)
-    bool                     cpu_moe   = false;  // all expert tensors in CPU memory
-    int                      n_cpu_moe = 0;      // expert tensors of the first N layers in CPU memory
-    std::vector<std::string> devices;            // -dev: device names, or "none"
-    std::string              split_mode = "layer";  // none, layer, row, tensor
-    std::string              tensor_split;          // -ts: proportions "3,1" (or "3/1")
+    int                      n_gpu_layers    = -1;     // layers on GPU/RPC devices; <0: all (llama.cpp's default)
+    int                      n_threads       = 0;      // 0: all cores
+    int                      n_threads_batch = 0;      // 0: as n_threads
+    std::string              type_k          = "f16";  // KV cache types by ggml name
+    std::string              type_v          = "f16";
+    std::string              flash_attn      = "auto";  // on, off, auto
+    bool                     no_mmap         = false;   // read the model into memory instead of mapping it
+    bool                     mlock           = false;   // keep the model in RAM
+    std::vector<std::string> override_tensor;           // PATTERN=BUFTYPE[,...] (-ot, repeatable)
+    bool                     cpu_moe   = false;         // all expert tensors in CPU memory
+    int                      n_cpu_moe = 0;             // expert tensors of the first N layers in CPU memory
+    std::vector<std::string> devices;                   // -dev: device names, or "none"
+    std::string              split_mode = "layer";      // none, layer, row, tensor
+    std::string              tensor_split;              // -ts: proportions "3,1" (or "3/1")
     int                      main_gpu = 0;
     std::vector<std::string> rpc;  // HOST:PORT of rpc-server processes
 };

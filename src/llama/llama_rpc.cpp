@@ -5,13 +5,13 @@
 
 #include "ggml-backend.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <mutex>
 #include <set>
 
@@ -41,8 +41,8 @@ void probe_endpoint(const std::string & endpoint, int timeout_ms) {
         if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
             ok = true;
         } else if (errno == EINPROGRESS) {
-            pollfd p{fd, POLLOUT, 0};
-            int    err = 0;
+            pollfd    p{fd, POLLOUT, 0};
+            int       err = 0;
             socklen_t len = sizeof(err);
             if (poll(&p, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
                 ok = true;
@@ -68,8 +68,9 @@ void add_rpc_servers(const std::vector<std::string> & endpoints) {
         rpc = ggml_backend_reg_by_name("RPC");
     }
     if (rpc == nullptr) {
-        fail("--rpc: this llama.cpp build has no RPC backend (build llama.cpp with -DGGML_RPC=ON; scripts/setup.sh "
-             "does)");
+        fail(
+            "--rpc: this llama.cpp build has no RPC backend (build llama.cpp with -DGGML_RPC=ON; scripts/setup.sh "
+            "does)");
     }
     using add_server_fn = ggml_backend_reg_t (*)(const char * endpoint);
     auto add = reinterpret_cast<add_server_fn>(ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_add_server"));

@@ -4,7 +4,6 @@
 #include "gguf/gguf_file.h"
 #include "moe/moe_layout.h"
 
-
 namespace reap {
 
 ModelFiles model_files(const std::string & path) {
@@ -30,14 +29,14 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
         fail("%s: llama.cpp could not load the model", model_path.c_str());
     }
 
-    cp.n_ctx                = o.n_ctx;
-    cp.n_batch              = o.n_batch;
-    cp.n_ubatch             = o.n_ubatch;
-    cp.n_seq_max            = o.n_seq_max;
-    cp.kv_unified           = o.kv_unified;
-    cp.no_perf              = true;
-    cp.cb_eval              = o.cb_eval;
-    cp.cb_eval_user_data    = o.cb_eval_user_data;
+    cp.n_ctx             = o.n_ctx;
+    cp.n_batch           = o.n_batch;
+    cp.n_ubatch          = o.n_ubatch;
+    cp.n_seq_max         = o.n_seq_max;
+    cp.kv_unified        = o.kv_unified;
+    cp.no_perf           = true;
+    cp.cb_eval           = o.cb_eval;
+    cp.cb_eval_user_data = o.cb_eval_user_data;
     rt.ctx.reset(llama_init_from_model(rt.model.get(), cp));
     if (!rt.ctx) {
         fail("%s: llama.cpp could not create a context (n_ctx=%u, n_batch=%u)", model_path.c_str(), cp.n_ctx,

@@ -15,11 +15,11 @@
 namespace reap {
 
 struct LlamaRuntimeOptions : LlamaFlags {
-    uint32_t    n_ctx        = 512;    // KV cache size in tokens
-    uint32_t    n_batch      = 512;    // tokens per llama_decode call
-    uint32_t    n_ubatch     = 512;    // tokens per micro-batch
-    uint32_t    n_seq_max    = 1;      // sequences decoded together
-    bool        kv_unified   = false;  // one KV buffer shared by all sequences
+    uint32_t n_ctx      = 512;    // KV cache size in tokens
+    uint32_t n_batch    = 512;    // tokens per llama_decode call
+    uint32_t n_ubatch   = 512;    // tokens per micro-batch
+    uint32_t n_seq_max  = 1;      // sequences decoded together
+    bool     kv_unified = false;  // one KV buffer shared by all sequences
     // Sees every graph node during a decode (the profiler's statistics collector).
     ggml_backend_sched_eval_callback cb_eval           = nullptr;
     void *                           cb_eval_user_data = nullptr;

@@ -138,7 +138,7 @@ void MoeCollector::discover(ggml_tensor * t) {
         }
         // In a graph split over several backends, the operand can be the split's copy of the
         // node ("<backend>#<name>#<n>"), which the callback never sees: the node itself is wanted.
-        std::string applied = t->src[1]->name;
+        std::string  applied    = t->src[1]->name;
         const size_t first_hash = applied.find('#'), last_hash = applied.rfind('#');
         if (first_hash != std::string::npos && last_hash > first_hash) {
             applied = applied.substr(first_hash + 1, last_hash - first_hash - 1);
@@ -233,7 +233,7 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
     if (applied.size() != L.ids.size()) {
         fail("%s: layer %d's gate weights (%s) were not observed in this micro-batch", t->name, il, L.applied.c_str());
     }
-    LayerStats &               S       = stats_.layers.at(il);
+    LayerStats & S = stats_.layers.at(il);
     for (int64_t tok = 0; tok < n_tokens; tok++) {
         for (int64_t k = 0; k < n_used; k++) {
             const float * f  = reinterpret_cast<const float *>(d + tok * t->nb[2] + k * t->nb[1]);

@@ -79,9 +79,9 @@ private:
     ExpertStats                                           stats_;
     bool                                                  discovering_ = false;
     std::string                                           error_;
-    std::vector<uint8_t>                                  host_;  // staging for device tensors
+    std::vector<uint8_t>                                  host_;              // staging for device tensors
     std::vector<std::string>                              discovered_order_;  // named nodes, graph order
-    std::string                                           stop_after_;  // last requested node in graph order
+    std::string                                           stop_after_;        // last requested node in graph order
     bool                                                  stop_enabled_ = true;
 };
 

@@ -71,11 +71,11 @@ void check_output(const ProfileOptions & opts) {
 LlamaRuntimeOptions runtime_options(const ProfileOptions & opts, int n_parallel, MoeCollector & collector) {
     LlamaRuntimeOptions r;
     static_cast<LlamaFlags &>(r) = opts;
-    r.n_ctx        = uint32_t(std::max(opts.n_ctx, opts.n_batch));
-    r.n_batch      = uint32_t(opts.n_batch);
-    r.n_ubatch     = uint32_t(std::min(opts.n_ubatch, opts.n_batch));
-    r.n_seq_max    = uint32_t(n_parallel);
-    r.kv_unified   = true;
+    r.n_ctx                      = uint32_t(std::max(opts.n_ctx, opts.n_batch));
+    r.n_batch                    = uint32_t(opts.n_batch);
+    r.n_ubatch                   = uint32_t(std::min(opts.n_ubatch, opts.n_batch));
+    r.n_seq_max                  = uint32_t(n_parallel);
+    r.kv_unified                 = true;
     if (opts.collect) {
         r.cb_eval           = MoeCollector::eval_callback;
         r.cb_eval_user_data = &collector;
@@ -217,8 +217,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
 
     // llama.cpp reserves one output row per sequence within a batch: more sequences than -b
     // tokens would abort inside llama.cpp, and could never be filled anyway.
-    const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
-    MoeCollector       collector(shape.n_expert, moe_layers);
+    const int    n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
+    MoeCollector collector(shape.n_expert, moe_layers);
     collector.set_stop_after_last_layer(opts.skip_head);
     const LlamaRuntime rt = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     ProfileResult      res;
@@ -228,8 +228,8 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         discover_moe_nodes(decoder, collector, rt.vocab(), items);
     }
 
-    const uint64_t  fingerprint = calibration_fingerprint(items.tokens);
-    StatsMeta meta =
+    const uint64_t fingerprint = calibration_fingerprint(items.tokens);
+    StatsMeta      meta =
         profile_meta(opts, shape, model_size, fingerprint, opts.collect ? &collector : nullptr, items, report);
     meta.shard = res.stats.meta.shard;
     ResumePoint from;

@@ -19,15 +19,18 @@ void add_llama_flags(CLI::App & cmd, LlamaFlags & f) {
                    "PATTERN=BUFTYPE[,...]: tensors whose name matches the regex go to that buffer type, e.g. "
                    "exps=CPU (alias -ot; repeatable)");
     cmd.add_flag("--cpu-moe", f.cpu_moe, "keep all expert tensors in CPU memory (alias -cmoe)");
-    cmd.add_option("--n-cpu-moe", f.n_cpu_moe, "keep the expert tensors of the first N layers in CPU memory (alias -ncmoe)")
+    cmd.add_option("--n-cpu-moe", f.n_cpu_moe,
+                   "keep the expert tensors of the first N layers in CPU memory (alias -ncmoe)")
         ->check(CLI::NonNegativeNumber);
     cmd.add_option("--device", f.devices, "comma-separated devices to offload to, or none (alias -dev)")
         ->delimiter(',');
-    cmd.add_option("--split-mode", f.split_mode, "how to split the model across devices: none, layer, row, tensor (alias -sm)")
+    cmd.add_option("--split-mode", f.split_mode,
+                   "how to split the model across devices: none, layer, row, tensor (alias -sm)")
         ->check(CLI::IsMember({"none", "layer", "row", "tensor"}));
     cmd.add_option("--tensor-split", f.tensor_split, "proportions of the model per device, e.g. 3,1 (alias -ts)");
     cmd.add_option("--main-gpu", f.main_gpu, "the device for the whole model with -sm none (alias -mg)");
-    cmd.add_option("--rpc", f.rpc, "HOST:PORT[,...] of llama.cpp rpc-server processes to offload layers to (see docs/DISTRIBUTED.md)")
+    cmd.add_option("--rpc", f.rpc,
+                   "HOST:PORT[,...] of llama.cpp rpc-server processes to offload layers to (see docs/DISTRIBUTED.md)")
         ->delimiter(',');
 }
 
