@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -135,7 +135,8 @@ protected:
         start_error_.clear();
 #ifdef REAP_RPC_SERVER
         if (ggml_backend_reg_by_name("RPC") == nullptr) return;
-        for (int i = 0; i < 2 && start_error_.empty(); i++) start_one(i);
+        for (int i = 0; i < 2 && start_error_.empty(); i++)
+            start_one(i);
 #endif
     }
     static void TearDownTestSuite() {
@@ -156,32 +157,32 @@ protected:
     }
 #ifdef REAP_RPC_SERVER
     static void start_one(int i) {
-            const int port = free_port();
-            const std::string p   = std::to_string(port);
-            const std::string log = std::string(REAP_TEST_TMP) + "/rpc" + std::to_string(i) + "-" + p + ".log";
-            mkdir(REAP_TEST_TMP, 0755);
-            const pid_t       pid = port > 0 ? fork() : -1;
-            if (pid < 0) {
-                start_error_ = "cannot start rpc-server";
+        const int         port = free_port();
+        const std::string p    = std::to_string(port);
+        const std::string log  = std::string(REAP_TEST_TMP) + "/rpc" + std::to_string(i) + "-" + p + ".log";
+        mkdir(REAP_TEST_TMP, 0755);
+        const pid_t pid = port > 0 ? fork() : -1;
+        if (pid < 0) {
+            start_error_ = "cannot start rpc-server";
+            return;
+        }
+        if (pid == 0) {
+            setpgid(0, 0);  // its own process group: TearDown kills the group
+            if (!freopen(log.c_str(), "w", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
+            execlp("timeout", "timeout", "-s", "KILL", "300", REAP_RPC_SERVER, "-H", "127.0.0.1", "-p", p.c_str(), "-t",
+                   "1", static_cast<char *>(nullptr));
+            _exit(127);
+        }
+        pids_.push_back(pid);
+        endpoints_.push_back("127.0.0.1:" + std::to_string(port));
+        const auto t0 = std::chrono::steady_clock::now();
+        while (!port_open(port)) {
+            if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(20)) {
+                start_error_ = "rpc-server did not start; see " + log;
                 return;
             }
-            if (pid == 0) {
-                setpgid(0, 0);  // its own process group: TearDown kills the group
-                if (!freopen(log.c_str(), "w", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
-                execlp("timeout", "timeout", "-s", "KILL", "300", REAP_RPC_SERVER, "-H", "127.0.0.1", "-p", p.c_str(),
-                       "-t", "1", static_cast<char *>(nullptr));
-                _exit(127);
-            }
-            pids_.push_back(pid);
-            endpoints_.push_back("127.0.0.1:" + std::to_string(port));
-            const auto t0 = std::chrono::steady_clock::now();
-            while (!port_open(port)) {
-                if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(20)) {
-                    start_error_ = "rpc-server did not start; see " + log;
-                    return;
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
     }
 #endif
     static inline std::vector<pid_t>       pids_;
@@ -207,10 +208,10 @@ std::map<int, std::string> expert_buffers(const LlamaFlags & flags) {
         }
         return false;
     };
-    o.cb_eval_user_data = &seen;
-    LlamaRuntime               rt = open_llama(model4(), o);
-    std::vector<llama_token>   toks(8, 1);
-    LlamaBatch                 b(8);
+    o.cb_eval_user_data         = &seen;
+    LlamaRuntime             rt = open_llama(model4(), o);
+    std::vector<llama_token> toks(8, 1);
+    LlamaBatch               b(8);
     batch_add_outputs(b.b, toks, 0, toks.size(), 0);
     EXPECT_EQ(llama_decode(rt.ctx.get(), b.b), 0);
     return seen;
@@ -277,8 +278,8 @@ TEST(LlamaFlags, FlagsTheBuildCannotHonourAreRefused) {
     const std::string model = model4();
     const std::string out   = test::tmp_dir() + "/s.json";
     auto              err   = [&](std::vector<std::string> extra) {
-        std::vector<std::string> args = {"profile", "-m", model, "--data", k_sample, "-o", out, "--max-samples", "1",
-                                         "--no-progress", "-t", "2"};
+        std::vector<std::string> args = {"profile",       "-m", model,           "--data", k_sample, "-o", out,
+                                         "--max-samples", "1",  "--no-progress", "-t",     "2"};
         args.insert(args.end(), extra.begin(), extra.end());
         return test::run_reap(args);
     };
@@ -320,10 +321,11 @@ TEST_F(RpcServers, ProfileOverRpcEqualsLocal) {
 
     // The layers live on the servers: every layer's experts in an RPC buffer, both servers used.
     LlamaFlags f;
-    f.rpc                 = endpoints_;
-    const auto where      = expert_buffers(f);
+    f.rpc             = endpoints_;
+    const auto  where = expert_buffers(f);
     std::string all;
-    for (const auto & [il, buft] : where) all += buft + " ";
+    for (const auto & [il, buft] : where)
+        all += buft + " ";
     ASSERT_EQ(where.size(), 4u);
     EXPECT_NE(all.find(endpoints_[0]), std::string::npos) << all;
     EXPECT_NE(all.find(endpoints_[1]), std::string::npos) << all;
@@ -332,19 +334,22 @@ TEST_F(RpcServers, ProfileOverRpcEqualsLocal) {
 TEST_F(RpcServers, OverrideTensorAndCpuMoeKeepExpertsOnCpu) {
     LlamaFlags f;
     f.rpc = endpoints_;
-    for (const auto & [il, buft] : expert_buffers(f)) EXPECT_EQ(buft.rfind("RPC", 0), 0u) << il << " " << buft;
+    for (const auto & [il, buft] : expert_buffers(f))
+        EXPECT_EQ(buft.rfind("RPC", 0), 0u) << il << " " << buft;
 
     f.override_tensor = {"exps=CPU"};
     auto ot           = expert_buffers(f);
     ASSERT_EQ(ot.size(), 4u);
-    for (const auto & [il, buft] : ot) EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
+    for (const auto & [il, buft] : ot)
+        EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
 
     f.override_tensor.clear();
     f.cpu_moe = true;
-    for (const auto & [il, buft] : expert_buffers(f)) EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
+    for (const auto & [il, buft] : expert_buffers(f))
+        EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
 
-    f.cpu_moe   = false;
-    f.n_cpu_moe = 2;
+    f.cpu_moe    = false;
+    f.n_cpu_moe  = 2;
     const auto n = expert_buffers(f);
     ASSERT_EQ(n.size(), 4u);
     EXPECT_EQ(n.at(0).rfind("CPU", 0), 0u) << n.at(0);
@@ -355,11 +360,13 @@ TEST_F(RpcServers, OverrideTensorAndCpuMoeKeepExpertsOnCpu) {
     // -ngl 0: nothing offloaded; -dev picks one server.
     f.n_cpu_moe    = 0;
     f.n_gpu_layers = 0;
-    for (const auto & [il, buft] : expert_buffers(f)) EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
+    for (const auto & [il, buft] : expert_buffers(f))
+        EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
     f.n_gpu_layers = -1;
     f.devices      = {"RPC1"};
     std::string names;
-    for (const auto & [il, buft] : expert_buffers(f)) names += buft + " ";
+    for (const auto & [il, buft] : expert_buffers(f))
+        names += buft + " ";
     EXPECT_EQ(names.find(endpoints_[0]), std::string::npos) << names;
 }
 
