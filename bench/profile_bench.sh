@@ -94,31 +94,41 @@ fi
 PYTHONPATH=$gguf_py /usr/bin/python3 "$here/bench/big_vocab_model.py" "$work/s.gguf" "$vocab" "$work/v.gguf" >/dev/null
 rm -f "$work/s.gguf"
 vmodel_kb=$(( $(stat -c %s "$work/v.gguf") / 1024 ))
-bench_tps() {  # llama-bench -p UB: prompt processing of one UB-token batch, same threads
-  "$llama_bench" -m "$work/v.gguf" -p "$1" -n 0 -t "$threads" -b "$1" -ub "$1" -r 2 -o json 2>/dev/null |
-    /usr/bin/python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)[0]["avg_ts"])'
+# Wall-clock tokens/s (as llama-bench reports it) and tokens per CPU-second of user time: on a
+# machine shared with other work the second is the steadier measure (with -t 1 no thread spins).
+utime() { sed -n 's/.*User time (seconds): \([0-9.]*\)/\1/p' "$1"; }
+bench_run() {  # UB -> "wall_tps cpu_tps": llama-bench -p UB, 3 repetitions, no warm-up
+  /usr/bin/time -v "$llama_bench" -m "$work/v.gguf" -p "$1" -n 0 -t "$threads" -b "$1" -ub "$1" -r 3 --no-warmup \
+    -o json > "$work/lb.json" 2> "$work/lbtime.log"
+  local wall; wall=$(/usr/bin/python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))[0]["avg_ts"])' "$work/lb.json")
+  echo "$wall $(awk "BEGIN{printf \"%.1f\", 3*$1/$(utime "$work/lbtime.log")}")"
 }
-vprofile() {  # UB, log, extra flags...: tokens/s into the log, peak RSS (kB) on stdout
-  local ub=$1 log=$2; shift 2
-  /usr/bin/time -v "$reap" profile -m "$work/v.gguf" -t "$threads" --no-progress --data "$work/cal.jsonl" \
-    --max-tokens $((ub * 8)) -b "$ub" -ub "$ub" -o "$work/v.json" "$@" > "$log" 2> "$work/vtime.log"
-  sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p' "$work/vtime.log"
+vprofile() {  # UB, extra flags... -> "wall_tps cpu_tps rss_kb"
+  local ub=$1; shift
+  /usr/bin/time -v "$reap" profile -m "$work/v.gguf" -t "$threads" --no-progress --data "$work/vcal.jsonl" \
+    --max-tokens $((ub * 8)) -b "$ub" -ub "$ub" -o "$work/v.json" "$@" > "$work/vp.log" 2> "$work/vtime.log"
+  local n; n=$(sed -n 's/.* samples, \([0-9]*\) tokens in.*/\1/p' "$work/vp.log")
+  echo "$(tps "$work/vp.log") $(awk "BEGIN{printf \"%.1f\", $n/$(utime "$work/vtime.log")}") $(sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p' "$work/vtime.log")"
 }
+cp "$here/data/calibration/sample.jsonl" "$work/vcal.jsonl"  # little to tokenize: CPU time is decode time
 echo "### reap profile vs llama-bench, 151,936-token vocabulary ($(date -u +%Y-%m-%d), $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $threads threads, load average at start $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
 echo "Model: synthetic qwen3moe, 16 layers, 64 experts top-8, n_embd 512, n_ff 512, Q8_0, Qwen2 vocabulary (151,936 tokens), $((vmodel_kb / 1024)) MiB."
-echo "Each cell: median of $reps alternating runs (llama-bench, reap profile, reap profile --no-skip-head), 8 micro-batches per profile run."
+echo "Medians of $reps alternating rounds (llama-bench -r 3, reap profile, reap profile --no-skip-head; 8 micro-batches per profile run)."
+echo "t/s: wall clock; t/CPU-s: tokens per second of user CPU time."
 echo
-echo "| micro-batch | llama-bench -p UB (t/s) | reap profile (t/s) | ratio | target | --no-skip-head (t/s) | ratio | peak RSS / model file | --no-skip-head RSS / model |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| micro-batch | llama-bench t/s, t/CPU-s | reap profile t/s, t/CPU-s | ratio wall, CPU | --no-skip-head t/s, t/CPU-s | ratio wall, CPU | peak RSS / model: profile, --no-skip-head |"
+echo "|---|---|---|---|---|---|---|"
 for ub in ${REAP_BENCH_UBATCH:-512}; do
-  lb=() vp=() vf=() rss=0 rssf=0
+  lw=() lc=() pw=() pc=() fw=() fc=() rss=0 rssf=0
   for i in $(seq "$reps"); do
-    lb+=("$(bench_tps "$ub")")
-    rss=$(vprofile "$ub" "$work/vp.log"); vp+=("$(tps "$work/vp.log")")
-    rssf=$(vprofile "$ub" "$work/vf.log" --no-skip-head); vf+=("$(tps "$work/vf.log")")
+    read -r w c < <(bench_run "$ub"); lw+=("$w"); lc+=("$c")
+    read -r w c rss < <(vprofile "$ub"); pw+=("$w"); pc+=("$c")
+    read -r w c rssf < <(vprofile "$ub" --no-skip-head); fw+=("$w"); fc+=("$c")
   done
-  mlb=$(median "${lb[@]}"); mvp=$(median "${vp[@]}"); mvf=$(median "${vf[@]}")
-  echo "| $ub | $mlb | $mvp | $(awk "BEGIN{printf \"%.2f\", $mvp/$mlb}") | >= 0.9 | $mvf | $(awk "BEGIN{printf \"%.2f\", $mvf/$mlb}") | $(awk "BEGIN{printf \"%.2fx\", $rss/$vmodel_kb}") | $(awk "BEGIN{printf \"%.2fx\", $rssf/$vmodel_kb}") |"
-  echo "<!-- ub $ub runs: llama-bench ${lb[*]}; profile ${vp[*]}; --no-skip-head ${vf[*]} -->" >&2
+  m() { median "$@"; }
+  r() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
+  a=$(m "${lw[@]}") b=$(m "${lc[@]}") c=$(m "${pw[@]}") d=$(m "${pc[@]}") e=$(m "${fw[@]}") f=$(m "${fc[@]}")
+  echo "| $ub | $a, $b | $c, $d | $(r "$c" "$a"), $(r "$d" "$b") | $e, $f | $(r "$e" "$a"), $(r "$f" "$b") | $(r "$rss" "$vmodel_kb")x, $(r "$rssf" "$vmodel_kb")x |"
+  echo "<!-- ub $ub runs (wall/CPU): llama-bench ${lw[*]} / ${lc[*]}; profile ${pw[*]} / ${pc[*]}; --no-skip-head ${fw[*]} / ${fc[*]} -->" >&2
 done
