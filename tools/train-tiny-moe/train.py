@@ -160,7 +160,8 @@ def main():
         text_path = os.path.join(a.work, f"{d}-heldout.txt")
         with open(text_path, "w") as f:
             f.write(sets[d]["heldout_text"])
-        checks[d] = verify.compare_perplexity(m, heldout[d], paths, text_path, n_ctx=128)
+        ids = verify.llama_perplexity_tokens(tk, sets[d]["heldout_text"])
+        checks[d] = verify.compare_perplexity(m, ids, paths, text_path, n_ctx=128)
         log(f"verify {d}: {json.dumps(checks[d])}")
     summary = {"config": c.to_dict(), "args": vars(a), "data": stats, "heldout_nll": nll,
                "heldout_tokens": {d: int(len(heldout[d])) for d in DOMAINS}, "train_seconds": train_s,

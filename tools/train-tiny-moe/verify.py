@@ -49,9 +49,48 @@ def llama_perplexity(gguf_path, text_path, n_ctx):
     return float(mt.group(1))
 
 
+def llama_perplexity_tokens(tk, text):
+    """The tokens llama-perplexity scores for `text` read from a file: its -f drops one
+    trailing newline before tokenizing (common/arg.cpp), which can change the chunk count."""
+    return tk.encode(text[:-1] if text.endswith("\n") else text)
+
+
 def compare_perplexity(m, ids, paths, text_path, n_ctx=128):
-    out = {"torch_ppl": torch_perplexity(m, ids, n_ctx), "n_ctx": n_ctx}
+    out = {"torch_ppl": torch_perplexity(m, ids, n_ctx), "n_ctx": n_ctx, "chunks": len(ids) // n_ctx}
     for k, p in paths.items():
         out[f"llama_{k}_ppl"] = llama_perplexity(p, text_path, n_ctx)
         out[f"llama_{k}_rel_diff"] = out[f"llama_{k}_ppl"] / out["torch_ppl"] - 1
     return out
+
+
+def main():
+    """Re-runs the check on a finished work directory (model.pt, the GGUF files, the held-out
+    texts) and updates its summary.json."""
+    import argparse
+    import json
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import model
+    import tokenizer
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--name", default="tiny-moe")
+    a = ap.parse_args()
+    ck = torch.load(os.path.join(a.work, "model.pt"))
+    m = model.TinyMoE(model.Config(**ck["config"]))
+    m.load_state_dict(ck["state"])
+    paths = {q: os.path.join(a.work, f"{a.name}-{q}.gguf") for q in ("f32", "q8_0")}
+    tk = tokenizer.LlamaTokenizer(paths["f32"])
+    summ_path = os.path.join(a.work, "summary.json")
+    summary = json.load(open(summ_path))
+    for d in ("code", "prose"):
+        text_path = os.path.join(a.work, f"{d}-heldout.txt")
+        ids = llama_perplexity_tokens(tk, open(text_path, encoding="utf-8", newline="").read())
+        summary["verify"][d] = compare_perplexity(m, ids, paths, text_path, n_ctx=128)
+        print(d, json.dumps(summary["verify"][d]), flush=True)
+    with open(summ_path, "w") as f:
+        json.dump(summary, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
