@@ -10,7 +10,7 @@ reap=$1 work=$2
 root="$(cd "$(dirname "$0")/.." && pwd)"
 model="$root/data/models/tiny-moe-q8_0.gguf"
 mkdir -p "$work"
-"$reap" profile -m "$model" --data "$root/data/calibration/code.jsonl" -o "$work/stats.json" --no-progress >/dev/null
+"$reap" profile -m "$model" --data "$root/data/calibration/code.jsonl" -o "$work/stats.json" -t 1 --no-progress >/dev/null
 pruned=()
 for c in reap frequency random; do
   "$reap" prune -m "$model" --stats "$work/stats.json" --keep-ratio 0.75 --criterion "$c" --seed 1 \
@@ -18,7 +18,7 @@ for c in reap frequency random; do
   pruned+=("$work/$c.gguf")
 done
 "$reap" eval -m "$model" --pruned "${pruned[@]}" --data "$root/data/text/code-heldout.txt" -c 128 \
-  -o "$work/eval.json" --no-progress
+  -o "$work/eval.json" -t 1 --no-progress
 # eval.json lists the models in the order given, one key per line: "kl_mean" before "model".
 kl() { awk -v m="\"$1.gguf\"," '/"kl_mean"/ {k=$2} /"model"/ && $2==m {sub(",", "", k); print k}' "$work/eval.json"; }
 reap_kl=$(kl reap) freq_kl=$(kl frequency) rand_kl=$(kl random)

@@ -18,7 +18,7 @@ criteria="reap reap-renorm ean frequency weighted-frequency random:1 random:2 ra
 echo "### Quality on the trained model $(basename "$model") ($(date -u +%Y-%m-%d), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 for cal in "${calibs[@]}"; do
   stats=$work/$cal.json
-  "$reap" profile -m "$model" --data "$here/data/calibration/$cal.jsonl" -o "$stats" --no-progress >/dev/null
+  "$reap" profile -m "$model" --data "$here/data/calibration/$cal.jsonl" -o "$stats" -t 1 --no-progress >/dev/null
   models=()
   for ratio in 0.75 0.5 0.25; do
     for c in $criteria; do
@@ -31,7 +31,7 @@ for cal in "${calibs[@]}"; do
   done
   for dom in code prose; do
     "$reap" eval -m "$model" --pruned "${models[@]}" --data "$here/data/text/$dom-heldout.txt" -c 128 \
-      --base-logits "$work/$dom.lgt" -o "$work/$cal-on-$dom.eval.json" --no-progress >/dev/null
+      --base-logits "$work/$dom.lgt" -o "$work/$cal-on-$dom.eval.json" -t 1 --no-progress >/dev/null
     /usr/bin/python3 - "$work" "$cal" "$dom" <<'PY'
 import json, sys, statistics
 work, cal, dom = sys.argv[1:4]
