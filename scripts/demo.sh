@@ -16,11 +16,14 @@ case $cal in code) other=prose ;; prose) other=code ;; *) echo "REAP_DEMO_DOMAIN
 out="$here/out"
 mkdir -p "$out"
 step() { printf '\n== %s\n' "$*"; }
+# One thread: the model is tiny (3.6 M parameters), and on a busy machine ggml's spinning
+# thread barrier makes two threads many times slower than one.
+threads=(-t 1)
 
 step "1/6 inspect the trained model"
 "$reap" inspect "$model" | sed -n '1,8p;/size after pruning/,$p'
 step "2/6 profile on data/calibration/$cal.jsonl"
-"$reap" profile -m "$model" --data "$here/data/calibration/$cal.jsonl" -o "$out/demo-stats.json"
+"$reap" profile -m "$model" --data "$here/data/calibration/$cal.jsonl" -o "$out/demo-stats.json" "${threads[@]}"
 step "3/6 prune 25 % and 50 % of the experts by reap and, for comparison, by frequency"
 pruned=()
 for keep in 0.75 0.5; do
@@ -33,10 +36,10 @@ for keep in 0.75 0.5; do
 done
 step "4/6 eval on data/text/$cal-heldout.txt (held out, the calibration's domain)"
 "$reap" eval -m "$model" --pruned "${pruned[@]}" --data "$here/data/text/$cal-heldout.txt" -c 128 \
-  -o "$out/demo-eval-$cal.json" --no-progress
+  -o "$out/demo-eval-$cal.json" "${threads[@]}" --no-progress
 step "5/6 eval on data/text/$other-heldout.txt (held out, the other domain)"
 "$reap" eval -m "$model" --pruned "${pruned[@]}" --data "$here/data/text/$other-heldout.txt" -c 128 \
-  -o "$out/demo-eval-$other.json" --no-progress
+  -o "$out/demo-eval-$other.json" "${threads[@]}" --no-progress
 step "6/6 report"
 "$reap" report "$out/demo-stats.json" --keep-ratio 0.5 -o "$out/demo-report.html" | tail -3
 echo
