@@ -18,6 +18,9 @@
 #   REAP_BUILD_DIR    reap.cpp build directory (default: ./build)
 #   REAP_JOBS         parallel build jobs (default: nproc)
 #   REAP_CMAKE_FLAGS  extra CMake flags for reap.cpp itself (e.g. -DREAP_WERROR=ON)
+#   REAP_TRAINER=1    also install what the optional trainer of the committed model needs
+#                     (tools/train-tiny-moe/: python3-torch, and OpenBLAS, without which
+#                     Debian's torch multiplies matrices ~15x slower); reap itself never does
 set -euo pipefail
 
 NODE_LLAMA_CPP_VERSION=3.22.1
@@ -38,6 +41,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 need_pkgs=(build-essential cmake ninja-build git ca-certificates nodejs npm
            nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
            python3-numpy time openssl chromium clang)
+if [ "${REAP_TRAINER:-0}" = 1 ]; then need_pkgs+=(python3-torch libopenblas0-pthread); fi
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -215,6 +215,44 @@ TEST(Criteria, RegistryEntriesAreComplete) {
     EXPECT_EQ(expert_scores(L, Criterion::frequency, 0, 0), L.activation_frequency());
 }
 
+// reap-renorm's sum: hand-computed mean, merges like the other sums, survives the stats file,
+// and is absent (and the criterion refused) for files that predate it or runs merged with them.
+TEST(LayerStats, ReapRenormSumIsMergeableAndKnownAbsent) {
+    LayerStats   a(3), b(3), whole(3);
+    const double data[][3] = {{0, .5, 1.5}, {1, .5, 0.25}, {0, .8, 2.0}, {2, .2, 4.0}};
+    for (int i = 0; i < 4; i++) {
+        const auto & d = data[i];
+        (i < 2 ? a : b).add(uint32_t(d[0]), d[1], d[1], 1.0, d[1], d[2]);
+        whole.add(uint32_t(d[0]), d[1], d[1], 1.0, d[1], d[2]);
+    }
+    a.total_tokens = b.total_tokens = 1;
+    whole.total_tokens              = 2;
+    EXPECT_EQ(whole.reap_renorm(), (std::vector<double>{(1.5 + 2.0) / 2, 0.25, 4.0}));
+    EXPECT_EQ(expert_scores(whole, Criterion::reap_renorm, 0, 0), whole.reap_renorm());
+    a.merge(b);
+    EXPECT_EQ(a.renorm_sum, whole.renorm_sum);
+
+    ExpertStats s;
+    s.layers.emplace(0, whole);
+    const std::string path = test::tmp_dir() + "/renorm.json";
+    s.save(path);
+    const ExpertStats r = ExpertStats::load(path);
+    EXPECT_EQ(r.layers.at(0).renorm_sum, whole.renorm_sum);
+
+    // A file without the sum (an older reap): loads, but reap-renorm cannot score it.
+    const json old       = {{"0", {{"total_tokens", 2}, {"activation_counts", {2, 1, 1}}, {"reap", {0.5, 0.5, 0.2}}}}};
+    LayerStats old_layer = ExpertStats::from_json(old, "old.json").layers.at(0);
+    EXPECT_FALSE(old_layer.has_renorm());
+    EXPECT_THROW(expert_scores(old_layer, Criterion::reap_renorm, 0, 0), Error);
+    EXPECT_NO_THROW(expert_scores(old_layer, Criterion::reap, 0, 0));
+    LayerStats mixed = whole;
+    mixed.merge(old_layer);  // half of the tokens never measured: the sum is unknown, not partial
+    EXPECT_FALSE(mixed.has_renorm());
+    json neg                    = old;
+    neg["0"]["reap_renorm_sum"] = {1.0, -1.0, 0.0};
+    EXPECT_THROW(ExpertStats::from_json(neg, "neg.json"), Error);
+}
+
 // Inputs found by fuzzing (tests/data/fuzz): each was accepted, silently wrong, or crashed.
 TEST(ExpertStats, RefusesFuzzedFilesWithOneLineNamingTheFile) {
     const std::string                           dir     = std::string(REAP_SOURCE_DIR) + "/tests/data/fuzz/";

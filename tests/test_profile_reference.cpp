@@ -4,8 +4,10 @@
 // test recomputes the same statistics without llama.cpp's graph: it reads the F32 weights of a
 // small synthetic qwen3moe model straight from the GGUF file, runs the qwen3moe forward pass in
 // plain C++ (double precision), and accumulates per expert
-//     count, sum g, sum g_raw, sum ||f_j||, sum g * ||f_j||, sum (g ||f_j||)^2, max g ||f_j||
-// over the routed tokens. llama.cpp is used only to tokenize the calibration text exactly as
+//     count, sum g, sum g_raw, sum ||f_j||, sum g * ||f_j||, sum (g ||f_j||)^2, max g ||f_j||,
+//     sum g * ||f_j - ybar_-j|| (reap-renorm; ybar_-j = sum_{k != j} g_k f_k / sum_{k != j} g_k)
+// over the routed tokens. reap-renorm is computed naively here, one sum over the other experts
+// per selected expert (the collector subtracts j from the whole weighted sum instead). llama.cpp is used only to tokenize the calibration text exactly as
 // the profiler does. If the collector picked the wrong graph node (raw router weights as the
 // applied ones, the expert output after the gate instead of before it, the wrong expert ids),
 // the sums disagree with the reference; the test also proves that such mistakes would be caught
@@ -187,12 +189,12 @@ double silu(double x) { return x / (1.0 + std::exp(-x)); }
 struct RefLayer {
     uint64_t              total_tokens = 0;
     std::vector<uint64_t> count;
-    Vec                   gate, raw, ean, reap, reap_sq, reap_max;
+    Vec                   gate, raw, ean, reap, reap_sq, reap_max, renorm;
     // The same sums under two deliberate collector mistakes, to show the test would notice them:
     Vec                   reap_if_raw_applied;  // g_raw used as the applied weight
     Vec                   reap_if_gated_norm;   // ||g f|| measured (after the gate), times g
     std::vector<uint64_t> count_slack;
-    Vec                   gate_slack, raw_slack, ean_slack, reap_slack, reap_sq_slack, reap_max_slack;
+    Vec                   gate_slack, raw_slack, ean_slack, reap_slack, reap_sq_slack, reap_max_slack, renorm_slack;
     double                min_margin = 1e9;  // smallest relative gap between k-th and (k+1)-th prob
     int                   near_ties  = 0;
 
@@ -204,6 +206,7 @@ struct RefLayer {
           reap(size_t(n_expert)),
           reap_sq(size_t(n_expert)),
           reap_max(size_t(n_expert)),
+          renorm(size_t(n_expert)),
           reap_if_raw_applied(size_t(n_expert)),
           reap_if_gated_norm(size_t(n_expert)),
           count_slack(size_t(n_expert)),
@@ -212,7 +215,8 @@ struct RefLayer {
           ean_slack(size_t(n_expert)),
           reap_slack(size_t(n_expert)),
           reap_sq_slack(size_t(n_expert)),
-          reap_max_slack(size_t(n_expert)) {}
+          reap_max_slack(size_t(n_expert)),
+          renorm_slack(size_t(n_expert)) {}
 };
 
 // Routing decisions whose k-th and (k+1)-th probabilities are closer than this (relative) could
@@ -409,14 +413,31 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
             const double denom = std::max(raw_sum, 6.103515625e-5);
 
             RL.total_tokens++;
-            Vec moe(size_t(E), 0.0);
+            Vec              moe(size_t(E), 0.0);
+            std::vector<Vec> fs;
+            for (int r = 0; r < K; r++)
+                fs.push_back(expert_out(L, h, order[size_t(r)], y.data()));
             for (int r = 0; r < K; r++) {
                 const int    j     = order[size_t(r)];
                 const double g_raw = probs[size_t(j)];
                 const double g     = g_raw / denom;
-                const Vec    f     = expert_out(L, h, j, y.data());
+                const Vec &  f     = fs[size_t(r)];
                 const double fn    = norm2(f);
+                // reap-renorm, naively: the renormalised weighted mean of the other selected outputs.
+                Vec    ybar(size_t(E), 0.0);
+                double g_rest = 0;
+                for (int o = 0; o < K; o++) {
+                    if (o == r) continue;
+                    const double go = probs[size_t(order[size_t(o)])] / denom;
+                    g_rest += go;
+                    for (int64_t i = 0; i < E; i++)
+                        ybar[size_t(i)] += go * fs[size_t(o)][size_t(i)];
+                }
+                Vec delta = f;
+                for (int64_t i = 0; i < E; i++)
+                    delta[size_t(i)] -= g_rest > 0 ? ybar[size_t(i)] / g_rest : 0.0;
                 if (!tie) {
+                    RL.renorm[size_t(j)] += g * norm2(delta);
                     RL.count[size_t(j)]++;
                     RL.gate[size_t(j)] += g;
                     RL.raw[size_t(j)] += g_raw;
@@ -436,9 +457,13 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
                 // weights at most 1 (probabilities, and normalised weights, are <= 1), and the
                 // norms of its output for this input.
                 RL.near_ties++;
+                double fn_max = 0;  // ||ybar|| is at most the largest candidate output norm
+                for (int r = 0; r <= K && r < h.n_expert; r++)
+                    fn_max = std::max(fn_max, norm2(expert_out(L, h, order[size_t(r)], y.data())));
                 for (int r = 0; r <= K && r < h.n_expert; r++) {
                     const int    j  = order[size_t(r)];
                     const double fn = norm2(expert_out(L, h, j, y.data()));
+                    RL.renorm_slack[size_t(j)] += fn + fn_max;
                     RL.count_slack[size_t(j)]++;
                     RL.gate_slack[size_t(j)] += 1;
                     RL.raw_slack[size_t(j)] += 1;
@@ -622,9 +647,9 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     EXPECT_EQ(res.samples_done, samples.size());
     ASSERT_EQ(file.layers.size(), size_t(w.hp.n_layer));
 
-    const Tol tol;                              // sums over many tokens
-    const Tol tol_per_token{5e-3, 1e-5};        // statistics dominated by single tokens
-    double    max_rel[6] = {0, 0, 0, 0, 0, 0};  // gate, raw, ean, reap, reap_sq, reap_max
+    const Tol tol;                                 // sums over many tokens
+    const Tol tol_per_token{5e-3, 1e-5};           // statistics dominated by single tokens
+    double    max_rel[7] = {0, 0, 0, 0, 0, 0, 0};  // gate, raw, ean, reap, reap_sq, reap_max, renorm
     for (int il = 0; il < w.hp.n_layer; il++) {
         SCOPED_TRACE("layer " + std::to_string(il));
         const RefLayer & R = ref.layers[size_t(il)];
@@ -652,6 +677,9 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
             << "measuring ||g f|| instead of ||f|| (ean) would go unnoticed";
         EXPECT_FALSE(all_within(R.reap_if_gated_norm, R.reap, R.reap_slack, tol))
             << "measuring ||g f|| instead of ||f|| (reap) would go unnoticed";
+        EXPECT_FALSE(all_within(R.reap, R.renorm, R.renorm_slack, tol))
+            << "reap-renorm indistinguishable from reap on this data";
+        ASSERT_TRUE(G.has_renorm()) << "the stats file has no reap_renorm_sum";
 
         uint64_t routed = 0;
         for (size_t j = 0; j < R.count.size(); j++) {
@@ -668,6 +696,8 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
                 << "ean_sum " << G.ean_sum[j] << " vs " << R.ean[j];
             EXPECT_TRUE(tol.ok(G.reap_sum[j], R.reap[j], R.reap_slack[j]))
                 << "reap_sum " << G.reap_sum[j] << " vs " << R.reap[j];
+            EXPECT_TRUE(tol.ok(G.renorm_sum[j], R.renorm[j], R.renorm_slack[j]))
+                << "reap_renorm_sum " << G.renorm_sum[j] << " vs " << R.renorm[j];
             // The variance and maximum of g * ||f|| come from the same per-token values. They are
             // dominated by a few tokens (the max by one), so the F16 attention noise does not
             // average out: single tokens differ by up to ~1e-3 in the small-micro-batch kernel.
@@ -682,6 +712,7 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
                 max_rel[3] = std::max(max_rel[3], rel_err(G.reap_sum[j], R.reap[j]));
                 max_rel[4] = std::max(max_rel[4], rel_err(G.reap_sq_sum[j], R.reap_sq[j]));
                 max_rel[5] = std::max(max_rel[5], rel_err(G.reap_max[j], R.reap_max[j]));
+                max_rel[6] = std::max(max_rel[6], rel_err(G.renorm_sum[j], R.renorm[j]));
             }
         }
         // Every token is routed to exactly k experts.
@@ -693,9 +724,9 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     std::printf(
         "[ reference ] %s: %llu tokens, max rel err gate %.2g raw %.2g ean %.2g reap %.2g reap_sq %.2g "
-        "reap_max %.2g, %.2fs\n",
+        "reap_max %.2g renorm %.2g, %.2fs\n",
         c.name, (unsigned long long) ref.tokens, max_rel[0], max_rel[1], max_rel[2], max_rel[3], max_rel[4], max_rel[5],
-        secs);
+        max_rel[6], secs);
 }
 
 INSTANTIATE_TEST_SUITE_P(Qwen3Moe, ProfileReference,

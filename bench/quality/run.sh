@@ -12,7 +12,7 @@ mkdir -p "$work"
 reap=$build/bin/reap
 calib=$here/data/calibration/sample.jsonl
 heldout=$here/data/text/sample.txt
-criteria="reap ean frequency weighted-frequency random:1 random:2 random:3"
+criteria="reap reap-renorm ean frequency weighted-frequency random:1 random:2 random:3"
 
 echo "### Quality: KL divergence base -> pruned on data/text/sample.txt ($(date -u +%Y-%m-%d))"
 echo
@@ -45,7 +45,7 @@ stats = json.load(open(f"{work}/{arch}.json"))
 print(f"\n#### {arch}: {info['n_expert']} experts, {info['n_expert_used']} per token, MoE layers {info['moe_layers']}\n")
 print("| criterion | prune 25 %: KL mean | KL p99 | top-1 | PPL | prune 50 %: KL mean | KL p99 | top-1 | PPL |")
 print("|---|---|---|---|---|---|---|---|---|")
-for crit in ["reap", "ean", "frequency", "weighted-frequency", "random"]:
+for crit in ["reap", "reap-renorm", "ean", "frequency", "weighted-frequency", "random"]:
     cells = []
     for ratio in ["0.75", "0.5"]:
         seeds = ["1", "2", "3"] if crit == "random" else ["42"]
@@ -63,7 +63,7 @@ for il, p in info["planted"].items():
     ok += max(reap[e] for e in p["dead"]) < min(healthy)
 print(f"\nREAP ranks all planted dead experts below all healthy experts in {ok}/{total} MoE layers.")
 # Which planted experts each criterion drops at 25 %
-for crit in ["reap", "frequency", "ean"]:
+for crit in ["reap", "reap-renorm", "frequency", "ean"]:
     plan = json.load(open(f"{work}/{arch}-{crit}-42-0.75.gguf.plan.json"))
     kinds = {"dead": 0, "rare": 0, "weak": 0, "healthy": 0}
     for il, lp in plan["layers"].items():

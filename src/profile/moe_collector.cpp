@@ -207,6 +207,34 @@ void MoeCollector::read_weights(ggml_tensor * t, Layer & L, std::vector<float> &
     }
 }
 
+// reap-renorm of one token's n_used selected experts (outputs f_k at `row` + k * nb1, applied
+// gates g): out[k] = g_k * ||f_k - ybar_-k||, ybar_-k = sum_{m != k} g_m f_m / sum_{m != k} g_m,
+// the layer output's change when k is dropped and the others' weights are renormalised. Without
+// other weight (top-1, or the others' gates all 0) ybar is 0 and the value is REAP's g_k ||f_k||.
+void MoeCollector::renorm_deltas(const uint8_t * row, size_t nb1, int64_t n_embd, int64_t n_used, const float * g,
+                                 double * out) {
+    weighted_.assign(size_t(n_embd), 0.0);
+    double g_all = 0.0;
+    for (int64_t m = 0; m < n_used; m++) {
+        const float * f = reinterpret_cast<const float *>(row + size_t(m) * nb1);
+        for (int64_t i = 0; i < n_embd; i++)
+            weighted_[size_t(i)] += double(g[m]) * double(f[i]);
+        g_all += double(g[m]);
+    }
+    for (int64_t k = 0; k < n_used; k++) {
+        const float * f      = reinterpret_cast<const float *>(row + size_t(k) * nb1);
+        const double  g_rest = g_all - double(g[k]);
+        const bool    alone  = !(g_rest > 1e-12 * std::fabs(g_all));
+        double        ss     = 0.0;
+        for (int64_t i = 0; i < n_embd; i++) {
+            const double ybar = alone ? 0.0 : (weighted_[size_t(i)] - double(g[k]) * double(f[i])) / g_rest;
+            const double dlt  = double(f[i]) - ybar;
+            ss += dlt * dlt;
+        }
+        out[k] = std::fabs(double(g[k])) * std::sqrt(ss);
+    }
+}
+
 void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
     // [n_embd, n_used, T]; a micro-batch can deliver zero tokens.
     const int64_t n_embd = t->ne[0], n_used = t->ne[1], n_tokens = t->ne[2];
@@ -235,8 +263,13 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
     }
     LayerStats & S = stats_.layers.at(il);
     for (int64_t tok = 0; tok < n_tokens; tok++) {
+        const uint8_t * row = d + tok * t->nb[2];
+        renorm_.resize(size_t(n_used));
+        if (!L.gate_before_expert) {
+            renorm_deltas(row, t->nb[1], n_embd, n_used, &applied[size_t(tok * n_used)], renorm_.data());
+        }
         for (int64_t k = 0; k < n_used; k++) {
-            const float * f  = reinterpret_cast<const float *>(d + tok * t->nb[2] + k * t->nb[1]);
+            const float * f  = reinterpret_cast<const float *>(row + k * t->nb[1]);
             double        ss = 0.0;
             for (int64_t i = 0; i < n_embd; i++) {
                 ss += double(f[i]) * double(f[i]);
@@ -245,9 +278,10 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
             const double norm = std::sqrt(ss);
             const double gate = double(applied[idx]);
             // With the gate applied to the expert's input (llama4), f already carries g: the
-            // expert's contribution to the layer output is ||f|| itself.
+            // expert's contribution to the layer output is ||f|| itself (nothing renormalises).
             const double score = L.gate_before_expert ? norm : gate * norm;
-            S.add(uint32_t(L.ids[idx]), gate, double(L.raw_w[idx]), norm, score);
+            S.add(uint32_t(L.ids[idx]), gate, double(L.raw_w[idx]), norm, score,
+                  L.gate_before_expert ? score : renorm_[size_t(k)]);
         }
     }
     S.total_tokens += uint64_t(n_tokens);

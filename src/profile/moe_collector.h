@@ -71,6 +71,7 @@ private:
     void discover(ggml_tensor * t);
     void read_weights(ggml_tensor * t, Layer & L, std::vector<float> & dst, bool with_ids);
     void accumulate(ggml_tensor * t, int il, Layer & L);
+    void renorm_deltas(const uint8_t * row, size_t nb1, int64_t n_embd, int64_t n_used, const float * g, double * out);
     void set_error(const std::string & e);
 
     uint32_t                                              n_expert_;
@@ -83,6 +84,7 @@ private:
     std::vector<std::string>                              discovered_order_;  // named nodes, graph order
     std::string                                           stop_after_;        // last requested node in graph order
     bool                                                  stop_enabled_ = true;
+    std::vector<double>                                   weighted_, renorm_;  // reap-renorm scratch
 };
 
 // Splits "name-<il>" into name and il; returns -1 when there is no layer suffix.

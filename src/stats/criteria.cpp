@@ -21,6 +21,8 @@ std::vector<double> score_weighted_frequency(const LayerStats & L, uint64_t, int
     return f;
 }
 
+std::vector<double> score_reap_renorm(const LayerStats & L, uint64_t, int) { return L.reap_renorm(); }
+
 // A reproducible baseline: a uniform value keyed by (seed, layer, expert).
 std::vector<double> score_random(const LayerStats & L, uint64_t seed, int layer) {
     std::vector<double> r(L.n_expert());
@@ -39,6 +41,10 @@ const std::vector<CriterionInfo> k_criteria = {
      "activation_counts, total_tokens", true, score_frequency},
     {Criterion::weighted_frequency, "weighted-frequency", "activation frequency \u00d7 mean gate weight",
      "activation_counts, total_tokens, gate_sum", true, score_weighted_frequency},
+    {Criterion::reap_renorm, "reap-renorm",
+     "mean of gate weight \u00d7 \u2016expert output \u2212 renormalised mean of the other selected experts' "
+     "outputs\u2016: what dropping the expert changes when the router renormalises (experimental)",
+     "reap_renorm_sum, activation_counts", true, score_reap_renorm},
     {Criterion::random, "random", "random (a baseline; ignores the statistics)", "nothing", false, score_random},
 };
 

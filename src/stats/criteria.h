@@ -12,7 +12,7 @@
 
 namespace reap {
 
-enum class Criterion { reap, ean, frequency, weighted_frequency, random };
+enum class Criterion { reap, ean, frequency, weighted_frequency, reap_renorm, random };
 
 struct CriterionInfo {
     Criterion    id;

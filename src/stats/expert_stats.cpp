@@ -22,9 +22,10 @@ LayerStats::LayerStats(size_t n)
       ean_sum(n, 0),
       reap_sum(n, 0),
       reap_sq_sum(n, 0),
-      reap_max(n, 0) {}
+      reap_max(n, 0),
+      renorm_sum(n, 0) {}
 
-void LayerStats::add(uint32_t e, double gate, double raw_gate, double norm, double r) {
+void LayerStats::add(uint32_t e, double gate, double raw_gate, double norm, double r, double renorm) {
     count[e] += 1;
     gate_sum[e] += gate;
     raw_gate_sum[e] += raw_gate;
@@ -32,6 +33,7 @@ void LayerStats::add(uint32_t e, double gate, double raw_gate, double norm, doub
     reap_sum[e] += r;
     reap_sq_sum[e] += r * r;
     reap_max[e] = count[e] == 1 ? r : std::max(reap_max[e], r);
+    if (has_renorm()) renorm_sum[e] += renorm;
 }
 
 void LayerStats::merge(const LayerStats & o) {
@@ -46,6 +48,12 @@ void LayerStats::merge(const LayerStats & o) {
         ean_sum[e] += o.ean_sum[e];
         reap_sum[e] += o.reap_sum[e];
         reap_sq_sum[e] += o.reap_sq_sum[e];
+    }
+    if (has_renorm() && o.has_renorm()) {
+        for (size_t e = 0; e < count.size(); e++)
+            renorm_sum[e] += o.renorm_sum[e];
+    } else {
+        renorm_sum.clear();  // one side never measured it: the sum of both is unknown
     }
 }
 
@@ -80,6 +88,15 @@ std::vector<double> LayerStats::reap_variance() const {
     return v;
 }
 
+std::vector<double> LayerStats::reap_renorm() const {
+    if (!has_renorm()) {
+        fail(
+            "the statistics have no reap_renorm_sum (collected by an older reap, or merged with such a file): "
+            "profile again for the reap-renorm criterion");
+    }
+    return per_count(renorm_sum, count);
+}
+
 uint32_t LayerStats::never_activated() const { return uint32_t(std::count(count.begin(), count.end(), uint64_t(0))); }
 
 json ExpertStats::to_json() const {
@@ -102,6 +119,10 @@ json ExpertStats::to_json() const {
             {"reap_sum", L.reap_sum},
             {"reap_sq_sum", L.reap_sq_sum},
         };
+        if (L.has_renorm()) {
+            j[std::to_string(il)]["reap_renorm"]     = L.reap_renorm();
+            j[std::to_string(il)]["reap_renorm_sum"] = L.renorm_sum;
+        }
     }
     j[k_stats_meta_key] = meta.to_json();
     return j;
@@ -152,8 +173,9 @@ static std::vector<T> array_of(const json & L, const char * key, size_t n, const
 // Sums and maxima of norms and gate weights are never negative, nor infinite.
 static void check_sums(const LayerStats & ls, const std::string & origin, const std::string & il) {
     const std::pair<const char *, const std::vector<double> *> sums[] = {
-        {"gate_sum", &ls.gate_sum},       {"ean_sum", &ls.ean_sum},   {"reap_sum", &ls.reap_sum},
-        {"reap_sq_sum", &ls.reap_sq_sum}, {"reap_max", &ls.reap_max}, {"raw_gate_sum", &ls.raw_gate_sum}};
+        {"gate_sum", &ls.gate_sum},         {"ean_sum", &ls.ean_sum},   {"reap_sum", &ls.reap_sum},
+        {"reap_sq_sum", &ls.reap_sq_sum},   {"reap_max", &ls.reap_max}, {"raw_gate_sum", &ls.raw_gate_sum},
+        {"reap_renorm_sum", &ls.renorm_sum}};
     for (const auto & sum : sums) {
         const bool signed_ok = sum.second == &ls.raw_gate_sum;  // raw router outputs may be negative
         for (size_t e = 0; e < sum.second->size(); e++) {
@@ -170,8 +192,9 @@ static void check_sums(const LayerStats & ls, const std::string & origin, const 
                  il.c_str(), e, (unsigned long long) ls.count[e], (unsigned long long) ls.total_tokens);
         }
         // Sums only grow with activations: an expert never routed to has nothing to sum.
-        if (ls.count[e] == 0 && (ls.gate_sum[e] != 0 || ls.ean_sum[e] != 0 || ls.reap_sum[e] != 0 ||
-                                 ls.reap_sq_sum[e] != 0 || ls.reap_max[e] != 0)) {
+        if (ls.count[e] == 0 &&
+            (ls.gate_sum[e] != 0 || ls.ean_sum[e] != 0 || ls.reap_sum[e] != 0 || ls.reap_sq_sum[e] != 0 ||
+             ls.reap_max[e] != 0 || (ls.has_renorm() && ls.renorm_sum[e] != 0))) {
             fail("%s: layer %s: expert %zu has sums but no activations", origin.c_str(), il.c_str(), e);
         }
     }
@@ -215,6 +238,12 @@ static LayerStats parse_layer(const json & L, const std::string & origin, const 
     if (!sq.empty()) ls.reap_sq_sum = sq;
     auto mx = array_of<double>(L, "reap_max", counts.size(), origin, il, false);
     if (!mx.empty()) ls.reap_max = mx;
+    // reap-renorm: the sum, else rebuilt from the mean; absent in files that predate it.
+    ls.renorm_sum.clear();
+    if (L.contains("reap_renorm_sum") || L.contains("reap_renorm")) {
+        ls.renorm_sum.assign(counts.size(), 0.0);
+        sum_or_mean(L, "reap_renorm_sum", "reap_renorm", true, origin, il, counts, ls.renorm_sum);
+    }
     check_sums(ls, origin, il);
     return ls;
 }

@@ -24,12 +24,19 @@ struct LayerStats {
     std::vector<double>   reap_sum;          // sum of g_j(t) * ||f_j(t)||_2
     std::vector<double>   reap_sq_sum;       // sum of (g_j(t) * ||f_j(t)||_2)^2
     std::vector<double>   reap_max;          // max of g_j(t) * ||f_j(t)||_2
+    // sum of g_j(t) * ||f_j(t) - ybar_-j(t)||_2, ybar_-j(t) the mean of the other selected experts'
+    // outputs weighted by their renormalised gates: how far dropping j moves the layer output
+    // when the router renormalises the remaining weights (reap-renorm). Empty when the stats
+    // were read from a file that predates it (or merged with one).
+    std::vector<double> renorm_sum;
 
     explicit LayerStats(size_t n_expert = 0);
     size_t n_expert() const { return count.size(); }
+    bool   has_renorm() const { return renorm_sum.size() == count.size(); }
 
-    // One routed token: its gate weights, ||f||, and its REAP contribution (normally gate * norm).
-    void add(uint32_t expert, double gate, double raw_gate, double norm, double score);
+    // One routed token: its gate weights, ||f||, its REAP contribution (normally gate * norm)
+    // and its reap-renorm contribution g * ||f - ybar_-j||.
+    void add(uint32_t expert, double gate, double raw_gate, double norm, double score, double renorm = 0.0);
     void merge(const LayerStats & other);  // sums add, max takes max
 
     // Derived (0 for experts never routed).
@@ -39,6 +46,7 @@ struct LayerStats {
     std::vector<double> ean_mean() const;
     std::vector<double> reap() const;
     std::vector<double> reap_variance() const;
+    std::vector<double> reap_renorm() const;  // throws when the sums are absent (has_renorm)
     uint32_t            never_activated() const;
 };
 
