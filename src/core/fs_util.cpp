@@ -52,7 +52,8 @@ namespace {
 // Copying or walking a json value recurses once per nesting level: a hostile file nested
 // 100k deep would overflow the stack in whichever reader touches it. Real files nest a few
 // levels, so deeper ones are refused while parsing, before any value is built.
-template <class Input> nlohmann::json parse_json_limited(Input && in, const std::string & origin, const char * what) {
+template <class Input>
+nlohmann::json parse_json_limited(Input && in, const std::string & origin, const char * what) {
     auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json &) {
         if (depth >= k_max_json_depth && (event == nlohmann::json::parse_event_t::object_start ||
                                           event == nlohmann::json::parse_event_t::array_start)) {

@@ -18,9 +18,7 @@ bool is_hf_folder(const std::string & path) {
     return fs::is_directory(path, ec);
 }
 
-std::string hf_shard_name(size_t k, size_t n) {
-    return strfmt("model-%05zu-of-%05zu.safetensors", k, n);
-}
+std::string hf_shard_name(size_t k, size_t n) { return strfmt("model-%05zu-of-%05zu.safetensors", k, n); }
 
 namespace {
 
@@ -39,10 +37,12 @@ std::map<std::string, std::string> read_weight_map(const nlohmann::json & index,
     }
     std::map<std::string, std::string> map;
     for (const auto & [name, file] : index["weight_map"].items()) {
-        if (!file.is_string()) fail("%s: tensor '%s' maps to something that is not a file name", path.c_str(), name.c_str());
+        if (!file.is_string())
+            fail("%s: tensor '%s' maps to something that is not a file name", path.c_str(), name.c_str());
         const std::string f = file.get<std::string>();
         if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..") {
-            fail("%s: tensor '%s' maps to '%s', which is not a file in the folder", path.c_str(), name.c_str(), f.c_str());
+            fail("%s: tensor '%s' maps to '%s', which is not a file in the folder", path.c_str(), name.c_str(),
+                 f.c_str());
         }
         map[name] = f;
     }
@@ -60,7 +60,7 @@ HfCheckpoint HfCheckpoint::open(const std::string & dir) {
     c.config      = parse_json_text(c.config_text, c.config_path, "config.json");
     if (!c.config.is_object()) fail("%s: not a JSON object", c.config_path.c_str());
 
-    const std::string index_path = (fs::path(dir) / k_hf_index_name).string();
+    const std::string                  index_path = (fs::path(dir) / k_hf_index_name).string();
     std::map<std::string, std::string> weight_map;
     if (fs::exists(index_path)) {
         c.sharded  = true;
@@ -73,7 +73,8 @@ HfCheckpoint HfCheckpoint::open(const std::string & dir) {
     } else if (fs::exists(fs::path(dir) / k_hf_single_name)) {
         c.shard_names = {k_hf_single_name};
     } else {
-        fail("%s: no %s or %s: not a Hugging Face safetensors checkpoint", dir.c_str(), k_hf_single_name, k_hf_index_name);
+        fail("%s: no %s or %s: not a Hugging Face safetensors checkpoint", dir.c_str(), k_hf_single_name,
+             k_hf_index_name);
     }
     for (const auto & name : c.shard_names) {
         const std::string p = (fs::path(dir) / name).string();
@@ -83,7 +84,8 @@ HfCheckpoint HfCheckpoint::open(const std::string & dir) {
     std::set<std::string> seen;
     for (size_t s = 0; s < c.shards.size(); s++) {
         for (const auto & t : c.shards[s].tensors()) {
-            if (!seen.insert(t.name).second) fail("%s: tensor '%s' is also in another shard", c.shards[s].path().c_str(), t.name.c_str());
+            if (!seen.insert(t.name).second)
+                fail("%s: tensor '%s' is also in another shard", c.shards[s].path().c_str(), t.name.c_str());
             if (c.sharded) {
                 const auto it = weight_map.find(t.name);
                 if (it == weight_map.end() || it->second != c.shard_names[s]) {
@@ -95,7 +97,8 @@ HfCheckpoint HfCheckpoint::open(const std::string & dir) {
         }
     }
     for (const auto & [name, file] : weight_map) {
-        if (!seen.count(name)) fail("%s: tensor '%s' is in no shard (the index names %s)", index_path.c_str(), name.c_str(), file.c_str());
+        if (!seen.count(name))
+            fail("%s: tensor '%s' is in no shard (the index names %s)", index_path.c_str(), name.c_str(), file.c_str());
     }
     return c;
 }

@@ -29,12 +29,12 @@ public:
     std::string                  dir;
     std::string                  config_path;
     nlohmann::json               config;
-    std::string                  config_text;   // as read, for a key-order-preserving rewrite
+    std::string                  config_text;  // as read, for a key-order-preserving rewrite
     bool                         sharded = false;
-    nlohmann::json               index;         // the index file (null when not sharded)
-    std::vector<SafetensorsFile> shards;        // in file-name order
-    std::vector<std::string>     shard_names;   // base names, as in the index
-    std::vector<HfTensor>        tensors;       // shard by shard, in data order
+    nlohmann::json               index;        // the index file (null when not sharded)
+    std::vector<SafetensorsFile> shards;       // in file-name order
+    std::vector<std::string>     shard_names;  // base names, as in the index
+    std::vector<HfTensor>        tensors;      // shard by shard, in data order
 
     const HfTensor * find(const std::string & name) const;
     uint64_t         weights_size() const;  // bytes of all shard files

@@ -10,21 +10,25 @@ namespace {
 
 // Names of the routed-expert count across transformers configs (llama.cpp's converters read
 // num_local_experts / num_experts / n_routed_experts; ERNIE and others use moe_num_experts).
-const char * const k_count_keys[] = {"num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts",
-                                     "num_routed_experts", "n_experts"};
+const char * const k_count_keys[] = {"num_experts",     "num_local_experts",  "n_routed_experts",
+                                     "moe_num_experts", "num_routed_experts", "n_experts"};
 // Experts per token.
-const char * const k_used_keys[] = {"num_experts_per_tok", "num_experts_per_token", "experts_per_token",
-                                    "top_k_experts", "moe_topk", "moe_k"};
+const char * const k_used_keys[] = {
+    "num_experts_per_tok", "num_experts_per_token", "experts_per_token", "top_k_experts", "moe_topk", "moe_k"};
 // Objects that hold the text model's configuration in multimodal checkpoints.
 const char * const k_sections[] = {"", "text_config", "llm_config", "language_config"};
 
 // llama.cpp's architecture for the transformers class (as its converter registers it).
 std::string llama_arch(const nlohmann::json & config) {
     static const std::map<std::string, std::string> archs = {
-        {"Qwen3MoeForCausalLM", "qwen3moe"},      {"Qwen2MoeForCausalLM", "qwen2moe"},
-        {"MixtralForCausalLM", "llama"},          {"DeepseekV3ForCausalLM", "deepseek2"},
-        {"DeepseekV2ForCausalLM", "deepseek2"},   {"GptOssForCausalLM", "gpt-oss"},
-        {"NemotronHForCausalLM", "nemotron_h_moe"}, {"Glm4MoeForCausalLM", "glm4moe"},
+        {"Qwen3MoeForCausalLM", "qwen3moe"},
+        {"Qwen2MoeForCausalLM", "qwen2moe"},
+        {"MixtralForCausalLM", "llama"},
+        {"DeepseekV3ForCausalLM", "deepseek2"},
+        {"DeepseekV2ForCausalLM", "deepseek2"},
+        {"GptOssForCausalLM", "gpt-oss"},
+        {"NemotronHForCausalLM", "nemotron_h_moe"},
+        {"Glm4MoeForCausalLM", "glm4moe"},
     };
     if (!config.contains("architectures") || !config["architectures"].is_array()) return "";
     for (const auto & a : config["architectures"]) {
@@ -72,18 +76,21 @@ HfMoeConfig read_moe_config(const nlohmann::json & config, const std::string & p
         for (const char * k : k_count_keys) {
             if (o == nullptr || !o->contains(k) || (*o)[k].is_null()) continue;
             const auto & v = (*o)[k];
-            if (!v.is_number_unsigned() || v.get<uint64_t>() > 1u << 20) fail("%s: \"%s\" is not an expert count", path.c_str(), k);
+            if (!v.is_number_unsigned() || v.get<uint64_t>() > 1u << 20)
+                fail("%s: \"%s\" is not an expert count", path.c_str(), k);
             if (m.n_expert != 0 && v.get<uint32_t>() != m.n_expert) {
-                fail("%s: \"%s\" says %u experts but another key says %u", path.c_str(), k, v.get<uint32_t>(), m.n_expert);
+                fail("%s: \"%s\" says %u experts but another key says %u", path.c_str(), k, v.get<uint32_t>(),
+                     m.n_expert);
             }
             m.n_expert = v.get<uint32_t>();
             m.expert_count_keys.push_back({s, k});
         }
     }
     if (m.expert_count_keys.empty()) {
-        fail("%s: no expert-count key (num_experts, num_local_experts, n_routed_experts, moe_num_experts, ...): not a "
-             "mixture-of-experts model",
-             path.c_str());
+        fail(
+            "%s: no expert-count key (num_experts, num_local_experts, n_routed_experts, moe_num_experts, ...): not a "
+            "mixture-of-experts model",
+            path.c_str());
     }
     m.n_expert_used   = first_uint(config, k_used_keys, std::size(k_used_keys), path);
     m.n_nextn         = one_uint(config, "num_nextn_predict_layers", path);

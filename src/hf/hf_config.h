@@ -18,7 +18,7 @@ struct HfConfigKey {
 };
 
 struct HfMoeConfig {
-    std::string              arch;  // llama.cpp's name for it ("qwen3moe", ...); "" when unknown
+    std::string              arch;               // llama.cpp's name for it ("qwen3moe", ...); "" when unknown
     std::vector<HfConfigKey> expert_count_keys;  // every key holding the routed-expert count
     uint32_t                 n_expert        = 0;
     uint32_t                 n_expert_used   = 0;

@@ -39,8 +39,13 @@ json expert_tensors(const HfCheckpoint & c, const HfLayout & layout, uint64_t & 
         std::vector<uint64_t> shape = t.shape;
         if (r.role == HfRole::expert) shape.insert(shape.begin(), layout.config.n_expert);
         grouped[name] = out.size();
-        out.push_back({{"name", name}, {"layer", r.layer}, {"role", role_name(r.role)}, {"type", t.dtype},
-                       {"shape", shape}, {"bytes", t.nbytes}, {"bytes_per_expert", per_expert}});
+        out.push_back({{"name", name},
+                       {"layer", r.layer},
+                       {"role", role_name(r.role)},
+                       {"type", t.dtype},
+                       {"shape", shape},
+                       {"bytes", t.nbytes},
+                       {"bytes_per_expert", per_expert}});
     }
     return out;
 }
@@ -70,28 +75,33 @@ json hf_inspect_report(const HfCheckpoint & c, const HfLayout & layout) {
     json             r;
     r["file"]   = c.dir;
     r["splits"] = c.shard_names;
-    r["architecture"] = s.arch.empty() ? (c.config.contains("model_type") ? c.config["model_type"] : json("?")) : json(s.arch);
-    r["name"]         = "";
-    r["n_layer"]      = s.n_layer;
-    r["file_size"]    = c.weights_size();
-    r["n_tensors"]    = c.tensors.size();
-    r["n_expert"]     = s.n_expert;
-    r["n_expert_used"] = s.n_expert_used;
-    r["expert_groups"] = s.n_expert_groups;
+    r["architecture"] =
+        s.arch.empty() ? (c.config.contains("model_type") ? c.config["model_type"] : json("?")) : json(s.arch);
+    r["name"]               = "";
+    r["n_layer"]            = s.n_layer;
+    r["file_size"]          = c.weights_size();
+    r["n_tensors"]          = c.tensors.size();
+    r["n_expert"]           = s.n_expert;
+    r["n_expert_used"]      = s.n_expert_used;
+    r["expert_groups"]      = s.n_expert_groups;
     r["expert_groups_used"] = s.n_group_used;
     std::vector<int> moe, shexp;
     json             layers = json::array();
     for (const auto & L : layout.layers) {
         moe.push_back(L.index);
         if (L.shared_expert) shexp.push_back(L.index);
-        layers.push_back({{"index", L.index}, {"kind", "moe"}, {"n_expert_used", s.n_expert_used},
-                          {"shared_expert", L.shared_expert}, {"nextn", L.nextn}, {"block", L.block}});
+        layers.push_back({{"index", L.index},
+                          {"kind", "moe"},
+                          {"n_expert_used", s.n_expert_used},
+                          {"shared_expert", L.shared_expert},
+                          {"nextn", L.nextn},
+                          {"block", L.block}});
     }
-    r["shared_experts"]       = shexp.empty() ? 0 : 1;
-    r["nextn_layers"]         = s.nextn_layers.size();
-    r["layers"]               = layers;
-    r["moe_layers"]           = moe;
-    r["dense_layers"]         = json::array();  // not told apart from layers without an FFN
+    r["shared_experts"] = shexp.empty() ? 0 : 1;
+    r["nextn_layers"]   = s.nextn_layers.size();
+    r["layers"]         = layers;
+    r["moe_layers"]     = moe;
+    r["dense_layers"]   = json::array();  // not told apart from layers without an FFN
     std::vector<int> other;
     for (int il = 0; il < int(s.n_layer); il++) {
         if (!s.is_moe_layer(il)) other.push_back(il);

@@ -29,9 +29,9 @@ int hf_layer(const std::string & name) {
 }
 
 struct Analysis {
-    const HfCheckpoint &                          c;
-    HfLayout &                                    out;
-    std::map<int, std::string>                    block_of;   // layer -> MoE block prefix
+    const HfCheckpoint &                                     c;
+    HfLayout &                                               out;
+    std::map<int, std::string>                               block_of;    // layer -> MoE block prefix
     std::map<int, std::map<std::string, std::set<uint32_t>>> per_expert;  // layer -> suffix -> ids
 
     const std::string & path(size_t i) const { return c.shards[c.tensors[i].shard].path(); }
@@ -107,9 +107,10 @@ struct Analysis {
         for (uint64_t d : t(i).shape)
             expert_sized = expert_sized || d == n_expert();
         if (expert_sized) {
-            fail("%s: tensor '%s' has an expert-sized dimension but is no expert tensor this tool knows; refusing "
-                 "to guess how to prune it",
-                 path(i).c_str(), name.c_str());
+            fail(
+                "%s: tensor '%s' has an expert-sized dimension but is no expert tensor this tool knows; refusing "
+                "to guess how to prune it",
+                path(i).c_str(), name.c_str());
         }
     }
 
@@ -160,7 +161,7 @@ HfLayout analyze_hf(const HfCheckpoint & c) {
     HfLayout out;
     out.config = read_moe_config(c.config, c.config_path);
     out.roles.resize(c.tensors.size());
-    Analysis a{c, out, {}, {}};
+    Analysis            a{c, out, {}, {}};
     std::vector<size_t> rest;
     for (size_t i = 0; i < c.tensors.size(); i++) {
         const size_t at = c.tensors[i].t->name.find(".experts.");
@@ -175,13 +176,13 @@ HfLayout analyze_hf(const HfCheckpoint & c) {
         a.block_tensor(i);
     a.check_complete();
 
-    MoeShape & s   = out.shape;
-    s.arch         = out.config.arch;
-    s.n_expert     = out.config.n_expert;
-    s.n_expert_used = out.config.n_expert_used;
-    s.n_expert_groups = out.config.n_expert_groups;
-    s.n_group_used    = out.config.n_group_used;
-    s.n_layer         = out.config.n_layer != 0 ? out.config.n_layer : uint32_t(a.block_of.rbegin()->first + 1);
+    MoeShape & s          = out.shape;
+    s.arch                = out.config.arch;
+    s.n_expert            = out.config.n_expert;
+    s.n_expert_used       = out.config.n_expert_used;
+    s.n_expert_groups     = out.config.n_expert_groups;
+    s.n_group_used        = out.config.n_group_used;
+    s.n_layer             = out.config.n_layer != 0 ? out.config.n_layer : uint32_t(a.block_of.rbegin()->first + 1);
     const int first_nextn = int(s.n_layer - out.config.n_nextn);
     for (const auto & [il, block] : a.block_of) {
         HfMoeLayer L{il, block, il >= first_nextn, false, ""};

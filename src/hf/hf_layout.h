@@ -29,11 +29,11 @@ enum class HfRole {
 };
 
 struct HfTensorRole {
-    HfRole      role  = HfRole::other;
-    int         layer = -1;
-    uint32_t    expert = 0;   // HfRole::expert: its id
-    std::string prefix;       // HfRole::expert: name up to and including "experts."
-    std::string suffix;       // HfRole::expert: name after "experts.<j>"
+    HfRole      role   = HfRole::other;
+    int         layer  = -1;
+    uint32_t    expert = 0;       // HfRole::expert: its id
+    std::string prefix;           // HfRole::expert: name up to and including "experts."
+    std::string suffix;           // HfRole::expert: name after "experts.<j>"
     uint64_t    slice_bytes = 0;  // fused/router: bytes of one expert's slice; expert: the tensor
 };
 

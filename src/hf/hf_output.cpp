@@ -89,12 +89,11 @@ void write_text_file(const std::string & path, const std::string & text) {
 std::string hf_index_text(const nlohmann::json & in_index, uint64_t total_size,
                           const std::vector<std::pair<std::string, std::string>> & weight_map) {
     nlohmann::ordered_json j = nlohmann::ordered_json::object();
-    nlohmann::json         meta =
-        in_index.is_object() && in_index.contains("metadata") && in_index["metadata"].is_object()
-                    ? in_index["metadata"]
-                    : nlohmann::json::object();
-    meta["total_size"] = total_size;
-    j["metadata"]      = meta;
+    nlohmann::json meta      = in_index.is_object() && in_index.contains("metadata") && in_index["metadata"].is_object()
+                                   ? in_index["metadata"]
+                                   : nlohmann::json::object();
+    meta["total_size"]       = total_size;
+    j["metadata"]            = meta;
     nlohmann::ordered_json map = nlohmann::ordered_json::object();
     for (const auto & [name, file] : weight_map)
         map[name] = file;

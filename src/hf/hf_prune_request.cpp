@@ -14,7 +14,7 @@ PruneOutcome run_hf_prune(const PruneRequest & r) {
     const HfCheckpoint c      = HfCheckpoint::open(r.model);
     const HfLayout     layout = analyze_hf(c);
     PruneOutcome       out;
-    out.original_size            = c.weights_size();
+    out.original_size             = c.weights_size();
     const std::vector<Plan> plans = plans_for_request(r, layout.shape);
     for (const auto & p : plans) {
         PlannedOutput o;

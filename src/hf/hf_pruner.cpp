@@ -96,8 +96,14 @@ class HfCopy {
 public:
     HfCopy(const HfCheckpoint & c, const HfLayout & layout, const std::vector<OutModel> & outs,
            const std::vector<std::unique_ptr<HfOutputFolder>> & dirs, Progress & progress)
-        : c_(c), layout_(layout), outs_(outs), dirs_(dirs), progress_(progress), cursor_(outs.size(), 0),
-          writers_(outs.size()), open_shard_(outs.size(), SIZE_MAX) {}
+        : c_(c),
+          layout_(layout),
+          outs_(outs),
+          dirs_(dirs),
+          progress_(progress),
+          cursor_(outs.size(), 0),
+          writers_(outs.size()),
+          open_shard_(outs.size(), SIZE_MAX) {}
 
     void copy_tensor(size_t i) {
         std::vector<size_t> to;  // outputs with a tensor from input tensor i
@@ -130,8 +136,8 @@ private:
         if (open_shard_[o] == shard) return;
         if (writers_[o]) writers_[o]->finish();
         const OutModel & m = outs_[o];
-        writers_[o] = std::make_unique<SafetensorsWriter>(dirs_[o]->file(m.shard_names[shard]), m.shard_meta(shard),
-                                                          m.metadata);
+        writers_[o] =
+            std::make_unique<SafetensorsWriter>(dirs_[o]->file(m.shard_names[shard]), m.shard_meta(shard), m.metadata);
         open_shard_[o] = shard;
     }
 
@@ -148,7 +154,8 @@ private:
                 if (e < n && std::binary_search(kept.begin(), kept.end(), e)) keep.push_back(o);
             }
             if (e == n || keep != run_to) {
-                if (!run_to.empty()) copy_range(t, uint64_t(run_start) * slice, uint64_t(e - run_start) * slice, run_to);
+                if (!run_to.empty())
+                    copy_range(t, uint64_t(run_start) * slice, uint64_t(e - run_start) * slice, run_to);
                 run_to    = keep;
                 run_start = e;
             }
@@ -196,11 +203,11 @@ private:
 
 std::string prune_record(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan) {
     nlohmann::ordered_json j;
-    j["tool"]              = std::string("reap.cpp ") + REAP_VERSION;
-    j["date"]              = iso_utc_now();
-    j["source"]            = c.dir;
-    j["n_expert_original"] = layout.config.n_expert;
-    j["n_expert"]          = plan.kept;
+    j["tool"]                   = std::string("reap.cpp ") + REAP_VERSION;
+    j["date"]                   = iso_utc_now();
+    j["source"]                 = c.dir;
+    j["n_expert_original"]      = layout.config.n_expert;
+    j["n_expert"]               = plan.kept;
     nlohmann::ordered_json kept = nlohmann::ordered_json::object();
     for (const auto & [il, lp] : plan.layers)
         kept[std::to_string(il)] = lp.kept;
@@ -212,13 +219,13 @@ std::string prune_record(const HfCheckpoint & c, const HfLayout & layout, const 
 // Everything but the weights: config.json, the index, reap_prune.json, the other files.
 void write_side_files(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan, const OutModel & m,
                       const HfOutputFolder & dir) {
-    write_text_file(dir.file("config.json"), pruned_config_text(c.config_text, layout.config, plan.kept, c.config_path));
+    write_text_file(dir.file("config.json"),
+                    pruned_config_text(c.config_text, layout.config, plan.kept, c.config_path));
     if (c.sharded) {
         std::map<std::string, std::string> map;
         for (const auto & t : m.tensors)
             map[t.meta.name] = m.shard_names[t.shard];
-        write_text_file(dir.file(k_hf_index_name),
-                        hf_index_text(c.index, m.data_size, {map.begin(), map.end()}));
+        write_text_file(dir.file(k_hf_index_name), hf_index_text(c.index, m.data_size, {map.begin(), map.end()}));
     }
     write_text_file(dir.file(k_hf_prune_record), prune_record(c, layout, plan));
     dir.copy_other_files(c);
@@ -236,7 +243,8 @@ void prune_hf(const HfCheckpoint & c, const HfLayout & layout, const std::vector
     for (size_t j = 0; j < jobs.size(); j++) {
         check_plan(jobs[j].plan, layout.shape, jobs[j].output);
         for (size_t k = 0; k < j; k++) {
-            if (same_file(jobs[j].output, jobs[k].output)) fail("%s: two outputs with the same name", jobs[j].output.c_str());
+            if (same_file(jobs[j].output, jobs[k].output))
+                fail("%s: two outputs with the same name", jobs[j].output.c_str());
         }
         outs.push_back(build_output(c, layout, jobs[j].plan));
         total += outs.back().data_size;

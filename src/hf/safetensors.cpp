@@ -69,12 +69,15 @@ StTensor parse_tensor(const std::string & name, const nlohmann::json & v, const 
     t.name              = name;
     t.dtype             = v["dtype"].get<std::string>();
     const uint32_t bits = safetensors_dtype_bits(t.dtype);
-    if (bits == 0) fail("%s: tensor '%s' has dtype '%s', which is not a safetensors dtype", path.c_str(), name.c_str(), t.dtype.c_str());
+    if (bits == 0)
+        fail("%s: tensor '%s' has dtype '%s', which is not a safetensors dtype", path.c_str(), name.c_str(),
+             t.dtype.c_str());
     unsigned __int128 elems = 1;
     for (const auto & d : v["shape"]) {
         t.shape.push_back(json_uint(d, path, name, "dimension"));
         elems *= t.shape.back();
-        if (elems > (unsigned __int128) 1 << 62) fail("%s: tensor '%s' has an impossible shape", path.c_str(), name.c_str());
+        if (elems > (unsigned __int128) 1 << 62)
+            fail("%s: tensor '%s' has an impossible shape", path.c_str(), name.c_str());
     }
     const unsigned __int128 bits_total = elems * bits;
     const uint64_t          begin      = json_uint(v["data_offsets"][0], path, name, "data offset");
@@ -96,10 +99,9 @@ StTensor parse_tensor(const std::string & name, const nlohmann::json & v, const 
 
 uint32_t safetensors_dtype_bits(const std::string & d) {
     static const std::map<std::string, uint32_t> bits = {
-        {"BOOL", 8},     {"U8", 8},       {"I8", 8},       {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8},
-        {"I16", 16},     {"U16", 16},     {"F16", 16},     {"BF16", 16},   {"I32", 32},    {"U32", 32},
-        {"F32", 32},     {"F64", 64},     {"I64", 64},     {"U64", 64},    {"F4", 4},      {"F6_E2M3", 6},
-        {"F6_E3M2", 6},  {"C64", 64},
+        {"BOOL", 8}, {"U8", 8},   {"I8", 8},    {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"I16", 16},
+        {"U16", 16}, {"F16", 16}, {"BF16", 16}, {"I32", 32},    {"U32", 32},    {"F32", 32},    {"F64", 64},
+        {"I64", 64}, {"U64", 64}, {"F4", 4},    {"F6_E2M3", 6}, {"F6_E3M2", 6}, {"C64", 64},
     };
     const auto it = bits.find(d);
     return it == bits.end() ? 0 : it->second;
@@ -124,7 +126,8 @@ SafetensorsFile SafetensorsFile::open(const std::string & path) {
         fail("%s: safetensors header length %llu is larger than the file (%llu bytes)", path.c_str(),
              (unsigned long long) n, (unsigned long long) f.size_);
     }
-    if (n > k_max_header) fail("%s: safetensors header of %llu bytes (at most 100 MB)", path.c_str(), (unsigned long long) n);
+    if (n > k_max_header)
+        fail("%s: safetensors header of %llu bytes (at most 100 MB)", path.c_str(), (unsigned long long) n);
     std::string header(size_t(n), '\0');
     pread_all(f.fd_, header.data(), n, 8, path);
     f.data_start_ = 8 + n;
@@ -154,7 +157,8 @@ void SafetensorsFile::parse_header(const std::string & header) {
         const StTensor & a = tensors_[i - 1];
         const StTensor & b = tensors_[i];
         if (a.offset + a.nbytes > b.offset) {
-            fail("%s: tensors '%s' and '%s' overlap in the data section", path_.c_str(), a.name.c_str(), b.name.c_str());
+            fail("%s: tensors '%s' and '%s' overlap in the data section", path_.c_str(), a.name.c_str(),
+                 b.name.c_str());
         }
     }
     for (auto & t : tensors_)
@@ -196,7 +200,7 @@ void SafetensorsFile::read(const StTensor & t, uint64_t off, void * dst, uint64_
     pread_all(fd_, dst, n, t.offset + off, path_);
 }
 
-std::string safetensors_header(const std::vector<StOutTensor> & tensors,
+std::string safetensors_header(const std::vector<StOutTensor> &           tensors,
                                const std::map<std::string, std::string> & metadata) {
     // ordered_json keeps the tensors in data order, as the safetensors library writes them.
     nlohmann::ordered_json h = nlohmann::ordered_json::object();
@@ -240,7 +244,7 @@ void SafetensorsWriter::copy_from(int in_fd, uint64_t off, uint64_t n, const std
     if (n > end_ - pos_) fail("%s: more data than the header declares", path_.c_str());
     while (n > 0) {
         loff_t        in_off = loff_t(off), out_off = loff_t(pos_);
-        const ssize_t c      = ::copy_file_range(in_fd, &in_off, fd_, &out_off, size_t(std::min<uint64_t>(n, 1u << 30)), 0);
+        const ssize_t c = ::copy_file_range(in_fd, &in_off, fd_, &out_off, size_t(std::min<uint64_t>(n, 1u << 30)), 0);
         if (c < 0 && errno == EINTR) continue;
         if (c <= 0) {
             if (c < 0 && errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP) {

@@ -18,7 +18,7 @@ uint32_t safetensors_dtype_bits(const std::string & dtype);
 struct StTensor {
     std::string           name;
     std::string           dtype;
-    std::vector<uint64_t> shape;      // outermost first (PyTorch order)
+    std::vector<uint64_t> shape;       // outermost first (PyTorch order)
     uint64_t              offset = 0;  // absolute byte offset of the data in the file
     uint64_t              nbytes = 0;
 };
@@ -65,7 +65,7 @@ struct StOutTensor {
 
 // The header block (length + JSON padded with spaces to 8 bytes) for these tensors, laid out
 // back to back in the given order.
-std::string safetensors_header(const std::vector<StOutTensor> & tensors,
+std::string safetensors_header(const std::vector<StOutTensor> &           tensors,
                                const std::map<std::string, std::string> & metadata);
 
 // Writes one safetensors file at `path` (a plain file: callers write into a temporary folder or
@@ -79,7 +79,7 @@ public:
     SafetensorsWriter(const SafetensorsWriter &)             = delete;
     SafetensorsWriter & operator=(const SafetensorsWriter &) = delete;
 
-    void     write(const void * data, uint64_t n);
+    void write(const void * data, uint64_t n);
     // Copies `n` bytes at `off` of the file `in_fd` (in the kernel where it can: copy_file_range).
     void     copy_from(int in_fd, uint64_t off, uint64_t n, const std::string & in_path);
     void     finish();  // flushes to disk and closes; throws when bytes are missing

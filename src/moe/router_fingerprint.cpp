@@ -29,7 +29,7 @@ std::string router_fingerprint(const GgufFile & f, const MoeLayout & layout) {
 RouterNorms router_row_norms(const GgufFile & f, const MoeLayout & layout) {
     RouterNorms norms;
     for (int il : layout.shape().moe_layers) {
-        const TensorInfo * t = f.find_tensor("blk." + std::to_string(il) + ".ffn_gate_inp.weight");
+        const TensorInfo * t      = f.find_tensor("blk." + std::to_string(il) + ".ffn_gate_inp.weight");
         const auto *       traits = t == nullptr ? nullptr : ggml_get_type_traits(t->type);
         if (t == nullptr || t->n_dims != 2 || (t->type != GGML_TYPE_F32 && traits->to_float == nullptr)) continue;
         const size_t         row_bytes = ggml_row_size(t->type, t->ne[0]);

@@ -287,9 +287,10 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
     if (m.router_norms) {
         const std::string diff = router_norms_mismatch(*m.router_norms, shape.router_norms);
         if (!diff.empty()) {
-            fail("%s: statistics of a model with other router weights or another expert order (%s, stats vs "
-                 "model): statistics of another model",
-                 path.c_str(), diff.c_str());
+            fail(
+                "%s: statistics of a model with other router weights or another expert order (%s, stats vs "
+                "model): statistics of another model",
+                path.c_str(), diff.c_str());
         }
     }
     for (const auto & [il, L] : stats.layers) {

@@ -80,7 +80,8 @@ struct MetaReader {
         RouterNorms norms;
         for (const auto & [layer, row] : v->items()) {
             uint64_t il = 0;
-            if (!parse_canonical_uint(layer, INT_MAX, il) || !row.is_array()) bad(key, "an object of layer -> router row norms");
+            if (!parse_canonical_uint(layer, INT_MAX, il) || !row.is_array())
+                bad(key, "an object of layer -> router row norms");
             for (const auto & x : row) {
                 if (!x.is_number()) bad(key, "an object of layer -> router row norms");
                 norms[int(il)].push_back(x.get<float>());

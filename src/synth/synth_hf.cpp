@@ -43,43 +43,82 @@ void arch_config(const GgufFile & f, nlohmann::ordered_json & c) {
     const uint32_t    H = u("attention.head_count"), E = u("expert_count"), used = u("expert_used_count");
     const uint32_t    ff_exp = u("expert_feed_forward_length");
     if (a == "qwen3moe") {
-        c.update({{"architectures", {"Qwen3MoeForCausalLM"}}, {"model_type", "qwen3_moe"}, {"num_key_value_heads", u("attention.head_count_kv")},
-                  {"head_dim", u("attention.key_length")}, {"intermediate_size", u("feed_forward_length")},
-                  {"moe_intermediate_size", ff_exp}, {"num_experts", E}, {"num_experts_per_tok", used},
-                  {"norm_topk_prob", true}, {"decoder_sparse_step", 1}, {"mlp_only_layers", nlohmann::json::array()}});
+        c.update({{"architectures", {"Qwen3MoeForCausalLM"}},
+                  {"model_type", "qwen3_moe"},
+                  {"num_key_value_heads", u("attention.head_count_kv")},
+                  {"head_dim", u("attention.key_length")},
+                  {"intermediate_size", u("feed_forward_length")},
+                  {"moe_intermediate_size", ff_exp},
+                  {"num_experts", E},
+                  {"num_experts_per_tok", used},
+                  {"norm_topk_prob", true},
+                  {"decoder_sparse_step", 1},
+                  {"mlp_only_layers", nlohmann::json::array()}});
     } else if (a == "llama") {
-        c.update({{"architectures", {"MixtralForCausalLM"}}, {"model_type", "mixtral"}, {"num_key_value_heads", u("attention.head_count_kv")},
-                  {"intermediate_size", u("feed_forward_length")}, {"num_local_experts", E}, {"num_experts_per_tok", used}});
+        c.update({{"architectures", {"MixtralForCausalLM"}},
+                  {"model_type", "mixtral"},
+                  {"num_key_value_heads", u("attention.head_count_kv")},
+                  {"intermediate_size", u("feed_forward_length")},
+                  {"num_local_experts", E},
+                  {"num_experts_per_tok", used}});
     } else if (a == "deepseek2") {
         const uint32_t rope = u("rope.dimension_count");
-        c.update({{"architectures", {"DeepseekV3ForCausalLM"}}, {"model_type", "deepseek_v3"}, {"num_key_value_heads", H},
-                  {"intermediate_size", u("feed_forward_length")}, {"moe_intermediate_size", ff_exp},
-                  {"n_routed_experts", E}, {"n_shared_experts", u("expert_shared_count")}, {"num_experts_per_tok", used},
-                  {"n_group", u("expert_group_count")}, {"topk_group", u("expert_group_used_count")},
-                  {"first_k_dense_replace", u("leading_dense_block_count")}, {"moe_layer_freq", 1},
-                  {"kv_lora_rank", u("attention.kv_lora_rank")}, {"q_lora_rank", nullptr},
-                  {"qk_nope_head_dim", u("attention.key_length_mla") - rope}, {"qk_rope_head_dim", rope},
+        c.update({{"architectures", {"DeepseekV3ForCausalLM"}},
+                  {"model_type", "deepseek_v3"},
+                  {"num_key_value_heads", H},
+                  {"intermediate_size", u("feed_forward_length")},
+                  {"moe_intermediate_size", ff_exp},
+                  {"n_routed_experts", E},
+                  {"n_shared_experts", u("expert_shared_count")},
+                  {"num_experts_per_tok", used},
+                  {"n_group", u("expert_group_count")},
+                  {"topk_group", u("expert_group_used_count")},
+                  {"first_k_dense_replace", u("leading_dense_block_count")},
+                  {"moe_layer_freq", 1},
+                  {"kv_lora_rank", u("attention.kv_lora_rank")},
+                  {"q_lora_rank", nullptr},
+                  {"qk_nope_head_dim", u("attention.key_length_mla") - rope},
+                  {"qk_rope_head_dim", rope},
                   {"v_head_dim", u("attention.value_length_mla")},
                   {"routed_scaling_factor", f.get_float(p + "expert_weights_scale").value_or(1.0)},
-                  {"scoring_func", "sigmoid"}, {"topk_method", "noaux_tc"}, {"norm_topk_prob", true}});
+                  {"scoring_func", "sigmoid"},
+                  {"topk_method", "noaux_tc"},
+                  {"norm_topk_prob", true}});
     } else if (a == "gpt-oss") {
-        c.update({{"architectures", {"GptOssForCausalLM"}}, {"model_type", "gpt_oss"}, {"num_key_value_heads", u("attention.head_count_kv")},
-                  {"head_dim", u("attention.key_length")}, {"intermediate_size", ff_exp}, {"num_local_experts", E},
-                  {"num_experts_per_tok", used}, {"experts_per_token", used}, {"sliding_window", u("attention.sliding_window")}});
+        c.update({{"architectures", {"GptOssForCausalLM"}},
+                  {"model_type", "gpt_oss"},
+                  {"num_key_value_heads", u("attention.head_count_kv")},
+                  {"head_dim", u("attention.key_length")},
+                  {"intermediate_size", ff_exp},
+                  {"num_local_experts", E},
+                  {"num_experts_per_tok", used},
+                  {"experts_per_token", used},
+                  {"sliding_window", u("attention.sliding_window")}});
     } else if (a == "nemotron_h_moe") {
         std::string pattern;
         const auto  ff = f.get_uint_per_layer(p + "feed_forward_length", key_u32(f, p + "block_count"));
         const auto  kv = f.get_uint_per_layer(p + "attention.head_count_kv", ff.size());
         for (size_t il = 0; il < ff.size(); il++)
             pattern += ff[il] > 0 ? 'E' : kv[il] > 0 ? '*' : 'M';
-        c.update({{"architectures", {"NemotronHForCausalLM"}}, {"model_type", "nemotron_h"}, {"hybrid_override_pattern", pattern},
-                  {"num_key_value_heads", u("attention.head_count_kv")}, {"head_dim", u("attention.key_length")},
-                  {"n_routed_experts", E}, {"num_experts_per_tok", used}, {"moe_intermediate_size", ff_exp},
+        c.update({{"architectures", {"NemotronHForCausalLM"}},
+                  {"model_type", "nemotron_h"},
+                  {"hybrid_override_pattern", pattern},
+                  {"num_key_value_heads", u("attention.head_count_kv")},
+                  {"head_dim", u("attention.key_length")},
+                  {"n_routed_experts", E},
+                  {"num_experts_per_tok", used},
+                  {"moe_intermediate_size", ff_exp},
                   {"moe_shared_expert_intermediate_size", u("expert_shared_feed_forward_length")},
-                  {"n_shared_experts", u("expert_shared_count")}, {"n_group", 1}, {"topk_group", 1},
-                  {"mamba_num_heads", u("ssm.time_step_rank")}, {"mamba_head_dim", u("ssm.inner_size") / std::max(1u, u("ssm.time_step_rank"))},
-                  {"ssm_state_size", u("ssm.state_size")}, {"conv_kernel", u("ssm.conv_kernel")}, {"n_groups", u("ssm.group_count")},
-                  {"routed_scaling_factor", f.get_float(p + "expert_weights_scale").value_or(1.0)}, {"norm_topk_prob", true}});
+                  {"n_shared_experts", u("expert_shared_count")},
+                  {"n_group", 1},
+                  {"topk_group", 1},
+                  {"mamba_num_heads", u("ssm.time_step_rank")},
+                  {"mamba_head_dim", u("ssm.inner_size") / std::max(1u, u("ssm.time_step_rank"))},
+                  {"ssm_state_size", u("ssm.state_size")},
+                  {"conv_kernel", u("ssm.conv_kernel")},
+                  {"n_groups", u("ssm.group_count")},
+                  {"routed_scaling_factor", f.get_float(p + "expert_weights_scale").value_or(1.0)},
+                  {"norm_topk_prob", true}});
     } else {
         fail("%s: no Hugging Face config for architecture '%s'", f.path().c_str(), a.c_str());
     }
@@ -140,13 +179,13 @@ nlohmann::json write_hf(const std::string & gguf_path, const std::string & dir, 
         fill += n;
         total += n;
     }
-    HfOutputFolder                     out(dir, gguf_path);
-    const bool                         sharded = o.shard_max_bytes > 0;
-    const std::map<std::string, std::string> meta = {{"format", "pt"}};
-    std::map<std::string, std::string> weight_map;
-    GgufValues                         values(f);
-    std::vector<float>                 v;
-    std::vector<uint8_t>               bytes;
+    HfOutputFolder                           out(dir, gguf_path);
+    const bool                               sharded = o.shard_max_bytes > 0;
+    const std::map<std::string, std::string> meta    = {{"format", "pt"}};
+    std::map<std::string, std::string>       weight_map;
+    GgufValues                               values(f);
+    std::vector<float>                       v;
+    std::vector<uint8_t>                     bytes;
     for (size_t s = 0; s < shards.size(); s++) {
         const std::string        name = sharded ? hf_shard_name(s + 1, shards.size()) : k_hf_single_name;
         std::vector<StOutTensor> decl;
@@ -158,19 +197,26 @@ nlohmann::json write_hf(const std::string & gguf_path, const std::string & dir, 
         SafetensorsWriter w(out.file(name), decl, meta);
         for (size_t i : shards[s]) {
             pieces[i].fill(values, v);
-            if (v.size() != pieces[i].n_elements()) fail("%s: tensor '%s' has the wrong size", dir.c_str(), pieces[i].name.c_str());
+            if (v.size() != pieces[i].n_elements())
+                fail("%s: tensor '%s' has the wrong size", dir.c_str(), pieces[i].name.c_str());
             to_bytes(v, pieces[i].dtype, bytes);
             w.write(bytes.data(), bytes.size());
         }
         w.finish();
     }
-    if (sharded) write_text_file(out.file(k_hf_index_name), hf_index_text(nlohmann::json(), total, {weight_map.begin(), weight_map.end()}));
+    if (sharded)
+        write_text_file(out.file(k_hf_index_name),
+                        hf_index_text(nlohmann::json(), total, {weight_map.begin(), weight_map.end()}));
     write_text_file(out.file("config.json"), hf_config(f).dump(2) + "\n");
     // A non-weight file, as real folders have (tokenizer, generation config): copied by prune.
     write_text_file(out.file("generation_config.json"), "{\n  \"do_sample\": false\n}\n");
     out.commit();
-    return {{"dir", dir}, {"architecture", f.arch()}, {"tensors", pieces.size()}, {"shards", shards.size()},
-            {"bytes", total}, {"layout", o.experts == HfExperts::fused ? "fused" : "per-expert"}};
+    return {{"dir", dir},
+            {"architecture", f.arch()},
+            {"tensors", pieces.size()},
+            {"shards", shards.size()},
+            {"bytes", total},
+            {"layout", o.experts == HfExperts::fused ? "fused" : "per-expert"}};
 }
 
 }  // namespace reap::synth

@@ -26,7 +26,7 @@ struct HfOptions {
 };
 
 // Whether transformers saves architecture `arch` (GGUF name) in that expert layout.
-bool hf_has_layout(const std::string & arch, HfExperts e);
+bool      hf_has_layout(const std::string & arch, HfExperts e);
 HfExperts parse_hf_experts(const std::string & s);  // "per-expert" / "fused"
 
 // Writes the GGUF `gguf_path` (a synth model) as the HF folder `dir` (made as a temporary folder

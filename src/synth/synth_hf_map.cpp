@@ -39,9 +39,9 @@ namespace {
 
 // The names one architecture gives its parts.
 struct Names {
-    std::string layers;  // "model.layers." / "backbone.layers."
-    std::string block;   // the MoE block: "mlp", "block_sparse_moe", "mixer"
-    std::string router;  // "gate" / "router"
+    std::string layers;   // "model.layers." / "backbone.layers."
+    std::string block;    // the MoE block: "mlp", "block_sparse_moe", "mixer"
+    std::string router;   // "gate" / "router"
     std::string proj[3];  // gate, up, down projections of one expert
     bool        nemotron = false;
 };
@@ -49,7 +49,8 @@ struct Names {
 Names names_for(const std::string & arch) {
     if (arch == "llama") return {"model.layers.", "block_sparse_moe", "gate", {"w1", "w3", "w2"}};
     if (arch == "gpt-oss") return {"model.layers.", "mlp", "router", {"gate_proj", "up_proj", "down_proj"}};
-    if (arch == "nemotron_h_moe") return {"backbone.layers.", "mixer", "gate", {"gate_proj", "up_proj", "down_proj"}, true};
+    if (arch == "nemotron_h_moe")
+        return {"backbone.layers.", "mixer", "gate", {"gate_proj", "up_proj", "down_proj"}, true};
     return {"model.layers.", "mlp", "gate", {"gate_proj", "up_proj", "down_proj"}};
 }
 
@@ -109,7 +110,8 @@ std::vector<uint64_t> reversed_shape(const TensorInfo & t) {
 }
 
 // Values copied as they are (the HF tensor is the GGUF tensor, dimensions reversed).
-HfPiece plain(const std::string & name, const TensorInfo & t, std::vector<uint64_t> shape, const char * dtype = "BF16") {
+HfPiece plain(const std::string & name, const TensorInfo & t, std::vector<uint64_t> shape,
+              const char * dtype = "BF16") {
     const std::string g = t.name;
     return {name, std::move(shape), dtype, [g](GgufValues & v, std::vector<float> & out) { out = v.get(g); }};
 }
@@ -122,8 +124,8 @@ void expert_pieces(const GgufFile & f, const Names & n, int il, const std::strin
     const TensorInfo & t    = *f.find_tensor(blk + rest);
     const int          proj = starts_with(rest, "ffn_gate") ? 0 : starts_with(rest, "ffn_up") ? 1 : 2;
     const bool         bias = ends_with(rest, ".bias");
-    const uint64_t     E = uint64_t(t.ne[t.n_dims - 1]), A = uint64_t(t.ne[0]), B = t.n_dims == 3 ? uint64_t(t.ne[1]) : 1;
-    const std::string  g = t.name, up = blk + (bias ? "ffn_up_exps.bias" : "ffn_up_exps.weight");
+    const uint64_t E = uint64_t(t.ne[t.n_dims - 1]), A = uint64_t(t.ne[0]), B = t.n_dims == 3 ? uint64_t(t.ne[1]) : 1;
+    const std::string g = t.name, up = blk + (bias ? "ffn_up_exps.bias" : "ffn_up_exps.weight");
     if (experts == HfExperts::per_expert) {
         for (uint64_t j = 0; j < E; j++) {
             std::vector<uint64_t> shape = bias ? std::vector<uint64_t>{A} : std::vector<uint64_t>{B, A};
@@ -154,11 +156,12 @@ void expert_pieces(const GgufFile & f, const Names & n, int il, const std::strin
         return;
     }
     // gate_up_proj: gate then up rows [E, 2ff, hidden]; gpt-oss: interleaved columns [E, hidden, 2ff].
-    const uint64_t ff = bias ? A : B, hid = bias ? 1 : A;
-    std::vector<uint64_t> shape = bias ? std::vector<uint64_t>{E, 2 * ff}
+    const uint64_t        ff = bias ? A : B, hid = bias ? 1 : A;
+    std::vector<uint64_t> shape = bias      ? std::vector<uint64_t>{E, 2 * ff}
                                   : gpt_oss ? std::vector<uint64_t>{E, hid, 2 * ff}
                                             : std::vector<uint64_t>{E, 2 * ff, hid};
-    out.push_back({base + "gate_up_proj" + sfx, shape, "BF16", [g, up, E, ff, hid, gpt_oss](GgufValues & v, std::vector<float> & o) {
+    out.push_back({base + "gate_up_proj" + sfx, shape, "BF16",
+                   [g, up, E, ff, hid, gpt_oss](GgufValues & v, std::vector<float> & o) {
                        const std::vector<float> gate = v.get(g);
                        const auto &             upv  = v.get(up);
                        o.resize(E * 2 * ff * hid);
@@ -180,12 +183,15 @@ void expert_pieces(const GgufFile & f, const Names & n, int il, const std::strin
 // DeepSeek's kv_b_proj [H * (nope + v_head), kv_lora], which the converter splits into
 // attn_k_b {nope, kv_lora, H} (transposed per head) and attn_v_b {kv_lora, v_head, H}.
 HfPiece kv_b_piece(const GgufFile & f, const Names & n, int il) {
-    const std::string  blk = "blk." + std::to_string(il) + ".";
-    const TensorInfo & kb = *f.find_tensor(blk + "attn_k_b.weight");
-    const TensorInfo & vb = *f.find_tensor(blk + "attn_v_b.weight");
-    const uint64_t nope = uint64_t(kb.ne[0]), lora = uint64_t(kb.ne[1]), H = uint64_t(kb.ne[2]), vh = uint64_t(vb.ne[1]);
+    const std::string  blk  = "blk." + std::to_string(il) + ".";
+    const TensorInfo & kb   = *f.find_tensor(blk + "attn_k_b.weight");
+    const TensorInfo & vb   = *f.find_tensor(blk + "attn_v_b.weight");
+    const uint64_t     nope = uint64_t(kb.ne[0]), lora = uint64_t(kb.ne[1]), H = uint64_t(kb.ne[2]),
+                   vh    = uint64_t(vb.ne[1]);
     const std::string kn = kb.name, vn = vb.name;
-    return {n.layers + std::to_string(il) + ".self_attn.kv_b_proj.weight", {H * (nope + vh), lora}, "BF16",
+    return {n.layers + std::to_string(il) + ".self_attn.kv_b_proj.weight",
+            {H * (nope + vh), lora},
+            "BF16",
             [=](GgufValues & v, std::vector<float> & o) {
                 const std::vector<float> k = v.get(kn);
                 const auto &             x = v.get(vn);
@@ -222,18 +228,20 @@ HfPiece layer_piece(const Names & n, const TensorInfo & t, const std::string & n
 }  // namespace
 
 std::vector<HfPiece> hf_pieces(const GgufFile & f, HfExperts experts) {
-    const std::string arch = f.arch();
-    const Names       n    = names_for(arch);
-    const bool        oss  = arch == "gpt-oss";
+    const std::string    arch = f.arch();
+    const Names          n    = names_for(arch);
+    const bool           oss  = arch == "gpt-oss";
     std::vector<HfPiece> out;
     for (const auto & t : f.tensors()) {
         std::string rest;
         const int   il = tensor_layer(t.name, &rest);
         if (il < 0) {
-            const std::string name = t.name == "token_embd.weight"   ? (n.nemotron ? "backbone.embeddings.weight" : "model.embed_tokens.weight")
-                                     : t.name == "output_norm.weight" ? (n.nemotron ? "backbone.norm_f.weight" : "model.norm.weight")
-                                     : t.name == "output.weight"      ? "lm_head.weight"
-                                                                      : "";
+            const std::string name = t.name == "token_embd.weight"
+                                         ? (n.nemotron ? "backbone.embeddings.weight" : "model.embed_tokens.weight")
+                                     : t.name == "output_norm.weight"
+                                         ? (n.nemotron ? "backbone.norm_f.weight" : "model.norm.weight")
+                                     : t.name == "output.weight" ? "lm_head.weight"
+                                                                 : "";
             if (name.empty()) fail("%s: no Hugging Face name for tensor '%s'", f.path().c_str(), t.name.c_str());
             out.push_back(plain(name, t, reversed_shape(t)));
         } else if (rest.find("_exps.") != std::string::npos) {

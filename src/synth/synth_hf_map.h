@@ -29,9 +29,9 @@ private:
 
 // One HF tensor: name, shape (outermost first), dtype, and how its values are made.
 struct HfPiece {
-    std::string                                         name;
-    std::vector<uint64_t>                               shape;
-    std::string                                         dtype;  // "BF16" or "F32"
+    std::string                                             name;
+    std::vector<uint64_t>                                   shape;
+    std::string                                             dtype;  // "BF16" or "F32"
     std::function<void(GgufValues &, std::vector<float> &)> fill;
 
     uint64_t n_elements() const {

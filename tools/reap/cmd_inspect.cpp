@@ -14,7 +14,7 @@ void add_inspect(CLI::App & app) {
     auto   opts = std::make_shared<Opts>();
     auto * cmd  = app.add_subcommand("inspect",
                                      "show the MoE structure of a GGUF model or Hugging Face folder and its size after "
-                                     "pruning");
+                                      "pruning");
     cmd->add_option("model,-m,--model", opts->model,
                     "GGUF file (any split of a split model opens all of it) or Hugging Face model folder")
         ->required();

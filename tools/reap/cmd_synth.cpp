@@ -38,7 +38,8 @@ void add_synth(CLI::App & app) {
     cmd->add_option("--rare", o->n_rare, "rarely routed experts per MoE layer (-1: n_expert/8)");
     cmd->add_option("--weak", o->n_weak, "often routed, low-output experts per MoE layer (-1: n_expert/8)");
     cmd->add_flag("--json", *json, "print the summary as JSON");
-    cmd->add_option("--hf-out", hf->dir, "also write the model as a Hugging Face folder (BF16 safetensors, config.json)");
+    cmd->add_option("--hf-out", hf->dir,
+                    "also write the model as a Hugging Face folder (BF16 safetensors, config.json)");
     cmd->add_option("--hf-layout", hf->layout, "expert tensors of --hf-out: per-expert or fused")
         ->check(CLI::IsMember({"per-expert", "fused"}));
     cmd->add_option("--hf-shard-size", hf->shard_size,
@@ -47,8 +48,8 @@ void add_synth(CLI::App & app) {
     cmd->callback([=]() {
         static const std::map<std::string, ggml_type> types = {
             {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
-        o->type      = types.at(*type);
-        auto s = synth::write_model(*o, *out);
+        o->type = types.at(*type);
+        auto s  = synth::write_model(*o, *out);
         if (!hf->dir.empty()) {
             synth::HfOptions ho;
             ho.experts         = synth::parse_hf_experts(hf->layout);
