@@ -47,10 +47,10 @@ std::string export_hf(const std::string & gguf, const std::string & dir, synth::
 // A plan keeping `kept` experts per MoE layer, a different balanced subset in every layer.
 Plan test_plan(const MoeShape & s, uint32_t kept) {
     Plan p;
-    p.criterion  = "test";
-    p.n_expert   = s.n_expert;
-    p.kept       = kept;
-    p.keep_ratio = double(kept) / s.n_expert;
+    p.criterion      = "test";
+    p.n_expert       = s.n_expert;
+    p.kept           = kept;
+    p.keep_ratio     = double(kept) / s.n_expert;
     const uint32_t g = s.groups(), per = s.n_expert / g;
     for (int il : s.all_moe_layers()) {
         LayerPlan lp;
@@ -119,7 +119,7 @@ void rewrite_folder(const std::string & src, const std::string & dst, const Tens
                     const std::vector<std::pair<StOutTensor, std::vector<uint8_t>>> & extra = {}) {
     fs::create_directories(dst);
     fs::copy(src + "/config.json", dst + "/config.json");
-    const SafetensorsFile                                       in = SafetensorsFile::open(src + "/model.safetensors");
+    const SafetensorsFile                                     in = SafetensorsFile::open(src + "/model.safetensors");
     std::vector<std::pair<StOutTensor, std::vector<uint8_t>>> ts;
     for (const auto & t : in.tensors()) {
         StOutTensor          o{t.name, t.dtype, t.shape, t.nbytes};
@@ -147,7 +147,7 @@ class HfSamePlan : public ::testing::TestWithParam<std::tuple<std::string, synth
 TEST_P(HfSamePlan, KeepsTheGgufOutputsExperts) {
     const auto [arch, layout] = GetParam();
     const std::string dir = test::tmp_dir(), gguf = test::synth_model(small(arch));
-    const std::string hf  = export_hf(gguf, dir + "/hf", layout);
+    const std::string hf = export_hf(gguf, dir + "/hf", layout);
 
     const GgufFile     in    = GgufFile::open(gguf);
     const MoeLayout    ml    = analyze_moe(in);
@@ -177,29 +177,30 @@ TEST_P(HfSamePlan, KeepsTheGgufOutputsExperts) {
     EXPECT_TRUE(fs::exists(dir + "/out-hf/generation_config.json"));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllArchsAndLayouts, HfSamePlan,
-    ::testing::Values(std::make_tuple("qwen3moe", synth::HfExperts::per_expert),
-                      std::make_tuple("qwen3moe", synth::HfExperts::fused),
-                      std::make_tuple("llama", synth::HfExperts::per_expert),
-                      std::make_tuple("deepseek2", synth::HfExperts::per_expert),
-                      std::make_tuple("deepseek2", synth::HfExperts::fused),
-                      std::make_tuple("gpt-oss", synth::HfExperts::fused),
-                      std::make_tuple("nemotron_h_moe", synth::HfExperts::per_expert)),
-    [](const auto & param_info) {
-        std::string n = std::get<0>(param_info.param) + (std::get<1>(param_info.param) == synth::HfExperts::fused ? "_fused" : "_per_expert");
-        for (char & ch : n)
-            if (ch == '-') ch = '_';
-        return n;
-    });
+INSTANTIATE_TEST_SUITE_P(AllArchsAndLayouts, HfSamePlan,
+                         ::testing::Values(std::make_tuple("qwen3moe", synth::HfExperts::per_expert),
+                                           std::make_tuple("qwen3moe", synth::HfExperts::fused),
+                                           std::make_tuple("llama", synth::HfExperts::per_expert),
+                                           std::make_tuple("deepseek2", synth::HfExperts::per_expert),
+                                           std::make_tuple("deepseek2", synth::HfExperts::fused),
+                                           std::make_tuple("gpt-oss", synth::HfExperts::fused),
+                                           std::make_tuple("nemotron_h_moe", synth::HfExperts::per_expert)),
+                         [](const auto & param_info) {
+                             std::string n =
+                                 std::get<0>(param_info.param) +
+                                 (std::get<1>(param_info.param) == synth::HfExperts::fused ? "_fused" : "_per_expert");
+                             for (char & ch : n)
+                                 if (ch == '-') ch = '_';
+                             return n;
+                         });
 
 TEST(HfPrune, KeepAllCopiesEveryTensorByteForByteShardedInShardedOut) {
-    const std::string dir = test::tmp_dir(), gguf = test::synth_model(small("qwen3moe"));
-    const std::string hf  = export_hf(gguf, dir + "/hf", synth::HfExperts::per_expert, 1u << 20);
+    const std::string  dir = test::tmp_dir(), gguf = test::synth_model(small("qwen3moe"));
+    const std::string  hf = export_hf(gguf, dir + "/hf", synth::HfExperts::per_expert, 1u << 20);
     const HfCheckpoint c  = HfCheckpoint::open(hf);
     ASSERT_GT(c.shards.size(), 2u);
-    const HfLayout hl = analyze_hf(c);
-    Plan           all = test_plan(hl.shape, hl.shape.n_expert);
+    const HfLayout hl   = analyze_hf(c);
+    Plan           all  = test_plan(hl.shape, hl.shape.n_expert);
     Plan           half = test_plan(hl.shape, hl.shape.n_expert / 2);
     prune_hf(c, hl, {{all, dir + "/all", 0}, {half, dir + "/half", 0}}, false);
 
@@ -247,14 +248,14 @@ TEST(HfConfig, ExpertCountKeysFoundAndRewrittenExactly) {
     const std::string out8 = pruned_config_text(text, m, 8, "config.json");
     EXPECT_EQ(out8.find("\"zeta\""), out8.find('"'));  // key order kept
     json want = json::parse(text), got = json::parse(out8);
-    want["num_local_experts"]           = 8;
-    want["text_config"]["num_experts"]  = 8;
+    want["num_local_experts"]          = 8;
+    want["text_config"]["num_experts"] = 8;
     EXPECT_EQ(got, want);  // every other key as it was, experts per token and groups untouched
 
-    json two                         = want;
-    two["num_local_experts"]         = 2;
-    two["text_config"]["num_experts"] = 2;
-    two["num_experts_per_tok"]       = 2;
+    json two                                = want;
+    two["num_local_experts"]                = 2;
+    two["text_config"]["num_experts"]       = 2;
+    two["num_experts_per_tok"]              = 2;
     two["text_config"]["experts_per_token"] = 2;
     EXPECT_EQ(json::parse(pruned_config_text(text, m, 2, "config.json")), two);
 
@@ -266,7 +267,7 @@ TEST(HfConfig, ExpertCountKeysFoundAndRewrittenExactly) {
 // another model and of the same model with its experts in another order; old stats still work.
 TEST(HfPrune, RouterFingerprintTiesStatsToTheWeights) {
     const std::string dir = test::tmp_dir();
-    const std::string a   = test::synth_model(small("qwen3moe")), b = test::synth_model(small("qwen3moe", 7));
+    const std::string a = test::synth_model(small("qwen3moe")), b = test::synth_model(small("qwen3moe", 7));
     const std::string stats = stats_for(a, dir + "/a.json");
     ASSERT_TRUE(read_json(stats)["_meta"].contains("router_norms"));
     const std::string a_hf = export_hf(a, dir + "/a-hf", synth::HfExperts::per_expert);
@@ -303,7 +304,8 @@ TEST(HfPrune, RouterFingerprintTiesStatsToTheWeights) {
         const std::string p = "model.layers.0.mlp.experts.";
         if (t.name.rfind(p, 0) == 0) {
             const size_t dot = t.name.find('.', p.size());
-            t.name = p + std::to_string(E - 1 - std::stoul(t.name.substr(p.size(), dot - p.size()))) + t.name.substr(dot);
+            t.name =
+                p + std::to_string(E - 1 - std::stoul(t.name.substr(p.size(), dot - p.size()))) + t.name.substr(dot);
         } else if (t.name == "model.layers.0.mlp.gate.weight") {
             const size_t         row = bytes.size() / E;
             std::vector<uint8_t> rows(bytes.size());
@@ -332,7 +334,7 @@ TEST(HfPrune, BadInputIsOneLineNamingTheFileAndLeavesNoOutput) {
     const std::string dir = test::tmp_dir(), gguf = test::synth_model(small("qwen3moe"));
     const std::string good    = export_hf(gguf, dir + "/good", synth::HfExperts::per_expert);
     const std::string sharded = export_hf(gguf, dir + "/sharded", synth::HfExperts::per_expert, 4u << 20);
-    auto copy = [&](const std::string & src, const std::string & name) {
+    auto              copy    = [&](const std::string & src, const std::string & name) {
         fs::copy(src, dir + "/" + name, fs::copy_options::recursive);
         return dir + "/" + name;
     };
@@ -378,13 +380,14 @@ TEST(HfPrune, BadInputIsOneLineNamingTheFileAndLeavesNoOutput) {
         std::string over = "[" + std::to_string(b1 - 2) + "," + std::to_string(e1 - 2) + "]";
         std::string far  = "[" + std::to_string(b1 + 900000000) + "," + std::to_string(e1 + 900000000) + "]";
         over.resize(offs.size(), ' ');
-        std::string dtype = "\"dtype\":\"" + t1.dtype + "\"", bad_dtype = "\"dtype\":\"" + std::string(t1.dtype == "BF16" ? "F32 " : "BF16") + "\"";
-        const std::string m1 = patch("overlap", offs, over);
+        std::string dtype     = "\"dtype\":\"" + t1.dtype + "\"",
+                    bad_dtype = "\"dtype\":\"" + std::string(t1.dtype == "BF16" ? "F32 " : "BF16") + "\"";
+        const std::string m1  = patch("overlap", offs, over);
         cases.push_back({m1, m1 + "/model.safetensors", "overlap"});
         const std::string m2 = copy(good, "range");
         {
-            auto        b = test::read_bytes(m2 + "/model.safetensors");
-            std::string s(b.begin(), b.end());
+            auto         b = test::read_bytes(m2 + "/model.safetensors");
+            std::string  s(b.begin(), b.end());
             const size_t at = s.find(offs);
             s.replace(at, offs.size(), far);  // longer: fix the length field
             uint64_t n = 0;
@@ -415,8 +418,8 @@ TEST(HfPrune, BadInputIsOneLineNamingTheFileAndLeavesNoOutput) {
         cases.push_back({m, m + "/" + c.shard_names[1], "missing shard"});
     }
     {
-        const std::string m   = copy(sharded, "ghost");
-        json              idx = read_json(m + "/model.safetensors.index.json");
+        const std::string m                              = copy(sharded, "ghost");
+        json              idx                            = read_json(m + "/model.safetensors.index.json");
         idx["weight_map"]["model.layers.9.ghost.weight"] = HfCheckpoint::open(m).shard_names[0];
         std::ofstream(m + "/model.safetensors.index.json") << idx.dump();
         cases.push_back({m, m + "/model.safetensors.index.json", "in no shard"});
@@ -424,13 +427,13 @@ TEST(HfPrune, BadInputIsOneLineNamingTheFileAndLeavesNoOutput) {
     {
         std::vector<uint8_t> z(16 * 256 * 2);
         const std::string    m = edited("unknown", [](StOutTensor &, std::vector<uint8_t> &) {},
-                                     {{{"model.layers.0.mlp.mystery.weight", "BF16", {16, 256}, z.size()}, z}});
+                                        {{{"model.layers.0.mlp.mystery.weight", "BF16", {16, 256}, z.size()}, z}});
         cases.push_back({m, m + "/model.safetensors", "expert-sized"});
     }
     for (const auto & c : cases) {
         const auto out = dir + "/out-" + fs::path(c.model).filename().string();
-        const auto r   = test::run_reap({"prune", "-m", c.model, "--stats", dir + "/none.json", "--keep-ratio", "0.5",
-                                         "-o", out, "--no-progress"});
+        const auto r   = test::run_reap(
+              {"prune", "-m", c.model, "--stats", dir + "/none.json", "--keep-ratio", "0.5", "-o", out, "--no-progress"});
         EXPECT_EQ(r.exit_code, 1) << c.model << r.err;
         EXPECT_NE(r.err.find(c.file), std::string::npos) << r.err;
         EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
@@ -443,8 +446,8 @@ TEST(HfPrune, BadInputIsOneLineNamingTheFileAndLeavesNoOutput) {
 
 TEST(HfPrune, InspectAndDryRunOnAFolder) {
     const std::string dir = test::tmp_dir(), gguf = test::synth_model(small("deepseek2"));
-    const std::string hf  = export_hf(gguf, dir + "/hf", synth::HfExperts::fused);
-    const auto        r   = test::run_reap({"inspect", hf, "--json"});
+    const std::string hf = export_hf(gguf, dir + "/hf", synth::HfExperts::fused);
+    const auto        r  = test::run_reap({"inspect", hf, "--json"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const json j = json::parse(r.out);
     EXPECT_EQ(j["architecture"], "deepseek2");
@@ -453,13 +456,14 @@ TEST(HfPrune, InspectAndDryRunOnAFolder) {
     EXPECT_EQ(j["moe_layers"], json({1, 2}));
     EXPECT_EQ(j["pruned_sizes"][1]["kept_experts"], 8);
 
-    const Plan  p = test_plan(analyze_hf(HfCheckpoint::open(hf)).shape, 8);
+    const Plan p = test_plan(analyze_hf(HfCheckpoint::open(hf)).shape, 8);
     std::ofstream(dir + "/plan.json") << p.to_json().dump();
     const auto d = test::run_reap({"prune", "-m", hf, "--plan", dir + "/plan.json", "--dry-run"});
     ASSERT_EQ(d.exit_code, 0) << d.err;
     EXPECT_EQ(json::parse(d.out)["kept_experts"], 8);
     EXPECT_FALSE(fs::exists(dir + "/out"));
-    const auto w = test::run_reap({"prune", "-m", hf, "--plan", dir + "/plan.json", "-o", dir + "/out", "--no-progress"});
+    const auto w =
+        test::run_reap({"prune", "-m", hf, "--plan", dir + "/plan.json", "-o", dir + "/out", "--no-progress"});
     ASSERT_EQ(w.exit_code, 0) << w.err;
     EXPECT_EQ(read_json(dir + "/out/config.json")["n_routed_experts"], 8);
     const auto again = test::run_reap({"prune", "-m", hf, "--plan", dir + "/plan.json", "-o", hf, "--no-progress"});

@@ -13,7 +13,8 @@ using namespace reap;
 namespace {
 
 // A file with this JSON header (padded to 8 bytes) and `data_bytes` bytes of data.
-std::string write_raw(const std::string & dir, const std::string & header, size_t data_bytes, const char * name = "x.safetensors") {
+std::string write_raw(const std::string & dir, const std::string & header, size_t data_bytes,
+                      const char * name = "x.safetensors") {
     std::string h = header;
     h.append((8 - h.size() % 8) % 8, ' ');
     std::string file(8, '\0');
@@ -40,9 +41,9 @@ std::string open_error(const std::string & path) {
 
 TEST(Safetensors, RoundTripKeepsDataShapesAndMetadata) {
     const std::string        dir = test::tmp_dir();
-    std::vector<StOutTensor> ts  = {{"a.weight", "BF16", {3, 5}, 30}, {"b", "F32", {7}, 28},
-                                    {"c_blocks", "U8", {2, 2, 16}, 64}, {"d", "F8_E4M3", {4}, 4},
-                                    {"e", "F4", {2, 3}, 3}, {"empty", "F16", {0, 4}, 0}};
+    std::vector<StOutTensor> ts  = {
+         {"a.weight", "BF16", {3, 5}, 30}, {"b", "F32", {7}, 28},  {"c_blocks", "U8", {2, 2, 16}, 64},
+         {"d", "F8_E4M3", {4}, 4},         {"e", "F4", {2, 3}, 3}, {"empty", "F16", {0, 4}, 0}};
     const std::map<std::string, std::string> meta = {{"format", "pt"}, {"note", "kept"}};
     {
         SafetensorsWriter w(dir + "/m.safetensors", ts, meta);
@@ -99,22 +100,25 @@ TEST(Safetensors, MalformedFilesAreRefusedNamingTheFile) {
         {"header longer than the file", big, "larger than the file"},
         {"not JSON", write_raw(dir, "{\"a\":", 0, "j.safetensors"), "not valid JSON"},
         {"overlap",
-         write_raw(dir,
-                   R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-                   24, "o.safetensors"),
+         write_raw(
+             dir,
+             R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+             24, "o.safetensors"),
          "overlap"},
-        {"out of range", write_raw(dir, R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8, "r.safetensors"),
-         "outside"},
+        {"out of range",
+         write_raw(dir, R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8, "r.safetensors"), "outside"},
         {"dtype the bytes cannot hold",
-         write_raw(dir, R"({"a":{"dtype":"BF16","shape":[4],"data_offsets":[0,16]}})", 16, "d.safetensors"),
-         "needs 8"},
-        {"unknown dtype", write_raw(dir, R"({"a":{"dtype":"Q4_K","shape":[4],"data_offsets":[0,16]}})", 16, "u.safetensors"),
+         write_raw(dir, R"({"a":{"dtype":"BF16","shape":[4],"data_offsets":[0,16]}})", 16, "d.safetensors"), "needs 8"},
+        {"unknown dtype",
+         write_raw(dir, R"({"a":{"dtype":"Q4_K","shape":[4],"data_offsets":[0,16]}})", 16, "u.safetensors"),
          "not a safetensors dtype"},
-        {"negative offset", write_raw(dir, R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[-4,0]}})", 16, "n.safetensors"),
+        {"negative offset",
+         write_raw(dir, R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[-4,0]}})", 16, "n.safetensors"),
          "non-negative"},
         {"bad metadata", write_raw(dir, R"({"__metadata__":{"a":1}})", 0, "m.safetensors"), "not a string"},
         {"huge shape",
-         write_raw(dir, R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})", 16, "h.safetensors"),
+         write_raw(dir, R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}})", 16,
+                   "h.safetensors"),
          "impossible shape"},
     };
     for (const auto & c : cases) {
