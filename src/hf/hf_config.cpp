@@ -92,6 +92,7 @@ HfMoeConfig read_moe_config(const nlohmann::json & config, const std::string & p
             "mixture-of-experts model",
             path.c_str());
     }
+    if (m.n_expert < 2) fail("%s: %u routed experts: nothing to prune", path.c_str(), m.n_expert);
     m.n_expert_used   = first_uint(config, k_used_keys, std::size(k_used_keys), path);
     m.n_nextn         = one_uint(config, "num_nextn_predict_layers", path);
     m.n_layer         = one_uint(config, "num_hidden_layers", path) + m.n_nextn;

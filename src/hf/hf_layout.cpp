@@ -183,8 +183,11 @@ HfLayout analyze_hf(const HfCheckpoint & c) {
     s.n_expert_groups     = out.config.n_expert_groups;
     s.n_group_used        = out.config.n_group_used;
     s.n_layer             = out.config.n_layer != 0 ? out.config.n_layer : uint32_t(a.block_of.rbegin()->first + 1);
-    const int first_nextn = int(s.n_layer - out.config.n_nextn);
+    const int64_t first_nextn = int64_t(s.n_layer) - int64_t(out.config.n_nextn);
     for (const auto & [il, block] : a.block_of) {
+        if (il >= int(s.n_layer)) {
+            fail("%s: experts in layer %d, but the model has %u layers", c.config_path.c_str(), il, s.n_layer);
+        }
         HfMoeLayer L{il, block, il >= first_nextn, false, ""};
         (L.nextn ? s.nextn_layers : s.moe_layers).push_back(il);
         for (size_t i : rest) {
@@ -198,6 +201,7 @@ HfLayout analyze_hf(const HfCheckpoint & c) {
         }
         out.layers.push_back(L);
     }
+    if (s.moe_layers.empty()) fail("%s: experts only in next-token-prediction layers", c.dir.c_str());
     return out;
 }
 
