@@ -176,13 +176,13 @@ HfLayout analyze_hf(const HfCheckpoint & c) {
         a.block_tensor(i);
     a.check_complete();
 
-    MoeShape & s          = out.shape;
-    s.arch                = out.config.arch;
-    s.n_expert            = out.config.n_expert;
-    s.n_expert_used       = out.config.n_expert_used;
-    s.n_expert_groups     = out.config.n_expert_groups;
-    s.n_group_used        = out.config.n_group_used;
-    s.n_layer             = out.config.n_layer != 0 ? out.config.n_layer : uint32_t(a.block_of.rbegin()->first + 1);
+    MoeShape & s              = out.shape;
+    s.arch                    = out.config.arch;
+    s.n_expert                = out.config.n_expert;
+    s.n_expert_used           = out.config.n_expert_used;
+    s.n_expert_groups         = out.config.n_expert_groups;
+    s.n_group_used            = out.config.n_group_used;
+    s.n_layer                 = out.config.n_layer != 0 ? out.config.n_layer : uint32_t(a.block_of.rbegin()->first + 1);
     const int64_t first_nextn = int64_t(s.n_layer) - int64_t(out.config.n_nextn);
     for (const auto & [il, block] : a.block_of) {
         if (il >= int(s.n_layer)) {

@@ -43,7 +43,8 @@ struct Names {
     std::string block;    // the MoE block: "mlp", "block_sparse_moe", "mixer"
     std::string router;   // "gate" / "router"
     std::string proj[3];  // gate, up, down projections of one expert
-    bool        nemotron = false;
+    bool        nemotron      = false;
+    uint64_t    rope_head_dim = 0;  // > 0: q/k rows in HF's rotary layout (the converter permutes)
 };
 
 Names names_for(const std::string & arch) {
@@ -207,8 +208,28 @@ HfPiece kv_b_piece(const GgufFile & f, const Names & n, int il) {
             }};
 }
 
+// HF's rotary layout of q/k rows, which llama.cpp's Llama converter (Mixtral, and NemotronH
+// through Granite) undoes with permute(): each head's rows (pairs interleaved in GGUF) are
+// stored as two halves. `head_dim` rows per head.
+HfPiece rope_rows_piece(const std::string & name, const TensorInfo & t, uint64_t head_dim) {
+    const std::string g    = t.name;
+    const uint64_t    cols = uint64_t(t.ne[0]), rows = uint64_t(t.ne[1]), half = head_dim / 2;
+    return {name, {rows, cols}, "BF16", [=](GgufValues & v, std::vector<float> & o) {
+                const auto & x = v.get(g);
+                o.resize(rows * cols);
+                for (uint64_t h = 0; h < rows / head_dim; h++)
+                    for (uint64_t j = 0; j < half; j++)
+                        for (uint64_t s = 0; s < 2; s++)
+                            std::memcpy(&o[(h * head_dim + s * half + j) * cols], &x[(h * head_dim + 2 * j + s) * cols],
+                                        cols * sizeof(float));
+            }};
+}
+
 // Tensors whose HF shape or values differ from the GGUF's beyond the reversed dimensions.
 HfPiece layer_piece(const Names & n, const TensorInfo & t, const std::string & name, const std::string & rest) {
+    if (n.rope_head_dim > 0 && (rest == "attn_q.weight" || rest == "attn_k.weight")) {
+        return rope_rows_piece(name, t, n.rope_head_dim);
+    }
     if (rest == "ssm_conv1d.weight") return plain(name, t, {uint64_t(t.ne[1]), 1, uint64_t(t.ne[0])});
     if (rest == "ssm_d") return plain(name, t, {uint64_t(t.ne[1])});
     if (rest == "ssm_norm.weight") return plain(name, t, {uint64_t(t.ne[0] * t.ne[1])});
@@ -228,9 +249,18 @@ HfPiece layer_piece(const Names & n, const TensorInfo & t, const std::string & n
 }  // namespace
 
 std::vector<HfPiece> hf_pieces(const GgufFile & f, HfExperts experts) {
-    const std::string    arch = f.arch();
-    const Names          n    = names_for(arch);
-    const bool           oss  = arch == "gpt-oss";
+    const std::string arch = f.arch();
+    Names             n    = names_for(arch);
+    if (arch == "llama" || arch == "nemotron_h_moe") {
+        // head_dim = rows of attn_q / heads
+        const TensorInfo * q = nullptr;
+        for (const auto & t : f.tensors()) {
+            if (q == nullptr && ends_with(t.name, ".attn_q.weight")) q = &t;
+        }
+        const uint64_t heads = f.get_uint(arch + ".attention.head_count").value_or(0);
+        if (q != nullptr && heads > 0) n.rope_head_dim = uint64_t(q->ne[1]) / heads;
+    }
+    const bool           oss = arch == "gpt-oss";
     std::vector<HfPiece> out;
     for (const auto & t : f.tensors()) {
         std::string rest;
