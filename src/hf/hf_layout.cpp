@@ -5,6 +5,7 @@
 
 #include "ggml.h"
 
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -152,7 +153,8 @@ std::vector<float> hf_row_norms(const SafetensorsFile & f, const StTensor & t) {
             const double v = to_f32(&row[k * w], t.dtype);
             s += v * v;
         }
-        norms.push_back(float(std::sqrt(s)));
+        const double n = std::sqrt(s);
+        norms.push_back(n > FLT_MAX ? INFINITY : float(n));
     }
     return norms;
 }

@@ -5,7 +5,9 @@
 
 #include "ggml.h"
 
+#include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -46,7 +48,8 @@ RouterNorms router_row_norms(const GgufFile & f, const MoeLayout & layout) {
             for (float v : x)
                 sum += double(v) * double(v);
             // Six significant digits: far below the tolerance, and a short stats file.
-            norms[il].push_back(std::stof(strfmt("%.6g", std::sqrt(sum))));
+            const double v = std::strtod(strfmt("%.6g", std::sqrt(sum)).c_str(), nullptr);
+            norms[il].push_back(v > FLT_MAX ? INFINITY : float(v));
         }
     }
     return norms;

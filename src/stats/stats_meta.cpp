@@ -4,7 +4,9 @@
 #include "core/fs_util.h"
 #include "core/text.h"
 
+#include <cfloat>
 #include <climits>
+#include <cmath>
 #include <limits>
 
 namespace reap {
@@ -83,8 +85,10 @@ struct MetaReader {
             if (!parse_canonical_uint(layer, INT_MAX, il) || !row.is_array())
                 bad(key, "an object of layer -> router row norms");
             for (const auto & x : row) {
-                if (!x.is_number()) bad(key, "an object of layer -> router row norms");
-                norms[int(il)].push_back(x.get<float>());
+                if (!x.is_number() || !(std::fabs(x.get<double>()) <= FLT_MAX)) {
+                    bad(key, "an object of layer -> router row norms");
+                }
+                norms[int(il)].push_back(float(x.get<double>()));
             }
         }
         out = norms;
