@@ -56,6 +56,9 @@ HfCheckpoint HfCheckpoint::open(const std::string & dir) {
     HfCheckpoint c;
     c.dir         = dir;
     c.config_path = (fs::path(dir) / "config.json").string();
+    if (!fs::exists(c.config_path)) {
+        fail("%s: is a directory without config.json, not a Hugging Face model folder", dir.c_str());
+    }
     c.config_text = read_text(c.config_path, "config.json");
     c.config      = parse_json_text(c.config_text, c.config_path, "config.json");
     if (!c.config.is_object()) fail("%s: not a JSON object", c.config_path.c_str());

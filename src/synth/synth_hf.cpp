@@ -37,10 +37,72 @@ uint32_t key_u32(const GgufFile & f, const std::string & key, uint32_t def = 0) 
     return uint32_t(f.get_uint(key).value_or(def));
 }
 
-void arch_config(const GgufFile & f, nlohmann::ordered_json & c) {
+// DeepSeek-V3 (deepseek2): MLA ranks, routed/shared experts, groups, sigmoid scoring.
+void deepseek_config(const GgufFile & f, nlohmann::ordered_json & c) {
     const std::string a = f.arch(), p = a + ".";
     auto              u = [&](const char * k) { return key_u32(f, p + k); };
     const uint32_t    H = u("attention.head_count"), E = u("expert_count"), used = u("expert_used_count");
+    const uint32_t    ff_exp = u("expert_feed_forward_length");
+    const uint32_t    rope   = u("rope.dimension_count");
+    c.update({{"architectures", {"DeepseekV3ForCausalLM"}},
+              {"model_type", "deepseek_v3"},
+              {"num_key_value_heads", H},
+              {"intermediate_size", u("feed_forward_length")},
+              {"moe_intermediate_size", ff_exp},
+              {"n_routed_experts", E},
+              {"n_shared_experts", u("expert_shared_count")},
+              {"num_experts_per_tok", used},
+              {"n_group", u("expert_group_count")},
+              {"topk_group", u("expert_group_used_count")},
+              {"first_k_dense_replace", u("leading_dense_block_count")},
+              {"moe_layer_freq", 1},
+              {"kv_lora_rank", u("attention.kv_lora_rank")},
+              {"q_lora_rank", nullptr},
+              {"qk_nope_head_dim", u("attention.key_length_mla") - rope},
+              {"qk_rope_head_dim", rope},
+              {"v_head_dim", u("attention.value_length_mla")},
+              {"routed_scaling_factor", f.get_float(p + "expert_weights_scale").value_or(1.0)},
+              {"scoring_func", "sigmoid"},
+              {"topk_method", "noaux_tc"},
+              {"norm_topk_prob", true}});
+}
+
+// NemotronH: the hybrid pattern (M Mamba2, E MoE, * attention) and the Mamba2 sizes.
+void nemotron_config(const GgufFile & f, nlohmann::ordered_json & c) {
+    const std::string a = f.arch(), p = a + ".";
+    auto              u = [&](const char * k) { return key_u32(f, p + k); };
+    const uint32_t    E = u("expert_count"), used = u("expert_used_count");
+    const uint32_t    ff_exp = u("expert_feed_forward_length");
+    std::string       pattern;
+    const auto        ff = f.get_uint_per_layer(p + "feed_forward_length", key_u32(f, p + "block_count"));
+    const auto        kv = f.get_uint_per_layer(p + "attention.head_count_kv", ff.size());
+    for (size_t il = 0; il < ff.size(); il++)
+        pattern += ff[il] > 0 ? 'E' : kv[il] > 0 ? '*' : 'M';
+    c.update({{"architectures", {"NemotronHForCausalLM"}},
+              {"model_type", "nemotron_h"},
+              {"hybrid_override_pattern", pattern},
+              {"num_key_value_heads", u("attention.head_count_kv")},
+              {"head_dim", u("attention.key_length")},
+              {"n_routed_experts", E},
+              {"num_experts_per_tok", used},
+              {"moe_intermediate_size", ff_exp},
+              {"moe_shared_expert_intermediate_size", u("expert_shared_feed_forward_length")},
+              {"n_shared_experts", u("expert_shared_count")},
+              {"n_group", 1},
+              {"topk_group", 1},
+              {"mamba_num_heads", u("ssm.time_step_rank")},
+              {"mamba_head_dim", u("ssm.inner_size") / std::max(1u, u("ssm.time_step_rank"))},
+              {"ssm_state_size", u("ssm.state_size")},
+              {"conv_kernel", u("ssm.conv_kernel")},
+              {"n_groups", u("ssm.group_count")},
+              {"routed_scaling_factor", f.get_float(p + "expert_weights_scale").value_or(1.0)},
+              {"norm_topk_prob", true}});
+}
+
+void arch_config(const GgufFile & f, nlohmann::ordered_json & c) {
+    const std::string a = f.arch(), p = a + ".";
+    auto              u = [&](const char * k) { return key_u32(f, p + k); };
+    const uint32_t    E = u("expert_count"), used = u("expert_used_count");
     const uint32_t    ff_exp = u("expert_feed_forward_length");
     if (a == "qwen3moe") {
         c.update({{"architectures", {"Qwen3MoeForCausalLM"}},
@@ -62,28 +124,7 @@ void arch_config(const GgufFile & f, nlohmann::ordered_json & c) {
                   {"num_local_experts", E},
                   {"num_experts_per_tok", used}});
     } else if (a == "deepseek2") {
-        const uint32_t rope = u("rope.dimension_count");
-        c.update({{"architectures", {"DeepseekV3ForCausalLM"}},
-                  {"model_type", "deepseek_v3"},
-                  {"num_key_value_heads", H},
-                  {"intermediate_size", u("feed_forward_length")},
-                  {"moe_intermediate_size", ff_exp},
-                  {"n_routed_experts", E},
-                  {"n_shared_experts", u("expert_shared_count")},
-                  {"num_experts_per_tok", used},
-                  {"n_group", u("expert_group_count")},
-                  {"topk_group", u("expert_group_used_count")},
-                  {"first_k_dense_replace", u("leading_dense_block_count")},
-                  {"moe_layer_freq", 1},
-                  {"kv_lora_rank", u("attention.kv_lora_rank")},
-                  {"q_lora_rank", nullptr},
-                  {"qk_nope_head_dim", u("attention.key_length_mla") - rope},
-                  {"qk_rope_head_dim", rope},
-                  {"v_head_dim", u("attention.value_length_mla")},
-                  {"routed_scaling_factor", f.get_float(p + "expert_weights_scale").value_or(1.0)},
-                  {"scoring_func", "sigmoid"},
-                  {"topk_method", "noaux_tc"},
-                  {"norm_topk_prob", true}});
+        deepseek_config(f, c);
     } else if (a == "gpt-oss") {
         c.update({{"architectures", {"GptOssForCausalLM"}},
                   {"model_type", "gpt_oss"},
@@ -95,30 +136,7 @@ void arch_config(const GgufFile & f, nlohmann::ordered_json & c) {
                   {"experts_per_token", used},
                   {"sliding_window", u("attention.sliding_window")}});
     } else if (a == "nemotron_h_moe") {
-        std::string pattern;
-        const auto  ff = f.get_uint_per_layer(p + "feed_forward_length", key_u32(f, p + "block_count"));
-        const auto  kv = f.get_uint_per_layer(p + "attention.head_count_kv", ff.size());
-        for (size_t il = 0; il < ff.size(); il++)
-            pattern += ff[il] > 0 ? 'E' : kv[il] > 0 ? '*' : 'M';
-        c.update({{"architectures", {"NemotronHForCausalLM"}},
-                  {"model_type", "nemotron_h"},
-                  {"hybrid_override_pattern", pattern},
-                  {"num_key_value_heads", u("attention.head_count_kv")},
-                  {"head_dim", u("attention.key_length")},
-                  {"n_routed_experts", E},
-                  {"num_experts_per_tok", used},
-                  {"moe_intermediate_size", ff_exp},
-                  {"moe_shared_expert_intermediate_size", u("expert_shared_feed_forward_length")},
-                  {"n_shared_experts", u("expert_shared_count")},
-                  {"n_group", 1},
-                  {"topk_group", 1},
-                  {"mamba_num_heads", u("ssm.time_step_rank")},
-                  {"mamba_head_dim", u("ssm.inner_size") / std::max(1u, u("ssm.time_step_rank"))},
-                  {"ssm_state_size", u("ssm.state_size")},
-                  {"conv_kernel", u("ssm.conv_kernel")},
-                  {"n_groups", u("ssm.group_count")},
-                  {"routed_scaling_factor", f.get_float(p + "expert_weights_scale").value_or(1.0)},
-                  {"norm_topk_prob", true}});
+        nemotron_config(f, c);
     } else {
         fail("%s: no Hugging Face config for architecture '%s'", f.path().c_str(), a.c_str());
     }
