@@ -47,26 +47,39 @@ std::string iso_utc_now() {
     return buf;
 }
 
-nlohmann::json read_json_file(const std::string & path, const char * what) {
-    std::ifstream in(path);
-    if (!in) {
-        fail("%s: cannot open %s", path.c_str(), what);
-    }
-    // Copying or walking a json value recurses once per nesting level: a hostile file nested
-    // 100k deep would overflow the stack in whichever reader touches it. Real files nest a few
-    // levels, so deeper ones are refused while parsing, before any value is built.
+namespace {
+
+// Copying or walking a json value recurses once per nesting level: a hostile file nested
+// 100k deep would overflow the stack in whichever reader touches it. Real files nest a few
+// levels, so deeper ones are refused while parsing, before any value is built.
+template <class Input>
+nlohmann::json parse_json_limited(Input && in, const std::string & origin, const char * what) {
     auto limit_depth = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json &) {
         if (depth >= k_max_json_depth && (event == nlohmann::json::parse_event_t::object_start ||
                                           event == nlohmann::json::parse_event_t::array_start)) {
-            fail("%s: not a valid %s (JSON nested deeper than %d levels)", path.c_str(), what, k_max_json_depth);
+            fail("%s: not a valid %s (JSON nested deeper than %d levels)", origin.c_str(), what, k_max_json_depth);
         }
         return true;
     };
     try {
         return nlohmann::json::parse(in, limit_depth);
     } catch (const nlohmann::json::exception & e) {
-        fail("%s: not valid JSON (%s)", path.c_str(), e.what());
+        fail("%s: not valid JSON (%s)", origin.c_str(), e.what());
     }
+}
+
+}  // namespace
+
+nlohmann::json read_json_file(const std::string & path, const char * what) {
+    std::ifstream in(path);
+    if (!in) {
+        fail("%s: cannot open %s", path.c_str(), what);
+    }
+    return parse_json_limited(in, path, what);
+}
+
+nlohmann::json parse_json_text(const std::string & text, const std::string & origin, const char * what) {
+    return parse_json_limited(text, origin, what);
 }
 
 }  // namespace reap

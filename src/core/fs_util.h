@@ -23,5 +23,7 @@ std::string iso_utc_now();  // "2026-11-23T16:42:23Z"
 // refuses nesting deeper than k_max_json_depth (no reader can recurse over such a file).
 inline constexpr int k_max_json_depth = 64;
 nlohmann::json       read_json_file(const std::string & path, const char * what);
+// The same rules for JSON text read from inside another file (`origin` names it in errors).
+nlohmann::json parse_json_text(const std::string & text, const std::string & origin, const char * what);
 
 }  // namespace reap

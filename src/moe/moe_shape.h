@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace reap {
+
+// Per regular MoE layer, the L2 norm of each expert's router row (moe/router_fingerprint.h).
+using RouterNorms = std::map<int, std::vector<float>>;
 
 struct MoeShape {
     std::string      arch;                 // llama.cpp's architecture name ("qwen3moe", "deepseek2", ...)
@@ -20,6 +24,7 @@ struct MoeShape {
     std::vector<int> moe_layers;           // regular MoE layers (the ones with statistics), ascending
     std::vector<int> nextn_layers;         // MoE layers of next-token-prediction (MTP) blocks, ascending
     std::string      router_fingerprint;   // identity of the weights (moe/router_fingerprint.h); "" unknown
+    RouterNorms      router_norms;         // identity across formats and expert orders; empty: unknown
 
     // Groups of experts that must keep the same number each (1 without grouped routing).
     uint32_t groups() const { return n_expert_groups > 1 ? n_expert_groups : 1; }
@@ -35,5 +40,10 @@ struct MoeShape {
         return all;
     }
 };
+
+// Where two sets of router norms disagree beyond BF16 / quantization rounding: "" when they
+// agree on every layer both record, else a description of the first difference ("layer 3,
+// expert 5: 1.234 vs 0.987").
+std::string router_norms_mismatch(const RouterNorms & a, const RouterNorms & b);
 
 }  // namespace reap

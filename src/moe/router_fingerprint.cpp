@@ -3,6 +3,12 @@
 #include "core/error.h"
 #include "core/hash.h"
 
+#include "ggml.h"
+
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 namespace reap {
@@ -22,9 +28,56 @@ std::string router_fingerprint(const GgufFile & f, const MoeLayout & layout) {
     return strfmt("%016llx", (unsigned long long) hash.h);
 }
 
+RouterNorms router_row_norms(const GgufFile & f, const MoeLayout & layout) {
+    RouterNorms norms;
+    for (int il : layout.shape().moe_layers) {
+        const TensorInfo * t      = f.find_tensor("blk." + std::to_string(il) + ".ffn_gate_inp.weight");
+        const auto *       traits = t == nullptr ? nullptr : ggml_get_type_traits(t->type);
+        if (t == nullptr || t->n_dims != 2 || (t->type != GGML_TYPE_F32 && traits->to_float == nullptr)) continue;
+        const size_t         row_bytes = ggml_row_size(t->type, t->ne[0]);
+        std::vector<uint8_t> row(row_bytes);
+        std::vector<float>   x(size_t(t->ne[0]));
+        for (int64_t r = 0; r < t->ne[1]; r++) {
+            f.read(*t, uint64_t(r) * row_bytes, row.data(), row_bytes);
+            if (t->type == GGML_TYPE_F32) {
+                std::memcpy(x.data(), row.data(), row_bytes);
+            } else {
+                traits->to_float(row.data(), x.data(), t->ne[0]);
+            }
+            double sum = 0;
+            for (float v : x)
+                sum += double(v) * double(v);
+            // Six significant digits: far below the tolerance, and a short stats file.
+            const double v = std::strtod(strfmt("%.6g", std::sqrt(sum)).c_str(), nullptr);
+            norms[il].push_back(v > FLT_MAX ? INFINITY : float(v));
+        }
+    }
+    return norms;
+}
+
+std::string router_norms_mismatch(const RouterNorms & a, const RouterNorms & b) {
+    // BF16 keeps 8 significant bits (a relative error up to 2^-9 per value, less on a norm),
+    // Q8_0 about as much; independently drawn rows of one model differ by several percent.
+    constexpr double k_rel_tol = 1e-2;
+    for (const auto & [il, na] : a) {
+        const auto it = b.find(il);
+        if (it == b.end()) continue;
+        const auto & nb = it->second;
+        if (na.size() != nb.size()) return strfmt("layer %d: %zu router rows vs %zu", il, na.size(), nb.size());
+        for (size_t e = 0; e < na.size(); e++) {
+            const double x = na[e], y = nb[e];
+            if (!(std::fabs(x - y) <= k_rel_tol * std::max(std::fabs(x), std::fabs(y)) + 1e-6)) {
+                return strfmt("layer %d, expert %zu: router row norm %.6g vs %.6g", il, e, x, y);
+            }
+        }
+    }
+    return "";
+}
+
 MoeShape model_shape(const GgufFile & f, const MoeLayout & layout) {
     MoeShape s           = layout.shape();
     s.router_fingerprint = router_fingerprint(f, layout);
+    s.router_norms       = router_row_norms(f, layout);
     return s;
 }
 

@@ -15,7 +15,12 @@ namespace reap {
 // that tensor is missing or not F32 (then nothing is compared).
 std::string router_fingerprint(const GgufFile & f, const MoeLayout & layout);
 
-// layout.shape() with router_fingerprint filled in: the model as the same-model checks see it.
+// Per regular MoE layer, the L2 norm of each router row (ffn_gate_inp.weight, dequantized through
+// ggml's type traits when it is not F32). Unlike the hash it survives a change of format (GGUF
+// F32 vs Hugging Face BF16) and still tells another model or another expert order apart.
+RouterNorms router_row_norms(const GgufFile & f, const MoeLayout & layout);
+
+// layout.shape() with router_fingerprint and router_norms filled in: the model as the same-model checks see it.
 MoeShape model_shape(const GgufFile & f, const MoeLayout & layout);
 
 }  // namespace reap

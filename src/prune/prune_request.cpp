@@ -4,6 +4,8 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/log.h"
+#include "hf/hf_checkpoint.h"
+#include "hf/hf_prune_request.h"
 #include "moe/expert_budget.h"
 #include "moe/router_fingerprint.h"
 
@@ -104,7 +106,9 @@ std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape
     return counts;
 }
 
-std::vector<Plan> make_plans(const PruneRequest & r, const MoeShape & shape) {
+}  // namespace
+
+std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape) {
     if (!r.plan.empty()) {
         if (!r.stats.empty() || !r.keep_ratios.empty() || r.keep || r.prune) {
             fail(
@@ -129,11 +133,9 @@ std::vector<Plan> make_plans(const PruneRequest & r, const MoeShape & shape) {
     return plans;
 }
 
-}  // namespace
-
 std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout) {
     if (r.output.empty() && !r.dry_run) fail("give -o/--output (or --dry-run)");
-    const std::vector<Plan>    plans = make_plans(r, model_shape(in, layout));
+    const std::vector<Plan>    plans = plans_for_request(r, model_shape(in, layout));
     std::vector<PlannedOutput> outputs;
     for (const auto & p : plans) {
         PlannedOutput o;
@@ -146,23 +148,28 @@ std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & i
     return outputs;
 }
 
-PruneOutcome run_prune(const PruneRequest & r) {
-    const GgufFile  in     = GgufFile::open(r.model);
-    const MoeLayout layout = analyze_moe(in);
-    PruneOutcome    out;
-    out.original_size     = layout.file_size;
-    out.outputs           = plan_prune(r, in, layout);
+void finish_plan_report(const PruneRequest & r, PruneOutcome & out) {
     nlohmann::json report = nlohmann::json::array();
     for (const auto & o : out.outputs) {
         nlohmann::json j   = o.job.plan.to_json();
         j["output"]        = o.job.output;
-        j["original_size"] = layout.file_size;
+        j["original_size"] = out.original_size;
         j["output_size"]   = o.output_size;
         if (!r.output.empty()) j["output_files"] = o.files;
         report.push_back(j);
     }
     out.plan_report = report.size() == 1 ? report[0] : nlohmann::json{{"plans", report}};
     if (!r.plan_out.empty()) write_file_atomic(r.plan_out, out.plan_report.dump(1) + "\n");
+}
+
+PruneOutcome run_prune(const PruneRequest & r) {
+    if (is_hf_folder(r.model)) return run_hf_prune(r);
+    const GgufFile  in     = GgufFile::open(r.model);
+    const MoeLayout layout = analyze_moe(in);
+    PruneOutcome    out;
+    out.original_size = layout.file_size;
+    out.outputs       = plan_prune(r, in, layout);
+    finish_plan_report(r, out);
     if (r.dry_run) return out;
     std::vector<PruneJob> jobs;
     for (const auto & o : out.outputs)

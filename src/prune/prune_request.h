@@ -17,7 +17,7 @@
 namespace reap {
 
 struct PruneRequest {
-    std::string             model;        // input GGUF (any split part)
+    std::string             model;        // input GGUF (any split part) or Hugging Face folder
     std::string             stats;        // stats file, or
     std::string             plan;         // a saved plan (fixes the experts; excludes the amounts below)
     std::vector<double>     keep_ratios;  // exactly one of keep_ratios, keep, prune with stats
@@ -52,10 +52,18 @@ uint64_t parse_split_size(const std::string & s);
 // "out.gguf" -> "out-keep0.50.gguf" for one of several ratios, or "{keep}" in the name replaced.
 std::string ratio_output_name(const std::string & pattern, double keep_ratio, bool several);
 
+// The plans of the request for a model of `shape` (any format): the saved plan, or one plan per
+// kept count from the stats (checked against the model: check_stats_match).
+std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape);
+
 // Checks the request and plans every output (no writes).
 std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout);
 
-// The whole job: plans, writes the plan report to plan_out, and writes the models unless dry_run.
+// The plan report of `out.outputs` (one plan, or {"plans": [...]}) into out.plan_report, and
+// to r.plan_out when given.
+void finish_plan_report(const PruneRequest & r, PruneOutcome & out);
+
+// The whole job (a GGUF, or a Hugging Face folder: run_hf_prune): plans, writes the plan report to plan_out, and writes the models unless dry_run.
 PruneOutcome run_prune(const PruneRequest & r);
 
 }  // namespace reap

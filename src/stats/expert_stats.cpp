@@ -313,6 +313,15 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
             "another model",
             path.c_str(), m.router_fingerprint->c_str(), shape.router_fingerprint.c_str());
     }
+    if (m.router_norms) {
+        const std::string diff = router_norms_mismatch(*m.router_norms, shape.router_norms);
+        if (!diff.empty()) {
+            fail(
+                "%s: statistics of a model with other router weights or another expert order (%s, stats vs "
+                "model): statistics of another model",
+                path.c_str(), diff.c_str());
+        }
+    }
     for (const auto & [il, L] : stats.layers) {
         if (L.n_expert() != shape.n_expert) {
             fail("%s: layer %d has %zu experts but the model has %u: statistics of another model", path.c_str(), il,

@@ -2,8 +2,11 @@
 
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/text.h"
 
+#include <cfloat>
 #include <climits>
+#include <cmath>
 #include <limits>
 
 namespace reap {
@@ -71,6 +74,24 @@ struct MetaReader {
         for (const auto & e : *v)
             layers.push_back(int(to_uint(e, key, INT_MAX)));
         out = layers;
+    }
+    void norms_field(const char * key, std::optional<RouterNorms> & out) const {
+        const json * v = find(key);
+        if (!v) return;
+        if (!v->is_object()) bad(key, "an object of layer -> router row norms");
+        RouterNorms norms;
+        for (const auto & [layer, row] : v->items()) {
+            uint64_t il = 0;
+            if (!parse_canonical_uint(layer, INT_MAX, il) || !row.is_array())
+                bad(key, "an object of layer -> router row norms");
+            for (const auto & x : row) {
+                if (!x.is_number() || !(std::fabs(x.get<double>()) <= FLT_MAX)) {
+                    bad(key, "an object of layer -> router row norms");
+                }
+                norms[int(il)].push_back(float(x.get<double>()));
+            }
+        }
+        out = norms;
     }
     void strings_field(const char * key, std::vector<std::string> & out) const {
         const json * v = find(key);
@@ -142,6 +163,7 @@ const char * const k_known_keys[] = {"architecture",
                                      "n_group_used",
                                      "moe_layers",
                                      "router_fingerprint",
+                                     "router_norms",
                                      "tool",
                                      "date",
                                      "fingerprint",
@@ -183,6 +205,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     r.uint_field("n_group_used", m.n_group_used);
     r.layers_field("moe_layers", m.moe_layers);
     r.string_field("router_fingerprint", m.router_fingerprint);
+    r.norms_field("router_norms", m.router_norms);
     r.string_field("tool", m.tool);
     r.string_field("date", m.date);
     r.string_field("fingerprint", m.fingerprint);
@@ -218,6 +241,12 @@ json StatsMeta::to_json() const {
     put("n_group_used", n_group_used);
     put("moe_layers", moe_layers);
     put("router_fingerprint", router_fingerprint);
+    if (router_norms) {
+        json n = json::object();
+        for (const auto & [il, row] : *router_norms)
+            n[std::to_string(il)] = row;
+        j["router_norms"] = n;
+    }
     put("fingerprint", fingerprint);
     if (!options.is_null()) j["options"] = options;
     put("gate_applied_before_expert", gate_applied_before_expert);
@@ -252,6 +281,7 @@ StatsMeta StatsMeta::for_model(const MoeShape & shape, const std::string & model
     m.n_group_used    = shape.n_group_used;
     m.moe_layers      = shape.moe_layers;
     if (!shape.router_fingerprint.empty()) m.router_fingerprint = shape.router_fingerprint;
+    if (!shape.router_norms.empty()) m.router_norms = shape.router_norms;
     return m;
 }
 
@@ -265,6 +295,7 @@ MoeShape StatsMeta::shape(uint32_t fallback_n_expert, bool * groups_known) const
     s.n_group_used       = n_group_used.value_or(0);
     s.moe_layers         = moe_layers.value_or(std::vector<int>());
     s.router_fingerprint = router_fingerprint.value_or("");
+    s.router_norms       = router_norms.value_or(RouterNorms());
     if (groups_known) *groups_known = n_expert_groups.has_value();
     return s;
 }

@@ -40,6 +40,7 @@ struct StatsMeta {
     std::optional<uint32_t>    n_expert_groups, n_group_used;  // recorded since grouped models are planned per group
     std::optional<std::vector<int>> moe_layers;
     std::optional<std::string>      router_fingerprint;  // same shape, other weights: differs
+    std::optional<RouterNorms>      router_norms;        // per layer router row norms: across formats
     // Provenance.
     std::optional<std::string>   tool, date;
     std::optional<std::string>   fingerprint;  // of the tokenized calibration data and options (resume)

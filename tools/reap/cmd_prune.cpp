@@ -55,14 +55,17 @@ std::string criteria_help() {
 
 void add_prune(CLI::App & app) {
     auto   o   = std::make_shared<PruneOpts>();
-    auto * cmd = app.add_subcommand("prune", "drop the lowest-scoring experts and write a smaller GGUF");
+    auto * cmd = app.add_subcommand(
+        "prune", "drop the lowest-scoring experts and write a smaller GGUF or Hugging Face checkpoint");
     cmd->add_option("-m,--model,--input", o->req.model,
-                    "input GGUF (any split of a split model; --input: the prototype's name)")
+                    "input GGUF (any split of a split model; --input: the prototype's name), or a Hugging Face "
+                    "model folder (config.json + safetensors): then -o names the output folder")
         ->required();
     cmd->add_option("--stats", o->req.stats, "stats file from reap profile");
     cmd->add_option("--plan", o->req.plan, "apply a saved plan (from --dry-run / --plan-out) instead of --stats");
     cmd->add_option("-o,--output", o->req.output,
-                    "output GGUF; with several ratios '-keep<r>' is added, or '{keep}' replaced");
+                    "output GGUF (or folder for a Hugging Face input); with several ratios '-keep<r>' is added, or "
+                    "'{keep}' replaced");
     cmd->add_option("--keep-ratio,--keep_ratio", o->keep_ratio,
                     "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
     cmd->add_option("--keep", o->keep, "experts to keep per MoE layer")->check(CLI::NonNegativeNumber);

@@ -1,17 +1,26 @@
 #include "commands.h"
 #include "core/error.h"
+#include "prune/prune_request.h"
 #include "synth/synth.h"
+#include "synth/synth_hf.h"
 
 #include <cstdio>
 #include <map>
 
 namespace reap::cli {
 
+namespace {
+struct HfOut {
+    std::string dir, layout = "per-expert", shard_size;
+};
+}  // namespace
+
 void add_synth(CLI::App & app) {
     auto   o    = std::make_shared<synth::Options>();
     auto   out  = std::make_shared<std::string>();
     auto   type = std::make_shared<std::string>("Q8_0");
     auto   json = std::make_shared<bool>(false);
+    auto   hf   = std::make_shared<HfOut>();
     auto * cmd  = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
     cmd->add_option("-o,--output", *out, "output GGUF file")->required();
     cmd->add_option("--arch", o->arch, "architecture (GGUF general.architecture)")
@@ -29,11 +38,24 @@ void add_synth(CLI::App & app) {
     cmd->add_option("--rare", o->n_rare, "rarely routed experts per MoE layer (-1: n_expert/8)");
     cmd->add_option("--weak", o->n_weak, "often routed, low-output experts per MoE layer (-1: n_expert/8)");
     cmd->add_flag("--json", *json, "print the summary as JSON");
+    cmd->add_option("--hf-out", hf->dir,
+                    "also write the model as a Hugging Face folder (BF16 safetensors, config.json)");
+    cmd->add_option("--hf-layout", hf->layout, "expert tensors of --hf-out: per-expert or fused")
+        ->check(CLI::IsMember({"per-expert", "fused"}));
+    cmd->add_option("--hf-shard-size", hf->shard_size,
+                    "shard --hf-out into model-0000k-of-0000n.safetensors of at most this much data (e.g. 500M); "
+                    "\"\": one model.safetensors");
     cmd->callback([=]() {
         static const std::map<std::string, ggml_type> types = {
             {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
-        o->type      = types.at(*type);
-        const auto s = synth::write_model(*o, *out);
+        o->type = types.at(*type);
+        auto s  = synth::write_model(*o, *out);
+        if (!hf->dir.empty()) {
+            synth::HfOptions ho;
+            ho.experts         = synth::parse_hf_experts(hf->layout);
+            ho.shard_max_bytes = parse_split_size(hf->shard_size);
+            s["hf"]            = synth::write_hf(*out, hf->dir, ho);
+        }
         if (*json) {
             std::printf("%s\n", s.dump(2).c_str());
             return;
@@ -42,6 +64,10 @@ void add_synth(CLI::App & app) {
                     out->c_str(), s["architecture"].get<std::string>().c_str(), s["n_layer"].get<int>(),
                     s["moe_layers"].size(), s["n_expert"].get<int>(), s["n_expert_used"].get<int>(),
                     s["weight_type"].get<std::string>().c_str(), double(s["n_params"].get<uint64_t>()) / 1e6);
+        if (s.contains("hf")) {
+            std::printf("wrote %s: Hugging Face folder, %s experts, %zu shard(s)\n", hf->dir.c_str(),
+                        s["hf"]["layout"].get<std::string>().c_str(), s["hf"]["shards"].get<size_t>());
+        }
     });
 }
 

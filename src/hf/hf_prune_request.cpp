@@ -1,0 +1,36 @@
+#include "hf/hf_prune_request.h"
+
+#include "core/error.h"
+#include "hf/hf_layout.h"
+#include "hf/hf_pruner.h"
+
+namespace reap {
+
+PruneOutcome run_hf_prune(const PruneRequest & r) {
+    if (r.output.empty() && !r.dry_run) fail("give -o/--output (or --dry-run)");
+    if (r.split_max_bytes != 0) {
+        fail("--split-max-size: a Hugging Face output is sharded like its input; the option is for GGUF");
+    }
+    const HfCheckpoint c      = HfCheckpoint::open(r.model);
+    const HfLayout     layout = analyze_hf(c);
+    PruneOutcome       out;
+    out.original_size             = c.weights_size();
+    const std::vector<Plan> plans = plans_for_request(r, layout.shape);
+    for (const auto & p : plans) {
+        PlannedOutput o;
+        o.job         = {p, r.output.empty() ? "" : ratio_output_name(r.output, p.keep_ratio, plans.size() > 1), 0};
+        o.output_size = hf_pruned_size(c, layout, p);
+        if (!r.output.empty()) o.files = {o.job.output};
+        out.outputs.push_back(std::move(o));
+    }
+    finish_plan_report(r, out);
+    if (r.dry_run) return out;
+    std::vector<PruneJob> jobs;
+    for (const auto & o : out.outputs)
+        jobs.push_back(o.job);
+    prune_hf(c, layout, jobs, r.show_progress);
+    out.wrote_models = true;
+    return out;
+}
+
+}  // namespace reap

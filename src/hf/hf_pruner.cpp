@@ -1,0 +1,268 @@
+#include "hf/hf_pruner.h"
+
+#include "core/error.h"
+#include "core/fs_util.h"
+#include "core/progress.h"
+#include "hf/hf_output.h"
+#include "moe/expert_budget.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+
+namespace reap {
+
+namespace {
+
+constexpr size_t k_chunk = 16u << 20;  // the buffer for data going to several outputs
+
+// One output tensor: which input tensor it comes from, and which expert slices it keeps.
+struct OutTensor {
+    size_t                        in;
+    StOutTensor                   meta;
+    const std::vector<uint32_t> * kept  = nullptr;  // fused / router: the slices kept
+    size_t                        shard = 0;
+};
+
+struct OutModel {
+    std::vector<OutTensor>             tensors;  // in input order
+    std::vector<std::string>           shard_names;
+    std::vector<std::vector<size_t>>   shard_tensors;  // indices into tensors
+    std::map<std::string, std::string> metadata;       // __metadata__ of every shard
+    uint64_t                           data_size = 0;  // tensor bytes (the index's total_size)
+    uint64_t                           size      = 0;  // weight files, headers included
+
+    std::vector<StOutTensor> shard_meta(size_t s) const {
+        std::vector<StOutTensor> m;
+        for (size_t i : shard_tensors[s])
+            m.push_back(tensors[i].meta);
+        return m;
+    }
+};
+
+// Output tensor for input tensor `i`, or false when the plan drops it.
+bool out_tensor(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan, size_t i, OutTensor & o) {
+    const StTensor &     t = *c.tensors[i].t;
+    const HfTensorRole & r = layout.roles[i];
+    o                      = {i, {t.name, t.dtype, t.shape, t.nbytes}, nullptr, 0};
+    if (r.role == HfRole::other) return true;
+    const std::vector<uint32_t> & kept = plan.layers.at(r.layer).kept;
+    if (r.role == HfRole::expert) {
+        const auto it = std::lower_bound(kept.begin(), kept.end(), r.expert);
+        if (it == kept.end() || *it != r.expert) return false;
+        o.meta.name = r.prefix + std::to_string(it - kept.begin()) + r.suffix;
+        return true;
+    }
+    o.kept          = &kept;
+    o.meta.shape[0] = kept.size();
+    o.meta.nbytes   = r.slice_bytes * kept.size();
+    return true;
+}
+
+OutModel build_output(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan) {
+    check_kept_count(layout.shape, plan.kept);
+    OutModel m;
+    for (size_t i = 0; i < c.tensors.size(); i++) {
+        OutTensor o;
+        if (out_tensor(c, layout, plan, i, o)) m.tensors.push_back(std::move(o));
+    }
+    if (!c.shards.empty()) m.metadata = c.shards.front().metadata();
+    // Shards hold at most what the largest input shard held (at least one tensor each).
+    uint64_t max_shard = 0;
+    for (const auto & s : c.shards)
+        max_shard = std::max(max_shard, s.file_size() - s.data_start());
+    uint64_t fill = 0;
+    for (size_t i = 0; i < m.tensors.size(); i++) {
+        const uint64_t n = m.tensors[i].meta.nbytes;
+        if (m.shard_tensors.empty() || (c.sharded && fill > 0 && fill + n > max_shard)) {
+            m.shard_tensors.emplace_back();
+            fill = 0;
+        }
+        m.tensors[i].shard = m.shard_tensors.size() - 1;
+        m.shard_tensors.back().push_back(i);
+        fill += n;
+        m.data_size += n;
+    }
+    for (size_t s = 0; s < m.shard_tensors.size(); s++) {
+        m.shard_names.push_back(c.sharded ? hf_shard_name(s + 1, m.shard_tensors.size()) : k_hf_single_name);
+        m.size += safetensors_header(m.shard_meta(s), m.metadata).size();
+    }
+    m.size += m.data_size;
+    return m;
+}
+
+// The one pass over the input: each tensor read once, written to every output keeping it.
+class HfCopy {
+public:
+    HfCopy(const HfCheckpoint & c, const HfLayout & layout, const std::vector<OutModel> & outs,
+           const std::vector<std::unique_ptr<HfOutputFolder>> & dirs, Progress & progress)
+        : c_(c),
+          layout_(layout),
+          outs_(outs),
+          dirs_(dirs),
+          progress_(progress),
+          cursor_(outs.size(), 0),
+          writers_(outs.size()),
+          open_shard_(outs.size(), SIZE_MAX) {}
+
+    void copy_tensor(size_t i) {
+        std::vector<size_t> to;  // outputs with a tensor from input tensor i
+        for (size_t o = 0; o < outs_.size(); o++) {
+            const auto & ts = outs_[o].tensors;
+            if (cursor_[o] < ts.size() && ts[cursor_[o]].in == i) {
+                open_writer(o, ts[cursor_[o]].shard);
+                to.push_back(o);
+            }
+        }
+        const HfTensor & t = c_.tensors[i];
+        if (!to.empty() && layout_.roles[i].role != HfRole::fused && layout_.roles[i].role != HfRole::router) {
+            copy_range(t, 0, t.t->nbytes, to);
+        } else if (!to.empty()) {
+            copy_slices(t, layout_.roles[i].slice_bytes, to);
+        }
+        for (size_t o : to)
+            cursor_[o]++;
+    }
+
+    void finish() {
+        for (auto & w : writers_) {
+            if (w) w->finish();
+            w.reset();
+        }
+    }
+
+private:
+    void open_writer(size_t o, size_t shard) {
+        if (open_shard_[o] == shard) return;
+        if (writers_[o]) writers_[o]->finish();
+        const OutModel & m = outs_[o];
+        writers_[o] =
+            std::make_unique<SafetensorsWriter>(dirs_[o]->file(m.shard_names[shard]), m.shard_meta(shard), m.metadata);
+        open_shard_[o] = shard;
+    }
+
+    // Expert by expert, each run of slices to the outputs that keep it (consecutive experts with
+    // the same outputs go as one range).
+    void copy_slices(const HfTensor & t, uint64_t slice, const std::vector<size_t> & to) {
+        const uint32_t      n = layout_.config.n_expert;
+        std::vector<size_t> run_to;
+        uint32_t            run_start = 0;
+        for (uint32_t e = 0; e <= n; e++) {
+            std::vector<size_t> keep;
+            for (size_t o : to) {
+                const auto & kept = *outs_[o].tensors[cursor_[o]].kept;
+                if (e < n && std::binary_search(kept.begin(), kept.end(), e)) keep.push_back(o);
+            }
+            if (e == n || keep != run_to) {
+                if (!run_to.empty())
+                    copy_range(t, uint64_t(run_start) * slice, uint64_t(e - run_start) * slice, run_to);
+                run_to    = keep;
+                run_start = e;
+            }
+        }
+    }
+
+    // Bytes [off, off+n) of input tensor t to the outputs `to`: in the kernel for one output,
+    // through one buffer (one read) for several.
+    void copy_range(const HfTensor & t, uint64_t off, uint64_t n, const std::vector<size_t> & to) {
+        const SafetensorsFile & f = c_.shards[t.shard];
+        if (to.size() == 1) {
+            for (uint64_t done = 0; done < n;) {
+                const uint64_t k = std::min<uint64_t>(n - done, 64u << 20);
+                writers_[to[0]]->copy_from(f.fd(), t.t->offset + off + done, k, f.path());
+                done += k;
+                bytes_ += k;
+                progress_.update(bytes_);
+            }
+            return;
+        }
+        if (buf_.empty()) buf_.resize(k_chunk);
+        for (uint64_t done = 0; done < n;) {
+            const uint64_t k = std::min<uint64_t>(n - done, buf_.size());
+            f.read(*t.t, off + done, buf_.data(), k);
+            for (size_t o : to) {
+                writers_[o]->write(buf_.data(), k);
+                bytes_ += k;
+            }
+            done += k;
+            progress_.update(bytes_);
+        }
+    }
+
+    const HfCheckpoint &                                 c_;
+    const HfLayout &                                     layout_;
+    const std::vector<OutModel> &                        outs_;
+    const std::vector<std::unique_ptr<HfOutputFolder>> & dirs_;
+    Progress &                                           progress_;
+    std::vector<size_t>                                  cursor_;
+    std::vector<std::unique_ptr<SafetensorsWriter>>      writers_;
+    std::vector<size_t>                                  open_shard_;
+    std::vector<uint8_t>                                 buf_;
+    uint64_t                                             bytes_ = 0;
+};
+
+std::string prune_record(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan) {
+    nlohmann::ordered_json j;
+    j["tool"]                   = std::string("reap.cpp ") + REAP_VERSION;
+    j["date"]                   = iso_utc_now();
+    j["source"]                 = c.dir;
+    j["n_expert_original"]      = layout.config.n_expert;
+    j["n_expert"]               = plan.kept;
+    nlohmann::ordered_json kept = nlohmann::ordered_json::object();
+    for (const auto & [il, lp] : plan.layers)
+        kept[std::to_string(il)] = lp.kept;
+    j["kept"] = kept;
+    j["plan"] = plan.to_json();
+    return j.dump(1) + "\n";
+}
+
+// Everything but the weights: config.json, the index, reap_prune.json, the other files.
+void write_side_files(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan, const OutModel & m,
+                      const HfOutputFolder & dir) {
+    write_text_file(dir.file("config.json"),
+                    pruned_config_text(c.config_text, layout.config, plan.kept, c.config_path));
+    if (c.sharded) {
+        std::map<std::string, std::string> map;
+        for (const auto & t : m.tensors)
+            map[t.meta.name] = m.shard_names[t.shard];
+        write_text_file(dir.file(k_hf_index_name), hf_index_text(c.index, m.data_size, {map.begin(), map.end()}));
+    }
+    write_text_file(dir.file(k_hf_prune_record), prune_record(c, layout, plan));
+    dir.copy_other_files(c);
+}
+
+}  // namespace
+
+uint64_t hf_pruned_size(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan) {
+    return build_output(c, layout, plan).size;
+}
+
+void prune_hf(const HfCheckpoint & c, const HfLayout & layout, const std::vector<PruneJob> & jobs, bool show_progress) {
+    std::vector<OutModel> outs;
+    uint64_t              total = 0;
+    for (size_t j = 0; j < jobs.size(); j++) {
+        check_plan(jobs[j].plan, layout.shape, jobs[j].output);
+        for (size_t k = 0; k < j; k++) {
+            if (same_file(jobs[j].output, jobs[k].output))
+                fail("%s: two outputs with the same name", jobs[j].output.c_str());
+        }
+        outs.push_back(build_output(c, layout, jobs[j].plan));
+        total += outs.back().data_size;
+    }
+    // Every folder is created before the long copy, so a bad path fails at once.
+    std::vector<std::unique_ptr<HfOutputFolder>> dirs;
+    for (const auto & j : jobs)
+        dirs.push_back(std::make_unique<HfOutputFolder>(j.output, c.dir));
+    Progress progress("prune", total, "bytes", show_progress);
+    HfCopy   copy(c, layout, outs, dirs, progress);
+    for (size_t i = 0; i < c.tensors.size(); i++)
+        copy.copy_tensor(i);
+    copy.finish();
+    progress.finish();
+    for (size_t j = 0; j < jobs.size(); j++)
+        write_side_files(c, layout, jobs[j].plan, outs[j], *dirs[j]);
+    for (auto & d : dirs)
+        d->commit();
+}
+
+}  // namespace reap
