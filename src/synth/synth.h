@@ -24,10 +24,15 @@ struct Options {
     int         n_dead        = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
     int         n_rare        = -1;
     int         n_weak        = -1;
+    int         n_head        = 0;      // attention heads; 0: the architecture's default
+    bool        llama_builder = false;  // lay out even the hand-written architectures with llama.cpp's builder
 };
 
 // The architectures `synth` can make, and the weight types it accepts.
 const std::vector<std::string> & architectures();
+// Whether `o` is made from synth's own tensor table (the five architectures it had before
+// llama.cpp's builder was public) rather than by llama_model_init_from_user.
+bool uses_hand_written_layout(const Options & o);
 const std::vector<ggml_type> &   weight_types();
 
 // Fills in the architecture defaults for the zero fields and checks the combination.

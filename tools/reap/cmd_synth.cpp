@@ -12,8 +12,10 @@ void add_synth(CLI::App & app) {
     auto   out  = std::make_shared<std::string>();
     auto   type = std::make_shared<std::string>("Q8_0");
     auto   json = std::make_shared<bool>(false);
+    auto   list = std::make_shared<bool>(false);
     auto * cmd  = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
-    cmd->add_option("-o,--output", *out, "output GGUF file")->required();
+    cmd->add_option("-o,--output", *out, "output GGUF file (required unless --list)");
+    cmd->add_flag("--list", *list, "print the architectures synth makes, and how, then exit");
     cmd->add_option("--arch", o->arch, "architecture (GGUF general.architecture)")
         ->check(CLI::IsMember(synth::architectures()));
     cmd->add_option("--layers", o->n_layer, "number of layers (0: architecture default)");
@@ -21,6 +23,9 @@ void add_synth(CLI::App & app) {
     cmd->add_option("--n-ff", o->n_ff, "expert FFN width");
     cmd->add_option("--n-expert", o->n_expert, "experts per MoE layer (0: architecture default)");
     cmd->add_option("--n-expert-used", o->n_expert_used, "experts per token (0: architecture default)");
+    cmd->add_option("--n-head", o->n_head, "attention heads (0: architecture default)");
+    cmd->add_flag("--llama-builder", o->llama_builder,
+                  "lay out the hand-written architectures too with llama.cpp's model builder");
     cmd->add_option("--ctx-train", o->n_ctx_train, "trained context length written to the file");
     cmd->add_option("--type", *type, "weight type of the matrices")
         ->check(CLI::IsMember({"F32", "F16", "Q8_0", "Q4_K"}));
@@ -32,6 +37,16 @@ void add_synth(CLI::App & app) {
     cmd->callback([=]() {
         static const std::map<std::string, ggml_type> types = {
             {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
+        if (*list) {
+            for (const auto & a : synth::architectures()) {
+                synth::Options q = *o;
+                q.arch           = a;
+                std::printf("%-16s %s\n", a.c_str(),
+                            synth::uses_hand_written_layout(q) ? "hand-written tensor table" : "llama.cpp model builder");
+            }
+            return;
+        }
+        if (out->empty()) throw CLI::RequiredError("--output");
         o->type      = types.at(*type);
         const auto s = synth::write_model(*o, *out);
         if (*json) {
