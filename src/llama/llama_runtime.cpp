@@ -4,6 +4,7 @@
 #include "gguf/gguf_file.h"
 #include "moe/moe_layout.h"
 
+#include <algorithm>
 #include <thread>
 
 namespace reap {
@@ -45,7 +46,9 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx                = o.n_ctx;
     cp.n_batch              = o.n_batch;
-    cp.n_ubatch             = o.n_ubatch;
+    // Diffusion models (LLaDA-MoE, RND1) decode without causal attention through llama.cpp's
+    // encoder path, which aborts on a batch larger than a micro-batch.
+    cp.n_ubatch             = llama_model_is_diffusion(rt.model.get()) ? std::max(o.n_batch, o.n_ubatch) : o.n_ubatch;
     cp.n_seq_max            = o.n_seq_max;
     cp.kv_unified           = o.kv_unified;
     cp.n_threads            = o.n_threads > 0 ? o.n_threads : int(std::thread::hardware_concurrency());

@@ -28,8 +28,11 @@ struct Options {
     bool        llama_builder = false;  // lay out even the hand-written architectures with llama.cpp's builder
 };
 
-// The architectures `synth` can make, and the weight types it accepts.
+// The architectures with a hand-written tensor table (the tests' default models), every
+// architecture `synth` can make (those plus every MoE architecture llama.cpp's model builder
+// lays out: synth_hparams.h), and the weight types it accepts.
 const std::vector<std::string> & architectures();
+const std::vector<std::string> & all_architectures();
 // Whether `o` is made from synth's own tensor table (the five architectures it had before
 // llama.cpp's builder was public) rather than by llama_model_init_from_user.
 bool uses_hand_written_layout(const Options & o);

@@ -14,7 +14,7 @@ const std::vector<std::string> & llama_builder_architectures() {
         "minimax-01", "minimax-m2", "minimax-m3", "rnd1", "mimo2", "kimi-linear", "kimi-k3", "step35",
         "mistral4", "mellum", "laguna", "maple",
         // moe_implemented(): dense architectures whose loader also takes experts
-        "llama", "refact", "minicpm", "granite", "granitemoe", "mistral3", "llama-embed"};
+        "llama", "minicpm", "granite", "granitemoe", "mistral3", "llama-embed"};
     return a;
 }
 
@@ -34,10 +34,10 @@ bool uses_mla(const std::string & a) {
 // which recurrent / convolutional (zero).
 bool per_layer_heads(const std::string & a) { return one_of(a, {"lfm2moe", "kimi-linear", "bailingmoe3", "kimi-k3"}); }
 
-// Architectures whose loader requires expert_gating_func (no default).
+// Architectures whose loader requires expert_gating_func, or whose graph aborts without it.
 bool requires_gating_func(const std::string & a) {
-    return one_of(a, {"bailingmoe2", "bailingmoe3", "deepseek32", "deepseek4", "dots3note", "exaone-moe", "kimi-k3",
-                      "kimi-linear", "lfm2moe", "minimax-m3"});
+    return one_of(a, {"bailingmoe2", "bailingmoe3", "deepseek32", "deepseek4", "dots1", "dots3note", "exaone-moe",
+                      "hy_v4", "kimi-k3", "kimi-linear", "lfm2moe", "minimax-m2", "minimax-m3", "smallthinker"});
 }
 
 struct Kv {
@@ -128,7 +128,7 @@ void moe_keys(const Kv & kv, const Options & o) {
     kv.u32("expert_feed_forward_length", uint32_t(o.n_ff));
     kv.u32("expert_shared_feed_forward_length", uint32_t(o.n_ff));
     kv.u32("expert_latent_length", uint32_t(o.n_ff));
-    kv.u32("interleave_moe_layer_step", 2);
+    kv.u32("interleave_moe_layer_step", a == "llama4" ? 2 : 1);  // llama4: Maverick's every other layer
     kv.u32("expert_count", uint32_t(o.n_expert));
     kv.u32("expert_used_count", uint32_t(o.n_expert_used));
     kv.u32("expert_shared_count", 1);
@@ -137,9 +137,11 @@ void moe_keys(const Kv & kv, const Options & o) {
     }
     kv.f32("expert_group_scale", 1.0f);
     kv.u32("experts_per_group", 1);
+    // Renormalised top-k weights wherever the architecture can (norm_topk_prob in most configs);
+    // those that cannot (qwen2moe, olmoe, llama4, ...) keep their fixed behaviour.
+    kv.flag("expert_weights_norm", true);
     if (a == "deepseek4" || a == "hy_v4") {
         kv.f32("expert_weights_scale", 1.0f);
-        kv.flag("expert_weights_norm", true);
     }
 }
 

@@ -31,7 +31,7 @@ static constexpr float k_weak_scale  = 0.05f;
 
 // Hand-written tensor tables: the tests' default models (fixed shapes they rely on) and
 // nemotron_h_moe, whose Mamba/MoE/attention cycle llama.cpp's builder cannot be asked for.
-static const std::vector<std::string> & hand_written() {
+const std::vector<std::string> & architectures() {
     static const std::vector<std::string> a = {"qwen3moe", "llama", "deepseek2", "gpt-oss", "nemotron_h_moe"};
     return a;
 }
@@ -40,9 +40,9 @@ static bool is_one_of(const std::vector<std::string> & list, const std::string &
     return std::find(list.begin(), list.end(), a) != list.end();
 }
 
-const std::vector<std::string> & architectures() {
+const std::vector<std::string> & all_architectures() {
     static const std::vector<std::string> all = [] {
-        std::vector<std::string> a = hand_written();
+        std::vector<std::string> a = architectures();
         for (const auto & b : llama_builder_architectures()) {
             if (!is_one_of(a, b)) a.push_back(b);
         }
@@ -52,7 +52,7 @@ const std::vector<std::string> & architectures() {
 }
 
 bool uses_hand_written_layout(const Options & o) {
-    return is_one_of(hand_written(), o.arch) && (!o.llama_builder || o.arch == "nemotron_h_moe");
+    return is_one_of(architectures(), o.arch) && (!o.llama_builder || o.arch == "nemotron_h_moe");
 }
 
 const std::vector<ggml_type> & weight_types() {
@@ -63,7 +63,7 @@ const std::vector<ggml_type> & weight_types() {
 std::string planted_key(int il, const char * kind) { return "reap.synth.layer." + std::to_string(il) + "." + kind; }
 
 Options resolve(Options o) {
-    const auto & archs = architectures();
+    const auto & archs = all_architectures();
     if (std::find(archs.begin(), archs.end(), o.arch) == archs.end()) {
         std::string list;
         for (const auto & a : archs) {

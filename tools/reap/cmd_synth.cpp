@@ -17,7 +17,7 @@ void add_synth(CLI::App & app) {
     cmd->add_option("-o,--output", *out, "output GGUF file (required unless --list)");
     cmd->add_flag("--list", *list, "print the architectures synth makes, and how, then exit");
     cmd->add_option("--arch", o->arch, "architecture (GGUF general.architecture)")
-        ->check(CLI::IsMember(synth::architectures()));
+        ->check(CLI::IsMember(synth::all_architectures()));
     cmd->add_option("--layers", o->n_layer, "number of layers (0: architecture default)");
     cmd->add_option("--n-embd", o->n_embd, "embedding width (multiple of 64)");
     cmd->add_option("--n-ff", o->n_ff, "expert FFN width");
@@ -38,7 +38,7 @@ void add_synth(CLI::App & app) {
         static const std::map<std::string, ggml_type> types = {
             {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
         if (*list) {
-            for (const auto & a : synth::architectures()) {
+            for (const auto & a : synth::all_architectures()) {
                 synth::Options q = *o;
                 q.arch           = a;
                 std::printf("%-16s %s\n", a.c_str(),
