@@ -107,7 +107,8 @@ RunResult run_reap(const std::vector<std::string> & args) {
     return r;
 }
 
-std::vector<std::vector<float>> decode_logits(const std::string & path, const std::string & text, int n_threads) {
+std::vector<std::vector<float>> decode_logits(const std::string & path, const std::string & text, int n_threads,
+                                              bool f32_cache) {
     static std::once_flag once;
     std::call_once(once, [] {
         log_init(LogLevel::error);
@@ -134,7 +135,11 @@ std::vector<std::vector<float>> decode_logits(const std::string & path, const st
     cp.n_ubatch             = 512;
     cp.n_threads            = n_threads;
     cp.n_threads_batch      = n_threads;
-    llama_context * ctx     = llama_init_from_model(model, cp);
+    if (f32_cache) {
+        cp.type_k = cp.type_v = GGML_TYPE_F32;
+        cp.flash_attn_type    = LLAMA_FLASH_ATTN_TYPE_DISABLED;  // its CPU kernel rounds Q to F16
+    }
+    llama_context * ctx = llama_init_from_model(model, cp);
     if (ctx == nullptr) {
         ADD_FAILURE() << "llama.cpp could not create a context for " << path;
         llama_model_free(model);

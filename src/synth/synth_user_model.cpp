@@ -62,7 +62,10 @@ TensorSpec spec_for_tensor(const std::string & name, const std::vector<int64_t> 
         t.init = Init::normal, t.scale = 0.3f;  // the router: F32, one row per expert
     } else if (ends_with(name, ".exp_probs_b.bias") || ends_with(name, ".exp_probs_b")) {
         t.init = Init::normal, t.scale = 0.01f;
-    } else if (contains(name, "norm")) {
+    } else if (contains(name, "norm") || ends_with(name, ".scale") || ends_with(name, ".input_scale") ||
+               starts_with(name, "rope_freqs") || starts_with(name, "rope_factors")) {
+        // Norms, the per-tensor scales of FP8/FP4 checkpoints and RoPE frequency factors:
+        // one is the identity (llama.cpp multiplies by them wherever they exist).
         t.init = Init::ones;
     } else if (ends_with(name, ".ssm_a") || contains(name, "ssm_a.")) {
         t.init = Init::ssm_a;
