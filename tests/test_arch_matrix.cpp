@@ -13,6 +13,11 @@
 #include "prune/pruner.h"
 #include "stats/criteria.h"
 #include "support.h"
+#include "synth/vocab_import.h"
+
+#include "llama.h"
+#include "llama/llama_util.h"
+#include "stats/expert_stats.h"
 
 #include <gtest/gtest.h>
 
@@ -244,5 +249,82 @@ INSTANTIATE_TEST_SUITE_P(AllArchs, ArchMatrix, ::testing::ValuesIn(synth::all_ar
                                  if (!std::isalnum((unsigned char) c)) c = '_';
                              return n;
                          });
+
+}  // namespace
+
+namespace {
+
+// The acceptance case of real tokenizers: a qwen3moe with Qwen2's 151,936-token vocabulary goes
+// through profile (chat samples rendered by the vocabulary's own chat template), prune and eval.
+TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
+    if (synth::vocab_dir().empty()) {
+        GTEST_SKIP() << "llama.cpp's source tree (models/ggml-vocab-qwen2.gguf) is not here; set REAP_LLAMA_SOURCE";
+    }
+    const std::string dir   = test::tmp_dir();
+    const std::string model = dir + "/qwen3moe-qwen2vocab.gguf";
+    synth::Options    o;
+    o.n_layer = 2;
+    o.vocab   = "qwen2";
+    const auto summary = synth::write_model(o, model);
+    EXPECT_EQ(summary["n_vocab"], 151936);
+
+    const std::string chat = dir + "/chat.jsonl";
+    const std::string msgs =
+        R"([{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is two plus two?"}, {"role": "assistant", "content": "Four."}])";
+    {
+        std::string line = "{\"messages\": " + msgs + "}\n";
+        test::write_bytes(chat, line.data(), line.size());
+    }
+    const auto prof = test::run_reap({"profile", "-m", model, "--data", chat, "-o", dir + "/stats.json",
+                                      "--no-progress", "-t", "2"});
+    ASSERT_EQ(prof.exit_code, 0) << prof.err;
+
+    // The tokens profiled are the vocabulary's template rendering, special tokens parsed: the
+    // Qwen2 template writes <|im_start|>/<|im_end|> around each turn (one token each).
+    const GgufFile    vocab_file = GgufFile::open(synth::find_vocab("qwen2"));
+    const std::string tmpl       = vocab_file.get_str("tokenizer.chat_template");
+    ASSERT_NE(tmpl.find("<|im_start|>"), std::string::npos);
+    const auto parsed = nlohmann::json::parse(msgs);
+    std::vector<std::string>        roles, contents;
+    std::vector<llama_chat_message> chat_msgs;
+    for (const auto & m : parsed) {
+        roles.push_back(m["role"]);
+        contents.push_back(m["content"]);
+    }
+    for (size_t i = 0; i < roles.size(); i++)
+        chat_msgs.push_back({roles[i].c_str(), contents[i].c_str()});
+    std::vector<char> buf(4096);
+    const int32_t     n = llama_chat_apply_template(tmpl.c_str(), chat_msgs.data(), chat_msgs.size(), false,
+                                                    buf.data(), int32_t(buf.size()));
+    ASSERT_GT(n, 0);
+    const std::string rendered(buf.data(), size_t(n));
+    EXPECT_EQ(rendered.rfind("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n", 0), 0u) << rendered;
+    llama_model_params mp = llama_model_default_params();
+    mp.vocab_only         = true;
+    llama_model * vm      = llama_model_load_from_file(model.c_str(), mp);
+    ASSERT_NE(vm, nullptr);
+    const auto ids = tokenize(llama_model_get_vocab(vm), rendered, true, true);
+    const auto im  = tokenize(llama_model_get_vocab(vm), "<|im_start|>", false, true);
+    llama_model_free(vm);
+    EXPECT_EQ(im, std::vector<llama_token>{151644}) << "Qwen2's <|im_start|> is one special token";
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), 151644), 3);
+    const ExpertStats s = ExpertStats::load(dir + "/stats.json");
+    EXPECT_EQ(s.meta["calibration"][0]["tokens"].get<uint64_t>(), ids.size());
+    EXPECT_EQ(s.layers.begin()->second.total_tokens, ids.size());
+
+    const auto pr = test::run_reap({"prune", "-m", model, "--stats", dir + "/stats.json", "--keep-ratio", "0.5", "-o",
+                                    dir + "/half.gguf", "--no-progress"});
+    ASSERT_EQ(pr.exit_code, 0) << pr.err;
+    const auto ev = test::run_reap({"eval", "-m", model, "--pruned", dir + "/half.gguf", "-f",
+                                    std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt", "-c", "128", "--chunks",
+                                    "2", "-o", dir + "/eval.json", "--no-progress", "-t", "2"});
+    ASSERT_EQ(ev.exit_code, 0) << ev.err;
+    const auto e = nlohmann::json::parse(test::read_bytes(dir + "/eval.json"));
+    ASSERT_EQ(e.size(), 2u);
+    EXPECT_EQ(e[1]["model"], "half.gguf");
+    EXPECT_GT(e[1]["tokens_scored"].get<int>(), 200);  // 2 windows of 128 tokens of Qwen2's BPE
+    EXPECT_TRUE(std::isfinite(e[1]["kl_mean"].get<double>()));
+    EXPECT_GT(e[1]["kl_mean"].get<double>(), 0.0);  // half the experts gone: the output moved
+}
 
 }  // namespace

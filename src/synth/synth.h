@@ -26,6 +26,7 @@ struct Options {
     int         n_weak        = -1;
     int         n_head        = 0;      // attention heads; 0: the architecture's default
     bool        llama_builder = false;  // lay out even the hand-written architectures with llama.cpp's builder
+    std::string vocab;                  // tokenizer: "" the small built-in one, NAME or a vocab GGUF file
 };
 
 // The architectures with a hand-written tensor table (the tests' default models), every

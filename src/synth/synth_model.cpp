@@ -8,6 +8,7 @@
 #include "synth/synth_hparams.h"
 #include "synth/synth_user_model.h"
 #include "synth/synth_vocab.h"
+#include "synth/vocab_import.h"
 
 #include "ggml.h"
 #include "gguf.h"
@@ -333,7 +334,7 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
     GgufContextPtr ctx(gguf_init_empty());
     gguf_set_val_str(ctx.get(), "general.architecture", o.arch.c_str());
     gguf_set_val_str(ctx.get(), "general.name", ("reap-synth-" + o.arch).c_str());
-    const uint32_t n_vocab = add_vocab(ctx.get());
+    const uint32_t n_vocab = o.vocab.empty() ? add_vocab(ctx.get()) : import_vocab(ctx.get(), o.vocab);
     ArchSpec       spec;
     if (uses_hand_written_layout(o)) {
         spec = build_arch(o, n_vocab, ctx.get());
@@ -380,6 +381,8 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
             {"n_expert", o.n_expert},
             {"n_expert_used", o.n_expert_used},
             {"n_vocab", n_vocab},
+            {"vocab", o.vocab.empty() ? "built-in" : o.vocab},
+            {"layout", uses_hand_written_layout(o) ? "hand-written" : "llama.cpp model builder"},
             {"weight_type", ggml_type_name(o.type)},
             {"seed", o.seed},
             {"n_params", n_params},

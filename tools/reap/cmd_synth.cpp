@@ -26,6 +26,9 @@ void add_synth(CLI::App & app) {
     cmd->add_option("--n-head", o->n_head, "attention heads (0: architecture default)");
     cmd->add_flag("--llama-builder", o->llama_builder,
                   "lay out the hand-written architectures too with llama.cpp's model builder");
+    cmd->add_option("--vocab", o->vocab,
+                    "tokenizer from a vocab GGUF: NAME (llama.cpp's models/ggml-vocab-NAME.gguf: qwen2, llama-bpe, "
+                    "deepseek-llm, gpt-2, phi-3, ...) or a file (default: a small built-in one)");
     cmd->add_option("--ctx-train", o->n_ctx_train, "trained context length written to the file");
     cmd->add_option("--type", *type, "weight type of the matrices")
         ->check(CLI::IsMember({"F32", "F16", "Q8_0", "Q4_K"}));
