@@ -13,6 +13,7 @@
 #include "prune/pruner.h"
 #include "stats/criteria.h"
 #include "support.h"
+#include "synth/synth_presets.h"
 #include "synth/vocab_import.h"
 
 #include "llama.h"
@@ -325,6 +326,40 @@ TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
     EXPECT_GT(e[1]["tokens_scored"].get<int>(), 200);  // 2 windows of 128 tokens of Qwen2's BPE
     EXPECT_TRUE(std::isfinite(e[1]["kl_mean"].get<double>()));
     EXPECT_GT(e[1]["kl_mean"].get<double>(), 0.0);  // half the experts gone: the output moved
+}
+
+}  // namespace
+
+namespace {
+
+// Presets give released models' shapes; --layers cuts the depth. The grouped DeepSeek-V3 shape
+// is built and run (13 s at 2 layers); the others' options are checked against the model cards.
+TEST(Presets, ShapesOfReleasedModels) {
+    const auto q = synth::preset_options("qwen3-30b-a3b");
+    EXPECT_EQ(q.n_layer, 48);
+    EXPECT_EQ(q.n_expert, 128);
+    EXPECT_EQ(q.n_expert_used, 8);
+    EXPECT_EQ(q.n_embd, 2048);
+    EXPECT_EQ(q.n_ff, 768);
+    EXPECT_EQ(q.vocab, "qwen2");
+    const auto g = synth::preset_options("gpt-oss-20b");
+    EXPECT_EQ(g.n_layer, 24);
+    EXPECT_EQ(g.n_expert, 32);
+    EXPECT_EQ(g.n_expert_used, 4);
+    EXPECT_THROW(synth::preset_options("no-such-model"), Error);
+
+    if (synth::vocab_dir().empty()) GTEST_SKIP() << "llama.cpp's models/ggml-vocab-deepseek-llm.gguf is not here";
+    const std::string dir = test::tmp_dir();
+    synth::Options    d   = synth::preset_options("deepseek-v3-small");
+    d.n_layer             = 2;
+    const auto s          = synth::write_model(d, dir + "/ds.gguf");
+    EXPECT_EQ(s["n_expert"], 256);
+    EXPECT_EQ(s["n_vocab"], 102400);
+    const GgufFile  f = GgufFile::open(dir + "/ds.gguf");
+    const MoeLayout m = analyze_moe(f);
+    EXPECT_EQ(m.n_expert_groups, 8u);
+    EXPECT_EQ(m.n_group_used, 4u);
+    expect_finite(test::decode_logits(dir + "/ds.gguf", k_text, 2), "deepseek-v3-small");
 }
 
 }  // namespace

@@ -25,6 +25,10 @@ struct Options {
     int         n_rare        = -1;
     int         n_weak        = -1;
     int         n_head        = 0;      // attention heads; 0: the architecture's default
+    int         n_head_kv     = 0;      // key/value heads (builder layouts); 0: the architecture's default
+    int         head_dim      = 0;      // key/value width per head (builder layouts); 0: n_embd / n_head
+    int         n_group       = 0;      // expert groups (deepseek2); 0: 4 where they divide, else 2
+    int         n_group_used  = 0;      // groups selected per token; 0: half of them
     bool        llama_builder = false;  // lay out even the hand-written architectures with llama.cpp's builder
     std::string vocab;                  // tokenizer: "" the small built-in one, NAME or a vocab GGUF file
 };

@@ -74,8 +74,12 @@ void attention_keys(const Kv & kv, const Options & o, uint32_t H, uint32_t head_
         kv.u32s("attention.head_count", heads);
         kv.u32s("attention.head_count_kv", heads);
     } else {
+        const uint32_t Hkv = o.n_head_kv > 0    ? uint32_t(o.n_head_kv)
+                             : a == "deepseek4" ? 1u
+                             : a == "afmoe"     ? std::max(1u, H / 2)
+                                                : H;
         kv.u32("attention.head_count", H);
-        kv.u32("attention.head_count_kv", a == "deepseek4" ? 1u : a == "afmoe" ? std::max(1u, H / 2) : H);
+        kv.u32("attention.head_count_kv", Hkv);
     }
     if (a == "deepseek4") {
         kv.u32("attention.key_length", head_dim);
@@ -98,6 +102,9 @@ void attention_keys(const Kv & kv, const Options & o, uint32_t H, uint32_t head_
         }
     } else if (a == "minimax-m3") {
         kv.u32("rope.dimension_count", 64);  // partial rotary within the indexer key length
+    } else if (o.head_dim > 0) {
+        kv.u32("attention.key_length", head_dim);  // a head width other than n_embd / n_head
+        kv.u32("attention.value_length", head_dim);
     }
     kv.f32("attention.clamp_kqv", 8.0f);
     kv.f32("attention.layer_norm_epsilon", 1e-5f);
@@ -231,7 +238,7 @@ int default_head_count(const std::string & arch) {
 void add_builder_hparams(gguf_context * ctx, const Options & o, uint32_t n_vocab) {
     const Kv       kv{ctx, o.arch};
     const uint32_t H        = uint32_t(o.n_head > 0 ? o.n_head : default_head_count(o.arch));
-    const uint32_t head_dim = uint32_t(o.n_embd) / H;
+    const uint32_t head_dim = o.head_dim > 0 ? uint32_t(o.head_dim) : uint32_t(o.n_embd) / H;
     kv.u32("vocab_size", n_vocab);
     kv.u32("context_length", uint32_t(o.n_ctx_train));
     kv.u32("embedding_length", uint32_t(o.n_embd));

@@ -102,7 +102,15 @@ Options resolve(Options o) {
     if (o.n_ctx_train < 16) fail("synth: --ctx-train must be at least 16");
     if (!hand) {
         const int H = o.n_head > 0 ? o.n_head : default_head_count(o.arch);
-        if (o.n_head < 0 || o.n_embd % H != 0) fail("synth: --n-head %d does not divide --n-embd %d", H, o.n_embd);
+        if (o.n_head < 0 || (o.head_dim == 0 && o.n_embd % H != 0)) {
+            fail("synth: --n-head %d does not divide --n-embd %d", H, o.n_embd);
+        }
+        if (o.n_head_kv < 0 || (o.n_head_kv > 0 && H % o.n_head_kv != 0)) {
+            fail("synth: %d key/value heads do not divide %d heads", o.n_head_kv, H);
+        }
+        if (o.head_dim < 0 || o.head_dim % 2 != 0 || o.head_dim > 1024) {
+            fail("synth: head width %d must be even and at most 1024", o.head_dim);
+        }
         if (o.arch == "llama4" && o.n_layer < 4) fail("synth: llama4 needs at least 4 layers (no-RoPE every 4th)");
     }
     if (o.arch == "deepseek2" && hand) {
@@ -114,10 +122,15 @@ Options resolve(Options o) {
         if (o.n_expert % 2 != 0 || o.n_expert < 4) {
             fail("synth: deepseek2 uses expert groups: --n-expert must be even and at least 4");
         }
-        const int groups = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
-        if (o.n_expert_used > (groups / 2) * (o.n_expert / groups)) {
-            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used, groups / 2,
-                 groups);
+        if (o.n_group == 0) o.n_group = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
+        if (o.n_group_used == 0) o.n_group_used = o.n_group / 2;
+        if (o.n_group < 2 || o.n_expert % o.n_group != 0 || o.n_group_used < 1 || o.n_group_used >= o.n_group) {
+            fail("synth: deepseek2: %d expert groups (%d used) do not divide %d experts", o.n_group, o.n_group_used,
+                 o.n_expert);
+        }
+        if (o.n_expert_used > o.n_group_used * (o.n_expert / o.n_group)) {
+            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used,
+                 o.n_group_used, o.n_group);
         }
     }
     if (o.arch == "nemotron_h_moe" && o.n_layer < 4) {

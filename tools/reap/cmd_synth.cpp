@@ -1,6 +1,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "synth/synth.h"
+#include "synth/synth_presets.h"
 
 #include <cstdio>
 #include <map>
@@ -12,10 +13,17 @@ void add_synth(CLI::App & app) {
     auto   out  = std::make_shared<std::string>();
     auto   type = std::make_shared<std::string>("Q8_0");
     auto   json = std::make_shared<bool>(false);
-    auto   list = std::make_shared<bool>(false);
+    auto   list   = std::make_shared<bool>(false);
+    auto   preset = std::make_shared<std::string>();
     auto * cmd  = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
     cmd->add_option("-o,--output", *out, "output GGUF file (required unless --list)");
-    cmd->add_flag("--list", *list, "print the architectures synth makes, and how, then exit");
+    cmd->add_flag("--list", *list, "print the architectures and presets synth makes, then exit");
+    std::string preset_help = "a released model's shape with random weights (--layers, --type, --seed, --vocab and "
+                              "the planted counts still apply):";
+    for (const auto & p : synth::presets()) {
+        preset_help += "\n  " + p.name + ": " + p.about;
+    }
+    cmd->add_option("--preset", *preset, preset_help);
     cmd->add_option("--arch", o->arch, "architecture (GGUF general.architecture)")
         ->check(CLI::IsMember(synth::all_architectures()));
     cmd->add_option("--layers", o->n_layer, "number of layers (0: architecture default)");
@@ -47,7 +55,19 @@ void add_synth(CLI::App & app) {
                 std::printf("%-16s %s\n", a.c_str(),
                             synth::uses_hand_written_layout(q) ? "hand-written tensor table" : "llama.cpp model builder");
             }
+            for (const auto & p : synth::presets()) {
+                std::printf("preset %-16s %s\n", p.name.c_str(), p.about.c_str());
+            }
             return;
+        }
+        if (!preset->empty()) {
+            // The preset's shape; the options that do not change it still apply.
+            synth::Options p = synth::preset_options(*preset);
+            if (cmd->count("--layers")) p.n_layer = o->n_layer;
+            if (cmd->count("--vocab")) p.vocab = o->vocab;
+            p.seed   = o->seed;
+            p.n_dead = o->n_dead, p.n_rare = o->n_rare, p.n_weak = o->n_weak;
+            *o       = p;
         }
         if (out->empty()) throw CLI::RequiredError("--output");
         o->type      = types.at(*type);
