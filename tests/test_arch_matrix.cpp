@@ -47,7 +47,7 @@ ggml_type type_for(size_t i) {
 }
 
 synth::Options matrix_options(const std::string & arch) {
-    const auto & all = synth::all_architectures();
+    const auto &   all = synth::all_architectures();
     synth::Options o;
     o.arch          = arch;
     o.llama_builder = true;  // the hand-written four are covered by test_prune / test_profile
@@ -81,7 +81,7 @@ std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t
 
 // Profile invariants on the statistics of `model`.
 void check_profile(const std::string & arch, const GgufFile & in, const MoeLayout & m, const ProfileResult & r) {
-    const auto moe = in.get_uint_array("reap.synth.moe_layers");
+    const auto    moe = in.get_uint_array("reap.synth.moe_layers");
     std::set<int> planted(moe.begin(), moe.end()), profiled, analysed;
     for (const auto & [il, L] : r.stats.layers)
         profiled.insert(il);
@@ -108,7 +108,7 @@ void check_profile(const std::string & arch, const GgufFile & in, const MoeLayou
             EXPECT_NEAR(gates / double(L.total_tokens), target, 1e-4) << "layer " << il << ": applied gates sum";
         }
         // Planted dead experts: routed, but their output is ~1e-3 of a healthy one's.
-        const auto reap_score = L.reap();
+        const auto          reap_score = L.reap();
         std::vector<double> healthy;
         std::set<uint32_t>  planted_experts;
         for (const char * kind : {"dead", "rare", "weak"})
@@ -153,16 +153,16 @@ void check_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & hal
 // in every layer: the fewest any layer has); the text's logits must not move. (Quantized weights
 // would round the router's float noise up through the activations' 8-bit blocks.)
 void check_never_routed_removal(const std::string & arch, const std::string & dir, const std::string & text_file) {
-    synth::Options o = matrix_options(arch);
-    o.type           = GGML_TYPE_F32;
+    synth::Options o        = matrix_options(arch);
+    o.type                  = GGML_TYPE_F32;
     const std::string model = dir + "/f32.gguf";
     synth::write_model(o, model);
     ProfileOptions po;
-    po.model     = model;
-    po.data      = {text_file};
-    po.output    = dir + "/f32-stats.json";
-    po.progress  = false;
-    po.n_threads = 1;
+    po.model                = model;
+    po.data                 = {text_file};
+    po.output               = dir + "/f32-stats.json";
+    po.progress             = false;
+    po.n_threads            = 1;
     const ExpertStats stats = run_profile(po).stats;
     const GgufFile    in    = GgufFile::open(model);
     const MoeLayout   m     = analyze_moe(in);
@@ -210,7 +210,7 @@ TEST_P(ArchMatrix, SynthProfilePruneDecode) {
     expect_finite(test::decode_logits(model, k_text, 1), model);
 
     ProfileOptions po;
-    po.model       = model;
+    po.model = model;
     // The logits text is calibration too, so "never routed" holds for the tokens compared.
     const std::string text_file = dir + "/text.txt";
     test::write_bytes(text_file, k_text.data(), k_text.size());
@@ -264,8 +264,8 @@ TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
     const std::string dir   = test::tmp_dir();
     const std::string model = dir + "/qwen3moe-qwen2vocab.gguf";
     synth::Options    o;
-    o.n_layer = 2;
-    o.vocab   = "qwen2";
+    o.n_layer          = 2;
+    o.vocab            = "qwen2";
     const auto summary = synth::write_model(o, model);
     EXPECT_EQ(summary["n_vocab"], 151936);
 
@@ -276,8 +276,8 @@ TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
         std::string line = "{\"messages\": " + msgs + "}\n";
         test::write_bytes(chat, line.data(), line.size());
     }
-    const auto prof = test::run_reap({"profile", "-m", model, "--data", chat, "-o", dir + "/stats.json",
-                                      "--no-progress", "-t", "2"});
+    const auto prof =
+        test::run_reap({"profile", "-m", model, "--data", chat, "-o", dir + "/stats.json", "--no-progress", "-t", "2"});
     ASSERT_EQ(prof.exit_code, 0) << prof.err;
 
     // The tokens profiled are the vocabulary's template rendering, special tokens parsed: the
@@ -285,7 +285,7 @@ TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
     const GgufFile    vocab_file = GgufFile::open(synth::find_vocab("qwen2"));
     const std::string tmpl       = vocab_file.get_str("tokenizer.chat_template");
     ASSERT_NE(tmpl.find("<|im_start|>"), std::string::npos);
-    const auto parsed = nlohmann::json::parse(msgs);
+    const auto                      parsed = nlohmann::json::parse(msgs);
     std::vector<std::string>        roles, contents;
     std::vector<llama_chat_message> chat_msgs;
     for (const auto & m : parsed) {
@@ -295,8 +295,8 @@ TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
     for (size_t i = 0; i < roles.size(); i++)
         chat_msgs.push_back({roles[i].c_str(), contents[i].c_str()});
     std::vector<char> buf(4096);
-    const int32_t     n = llama_chat_apply_template(tmpl.c_str(), chat_msgs.data(), chat_msgs.size(), false,
-                                                    buf.data(), int32_t(buf.size()));
+    const int32_t     n = llama_chat_apply_template(tmpl.c_str(), chat_msgs.data(), chat_msgs.size(), false, buf.data(),
+                                                    int32_t(buf.size()));
     ASSERT_GT(n, 0);
     const std::string rendered(buf.data(), size_t(n));
     EXPECT_EQ(rendered.rfind("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n", 0), 0u) << rendered;

@@ -112,9 +112,9 @@ TEST_P(SynthBuilder, EveryTypeRunsAndTheSeedDecidesTheBytes) {
     o.n_expert      = 8;
     o.n_expert_used = 2;
     for (ggml_type t : synth::weight_types()) {
-        o.type                  = t;
-        const std::string path  = dir + "/" + ggml_type_name(t) + ".gguf";
-        const auto        summ  = synth::write_model(o, path);
+        o.type                 = t;
+        const std::string path = dir + "/" + ggml_type_name(t) + ".gguf";
+        const auto        summ = synth::write_model(o, path);
         EXPECT_EQ(summ["layout"], "llama.cpp model builder");
         EXPECT_FALSE(summ["moe_layers"].empty());
         expect_runs(path);
@@ -124,8 +124,7 @@ TEST_P(SynthBuilder, EveryTypeRunsAndTheSeedDecidesTheBytes) {
     o.seed = 7;
     synth::write_model(o, dir + "/other.gguf");
     const auto a = test::read_bytes(dir + "/" + ggml_type_name(GGML_TYPE_Q4_K) + ".gguf"),
-               b = test::read_bytes(dir + "/again.gguf"),
-               c = test::read_bytes(dir + "/other.gguf");
+               b = test::read_bytes(dir + "/again.gguf"), c = test::read_bytes(dir + "/other.gguf");
     EXPECT_TRUE(a == b) << "same seed, different bytes";
     EXPECT_EQ(a.size(), c.size());
     EXPECT_FALSE(a == c) << "another seed, the same bytes";

@@ -48,16 +48,16 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
     cp.n_batch              = o.n_batch;
     // Diffusion models (LLaDA-MoE, RND1) decode without causal attention through llama.cpp's
     // encoder path, which aborts on a batch larger than a micro-batch.
-    cp.n_ubatch             = llama_model_is_diffusion(rt.model.get()) ? std::max(o.n_batch, o.n_ubatch) : o.n_ubatch;
-    cp.n_seq_max            = o.n_seq_max;
-    cp.kv_unified           = o.kv_unified;
-    cp.n_threads            = o.n_threads > 0 ? o.n_threads : int(std::thread::hardware_concurrency());
-    cp.n_threads_batch      = cp.n_threads;
-    cp.type_k               = type_k;
-    cp.type_v               = type_v;
-    cp.no_perf              = true;
-    cp.cb_eval              = o.cb_eval;
-    cp.cb_eval_user_data    = o.cb_eval_user_data;
+    cp.n_ubatch          = llama_model_is_diffusion(rt.model.get()) ? std::max(o.n_batch, o.n_ubatch) : o.n_ubatch;
+    cp.n_seq_max         = o.n_seq_max;
+    cp.kv_unified        = o.kv_unified;
+    cp.n_threads         = o.n_threads > 0 ? o.n_threads : int(std::thread::hardware_concurrency());
+    cp.n_threads_batch   = cp.n_threads;
+    cp.type_k            = type_k;
+    cp.type_v            = type_v;
+    cp.no_perf           = true;
+    cp.cb_eval           = o.cb_eval;
+    cp.cb_eval_user_data = o.cb_eval_user_data;
     rt.ctx.reset(llama_init_from_model(rt.model.get(), cp));
     if (!rt.ctx) {
         fail("%s: llama.cpp could not create a context (n_ctx=%u, n_batch=%u)", model_path.c_str(), cp.n_ctx,

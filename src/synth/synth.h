@@ -40,8 +40,8 @@ const std::vector<std::string> & architectures();
 const std::vector<std::string> & all_architectures();
 // Whether `o` is made from synth's own tensor table (the five architectures it had before
 // llama.cpp's builder was public) rather than by llama_model_init_from_user.
-bool uses_hand_written_layout(const Options & o);
-const std::vector<ggml_type> &   weight_types();
+bool                           uses_hand_written_layout(const Options & o);
+const std::vector<ggml_type> & weight_types();
 
 // Fills in the architecture defaults for the zero fields and checks the combination.
 // Throws reap::Error with the reason when llama.cpp could not load such a model.

@@ -129,9 +129,9 @@ void build_llama(Builder & b, const Options & o, int64_t n_vocab) {
 // DeepSeek-V3 style: MLA attention without q-LoRA, one leading dense layer, a shared expert,
 // sigmoid gating with a selection bias, grouped routing, normalised and scaled weights.
 void build_deepseek2(Builder & b, const Options & o, int64_t n_vocab) {
-    const int64_t  E = o.n_embd, H = E / k_head_dim;
-    const int64_t  kv_lora = E / 2, rope = 32, nope = 64, v_head = 64;
-    const int64_t  n_ff_dense = 2 * o.n_ff;
+    const int64_t E = o.n_embd, H = E / k_head_dim;
+    const int64_t kv_lora = E / 2, rope = 32, nope = 64, v_head = 64;
+    const int64_t n_ff_dense = 2 * o.n_ff;
     b.common_keys(o, uint32_t(n_vocab));
     b.u32("feed_forward_length", uint32_t(n_ff_dense));
     b.u32("attention.head_count", uint32_t(H));

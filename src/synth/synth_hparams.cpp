@@ -10,9 +10,10 @@ const std::vector<std::string> & llama_builder_architectures() {
         // moe_mandatory()
         "llama4", "cohere2moe", "grok", "qwen2moe", "qwen3moe", "qwen3next", "qwen3vlmoe", "qwen35moe", "qwen4exp",
         "phimoe", "dbrx", "olmoe", "arctic", "deepseek", "deepseek2", "deepseek32", "dots3note", "deepseek4", "glm4moe",
-        "glm-dsa", "exaone-moe", "bailingmoe", "bailingmoe2", "bailingmoe3", "dots1", "afmoe", "ernie4_5-moe", "hunyuan-moe", "hy_v3", "hy_v4", "gpt-oss", "lfm2moe", "smallthinker", "llada-moe", "grovemoe",
-        "minimax-01", "minimax-m2", "minimax-m3", "rnd1", "mimo2", "kimi-linear", "kimi-k3", "step35",
-        "mistral4", "mellum", "laguna", "maple",
+        "glm-dsa", "exaone-moe", "bailingmoe", "bailingmoe2", "bailingmoe3", "dots1", "afmoe", "ernie4_5-moe",
+        "hunyuan-moe", "hy_v3", "hy_v4", "gpt-oss", "lfm2moe", "smallthinker", "llada-moe", "grovemoe", "minimax-01",
+        "minimax-m2", "minimax-m3", "rnd1", "mimo2", "kimi-linear", "kimi-k3", "step35", "mistral4", "mellum", "laguna",
+        "maple",
         // moe_implemented(): dense architectures whose loader also takes experts
         "llama", "minicpm", "granite", "granitemoe", "mistral3", "llama-embed"};
     return a;
@@ -58,7 +59,8 @@ struct Kv {
         gguf_set_arr_data(ctx, key(k).c_str(), GGUF_TYPE_FLOAT32, v.data(), v.size());
     }
     // One value per layer: f(il).
-    template <class F> std::vector<uint32_t> per_layer(int n_layer, F f) const {
+    template <class F>
+    std::vector<uint32_t> per_layer(int n_layer, F f) const {
         std::vector<uint32_t> v(static_cast<size_t>(n_layer), 0u);
         for (int il = 0; il < n_layer; il++) {
             v[size_t(il)] = uint32_t(f(il));
@@ -186,8 +188,9 @@ void special_keys(const Kv & kv, const Options & o, uint32_t head_dim, uint32_t 
     if (a == "deepseek4") {
         kv.u32("attention.output_group_count", 8);
         kv.u32("attention.output_lora_rank", 32);
-        kv.u32s("attention.compress_ratios",
-                kv.per_layer(o.n_layer, [](int il) { return il < 2 ? 0 : il % 2 == 0 ? 4 : 128; }));
+        kv.u32s("attention.compress_ratios", kv.per_layer(o.n_layer, [](int il) {
+            return il < 2 ? 0 : il % 2 == 0 ? 4 : 128;
+        }));
         kv.f32("attention.compress_rope_freq_base", 160000.0f);
         kv.u32("hyper_connection.count", 4);
         kv.u32("hyper_connection.sinkhorn_iterations", 2);

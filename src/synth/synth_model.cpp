@@ -76,12 +76,12 @@ Options resolve(Options o) {
         int layers, experts, used;
     };
     const bool hand = uses_hand_written_layout(o);
-    const Def  d    = !hand                ? Def{4, 16, 4}
-                  : o.arch == "qwen3moe"    ? Def{8, 16, 4}
-                  : o.arch == "llama"     ? Def{8, 8, 2}
-                  : o.arch == "deepseek2" ? Def{6, 16, 4}
-                  : o.arch == "gpt-oss"   ? Def{4, 16, 4}
-                                          : Def{6, 16, 4};
+    const Def  d    = !hand                   ? Def{4, 16, 4}
+                      : o.arch == "qwen3moe"  ? Def{8, 16, 4}
+                      : o.arch == "llama"     ? Def{8, 8, 2}
+                      : o.arch == "deepseek2" ? Def{6, 16, 4}
+                      : o.arch == "gpt-oss"   ? Def{4, 16, 4}
+                                              : Def{6, 16, 4};
     if (o.n_layer == 0) o.n_layer = d.layers;
     if (o.n_expert == 0) o.n_expert = d.experts;
     if (o.n_expert_used == 0) o.n_expert_used = std::min(d.used, o.n_expert);
@@ -355,7 +355,8 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
         add_builder_hparams(ctx.get(), o, n_vocab);
         spec = discover_arch(ctx.get(), o.n_embd, o.n_layer);
         if (spec.moe_layers.empty()) {
-            fail("synth: llama.cpp built '%s' without a router (no MoE layer); is it a MoE architecture?", o.arch.c_str());
+            fail("synth: llama.cpp built '%s' without a router (no MoE layer); is it a MoE architecture?",
+                 o.arch.c_str());
         }
     }
 

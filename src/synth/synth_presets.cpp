@@ -60,7 +60,8 @@ Options deepseek_v3_small() {
 
 const std::vector<Preset> & presets() {
     static const std::vector<Preset> p = {
-        {"qwen3-30b-a3b", "Qwen3-30B-A3B: 48 layers, 128 experts (8 per token), n_embd 2048, expert FF 768, qwen2 vocab",
+        {"qwen3-30b-a3b",
+         "Qwen3-30B-A3B: 48 layers, 128 experts (8 per token), n_embd 2048, expert FF 768, qwen2 vocab",
          qwen3_30b_a3b()},
         {"gpt-oss-20b", "gpt-oss-20b: 24 layers, 32 experts (4 per token), n_embd 2880, expert FF 2880", gpt_oss_20b()},
         {"deepseek-v3-small",

@@ -20,10 +20,10 @@ bool contains(const std::string & s, const char * part) { return s.find(part) !=
 // except norms, routers, convolutions and the recurrent-mixing parameters that ggml reads as F32.
 bool quantizable(const std::string & name, size_t n_dims) {
     if (n_dims < 2 || !ends_with(name, "weight")) return false;
-    for (const char * keep_f32 : {"_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid", "altup", "laurel",
-                                  "per_layer_model_proj", "position_embd", "token_types", "ssm_conv1d",
-                                  "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight",
-                                  "time_mix_", "attn_rel_b.weight"}) {
+    for (const char * keep_f32 :
+         {"_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid", "altup", "laurel", "per_layer_model_proj",
+          "position_embd", "token_types", "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight",
+          "indexer.q_proj.weight", "time_mix_", "attn_rel_b.weight"}) {
         if (contains(name, keep_f32)) return false;
     }
     return true;

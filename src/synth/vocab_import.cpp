@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 
 std::string vocab_dir() {
     std::error_code ec;
-    const char * env = std::getenv("REAP_LLAMA_SOURCE");
+    const char *    env = std::getenv("REAP_LLAMA_SOURCE");
     for (const char * root : {env, static_cast<const char *>(REAP_LLAMA_SOURCE_DIR)}) {
         if (root != nullptr && *root != '\0' && fs::is_directory(fs::path(root) / "models", ec)) {
             return (fs::path(root) / "models").string();
@@ -32,9 +32,10 @@ std::string find_vocab(const std::string & name_or_file) {
     }
     const std::string dir = vocab_dir();
     if (dir.empty()) {
-        fail("synth: --vocab %s: llama.cpp's source tree (models/ggml-vocab-*.gguf) was not found; set "
-             "REAP_LLAMA_SOURCE or pass a vocab GGUF file",
-             name_or_file.c_str());
+        fail(
+            "synth: --vocab %s: llama.cpp's source tree (models/ggml-vocab-*.gguf) was not found; set "
+            "REAP_LLAMA_SOURCE or pass a vocab GGUF file",
+            name_or_file.c_str());
     }
     const std::string path = dir + "/ggml-vocab-" + name_or_file + ".gguf";
     if (!fs::is_regular_file(path, ec)) {

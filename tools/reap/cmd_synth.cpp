@@ -9,17 +9,18 @@
 namespace reap::cli {
 
 void add_synth(CLI::App & app) {
-    auto   o    = std::make_shared<synth::Options>();
-    auto   out  = std::make_shared<std::string>();
-    auto   type = std::make_shared<std::string>("Q8_0");
-    auto   json = std::make_shared<bool>(false);
+    auto   o      = std::make_shared<synth::Options>();
+    auto   out    = std::make_shared<std::string>();
+    auto   type   = std::make_shared<std::string>("Q8_0");
+    auto   json   = std::make_shared<bool>(false);
     auto   list   = std::make_shared<bool>(false);
     auto   preset = std::make_shared<std::string>();
-    auto * cmd  = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
+    auto * cmd    = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
     cmd->add_option("-o,--output", *out, "output GGUF file (required unless --list)");
     cmd->add_flag("--list", *list, "print the architectures and presets synth makes, then exit");
-    std::string preset_help = "a released model's shape with random weights (--layers, --type, --seed, --vocab and "
-                              "the planted counts still apply):";
+    std::string preset_help =
+        "a released model's shape with random weights (--layers, --type, --seed, --vocab and "
+        "the planted counts still apply):";
     for (const auto & p : synth::presets()) {
         preset_help += "\n  " + p.name + ": " + p.about;
     }
@@ -52,8 +53,9 @@ void add_synth(CLI::App & app) {
             for (const auto & a : synth::all_architectures()) {
                 synth::Options q = *o;
                 q.arch           = a;
-                std::printf("%-16s %s\n", a.c_str(),
-                            synth::uses_hand_written_layout(q) ? "hand-written tensor table" : "llama.cpp model builder");
+                std::printf(
+                    "%-16s %s\n", a.c_str(),
+                    synth::uses_hand_written_layout(q) ? "hand-written tensor table" : "llama.cpp model builder");
             }
             for (const auto & p : synth::presets()) {
                 std::printf("preset %-16s %s\n", p.name.c_str(), p.about.c_str());
@@ -67,7 +69,7 @@ void add_synth(CLI::App & app) {
             if (cmd->count("--vocab")) p.vocab = o->vocab;
             p.seed   = o->seed;
             p.n_dead = o->n_dead, p.n_rare = o->n_rare, p.n_weak = o->n_weak;
-            *o       = p;
+            *o = p;
         }
         if (out->empty()) throw CLI::RequiredError("--output");
         o->type      = types.at(*type);
