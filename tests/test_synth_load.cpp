@@ -1,6 +1,7 @@
 // Every synthetic architecture and weight type: llama.cpp loads the file and decodes a prompt
 // with finite, input-dependent logits.
 #include "support.h"
+#include "synth/synth_presets.h"
 
 #include <gtest/gtest.h>
 
@@ -140,7 +141,14 @@ TEST(Synth, ListNamesEveryArchitecture) {
     for (const auto & a : synth::all_architectures()) {
         EXPECT_NE(r.out.find(a + " "), std::string::npos) << a;
     }
-    EXPECT_EQ(size_t(std::count(r.out.begin(), r.out.end(), '\n')), synth::all_architectures().size());
+    size_t lines = 0, preset_lines = 0;
+    for (size_t at = 0; at < r.out.size(); at = r.out.find('\n', at) + 1) {
+        if (r.out.find('\n', at) == std::string::npos) break;
+        lines++;
+        preset_lines += r.out.compare(at, 7, "preset ") == 0;
+    }
+    EXPECT_EQ(lines - preset_lines, synth::all_architectures().size());
+    EXPECT_EQ(preset_lines, synth::presets().size());
     const auto no_output = test::run_reap({"synth", "--arch", "glm4moe"});
     EXPECT_EQ(no_output.exit_code, 2) << "--output is required unless --list";
 }
