@@ -107,8 +107,12 @@ ArchSpec discover_arch(gguf_context * meta, int64_t n_embd, int n_layer) {
     mp.progress_callback  = quiet_progress;
     llama_model * model   = llama_model_init_from_user(meta, record_tensor, &d, mp);
     if (model == nullptr) {
-        fail("synth: llama.cpp could not build a '%s' model from these hyperparameters (see its log above)",
-             gguf_get_val_str(meta, gguf_find_key(meta, "general.architecture")));
+        // Its log (reap -v) says why: hyperparameters it refuses, or no memory for the F32 tensors
+        // it allocates while building (4 bytes per parameter; a deep --preset needs --layers).
+        fail(
+            "synth: llama.cpp could not build a '%s' model (hyperparameters refused, or no memory for an F32 "
+            "copy of it while laying it out: use fewer --layers); reap -v shows llama.cpp's reason",
+            gguf_get_val_str(meta, gguf_find_key(meta, "general.architecture")));
     }
     llama_model_free(model);
 
