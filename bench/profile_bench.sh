@@ -4,9 +4,17 @@
 #     on a synthetic qwen3moe with 16 MoE layers. Target >= 0.90.
 #  2. short samples (~64 tokens): packed into one batch vs. one sample per decode. Target >= 3x.
 #  3. peak RSS of the profile run (/usr/bin/time -v).
+#  4. a model with a real vocabulary (llama.cpp's Qwen2 tokenizer, 151,936 tokens; bench/
+#     big_vocab_model.py on a synth qwen3moe with 16 layers, 64 experts top-8, n_embd 512):
+#     reap profile vs `llama-bench -p UB` of the same llama.cpp build (same model, threads and
+#     micro-batch UB, -b UB), and vs reap profile --no-skip-head (the output head computed for
+#     every token, as before issue 14); peak RSS of both against the model file. Targets: >= 0.9
+#     of llama-bench, RSS <= 1.3x the model. Skipped (with a note) without llama-bench/gguf-py.
 # Runs alternate (baseline, profile, baseline, ...) and the medians are compared, so a slow
 # moment of the machine hits both sides.
 #   bench/profile_bench.sh [BUILD_DIR] [REPEATS]
+# Environment: REAP_BENCH_UBATCH (default 512, several allowed: "256 512"), REAP_BENCH_THREADS,
+# REAP_BENCH_ONLY_VOCAB=1 (only part 4).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -15,10 +23,16 @@ reap=$build/bin/reap
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 threads=${REAP_BENCH_THREADS:-$(nproc)}
+tps() { sed -n 's/.*(\([0-9.]*\) tokens\/s).*/\1/p' "$1" | tail -1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+run() { "$reap" profile -m "$work/m16.gguf" -t "$threads" --no-progress "$@"; }
 
-"$reap" synth --layers 16 -o "$work/m16.gguf" >/dev/null
 # Calibration: the shipped sample, 4 times (about 40k tokens).
 for _ in 1 2 3 4; do cat "$here/data/calibration/sample.jsonl"; done > "$work/cal.jsonl"
+
+if [ "${REAP_BENCH_ONLY_VOCAB:-0}" != 1 ]; then
+
+"$reap" synth --layers 16 -o "$work/m16.gguf" >/dev/null
 # Short samples: the sample text cut into pieces of ~40 words (~64 tokens).
 /usr/bin/python3 - "$here/data/calibration/sample.jsonl" "$work/short.jsonl" <<'PY'
 import json, sys
@@ -30,9 +44,6 @@ with open(sys.argv[2], "w", encoding="utf-8") as f:
         f.write(json.dumps({"text": " ".join(words[i:i + 40])}) + "\n")
 PY
 
-tps() { sed -n 's/.*(\([0-9.]*\) tokens\/s).*/\1/p' "$1" | tail -1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-run() { "$reap" profile -m "$work/m16.gguf" -t "$threads" --no-progress "$@"; }
 
 base=() prof=()
 for i in $(seq "$reps"); do
@@ -68,3 +79,56 @@ Calibration: data/calibration/sample.jsonl x4 ($tokens tokens); medians of $reps
 
 All runs (tokens/s): baseline ${base[*]}; profile ${prof[*]}; packed ${packed[*]}; one-per-decode ${single[*]}.
 MD
+fi
+
+# ---- 4. a real vocabulary: reap profile vs llama-bench of the same build ----------------------
+prefix=$(sed -n 's/^CMAKE_PREFIX_PATH[^=]*=//p' "$build/CMakeCache.txt" | cut -d';' -f1)
+llama_bench=${REAP_LLAMA_BENCH:-$prefix/bin/llama-bench}
+gguf_py=$(dirname "$(readlink -f "$prefix/bin/llama-bench" 2>/dev/null || echo /nonexistent)")/../../src/gguf-py
+vocab=$gguf_py/../models/ggml-vocab-qwen2.gguf
+if [ ! -x "$llama_bench" ] || [ ! -f "$vocab" ]; then
+  echo "(part 4 skipped: no llama-bench or Qwen2 vocab next to $prefix; scripts/setup.sh builds them)"
+  exit 0
+fi
+"$reap" synth --layers 16 --n-embd 512 --n-ff 512 --n-expert 64 --n-expert-used 8 -o "$work/s.gguf" >/dev/null
+PYTHONPATH=$gguf_py /usr/bin/python3 "$here/bench/big_vocab_model.py" "$work/s.gguf" "$vocab" "$work/v.gguf" >/dev/null
+rm -f "$work/s.gguf"
+vmodel_kb=$(( $(stat -c %s "$work/v.gguf") / 1024 ))
+# Wall-clock tokens/s (as llama-bench reports it) and tokens per CPU-second of user time: on a
+# machine shared with other work the second is the steadier measure (with -t 1 no thread spins).
+utime() { sed -n 's/.*User time (seconds): \([0-9.]*\)/\1/p' "$1"; }
+bench_run() {  # UB -> "wall_tps cpu_tps": llama-bench -p UB, 3 repetitions, no warm-up
+  /usr/bin/time -v "$llama_bench" -m "$work/v.gguf" -p "$1" -n 0 -t "$threads" -b "$1" -ub "$1" -r 3 --no-warmup \
+    -o json > "$work/lb.json" 2> "$work/lbtime.log"
+  local wall; wall=$(/usr/bin/python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))[0]["avg_ts"])' "$work/lb.json")
+  echo "$wall $(awk "BEGIN{printf \"%.1f\", 3*$1/$(utime "$work/lbtime.log")}")"
+}
+vprofile() {  # UB, extra flags... -> "wall_tps cpu_tps rss_kb"
+  local ub=$1; shift
+  /usr/bin/time -v "$reap" profile -m "$work/v.gguf" -t "$threads" --no-progress --data "$work/vcal.jsonl" \
+    --max-tokens $((ub * 8)) -b "$ub" -ub "$ub" -o "$work/v.json" "$@" > "$work/vp.log" 2> "$work/vtime.log"
+  local n; n=$(sed -n 's/.* samples, \([0-9]*\) tokens in.*/\1/p' "$work/vp.log")
+  echo "$(tps "$work/vp.log") $(awk "BEGIN{printf \"%.1f\", $n/$(utime "$work/vtime.log")}") $(sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p' "$work/vtime.log")"
+}
+cp "$here/data/calibration/sample.jsonl" "$work/vcal.jsonl"  # little to tokenize: CPU time is decode time
+echo "### reap profile vs llama-bench, 151,936-token vocabulary ($(date -u +%Y-%m-%d), $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $threads threads, load average at start $(cut -d' ' -f1-3 /proc/loadavg))"
+echo
+echo "Model: synthetic qwen3moe, 16 layers, 64 experts top-8, n_embd 512, n_ff 512, Q8_0, Qwen2 vocabulary (151,936 tokens), $((vmodel_kb / 1024)) MiB."
+echo "Medians of $reps alternating rounds (llama-bench -r 3, reap profile, reap profile --no-skip-head; 8 micro-batches per profile run)."
+echo "t/s: wall clock; t/CPU-s: tokens per second of user CPU time."
+echo
+echo "| micro-batch | llama-bench t/s, t/CPU-s | reap profile t/s, t/CPU-s | ratio wall, CPU | --no-skip-head t/s, t/CPU-s | ratio wall, CPU | peak RSS / model: profile, --no-skip-head |"
+echo "|---|---|---|---|---|---|---|"
+for ub in ${REAP_BENCH_UBATCH:-512}; do
+  lw=() lc=() pw=() pc=() fw=() fc=() rss=0 rssf=0
+  for i in $(seq "$reps"); do
+    read -r w c < <(bench_run "$ub"); lw+=("$w"); lc+=("$c")
+    read -r w c rss < <(vprofile "$ub"); pw+=("$w"); pc+=("$c")
+    read -r w c rssf < <(vprofile "$ub" --no-skip-head); fw+=("$w"); fc+=("$c")
+  done
+  m() { median "$@"; }
+  r() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
+  a=$(m "${lw[@]}") b=$(m "${lc[@]}") c=$(m "${pw[@]}") d=$(m "${pc[@]}") e=$(m "${fw[@]}") f=$(m "${fc[@]}")
+  echo "| $ub | $a, $b | $c, $d | $(r "$c" "$a"), $(r "$d" "$b") | $e, $f | $(r "$e" "$a"), $(r "$f" "$b") | $(r "$rss" "$vmodel_kb")x, $(r "$rssf" "$vmodel_kb")x |"
+  echo "<!-- ub $ub runs (wall/CPU): llama-bench ${lw[*]} / ${lc[*]}; profile ${pw[*]} / ${pc[*]}; --no-skip-head ${fw[*]} / ${fc[*]} -->" >&2
+done

@@ -3,6 +3,9 @@
 #
 #   scripts/setup.sh [-- extra CMake flags for llama.cpp, e.g. -DGGML_CUDA=ON]
 #
+# llama.cpp is always built with its RPC backend (-DGGML_RPC=ON) so that `reap profile --rpc`
+# can spread a model over several machines; `rpc-server` and `llama-bench` are built alongside.
+#
 # 1. apt-installs the Debian packages the build needs (only those missing; needs root).
 # 2. Finds an installed llama.cpp (CMake package `llama`), or provisions the pinned release that
 #    ships inside the npm package node-llama-cpp (tarball integrity checked) into a cache
@@ -21,8 +24,8 @@ NODE_LLAMA_CPP_VERSION=3.22.1
 NODE_LLAMA_CPP_INTEGRITY='sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=='
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-extra_llama_flags=()
-if [ "${1:-}" = "--" ]; then shift; extra_llama_flags=("$@"); fi
+extra_llama_flags=(-DGGML_RPC=ON)
+if [ "${1:-}" = "--" ]; then shift; extra_llama_flags+=("$@"); fi
 
 jobs=${REAP_JOBS:-$(nproc)}
 cache=${REAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reap.cpp}
@@ -93,7 +96,8 @@ provision_llama() {
     git clone -q package/llama/gitRelease.bundle src 2>/dev/null
     rm -rf package "$tgz"
   ) || die "could not fetch llama.cpp from npm"
-  # Only the libraries and llama-perplexity (kept for independent cross-checks) are built.
+  # Only the libraries, llama-perplexity (kept for independent cross-checks), llama-bench (the
+  # baseline of bench/profile_bench.sh) and rpc-server (model-parallel profiling) are built.
   # llama.cpp's install step also installs mtmd (tools/), so that target is built as well.
   cmake -S "$root/src" -B "$root/build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$root/install" \
@@ -102,12 +106,15 @@ provision_llama() {
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_TOOLS_INSTALL=OFF -DGGML_CCACHE=OFF \
     "${extra_llama_flags[@]}" >"$root/configure.log" 2>&1 \
     || { tail -30 "$root/configure.log" >&2; die "llama.cpp configure failed (log: $root/configure.log)"; }
-  cmake --build "$root/build" -j "$jobs" --target llama ggml llama-perplexity mtmd >"$root/build.log" 2>&1 \
+  cmake --build "$root/build" -j "$jobs" \
+    --target llama ggml llama-perplexity llama-bench ggml-rpc-server mtmd >"$root/build.log" 2>&1 \
     || { tail -30 "$root/build.log" >&2; die "llama.cpp build failed (log: $root/build.log)"; }
   cmake --install "$root/build" >"$root/install.log" 2>&1 \
     || { tail -30 "$root/install.log" >&2; die "llama.cpp install failed"; }
   mkdir -p "$root/install/bin"
   ln -sf "$root/build/bin/llama-perplexity" "$root/install/bin/llama-perplexity"
+  ln -sf "$root/build/bin/llama-bench" "$root/install/bin/llama-bench"
+  ln -sf "$root/build/bin/ggml-rpc-server" "$root/install/bin/rpc-server"
   touch "$root/.complete"
   echo "$root/install"
 }

@@ -611,6 +611,7 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     po.n_threads = 1;
     po.progress  = false;
     po.n_ubatch  = c.n_ubatch;
+    po.n_batch   = 2048;  // all samples in one call, as the reference assumes
     po.pack      = c.pack;
     // The KV cache keeps its default type (f16); the reference rounds K and V to F16 to match
     // (an f32 cache would change nothing on CPU: flash attention casts K and V to F16).

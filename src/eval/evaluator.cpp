@@ -9,6 +9,7 @@
 #include "llama.h"
 
 #include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -23,10 +24,14 @@ using Windows = std::vector<std::vector<llama_token>>;
 
 // One window per call, every position an output.
 LlamaRuntime load_model(const std::string & path, const EvalOptions & o) {
+    if (o.n_batch > 0 && o.n_batch < o.n_ctx) {
+        fail("-b %d: eval decodes one window of -c %d tokens per call, so -b must be at least -c", o.n_batch, o.n_ctx);
+    }
     LlamaRuntimeOptions r;
-    r.n_ctx = r.n_batch = r.n_ubatch = uint32_t(o.n_ctx);
-    r.n_gpu_layers                   = o.n_gpu_layers;
-    r.n_threads                      = o.n_threads;
+    static_cast<LlamaFlags &>(r) = o;
+    r.n_ctx                      = uint32_t(o.n_ctx);
+    r.n_batch                    = uint32_t(o.n_batch > 0 ? o.n_batch : o.n_ctx);
+    r.n_ubatch                   = std::min(r.n_batch, uint32_t(o.n_ubatch > 0 ? o.n_ubatch : o.n_ctx));
     return open_llama(path, r);
 }
 

@@ -8,25 +8,27 @@
 #pragma once
 
 #include "eval/metrics.h"
+#include "llama/llama_flags.h"
 
 #include <string>
 #include <vector>
 
 namespace reap {
 
-struct EvalOptions {
-    std::string              base;                               // base model (may be omitted when base_logits exists)
-    std::vector<std::string> pruned;                             // models to compare with the base
-    std::string              data;                               // held-out text file
-    std::string              base_logits;                        // reuse if it exists (and matches), else write it here
-    std::string              output;                             // the table file the caller writes: checked up front
-    PplConvention            convention   = PplConvention::all;  // which positions are scored
-    int                      n_ctx        = 512;
-    int                      max_chunks   = -1;     // windows to use (-1: all)
-    bool                     second_half  = false;  // score only each window's second half (llama-perplexity)
-    int                      n_threads    = 0;
-    int                      n_gpu_layers = 0;
-    bool                     progress     = true;
+// The llama.cpp runtime flags (-t, -ngl, -fa, -ot, --rpc, -ctk, ...) are the base class.
+struct EvalOptions : LlamaFlags {
+    std::string              base;                              // base model (may be omitted when base_logits exists)
+    std::vector<std::string> pruned;                            // models to compare with the base
+    std::string              data;                              // held-out text file
+    std::string              base_logits;                       // reuse if it exists (and matches), else write it here
+    std::string              output;                            // the table file the caller writes: checked up front
+    PplConvention            convention  = PplConvention::all;  // which positions are scored
+    int                      n_ctx       = 512;
+    int                      max_chunks  = -1;     // windows to use (-1: all)
+    bool                     second_half = false;  // score only each window's second half (llama-perplexity)
+    int                      n_batch     = 0;      // tokens per llama_decode call (0: -c, one window per call)
+    int                      n_ubatch    = 0;      // tokens per micro-batch (0: as n_batch)
+    bool                     progress    = true;
 };
 
 // One row for the base, then one per pruned model, in order.

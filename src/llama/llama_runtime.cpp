@@ -5,19 +5,8 @@
 #include "moe/moe_layout.h"
 
 #include <algorithm>
-#include <thread>
 
 namespace reap {
-
-ggml_type parse_cache_type(const std::string & name) {
-    for (ggml_type t : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
-                        GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_IQ4_NL}) {
-        if (name == ggml_type_name(t)) {
-            return t;
-        }
-    }
-    fail("unknown KV cache type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl)", name.c_str());
-}
 
 ModelFiles model_files(const std::string & path) {
     const GgufFile file = GgufFile::open(path);
@@ -26,8 +15,8 @@ ModelFiles model_files(const std::string & path) {
 
 LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOptions & o) {
     // Checked before the (slow) model load so that a typo fails at once.
-    const ggml_type type_k = parse_cache_type(o.type_k);
-    const ggml_type type_v = parse_cache_type(o.type_v);
+    llama_context_params cp = llama_context_default_params();
+    apply_context_flags(o, cp);
 
     // llama.cpp loads a split set from its first part only, and aborts (instead of failing) on
     // some hyperparameters: those are refused first.
@@ -35,26 +24,20 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
     check_llama_loadable(GgufFile::open(model_path));
 
     llama_backend_init();
-    llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers       = o.n_gpu_layers;
-    LlamaRuntime rt;
-    rt.model.reset(llama_model_load_from_file(first.c_str(), mp));
+    const LlamaModelParams mp(o, model_path);
+    LlamaRuntime           rt;
+    rt.model.reset(llama_model_load_from_file(first.c_str(), mp.get()));
     if (!rt.model) {
         fail("%s: llama.cpp could not load the model", model_path.c_str());
     }
 
-    llama_context_params cp = llama_context_default_params();
-    cp.n_ctx                = o.n_ctx;
-    cp.n_batch              = o.n_batch;
+    cp.n_ctx   = o.n_ctx;
+    cp.n_batch = o.n_batch;
     // Diffusion models (LLaDA-MoE, RND1) decode without causal attention through llama.cpp's
     // encoder path, which aborts on a batch larger than a micro-batch.
     cp.n_ubatch          = llama_model_is_diffusion(rt.model.get()) ? std::max(o.n_batch, o.n_ubatch) : o.n_ubatch;
     cp.n_seq_max         = o.n_seq_max;
     cp.kv_unified        = o.kv_unified;
-    cp.n_threads         = o.n_threads > 0 ? o.n_threads : int(std::thread::hardware_concurrency());
-    cp.n_threads_batch   = cp.n_threads;
-    cp.type_k            = type_k;
-    cp.type_v            = type_v;
     cp.no_perf           = true;
     cp.cb_eval           = o.cb_eval;
     cp.cb_eval_user_data = o.cb_eval_user_data;

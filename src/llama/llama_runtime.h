@@ -1,8 +1,9 @@
-// The llama.cpp model and context that profile and eval run on: one options struct for the
-// llama.cpp flags (-c, -b, -ub, -np, -ngl, -t, -ctk, -ctv) and one function that loads the
-// model and creates its context from them.
+// The llama.cpp model and context that profile and eval run on: one options struct (the
+// context sizes -c, -b, -ub, -np and the shared runtime flags of llama/llama_flags.h) and one
+// function that loads the model and creates its context from them.
 #pragma once
 
+#include "llama/llama_flags.h"
 #include "llama/llama_util.h"
 
 #include "llama.h"
@@ -13,16 +14,12 @@
 
 namespace reap {
 
-struct LlamaRuntimeOptions {
-    uint32_t    n_ctx        = 512;    // KV cache size in tokens
-    uint32_t    n_batch      = 512;    // tokens per llama_decode call
-    uint32_t    n_ubatch     = 512;    // tokens per micro-batch
-    uint32_t    n_seq_max    = 1;      // sequences decoded together
-    bool        kv_unified   = false;  // one KV buffer shared by all sequences
-    int         n_gpu_layers = 0;
-    int         n_threads    = 0;      // 0: all cores
-    std::string type_k       = "f16";  // KV cache types by ggml name
-    std::string type_v       = "f16";
+struct LlamaRuntimeOptions : LlamaFlags {
+    uint32_t n_ctx      = 512;    // KV cache size in tokens
+    uint32_t n_batch    = 512;    // tokens per llama_decode call
+    uint32_t n_ubatch   = 512;    // tokens per micro-batch
+    uint32_t n_seq_max  = 1;      // sequences decoded together
+    bool     kv_unified = false;  // one KV buffer shared by all sequences
     // Sees every graph node during a decode (the profiler's statistics collector).
     ggml_backend_sched_eval_callback cb_eval           = nullptr;
     void *                           cb_eval_user_data = nullptr;
@@ -48,8 +45,5 @@ ModelFiles model_files(const std::string & path);
 // Loads the model `model_path` (any part of a split set) and creates a context; one-line
 // errors naming the file.
 LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOptions & opts);
-
-// "f16", "q8_0", ... -> the ggml type; throws for a type llama.cpp cannot use for the KV cache.
-ggml_type parse_cache_type(const std::string & name);
 
 }  // namespace reap

@@ -40,6 +40,7 @@ int MoeCollector::nodes_requested_per_layer() const {
 
 void MoeCollector::begin_discovery() {
     discovering_ = true;
+    discovered_order_.clear();
     for (auto & [il, L] : layers_) {
         L = Layer{};
     }
@@ -61,6 +62,11 @@ void MoeCollector::end_discovery() {
         }
         wanted_[L.down] = {il, Kind::down};
     }
+    stop_after_.clear();
+    for (const std::string & name : discovered_order_) {
+        if (wanted_.count(name) != 0) stop_after_ = name;
+    }
+    discovered_order_.clear();
     check_error();
 }
 
@@ -89,12 +95,14 @@ bool MoeCollector::eval_callback(ggml_tensor * t, bool ask, void * user_data) {
     } catch (const std::exception & e) {
         self->set_error(e.what());
     }
-    return true;  // returning false would not cancel the graph
+    // false ends the current graph split: the nodes after the last one needed are not computed.
+    return !(self->stop_enabled_ && !self->stop_after_.empty() && self->stop_after_ == t->name);
 }
 
 bool MoeCollector::on_ask(ggml_tensor * t) {
     if (discovering_) {
         discover(t);
+        if (t->name[0] != '\0') discovered_order_.emplace_back(t->name);
         return false;
     }
     return wanted_.count(t->name) != 0;
@@ -128,7 +136,14 @@ void MoeCollector::discover(ggml_tensor * t) {
             set_error(strfmt("layer %d: ffn_moe_weighted has no weight operand", il));
             return;
         }
-        L.applied       = t->src[1]->name;
+        // In a graph split over several backends, the operand can be the split's copy of the
+        // node ("<backend>#<name>#<n>"), which the callback never sees: the node itself is wanted.
+        std::string  applied    = t->src[1]->name;
+        const size_t first_hash = applied.find('#'), last_hash = applied.rfind('#');
+        if (first_hash != std::string::npos && last_hash > first_hash) {
+            applied = applied.substr(first_hash + 1, last_hash - first_hash - 1);
+        }
+        L.applied       = applied;
         L.seen_weighted = true;
         // The weighted node before the experts means the gate scales the expert's input.
         L.gate_before_expert = L.down.empty();
@@ -215,7 +230,10 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
         d = host_.data();
     }
     const std::vector<float> & applied = L.applied == L.raw ? L.raw_w : L.applied_w;
-    LayerStats &               S       = stats_.layers.at(il);
+    if (applied.size() != L.ids.size()) {
+        fail("%s: layer %d's gate weights (%s) were not observed in this micro-batch", t->name, il, L.applied.c_str());
+    }
+    LayerStats & S = stats_.layers.at(il);
     for (int64_t tok = 0; tok < n_tokens; tok++) {
         for (int64_t k = 0; k < n_used; k++) {
             const float * f  = reinterpret_cast<const float *>(d + tok * t->nb[2] + k * t->nb[1]);

@@ -12,6 +12,12 @@
 // Only these nodes are requested from the scheduler, so the graph is cut as little as possible.
 // Architectures that gate the expert's input instead of its output (llama4: the weighted node
 // comes before the experts) are detected from the graph order; see ARCHITECTURE.md.
+//
+// With stop_after_last_layer (the default), the callback returns false once the last requested
+// node of the micro-batch has been read: ggml-backend then skips the rest of that graph split,
+// which on a CPU graph is the output norm and head (n_vocab logits per token, which nobody
+// reads). Everything a later micro-batch needs (the KV cache of every layer up to the last MoE
+// layer) is written before that node in graph order. The logits of such a decode are garbage.
 #pragma once
 
 #include "stats/expert_stats.h"
@@ -35,6 +41,9 @@ public:
     // Discovery: while on, every node is declined and the MoE node names are recorded.
     void begin_discovery();
     void end_discovery();  // throws if a MoE layer's nodes were not found
+
+    // Whether to end the graph after the last needed node (see above); set before decoding.
+    void set_stop_after_last_layer(bool on) { stop_enabled_ = on; }
 
     // Throws (and clears) an error raised inside the callback during the last decode.
     void check_error();
@@ -70,7 +79,10 @@ private:
     ExpertStats                                           stats_;
     bool                                                  discovering_ = false;
     std::string                                           error_;
-    std::vector<uint8_t>                                  host_;  // staging for device tensors
+    std::vector<uint8_t>                                  host_;              // staging for device tensors
+    std::vector<std::string>                              discovered_order_;  // named nodes, graph order
+    std::string                                           stop_after_;        // last requested node in graph order
+    bool                                                  stop_enabled_ = true;
 };
 
 // Splits "name-<il>" into name and il; returns -1 when there is no layer suffix.

@@ -32,6 +32,8 @@ void check_profile_options(const ProfileOptions & opts) {
     if (opts.n_batch < 1 || opts.n_ubatch < 1) fail("-b and -ub must be positive");
     if (opts.n_parallel < 1 || opts.n_parallel > 256) fail("-np/--parallel must be in [1, 256]");
     if (opts.save_every < 0) fail("--save-every must be >= 0");
+    uint32_t index = 0, count = 0;
+    if (!opts.shard.empty()) parse_shard(opts.shard, index, count);
 }
 
 // The model's MoE structure from the file itself: which layers to expect, how many experts.
@@ -68,15 +70,12 @@ void check_output(const ProfileOptions & opts) {
 // One context for all batches: n_ctx holds the longest call, one sequence per packed sample.
 LlamaRuntimeOptions runtime_options(const ProfileOptions & opts, int n_parallel, MoeCollector & collector) {
     LlamaRuntimeOptions r;
-    r.n_ctx        = uint32_t(std::max(opts.n_ctx, opts.n_batch));
-    r.n_batch      = uint32_t(opts.n_batch);
-    r.n_ubatch     = uint32_t(std::min(opts.n_ubatch, opts.n_batch));
-    r.n_seq_max    = uint32_t(n_parallel);
-    r.kv_unified   = true;
-    r.n_gpu_layers = opts.n_gpu_layers;
-    r.n_threads    = opts.n_threads;
-    r.type_k       = opts.type_k;
-    r.type_v       = opts.type_v;
+    static_cast<LlamaFlags &>(r) = opts;
+    r.n_ctx                      = uint32_t(std::max(opts.n_ctx, opts.n_batch));
+    r.n_batch                    = uint32_t(opts.n_batch);
+    r.n_ubatch                   = uint32_t(std::min(opts.n_ubatch, opts.n_batch));
+    r.n_seq_max                  = uint32_t(n_parallel);
+    r.kv_unified                 = true;
     if (opts.collect) {
         r.cb_eval           = MoeCollector::eval_callback;
         r.cb_eval_user_data = &collector;
@@ -98,6 +97,19 @@ TokenizedSamples select_samples(const llama_model * model, const std::vector<Cal
     res.data_windows = items.size();
     res.data_tokens  = items.total_tokens();
     limit_samples(items, opts.max_samples, opts.max_tokens);
+    if (!opts.shard.empty()) {
+        // The shard is cut from the final selection, so the N shards together are that selection.
+        uint32_t index = 0, count = 0;
+        parse_shard(opts.shard, index, count);
+        res.shard_of_windows = items.size();
+        StatsShard shard{count, {index}, strfmt("%016llx", (unsigned long long) calibration_fingerprint(items.tokens))};
+        take_shard(items, index, count);
+        res.stats.meta.shard = shard;  // carried to the run's meta
+        if (items.size() == 0) {
+            fail("--shard %s: no samples in this shard (the selection has %zu windows)", opts.shard.c_str(),
+                 res.shard_of_windows);
+        }
+    }
     if (items.size() == 0) {
         fail("no calibration tokens left to evaluate");
     }
@@ -205,8 +217,9 @@ ProfileResult run_profile(const ProfileOptions & opts) {
 
     // llama.cpp reserves one output row per sequence within a batch: more sequences than -b
     // tokens would abort inside llama.cpp, and could never be filled anyway.
-    const int          n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
-    MoeCollector       collector(shape.n_expert, moe_layers);
+    const int    n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
+    MoeCollector collector(shape.n_expert, moe_layers);
+    collector.set_stop_after_last_layer(opts.skip_head);
     const LlamaRuntime rt = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     ProfileResult      res;
     const auto         items = select_samples(rt.model.get(), samples, opts, report, res);
@@ -215,9 +228,10 @@ ProfileResult run_profile(const ProfileOptions & opts) {
         discover_moe_nodes(decoder, collector, rt.vocab(), items);
     }
 
-    const uint64_t  fingerprint = calibration_fingerprint(items.tokens);
-    const StatsMeta meta =
+    const uint64_t fingerprint = calibration_fingerprint(items.tokens);
+    StatsMeta      meta =
         profile_meta(opts, shape, model_size, fingerprint, opts.collect ? &collector : nullptr, items, report);
+    meta.shard = res.stats.meta.shard;
     ResumePoint from;
     if (opts.resume) {
         from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());

@@ -2,6 +2,7 @@
 // per-expert REAP statistics (SPEC §2-§5).
 #pragma once
 
+#include "llama/llama_flags.h"
 #include "stats/expert_stats.h"
 
 #include <cstdint>
@@ -10,30 +11,31 @@
 
 namespace reap {
 
-struct ProfileOptions {
+// The llama.cpp runtime flags (-t, -ngl, -fa, -ot, --rpc, ...) are the base class.
+struct ProfileOptions : LlamaFlags {
     std::string              model;
     std::vector<std::string> data;
     std::string              format = "auto";
     std::string              chat_template;  // llama.cpp template name or file; empty: the model's
-    std::string              output       = "expert_stats.json";
-    int                      n_ctx        = 512;   // max tokens per sample; .txt windows have this size
-    int                      n_batch      = 2048;  // tokens per llama_decode call
-    int                      n_ubatch     = 512;   // tokens per micro-batch
-    int                      n_parallel   = 64;    // samples packed into one batch (sequences)
-    int                      n_gpu_layers = 0;
-    int                      n_threads    = 0;  // 0: all cores
-    std::string              type_k       = "f16";
-    std::string              type_v       = "f16";
-    long                     max_samples  = -1;
-    long                     max_tokens   = -1;
-    uint64_t                 seed         = 0;  // 0: file order; otherwise shuffle samples with this seed
-    int                      save_every   = 0;  // checkpoint every N samples (0: only at the end)
-    bool                     resume       = false;
-    bool                     strict       = false;
-    bool                     pack         = true;  // several samples per decode
-    bool collect   = true;  // false: decode the same batches without the callback (benchmark baseline)
-    int  n_experts = -1;    // if given, must equal the model's expert count
-    bool progress  = true;
+    std::string              output = "expert_stats.json";
+    int                      n_ctx  = 512;  // max tokens per sample; .txt windows have this size
+    // Tokens per llama_decode call. Every token is an output, and llama.cpp keeps n_batch rows
+    // of n_vocab logits per call (1.2 GB at 2048 x 151,936): the default is one micro-batch.
+    int         n_batch     = 512;
+    int         n_ubatch    = 512;  // tokens per micro-batch
+    int         n_parallel  = 64;   // samples packed into one batch (sequences)
+    long        max_samples = -1;
+    long        max_tokens  = -1;
+    uint64_t    seed        = 0;  // 0: file order; otherwise shuffle samples with this seed
+    std::string shard;            // "i/N": profile the i-th of N parts of the selection
+    int         save_every = 0;   // checkpoint every N samples (0: only at the end)
+    bool        resume     = false;
+    bool        strict     = false;
+    bool        pack       = true;  // several samples per decode
+    bool        collect    = true;  // false: decode the same batches without the callback (benchmark baseline)
+    bool        skip_head  = true;  // end each micro-batch's graph after the last MoE layer (no logits)
+    int         n_experts  = -1;    // if given, must equal the model's expert count
+    bool        progress   = true;
 };
 
 struct ProfileResult {
@@ -42,13 +44,14 @@ struct ProfileResult {
     // The calibration data before --max-samples/--max-tokens: samples read, the windows of at
     // most -c tokens they became, and their tokens.
     size_t   data_samples = 0, data_windows = 0;
-    uint64_t data_tokens     = 0;
-    uint64_t tokens          = 0;  // tokens evaluated in this run
-    uint64_t tokens_total    = 0;  // tokens of all samples_total sequences
-    double   decode_seconds  = 0;  // time inside llama_decode (and the callback)
-    double   seconds         = 0;  // wall time of the profiling loop
-    bool     interrupted     = false;
-    int      nodes_per_layer = 0;
+    uint64_t data_tokens      = 0;
+    uint64_t tokens           = 0;  // tokens evaluated in this run
+    uint64_t tokens_total     = 0;  // tokens of all samples_total sequences
+    size_t   shard_of_windows = 0;  // with --shard: the windows of all N shards together
+    double   decode_seconds   = 0;  // time inside llama_decode (and the callback)
+    double   seconds          = 0;  // wall time of the profiling loop
+    bool     interrupted      = false;
+    int      nodes_per_layer  = 0;
 };
 
 // Runs the profile and writes opts.output (atomically; also at checkpoints). On SIGINT/SIGTERM

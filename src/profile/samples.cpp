@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "llama/llama_util.h"
 
 #include <algorithm>
@@ -192,6 +193,26 @@ void limit_samples(TokenizedSamples & s, long max_samples, long max_tokens) {
         }
     }
     s.file.resize(items.size());
+}
+
+void take_shard(TokenizedSamples & s, uint32_t index, uint32_t count) {
+    TokenizedSamples out;
+    for (size_t k = index - 1; k < s.size(); k += count) {
+        out.tokens.push_back(std::move(s.tokens[k]));
+        out.file.push_back(s.file[k]);
+    }
+    s = std::move(out);
+}
+
+void parse_shard(const std::string & text, uint32_t & index, uint32_t & count) {
+    const size_t slash = text.find('/');
+    uint64_t     i = 0, n = 0;
+    if (slash == std::string::npos || !parse_canonical_uint(text.substr(0, slash), 1u << 20, i) ||
+        !parse_canonical_uint(text.substr(slash + 1), 1u << 20, n) || i < 1 || i > n) {
+        fail("--shard %s: expected i/N with 1 <= i <= N (e.g. 2/4)", text.c_str());
+    }
+    index = uint32_t(i);
+    count = uint32_t(n);
 }
 
 }  // namespace reap

@@ -58,4 +58,11 @@ void shuffle_samples(TokenizedSamples & s, uint64_t seed);
 // cut); a negative limit keeps everything.
 void limit_samples(TokenizedSamples & s, long max_samples, long max_tokens);
 
+// Keeps shard `index` (1-based) of `count`: the sequences k with k % count == index - 1, a
+// deterministic, balanced 1/count of the selection (see `reap profile --shard`).
+void take_shard(TokenizedSamples & s, uint32_t index, uint32_t count);
+
+// "i/N" with 1 <= i <= N -> index, count; throws otherwise.
+void parse_shard(const std::string & text, uint32_t & index, uint32_t & count);
+
 }  // namespace reap

@@ -2,6 +2,10 @@
 
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/log.h"
+#include "core/text.h"
+
+#include <set>
 
 namespace reap {
 
@@ -27,6 +31,43 @@ void check_not_twice(const std::vector<std::string> & paths, const std::vector<E
     }
 }
 
+// Shards of `reap profile --shard i/N`: all inputs are shards of one sharding of the same data,
+// or none is; no shard twice. Returns the shards the result covers (none when all N are there:
+// the result is the whole run); says which are missing.
+std::optional<StatsShard> merge_shards(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths) {
+    const std::optional<StatsShard> & first = metas[0].shard;
+    std::set<uint32_t>                have;
+    for (size_t i = 0; i < metas.size(); i++) {
+        const std::optional<StatsShard> & s = metas[i].shard;
+        if (s.has_value() != first.has_value()) {
+            const size_t k = first ? i : 0;
+            fail("%s: not a shard of a sharded run, but %s is; merge the shards of one run first, then the results",
+                 paths[k].c_str(), paths[k == 0 ? i : 0].c_str());
+        }
+        if (!s) continue;
+        if (s->count != first->count || s->data != first->data) {
+            fail("%s: a shard of another sharding or other data (%zu shards of data %s) than %s (%u shards of data %s)",
+                 paths[i].c_str(), size_t(s->count), s->data.c_str(), paths[0].c_str(), first->count,
+                 first->data.c_str());
+        }
+        for (uint32_t idx : s->indices) {
+            if (!have.insert(idx).second) {
+                fail("%s: shard %u/%u is also in an earlier input: its tokens would count twice", paths[i].c_str(), idx,
+                     s->count);
+            }
+        }
+    }
+    if (!first) return std::nullopt;
+    StatsShard out{first->count, std::vector<uint32_t>(have.begin(), have.end()), first->data};
+    if (out.indices.size() == first->count) return std::nullopt;
+    std::vector<uint32_t> missing;
+    for (uint32_t i = 1; i <= first->count; i++)
+        if (!have.count(i)) missing.push_back(i);
+    log_warn("shards %s of %u are missing: the result covers %zu of %u shards (merge it with the rest later)",
+             id_ranges(missing).c_str(), first->count, out.indices.size(), first->count);
+    return out;
+}
+
 }  // namespace
 
 ExpertStats merge_stats_files(const std::vector<std::string> & paths) {
@@ -38,10 +79,12 @@ ExpertStats merge_stats_files(const std::vector<std::string> & paths) {
         check_not_twice(paths, runs, i);
         metas.push_back(runs[i].meta);
     }
-    ExpertStats all = runs[0];
+    const std::optional<StatsShard> shard = merge_shards(metas, paths);
+    ExpertStats                     all   = runs[0];
     for (size_t i = 1; i < runs.size(); i++)
         all.merge(runs[i], paths[i]);
-    all.meta = merge_metas(metas, paths);
+    all.meta       = merge_metas(metas, paths);
+    all.meta.shard = shard;
     return all;
 }
 

@@ -10,7 +10,9 @@ namespace reap {
 
 // Loads and merges `paths` (at least two). Refuses, naming the file: the same file twice (by
 // path, link or identical calibration fingerprint: it would count the same tokens twice), and
-// statistics of different models (check_same_model, then the layers). An unfinished checkpoint
+// statistics of different models (check_same_model, then the layers). Shards of `profile
+// --shard i/N` must all be of one sharding of the same data, each shard at most once; missing
+// shards are named in a warning and the result records the shards it covers. An unfinished checkpoint
 // among the inputs keeps the result marked unfinished (meta.progress.complete = false).
 ExpertStats merge_stats_files(const std::vector<std::string> & paths);
 

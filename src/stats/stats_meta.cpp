@@ -95,6 +95,25 @@ struct MetaReader {
             p.tokens_done = to_uint((*v)["tokens_done"], "progress.tokens_done", UINT64_MAX);
         out = p;
     }
+    void shard_field(const char * key, std::optional<StatsShard> & out) const {
+        const json * v = find(key);
+        if (!v) return;
+        const char * want = "an object with count, indices (ascending, 1..count) and data";
+        if (!v->is_object() || !v->contains("count") || !v->contains("indices") || !v->contains("data") ||
+            !(*v)["indices"].is_array() || !(*v)["data"].is_string()) {
+            bad(key, want);
+        }
+        StatsShard s;
+        s.count = uint32_t(to_uint((*v)["count"], "shard.count", 1u << 20));
+        s.data  = (*v)["data"].get<std::string>();
+        for (const auto & e : (*v)["indices"]) {
+            const uint32_t i = uint32_t(to_uint(e, "shard.indices", s.count));
+            if (i == 0 || (!s.indices.empty() && i <= s.indices.back())) bad(key, want);
+            s.indices.push_back(i);
+        }
+        if (s.indices.empty()) bad(key, want);
+        out = s;
+    }
 };
 
 // Whether `j` nests arrays/objects deeper than `limit`, found without recursion: copying a
@@ -132,7 +151,8 @@ const char * const k_known_keys[] = {"architecture",
                                      "tokens",
                                      "gate_applied_before_expert",
                                      "merged_from",
-                                     "progress"};
+                                     "progress",
+                                     "shard"};
 
 bool is_known_key(const std::string & k) {
     for (const char * known : k_known_keys) {
@@ -173,6 +193,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     r.bool_field("gate_applied_before_expert", m.gate_applied_before_expert);
     r.strings_field("merged_from", m.merged_from);
     r.progress_field("progress", m.progress);
+    r.shard_field("shard", m.shard);
     for (const auto & [k, v] : j.items()) {
         if (!is_known_key(k)) m.unknown[k] = v;
     }
@@ -209,6 +230,7 @@ json StatsMeta::to_json() const {
                          {"tokens_done", progress->tokens_done},
                          {"complete", progress->complete}};
     }
+    if (shard) j["shard"] = {{"count", shard->count}, {"indices", shard->indices}, {"data", shard->data}};
     return j;
 }
 

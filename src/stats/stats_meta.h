@@ -22,6 +22,14 @@ struct StatsProgress {
     bool     complete     = true;  // false: a checkpoint of an unfinished run
 };
 
+// `reap profile --shard i/N`: which of the N deterministic parts of the calibration data a run
+// (or a merge of some of the runs) covers; `data` identifies the whole selection being sharded.
+struct StatsShard {
+    uint32_t              count = 0;
+    std::vector<uint32_t> indices;  // 1-based, ascending
+    std::string           data;     // fingerprint of the tokens of all N shards together
+};
+
 struct StatsMeta {
     // What identifies the model.
     std::optional<std::string> architecture;
@@ -41,6 +49,7 @@ struct StatsMeta {
     std::optional<bool>          gate_applied_before_expert;
     std::vector<std::string>     merged_from;
     std::optional<StatsProgress> progress;
+    std::optional<StatsShard>    shard;
     nlohmann::json               unknown = nlohmann::json::object();  // keys of other tools, written back as read
 
     // Reads "_meta" strictly; `origin` names the file in errors.

@@ -23,8 +23,9 @@ void add_eval(CLI::App & app) {
                     "positions scored: all (every position of a window), second-half (llama-perplexity's)")
         ->transform(CLI::CheckedTransformer(conventions, CLI::ignore_case));
     cmd->add_option("--chunks", o->max_chunks, "use at most this many windows (-1: all)");
-    cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
-    cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
+    cmd->add_option("-b,--batch-size", o->n_batch, "tokens per llama_decode call, at least -c (0: -c)");
+    cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub; 0: as -b)");
+    add_llama_flags(*cmd, *o);
     cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->callback([o]() {

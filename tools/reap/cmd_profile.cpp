@@ -21,24 +21,28 @@ void add_profile(CLI::App & app) {
         "--chat-template", o->chat_template,
         "template for 'messages' samples: a llama.cpp name (chatml, llama3, ...) or a file (default: the model's)");
     cmd->add_option("-c,--ctx-size", o->n_ctx, "max tokens per sample; .txt files are cut into windows of this size");
-    cmd->add_option("-b,--batch-size", o->n_batch, "tokens per llama_decode call");
+    cmd->add_option("-b,--batch-size", o->n_batch,
+                    "tokens per llama_decode call; llama.cpp keeps -b x n_vocab logits, as every token is an output");
     cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub)");
     cmd->add_option("--parallel", o->n_parallel,
                     "samples packed into one batch as separate sequences, at most -b (alias -np)");
     cmd->add_flag("!--no-pack", o->pack, "decode one sample per call (slower; results are the same)");
-    cmd->add_option("--n-gpu-layers", o->n_gpu_layers, "layers to offload to the GPU (alias -ngl)");
-    cmd->add_option("-t,--threads", o->n_threads, "CPU threads (0: all cores)");
-    cmd->add_option("--type-k", o->type_k, "KV cache type for K (alias -ctk)");
-    cmd->add_option("--type-v", o->type_v, "KV cache type for V (alias -ctv)");
+    add_llama_flags(*cmd, *o);
     cmd->add_option("--max-samples", o->max_samples, "use at most this many samples (-1: all)");
     cmd->add_option("--max-tokens", o->max_tokens, "evaluate at most this many tokens (-1: all)");
     cmd->add_option("--seed", o->seed, "shuffle the samples with this seed (0: keep file order)");
+    cmd->add_option("--shard", o->shard,
+                    "i/N: profile only the i-th of N deterministic parts of the samples (after --seed and the "
+                    "limits); merge the N stats files with 'reap merge' (docs/DISTRIBUTED.md)");
     cmd->add_option("--save-every", o->save_every, "write a checkpoint every N samples (0: only at the end)");
     cmd->add_flag("--resume", o->resume, "continue from the checkpoint in --output");
     cmd->add_flag("--strict", o->strict,
                   "a malformed calibration line or a sample that cannot be rendered is an error instead of a warning");
     cmd->add_option("--n-experts", o->n_experts, "expected experts per layer, checked against the model (-1: read it)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
+    cmd->add_flag("!--no-skip-head", o->skip_head,
+                  "also compute the output head (logits) after the last MoE layer, as plain inference does (slower; "
+                  "same statistics)");
     cmd->add_flag("!--no-collect", o->collect,
                   "benchmark baseline: decode the same batches without collecting statistics, write nothing");
     cmd->callback([o]() {
@@ -53,9 +57,12 @@ void add_profile(CLI::App & app) {
                     o->collect ? o->output.c_str() : "");
         std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
                     r.data_windows, o->n_ctx, (unsigned long long) r.data_tokens);
-        if (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens) {
+        if (o->shard.empty() && (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens)) {
             std::printf("; %zu windows, %llu tokens left out by --max-samples/--max-tokens",
                         r.data_windows - r.samples_total, (unsigned long long) (r.data_tokens - r.tokens_total));
+        }
+        if (!o->shard.empty()) {
+            std::printf("; shard %s: %zu of the %zu windows", o->shard.c_str(), r.samples_total, r.shard_of_windows);
         }
         std::printf("\n");
         if (r.interrupted) {

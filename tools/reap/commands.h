@@ -3,6 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
+namespace reap {
+struct LlamaFlags;
+}
+
 #include <string>
 #include <vector>
 
@@ -16,7 +20,11 @@ void add_eval(CLI::App & app);
 void add_report(CLI::App & app);
 void add_merge(CLI::App & app);
 
-// Rewrites llama.cpp's multi-letter single-dash flags (-ub, -ngl, -np) to their long names.
+// llama.cpp's runtime flags (-t, -tb, -ngl, -ctk, -ctv, -fa, --no-mmap, --mlock, -ot, --cpu-moe,
+// --n-cpu-moe, -dev, -sm, -ts, -mg, --rpc) on `cmd`, read into `flags`.
+void add_llama_flags(CLI::App & cmd, LlamaFlags & flags);
+
+// Rewrites llama.cpp's multi-letter single-dash flags (-ub, -ngl, -np, -ot, -fa, ...) to their long names.
 std::vector<std::string> normalize_llama_flags(int argc, char ** argv);
 
 }  // namespace reap::cli

@@ -20,9 +20,8 @@ std::vector<std::string> normalize_llama_flags(int argc, char ** argv) {
                                           {"-np", "--parallel"},
                                           {"-ctk", "--type-k"},
                                           {"-ctv", "--type-v"},
-                                          // llama.cpp flags reap does not take yet: named by their
-                                          // long form so they are refused as unknown, instead of
-                                          // CLI11 reading "-ot x" as "-o t x" or "-fa on" as "-f a".
+                                          // Also keeps CLI11 from reading "-ot x" as "-o t x" or
+                                          // "-fa on" as "-f a" on commands without these flags.
                                           {"-ot", "--override-tensor"},
                                           {"-fa", "--flash-attn"},
                                           {"-dev", "--device"},

@@ -1,0 +1,386 @@
+// llama.cpp's runtime flags reach llama.cpp (each test observes the effect), --rpc over real
+// rpc-server processes on 127.0.0.1 equals a local run, and the output head skipped after the
+// last MoE layer leaves the statistics unchanged.
+#include "core/error.h"
+#include "llama/llama_runtime.h"
+#include "profile/profiler.h"
+#include "support.h"
+
+#include "ggml-backend.h"
+
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+using namespace reap;
+
+namespace {
+
+const std::string k_sample = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
+
+std::string model4() {
+    synth::Options o;
+    o.n_layer = 4;
+    return test::synth_model(o);
+}
+
+ProfileOptions opts_for(const std::string & out) {
+    ProfileOptions p;
+    p.model       = model4();
+    p.data        = {k_sample};
+    p.output      = out;
+    p.max_samples = 16;
+    p.n_threads   = 2;
+    p.progress    = false;
+    return p;
+}
+
+// Same statistics within noise: at most `flip_frac` of a layer's expert assignments routed
+// elsewhere (near ties; a flip in an early layer changes the residual of later ones, so they add
+// up), and each expert's sums within `rel` of themselves plus `flip_frac` of the layer's total
+// (a token routed elsewhere moves its whole contribution).
+void expect_close(const ExpertStats & a, const ExpertStats & b, double rel, double flip_frac) {
+    ASSERT_EQ(a.layers.size(), b.layers.size());
+    for (const auto & [il, A] : a.layers) {
+        const LayerStats & B     = b.layers.at(il);
+        uint64_t           flips = 0, assigned = 0;
+        double             reap_total = 0, gate_total = 0;
+        for (size_t j = 0; j < A.n_expert(); j++) {
+            flips += A.count[j] > B.count[j] ? A.count[j] - B.count[j] : B.count[j] - A.count[j];
+            assigned += A.count[j];
+            reap_total += A.reap_sum[j];
+            gate_total += A.gate_sum[j];
+        }
+        EXPECT_EQ(A.total_tokens, B.total_tokens) << "layer " << il;
+        EXPECT_LE(double(flips) / 2, flip_frac * double(assigned)) << "layer " << il;
+        for (size_t j = 0; j < A.n_expert(); j++) {
+            EXPECT_NEAR(A.reap_sum[j], B.reap_sum[j], rel * std::fabs(A.reap_sum[j]) + flip_frac * reap_total + 1e-6)
+                << il << "/" << j;
+            EXPECT_NEAR(A.gate_sum[j], B.gate_sum[j], rel * std::fabs(A.gate_sum[j]) + flip_frac * gate_total + 1e-6)
+                << il << "/" << j;
+        }
+    }
+}
+
+bool identical(const ExpertStats & a, const ExpertStats & b) {
+    for (const auto & [il, A] : a.layers) {
+        const LayerStats & B = b.layers.at(il);
+        if (A.count != B.count || A.reap_sum != B.reap_sum || A.gate_sum != B.gate_sum) return false;
+    }
+    return true;
+}
+
+void expect_identical(const ExpertStats & a, const ExpertStats & b) {
+    ASSERT_EQ(a.layers.size(), b.layers.size());
+    for (const auto & [il, A] : a.layers) {
+        const LayerStats & B = b.layers.at(il);
+        EXPECT_EQ(A.total_tokens, B.total_tokens);
+        EXPECT_EQ(A.count, B.count) << "layer " << il;
+        EXPECT_EQ(A.reap_sum, B.reap_sum) << "layer " << il;
+        EXPECT_EQ(A.ean_sum, B.ean_sum) << "layer " << il;
+        EXPECT_EQ(A.gate_sum, B.gate_sum) << "layer " << il;
+    }
+}
+
+// --- rpc-server processes ------------------------------------------------------------------
+
+int free_port() {
+    const int   fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family      = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len     = sizeof(a);
+    if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+bool port_open(int port) {
+    const int   fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family      = AF_INET;
+    a.sin_port        = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool ok     = connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+// Two rpc-server processes on 127.0.0.1 for the whole suite, each limited to 300 s by `timeout`,
+// killed when the suite ends (also when a test fails). Once registered, an RPC device stays in
+// ggml-backend's registry, and llama.cpp asks every registered device for its memory when it
+// loads a model: a model loaded after the servers are gone would abort. So the servers live as
+// long as the suite, and this suite comes last in the file (ctest runs each test alone anyway).
+class RpcServers : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        pids_.clear();
+        endpoints_.clear();
+        start_error_.clear();
+#ifdef REAP_RPC_SERVER
+        if (ggml_backend_reg_by_name("RPC") == nullptr) return;
+        for (int i = 0; i < 2 && start_error_.empty(); i++)
+            start_one(i);
+#endif
+    }
+    static void TearDownTestSuite() {
+        for (pid_t pid : pids_) {
+            kill(-pid, SIGKILL);  // `timeout` and its rpc-server
+            waitpid(pid, nullptr, 0);
+        }
+        pids_.clear();
+    }
+    void SetUp() override {
+#ifndef REAP_RPC_SERVER
+        GTEST_SKIP() << "llama.cpp's rpc-server was not found at configure time (scripts/setup.sh builds it)";
+#else
+        if (ggml_backend_reg_by_name("RPC") == nullptr) GTEST_SKIP() << "this llama.cpp has no RPC backend";
+        ASSERT_TRUE(start_error_.empty()) << start_error_;
+        ASSERT_EQ(endpoints_.size(), 2u);
+#endif
+    }
+#ifdef REAP_RPC_SERVER
+    static void start_one(int i) {
+        const int         port = free_port();
+        const std::string p    = std::to_string(port);
+        const std::string log  = std::string(REAP_TEST_TMP) + "/rpc" + std::to_string(i) + "-" + p + ".log";
+        mkdir(REAP_TEST_TMP, 0755);
+        const pid_t pid = port > 0 ? fork() : -1;
+        if (pid < 0) {
+            start_error_ = "cannot start rpc-server";
+            return;
+        }
+        if (pid == 0) {
+            setpgid(0, 0);  // its own process group: TearDown kills the group
+            if (!freopen(log.c_str(), "w", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
+            execlp("timeout", "timeout", "-s", "KILL", "300", REAP_RPC_SERVER, "-H", "127.0.0.1", "-p", p.c_str(), "-t",
+                   "1", static_cast<char *>(nullptr));
+            _exit(127);
+        }
+        pids_.push_back(pid);
+        endpoints_.push_back("127.0.0.1:" + std::to_string(port));
+        const auto t0 = std::chrono::steady_clock::now();
+        while (!port_open(port)) {
+            if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(20)) {
+                start_error_ = "rpc-server did not start; see " + log;
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+#endif
+    static inline std::vector<pid_t>       pids_;
+    static inline std::vector<std::string> endpoints_;
+    static inline std::string              start_error_;
+};
+
+// The buffer type of each layer's expert weights, seen by the eval callback at the expert
+// matmul (its src[0] is the weight tensor).
+std::map<int, std::string> expert_buffers(const LlamaFlags & flags) {
+    std::map<int, std::string> seen;
+    LlamaRuntimeOptions        o;
+    static_cast<LlamaFlags &>(o) = flags;
+    o.n_ctx = o.n_batch = o.n_ubatch = 64;
+    o.cb_eval                        = [](ggml_tensor * t, bool ask, void * ud) {
+        if (ask && t->op == GGML_OP_MUL_MAT_ID && t->src[0]->buffer != nullptr) {
+            std::string name = t->src[0]->name;  // blk.<il>.ffn_up_exps.weight
+            if (name.find("_exps") != std::string::npos) {
+                const int il = std::stoi(name.substr(4));
+                (*static_cast<std::map<int, std::string> *>(ud))[il] =
+                    ggml_backend_buft_name(ggml_backend_buffer_get_type(t->src[0]->buffer));
+            }
+        }
+        return false;
+    };
+    o.cb_eval_user_data         = &seen;
+    LlamaRuntime             rt = open_llama(model4(), o);
+    std::vector<llama_token> toks(8, 1);
+    LlamaBatch               b(8);
+    batch_add_outputs(b.b, toks, 0, toks.size(), 0);
+    EXPECT_EQ(llama_decode(rt.ctx.get(), b.b), 0);
+    return seen;
+}
+
+// --- local flags ---------------------------------------------------------------------------
+
+bool maps_file(const std::string & path) {
+    std::ifstream in("/proc/self/maps");
+    std::string   line;
+    while (std::getline(in, line)) {
+        if (line.find(path) != std::string::npos) return true;
+    }
+    return false;
+}
+
+TEST(LlamaFlags, NoMmapReadsTheModelInsteadOfMappingIt) {
+    const std::string   model = model4();
+    LlamaRuntimeOptions o;
+    o.n_ctx = o.n_batch = o.n_ubatch = 64;
+    {
+        const LlamaRuntime rt = open_llama(model, o);
+        EXPECT_TRUE(maps_file(model));
+    }
+    o.no_mmap = true;
+    {
+        const LlamaRuntime rt = open_llama(model, o);
+        EXPECT_FALSE(maps_file(model));
+    }
+}
+
+TEST(LlamaFlags, FlashAttentionOnGivesTheSameStatistics) {
+    const std::string dir = test::tmp_dir();
+    ProfileOptions    off = opts_for(dir + "/off.json");
+    off.flash_attn        = "off";
+    run_profile(off);
+    ProfileOptions on = opts_for(dir + "/on.json");
+    on.flash_attn     = "on";
+    run_profile(on);
+    const ExpertStats a = ExpertStats::load(off.output), b = ExpertStats::load(on.output);
+    // The flag reaches llama.cpp: another attention kernel, other rounding (not bit-identical),
+    // and within the noise of near-tied routing.
+    EXPECT_FALSE(identical(a, b));
+    expect_close(a, b, 0.03, 0.005);
+}
+
+TEST(LlamaFlags, OutputHeadSkippedGivesIdenticalStatistics) {
+    // Samples longer than one micro-batch: the KV cache written before the skipped part must
+    // serve the next micro-batch.
+    const std::string dir  = test::tmp_dir();
+    ProfileOptions    skip = opts_for(dir + "/skip.json");
+    skip.n_ubatch          = 64;
+    skip.max_samples       = 8;
+    const auto r           = run_profile(skip);
+    ASSERT_GT(r.tokens, 8u * 64u);
+    ProfileOptions full = skip;
+    full.output         = dir + "/full.json";
+    full.skip_head      = false;
+    run_profile(full);
+    expect_identical(ExpertStats::load(skip.output), ExpertStats::load(full.output));
+}
+
+TEST(LlamaFlags, FlagsTheBuildCannotHonourAreRefused) {
+    const std::string model = model4();
+    const std::string out   = test::tmp_dir() + "/s.json";
+    auto              err   = [&](std::vector<std::string> extra) {
+        std::vector<std::string> args = {"profile",       "-m", model,           "--data", k_sample, "-o", out,
+                                         "--max-samples", "1",  "--no-progress", "-t",     "2"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return test::run_reap(args);
+    };
+    bool gpu = false;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++)
+        gpu = gpu || ggml_backend_dev_type(ggml_backend_dev_get(i)) == GGML_BACKEND_DEVICE_TYPE_GPU;
+    if (!gpu) {
+        const auto r = err({"-ngl", "4"});
+        EXPECT_EQ(r.exit_code, 1);
+        EXPECT_NE(r.err.find("-ngl 4: this llama.cpp build has no GPU backend"), std::string::npos) << r.err;
+    }
+    const int  closed = free_port();
+    const auto rpc    = err({"--rpc", "127.0.0.1:" + std::to_string(closed)});
+    EXPECT_EQ(rpc.exit_code, 1);
+    EXPECT_NE(rpc.err.find("cannot connect"), std::string::npos) << rpc.err;
+    const auto ot = err({"-ot", "exps=NOSUCH"});
+    EXPECT_EQ(ot.exit_code, 1);
+    EXPECT_NE(ot.err.find("no buffer type 'NOSUCH'"), std::string::npos) << ot.err;
+    const auto dev = err({"-dev", "NOSUCH0"});
+    EXPECT_EQ(dev.exit_code, 1);
+    EXPECT_NE(dev.err.find("-dev NOSUCH0: no such GPU or RPC device"), std::string::npos) << dev.err;
+    const auto fa = err({"-fa", "maybe"});
+    EXPECT_EQ(fa.exit_code, 2);
+    EXPECT_NE(fa.err.find("--flash-attn"), std::string::npos) << fa.err;
+    // The multi-letter flags are llama.cpp's, not CLI11's "-o t" / "-f a".
+    const auto ok = err({"-fa", "on", "-ot", "exps=CPU", "-tb", "1", "--no-mmap", "-ctk", "f32"});
+    EXPECT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_FALSE(std::ifstream(test::tmp_dir() + "/t").good());
+}
+
+TEST_F(RpcServers, ProfileOverRpcEqualsLocal) {
+    const std::string dir   = test::tmp_dir();
+    ProfileOptions    local = opts_for(dir + "/local.json");
+    run_profile(local);
+    ProfileOptions remote = opts_for(dir + "/rpc.json");
+    remote.rpc            = endpoints_;
+    run_profile(remote);
+    expect_close(ExpertStats::load(local.output), ExpertStats::load(remote.output), 1e-4, 1e-4);
+
+    // The layers live on the servers: every layer's experts in an RPC buffer, both servers used.
+    LlamaFlags f;
+    f.rpc             = endpoints_;
+    const auto  where = expert_buffers(f);
+    std::string all;
+    for (const auto & [il, buft] : where)
+        all += buft + " ";
+    ASSERT_EQ(where.size(), 4u);
+    EXPECT_NE(all.find(endpoints_[0]), std::string::npos) << all;
+    EXPECT_NE(all.find(endpoints_[1]), std::string::npos) << all;
+}
+
+TEST_F(RpcServers, OverrideTensorAndCpuMoeKeepExpertsOnCpu) {
+    LlamaFlags f;
+    f.rpc = endpoints_;
+    for (const auto & [il, buft] : expert_buffers(f))
+        EXPECT_EQ(buft.rfind("RPC", 0), 0u) << il << " " << buft;
+
+    f.override_tensor = {"exps=CPU"};
+    auto ot           = expert_buffers(f);
+    ASSERT_EQ(ot.size(), 4u);
+    for (const auto & [il, buft] : ot)
+        EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
+
+    f.override_tensor.clear();
+    f.cpu_moe = true;
+    for (const auto & [il, buft] : expert_buffers(f))
+        EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
+
+    f.cpu_moe    = false;
+    f.n_cpu_moe  = 2;
+    const auto n = expert_buffers(f);
+    ASSERT_EQ(n.size(), 4u);
+    EXPECT_EQ(n.at(0).rfind("CPU", 0), 0u) << n.at(0);
+    EXPECT_EQ(n.at(1).rfind("CPU", 0), 0u) << n.at(1);
+    EXPECT_EQ(n.at(2).rfind("RPC", 0), 0u);
+    EXPECT_EQ(n.at(3).rfind("RPC", 0), 0u);
+
+    // -ngl 0: nothing offloaded; -dev picks one server.
+    f.n_cpu_moe    = 0;
+    f.n_gpu_layers = 0;
+    for (const auto & [il, buft] : expert_buffers(f))
+        EXPECT_EQ(buft.rfind("CPU", 0), 0u) << il << " " << buft;
+    f.n_gpu_layers = -1;
+    f.devices      = {"RPC1"};
+    std::string names;
+    for (const auto & [il, buft] : expert_buffers(f))
+        names += buft + " ";
+    EXPECT_EQ(names.find(endpoints_[0]), std::string::npos) << names;
+}
+
+TEST_F(RpcServers, ExpertsOnCpuRestOnServersGivesLocalStatistics) {
+    // The MoE block split over two backends: the collector reads the gate weights at the node
+    // itself, not at the split's copy of it.
+    const std::string dir   = test::tmp_dir();
+    ProfileOptions    local = opts_for(dir + "/local.json");
+    run_profile(local);
+    ProfileOptions split  = opts_for(dir + "/split.json");
+    split.rpc             = endpoints_;
+    split.override_tensor = {"exps=CPU"};
+    run_profile(split);
+    expect_close(ExpertStats::load(local.output), ExpertStats::load(split.output), 1e-4, 1e-4);
+}
+
+}  // namespace

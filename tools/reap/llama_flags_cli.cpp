@@ -1,0 +1,37 @@
+// llama.cpp's runtime flags on a sub-command: the one registration shared by profile and eval.
+#include "commands.h"
+#include "llama/llama_flags.h"
+
+namespace reap::cli {
+
+void add_llama_flags(CLI::App & cmd, LlamaFlags & f) {
+    cmd.add_option("-t,--threads", f.n_threads, "CPU threads (0: all cores)");
+    cmd.add_option("--threads-batch", f.n_threads_batch, "CPU threads for batches (alias -tb; 0: as -t)");
+    cmd.add_option("--n-gpu-layers", f.n_gpu_layers,
+                   "layers on GPU/RPC devices (alias -ngl; -1: all, as llama.cpp; refused on a CPU-only build)");
+    cmd.add_option("--type-k", f.type_k, "KV cache type for K (alias -ctk)");
+    cmd.add_option("--type-v", f.type_v, "KV cache type for V (alias -ctv)");
+    cmd.add_option("--flash-attn", f.flash_attn, "flash attention: on, off, auto (alias -fa)")
+        ->check(CLI::IsMember({"on", "off", "auto"}));
+    cmd.add_flag("--no-mmap", f.no_mmap, "read the model into memory instead of mapping it");
+    cmd.add_flag("--mlock", f.mlock, "keep the model in RAM (no swapping)");
+    cmd.add_option("--override-tensor", f.override_tensor,
+                   "PATTERN=BUFTYPE[,...]: tensors whose name matches the regex go to that buffer type, e.g. "
+                   "exps=CPU (alias -ot; repeatable)");
+    cmd.add_flag("--cpu-moe", f.cpu_moe, "keep all expert tensors in CPU memory (alias -cmoe)");
+    cmd.add_option("--n-cpu-moe", f.n_cpu_moe,
+                   "keep the expert tensors of the first N layers in CPU memory (alias -ncmoe)")
+        ->check(CLI::NonNegativeNumber);
+    cmd.add_option("--device", f.devices, "comma-separated devices to offload to, or none (alias -dev)")
+        ->delimiter(',');
+    cmd.add_option("--split-mode", f.split_mode,
+                   "how to split the model across devices: none, layer, row, tensor (alias -sm)")
+        ->check(CLI::IsMember({"none", "layer", "row", "tensor"}));
+    cmd.add_option("--tensor-split", f.tensor_split, "proportions of the model per device, e.g. 3,1 (alias -ts)");
+    cmd.add_option("--main-gpu", f.main_gpu, "the device for the whole model with -sm none (alias -mg)");
+    cmd.add_option("--rpc", f.rpc,
+                   "HOST:PORT[,...] of llama.cpp rpc-server processes to offload layers to (see docs/DISTRIBUTED.md)")
+        ->delimiter(',');
+}
+
+}  // namespace reap::cli
