@@ -22,5 +22,8 @@ if [ "${REAP_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake --build "$asan_dir" -j "$jobs"
   # llama.cpp's own one-time allocations (backend registry) are not ours to free at exit.
   export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  ctest --test-dir "$asan_dir" -j "$jobs" --output-on-failure -E '^(llama_perplexity_runs_synth_models|report_renders_in_chromium)$'
+  # The architecture matrix (label "matrix": tests/test_arch_matrix.cpp) runs in the release pass
+  # only: the same code paths as the unit tests, 50+ times over, too slow under the sanitizers.
+  ctest --test-dir "$asan_dir" -j "$jobs" --output-on-failure -LE matrix \
+    -E '^(llama_perplexity_runs_synth_models|report_renders_in_chromium)$'
 fi

@@ -41,11 +41,15 @@ std::string tmp_dir() {
 std::string synth_model(const synth::Options & o) {
     static std::mutex                         mu;
     static std::map<std::string, std::string> cache;
-    const std::string key = o.arch + "-L" + std::to_string(o.n_layer) + "-E" + std::to_string(o.n_embd) + "-F" +
-                            std::to_string(o.n_ff) + "-X" + std::to_string(o.n_expert) + "-K" +
-                            std::to_string(o.n_expert_used) + "-" + ggml_type_name(o.type) + "-s" +
-                            std::to_string(o.seed) + "-p" + std::to_string(o.n_dead) + "." + std::to_string(o.n_rare) +
-                            "." + std::to_string(o.n_weak) + "-pid" + std::to_string(::getpid());
+    const std::string                         key =
+        o.arch + "-L" + std::to_string(o.n_layer) + "-E" + std::to_string(o.n_embd) + "-F" + std::to_string(o.n_ff) +
+        "-X" + std::to_string(o.n_expert) + "-K" + std::to_string(o.n_expert_used) + "-" + ggml_type_name(o.type) +
+        "-s" + std::to_string(o.seed) + "-p" + std::to_string(o.n_dead) + "." + std::to_string(o.n_rare) + "." +
+        std::to_string(o.n_weak) + (o.llama_builder ? "-builder" : "") + "-h" + std::to_string(o.n_head) + "." +
+        std::to_string(o.n_head_kv) + "." + std::to_string(o.head_dim) + "-g" + std::to_string(o.n_group) + "." +
+        std::to_string(o.n_group_used) +
+        (o.vocab.empty() ? "" : "-v" + std::to_string(std::hash<std::string>{}(o.vocab))) + "-pid" +
+        std::to_string(::getpid());
     std::lock_guard<std::mutex> lock(mu);
     auto                        it = cache.find(key);
     if (it != cache.end()) {
@@ -107,7 +111,8 @@ RunResult run_reap(const std::vector<std::string> & args) {
     return r;
 }
 
-std::vector<std::vector<float>> decode_logits(const std::string & path, const std::string & text, int n_threads) {
+std::vector<std::vector<float>> decode_logits(const std::string & path, const std::string & text, int n_threads,
+                                              bool f32_cache) {
     static std::once_flag once;
     std::call_once(once, [] {
         log_init(LogLevel::error);
@@ -134,7 +139,11 @@ std::vector<std::vector<float>> decode_logits(const std::string & path, const st
     cp.n_ubatch             = 512;
     cp.n_threads            = n_threads;
     cp.n_threads_batch      = n_threads;
-    llama_context * ctx     = llama_init_from_model(model, cp);
+    if (f32_cache) {
+        cp.type_k = cp.type_v = GGML_TYPE_F32;
+        cp.flash_attn_type    = LLAMA_FLASH_ATTN_TYPE_DISABLED;  // its CPU kernel rounds Q to F16
+    }
+    llama_context * ctx = llama_init_from_model(model, cp);
     if (ctx == nullptr) {
         ADD_FAILURE() << "llama.cpp could not create a context for " << path;
         llama_model_free(model);

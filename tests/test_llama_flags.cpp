@@ -111,7 +111,7 @@ int free_port() {
     return ntohs(a.sin_port);
 }
 
-[[maybe_unused]] bool port_open(int port) {  // unused when rpc-server is absent
+[[maybe_unused]] bool port_open(int port) {  // used by the rpc-server tests only
     const int   fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family      = AF_INET;

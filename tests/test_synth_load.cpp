@@ -1,9 +1,11 @@
 // Every synthetic architecture and weight type: llama.cpp loads the file and decodes a prompt
 // with finite, input-dependent logits.
 #include "support.h"
+#include "synth/synth_presets.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -97,6 +99,58 @@ TEST(Synth, SameSeedSameBytesOtherSeedOtherBytes) {
         EXPECT_EQ(a.size(), c.size()) << arch;
         EXPECT_FALSE(a == c) << arch << ": a different seed gave the same file";
     }
+}
+
+// Models laid out by llama.cpp's own builder (llama_model_init_from_user): every weight type
+// loads and decodes, the planted ground truth is recorded, and the seed alone decides the bytes.
+class SynthBuilder : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SynthBuilder, EveryTypeRunsAndTheSeedDecidesTheBytes) {
+    const std::string dir = test::tmp_dir();
+    synth::Options    o;
+    o.arch          = GetParam();
+    o.llama_builder = true;
+    o.n_expert      = 8;
+    o.n_expert_used = 2;
+    for (ggml_type t : synth::weight_types()) {
+        o.type                 = t;
+        const std::string path = dir + "/" + ggml_type_name(t) + ".gguf";
+        const auto        summ = synth::write_model(o, path);
+        EXPECT_EQ(summ["layout"], "llama.cpp model builder");
+        EXPECT_FALSE(summ["moe_layers"].empty());
+        expect_runs(path);
+    }
+    o.type = GGML_TYPE_Q4_K;
+    synth::write_model(o, dir + "/again.gguf");
+    o.seed = 7;
+    synth::write_model(o, dir + "/other.gguf");
+    const auto a = test::read_bytes(dir + "/" + ggml_type_name(GGML_TYPE_Q4_K) + ".gguf"),
+               b = test::read_bytes(dir + "/again.gguf"), c = test::read_bytes(dir + "/other.gguf");
+    EXPECT_TRUE(a == b) << "same seed, different bytes";
+    EXPECT_EQ(a.size(), c.size());
+    EXPECT_FALSE(a == c) << "another seed, the same bytes";
+}
+
+// A plain attention MoE, a hybrid with recurrent layers, a latent-attention one.
+INSTANTIATE_TEST_SUITE_P(Builder, SynthBuilder, ::testing::Values("qwen3moe", "lfm2moe", "glm4moe"),
+                         [](const auto & param_info) { return std::string(param_info.param); });
+
+TEST(Synth, ListNamesEveryArchitecture) {
+    const auto r = test::run_reap({"synth", "--list"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const auto & a : synth::all_architectures()) {
+        EXPECT_NE(r.out.find(a + " "), std::string::npos) << a;
+    }
+    size_t lines = 0, preset_lines = 0;
+    for (size_t at = 0; at < r.out.size(); at = r.out.find('\n', at) + 1) {
+        if (r.out.find('\n', at) == std::string::npos) break;
+        lines++;
+        preset_lines += r.out.compare(at, 7, "preset ") == 0;
+    }
+    EXPECT_EQ(lines - preset_lines, synth::all_architectures().size());
+    EXPECT_EQ(preset_lines, synth::presets().size());
+    const auto no_output = test::run_reap({"synth", "--arch", "glm4moe"});
+    EXPECT_EQ(no_output.exit_code, 2) << "--output is required unless --list";
 }
 
 TEST(Synth, RejectsImpossibleOptions) {

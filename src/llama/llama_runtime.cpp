@@ -4,6 +4,8 @@
 #include "gguf/gguf_file.h"
 #include "moe/moe_layout.h"
 
+#include <algorithm>
+
 namespace reap {
 
 ModelFiles model_files(const std::string & path) {
@@ -29,9 +31,11 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
         fail("%s: llama.cpp could not load the model", model_path.c_str());
     }
 
-    cp.n_ctx             = o.n_ctx;
-    cp.n_batch           = o.n_batch;
-    cp.n_ubatch          = o.n_ubatch;
+    cp.n_ctx   = o.n_ctx;
+    cp.n_batch = o.n_batch;
+    // Diffusion models (LLaDA-MoE, RND1) decode without causal attention through llama.cpp's
+    // encoder path, which aborts on a batch larger than a micro-batch.
+    cp.n_ubatch          = llama_model_is_diffusion(rt.model.get()) ? std::max(o.n_batch, o.n_ubatch) : o.n_ubatch;
     cp.n_seq_max         = o.n_seq_max;
     cp.kv_unified        = o.kv_unified;
     cp.no_perf           = true;

@@ -52,6 +52,9 @@ static bool classify(const std::string & suffix, ExpertRole & role) {
         return true;
     }
     const std::string base = suffix.substr(0, suffix.find('.'));
+    if (base.find("_norm") != std::string::npos) {
+        return false;  // a norm before the experts (arctic's ffn_norm_exps): one vector shared by all
+    }
     if (ends_with(base, "_exps") || ends_with(base, "_chexps")) {
         role = ExpertRole::unknown;
         return true;

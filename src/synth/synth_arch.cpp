@@ -129,10 +129,9 @@ void build_llama(Builder & b, const Options & o, int64_t n_vocab) {
 // DeepSeek-V3 style: MLA attention without q-LoRA, one leading dense layer, a shared expert,
 // sigmoid gating with a selection bias, grouped routing, normalised and scaled weights.
 void build_deepseek2(Builder & b, const Options & o, int64_t n_vocab) {
-    const int64_t  E = o.n_embd, H = E / k_head_dim;
-    const int64_t  kv_lora = E / 2, rope = 32, nope = 64, v_head = 64;
-    const int64_t  n_ff_dense = 2 * o.n_ff;
-    const uint32_t groups     = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
+    const int64_t E = o.n_embd, H = E / k_head_dim;
+    const int64_t kv_lora = E / 2, rope = 32, nope = 64, v_head = 64;
+    const int64_t n_ff_dense = 2 * o.n_ff;
     b.common_keys(o, uint32_t(n_vocab));
     b.u32("feed_forward_length", uint32_t(n_ff_dense));
     b.u32("attention.head_count", uint32_t(H));
@@ -149,8 +148,8 @@ void build_deepseek2(Builder & b, const Options & o, int64_t n_vocab) {
     b.u32("leading_dense_block_count", 1);
     b.u32("expert_feed_forward_length", uint32_t(o.n_ff));
     b.u32("expert_shared_count", 1);
-    b.u32("expert_group_count", groups);
-    b.u32("expert_group_used_count", groups / 2);
+    b.u32("expert_group_count", uint32_t(o.n_group));
+    b.u32("expert_group_used_count", uint32_t(o.n_group_used));
     b.u32("expert_gating_func", 2);  // sigmoid
     b.flag("expert_weights_norm", true);
     b.f32("expert_weights_scale", 2.5f);

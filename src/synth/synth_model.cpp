@@ -5,7 +5,10 @@
 #include "gguf/gguf_writer.h"
 #include "synth/synth.h"
 #include "synth/synth_arch.h"
+#include "synth/synth_hparams.h"
+#include "synth/synth_user_model.h"
 #include "synth/synth_vocab.h"
+#include "synth/vocab_import.h"
 
 #include "ggml.h"
 #include "gguf.h"
@@ -27,9 +30,30 @@ static constexpr float k_weak_anchor = 1.5f;
 static constexpr float k_dead_scale  = 1e-3f;
 static constexpr float k_weak_scale  = 0.05f;
 
+// Hand-written tensor tables: the tests' default models (fixed shapes they rely on) and
+// nemotron_h_moe, whose Mamba/MoE/attention cycle llama.cpp's builder cannot be asked for.
 const std::vector<std::string> & architectures() {
     static const std::vector<std::string> a = {"qwen3moe", "llama", "deepseek2", "gpt-oss", "nemotron_h_moe"};
     return a;
+}
+
+static bool is_one_of(const std::vector<std::string> & list, const std::string & a) {
+    return std::find(list.begin(), list.end(), a) != list.end();
+}
+
+const std::vector<std::string> & all_architectures() {
+    static const std::vector<std::string> all = [] {
+        std::vector<std::string> a = architectures();
+        for (const auto & b : llama_builder_architectures()) {
+            if (!is_one_of(a, b)) a.push_back(b);
+        }
+        return a;
+    }();
+    return all;
+}
+
+bool uses_hand_written_layout(const Options & o) {
+    return is_one_of(architectures(), o.arch) && (!o.llama_builder || o.arch == "nemotron_h_moe");
 }
 
 const std::vector<ggml_type> & weight_types() {
@@ -40,7 +64,7 @@ const std::vector<ggml_type> & weight_types() {
 std::string planted_key(int il, const char * kind) { return "reap.synth.layer." + std::to_string(il) + "." + kind; }
 
 Options resolve(Options o) {
-    const auto & archs = architectures();
+    const auto & archs = all_architectures();
     if (std::find(archs.begin(), archs.end(), o.arch) == archs.end()) {
         std::string list;
         for (const auto & a : archs) {
@@ -51,11 +75,13 @@ Options resolve(Options o) {
     struct Def {
         int layers, experts, used;
     };
-    const Def d = o.arch == "qwen3moe"    ? Def{8, 16, 4}
-                  : o.arch == "llama"     ? Def{8, 8, 2}
-                  : o.arch == "deepseek2" ? Def{6, 16, 4}
-                  : o.arch == "gpt-oss"   ? Def{4, 16, 4}
-                                          : Def{6, 16, 4};
+    const bool hand = uses_hand_written_layout(o);
+    const Def  d    = !hand                   ? Def{4, 16, 4}
+                      : o.arch == "qwen3moe"  ? Def{8, 16, 4}
+                      : o.arch == "llama"     ? Def{8, 8, 2}
+                      : o.arch == "deepseek2" ? Def{6, 16, 4}
+                      : o.arch == "gpt-oss"   ? Def{4, 16, 4}
+                                              : Def{6, 16, 4};
     if (o.n_layer == 0) o.n_layer = d.layers;
     if (o.n_expert == 0) o.n_expert = d.experts;
     if (o.n_expert_used == 0) o.n_expert_used = std::min(d.used, o.n_expert);
@@ -74,7 +100,20 @@ Options resolve(Options o) {
         fail("synth: --n-expert-used must be in [1, n_expert=%d], got %d", o.n_expert, o.n_expert_used);
     }
     if (o.n_ctx_train < 16) fail("synth: --ctx-train must be at least 16");
-    if (o.arch == "deepseek2") {
+    if (!hand) {
+        const int H = o.n_head > 0 ? o.n_head : default_head_count(o.arch);
+        if (o.n_head < 0 || (o.head_dim == 0 && o.n_embd % H != 0)) {
+            fail("synth: --n-head %d does not divide --n-embd %d", H, o.n_embd);
+        }
+        if (o.n_head_kv < 0 || (o.n_head_kv > 0 && H % o.n_head_kv != 0)) {
+            fail("synth: %d key/value heads do not divide %d heads", o.n_head_kv, H);
+        }
+        if (o.head_dim < 0 || o.head_dim % 2 != 0 || o.head_dim > 1024) {
+            fail("synth: head width %d must be even and at most 1024", o.head_dim);
+        }
+        if (o.arch == "llama4" && o.n_layer < 4) fail("synth: llama4 needs at least 4 layers (no-RoPE every 4th)");
+    }
+    if (o.arch == "deepseek2" && hand) {
         if (o.n_layer < 2) fail("synth: deepseek2 needs at least 2 layers (one dense, one MoE)");
         if (o.n_layer == 26 || o.n_layer == 27 || o.n_layer == 47 || o.n_layer == 48) {
             fail("synth: deepseek2 with %d layers triggers llama.cpp's model-specific defaults; pick another count",
@@ -83,10 +122,15 @@ Options resolve(Options o) {
         if (o.n_expert % 2 != 0 || o.n_expert < 4) {
             fail("synth: deepseek2 uses expert groups: --n-expert must be even and at least 4");
         }
-        const int groups = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
-        if (o.n_expert_used > (groups / 2) * (o.n_expert / groups)) {
-            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used, groups / 2,
-                 groups);
+        if (o.n_group == 0) o.n_group = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
+        if (o.n_group_used == 0) o.n_group_used = o.n_group / 2;
+        if (o.n_group < 2 || o.n_expert % o.n_group != 0 || o.n_group_used < 1 || o.n_group_used >= o.n_group) {
+            fail("synth: deepseek2: %d expert groups (%d used) do not divide %d experts", o.n_group, o.n_group_used,
+                 o.n_expert);
+        }
+        if (o.n_expert_used > o.n_group_used * (o.n_expert / o.n_group)) {
+            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used,
+                 o.n_group_used, o.n_group);
         }
     }
     if (o.arch == "nemotron_h_moe" && o.n_layer < 4) {
@@ -303,8 +347,18 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
     GgufContextPtr ctx(gguf_init_empty());
     gguf_set_val_str(ctx.get(), "general.architecture", o.arch.c_str());
     gguf_set_val_str(ctx.get(), "general.name", ("reap-synth-" + o.arch).c_str());
-    const uint32_t n_vocab = add_vocab(ctx.get());
-    const ArchSpec spec    = build_arch(o, n_vocab, ctx.get());
+    const uint32_t n_vocab = o.vocab.empty() ? add_vocab(ctx.get()) : import_vocab(ctx.get(), o.vocab);
+    ArchSpec       spec;
+    if (uses_hand_written_layout(o)) {
+        spec = build_arch(o, n_vocab, ctx.get());
+    } else {
+        add_builder_hparams(ctx.get(), o, n_vocab);
+        spec = discover_arch(ctx.get(), o.n_embd, o.n_layer);
+        if (spec.moe_layers.empty()) {
+            fail("synth: llama.cpp built '%s' without a router (no MoE layer); is it a MoE architecture?",
+                 o.arch.c_str());
+        }
+    }
 
     std::map<int, std::vector<Planted>> roles;
     nlohmann::json                      planted = nlohmann::json::object();
@@ -341,6 +395,8 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
             {"n_expert", o.n_expert},
             {"n_expert_used", o.n_expert_used},
             {"n_vocab", n_vocab},
+            {"vocab", o.vocab.empty() ? "built-in" : o.vocab},
+            {"layout", uses_hand_written_layout(o) ? "hand-written" : "llama.cpp model builder"},
             {"weight_type", ggml_type_name(o.type)},
             {"seed", o.seed},
             {"n_params", n_params},

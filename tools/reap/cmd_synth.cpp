@@ -3,6 +3,7 @@
 #include "prune/prune_request.h"
 #include "synth/synth.h"
 #include "synth/synth_hf.h"
+#include "synth/synth_presets.h"
 
 #include <cstdio>
 #include <map>
@@ -16,20 +17,36 @@ struct HfOut {
 }  // namespace
 
 void add_synth(CLI::App & app) {
-    auto   o    = std::make_shared<synth::Options>();
-    auto   out  = std::make_shared<std::string>();
-    auto   type = std::make_shared<std::string>("Q8_0");
-    auto   json = std::make_shared<bool>(false);
-    auto   hf   = std::make_shared<HfOut>();
-    auto * cmd  = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
-    cmd->add_option("-o,--output", *out, "output GGUF file")->required();
+    auto   o      = std::make_shared<synth::Options>();
+    auto   out    = std::make_shared<std::string>();
+    auto   type   = std::make_shared<std::string>("Q8_0");
+    auto   json   = std::make_shared<bool>(false);
+    auto   list   = std::make_shared<bool>(false);
+    auto   preset = std::make_shared<std::string>();
+    auto   hf     = std::make_shared<HfOut>();
+    auto * cmd    = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
+    cmd->add_option("-o,--output", *out, "output GGUF file (required unless --list)");
+    cmd->add_flag("--list", *list, "print the architectures and presets synth makes, then exit");
+    std::string preset_help =
+        "a released model's shape with random weights (--layers, --type, --seed, --vocab and "
+        "the planted counts still apply):";
+    for (const auto & p : synth::presets()) {
+        preset_help += "\n  " + p.name + ": " + p.about;
+    }
+    cmd->add_option("--preset", *preset, preset_help);
     cmd->add_option("--arch", o->arch, "architecture (GGUF general.architecture)")
-        ->check(CLI::IsMember(synth::architectures()));
+        ->check(CLI::IsMember(synth::all_architectures()));
     cmd->add_option("--layers", o->n_layer, "number of layers (0: architecture default)");
     cmd->add_option("--n-embd", o->n_embd, "embedding width (multiple of 64)");
     cmd->add_option("--n-ff", o->n_ff, "expert FFN width");
     cmd->add_option("--n-expert", o->n_expert, "experts per MoE layer (0: architecture default)");
     cmd->add_option("--n-expert-used", o->n_expert_used, "experts per token (0: architecture default)");
+    cmd->add_option("--n-head", o->n_head, "attention heads (0: architecture default)");
+    cmd->add_flag("--llama-builder", o->llama_builder,
+                  "lay out the hand-written architectures too with llama.cpp's model builder");
+    cmd->add_option("--vocab", o->vocab,
+                    "tokenizer from a vocab GGUF: NAME (llama.cpp's models/ggml-vocab-NAME.gguf: qwen2, llama-bpe, "
+                    "deepseek-llm, gpt-2, phi-3, ...) or a file (default: a small built-in one)");
     cmd->add_option("--ctx-train", o->n_ctx_train, "trained context length written to the file");
     cmd->add_option("--type", *type, "weight type of the matrices")
         ->check(CLI::IsMember({"F32", "F16", "Q8_0", "Q4_K"}));
@@ -48,8 +65,31 @@ void add_synth(CLI::App & app) {
     cmd->callback([=]() {
         static const std::map<std::string, ggml_type> types = {
             {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
-        o->type = types.at(*type);
-        auto s  = synth::write_model(*o, *out);
+        if (*list) {
+            for (const auto & a : synth::all_architectures()) {
+                synth::Options q = *o;
+                q.arch           = a;
+                std::printf(
+                    "%-16s %s\n", a.c_str(),
+                    synth::uses_hand_written_layout(q) ? "hand-written tensor table" : "llama.cpp model builder");
+            }
+            for (const auto & p : synth::presets()) {
+                std::printf("preset %-16s %s\n", p.name.c_str(), p.about.c_str());
+            }
+            return;
+        }
+        if (!preset->empty()) {
+            // The preset's shape; the options that do not change it still apply.
+            synth::Options p = synth::preset_options(*preset);
+            if (cmd->count("--layers")) p.n_layer = o->n_layer;
+            if (cmd->count("--vocab")) p.vocab = o->vocab;
+            p.seed   = o->seed;
+            p.n_dead = o->n_dead, p.n_rare = o->n_rare, p.n_weak = o->n_weak;
+            *o = p;
+        }
+        if (out->empty()) throw CLI::RequiredError("--output");
+        o->type      = types.at(*type);
+        auto s       = synth::write_model(*o, *out);
         if (!hf->dir.empty()) {
             synth::HfOptions ho;
             ho.experts         = synth::parse_hf_experts(hf->layout);
