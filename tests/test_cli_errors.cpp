@@ -138,6 +138,9 @@ TEST(CliErrors, UsageErrorsExitTwoWithOneLine) {
         {{"prune", "-m"}, "see 'reap prune --help'"},
         {{"synth", "--n-embd", "abc", "-o", "x.gguf"}, "see 'reap synth --help'"},
         {{"inspect", "a.gguf", "--no-such-flag"}, "see 'reap inspect --help'"},
+        // Negative batch sizes used to pass as 0 (the default) without a word.
+        {{"eval", "-m", "a.gguf", "--data", "t.txt", "-b", "-3"}, "see 'reap eval --help'"},
+        {{"eval", "-m", "a.gguf", "--data", "t.txt", "-ub", "-3"}, "see 'reap eval --help'"},
     };
     for (const auto & c : cases) {
         const auto r = test::run_reap(c.args);

@@ -23,8 +23,10 @@ void add_eval(CLI::App & app) {
                     "positions scored: all (every position of a window), second-half (llama-perplexity's)")
         ->transform(CLI::CheckedTransformer(conventions, CLI::ignore_case));
     cmd->add_option("--chunks", o->max_chunks, "use at most this many windows (-1: all)");
-    cmd->add_option("-b,--batch-size", o->n_batch, "tokens per llama_decode call, at least -c (0: -c)");
-    cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub; 0: as -b)");
+    cmd->add_option("-b,--batch-size", o->n_batch, "tokens per llama_decode call, at least -c (0: -c)")
+        ->check(CLI::Range(0, 1 << 30));
+    cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub; 0: as -b)")
+        ->check(CLI::Range(0, 1 << 30));
     add_llama_flags(*cmd, *o);
     cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");

@@ -88,8 +88,8 @@ void add_synth(CLI::App & app) {
             *o = p;
         }
         if (out->empty()) throw CLI::RequiredError("--output");
-        o->type      = types.at(*type);
-        auto s       = synth::write_model(*o, *out);
+        o->type = types.at(*type);
+        auto s  = synth::write_model(*o, *out);
         if (!hf->dir.empty()) {
             synth::HfOptions ho;
             ho.experts         = synth::parse_hf_experts(hf->layout);
