@@ -1,0 +1,134 @@
+// What `reap synth` can make and with which options: the architecture lists (hand-written
+// tables and llama.cpp's builder), the weight types, each architecture's defaults and the checks
+// that refuse a combination llama.cpp could not load.
+#include "core/error.h"
+#include "synth/synth.h"
+#include "synth/synth_hparams.h"
+#include "synth/synth_user_model.h"
+
+#include "ggml.h"
+
+#include <algorithm>
+
+namespace reap::synth {
+
+// Hand-written tensor tables: the tests' default models (fixed shapes they rely on) and
+// nemotron_h_moe, whose Mamba/MoE/attention cycle llama.cpp's builder cannot be asked for.
+const std::vector<std::string> & architectures() {
+    static const std::vector<std::string> a = {"qwen3moe", "llama", "deepseek2", "gpt-oss", "nemotron_h_moe"};
+    return a;
+}
+
+static bool is_one_of(const std::vector<std::string> & list, const std::string & a) {
+    return std::find(list.begin(), list.end(), a) != list.end();
+}
+
+const std::vector<std::string> & all_architectures() {
+    static const std::vector<std::string> all = [] {
+        std::vector<std::string> a = architectures();
+        for (const auto & b : llama_builder_architectures()) {
+            if (!is_one_of(a, b)) a.push_back(b);
+        }
+        return a;
+    }();
+    return all;
+}
+
+bool uses_hand_written_layout(const Options & o) {
+    return is_one_of(architectures(), o.arch) && (!o.llama_builder || o.arch == "nemotron_h_moe");
+}
+
+const std::vector<ggml_type> & weight_types() {
+    static const std::vector<ggml_type> t = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
+    return t;
+}
+
+std::string planted_key(int il, const char * kind) { return "reap.synth.layer." + std::to_string(il) + "." + kind; }
+
+Options resolve(Options o) {
+    const auto & archs = all_architectures();
+    if (std::find(archs.begin(), archs.end(), o.arch) == archs.end()) {
+        std::string list;
+        for (const auto & a : archs) {
+            list += (list.empty() ? "" : ", ") + a;
+        }
+        fail("synth: unknown architecture '%s' (choose one of: %s)", o.arch.c_str(), list.c_str());
+    }
+    struct Def {
+        int layers, experts, used;
+    };
+    const bool hand = uses_hand_written_layout(o);
+    const Def  d    = !hand                   ? Def{4, 16, 4}
+                      : o.arch == "qwen3moe"  ? Def{8, 16, 4}
+                      : o.arch == "llama"     ? Def{8, 8, 2}
+                      : o.arch == "deepseek2" ? Def{6, 16, 4}
+                      : o.arch == "gpt-oss"   ? Def{4, 16, 4}
+                                              : Def{6, 16, 4};
+    if (o.n_layer == 0) o.n_layer = d.layers;
+    if (o.n_expert == 0) o.n_expert = d.experts;
+    if (o.n_expert_used == 0) o.n_expert_used = std::min(d.used, o.n_expert);
+    const int plant = std::max(1, o.n_expert / 8);
+    if (o.n_dead < 0) o.n_dead = plant;
+    if (o.n_rare < 0) o.n_rare = plant;
+    if (o.n_weak < 0) o.n_weak = plant;
+
+    if (o.n_layer < 1 || o.n_layer > 512) fail("synth: --layers must be in [1, 512], got %d", o.n_layer);
+    if (o.n_embd < 64 || o.n_embd % 64 != 0 || o.n_embd > 16384) {
+        fail("synth: --n-embd must be a multiple of 64 (the head size) in [64, 16384], got %d", o.n_embd);
+    }
+    if (o.n_ff < 1 || o.n_ff > 65536) fail("synth: --n-ff must be in [1, 65536], got %d", o.n_ff);
+    if (o.n_expert < 2 || o.n_expert > 1024) fail("synth: --n-expert must be in [2, 1024], got %d", o.n_expert);
+    if (o.n_expert_used < 1 || o.n_expert_used > o.n_expert) {
+        fail("synth: --n-expert-used must be in [1, n_expert=%d], got %d", o.n_expert, o.n_expert_used);
+    }
+    if (o.n_ctx_train < 16) fail("synth: --ctx-train must be at least 16");
+    if (!hand) {
+        const int H = o.n_head > 0 ? o.n_head : default_head_count(o.arch);
+        if (o.n_head < 0 || (o.head_dim == 0 && o.n_embd % H != 0)) {
+            fail("synth: --n-head %d does not divide --n-embd %d", H, o.n_embd);
+        }
+        if (o.n_head_kv < 0 || (o.n_head_kv > 0 && H % o.n_head_kv != 0)) {
+            fail("synth: %d key/value heads do not divide %d heads", o.n_head_kv, H);
+        }
+        if (o.head_dim < 0 || o.head_dim % 2 != 0 || o.head_dim > 1024) {
+            fail("synth: head width %d must be even and at most 1024", o.head_dim);
+        }
+        if (o.arch == "llama4" && o.n_layer < 4) fail("synth: llama4 needs at least 4 layers (no-RoPE every 4th)");
+    }
+    if (o.arch == "deepseek2" && hand) {
+        if (o.n_layer < 2) fail("synth: deepseek2 needs at least 2 layers (one dense, one MoE)");
+        if (o.n_layer == 26 || o.n_layer == 27 || o.n_layer == 47 || o.n_layer == 48) {
+            fail("synth: deepseek2 with %d layers triggers llama.cpp's model-specific defaults; pick another count",
+                 o.n_layer);
+        }
+        if (o.n_expert % 2 != 0 || o.n_expert < 4) {
+            fail("synth: deepseek2 uses expert groups: --n-expert must be even and at least 4");
+        }
+        if (o.n_group == 0) o.n_group = o.n_expert % 4 == 0 && o.n_expert / 4 >= 2 ? 4 : 2;
+        if (o.n_group_used == 0) o.n_group_used = o.n_group / 2;
+        if (o.n_group < 2 || o.n_expert % o.n_group != 0 || o.n_group_used < 1 || o.n_group_used >= o.n_group) {
+            fail("synth: deepseek2: %d expert groups (%d used) do not divide %d experts", o.n_group, o.n_group_used,
+                 o.n_expert);
+        }
+        if (o.n_expert_used > o.n_group_used * (o.n_expert / o.n_group)) {
+            fail("synth: deepseek2: %d experts per token exceed what %d of %d groups hold", o.n_expert_used,
+                 o.n_group_used, o.n_group);
+        }
+    }
+    if (o.arch == "nemotron_h_moe" && o.n_layer < 4) {
+        // The layer pattern is Mamba, MoE, Mamba, attention, ...: llama.cpp cannot run a hybrid
+        // model without an attention layer (it has no KV cache buffer to bind).
+        fail("synth: nemotron_h_moe needs at least 4 layers (the first attention layer is layer 3)");
+    }
+    if (o.n_dead + o.n_rare + o.n_weak > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 || o.n_weak < 0) {
+        fail("synth: %d dead + %d rare + %d weak experts leave fewer healthy experts than the %d used per token",
+             o.n_dead, o.n_rare, o.n_weak, o.n_expert_used);
+    }
+    const auto & types = weight_types();
+    if (std::find(types.begin(), types.end(), o.type) == types.end()) {
+        fail("synth: weight type %s is not supported (use F32, F16, Q8_0 or Q4_K)", ggml_type_name(o.type));
+    }
+    return o;
+}
+
+}  // namespace reap::synth
