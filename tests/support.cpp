@@ -218,4 +218,33 @@ void write_bytes(const std::string & path, const void * data, size_t n) {
     out.write((const char *) data, std::streamsize(n));
 }
 
+std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t off, uint64_t n) {
+    std::vector<uint8_t> b(n);
+    f.read(t, off, b.data(), n);
+    return b;
+}
+
+void expect_kept_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & half, uint32_t kept) {
+    std::map<const TensorInfo *, const ExpertTensor *> expert_of;
+    for (const auto & e : m.expert_tensors)
+        expert_of[e.info] = &e;
+    for (const auto & t : in.tensors()) {
+        const auto * u = half.find_tensor(t.name);
+        ASSERT_NE(u, nullptr) << t.name;
+        auto it = expert_of.find(&t);
+        if (it == expert_of.end()) {
+            EXPECT_TRUE(bytes_of(in, t, 0, t.nbytes) == bytes_of(half, *u, 0, u->nbytes)) << t.name;
+            continue;
+        }
+        const auto ids = half.get_uint_array("reap.prune.layer." + std::to_string(it->second->layer) + ".kept");
+        ASSERT_EQ(ids.size(), kept);
+        const uint64_t slice = it->second->slice_bytes;
+        ASSERT_EQ(u->nbytes, slice * kept) << t.name;
+        for (size_t k = 0; k < ids.size(); k++) {
+            EXPECT_TRUE(bytes_of(in, t, ids[k] * slice, slice) == bytes_of(half, *u, k * slice, slice))
+                << t.name << " kept expert " << ids[k];
+        }
+    }
+}
+
 }  // namespace reap::test

@@ -2,6 +2,8 @@
 // executable, and decoding with llama.cpp.
 #pragma once
 
+#include "gguf/gguf_file.h"
+#include "moe/moe_layout.h"
 #include "synth/synth.h"
 
 #include <sys/types.h>
@@ -44,6 +46,11 @@ std::vector<std::vector<float>> decode_logits(const std::string & model, const s
 std::string write_splits(const std::string & src, const std::string & prefix, int n);
 
 std::vector<uint8_t> read_bytes(const std::string & path);
-void                 write_bytes(const std::string & path, const void * data, size_t n);
+// `n` bytes of tensor `t` of `f` from `off`.
+std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t off, uint64_t n);
+// `half` is `in` (analysed as `m`) pruned to `kept` experts: every kept expert's slices are the
+// original's bytes (in the order of reap.prune.layer.<il>.kept); every other tensor is untouched.
+void expect_kept_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & half, uint32_t kept);
+void write_bytes(const std::string & path, const void * data, size_t n);
 
 }  // namespace reap::test

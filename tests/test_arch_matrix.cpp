@@ -73,12 +73,6 @@ double max_abs(const std::vector<std::vector<float>> & rows) {
     return m;
 }
 
-std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t off, uint64_t n) {
-    std::vector<uint8_t> b(n);
-    f.read(t, off, b.data(), n);
-    return b;
-}
-
 // Profile invariants on the statistics of `model`.
 void check_profile(const std::string & arch, const GgufFile & in, const MoeLayout & m, const ProfileResult & r) {
     const auto    moe = in.get_uint_array("reap.synth.moe_layers");
@@ -121,30 +115,6 @@ void check_profile(const std::string & arch, const GgufFile & in, const MoeLayou
         const double median = healthy[healthy.size() / 2];
         for (auto e : in.get_uint_array(synth::planted_key(il, "dead"))) {
             EXPECT_LT(reap_score[e], 0.02 * median) << "layer " << il << " dead expert " << e;
-        }
-    }
-}
-
-// Every kept expert's slices are the original's bytes; every other tensor is untouched.
-void check_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & half, uint32_t kept) {
-    std::map<const TensorInfo *, const ExpertTensor *> expert_of;
-    for (const auto & e : m.expert_tensors)
-        expert_of[e.info] = &e;
-    for (const auto & t : in.tensors()) {
-        const auto * u = half.find_tensor(t.name);
-        ASSERT_NE(u, nullptr) << t.name;
-        auto it = expert_of.find(&t);
-        if (it == expert_of.end()) {
-            EXPECT_TRUE(bytes_of(in, t, 0, t.nbytes) == bytes_of(half, *u, 0, u->nbytes)) << t.name;
-            continue;
-        }
-        const auto ids = half.get_uint_array("reap.prune.layer." + std::to_string(it->second->layer) + ".kept");
-        ASSERT_EQ(ids.size(), kept);
-        const uint64_t slice = it->second->slice_bytes;
-        ASSERT_EQ(u->nbytes, slice * kept) << t.name;
-        for (size_t k = 0; k < ids.size(); k++) {
-            EXPECT_TRUE(bytes_of(in, t, ids[k] * slice, slice) == bytes_of(half, *u, k * slice, slice))
-                << t.name << " kept expert " << ids[k];
         }
     }
 }
@@ -235,7 +205,7 @@ TEST_P(ArchMatrix, SynthProfilePruneDecode) {
     prune_model(in, m, {{plan, dir + "/half.gguf"}}, false);
     const GgufFile half = GgufFile::open(dir + "/half.gguf");
     EXPECT_EQ(analyze_moe(half).n_expert, kept);
-    check_slices(in, m, half, kept);
+    test::expect_kept_slices(in, m, half, kept);
     expect_finite(test::decode_logits(dir + "/half.gguf", k_text, 1), dir + "/half.gguf");
 
     if (!k_unnormalised.count(arch)) {

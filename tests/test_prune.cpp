@@ -22,6 +22,7 @@
 
 using namespace reap;
 using nlohmann::json;
+using test::bytes_of;
 
 namespace {
 
@@ -45,12 +46,6 @@ std::string stats_for(const std::string & model, const std::string & dir) {
     p.n_threads   = 2;
     run_profile(p);
     return p.output;
-}
-
-std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t off, uint64_t n) {
-    std::vector<uint8_t> b(n);
-    f.read(t, off, b.data(), n);
-    return b;
 }
 
 size_t gguf_scalar_size(gguf_type t) {
@@ -152,26 +147,7 @@ TEST_P(PruneArch, KeepAllIsByteIdenticalAndHalfKeepsExactSlices) {
     EXPECT_EQ(hm.n_expert, kept);
     EXPECT_EQ(half.get_uint(arch + ".expert_count").value(), kept);
     expect_same_kv(in, half, arch + ".expert_count");
-    std::map<const TensorInfo *, const ExpertTensor *> expert_of;
-    for (const auto & e : m.expert_tensors)
-        expert_of[e.info] = &e;
-    for (const auto & t : in.tensors()) {
-        const auto * u = half.find_tensor(t.name);
-        ASSERT_NE(u, nullptr) << t.name;
-        auto it = expert_of.find(&t);
-        if (it == expert_of.end()) {
-            EXPECT_TRUE(bytes_of(in, t, 0, t.nbytes) == bytes_of(half, *u, 0, u->nbytes)) << t.name;
-            continue;
-        }
-        const auto ids = half.get_uint_array("reap.prune.layer." + std::to_string(it->second->layer) + ".kept");
-        ASSERT_EQ(ids.size(), kept);
-        const uint64_t slice = it->second->slice_bytes;
-        ASSERT_EQ(u->nbytes, slice * kept) << t.name;
-        for (size_t k = 0; k < ids.size(); k++) {
-            EXPECT_TRUE(bytes_of(in, t, ids[k] * slice, slice) == bytes_of(half, *u, k * slice, slice))
-                << t.name << " kept expert " << ids[k];
-        }
-    }
+    test::expect_kept_slices(in, m, half, kept);
     expect_finite_run(half_path);
     const auto ins = test::run_reap({"inspect", "--json", half_path});
     ASSERT_EQ(ins.exit_code, 0) << ins.err;

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "moe/expert_budget.h"
+#include "moe/inspect.h"
 
 #include <map>
 
@@ -50,24 +51,6 @@ json expert_tensors(const HfCheckpoint & c, const HfLayout & layout, uint64_t & 
     return out;
 }
 
-json pruned_sizes(const HfCheckpoint & c, const HfLayout & layout) {
-    json sizes = json::array();
-    for (double frac : {0.25, 0.5, 0.75}) {
-        json s = {{"prune_fraction", frac}};
-        try {
-            const uint32_t kept = kept_count_for_ratio(layout.shape, 1.0 - frac);
-            s["kept_experts"]   = kept;
-            s["file_size"]      = layout.size_with_experts(c.weights_size(), kept);
-        } catch (const Error & e) {
-            s["kept_experts"] = nullptr;
-            s["file_size"]    = nullptr;
-            s["why_not"]      = e.what();
-        }
-        sizes.push_back(s);
-    }
-    return sizes;
-}
-
 }  // namespace
 
 json hf_inspect_report(const HfCheckpoint & c, const HfLayout & layout) {
@@ -114,7 +97,8 @@ json hf_inspect_report(const HfCheckpoint & c, const HfLayout & layout) {
     uint64_t bytes      = 0;
     r["expert_tensors"] = expert_tensors(c, layout, bytes);
     r["expert_bytes"]   = bytes;
-    r["pruned_sizes"]   = pruned_sizes(c, layout);
+    r["pruned_sizes"]   = pruned_sizes_json(
+          layout.shape, [&](uint32_t kept) { return layout.size_with_experts(c.weights_size(), kept); });
     return r;
 }
 

@@ -25,10 +25,7 @@ PruneOutcome run_hf_prune(const PruneRequest & r) {
     }
     finish_plan_report(r, out);
     if (r.dry_run) return out;
-    std::vector<PruneJob> jobs;
-    for (const auto & o : out.outputs)
-        jobs.push_back(o.job);
-    prune_hf(c, layout, jobs, r.show_progress);
+    prune_hf(c, layout, planned_jobs(out), r.show_progress);
     out.wrote_models = true;
     return out;
 }

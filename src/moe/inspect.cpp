@@ -70,16 +70,14 @@ static json expert_tensors_json(const MoeLayout & m) {
     return tensors;
 }
 
-// The file size after pruning a quarter, half and three quarters of the experts, or why such a
-// pruning is impossible.
-static json pruned_sizes_json(const MoeLayout & m) {
+json pruned_sizes_json(const MoeShape & shape, const std::function<uint64_t(uint32_t)> & size_with) {
     json sizes = json::array();
     for (double frac : {0.25, 0.5, 0.75}) {
         json s = {{"prune_fraction", frac}};
         try {
-            const uint32_t kept = kept_count_for_ratio(m.shape(), 1.0 - frac);
+            const uint32_t kept = kept_count_for_ratio(shape, 1.0 - frac);
             s["kept_experts"]   = kept;
-            s["file_size"]      = m.size_with_experts(kept);
+            s["file_size"]      = size_with(kept);
         } catch (const Error & e) {
             s["kept_experts"] = nullptr;
             s["file_size"]    = nullptr;
@@ -126,7 +124,7 @@ json inspect_report(const GgufFile & f, const MoeLayout & m) {
     add_layers(m, r);
     r["expert_tensors"] = expert_tensors_json(m);
     r["expert_bytes"]   = m.expert_bytes();
-    r["pruned_sizes"]   = pruned_sizes_json(m);
+    r["pruned_sizes"]   = pruned_sizes_json(m.shape(), [&](uint32_t kept) { return m.size_with_experts(kept); });
     json planted        = planted_json(f, m);
     if (!planted.empty()) r["planted"] = planted;
     return r;

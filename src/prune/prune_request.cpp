@@ -148,6 +148,13 @@ std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & i
     return outputs;
 }
 
+std::vector<PruneJob> planned_jobs(const PruneOutcome & out) {
+    std::vector<PruneJob> jobs;
+    for (const auto & o : out.outputs)
+        jobs.push_back(o.job);
+    return jobs;
+}
+
 void finish_plan_report(const PruneRequest & r, PruneOutcome & out) {
     nlohmann::json report = nlohmann::json::array();
     for (const auto & o : out.outputs) {
@@ -171,10 +178,7 @@ PruneOutcome run_prune(const PruneRequest & r) {
     out.outputs       = plan_prune(r, in, layout);
     finish_plan_report(r, out);
     if (r.dry_run) return out;
-    std::vector<PruneJob> jobs;
-    for (const auto & o : out.outputs)
-        jobs.push_back(o.job);
-    prune_model(in, layout, jobs, r.show_progress);
+    prune_model(in, layout, planned_jobs(out), r.show_progress);
     out.wrote_models = true;
     return out;
 }

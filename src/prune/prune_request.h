@@ -63,6 +63,9 @@ std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & i
 // to r.plan_out when given.
 void finish_plan_report(const PruneRequest & r, PruneOutcome & out);
 
+// The write jobs of the planned outputs, in order (GGUF and HF pruners take the same list).
+std::vector<PruneJob> planned_jobs(const PruneOutcome & out);
+
 // The whole job (a GGUF, or a Hugging Face folder: run_hf_prune): plans, writes the plan report to plan_out, and writes the models unless dry_run.
 PruneOutcome run_prune(const PruneRequest & r);
 
