@@ -539,3 +539,77 @@ TEST(Planner, NextTokenPredictionLayersKeepTheLastRegularLayersIds) {
 }
 
 }  // namespace
+
+namespace {
+
+// GroveMoE: experts 2c and 2c+1 share adjugate expert c. Each kept adjugate group keeps the same
+// number of its experts (whole groups first), the others go, and the kept count is rounded to
+// one such split.
+TEST(Planner, GroveMoeKeepsWholeAdjugateGroupsOrTheSameNumberInEach) {
+    MoeShape m;
+    m.arch              = "grovemoe";
+    m.n_layer           = 1;
+    m.n_expert          = 8;
+    m.n_expert_used     = 2;
+    m.experts_per_chunk = 2;  // 4 adjugate experts
+    m.moe_layers        = {0};
+    EXPECT_EQ(kept_per_chunk(m, 8), 2u);
+    EXPECT_EQ(kept_per_chunk(m, 4), 2u);  // two whole groups
+    EXPECT_EQ(kept_per_chunk(m, 3), 1u);  // one expert in each of three groups
+    EXPECT_EQ(kept_per_chunk(m, 5), 0u);  // 5 is odd and more than 4 groups of one
+    EXPECT_EQ(kept_per_chunk(m, 2), 1u);  // not one whole group: fewer adjugates than 2 experts per token
+    EXPECT_NE(kept_count_problem(m, 5).find("experts_per_group"), std::string::npos);
+    EXPECT_EQ(round_kept_count(m, 5.0 / 8), 4u);  // the nearest valid count, fewer on a tie
+    EXPECT_EQ(round_kept_count(m, 7.0 / 8), 6u);  // 7 fits nothing; 6 and 8 do
+
+    ExpertStats s;
+    LayerStats  L(8);
+    L.total_tokens                       = 100;
+    const double score[8]                = {1, 9, 8, 7, 2, 3, 6, 0.5};  // groups: 10, 15, 5, 6.5
+    for (uint32_t e = 0; e < 8; e++) L.add(e, 0.5, 0.5, 2 * score[e], score[e]);
+    s.layers.emplace(0, L);
+    const Plan whole = make_plan(s, m, Criterion::reap, 4, 0);
+    EXPECT_EQ(whole.layers.at(0).kept, (std::vector<uint32_t>{0, 1, 2, 3}));  // groups 0 and 1
+    check_plan(whole, m, "plan");
+    const Plan one_each = make_plan(s, m, Criterion::reap, 3, 0);
+    EXPECT_EQ(one_each.layers.at(0).kept, (std::vector<uint32_t>{1, 2, 6}));  // the best of groups 0, 1, 3
+    check_plan(one_each, m, "plan");
+    Plan uneven = whole;  // group 0 whole, one of group 1, one of group 3: no single group size
+    uneven.layers.at(0).kept = {0, 1, 2, 6};
+    EXPECT_THROW(check_plan(uneven, m, "plan"), Error);
+}
+
+// The pruned GroveMoE file: its adjugate tensors keep the groups of the kept experts, the group
+// size is rewritten, and llama.cpp loads and runs it.
+TEST(Prune, GroveMoeAdjugateExpertsFollowTheirGroups) {
+    synth::Options o;
+    o.arch              = "grovemoe";
+    o.llama_builder     = true;
+    o.n_layer           = 2;
+    o.n_ff              = 64;
+    o.experts_per_group = 2;
+    const std::string dir   = test::tmp_dir();
+    const std::string model = dir + "/grove.gguf";
+    synth::write_model(o, model);
+    const GgufFile  in = GgufFile::open(model);
+    const MoeLayout m  = analyze_moe(in);
+    ASSERT_EQ(m.experts_per_chunk, 2u);
+    const std::string stats = stats_for(model, dir);
+    // 16 experts, 4 per token: 8 keeps 4 whole groups; 6 in 3 groups would be fewer adjugates than
+    // experts per token (llama.cpp reads past them), so 6 groups keep one expert each.
+    for (uint32_t kept : {8u, 6u}) {
+        const Plan        p   = make_plan(ExpertStats::load(stats), m.shape(), Criterion::reap, kept, 0);
+        const std::string out = dir + "/keep" + std::to_string(kept) + ".gguf";
+        prune_model(in, m, {{p, out}}, false);
+        const GgufFile pruned = GgufFile::open(out);
+        EXPECT_EQ(pruned.get_uint("grovemoe.experts_per_group"), kept == 8 ? 2u : 1u);
+        const MoeLayout pm = analyze_moe(pruned);
+        EXPECT_EQ(pm.n_expert, kept);
+        EXPECT_EQ(pm.shape().n_chunk(), kept == 8 ? 4u : 6u);
+        test::expect_kept_slices(in, m, pruned, kept);
+        EXPECT_EQ(pruned.file_size(), pruned_file_size(in, m, p));
+        EXPECT_GT(test::decode_logits(out, "int main() { return 0; }", 1).size(), 3u);
+    }
+}
+
+}  // namespace

@@ -6,6 +6,17 @@
 
 namespace reap {
 
+uint32_t kept_per_chunk(const MoeShape & m, uint32_t kept) {
+    const uint32_t g = m.experts_per_chunk;
+    if (g == 0 || kept == 0) return 0;
+    for (uint32_t per = g; per >= 1; per--) {
+        // llama.cpp sums hparams' experts-per-token outputs of the adjugate block too, so it
+        // needs at least that many adjugate experts.
+        if (kept % per == 0 && kept / per <= m.n_chunk() && kept / per >= m.n_expert_used) return per;
+    }
+    return 0;
+}
+
 std::string kept_count_problem(const MoeShape & m, uint32_t kept) {
     if (kept == 0 || kept > m.n_expert) {
         return strfmt("cannot keep %u of %u experts", kept, m.n_expert);
@@ -14,6 +25,12 @@ std::string kept_count_problem(const MoeShape & m, uint32_t kept) {
     if (kept < used) {
         return strfmt("keeping %u experts is below the %u experts used per token (%s.expert_used_count)", kept, used,
                       m.arch.c_str());
+    }
+    if (m.experts_per_chunk > 0 && kept_per_chunk(m, kept) == 0) {
+        return strfmt(
+            "keeping %u experts: %u adjugate experts serve groups of %u (%s.experts_per_group); no equal number per "
+            "kept group makes %u with at least %u groups (experts per token)",
+            kept, m.n_chunk(), m.experts_per_chunk, m.arch.c_str(), kept, m.n_expert_used);
     }
     if (m.n_expert_groups > 1) {
         const uint32_t g = m.n_expert_groups;
@@ -50,7 +67,13 @@ uint32_t round_kept_count(const MoeShape & m, double keep_ratio) {
         // Each group keeps the same number of experts: round to the nearest multiple.
         kept = uint32_t(std::lround(double(kept) / g)) * g;
     }
-    return kept == 0 ? g : kept;
+    if (kept == 0) kept = g;
+    // GroveMoE: the nearest count its adjugate groups can hold (prefer fewer on a tie).
+    for (uint32_t d = 0; m.experts_per_chunk > 0 && d < m.n_expert; d++) {
+        if (kept > d && kept_per_chunk(m, kept - d) > 0) return kept - d;
+        if (kept + d <= m.n_expert && kept_per_chunk(m, kept + d) > 0) return kept + d;
+    }
+    return kept;
 }
 
 uint32_t kept_count_for_ratio(const MoeShape & m, double keep_ratio) {

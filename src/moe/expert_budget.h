@@ -14,6 +14,15 @@ namespace reap {
 // one per group. Throws reap::Error only for a ratio outside (0, 1].
 uint32_t round_kept_count(const MoeShape & m, double keep_ratio);
 
+// GroveMoE (shape.experts_per_chunk > 0): how many experts each surviving adjugate ("chunk")
+// group keeps when a layer keeps `kept`. llama.cpp maps expert j to chunk j / experts_per_group
+// with one value for every chunk, so every kept chunk keeps the same number of its experts and
+// the other chunks go with their *_chexps slice; llama.cpp's graph also needs at least
+// experts-per-token adjugate experts. The largest such number (whole groups first, each
+// adjugate keeping the experts it was trained with); 0 when no number fits, or for a model
+// without chunk experts.
+uint32_t kept_per_chunk(const MoeShape & m, uint32_t kept);
+
 // Why a model with `kept` experts per layer would not load or route in llama.cpp (below
 // experts-per-token, not divisible by the expert groups, ...); empty when it would.
 std::string kept_count_problem(const MoeShape & m, uint32_t kept);

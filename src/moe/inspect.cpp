@@ -119,6 +119,7 @@ json inspect_report(const GgufFile & f, const MoeLayout & m) {
     }
     r["expert_groups"]      = m.n_expert_groups;
     r["expert_groups_used"] = m.n_group_used;
+    r["experts_per_adjugate"] = m.experts_per_chunk;  // GroveMoE's groups; 0: no adjugate experts
     r["shared_experts"]     = m.n_expert_shared;
     r["nextn_layers"]       = m.n_nextn_layers;
     add_layers(m, r);
@@ -156,6 +157,11 @@ std::string inspect_text(const json & r) {
         o << " (" << r["expert_groups_used"].get<int>() << " used per token)";
     }
     o << "\n";
+    if (r.value("experts_per_adjugate", 0) > 0) {
+        const int g = r["experts_per_adjugate"].get<int>();
+        o << "adjugate experts: " << r["n_expert"].get<int>() / g << " (one per group of " << g
+          << " experts: *_chexps)\n";
+    }
     o << "shared experts: " << r["shared_experts"].get<int>()
       << " (layers: " << id_ranges(ints(r["shared_expert_layers"])) << ")\n";
     if (r["nextn_layers"].get<int>() > 0) {

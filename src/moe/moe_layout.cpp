@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "moe/expert_budget.h"
 
 #include "ggml.h"
 
@@ -18,6 +19,7 @@ const char * expert_role_name(ExpertRole r) {
         case ExpertRole::router: return "router";
         case ExpertRole::selection_bias: return "selection-bias";
         case ExpertRole::expert_ids: return "expert-ids";
+        case ExpertRole::chunk_weights: return "chunk-experts";
         case ExpertRole::unknown: return "unknown";
     }
     return "?";
@@ -49,6 +51,11 @@ static bool classify(const std::string & suffix, ExpertRole & role) {
     }
     if (starts_with(suffix, "ffn_gate_tid2eid")) {
         role = ExpertRole::expert_ids;
+        return true;
+    }
+    static const char * const chexps[] = {"ffn_gate_chexps.weight", "ffn_up_chexps.weight", "ffn_down_chexps.weight"};
+    if (std::find(std::begin(chexps), std::end(chexps), suffix) != std::end(chexps)) {
+        role = ExpertRole::chunk_weights;
         return true;
     }
     const std::string base = suffix.substr(0, suffix.find('.'));
@@ -192,7 +199,7 @@ static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout
         return;
     }
     ExpertTensor et{&t, il, suffix, role, 0};
-    if (role != ExpertRole::expert_ids && role != ExpertRole::unknown) {
+    if (role != ExpertRole::expert_ids && role != ExpertRole::unknown && role != ExpertRole::chunk_weights) {
         // The expert axis is ggml's outermost dimension, so one expert's slice is a
         // contiguous run of nbytes / n_expert bytes.
         if (t.ne[t.n_dims - 1] != int64_t(m.n_expert)) {
@@ -213,6 +220,32 @@ static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout
     m.expert_tensors.push_back(et);
 }
 
+// GroveMoE's adjugate experts: experts_per_group routed experts share one chunk expert, so the
+// *_chexps tensors have n_expert / experts_per_group slices (llama.cpp's loader divides).
+static void check_chunk_experts(const GgufFile & f, MoeLayout & m) {
+    const std::string key = arch_key(f, "experts_per_group");
+    for (auto & e : m.expert_tensors) {
+        if (e.role != ExpertRole::chunk_weights) continue;
+        const uint32_t g = u32_key(f, "experts_per_group");
+        if (g == 0 || m.n_expert % g != 0) {
+            fail("%s: tensor '%s' needs %s to divide the %u experts, but it is %u", f.path().c_str(),
+                 e.info->name.c_str(), key.c_str(), m.n_expert, g);
+        }
+        const int64_t outer = e.info->ne[e.info->n_dims - 1];
+        if (outer != int64_t(m.n_expert / g)) {
+            fail("%s: tensor '%s' has outer dimension %lld, expected %u experts / %s = %u", f.path().c_str(),
+                 e.info->name.c_str(), (long long) outer, m.n_expert, key.c_str(), m.n_expert / g);
+        }
+        if (outer < int64_t(m.max_expert_used())) {
+            // llama.cpp's graph views experts-per-token outputs of the adjugate block: it aborts.
+            fail("%s: %lld adjugate experts ('%s') are fewer than the %u experts used per token", f.path().c_str(),
+                 (long long) outer, e.info->name.c_str(), m.max_expert_used());
+        }
+        m.experts_per_chunk = g;
+        e.slice_bytes       = e.info->nbytes / uint64_t(outer);
+    }
+}
+
 MoeLayout analyze_moe(const GgufFile & f) {
     MoeLayout m;
     read_hyperparameters(f, m, true);
@@ -230,6 +263,7 @@ MoeLayout analyze_moe(const GgufFile & f) {
     for (const auto & t : f.tensors()) {
         add_layer_tensor(f, t, m, has_dense_ffn);
     }
+    check_chunk_experts(f, m);
     for (auto & L : m.layers) {
         if (!L.expert_tensors.empty()) {
             L.kind          = LayerKind::moe;
@@ -271,6 +305,7 @@ MoeShape MoeLayout::shape() const {
     s.n_expert_used   = max_expert_used();
     s.n_expert_groups = n_expert_groups;
     s.n_group_used    = n_group_used;
+    s.experts_per_chunk = experts_per_chunk;
     for (const auto & L : layers) {
         if (L.kind == LayerKind::moe) (L.is_nextn ? s.nextn_layers : s.moe_layers).push_back(L.index);
     }
@@ -280,7 +315,7 @@ MoeShape MoeLayout::shape() const {
 uint64_t MoeLayout::expert_bytes() const {
     uint64_t b = 0;
     for (const auto & e : expert_tensors) {
-        b += e.slice_bytes * n_expert;
+        b += e.slice_bytes * uint64_t(e.info->ne[e.info->n_dims - 1]);
     }
     return b;
 }
@@ -288,13 +323,16 @@ uint64_t MoeLayout::expert_bytes() const {
 uint64_t MoeLayout::size_with_experts(uint32_t kept) const {
     // Every tensor's data is padded to the alignment, so the saving per tensor is the
     // difference of the padded sizes.
-    uint64_t saved = 0;
+    uint64_t       saved       = 0;
+    const uint32_t chunk_kept  = kept_per_chunk(shape(), kept);
+    const uint64_t kept_chunks = chunk_kept > 0 ? kept / chunk_kept : 0;
     for (const auto & e : expert_tensors) {
         if (e.slice_bytes == 0) {
             continue;
         }
+        const uint64_t units  = e.role == ExpertRole::chunk_weights ? kept_chunks : kept;
         const uint64_t before = align_up(e.info->nbytes, alignment);
-        const uint64_t after  = align_up(e.slice_bytes * kept, alignment);
+        const uint64_t after  = align_up(e.slice_bytes * units, alignment);
         saved += before - after;
     }
     return file_size - saved;

@@ -17,6 +17,7 @@ enum class ExpertRole {
     router,          // ffn_gate_inp.{weight,bias}: one row per expert
     selection_bias,  // exp_probs_b[.bias], exp_probs_b_vl[.bias]: one value per expert
     expert_ids,      // ffn_gate_tid2eid: values are expert ids (hash routing)
+    chunk_weights,   // ffn_{gate,up,down}_chexps.weight: one slice per adjugate expert (GroveMoE)
     unknown,         // an *_exps / *_chexps name this tool does not know
 };
 
@@ -27,7 +28,7 @@ struct ExpertTensor {
     int                layer;
     std::string        suffix;  // name after "blk.<il>.", e.g. "ffn_up_exps.weight"
     ExpertRole         role;
-    uint64_t           slice_bytes;  // bytes of one expert's slice (0 for expert_ids/unknown)
+    uint64_t           slice_bytes;  // bytes of one expert's (chunk's) slice (0 for expert_ids/unknown)
 };
 
 enum class LayerKind { moe, dense, other };  // other: no FFN (attention-only, Mamba, ...)
@@ -51,6 +52,7 @@ struct MoeLayout {
     uint32_t              n_group_used           = 0;
     uint32_t              n_expert_shared        = 0;
     uint32_t              n_nextn_layers         = 0;
+    uint32_t              experts_per_chunk      = 0;  // GroveMoE's experts_per_group, with *_chexps only
     std::string           expert_ff_key;  // "{arch}.expert_feed_forward_length" if present
     uint64_t              file_size = 0;
     uint32_t              alignment = 32;
@@ -62,7 +64,7 @@ struct MoeLayout {
     uint32_t         max_expert_used() const;
     // Size of the model file (all splits) if every MoE layer kept `kept` experts.
     uint64_t size_with_experts(uint32_t kept) const;
-    uint64_t expert_bytes() const;  // bytes of all routed-expert slices
+    uint64_t expert_bytes() const;  // bytes of all routed-expert (and adjugate-expert) slices
     // The format-free part: what planning and the same-model checks need.
     MoeShape shape() const;
 };

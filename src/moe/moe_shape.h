@@ -21,6 +21,9 @@ struct MoeShape {
     uint32_t         n_expert_used   = 0;  // experts per token (the largest, when it varies by layer)
     uint32_t         n_expert_groups = 0;  // 0 or 1: no grouped routing
     uint32_t         n_group_used    = 0;  // groups a token may route to
+    // GroveMoE: routed experts that share one adjugate ("chunk") expert, the *_chexps tensors
+    // ({arch}.experts_per_group; expert j belongs to chunk j / experts_per_chunk). 0: none.
+    uint32_t         experts_per_chunk = 0;
     std::vector<int> moe_layers;           // regular MoE layers (the ones with statistics), ascending
     std::vector<int> nextn_layers;         // MoE layers of next-token-prediction (MTP) blocks, ascending
     std::string      router_fingerprint;   // identity of the weights (moe/router_fingerprint.h); "" unknown
@@ -28,6 +31,7 @@ struct MoeShape {
 
     // Groups of experts that must keep the same number each (1 without grouped routing).
     uint32_t groups() const { return n_expert_groups > 1 ? n_expert_groups : 1; }
+    uint32_t n_chunk() const { return experts_per_chunk > 0 ? n_expert / experts_per_chunk : 0; }
     bool     is_moe_layer(int il) const {
             return std::binary_search(moe_layers.begin(), moe_layers.end(), il) ||
                    std::binary_search(nextn_layers.begin(), nextn_layers.end(), il);

@@ -25,6 +25,18 @@ int split_layer_suffix(const char * name, std::string & base) {
     return il;
 }
 
+// Whether `t` (ffn_moe_down or its _scaled/_biased successor) is the output of adjugate experts:
+// its MUL_MAT_ID multiplies *_chexps weights. In a split graph the weight may be a backend's copy
+// ("CUDA0#blk.3.ffn_down_chexps.weight#0"), hence the substring.
+static bool is_chunk_expert_output(const ggml_tensor * t) {
+    for (int depth = 0; t != nullptr && depth < 4; depth++, t = t->src[0]) {
+        if (t->op == GGML_OP_MUL_MAT_ID) {
+            return t->src[0] != nullptr && std::strstr(t->src[0]->name, "_chexps") != nullptr;
+        }
+    }
+    return false;
+}
+
 MoeCollector::MoeCollector(uint32_t n_expert, const std::vector<int> & moe_layers) : n_expert_(n_expert) {
     for (int il : moe_layers) {
         layers_[il];
@@ -40,6 +52,7 @@ int MoeCollector::nodes_requested_per_layer() const {
 
 void MoeCollector::begin_discovery() {
     discovering_ = true;
+    in_second_block_ = false;
     discovered_order_.clear();
     for (auto & [il, L] : layers_) {
         L = Layer{};
@@ -50,6 +63,9 @@ void MoeCollector::end_discovery() {
     discovering_ = false;
     wanted_.clear();
     for (auto & [il, L] : layers_) {
+        if (L.second_block && !L.chunk_block) {
+            fail("layer %d runs a second MoE block over the same experts; reap cannot tell what each measures", il);
+        }
         if (L.raw.empty() || L.applied.empty() || L.down.empty()) {
             fail("layer %d: llama.cpp's graph has no %s node for this MoE layer (unsupported MoE structure)", il,
                  L.raw.empty()    ? "ffn_moe_weights"
@@ -101,18 +117,22 @@ bool MoeCollector::eval_callback(ggml_tensor * t, bool ask, void * user_data) {
 
 bool MoeCollector::on_ask(ggml_tensor * t) {
     if (discovering_) {
-        discover(t);
-        if (t->name[0] != '\0') discovered_order_.emplace_back(t->name);
+        // A second block's nodes share the first's names: they must not move the stop node.
+        if (discover(t) && t->name[0] != '\0') discovered_order_.emplace_back(t->name);
         return false;
     }
-    return wanted_.count(t->name) != 0;
+    const auto it = wanted_.find(t->name);
+    if (it == wanted_.end()) {
+        return false;
+    }
+    return !(it->second.second == Kind::down && is_chunk_expert_output(t));
 }
 
-void MoeCollector::discover(ggml_tensor * t) {
+bool MoeCollector::discover(ggml_tensor * t) {
     std::string base;
     const int   il = split_layer_suffix(t->name, base);
     if (il < 0) {
-        return;
+        return !in_second_block_;  // "ffn_moe_weights_norm-3 (reshaped)": the block around it
     }
     auto it = layers_.find(il);
     if (it == layers_.end()) {
@@ -120,13 +140,23 @@ void MoeCollector::discover(ggml_tensor * t) {
             set_error(strfmt(
                 "llama.cpp's graph has a MoE block in layer %d, which the model file has no expert tensors for", il));
         }
-        return;
+        in_second_block_ = false;
+        return true;
     }
-    Layer & L = it->second;
+    Layer &    L       = it->second;
+    const bool is_down = base == "ffn_moe_down" || base == "ffn_moe_down_scaled" || base == "ffn_moe_down_biased";
+    if (base == "ffn_moe_weights" && !L.raw.empty()) {
+        L.second_block = true;
+    }
+    in_second_block_ = L.second_block;
+    if (L.second_block) {
+        if (is_down && is_chunk_expert_output(t)) L.chunk_block = true;
+        return false;
+    }
+    if (is_down && is_chunk_expert_output(t)) {
+        set_error(strfmt("layer %d: llama.cpp's graph runs the adjugate experts before the routed ones", il));
+    }
     if (base == "ffn_moe_weights") {
-        if (!L.raw.empty()) {
-            set_error(strfmt("layer %d runs its MoE block twice (chunk experts are not supported)", il));
-        }
         L.raw = t->name;
         if (t->src[1] == nullptr || t->src[1]->type != GGML_TYPE_I32) {
             set_error(strfmt("layer %d: ffn_moe_weights is not a get_rows over expert ids", il));
@@ -134,7 +164,7 @@ void MoeCollector::discover(ggml_tensor * t) {
     } else if (base == "ffn_moe_weighted") {
         if (t->src[1] == nullptr) {
             set_error(strfmt("layer %d: ffn_moe_weighted has no weight operand", il));
-            return;
+            return true;
         }
         // In a graph split over several backends, the operand can be the split's copy of the
         // node ("<backend>#<name>#<n>"), which the callback never sees: the node itself is wanted.
@@ -147,9 +177,10 @@ void MoeCollector::discover(ggml_tensor * t) {
         L.seen_weighted = true;
         // The weighted node before the experts means the gate scales the expert's input.
         L.gate_before_expert = L.down.empty();
-    } else if (base == "ffn_moe_down" || base == "ffn_moe_down_scaled" || base == "ffn_moe_down_biased") {
+    } else if (is_down) {
         L.down = t->name;  // the last one in graph order is the expert's final output
     }
+    return true;
 }
 
 // Reads a [1, n_used, T] or [n_used, T] F32 weight tensor (and, for the raw node, the expert ids
@@ -162,6 +193,9 @@ void MoeCollector::read_weights(ggml_tensor * t, Layer & L, std::vector<float> &
     const size_t  nb_t     = three_d ? t->nb[2] : t->nb[1];
     if (t->type != GGML_TYPE_F32) {
         fail("%s: expected F32 router weights, got %s", t->name, ggml_type_name(t->type));
+    }
+    if (with_ids) {
+        L.n_tokens = -1;  // the raw node starts a block (GroveMoE's second one follows the first)
     }
     if (L.n_tokens >= 0 && (L.n_tokens != n_tokens || L.n_used != n_used)) {
         fail("%s: shape [%lld, %lld] does not match the layer's other MoE nodes", t->name, (long long) n_used,

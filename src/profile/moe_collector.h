@@ -10,6 +10,9 @@
 //            f_j(t) before the gate (ffn_moe_weighted overwrites it in place, so it is read at
 //            the down node itself).
 // Only these nodes are requested from the scheduler, so the graph is cut as little as possible.
+// GroveMoE runs a second MoE block per layer over its adjugate ("chunk") experts with the same
+// node names; its expert output is told apart by the *_chexps weights of its MUL_MAT_ID and
+// declined, and a block's raw node starts it afresh, so only the routed experts are measured.
 // Architectures that gate the expert's input instead of its output (llama4: the weighted node
 // comes before the experts) are detected from the graph order; see ARCHITECTURE.md.
 //
@@ -59,6 +62,8 @@ private:
         std::string raw, applied, down;
         bool        gate_before_expert = false;
         bool        seen_weighted      = false;
+        bool        second_block       = false;  // discovery: a second ffn_moe_weights in this layer
+        bool        chunk_block        = false;  // ... and its experts are adjugate (*_chexps) ones
         // scratch for the current micro-batch
         int64_t              n_tokens = -1;
         int64_t              n_used   = 0;
@@ -68,7 +73,7 @@ private:
 
     bool on_ask(ggml_tensor * t);
     void on_data(ggml_tensor * t);
-    void discover(ggml_tensor * t);
+    bool discover(ggml_tensor * t);  // false: the node is in a layer's second (chunk) block
     void read_weights(ggml_tensor * t, Layer & L, std::vector<float> & dst, bool with_ids);
     void accumulate(ggml_tensor * t, int il, Layer & L);
     void renorm_deltas(const uint8_t * row, size_t nb1, int64_t n_embd, int64_t n_used, const float * g, double * out);
@@ -79,6 +84,7 @@ private:
     std::unordered_map<std::string, std::pair<int, Kind>> wanted_;
     ExpertStats                                           stats_;
     bool                                                  discovering_ = false;
+    bool                                                  in_second_block_ = false;  // discovery: last layer node's block
     std::string                                           error_;
     std::vector<uint8_t>                                  host_;              // staging for device tensors
     std::vector<std::string>                              discovered_order_;  // named nodes, graph order

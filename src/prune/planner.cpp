@@ -16,8 +16,41 @@ namespace reap {
 
 using nlohmann::json;
 
+// GroveMoE: the kept_per_chunk() best experts of each adjugate group, in the groups whose kept
+// experts score highest in total (ties: more activations, then the lower group).
+static std::vector<uint32_t> kept_in_chunks(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                            const MoeShape & shape, uint32_t kept) {
+    const uint32_t                     g = shape.experts_per_chunk, per = kept_per_chunk(shape, kept);
+    std::vector<std::vector<uint32_t>> best(shape.n_chunk());
+    std::vector<double>                value(shape.n_chunk(), 0.0);
+    std::vector<uint64_t>              used(shape.n_chunk(), 0);
+    for (uint32_t c = 0; c < shape.n_chunk(); c++) {
+        std::vector<uint32_t> ids(g);
+        std::iota(ids.begin(), ids.end(), c * g);
+        const auto order = pruning_order(ids, score, count);
+        best[c].assign(order.end() - long(per), order.end());
+        for (uint32_t e : best[c]) {
+            value[c] += score[e];
+            used[c] += count[e];
+        }
+    }
+    std::vector<uint32_t> chunks(shape.n_chunk());
+    std::iota(chunks.begin(), chunks.end(), 0u);
+    std::stable_sort(chunks.begin(), chunks.end(), [&](uint32_t a, uint32_t b) {
+        return value[a] != value[b] ? value[a] > value[b] : used[a] > used[b];
+    });
+    std::vector<uint32_t> out;
+    for (uint32_t i = 0; i < kept / per; i++)
+        out.insert(out.end(), best[chunks[i]].begin(), best[chunks[i]].end());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 std::vector<uint32_t> kept_experts(const std::vector<double> & score, const std::vector<uint64_t> & count,
                                    const MoeShape & shape, uint32_t kept) {
+    if (shape.experts_per_chunk > 0) {
+        return kept_in_chunks(score, count, shape, kept);
+    }
     const uint32_t        groups    = shape.groups();
     const uint32_t        per_group = shape.n_expert / groups;
     std::vector<uint32_t> out;
@@ -85,6 +118,24 @@ Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion crit
     return p;
 }
 
+// GroveMoE: every adjugate group keeps kept_per_chunk() of its experts or none (llama.cpp maps
+// expert j to adjugate j / experts_per_group with one value for all).
+static void check_chunk_balance(const std::vector<uint32_t> & kept, const MoeShape & shape, const std::string & origin,
+                                int il) {
+    if (shape.experts_per_chunk == 0) return;
+    const uint32_t        per = kept_per_chunk(shape, uint32_t(kept.size()));
+    std::vector<uint32_t> in_chunk(shape.n_chunk(), 0);
+    for (uint32_t e : kept)
+        in_chunk[e / shape.experts_per_chunk]++;
+    for (uint32_t c = 0; c < shape.n_chunk(); c++) {
+        if (in_chunk[c] != 0 && in_chunk[c] != per) {
+            fail("%s: layer %d keeps %u of the %u experts of adjugate group %u; keeping %zu, every group keeps %u or "
+                 "none",
+                 origin.c_str(), il, in_chunk[c], shape.experts_per_chunk, c, kept.size(), per);
+        }
+    }
+}
+
 void check_plan(const Plan & plan, const MoeShape & shape, const std::string & origin) {
     if (plan.n_expert != shape.n_expert) {
         fail("%s: plan is for %u experts per layer, the model has %u", origin.c_str(), plan.n_expert, shape.n_expert);
@@ -116,6 +167,7 @@ void check_plan(const Plan & plan, const MoeShape & shape, const std::string & o
                      g, plan.kept / groups);
             }
         }
+        check_chunk_balance(kept, shape, origin, il);
     }
     for (const auto & [il, lp] : plan.layers) {
         if (!shape.is_moe_layer(il)) {

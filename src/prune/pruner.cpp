@@ -4,6 +4,7 @@
 #include "core/fs_util.h"
 #include "core/progress.h"
 #include "gguf/gguf_writer.h"
+#include "moe/expert_budget.h"
 
 #include "ggml.h"
 
@@ -23,7 +24,7 @@ constexpr size_t k_chunk = 16u << 20;  // streaming buffer
 struct Recipe {
     const TensorInfo *            in;
     const ExpertTensor *          expert = nullptr;  // null: copied whole
-    const std::vector<uint32_t> * kept   = nullptr;
+    std::vector<uint32_t>         kept;              // slices kept along the outer axis (experts or chunks)
     std::vector<uint8_t>          remapped;  // expert-id tensors: the whole tensor, ids renumbered
 };
 
@@ -86,6 +87,10 @@ void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & 
     if (in.get_uint("general.alignment").value_or(32) != 32) gguf_remove_key(ctx, "general.alignment");
 
     set_count_key(ctx, in.meta(), layout.arch + ".expert_count", plan.kept);
+    if (layout.experts_per_chunk > 0) {
+        // Each kept adjugate group keeps the same number (check_plan): the new group size.
+        set_count_key(ctx, in.meta(), layout.arch + ".experts_per_group", kept_per_chunk(layout.shape(), plan.kept));
+    }
     // expert_used_count never exceeds the kept count (check_kept_count), so it stays as it is.
     gguf_set_val_str(ctx, "reap.prune.criterion", plan.criterion.c_str());
     gguf_set_val_f32(ctx, "reap.prune.keep_ratio", float(plan.keep_ratio));
@@ -98,10 +103,18 @@ void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & 
     }
 }
 
+// GroveMoE: the adjugate ("chunk") experts that serve at least one kept expert, ascending.
+std::vector<uint32_t> kept_chunks(const std::vector<uint32_t> & kept, uint32_t experts_per_chunk) {
+    std::vector<uint32_t> chunks;
+    for (uint32_t e : kept)
+        if (chunks.empty() || chunks.back() != e / experts_per_chunk) chunks.push_back(e / experts_per_chunk);
+    return chunks;
+}
+
 // How input tensor `t` becomes an output tensor (`e`: its expert-tensor entry, or null), and the
 // output's shape in `ne`: per-expert tensors lose the dropped experts' slices of their last axis.
-Recipe tensor_recipe(const GgufFile & in, const TensorInfo & t, const ExpertTensor * e, const Plan & plan,
-                     int64_t ne[4]) {
+Recipe tensor_recipe(const GgufFile & in, const MoeLayout & layout, const TensorInfo & t, const ExpertTensor * e,
+                     const Plan & plan, int64_t ne[4]) {
     Recipe r;
     r.in = &t;
     for (int d = 0; d < 4; d++)
@@ -118,9 +131,12 @@ Recipe tensor_recipe(const GgufFile & in, const TensorInfo & t, const ExpertTens
     if (e->role == ExpertRole::expert_ids) {
         r.remapped = remap_expert_ids(in, t, plan.layers.at(e->layer).kept);
     } else {
-        r.expert         = e;
-        r.kept           = &plan.layers.at(e->layer).kept;
-        ne[t.n_dims - 1] = int64_t(r.kept->size());
+        r.expert = e;
+        r.kept   = plan.layers.at(e->layer).kept;
+        if (e->role == ExpertRole::chunk_weights) {
+            r.kept = kept_chunks(r.kept, layout.experts_per_chunk);
+        }
+        ne[t.n_dims - 1] = int64_t(r.kept.size());
     }
     return r;
 }
@@ -140,7 +156,7 @@ OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const P
     for (const auto & t : in.tensors()) {
         const auto    it = expert_of.find(&t);
         int64_t       ne[4];
-        Recipe        r  = tensor_recipe(in, t, it == expert_of.end() ? nullptr : it->second, plan, ne);
+        Recipe        r  = tensor_recipe(in, layout, t, it == expert_of.end() ? nullptr : it->second, plan, ne);
         ggml_tensor * gt = ggml_new_tensor(out.tensors.get(), t.type, t.n_dims, ne);
         ggml_set_name(gt, t.name.c_str());
         gguf_add_tensor(ctx, gt);
@@ -169,11 +185,10 @@ void check_output_names(const GgufFile & in, const std::vector<std::string> & na
 // keeps (part of) it.
 class PruneCopy {
 public:
-    PruneCopy(const GgufFile & in, const MoeLayout & layout, const std::vector<OutputLayout> & outs,
+    PruneCopy(const GgufFile & in, const std::vector<OutputLayout> & outs,
               std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers, Progress & progress,
               uint64_t written)
         : in_(in),
-          layout_(layout),
           outs_(outs),
           writers_(writers),
           progress_(progress),
@@ -201,17 +216,18 @@ public:
         for (size_t o = 0; o < outs_.size(); o++) {
             written_ += out_file(o).end_tensor();
         }
+        progress_.update(written_);  // with the padding, so the last line reaches the total
     }
 
 private:
     GgufFileWriter & out_file(size_t o) { return *writers_[o][outs_[o].split.file_of[i_]]; }
 
-    // Expert by expert, each slice to the outputs that keep that expert.
+    // Expert (or adjugate expert) by expert, each slice to the outputs that keep it.
     void copy_kept_slices(const TensorInfo & t, uint64_t slice) {
-        for (uint32_t e = 0; e < layout_.n_expert; e++) {
+        for (uint32_t e = 0; e < uint32_t(t.ne[t.n_dims - 1]); e++) {
             std::vector<size_t> to;
             for (size_t o = 0; o < outs_.size(); o++) {
-                const auto & kept = *outs_[o].recipes[i_].kept;
+                const auto & kept = outs_[o].recipes[i_].kept;
                 if (std::binary_search(kept.begin(), kept.end(), e)) to.push_back(o);
             }
             if (!to.empty()) copy_range(t, uint64_t(e) * slice, slice, to);
@@ -234,7 +250,6 @@ private:
     }
 
     const GgufFile &                                            in_;
-    const MoeLayout &                                           layout_;
     const std::vector<OutputLayout> &                           outs_;
     std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers_;
     Progress &                                                  progress_;
@@ -277,7 +292,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         }
     }
     Progress  progress("prune", total, "bytes", show_progress);
-    PruneCopy copy(in, layout, outs, writers, progress, written);
+    PruneCopy copy(in, outs, writers, progress, written);
     for (size_t i = 0; i < in.tensors().size(); i++) {
         copy.copy_tensor(i);
     }

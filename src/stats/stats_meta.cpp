@@ -161,6 +161,7 @@ const char * const k_known_keys[] = {"architecture",
                                      "n_expert_used",
                                      "n_expert_groups",
                                      "n_group_used",
+                                     "experts_per_chunk",
                                      "moe_layers",
                                      "router_fingerprint",
                                      "router_norms",
@@ -203,6 +204,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     r.uint_field("n_expert_used", m.n_expert_used);
     r.uint_field("n_expert_groups", m.n_expert_groups);
     r.uint_field("n_group_used", m.n_group_used);
+    r.uint_field("experts_per_chunk", m.experts_per_chunk);
     r.layers_field("moe_layers", m.moe_layers);
     r.string_field("router_fingerprint", m.router_fingerprint);
     r.norms_field("router_norms", m.router_norms);
@@ -239,6 +241,7 @@ json StatsMeta::to_json() const {
     put("n_expert_used", n_expert_used);
     put("n_expert_groups", n_expert_groups);
     put("n_group_used", n_group_used);
+    put("experts_per_chunk", experts_per_chunk);
     put("moe_layers", moe_layers);
     put("router_fingerprint", router_fingerprint);
     if (router_norms) {
@@ -279,6 +282,7 @@ StatsMeta StatsMeta::for_model(const MoeShape & shape, const std::string & model
     m.n_expert_used   = shape.n_expert_used;
     m.n_expert_groups = shape.n_expert_groups;
     m.n_group_used    = shape.n_group_used;
+    if (shape.experts_per_chunk > 0) m.experts_per_chunk = shape.experts_per_chunk;
     m.moe_layers      = shape.moe_layers;
     if (!shape.router_fingerprint.empty()) m.router_fingerprint = shape.router_fingerprint;
     if (!shape.router_norms.empty()) m.router_norms = shape.router_norms;
@@ -293,6 +297,7 @@ MoeShape StatsMeta::shape(uint32_t fallback_n_expert, bool * groups_known) const
     s.n_expert_used      = n_expert_used.value_or(0);
     s.n_expert_groups    = n_expert_groups.value_or(0);
     s.n_group_used       = n_group_used.value_or(0);
+    s.experts_per_chunk  = experts_per_chunk.value_or(0);
     s.moe_layers         = moe_layers.value_or(std::vector<int>());
     s.router_fingerprint = router_fingerprint.value_or("");
     s.router_norms       = router_norms.value_or(RouterNorms());
@@ -325,6 +330,7 @@ void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::strin
     same_field("n_expert", a.n_expert, b.n_expert, path, a_is);
     same_field("n_expert_used", a.n_expert_used, b.n_expert_used, path, a_is);
     same_field("n_expert_groups", a.n_expert_groups, b.n_expert_groups, path, a_is);
+    same_field("experts_per_chunk", a.experts_per_chunk, b.experts_per_chunk, path, a_is);
     same_field("moe_layers", a.moe_layers, b.moe_layers, path, a_is);
     same_field("router_fingerprint", a.router_fingerprint, b.router_fingerprint, path, a_is);
     if (level == SameModel::shape) return;

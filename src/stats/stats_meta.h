@@ -38,6 +38,7 @@ struct StatsMeta {
     std::optional<uint64_t>    model_size;  // bytes of the model file (all splits)
     std::optional<uint32_t>    n_layer, n_expert, n_expert_used;
     std::optional<uint32_t>    n_expert_groups, n_group_used;  // recorded since grouped models are planned per group
+    std::optional<uint32_t>    experts_per_chunk;  // GroveMoE's adjugate groups (planned per group), when present
     std::optional<std::vector<int>> moe_layers;
     std::optional<std::string>      router_fingerprint;  // same shape, other weights: differs
     std::optional<RouterNorms>      router_norms;        // per layer router row norms: across formats

@@ -29,6 +29,7 @@ struct Options {
     int         head_dim      = 0;      // key/value width per head (builder layouts); 0: n_embd / n_head
     int         n_group       = 0;      // expert groups (deepseek2); 0: 4 where they divide, else 2
     int         n_group_used  = 0;      // groups selected per token; 0: half of them
+    int         experts_per_group = 0;  // grovemoe: routed experts per adjugate expert; 0: 2, as llama.cpp's converter
     bool        llama_builder = false;  // lay out even the hand-written architectures with llama.cpp's builder
     std::string vocab;                  // tokenizer: "" the small built-in one, NAME or a vocab GGUF file
 };

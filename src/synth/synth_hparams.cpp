@@ -145,7 +145,7 @@ void moe_keys(const Kv & kv, const Options & o) {
         kv.u32("expert_gating_func", a == "deepseek4" ? 4 : 2);  // sqrt-softplus : sigmoid
     }
     kv.f32("expert_group_scale", 1.0f);
-    kv.u32("experts_per_group", 1);
+    kv.u32("experts_per_group", a == "grovemoe" ? uint32_t(o.experts_per_group) : 1u);
     // Renormalised top-k weights wherever the architecture can (norm_topk_prob in most configs);
     // those that cannot (qwen2moe, olmoe, llama4, ...) keep their fixed behaviour.
     kv.flag("expert_weights_norm", true);

@@ -115,6 +115,13 @@ Options resolve(Options o) {
                  o.n_group_used, o.n_group);
         }
     }
+    if (o.arch == "grovemoe") {
+        if (o.experts_per_group == 0) o.experts_per_group = 2;
+        if (o.experts_per_group < 1 || o.n_expert % o.experts_per_group != 0) {
+            fail("synth: grovemoe: %d experts per adjugate group do not divide %d experts", o.experts_per_group,
+                 o.n_expert);
+        }
+    }
     if (o.arch == "nemotron_h_moe" && o.n_layer < 4) {
         // The layer pattern is Mamba, MoE, Mamba, attention, ...: llama.cpp cannot run a hybrid
         // model without an attention layer (it has no KV cache buffer to bind).
