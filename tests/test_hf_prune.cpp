@@ -20,6 +20,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -233,6 +235,26 @@ TEST(HfPrune, KeepAllCopiesEveryTensorByteForByteShardedInShardedOut) {
     EXPECT_NE(h.find("model.layers.1.mlp.experts.7.down_proj.weight"), nullptr);
     EXPECT_EQ(h.find("model.layers.1.mlp.experts.8.down_proj.weight"), nullptr);
     EXPECT_EQ(h.find("model.layers.0.mlp.gate.weight")->t->shape, (std::vector<uint64_t>{8, 256}));
+
+    // The data sits at the same offset within a 64 KiB block as in the input (each shard's
+    // header is padded for it), so copy_file_range moves whole folios. Here the dropped expert
+    // tensors are whole blocks (128 KiB) and the dropped router rows 4 KiB, so all bytes line up
+    // within their pages and most within their blocks.
+    uint64_t lined_up = 0, in_block = 0;
+    for (const auto & t : h.tensors) {
+        std::string  name = t.t->name;  // the input's name: kept experts were renumbered
+        std::smatch  e;
+        if (std::regex_match(name, e, std::regex(R"((model\.layers\.(\d+)\.mlp\.experts\.)(\d+)(\..*))"))) {
+            const auto & kept = half.layers.at(std::stoi(e[2])).kept;
+            name              = e[1].str() + std::to_string(kept.at(size_t(std::stoi(e[3])))) + e[4].str();
+        }
+        const HfTensor * src = c.find(name);
+        ASSERT_NE(src, nullptr) << name;
+        if (src->t->offset % 4096 == t.t->offset % 4096) lined_up += t.t->nbytes;
+        if (src->t->offset % k_copy_alignment == t.t->offset % k_copy_alignment) in_block += t.t->nbytes;
+    }
+    EXPECT_GT(double(lined_up), 0.95 * double(total)) << lined_up << " of " << total << " bytes";
+    EXPECT_GT(double(in_block), 0.5 * double(total)) << in_block << " of " << total << " bytes";
 }
 
 TEST(HfConfig, ExpertCountKeysFoundAndRewrittenExactly) {

@@ -72,6 +72,27 @@ TEST(Safetensors, RoundTripKeepsDataShapesAndMetadata) {
     }
 }
 
+// The header can be padded (with spaces, as the format allows) to start the data at a given
+// offset within a k_copy_alignment block; the file reads the same.
+TEST(Safetensors, HeaderPaddingPlacesTheDataInAPage) {
+    const std::string dir = test::tmp_dir();
+    for (uint32_t at : {0u, 8u, 1000u, 4088u, k_copy_alignment - 8}) {
+        const std::string path = dir + "/p" + std::to_string(at) + ".safetensors";
+        {
+            SafetensorsWriter w(path, {{"a", "F32", {2}, 8}}, {{"format", "pt"}}, at);
+            const float v[2] = {1.5f, -2.0f};
+            w.write(v, sizeof v);
+            w.finish();
+        }
+        const SafetensorsFile f = SafetensorsFile::open(path);
+        EXPECT_EQ(f.data_start() % k_copy_alignment, at);
+        float v[2];
+        f.read(*f.find("a"), 0, v, sizeof v);
+        EXPECT_EQ(v[0], 1.5f);
+        EXPECT_EQ(v[1], -2.0f);
+    }
+}
+
 TEST(Safetensors, WriterRefusesMissingOrExtraBytes) {
     const std::string dir = test::tmp_dir();
     SafetensorsWriter w(dir + "/m.safetensors", {{"a", "F32", {2}, 8}}, {});

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 
 namespace reap {
 
@@ -28,6 +29,7 @@ struct OutModel {
     std::vector<OutTensor>             tensors;  // in input order
     std::vector<std::string>           shard_names;
     std::vector<std::vector<size_t>>   shard_tensors;  // indices into tensors
+    std::vector<std::optional<uint32_t>> shard_data_offset;  // where each shard's data starts in a block
     std::map<std::string, std::string> metadata;       // __metadata__ of every shard
     uint64_t                           data_size = 0;  // tensor bytes (the index's total_size)
     uint64_t                           size      = 0;  // weight files, headers included
@@ -59,6 +61,41 @@ bool out_tensor(const HfCheckpoint & c, const HfLayout & layout, const Plan & pl
     return true;
 }
 
+// Where in a k_copy_alignment block shard `s`'s data should start: at the offset that puts most
+// of its bytes at the same place within such a block as in the input, so that copy_file_range
+// moves whole page-cache folios. Dropped slices are usually whole blocks (a real model's expert
+// tensors and router row sets are multiples of 64 KiB), so one offset fits nearly all the data.
+// None when the best one would break 8-byte alignment of the data.
+std::optional<uint32_t> data_block_offset(const HfCheckpoint & c, const HfLayout & layout, const OutModel & m,
+                                         size_t s) {
+    constexpr uint64_t           a = k_copy_alignment;
+    std::map<uint32_t, uint64_t> bytes_at;  // (input offset - output offset) mod a -> bytes
+    auto add = [&](uint64_t in_off, uint64_t out_off, uint64_t n) {
+        bytes_at[uint32_t((in_off % a + a - out_off % a) % a)] += n;
+    };
+    uint64_t out = 0;
+    for (size_t i : m.shard_tensors[s]) {
+        const OutTensor & o  = m.tensors[i];
+        const uint64_t    in = c.tensors[o.in].t->offset;
+        if (o.kept == nullptr) {
+            add(in, out, o.meta.nbytes);
+        } else {
+            const uint64_t slice = layout.roles[o.in].slice_bytes;
+            const auto &   kept  = *o.kept;
+            for (size_t k = 0, run = 0; k < kept.size(); k = run) {
+                for (run = k + 1; run < kept.size() && kept[run] == kept[run - 1] + 1;)
+                    run++;
+                add(in + kept[k] * slice, out + k * slice, (run - k) * slice);
+            }
+        }
+        out += o.meta.nbytes;
+    }
+    const auto best = std::max_element(bytes_at.begin(), bytes_at.end(),
+                                       [](const auto & a, const auto & b) { return a.second < b.second; });
+    if (best == bytes_at.end() || best->first % 8 != 0) return std::nullopt;
+    return best->first;
+}
+
 OutModel build_output(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan) {
     check_kept_count(layout.shape, plan.kept);
     OutModel m;
@@ -67,17 +104,22 @@ OutModel build_output(const HfCheckpoint & c, const HfLayout & layout, const Pla
         if (out_tensor(c, layout, plan, i, o)) m.tensors.push_back(std::move(o));
     }
     if (!c.shards.empty()) m.metadata = c.shards.front().metadata();
-    // Shards hold at most what the largest input shard held (at least one tensor each).
+    // Each input shard's kept tensors make one output shard: then a shard's data keeps one
+    // offset within a block relative to the input (data_block_offset), and no output shard is
+    // larger than its input shard.
     uint64_t max_shard = 0;
     for (const auto & s : c.shards)
         max_shard = std::max(max_shard, s.file_size() - s.data_start());
-    uint64_t fill = 0;
+    uint64_t fill     = 0;
+    size_t   in_shard = 0;
     for (size_t i = 0; i < m.tensors.size(); i++) {
-        const uint64_t n = m.tensors[i].meta.nbytes;
-        if (m.shard_tensors.empty() || (c.sharded && fill > 0 && fill + n > max_shard)) {
+        const uint64_t n    = m.tensors[i].meta.nbytes;
+        const size_t   from = c.tensors[m.tensors[i].in].shard;
+        if (m.shard_tensors.empty() || (c.sharded && fill > 0 && (from != in_shard || fill + n > max_shard))) {
             m.shard_tensors.emplace_back();
             fill = 0;
         }
+        in_shard           = from;
         m.tensors[i].shard = m.shard_tensors.size() - 1;
         m.shard_tensors.back().push_back(i);
         fill += n;
@@ -85,7 +127,8 @@ OutModel build_output(const HfCheckpoint & c, const HfLayout & layout, const Pla
     }
     for (size_t s = 0; s < m.shard_tensors.size(); s++) {
         m.shard_names.push_back(c.sharded ? hf_shard_name(s + 1, m.shard_tensors.size()) : k_hf_single_name);
-        m.size += safetensors_header(m.shard_meta(s), m.metadata).size();
+        m.shard_data_offset.push_back(data_block_offset(c, layout, m, s));
+        m.size += safetensors_header(m.shard_meta(s), m.metadata, m.shard_data_offset[s]).size();
     }
     m.size += m.data_size;
     return m;
@@ -137,7 +180,8 @@ private:
         if (writers_[o]) writers_[o]->finish();
         const OutModel & m = outs_[o];
         writers_[o] =
-            std::make_unique<SafetensorsWriter>(dirs_[o]->file(m.shard_names[shard]), m.shard_meta(shard), m.metadata);
+            std::make_unique<SafetensorsWriter>(dirs_[o]->file(m.shard_names[shard]), m.shard_meta(shard), m.metadata,
+                                                m.shard_data_offset[shard]);
         open_shard_[o] = shard;
     }
 

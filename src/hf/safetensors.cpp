@@ -201,7 +201,8 @@ void SafetensorsFile::read(const StTensor & t, uint64_t off, void * dst, uint64_
 }
 
 std::string safetensors_header(const std::vector<StOutTensor> &           tensors,
-                               const std::map<std::string, std::string> & metadata) {
+                               const std::map<std::string, std::string> & metadata,
+                               std::optional<uint32_t>                    data_offset) {
     // ordered_json keeps the tensors in data order, as the safetensors library writes them.
     nlohmann::ordered_json h = nlohmann::ordered_json::object();
     if (!metadata.empty()) h["__metadata__"] = metadata;
@@ -212,6 +213,10 @@ std::string safetensors_header(const std::vector<StOutTensor> &           tensor
     }
     std::string json = h.dump();
     json.append((8 - json.size() % 8) % 8, ' ');
+    if (data_offset) {
+        const uint64_t a = k_copy_alignment, start = 8 + json.size();
+        json.append(size_t((a + *data_offset % a - start % a) % a), ' ');
+    }
     std::string out(8, '\0');
     for (int i = 0; i < 8; i++)
         out[size_t(i)] = char((uint64_t(json.size()) >> (8 * i)) & 0xff);
@@ -219,11 +224,12 @@ std::string safetensors_header(const std::vector<StOutTensor> &           tensor
 }
 
 SafetensorsWriter::SafetensorsWriter(const std::string & path, const std::vector<StOutTensor> & tensors,
-                                     const std::map<std::string, std::string> & metadata)
+                                     const std::map<std::string, std::string> & metadata,
+                                     std::optional<uint32_t>                    data_offset)
     : path_(path) {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) fail("%s: cannot create output: %s", path.c_str(), std::strerror(errno));
-    const std::string header = safetensors_header(tensors, metadata);
+    const std::string header = safetensors_header(tensors, metadata, data_offset);
     end_                     = header.size();
     for (const auto & t : tensors)
         end_ += t.nbytes;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,10 +64,19 @@ struct StOutTensor {
     uint64_t              nbytes = 0;
 };
 
+// The block size within which an output's data should sit where it sat in the input for the
+// kernel's copy to run at full speed: copy_file_range on ext4 measured 1.2-1.5x slower when the
+// two offsets differ modulo 64 KiB (page-cache folios up to that size), even when they agree
+// modulo 4 KiB (bench/RESULTS.md).
+inline constexpr uint32_t k_copy_alignment = 64u << 10;
+
 // The header block (length + JSON padded with spaces to 8 bytes) for these tensors, laid out
-// back to back in the given order.
+// back to back in the given order. With `data_offset` (a multiple of 8 below k_copy_alignment)
+// the JSON is padded further ("the header may be padded with whitespace"), so that the data
+// starts at that offset within a k_copy_alignment block.
 std::string safetensors_header(const std::vector<StOutTensor> &           tensors,
-                               const std::map<std::string, std::string> & metadata);
+                               const std::map<std::string, std::string> & metadata,
+                               std::optional<uint32_t>                    data_offset = std::nullopt);
 
 // Writes one safetensors file at `path` (a plain file: callers write into a temporary folder or
 // rename it themselves). The header goes out at once; the data is appended by write()/copy_from()
@@ -74,7 +84,8 @@ std::string safetensors_header(const std::vector<StOutTensor> &           tensor
 class SafetensorsWriter {
 public:
     SafetensorsWriter(const std::string & path, const std::vector<StOutTensor> & tensors,
-                      const std::map<std::string, std::string> & metadata);
+                      const std::map<std::string, std::string> & metadata,
+                      std::optional<uint32_t>                    data_offset = std::nullopt);
     ~SafetensorsWriter();
     SafetensorsWriter(const SafetensorsWriter &)             = delete;
     SafetensorsWriter & operator=(const SafetensorsWriter &) = delete;
