@@ -120,12 +120,12 @@ void check_profile(const std::string & arch, const GgufFile & in, const MoeLayou
 // in every layer: the fewest any layer has); the text's logits must not move. (Quantized weights
 // would round the router's float noise up through the activations' 8-bit blocks.)
 void check_never_routed_removal(const std::string & arch, const std::string & dir, const std::string & text_file) {
-    synth::Options o        = matrix_options(arch);
-    o.type                  = GGML_TYPE_F32;
+    synth::Options o = matrix_options(arch);
+    o.type           = GGML_TYPE_F32;
     // GroveMoE weights each adjugate expert by the router output of the expert whose index is
     // the adjugate's (llama.cpp's build_moe_ffn), so with groups of 2 any removal moves other
     // tokens' weights; with groups of 1 the adjugates follow their experts exactly.
-    o.experts_per_group = 1;
+    o.experts_per_group     = 1;
     const std::string model = dir + "/f32.gguf";
     synth::write_model(o, model);
     ProfileOptions po;
@@ -185,12 +185,12 @@ TEST_P(ArchMatrix, SynthProfilePruneDecode) {
     // The logits text is calibration too, so "never routed" holds for the tokens compared.
     const std::string text_file = dir + "/text.txt";
     test::write_bytes(text_file, k_text.data(), k_text.size());
-    po.data        = {text_file, k_sample};  // first: --max-samples keeps it
-    po.output      = dir + "/stats.json";
-    po.max_samples = 6;
-    po.n_ctx       = 256;
-    po.progress    = false;
-    po.n_threads   = 1;
+    po.data                = {text_file, k_sample};  // first: --max-samples keeps it
+    po.output              = dir + "/stats.json";
+    po.max_samples         = 6;
+    po.n_ctx               = 256;
+    po.progress            = false;
+    po.n_threads           = 1;
     const ProfileResult r  = run_profile(po);
     const GgufFile      in = GgufFile::open(model);
     const MoeLayout     m  = analyze_moe(in);

@@ -242,8 +242,8 @@ TEST(HfPrune, KeepAllCopiesEveryTensorByteForByteShardedInShardedOut) {
     // within their pages and most within their blocks.
     uint64_t lined_up = 0, in_block = 0;
     for (const auto & t : h.tensors) {
-        std::string  name = t.t->name;  // the input's name: kept experts were renumbered
-        std::smatch  e;
+        std::string name = t.t->name;  // the input's name: kept experts were renumbered
+        std::smatch e;
         if (std::regex_match(name, e, std::regex(R"((model\.layers\.(\d+)\.mlp\.experts\.)(\d+)(\..*))"))) {
             const auto & kept = half.layers.at(std::stoi(e[2])).kept;
             name              = e[1].str() + std::to_string(kept.at(size_t(std::stoi(e[3])))) + e[4].str();

@@ -564,9 +564,10 @@ TEST(Planner, GroveMoeKeepsWholeAdjugateGroupsOrTheSameNumberInEach) {
 
     ExpertStats s;
     LayerStats  L(8);
-    L.total_tokens                       = 100;
-    const double score[8]                = {1, 9, 8, 7, 2, 3, 6, 0.5};  // groups: 10, 15, 5, 6.5
-    for (uint32_t e = 0; e < 8; e++) L.add(e, 0.5, 0.5, 2 * score[e], score[e]);
+    L.total_tokens        = 100;
+    const double score[8] = {1, 9, 8, 7, 2, 3, 6, 0.5};  // groups: 10, 15, 5, 6.5
+    for (uint32_t e = 0; e < 8; e++)
+        L.add(e, 0.5, 0.5, 2 * score[e], score[e]);
     s.layers.emplace(0, L);
     const Plan whole = make_plan(s, m, Criterion::reap, 4, 0);
     EXPECT_EQ(whole.layers.at(0).kept, (std::vector<uint32_t>{0, 1, 2, 3}));  // groups 0 and 1
@@ -574,7 +575,7 @@ TEST(Planner, GroveMoeKeepsWholeAdjugateGroupsOrTheSameNumberInEach) {
     const Plan one_each = make_plan(s, m, Criterion::reap, 3, 0);
     EXPECT_EQ(one_each.layers.at(0).kept, (std::vector<uint32_t>{1, 2, 6}));  // the best of groups 0, 1, 3
     check_plan(one_each, m, "plan");
-    Plan uneven = whole;  // group 0 whole, one of group 1, one of group 3: no single group size
+    Plan uneven              = whole;  // group 0 whole, one of group 1, one of group 3: no single group size
     uneven.layers.at(0).kept = {0, 1, 2, 6};
     EXPECT_THROW(check_plan(uneven, m, "plan"), Error);
 }
@@ -583,11 +584,11 @@ TEST(Planner, GroveMoeKeepsWholeAdjugateGroupsOrTheSameNumberInEach) {
 // size is rewritten, and llama.cpp loads and runs it.
 TEST(Prune, GroveMoeAdjugateExpertsFollowTheirGroups) {
     synth::Options o;
-    o.arch              = "grovemoe";
-    o.llama_builder     = true;
-    o.n_layer           = 2;
-    o.n_ff              = 64;
-    o.experts_per_group = 2;
+    o.arch                  = "grovemoe";
+    o.llama_builder         = true;
+    o.n_layer               = 2;
+    o.n_ff                  = 64;
+    o.experts_per_group     = 2;
     const std::string dir   = test::tmp_dir();
     const std::string model = dir + "/grove.gguf";
     synth::write_model(o, model);

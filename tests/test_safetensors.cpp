@@ -80,7 +80,7 @@ TEST(Safetensors, HeaderPaddingPlacesTheDataInAPage) {
         const std::string path = dir + "/p" + std::to_string(at) + ".safetensors";
         {
             SafetensorsWriter w(path, {{"a", "F32", {2}, 8}}, {{"format", "pt"}}, at);
-            const float v[2] = {1.5f, -2.0f};
+            const float       v[2] = {1.5f, -2.0f};
             w.write(v, sizeof v);
             w.finish();
         }

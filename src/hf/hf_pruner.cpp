@@ -26,13 +26,13 @@ struct OutTensor {
 };
 
 struct OutModel {
-    std::vector<OutTensor>             tensors;  // in input order
-    std::vector<std::string>           shard_names;
-    std::vector<std::vector<size_t>>   shard_tensors;  // indices into tensors
+    std::vector<OutTensor>               tensors;  // in input order
+    std::vector<std::string>             shard_names;
+    std::vector<std::vector<size_t>>     shard_tensors;      // indices into tensors
     std::vector<std::optional<uint32_t>> shard_data_offset;  // where each shard's data starts in a block
-    std::map<std::string, std::string> metadata;       // __metadata__ of every shard
-    uint64_t                           data_size = 0;  // tensor bytes (the index's total_size)
-    uint64_t                           size      = 0;  // weight files, headers included
+    std::map<std::string, std::string>   metadata;           // __metadata__ of every shard
+    uint64_t                             data_size = 0;      // tensor bytes (the index's total_size)
+    uint64_t                             size      = 0;      // weight files, headers included
 
     std::vector<StOutTensor> shard_meta(size_t s) const {
         std::vector<StOutTensor> m;
@@ -67,10 +67,10 @@ bool out_tensor(const HfCheckpoint & c, const HfLayout & layout, const Plan & pl
 // tensors and router row sets are multiples of 64 KiB), so one offset fits nearly all the data.
 // None when the best one would break 8-byte alignment of the data.
 std::optional<uint32_t> data_block_offset(const HfCheckpoint & c, const HfLayout & layout, const OutModel & m,
-                                         size_t s) {
+                                          size_t s) {
     constexpr uint64_t           a = k_copy_alignment;
     std::map<uint32_t, uint64_t> bytes_at;  // (input offset - output offset) mod a -> bytes
-    auto add = [&](uint64_t in_off, uint64_t out_off, uint64_t n) {
+    auto                         add = [&](uint64_t in_off, uint64_t out_off, uint64_t n) {
         bytes_at[uint32_t((in_off % a + a - out_off % a) % a)] += n;
     };
     uint64_t out = 0;
@@ -179,9 +179,8 @@ private:
         if (open_shard_[o] == shard) return;
         if (writers_[o]) writers_[o]->finish();
         const OutModel & m = outs_[o];
-        writers_[o] =
-            std::make_unique<SafetensorsWriter>(dirs_[o]->file(m.shard_names[shard]), m.shard_meta(shard), m.metadata,
-                                                m.shard_data_offset[shard]);
+        writers_[o]    = std::make_unique<SafetensorsWriter>(dirs_[o]->file(m.shard_names[shard]), m.shard_meta(shard),
+                                                          m.metadata, m.shard_data_offset[shard]);
         open_shard_[o] = shard;
     }
 

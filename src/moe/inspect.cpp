@@ -117,11 +117,11 @@ json inspect_report(const GgufFile & f, const MoeLayout & m) {
     } else {
         r["n_expert_used"] = m.n_expert_used.empty() ? 0 : m.n_expert_used[0];
     }
-    r["expert_groups"]      = m.n_expert_groups;
-    r["expert_groups_used"] = m.n_group_used;
+    r["expert_groups"]        = m.n_expert_groups;
+    r["expert_groups_used"]   = m.n_group_used;
     r["experts_per_adjugate"] = m.experts_per_chunk;  // GroveMoE's groups; 0: no adjugate experts
-    r["shared_experts"]     = m.n_expert_shared;
-    r["nextn_layers"]       = m.n_nextn_layers;
+    r["shared_experts"]       = m.n_expert_shared;
+    r["nextn_layers"]         = m.n_nextn_layers;
     add_layers(m, r);
     r["expert_tensors"] = expert_tensors_json(m);
     r["expert_bytes"]   = m.expert_bytes();

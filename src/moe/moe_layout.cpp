@@ -299,12 +299,12 @@ uint32_t MoeLayout::max_expert_used() const {
 
 MoeShape MoeLayout::shape() const {
     MoeShape s;
-    s.arch            = arch;
-    s.n_layer         = n_layer;
-    s.n_expert        = n_expert;
-    s.n_expert_used   = max_expert_used();
-    s.n_expert_groups = n_expert_groups;
-    s.n_group_used    = n_group_used;
+    s.arch              = arch;
+    s.n_layer           = n_layer;
+    s.n_expert          = n_expert;
+    s.n_expert_used     = max_expert_used();
+    s.n_expert_groups   = n_expert_groups;
+    s.n_group_used      = n_group_used;
     s.experts_per_chunk = experts_per_chunk;
     for (const auto & L : layers) {
         if (L.kind == LayerKind::moe) (L.is_nextn ? s.nextn_layers : s.moe_layers).push_back(L.index);

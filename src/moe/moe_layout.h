@@ -53,7 +53,7 @@ struct MoeLayout {
     uint32_t              n_expert_shared        = 0;
     uint32_t              n_nextn_layers         = 0;
     uint32_t              experts_per_chunk      = 0;  // GroveMoE's experts_per_group, with *_chexps only
-    std::string           expert_ff_key;  // "{arch}.expert_feed_forward_length" if present
+    std::string           expert_ff_key;               // "{arch}.expert_feed_forward_length" if present
     uint64_t              file_size = 0;
     uint32_t              alignment = 32;
 

@@ -15,19 +15,19 @@ namespace reap {
 using RouterNorms = std::map<int, std::vector<float>>;
 
 struct MoeShape {
-    std::string      arch;                 // llama.cpp's architecture name ("qwen3moe", "deepseek2", ...)
-    uint32_t         n_layer         = 0;  // all blocks, MoE or not
-    uint32_t         n_expert        = 0;  // routed experts per MoE layer
-    uint32_t         n_expert_used   = 0;  // experts per token (the largest, when it varies by layer)
-    uint32_t         n_expert_groups = 0;  // 0 or 1: no grouped routing
-    uint32_t         n_group_used    = 0;  // groups a token may route to
+    std::string arch;                 // llama.cpp's architecture name ("qwen3moe", "deepseek2", ...)
+    uint32_t    n_layer         = 0;  // all blocks, MoE or not
+    uint32_t    n_expert        = 0;  // routed experts per MoE layer
+    uint32_t    n_expert_used   = 0;  // experts per token (the largest, when it varies by layer)
+    uint32_t    n_expert_groups = 0;  // 0 or 1: no grouped routing
+    uint32_t    n_group_used    = 0;  // groups a token may route to
     // GroveMoE: routed experts that share one adjugate ("chunk") expert, the *_chexps tensors
     // ({arch}.experts_per_group; expert j belongs to chunk j / experts_per_chunk). 0: none.
     uint32_t         experts_per_chunk = 0;
-    std::vector<int> moe_layers;           // regular MoE layers (the ones with statistics), ascending
-    std::vector<int> nextn_layers;         // MoE layers of next-token-prediction (MTP) blocks, ascending
-    std::string      router_fingerprint;   // identity of the weights (moe/router_fingerprint.h); "" unknown
-    RouterNorms      router_norms;         // identity across formats and expert orders; empty: unknown
+    std::vector<int> moe_layers;          // regular MoE layers (the ones with statistics), ascending
+    std::vector<int> nextn_layers;        // MoE layers of next-token-prediction (MTP) blocks, ascending
+    std::string      router_fingerprint;  // identity of the weights (moe/router_fingerprint.h); "" unknown
+    RouterNorms      router_norms;        // identity across formats and expert orders; empty: unknown
 
     // Groups of experts that must keep the same number each (1 without grouped routing).
     uint32_t groups() const { return n_expert_groups > 1 ? n_expert_groups : 1; }

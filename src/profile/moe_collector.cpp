@@ -51,7 +51,7 @@ int MoeCollector::nodes_requested_per_layer() const {
 }
 
 void MoeCollector::begin_discovery() {
-    discovering_ = true;
+    discovering_     = true;
     in_second_block_ = false;
     discovered_order_.clear();
     for (auto & [il, L] : layers_) {

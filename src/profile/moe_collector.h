@@ -84,13 +84,13 @@ private:
     std::unordered_map<std::string, std::pair<int, Kind>> wanted_;
     ExpertStats                                           stats_;
     bool                                                  discovering_ = false;
-    bool                                                  in_second_block_ = false;  // discovery: last layer node's block
-    std::string                                           error_;
-    std::vector<uint8_t>                                  host_;              // staging for device tensors
-    std::vector<std::string>                              discovered_order_;  // named nodes, graph order
-    std::string                                           stop_after_;        // last requested node in graph order
-    bool                                                  stop_enabled_ = true;
-    std::vector<double>                                   weighted_, renorm_;  // reap-renorm scratch
+    bool                     in_second_block_                          = false;  // discovery: last layer node's block
+    std::string              error_;
+    std::vector<uint8_t>     host_;              // staging for device tensors
+    std::vector<std::string> discovered_order_;  // named nodes, graph order
+    std::string              stop_after_;        // last requested node in graph order
+    bool                     stop_enabled_ = true;
+    std::vector<double>      weighted_, renorm_;  // reap-renorm scratch
 };
 
 // Splits "name-<il>" into name and il; returns -1 when there is no layer suffix.

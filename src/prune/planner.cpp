@@ -129,9 +129,10 @@ static void check_chunk_balance(const std::vector<uint32_t> & kept, const MoeSha
         in_chunk[e / shape.experts_per_chunk]++;
     for (uint32_t c = 0; c < shape.n_chunk(); c++) {
         if (in_chunk[c] != 0 && in_chunk[c] != per) {
-            fail("%s: layer %d keeps %u of the %u experts of adjugate group %u; keeping %zu, every group keeps %u or "
-                 "none",
-                 origin.c_str(), il, in_chunk[c], shape.experts_per_chunk, c, kept.size(), per);
+            fail(
+                "%s: layer %d keeps %u of the %u experts of adjugate group %u; keeping %zu, every group keeps %u or "
+                "none",
+                origin.c_str(), il, in_chunk[c], shape.experts_per_chunk, c, kept.size(), per);
         }
     }
 }

@@ -22,10 +22,10 @@ constexpr size_t k_chunk = 16u << 20;  // streaming buffer
 
 // How one output tensor is made from the input.
 struct Recipe {
-    const TensorInfo *            in;
-    const ExpertTensor *          expert = nullptr;  // null: copied whole
-    std::vector<uint32_t>         kept;              // slices kept along the outer axis (experts or chunks)
-    std::vector<uint8_t>          remapped;  // expert-id tensors: the whole tensor, ids renumbered
+    const TensorInfo *    in;
+    const ExpertTensor *  expert = nullptr;  // null: copied whole
+    std::vector<uint32_t> kept;              // slices kept along the outer axis (experts or chunks)
+    std::vector<uint8_t>  remapped;          // expert-id tensors: the whole tensor, ids renumbered
 };
 
 struct OutputLayout {
@@ -188,12 +188,7 @@ public:
     PruneCopy(const GgufFile & in, const std::vector<OutputLayout> & outs,
               std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers, Progress & progress,
               uint64_t written)
-        : in_(in),
-          outs_(outs),
-          writers_(writers),
-          progress_(progress),
-          written_(written),
-          buf_(k_chunk) {}
+        : in_(in), outs_(outs), writers_(writers), progress_(progress), written_(written), buf_(k_chunk) {}
 
     void copy_tensor(size_t i) {
         i_                    = i;

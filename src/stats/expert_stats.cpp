@@ -307,9 +307,10 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
              path.c_str(), *m.n_expert_groups, shape.n_expert_groups);
     }
     if (m.experts_per_chunk.value_or(0) != shape.experts_per_chunk && (m.experts_per_chunk || m.n_expert_groups)) {
-        fail("%s: statistics of a model with %u experts per adjugate group, but the model has %u: statistics of "
-             "another model",
-             path.c_str(), m.experts_per_chunk.value_or(0), shape.experts_per_chunk);
+        fail(
+            "%s: statistics of a model with %u experts per adjugate group, but the model has %u: statistics of "
+            "another model",
+            path.c_str(), m.experts_per_chunk.value_or(0), shape.experts_per_chunk);
     }
     if (m.router_fingerprint && !shape.router_fingerprint.empty() &&
         *m.router_fingerprint != shape.router_fingerprint) {

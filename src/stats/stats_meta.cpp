@@ -283,7 +283,7 @@ StatsMeta StatsMeta::for_model(const MoeShape & shape, const std::string & model
     m.n_expert_groups = shape.n_expert_groups;
     m.n_group_used    = shape.n_group_used;
     if (shape.experts_per_chunk > 0) m.experts_per_chunk = shape.experts_per_chunk;
-    m.moe_layers      = shape.moe_layers;
+    m.moe_layers = shape.moe_layers;
     if (!shape.router_fingerprint.empty()) m.router_fingerprint = shape.router_fingerprint;
     if (!shape.router_norms.empty()) m.router_norms = shape.router_norms;
     return m;

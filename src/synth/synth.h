@@ -12,26 +12,26 @@
 namespace reap::synth {
 
 struct Options {
-    std::string arch          = "qwen3moe";  // GGUF general.architecture name
-    int         n_layer       = 0;           // 0: the architecture's default
-    int         n_embd        = 256;
-    int         n_ff          = 256;  // expert FFN width
-    int         n_expert      = 0;    // 0: the architecture's default
-    int         n_expert_used = 0;    // 0: the architecture's default
-    int         n_ctx_train   = 4096;
-    ggml_type   type          = GGML_TYPE_Q8_0;  // weight matrices; norms, biases, routers stay F32
-    uint64_t    seed          = 42;
-    int         n_dead        = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
-    int         n_rare        = -1;
-    int         n_weak        = -1;
-    int         n_head        = 0;      // attention heads; 0: the architecture's default
-    int         n_head_kv     = 0;      // key/value heads (builder layouts); 0: the architecture's default
-    int         head_dim      = 0;      // key/value width per head (builder layouts); 0: n_embd / n_head
-    int         n_group       = 0;      // expert groups (deepseek2); 0: 4 where they divide, else 2
-    int         n_group_used  = 0;      // groups selected per token; 0: half of them
+    std::string arch              = "qwen3moe";  // GGUF general.architecture name
+    int         n_layer           = 0;           // 0: the architecture's default
+    int         n_embd            = 256;
+    int         n_ff              = 256;  // expert FFN width
+    int         n_expert          = 0;    // 0: the architecture's default
+    int         n_expert_used     = 0;    // 0: the architecture's default
+    int         n_ctx_train       = 4096;
+    ggml_type   type              = GGML_TYPE_Q8_0;  // weight matrices; norms, biases, routers stay F32
+    uint64_t    seed              = 42;
+    int         n_dead            = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
+    int         n_rare            = -1;
+    int         n_weak            = -1;
+    int         n_head            = 0;  // attention heads; 0: the architecture's default
+    int         n_head_kv         = 0;  // key/value heads (builder layouts); 0: the architecture's default
+    int         head_dim          = 0;  // key/value width per head (builder layouts); 0: n_embd / n_head
+    int         n_group           = 0;  // expert groups (deepseek2); 0: 4 where they divide, else 2
+    int         n_group_used      = 0;  // groups selected per token; 0: half of them
     int         experts_per_group = 0;  // grovemoe: routed experts per adjugate expert; 0: 2, as llama.cpp's converter
-    bool        llama_builder = false;  // lay out even the hand-written architectures with llama.cpp's builder
-    std::string vocab;                  // tokenizer: "" the small built-in one, NAME or a vocab GGUF file
+    bool        llama_builder     = false;  // lay out even the hand-written architectures with llama.cpp's builder
+    std::string vocab;                      // tokenizer: "" the small built-in one, NAME or a vocab GGUF file
 };
 
 // The architectures with a hand-written tensor table (the tests' default models), every
