@@ -91,7 +91,7 @@ std::optional<uint32_t> data_block_offset(const HfCheckpoint & c, const HfLayout
         out += o.meta.nbytes;
     }
     const auto best = std::max_element(bytes_at.begin(), bytes_at.end(),
-                                       [](const auto & a, const auto & b) { return a.second < b.second; });
+                                       [](const auto & x, const auto & y) { return x.second < y.second; });
     if (best == bytes_at.end() || best->first % 8 != 0) return std::nullopt;
     return best->first;
 }
