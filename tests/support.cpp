@@ -1,5 +1,7 @@
 #include "support.h"
 
+#include "moe/expert_budget.h"
+
 #include "core/log.h"
 #include "llama/llama_util.h"
 
@@ -241,9 +243,8 @@ void expect_kept_slices(const GgufFile & in, const MoeLayout & m, const GgufFile
         ASSERT_EQ(ids.size(), kept);
         if (it->second->role == ExpertRole::chunk_weights) {
             // GroveMoE's adjugate experts: the groups that keep any of their experts.
-            for (auto & id : ids)
-                id /= m.experts_per_chunk;
-            ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+            const auto chunks = kept_chunks(std::vector<uint32_t>(ids.begin(), ids.end()), m.experts_per_chunk);
+            ids.assign(chunks.begin(), chunks.end());
         }
         const uint64_t slice = it->second->slice_bytes;
         ASSERT_EQ(u->nbytes, slice * ids.size()) << t.name;

@@ -107,23 +107,12 @@ OutModel build_output(const HfCheckpoint & c, const HfLayout & layout, const Pla
     // Each input shard's kept tensors make one output shard: then a shard's data keeps one
     // offset within a block relative to the input (data_block_offset), and no output shard is
     // larger than its input shard.
-    uint64_t max_shard = 0;
-    for (const auto & s : c.shards)
-        max_shard = std::max(max_shard, s.file_size() - s.data_start());
-    uint64_t fill     = 0;
-    size_t   in_shard = 0;
     for (size_t i = 0; i < m.tensors.size(); i++) {
-        const uint64_t n    = m.tensors[i].meta.nbytes;
-        const size_t   from = c.tensors[m.tensors[i].in].shard;
-        if (m.shard_tensors.empty() || (c.sharded && fill > 0 && (from != in_shard || fill + n > max_shard))) {
-            m.shard_tensors.emplace_back();
-            fill = 0;
-        }
-        in_shard           = from;
+        const size_t from = c.tensors[m.tensors[i].in].shard;
+        if (i == 0 || from != c.tensors[m.tensors[i - 1].in].shard) m.shard_tensors.emplace_back();
         m.tensors[i].shard = m.shard_tensors.size() - 1;
         m.shard_tensors.back().push_back(i);
-        fill += n;
-        m.data_size += n;
+        m.data_size += m.tensors[i].meta.nbytes;
     }
     for (size_t s = 0; s < m.shard_tensors.size(); s++) {
         m.shard_names.push_back(c.sharded ? hf_shard_name(s + 1, m.shard_tensors.size()) : k_hf_single_name);

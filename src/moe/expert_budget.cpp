@@ -17,6 +17,13 @@ uint32_t kept_per_chunk(const MoeShape & m, uint32_t kept) {
     return 0;
 }
 
+std::vector<uint32_t> kept_chunks(const std::vector<uint32_t> & kept, uint32_t experts_per_chunk) {
+    std::vector<uint32_t> chunks;
+    for (uint32_t e : kept)
+        if (chunks.empty() || chunks.back() != e / experts_per_chunk) chunks.push_back(e / experts_per_chunk);
+    return chunks;
+}
+
 std::string kept_count_problem(const MoeShape & m, uint32_t kept) {
     if (kept == 0 || kept > m.n_expert) {
         return strfmt("cannot keep %u of %u experts", kept, m.n_expert);

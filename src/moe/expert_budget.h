@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace reap {
 
@@ -22,6 +23,10 @@ uint32_t round_kept_count(const MoeShape & m, double keep_ratio);
 // adjugate keeping the experts it was trained with); 0 when no number fits, or for a model
 // without chunk experts.
 uint32_t kept_per_chunk(const MoeShape & m, uint32_t kept);
+
+// GroveMoE: the adjugate ("chunk") experts that serve at least one of the `kept` experts
+// (ascending ids), ascending: the *_chexps slices a pruned model keeps.
+std::vector<uint32_t> kept_chunks(const std::vector<uint32_t> & kept, uint32_t experts_per_chunk);
 
 // Why a model with `kept` experts per layer would not load or route in llama.cpp (below
 // experts-per-token, not divisible by the expert groups, ...); empty when it would.

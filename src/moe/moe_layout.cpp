@@ -224,9 +224,9 @@ static void add_layer_tensor(const GgufFile & f, const TensorInfo & t, MoeLayout
 // *_chexps tensors have n_expert / experts_per_group slices (llama.cpp's loader divides).
 static void check_chunk_experts(const GgufFile & f, MoeLayout & m) {
     const std::string key = arch_key(f, "experts_per_group");
+    const uint32_t    g   = u32_key(f, "experts_per_group");
     for (auto & e : m.expert_tensors) {
         if (e.role != ExpertRole::chunk_weights) continue;
-        const uint32_t g = u32_key(f, "experts_per_group");
         if (g == 0 || m.n_expert % g != 0) {
             fail("%s: tensor '%s' needs %s to divide the %u experts, but it is %u", f.path().c_str(),
                  e.info->name.c_str(), key.c_str(), m.n_expert, g);

@@ -143,17 +143,18 @@ bool MoeCollector::discover(ggml_tensor * t) {
         in_second_block_ = false;
         return true;
     }
-    Layer &    L       = it->second;
-    const bool is_down = base == "ffn_moe_down" || base == "ffn_moe_down_scaled" || base == "ffn_moe_down_biased";
+    Layer &    L        = it->second;
+    const bool is_down  = base == "ffn_moe_down" || base == "ffn_moe_down_scaled" || base == "ffn_moe_down_biased";
+    const bool adjugate = is_down && is_chunk_expert_output(t);
     if (base == "ffn_moe_weights" && !L.raw.empty()) {
         L.second_block = true;
     }
     in_second_block_ = L.second_block;
     if (L.second_block) {
-        if (is_down && is_chunk_expert_output(t)) L.chunk_block = true;
+        if (adjugate) L.chunk_block = true;
         return false;
     }
-    if (is_down && is_chunk_expert_output(t)) {
+    if (adjugate) {
         set_error(strfmt("layer %d: llama.cpp's graph runs the adjugate experts before the routed ones", il));
     }
     if (base == "ffn_moe_weights") {

@@ -103,14 +103,6 @@ void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & 
     }
 }
 
-// GroveMoE: the adjugate ("chunk") experts that serve at least one kept expert, ascending.
-std::vector<uint32_t> kept_chunks(const std::vector<uint32_t> & kept, uint32_t experts_per_chunk) {
-    std::vector<uint32_t> chunks;
-    for (uint32_t e : kept)
-        if (chunks.empty() || chunks.back() != e / experts_per_chunk) chunks.push_back(e / experts_per_chunk);
-    return chunks;
-}
-
 // How input tensor `t` becomes an output tensor (`e`: its expert-tensor entry, or null), and the
 // output's shape in `ne`: per-expert tensors lose the dropped experts' slices of their last axis.
 Recipe tensor_recipe(const GgufFile & in, const MoeLayout & layout, const TensorInfo & t, const ExpertTensor * e,

@@ -306,6 +306,8 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
         fail("%s: statistics of a model with %u expert groups, but the model has %u: statistics of another model",
              path.c_str(), *m.n_expert_groups, shape.n_expert_groups);
     }
+    // A stats file that records its shape (n_expert_groups is always written) and no
+    // experts_per_chunk was made from a model without adjugate experts.
     if (m.experts_per_chunk.value_or(0) != shape.experts_per_chunk && (m.experts_per_chunk || m.n_expert_groups)) {
         fail(
             "%s: statistics of a model with %u experts per adjugate group, but the model has %u: statistics of "
