@@ -27,3 +27,4 @@ print(json.dumps({"criterion": "test", "keep_ratio": 0.5, "n_expert": 16, "kept_
 "$reap" prune -m "$m.gguf" --plan "$work/plan.json" -o "$work/pruned.gguf" --no-progress >/dev/null
 "$reap" prune -m "$m" --plan "$work/plan.json" -o "$work/pruned-hf" --no-progress >/dev/null
 check "$work/pruned-hf" "$work/pruned.gguf"
+rm -rf "$work"  # a passing run leaves nothing behind (set -e: a failure keeps it)

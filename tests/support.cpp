@@ -29,6 +29,49 @@ namespace reap::test {
 
 namespace fs = std::filesystem;
 
+// Test outputs are models of tens of MB each; kept, they filled CI's disk (8 GB for the suite).
+// A test's folder is removed when it ends unless it failed (a failing one stays, to be looked at), and the
+// models synth_model() wrote for this process when the program ends (they carry its pid, so no
+// other test process can be reading them).
+class TmpCleaner : public ::testing::EmptyTestEventListener {
+public:
+    static TmpCleaner & installed() {
+        static TmpCleaner * self = [] {
+            auto * c = new TmpCleaner;
+            ::testing::UnitTest::GetInstance()->listeners().Append(c);  // gtest owns it from here
+            return c;
+        }();
+        return *self;
+    }
+
+    void add_dir(const fs::path & dir) { dirs_.push_back(dir); }
+
+    void add_leftover(const fs::path & path) { leftovers_.push_back(path); }
+
+    void OnTestEnd(const ::testing::TestInfo & info) override {
+        if (!info.result()->Failed()) {
+            for (const auto & d : dirs_) {
+                std::error_code ec;
+                fs::remove_all(d, ec);
+            }
+        }
+        dirs_.clear();
+    }
+
+    void OnTestProgramEnd(const ::testing::UnitTest &) override {
+        for (const auto & p : leftovers_) {
+            std::error_code ec;
+            fs::remove_all(p, ec);
+        }
+        leftovers_.clear();
+    }
+
+private:
+    std::vector<fs::path> dirs_, leftovers_;
+};
+
+void remove_when_tests_end(const std::string & path) { TmpCleaner::installed().add_leftover(path); }
+
 std::string tmp_dir() {
     const auto * info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string  name = info ? std::string(info->test_suite_name()) + "." + info->name() : "global";
@@ -38,6 +81,9 @@ std::string tmp_dir() {
     const fs::path dir = fs::path(REAP_TEST_TMP) / name;
     fs::remove_all(dir);
     fs::create_directories(dir);
+    if (info) {
+        TmpCleaner::installed().add_dir(dir);
+    }
     return dir.string();
 }
 
@@ -62,6 +108,7 @@ std::string synth_model(const synth::Options & o) {
     fs::create_directories(dir);
     const std::string path = (dir / (key + ".gguf")).string();
     synth::write_model(o, path);
+    remove_when_tests_end(path);
     cache[key] = path;
     return path;
 }

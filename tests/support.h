@@ -12,8 +12,13 @@
 
 namespace reap::test {
 
-// A fresh directory for the current test: <build>/tests/tmp/<suite>.<test>/
+// A fresh directory for the current test: <build>/tests/tmp/<suite>.<test>/, removed when the
+// test ends unless it failed.
 std::string tmp_dir();
+
+// Removes `path` (a file or a folder) when the test program ends, whatever its tests' results:
+// for files a process shares between its tests and no other process reads.
+void remove_when_tests_end(const std::string & path);
 
 // Path of a synthetic model for `o`, generated once per test binary and reused.
 std::string synth_model(const synth::Options & o);

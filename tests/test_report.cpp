@@ -114,6 +114,7 @@ std::string profiled(const synth::Options & m, const std::string & data) {
     if (auto it = cache.find(key); it != cache.end()) return it->second;
     const fs::path dir = fs::path(REAP_TEST_TMP) / ("report-stats-" + std::to_string(::getpid()));
     fs::create_directories(dir);
+    test::remove_when_tests_end(dir.string());
     log_init(LogLevel::error);  // llama.cpp's loading chatter
     ProfileOptions p;
     p.model       = model;

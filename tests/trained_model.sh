@@ -26,4 +26,5 @@ echo "KL mean at 25 % pruned on held-out code: reap $reap_kl, frequency $freq_kl
 [ -n "$reap_kl" ] && [ -n "$freq_kl" ] && [ -n "$rand_kl" ] || { echo "FAIL: could not read eval.json"; exit 1; }
 awk -v r="$reap_kl" -v f="$freq_kl" -v x="$rand_kl" 'BEGIN { exit !(r < f && r < x) }' ||
   { echo "FAIL: REAP is not below frequency and random"; exit 1; }
+rm -rf "$work"  # a passing run leaves nothing behind
 echo "OK"
