@@ -30,9 +30,9 @@ namespace reap::test {
 namespace fs = std::filesystem;
 
 // Test outputs are models of tens of MB each; kept, they filled CI's disk (8 GB for the suite).
-// A test's folder is removed when it ends unless it failed (a failing one stays, to be looked at), and the
-// models synth_model() wrote for this process when the program ends (they carry its pid, so no
-// other test process can be reading them).
+// A test's folder is removed when it ends unless it failed (a failing one stays, to be looked
+// at), and the models synth_model() wrote for this process when the program ends (they carry
+// its pid, so no other test process can be reading them).
 class TmpCleaner : public ::testing::EmptyTestEventListener {
 public:
     static TmpCleaner & installed() {
@@ -49,24 +49,21 @@ public:
     void add_leftover(const fs::path & path) { leftovers_.push_back(path); }
 
     void OnTestEnd(const ::testing::TestInfo & info) override {
-        if (!info.result()->Failed()) {
-            for (const auto & d : dirs_) {
-                std::error_code ec;
-                fs::remove_all(d, ec);
-            }
-        }
-        dirs_.clear();
+        if (info.result()->Failed()) dirs_.clear();
+        remove(dirs_);
     }
 
-    void OnTestProgramEnd(const ::testing::UnitTest &) override {
-        for (const auto & p : leftovers_) {
-            std::error_code ec;
-            fs::remove_all(p, ec);
-        }
-        leftovers_.clear();
-    }
+    void OnTestProgramEnd(const ::testing::UnitTest &) override { remove(leftovers_); }
 
 private:
+    static void remove(std::vector<fs::path> & paths) {
+        for (const auto & p : paths) {
+            std::error_code ec;  // already gone, or never made: nothing to do
+            fs::remove_all(p, ec);
+        }
+        paths.clear();
+    }
+
     std::vector<fs::path> dirs_, leftovers_;
 };
 

@@ -240,11 +240,12 @@ TEST(HfPrune, KeepAllCopiesEveryTensorByteForByteShardedInShardedOut) {
     // header is padded for it), so copy_file_range moves whole folios. Here the dropped expert
     // tensors are whole blocks (128 KiB) and the dropped router rows 4 KiB, so all bytes line up
     // within their pages and most within their blocks.
-    uint64_t lined_up = 0, in_block = 0;
+    uint64_t         lined_up = 0, in_block = 0;
+    const std::regex expert_name(R"((model\.layers\.(\d+)\.mlp\.experts\.)(\d+)(\..*))");
     for (const auto & t : h.tensors) {
         std::string name = t.t->name;  // the input's name: kept experts were renumbered
         std::smatch e;
-        if (std::regex_match(name, e, std::regex(R"((model\.layers\.(\d+)\.mlp\.experts\.)(\d+)(\..*))"))) {
+        if (std::regex_match(name, e, expert_name)) {
             const auto & kept = half.layers.at(std::stoi(e[2])).kept;
             name              = e[1].str() + std::to_string(kept.at(size_t(std::stoi(e[3])))) + e[4].str();
         }

@@ -81,12 +81,8 @@ std::optional<uint32_t> data_block_offset(const HfCheckpoint & c, const HfLayout
             add(in, out, o.meta.nbytes);
         } else {
             const uint64_t slice = layout.roles[o.in].slice_bytes;
-            const auto &   kept  = *o.kept;
-            for (size_t k = 0, run = 0; k < kept.size(); k = run) {
-                for (run = k + 1; run < kept.size() && kept[run] == kept[run - 1] + 1;)
-                    run++;
-                add(in + kept[k] * slice, out + k * slice, (run - k) * slice);
-            }
+            for (size_t k = 0; k < o.kept->size(); k++)
+                add(in + (*o.kept)[k] * slice, out + k * slice, slice);
         }
         out += o.meta.nbytes;
     }

@@ -323,14 +323,14 @@ uint64_t MoeLayout::expert_bytes() const {
 uint64_t MoeLayout::size_with_experts(uint32_t kept) const {
     // Every tensor's data is padded to the alignment, so the saving per tensor is the
     // difference of the padded sizes.
-    uint64_t       saved       = 0;
-    const uint32_t chunk_kept  = kept_per_chunk(shape(), kept);
-    const uint64_t kept_chunks = chunk_kept > 0 ? kept / chunk_kept : 0;
+    uint64_t       saved         = 0;
+    const uint32_t chunk_kept    = kept_per_chunk(shape(), kept);
+    const uint64_t n_kept_chunks = chunk_kept > 0 ? kept / chunk_kept : 0;
     for (const auto & e : expert_tensors) {
         if (e.slice_bytes == 0) {
             continue;
         }
-        const uint64_t units  = e.role == ExpertRole::chunk_weights ? kept_chunks : kept;
+        const uint64_t units  = e.role == ExpertRole::chunk_weights ? n_kept_chunks : kept;
         const uint64_t before = align_up(e.info->nbytes, alignment);
         const uint64_t after  = align_up(e.slice_bytes * units, alignment);
         saved += before - after;

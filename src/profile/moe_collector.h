@@ -84,7 +84,8 @@ private:
     std::unordered_map<std::string, std::pair<int, Kind>> wanted_;
     ExpertStats                                           stats_;
     bool                                                  discovering_ = false;
-    bool                     in_second_block_                          = false;  // discovery: last layer node's block
+    // Discovery: whether the last node with a layer suffix was in its layer's second MoE block.
+    bool                     in_second_block_ = false;
     std::string              error_;
     std::vector<uint8_t>     host_;              // staging for device tensors
     std::vector<std::string> discovered_order_;  // named nodes, graph order
