@@ -10,7 +10,9 @@
 # 2. Finds an installed llama.cpp (CMake package `llama`), or provisions the pinned release that
 #    ships inside the npm package node-llama-cpp (tarball integrity checked) into a cache
 #    directory outside the checkout, keyed by version and flags, so a second run reuses it.
-# 3. Configures and builds reap.cpp into ./build.
+# 3. Checks that the engine runs here: decodes a few tokens of the committed tiny model with it
+#    (scripts/engine_selfcheck.c) and stops with one line if that dies or fails.
+# 4. Configures and builds reap.cpp into ./build.
 #
 # Environment:
 #   REAP_CACHE        cache root (default: ~/.cache/reap.cpp)
@@ -29,6 +31,22 @@ NODE_LLAMA_CPP_INTEGRITY='sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJ
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 extra_llama_flags=(-DGGML_RPC=ON)
 if [ "${1:-}" = "--" ]; then shift; extra_llama_flags+=("$@"); fi
+
+# ggml's AMX kernels are left out on x86-64. With GGML_NATIVE (-march=native) an Intel Xeon with
+# AMX (Sapphire Rapids and later) compiles them, and in the pinned release they crash on current
+# kernels: the tile-data permission (arch_prctl(ARCH_REQ_XCOMP_PERM)) is requested on one thread
+# only and the tile configuration can be optimised away, so every forward pass dies in
+# ggml_backend_amx_mul_mat (SIGILL/SIGSEGV at ldtilecfg; llama.cpp issues #20824, #28756). GCC
+# and clang honour an explicit -mno-amx-* whatever its place relative to -march=native, so the
+# rest of the native ISA stays. Drop this once the pinned release contains llama.cpp PR #26954
+# (per-thread permission request and a kept tile configuration).
+llama_c_flags=()
+case "$(uname -m)" in
+  x86_64|amd64) llama_c_flags=(-mno-amx-tile -mno-amx-int8 -mno-amx-bf16) ;;
+esac
+if [ ${#llama_c_flags[@]} -gt 0 ]; then
+  extra_llama_flags=("-DCMAKE_C_FLAGS=${llama_c_flags[*]}" "-DCMAKE_CXX_FLAGS=${llama_c_flags[*]}" "${extra_llama_flags[@]}")
+fi
 
 jobs=${REAP_JOBS:-$(nproc)}
 cache=${REAP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/reap.cpp}
@@ -123,13 +141,44 @@ provision_llama() {
   echo "$root/install"
 }
 
+# ---- 3. engine self-check -----------------------------------------------------------------------
+# Decode a few tokens of the committed tiny model with the engine reap will link against, so an
+# engine that cannot run here (built for another CPU, or the AMX kernels above) stops setup with
+# one line now instead of crashing later in the demo or half the tests. ~1 s: runs every time.
+engine_selfcheck() {
+  local prefix=$1 how=$2 lib tmp rc sig
+  lib=$(find "$prefix" -maxdepth 3 -name 'libllama.so' -print -quit 2>/dev/null)
+  [ -n "$lib" ] || die "no libllama.so under the llama.cpp prefix $prefix"
+  tmp=$(mktemp -d)
+  cc -std=c11 -O1 -o "$tmp/engine_selfcheck" "$here/scripts/engine_selfcheck.c" \
+    -I"$prefix/include" -L"$(dirname "$lib")" -lllama -Wl,-rpath,"$(dirname "$lib")" 2>"$tmp/cc.log" \
+    || { cat "$tmp/cc.log" >&2; rm -rf "$tmp"; die "cannot compile the engine self-check against $prefix"; }
+  rc=0
+  LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    timeout 120 "$tmp/engine_selfcheck" "$here/data/models/tiny-moe-q8_0.gguf" >"$tmp/out.log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    tail -5 "$tmp/out.log" >&2
+    rm -rf "$tmp"
+    if [ "$rc" -gt 128 ] && [ "$rc" -ne 124 ]; then
+      sig="SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+      die "the llama.cpp engine at $prefix dies with $sig decoding 12 tokens of the tiny model: it was built for another CPU or with kernels this machine does not allow; $how"
+    fi
+    [ "$rc" -eq 124 ] && die "the llama.cpp engine at $prefix did not decode 12 tokens of the tiny model in 120 s; $how"
+    die "the llama.cpp engine at $prefix fails to decode 12 tokens of the tiny model (exit $rc); $how"
+  fi
+  rm -rf "$tmp"
+  log "engine self-check passed ($prefix)"
+}
+
 if prefix=$(find_installed_llama); then
   log "using installed llama.cpp at $prefix"
+  engine_selfcheck "$prefix" "rebuild it for this machine, or unset REAP_LLAMA_PREFIX (and CMAKE_PREFIX_PATH) so that scripts/setup.sh provisions one"
 else
   prefix=$(provision_llama)
+  engine_selfcheck "$prefix" "remove $(dirname "$prefix") and rerun scripts/setup.sh, or build a portable engine with scripts/setup.sh -- -DGGML_NATIVE=OFF"
 fi
 
-# ---- 3. reap.cpp -----------------------------------------------------------------------------
+# ---- 4. reap.cpp -----------------------------------------------------------------------------
 cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${REAP_BUILD_TYPE:-Release} \
   -DCMAKE_PREFIX_PATH="$prefix" ${REAP_CMAKE_FLAGS:-} >/dev/null
 cmake --build "$build_dir" -j "$jobs"

@@ -255,6 +255,11 @@ void write_dense_gguf(const std::string & path) {
     ggml_free(g);
 }
 
+std::string read_text(const std::string & path) {
+    const std::vector<uint8_t> b = read_bytes(path);
+    return std::string(b.begin(), b.end());
+}
+
 std::vector<uint8_t> read_bytes(const std::string & path) {
     std::ifstream in(path, std::ios::binary);
     return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

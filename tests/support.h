@@ -51,6 +51,7 @@ std::vector<std::vector<float>> decode_logits(const std::string & model, const s
 std::string write_splits(const std::string & src, const std::string & prefix, int n);
 
 std::vector<uint8_t> read_bytes(const std::string & path);
+std::string          read_text(const std::string & path);  // the whole file; "" when it cannot be read
 // `n` bytes of tensor `t` of `f` from `off`.
 std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t off, uint64_t n);
 // `half` is `in` (analysed as `m`) pruned to `kept` experts: every kept expert's slices are the

@@ -1,13 +1,19 @@
 // Bad input never crashes: one line on stderr that names the file, and a non-zero exit.
 #include "support.h"
 
+#include "core/engine_crash_note.h"
+
 #include "ggml.h"
 #include "gguf.h"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 
@@ -194,3 +200,40 @@ TEST(CliErrors, LlamaCppShortFlagsAreNotSplit) {
 }
 
 }  // namespace
+
+// An engine built for another CPU dies of SIGILL inside llama.cpp: reap says so first, and the
+// process still ends by that signal (issue 20).
+TEST(EngineCrashNote, SigillPrintsOneLineThenDiesOfSigill) {
+    EXPECT_EXIT(
+        {
+            install_engine_crash_note();
+            raise(SIGILL);
+        },
+        testing::KilledBySignal(SIGILL), "instruction this CPU or VM does not allow .*scripts/setup.sh");
+}
+
+TEST(EngineCrashNote, TheReapExecutableInstallsIt) {
+    // reap blocks reading calibration data from a FIFO; once it has opened it (long after start-up),
+    // it gets the SIGILL an illegal instruction would raise.
+    const std::string dir  = test::tmp_dir();
+    const std::string fifo = dir + "/calib.txt";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    const pid_t pid = test::spawn_reap({"profile", "-m", REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf", "--data",
+                                        fifo, "-o", dir + "/s.json", "-t", "1"},
+                                       dir + "/out", dir + "/err");
+    ASSERT_GT(pid, 0);
+    int writer = -1;
+    for (int i = 0; i < 600 && writer < 0; i++) {  // O_NONBLOCK: ENXIO until reap opens it for reading
+        writer = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+        if (writer < 0) usleep(50 * 1000);
+    }
+    ASSERT_GE(writer, 0) << "reap never opened " << fifo << ": " << test::read_text(dir + "/err");
+    ASSERT_EQ(kill(pid, SIGILL), 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    close(writer);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    EXPECT_EQ(WTERMSIG(status), SIGILL);
+    const std::string err = test::read_text(dir + "/err");
+    EXPECT_NE(err.find(engine_crash_note()), std::string::npos) << err;
+}

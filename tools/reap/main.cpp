@@ -1,6 +1,7 @@
 // `reap`: prune the least important experts out of a GGUF mixture-of-experts model.
 // A thin front end: parses the command line, then calls into libreap (src/).
 #include "commands.h"
+#include "core/engine_crash_note.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -101,6 +102,8 @@ int main(int argc, char ** argv) {
     // A write past RLIMIT_FSIZE (or a full quota) must fail the write, not kill the process:
     // the output is then removed and the error reported.
     std::signal(SIGXFSZ, SIG_IGN);
+    // An engine built for another CPU dies of SIGILL inside llama.cpp: say so before it does.
+    reap::install_engine_crash_note();
 
     try {
         std::vector<std::string> args = reap::cli::normalize_llama_flags(argc, argv);
