@@ -145,37 +145,12 @@ provision_llama() {
 # Decode a few tokens of the committed tiny model with the engine reap will link against, so an
 # engine that cannot run here (built for another CPU, or the AMX kernels above) stops setup with
 # one line now instead of crashing later in the demo or half the tests. ~1 s: runs every time.
-engine_selfcheck() {
-  local prefix=$1 how=$2 lib tmp rc sig
-  lib=$(find "$prefix" -maxdepth 3 -name 'libllama.so' -print -quit 2>/dev/null)
-  [ -n "$lib" ] || die "no libllama.so under the llama.cpp prefix $prefix"
-  tmp=$(mktemp -d)
-  cc -std=c11 -O1 -o "$tmp/engine_selfcheck" "$here/scripts/engine_selfcheck.c" \
-    -I"$prefix/include" -L"$(dirname "$lib")" -lllama -Wl,-rpath,"$(dirname "$lib")" 2>"$tmp/cc.log" \
-    || { cat "$tmp/cc.log" >&2; rm -rf "$tmp"; die "cannot compile the engine self-check against $prefix"; }
-  rc=0
-  LD_LIBRARY_PATH="$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-    timeout 120 "$tmp/engine_selfcheck" "$here/data/models/tiny-moe-q8_0.gguf" >"$tmp/out.log" 2>&1 || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    tail -5 "$tmp/out.log" >&2
-    rm -rf "$tmp"
-    if [ "$rc" -gt 128 ] && [ "$rc" -ne 124 ]; then
-      sig="SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
-      die "the llama.cpp engine at $prefix dies with $sig decoding 12 tokens of the tiny model: it was built for another CPU or with kernels this machine does not allow; $how"
-    fi
-    [ "$rc" -eq 124 ] && die "the llama.cpp engine at $prefix did not decode 12 tokens of the tiny model in 120 s; $how"
-    die "the llama.cpp engine at $prefix fails to decode 12 tokens of the tiny model (exit $rc); $how"
-  fi
-  rm -rf "$tmp"
-  log "engine self-check passed ($prefix)"
-}
-
 if prefix=$(find_installed_llama); then
   log "using installed llama.cpp at $prefix"
-  engine_selfcheck "$prefix" "rebuild it for this machine, or unset REAP_LLAMA_PREFIX (and CMAKE_PREFIX_PATH) so that scripts/setup.sh provisions one"
+  "$here/scripts/engine_selfcheck.sh" "$prefix" "rebuild it for this machine, or unset REAP_LLAMA_PREFIX (and CMAKE_PREFIX_PATH) so that scripts/setup.sh provisions one" || exit 1
 else
   prefix=$(provision_llama)
-  engine_selfcheck "$prefix" "remove $(dirname "$prefix") and rerun scripts/setup.sh, or build a portable engine with scripts/setup.sh -- -DGGML_NATIVE=OFF"
+  "$here/scripts/engine_selfcheck.sh" "$prefix" "remove $(dirname "$prefix") and rerun scripts/setup.sh, or build a portable engine with scripts/setup.sh -- -DGGML_NATIVE=OFF" || exit 1
 fi
 
 # ---- 4. reap.cpp -----------------------------------------------------------------------------
