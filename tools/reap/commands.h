@@ -19,6 +19,7 @@ void add_prune(CLI::App & app);
 void add_eval(CLI::App & app);
 void add_report(CLI::App & app);
 void add_merge(CLI::App & app);
+void add_sweep(CLI::App & app);
 
 // llama.cpp's runtime flags (-t, -tb, -ngl, -ctk, -ctv, -fa, --no-mmap, --mlock, -ot, --cpu-moe,
 // --n-cpu-moe, -dev, -sm, -ts, -mg, --rpc) on `cmd`, read into `flags`.

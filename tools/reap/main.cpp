@@ -95,6 +95,7 @@ int main(int argc, char ** argv) {
     reap::cli::add_eval(app);
     reap::cli::add_report(app);
     reap::cli::add_merge(app);
+    reap::cli::add_sweep(app);
 
     // Sub-commands run from their callbacks, after all options are parsed.
     app.parse_complete_callback([&]() { reap::log_init(verbose ? reap::LogLevel::info : reap::LogLevel::error); });

@@ -1,0 +1,51 @@
+// `reap sweep`: from a model and calibration data to the answer "how far can I prune it?".
+// Profiles once (or takes --stats), prunes at every ratio x criterion, evaluates every pruned
+// model against the base on the held-out data, and chooses the smallest model within the user's
+// tolerance (sweep/sweep_choice.h). Writes OUTDIR/sweep.json (every model's eval entry, its
+// criterion and ratios) and OUTDIR/sweep.html (sweep/sweep_html.h).
+//
+// Files in OUTDIR: stats.json (the profile), <criterion>-<pct>.gguf (pruned models; those that are
+// not the answer are removed unless keep_all), base-logits/ (the base's log-probabilities),
+// sweep.json, sweep.html. With resume, what is there is reused after it is checked to belong to
+// this model and these statistics; a folder holding another sweep's files is refused.
+#pragma once
+
+#include "llama/llama_flags.h"
+#include "sweep/sweep_choice.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace reap {
+
+struct SweepOptions : LlamaFlags {
+    std::string              model;        // base GGUF
+    std::vector<std::string> calib;        // calibration files (profile --data); or
+    std::string              stats;        // statistics of an earlier profile of this model
+    std::vector<std::string> data;         // held-out text: [NAME=]FILE
+    std::string              out_dir;
+    std::vector<double>      prune_ratios = {0.25, 0.5, 0.625, 0.75};  // fractions of experts removed
+    std::vector<std::string> criteria     = {"reap", "frequency"};
+    SweepTolerance           tolerance;
+    int                      n_ctx       = 0;   // 0: min(512, trained context) for the eval windows
+    int                      max_chunks  = -1;  // eval windows per domain (-1: all)
+    long                     max_samples = -1;  // calibration samples (-1: all)
+    bool                     resume      = false;
+    bool                     keep_all    = false;
+    bool                     progress    = true;
+};
+
+struct SweepResult {
+    nlohmann::json report;  // what sweep.json holds
+    std::string    chosen;  // path of the answer (the base when no pruned model is within tolerance)
+    bool           chosen_is_base = false;
+};
+
+SweepResult run_sweep(const SweepOptions & o);
+
+// "code=a.txt" -> {"code", "a.txt"}; "dir/prose.txt" -> {"prose", "dir/prose.txt"}.
+std::pair<std::string, std::string> domain_of(const std::string & arg);
+
+}  // namespace reap

@@ -1,0 +1,47 @@
+#include "sweep/sweep_choice.h"
+
+#include "core/error.h"
+
+namespace reap {
+
+double worst_kl_of(const nlohmann::json & entry) {
+    if (entry.contains("worst_kl") && entry["worst_kl"].is_number()) return entry["worst_kl"].get<double>();
+    return entry.value("kl_mean", 0.0);
+}
+
+std::string outside_tolerance(const nlohmann::json & entry, const nlohmann::json & base, const SweepTolerance & t) {
+    const double kl = worst_kl_of(entry);
+    if (!(kl <= t.max_kl)) return strfmt("worst-domain KL %.4g > %g", kl, t.max_kl);
+    if (entry.contains("generation")) {
+        const double d = entry["generation"].value("degeneration", 0.0);
+        if (!(d <= t.max_degeneration)) return strfmt("degeneration %.3g > %g", d, t.max_degeneration);
+    }
+    if (entry.contains("tasks") && base.contains("tasks")) {
+        for (const auto & [task, score] : entry["tasks"].items()) {
+            if (!base["tasks"].contains(task)) continue;
+            const double acc = score.value("accuracy", 0.0), base_acc = base["tasks"][task].value("accuracy", 0.0);
+            if (base_acc > 0 && !(acc / base_acc >= t.min_task_ratio)) {
+                return strfmt("%s accuracy %.3g of the base's < %g", task.c_str(), acc / base_acc, t.min_task_ratio);
+            }
+        }
+    }
+    return "";
+}
+
+std::optional<size_t> choose_model(const std::vector<nlohmann::json> & models, const nlohmann::json & base,
+                                   const SweepTolerance & t) {
+    std::optional<size_t> best;
+    for (size_t i = 0; i < models.size(); i++) {
+        if (!outside_tolerance(models[i], base, t).empty()) continue;
+        if (!best) {
+            best = i;
+            continue;
+        }
+        const uint64_t size = models[i].value("file_size", uint64_t(0));
+        const uint64_t best_size = models[*best].value("file_size", uint64_t(0));
+        if (size < best_size || (size == best_size && worst_kl_of(models[i]) < worst_kl_of(models[*best]))) best = i;
+    }
+    return best;
+}
+
+}  // namespace reap

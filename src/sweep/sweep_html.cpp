@@ -1,0 +1,208 @@
+#include "sweep/sweep_html.h"
+
+#include "core/error.h"
+#include "moe/inspect.h"
+#include "report/html.h"
+#include "sweep/sweep_choice.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace reap {
+
+namespace {
+
+using json = nlohmann::json;
+
+const char * const k_colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"};
+
+// A y value of an entry, or nothing where the entry lacks it.
+using Metric = std::function<std::optional<double>(const json &)>;
+
+std::string fmt(double v) { return strfmt("%.3g", v); }
+
+// One chart: x = file size (MiB), y = metric; a polyline per criterion, the base as a square,
+// the chosen model ringed, the tolerance as a dashed line.
+std::string chart(const json & report, const std::string & title, const Metric & metric,
+                  std::optional<double> limit) {
+    const json & models = report["models"];
+    std::map<std::string, std::vector<std::pair<double, double>>> lines;
+    std::vector<std::pair<double, double>> chosen;
+    double x0 = 1e300, x1 = 0, y1 = limit.value_or(0);
+    auto   add_extent = [&](double x, double y) {
+        x0 = std::min(x0, x);
+        x1 = std::max(x1, x);
+        y1 = std::max(y1, y);
+    };
+    const auto base_y = metric(report["base"]);
+    const double base_x = report["base"].value("file_size", 0.0) / 1048576.0;
+    if (base_y) add_extent(base_x, *base_y);
+    for (const json & m : models) {
+        const auto y = metric(m);
+        if (!y) continue;
+        const double x = m.value("file_size", 0.0) / 1048576.0;
+        lines[m.value("criterion", "")].push_back({x, *y});
+        if (m.value("chosen", false)) chosen.push_back({x, *y});
+        add_extent(x, *y);
+    }
+    if (lines.empty()) return "";
+    if (x1 <= x0) x1 = x0 + 1;
+    if (y1 <= 0) y1 = 1;
+    y1 *= 1.08;
+    const double W = 420, H = 260, L = 56, R = 12, T = 12, B = 40;
+    auto         px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+    auto         py = [&](double y) { return T + (1 - y / y1) * (H - T - B); };
+    std::ostringstream s;
+    s << "<figure><figcaption>" << html_escape(title) << "</figcaption>\n<svg width=\"" << W << "\" height=\"" << H
+      << "\" viewBox=\"0 0 " << W << ' ' << H << "\" role=\"img\">\n";
+    s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>", L, H - B, W - R, H - B);
+    s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>\n", L, T, L, H - B);
+    for (int i = 0; i <= 4; i++) {
+        const double y = y1 * i / 4, x = x0 + (x1 - x0) * i / 4;
+        s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"end\">%s</text>", L - 4, py(y) + 4,
+                    fmt(y).c_str());
+        s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px(x), H - B + 14,
+                    fmt(x).c_str());
+    }
+    s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">file size (MiB)</text>\n",
+                (L + W - R) / 2, H - 6);
+    if (limit) {
+        s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"limit\"><title>tolerance %s</title></line>\n",
+                    L, py(*limit), W - R, py(*limit), fmt(*limit).c_str());
+    }
+    size_t c = 0;
+    std::ostringstream legend;
+    for (auto & [name, pts] : lines) {
+        std::sort(pts.begin(), pts.end());
+        const char * colour = k_colours[c++ % (sizeof k_colours / sizeof *k_colours)];
+        s << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\" points=\"";
+        for (const auto & [x, y] : pts) s << strfmt("%.1f,%.1f ", px(x), py(y));
+        s << "\"/>\n";
+        for (const auto & [x, y] : pts) {
+            s << strfmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>%s: %s MiB, %s</title></circle>",
+                        px(x), py(y), colour, html_escape(name).c_str(), fmt(x).c_str(), fmt(y).c_str());
+        }
+        legend << "<span style=\"color:" << colour << "\">&#9632; " << html_escape(name) << "</span> ";
+    }
+    if (base_y) {
+        s << strfmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" class=\"base\"><title>base: %s MiB, "
+                    "%s</title></rect>",
+                    px(base_x) - 4, py(*base_y) - 4, fmt(base_x).c_str(), fmt(*base_y).c_str());
+    }
+    for (const auto & [x, y] : chosen) {
+        s << strfmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"8\" class=\"chosen\"><title>the answer</title></circle>", px(x),
+                    py(y));
+    }
+    s << "</svg>\n<div class=\"legend\">" << legend.str() << "<span>&#9633; base</span> <span>&#9711; answer</span>"
+      << (limit ? " <span>- - tolerance</span>" : "") << "</div></figure>\n";
+    return s.str();
+}
+
+std::optional<double> task_accuracy(const json & e, const std::string & task) {
+    if (!e.contains("tasks") || !e["tasks"].contains(task)) return std::nullopt;
+    return e["tasks"][task].value("accuracy", 0.0);
+}
+
+std::string table(const json & report) {
+    std::vector<std::string> domains, tasks;
+    const json &             base = report["base"];
+    if (base.contains("domains")) {
+        for (const auto & [d, v] : base["domains"].items()) domains.push_back(d);
+    }
+    if (base.contains("tasks")) {
+        for (const auto & [t, v] : base["tasks"].items()) tasks.push_back(t);
+    }
+    const bool         gen = base.contains("generation");
+    std::ostringstream s;
+    s << "<table><thead><tr><th>model</th><th>criterion</th><th>pruned</th><th>size</th><th>worst KL</th>";
+    for (const auto & d : domains) s << "<th>KL " << html_escape(d) << "</th>";
+    s << "<th>PPL</th><th>top-1</th>";
+    if (gen) s << "<th>agreement</th><th>degeneration</th>";
+    for (const auto & t : tasks) s << "<th>" << html_escape(t) << "</th>";
+    s << "<th>within tolerance</th></tr></thead><tbody>\n";
+    auto row = [&](const json & e, bool is_base) {
+        s << "<tr" << (e.value("chosen", false) ? " class=\"chosen\"" : "") << "><td>"
+          << html_escape(is_base ? "base " + e.value("model", std::string()) : e.value("model", std::string()))
+          << "</td><td>" << html_escape(e.value("criterion", std::string("-"))) << "</td><td>"
+          << (is_base ? "0 %" : strfmt("%g %%", e.value("prune_ratio", 0.0) * 100)) << "</td><td>"
+          << human_bytes(e.value("file_size", uint64_t(0))) << "</td><td>" << strfmt("%.4f", worst_kl_of(e))
+          << "</td>";
+        for (const auto & d : domains) {
+            s << "<td>"
+              << (e.contains("domains") && e["domains"].contains(d)
+                      ? strfmt("%.4f", e["domains"][d].value("kl_mean", 0.0))
+                      : "-")
+              << "</td>";
+        }
+        s << "<td>" << strfmt("%.3f", e.value("ppl", 0.0)) << "</td><td>"
+          << strfmt("%.3f", e.value("top1_agreement", 0.0)) << "</td>";
+        if (gen) {
+            const json g = e.value("generation", json::object());
+            s << "<td>" << strfmt("%.3f", g.value("agreement", 0.0)) << "</td><td>"
+              << strfmt("%.3f", g.value("degeneration", 0.0)) << "</td>";
+        }
+        for (const auto & t : tasks) {
+            const auto a = task_accuracy(e, t);
+            s << "<td>" << (a ? strfmt("%.3f", *a) : "-") << "</td>";
+        }
+        s << "<td>"
+          << (is_base ? "" : e.value("within_tolerance", false) ? "yes" : html_escape(e.value("outside_tolerance", "")))
+          << "</td></tr>\n";
+    };
+    row(base, true);
+    for (const json & m : report["models"]) row(m, false);
+    s << "</tbody></table>\n";
+    return s.str();
+}
+
+}  // namespace
+
+std::string sweep_html(const json & report) {
+    const json &       tol = report["tolerance"];
+    std::ostringstream h;
+    h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>reap sweep: "
+      << html_escape(report["identity"].value("model", std::string())) << "</title>\n<style>\n"
+      << "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}\n"
+      << "figure{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}figcaption{font-weight:600}\n"
+      << ".axis{stroke:#444}.tick{font-size:11px;fill:#444}.limit{stroke:#888;stroke-dasharray:5 4}\n"
+      << ".base{fill:#222}.chosen{fill:none;stroke:#000;stroke-width:2}.legend span{margin-right:1em}\n"
+      << "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}\n"
+      << "td:first-child,th:first-child{text-align:left}tr.chosen{background:#fff3b0;font-weight:600}\n"
+      << ".answer{font-size:16px;padding:.5em 1em;background:#eef6ee;border-left:4px solid #2ca02c}\n"
+      << "</style></head><body>\n<h1>How far can " << html_escape(report["identity"].value("model", std::string()))
+      << " be pruned?</h1>\n";
+    const std::string chosen = report.value("chosen", std::string());
+    bool              base_chosen = true;
+    for (const json & m : report["models"]) base_chosen = base_chosen && !m.value("chosen", false);
+    h << "<p class=\"answer\">"
+      << (base_chosen ? "No pruned model is within the tolerance: keep the base model, " + html_escape(chosen)
+                      : "The smallest model within the tolerance: <b>" + html_escape(chosen) + "</b>")
+      << "</p>\n";
+    h << "<p>Tolerance: worst-domain KL &le; " << tol.value("max_kl", 0.0) << ", degeneration &le; "
+      << tol.value("max_degeneration", 0.0) << " (with prompts), task accuracy &ge; "
+      << tol.value("min_task_ratio", 0.0) << " of the base's (with tasks). Held-out domains: "
+      << html_escape(report.value("domains", json::array()).dump()) << "; eval windows of "
+      << report.value("eval_ctx", 0) << " tokens.</p>\n";
+    h << chart(report, "worst-domain KL divergence (nats/token)", [](const json & e) { return worst_kl_of(e); },
+               tol.value("max_kl", 0.0));
+    h << chart(
+        report, "degeneration rate",
+        [](const json & e) -> std::optional<double> {
+            if (!e.contains("generation")) return std::nullopt;
+            return e["generation"].value("degeneration", 0.0);
+        },
+        tol.value("max_degeneration", 0.0));
+    if (report["base"].contains("tasks")) {
+        for (const auto & [task, v] : report["base"]["tasks"].items()) {
+            const std::string t = task;
+            h << chart(report, t + " accuracy", [t](const json & e) { return task_accuracy(e, t); }, std::nullopt);
+        }
+    }
+    h << "<h2>Every model</h2>\n" << table(report);
+    h << "</body></html>\n";
+    return h.str();
+}
+
+}  // namespace reap

@@ -1,0 +1,102 @@
+#include "commands.h"
+#include "core/error.h"
+#include "moe/inspect.h"
+#include "prune/prune_request.h"
+#include "stats/criteria.h"
+#include "sweep/sweep.h"
+#include "sweep/sweep_choice.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace reap::cli {
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string & s) {
+    std::vector<std::string> out;
+    size_t                   start = 0;
+    while (start <= s.size()) {
+        const size_t comma = s.find(',', start);
+        out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return out;
+}
+
+std::string join(const std::vector<std::string> & v, const char * sep) {
+    std::string s;
+    for (const std::string & x : v) s += (s.empty() ? "" : sep) + x;
+    return s;
+}
+
+void print_summary(const SweepResult & r) {
+    const auto & base = r.report["base"];
+    std::printf("%-28s %10s %10s %10s %8s  %s\n", "model", "size", "worst KL", "PPL", "top-1", "within tolerance");
+    std::printf("%-28s %10s %10.4f %10.3f %8.4f\n", ("base " + base.value("model", std::string())).c_str(),
+                human_bytes(base.value("file_size", uint64_t(0))).c_str(), worst_kl_of(base), base.value("ppl", 0.0),
+                base.value("top1_agreement", 0.0));
+    for (const auto & m : r.report["models"]) {
+        std::printf("%-28s %10s %10.4f %10.3f %8.4f  %s%s\n", m.value("model", std::string()).c_str(),
+                    human_bytes(m.value("file_size", uint64_t(0))).c_str(), worst_kl_of(m), m.value("ppl", 0.0),
+                    m.value("top1_agreement", 0.0),
+                    m.value("within_tolerance", false) ? "yes" : m.value("outside_tolerance", std::string()).c_str(),
+                    m.value("chosen", false) ? "  <- the answer" : "");
+    }
+    if (r.chosen_is_base) std::printf("no pruned model is within the tolerance; the base model:\n");
+    std::printf("%s\n", r.chosen.c_str());
+}
+
+}  // namespace
+
+void add_sweep(CLI::App & app) {
+    auto   o      = std::make_shared<SweepOptions>();
+    auto   ratios = std::make_shared<std::string>("0.25,0.5,0.625,0.75");
+    auto   crits  = std::make_shared<std::string>("reap,frequency");
+    auto * cmd    = app.add_subcommand(
+        "sweep", "profile once, prune at several ratios x criteria, evaluate each, and name the smallest model within "
+                    "tolerance (last line of the output)");
+    cmd->add_option("-m,--model", o->model, "base GGUF model")->required();
+    cmd->add_option("--calib", o->calib, "calibration file(s) for the profile (as profile --data)");
+    cmd->add_option("--stats", o->stats, "statistics of an earlier profile of this model, instead of --calib");
+    cmd->add_option("--data", o->data, "held-out text: [NAME=]FILE, one per domain")->required();
+    cmd->add_option("-o,--output", o->out_dir, "output folder (stats, pruned models, base logits, sweep.json/html)")
+        ->required();
+    cmd->add_option("--ratios", *ratios, "fractions of the experts to remove, comma-separated");
+    cmd->add_option("--criteria", *crits, "criteria, comma-separated (" + join(criterion_names(), ", ") + ")");
+    cmd->add_option("--max-kl", o->tolerance.max_kl, "tolerance: worst-domain mean KL divergence base -> model");
+    cmd->add_option("--max-degeneration", o->tolerance.max_degeneration,
+                    "tolerance: share of degenerate continuations (with --prompts)");
+    cmd->add_option("--min-task-ratio", o->tolerance.min_task_ratio,
+                    "tolerance: task accuracy as a fraction of the base's (with tasks)");
+    cmd->add_option("-c,--ctx-size", o->n_ctx, "eval window in tokens (0: min(512, the model's trained context))")
+        ->check(CLI::Range(0, 1 << 20));
+    cmd->add_option("--chunks", o->max_chunks, "eval windows per domain (-1: all)");
+    cmd->add_option("--max-samples", o->max_samples, "calibration samples to profile (-1: all)");
+    add_llama_flags(*cmd, *o);
+    cmd->add_flag("--resume", o->resume, "reuse the stats, pruned models and base logits already in the output folder");
+    cmd->add_flag("--keep-all", o->keep_all, "keep every pruned model (default: only the answer)");
+    cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
+    cmd->callback([o, ratios, crits]() {
+        o->prune_ratios.clear();
+        for (const std::string & r : split_commas(*ratios)) {
+            char * end = nullptr;
+            double v   = std::strtod(r.c_str(), &end);
+            if (r.empty() || *end != '\0') throw CLI::ValidationError("--ratios", "'" + r + "' is not a number");
+            if (!(v > 0 && v < 1)) throw CLI::ValidationError("--ratios", r + " is not a fraction in (0, 1)");
+            o->prune_ratios.push_back(v);
+        }
+        o->criteria = split_commas(*crits);
+        for (const std::string & c : o->criteria) {
+            const auto names = criterion_names();
+            if (std::find(names.begin(), names.end(), c) == names.end()) {
+                throw CLI::ValidationError("--criteria", "'" + c + "' is not one of " + join(names, ", "));
+            }
+        }
+        print_summary(run_sweep(*o));
+    });
+}
+
+}  // namespace reap::cli
