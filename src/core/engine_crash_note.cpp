@@ -1,8 +1,8 @@
 #include "core/engine_crash_note.h"
 
+#include <unistd.h>
 #include <csignal>
 #include <cstring>
-#include <unistd.h>
 
 namespace reap {
 
@@ -15,7 +15,7 @@ constexpr char k_note[] =
 extern "C" void on_illegal_instruction(int sig) {
     // SA_RESETHAND has already restored the default action: re-raising ends the process with the
     // signal it received once this handler returns (it stays blocked until then).
-    static const char line[] = "\n";
+    static const char line[]  = "\n";
     ssize_t           ignored = write(STDERR_FILENO, line, 1);
     ignored                   = write(STDERR_FILENO, k_note, sizeof k_note - 1);
     ignored                   = write(STDERR_FILENO, line, 1);

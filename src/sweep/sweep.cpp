@@ -24,8 +24,8 @@ namespace reap {
 std::pair<std::string, std::string> domain_of(const std::string & arg) {
     const size_t eq = arg.find('=');
     if (eq != std::string::npos && eq > 0 && arg.find('/') > eq) return {arg.substr(0, eq), arg.substr(eq + 1)};
-    std::string name = base_name(arg);
-    const size_t dot = name.rfind('.');
+    std::string  name = base_name(arg);
+    const size_t dot  = name.rfind('.');
     if (dot != std::string::npos && dot > 0) name.resize(dot);
     return {name, arg};
 }
@@ -45,7 +45,8 @@ std::string point_file_name(Criterion c, double prune_ratio) {
 
 void check_options(const SweepOptions & o) {
     if (o.model.empty()) fail("give the model to sweep with -m MODEL.gguf");
-    if (o.calib.empty() == o.stats.empty()) fail("give calibration data (--calib FILE) or statistics (--stats FILE), one of them");
+    if (o.calib.empty() == o.stats.empty())
+        fail("give calibration data (--calib FILE) or statistics (--stats FILE), one of them");
     if (o.data.empty()) fail("give held-out text to evaluate on with --data [NAME=]FILE");
     if (o.out_dir.empty()) fail("give the output folder with -o OUTDIR");
     if (o.prune_ratios.empty()) fail("--ratios: give at least one fraction of experts to remove");
@@ -56,14 +57,16 @@ void check_options(const SweepOptions & o) {
     std::map<std::string, std::string> names;
     for (const std::string & d : o.data) {
         const auto [name, file] = domain_of(d);
-        if (!names.emplace(name, file).second) fail("--data: two domains named '%s'; name them NAME=FILE", name.c_str());
+        if (!names.emplace(name, file).second)
+            fail("--data: two domains named '%s'; name them NAME=FILE", name.c_str());
     }
 }
 
 // What identifies the sweep in OUTDIR: the model (name and size) and the statistics' source.
 nlohmann::json sweep_identity(const SweepOptions & o, const ModelFiles & model) {
     nlohmann::json calib = nlohmann::json::array();
-    for (const std::string & c : o.calib) calib.push_back(base_name(c));
+    for (const std::string & c : o.calib)
+        calib.push_back(base_name(c));
     return {{"model", base_name(model.first())},
             {"model_size", model.size},
             {"calib", calib},
@@ -86,8 +89,8 @@ void check_out_dir(const SweepOptions & o, const nlohmann::json & identity) {
 
 int eval_context(const SweepOptions & o) {
     if (o.n_ctx > 0) return o.n_ctx;
-    const GgufFile  f    = GgufFile::open(o.model);
-    const auto      ctx  = f.get_uint(f.arch() + ".context_length");
+    const GgufFile f   = GgufFile::open(o.model);
+    const auto     ctx = f.get_uint(f.arch() + ".context_length");
     return ctx && *ctx > 0 && *ctx < 512 ? int(*ctx) : 512;
 }
 
@@ -95,13 +98,13 @@ std::string profile_once(const SweepOptions & o) {
     if (!o.stats.empty()) return o.stats;
     ProfileOptions p;
     static_cast<LlamaFlags &>(p) = o;
-    p.model       = o.model;
-    p.data        = o.calib;
-    p.output      = o.out_dir + "/stats.json";
-    p.max_samples = o.max_samples;
-    p.resume      = o.resume && fs::exists(p.output);
-    p.progress    = false;
-    const ProfileResult r = run_profile(p);
+    p.model                      = o.model;
+    p.data                       = o.calib;
+    p.output                     = o.out_dir + "/stats.json";
+    p.max_samples                = o.max_samples;
+    p.resume                     = o.resume && fs::exists(p.output);
+    p.progress                   = false;
+    const ProfileResult r        = run_profile(p);
     if (r.interrupted) fail("interrupted while profiling; continue with --resume");
     return p.output;
 }
@@ -109,7 +112,7 @@ std::string profile_once(const SweepOptions & o) {
 // The kept experts of every layer that a GGUF written by `reap prune` records.
 std::map<int, std::vector<uint64_t>> kept_in_file(const GgufFile & f) {
     std::map<int, std::vector<uint64_t>> kept;
-    const std::string prefix = "reap.prune.layer.";
+    const std::string                    prefix = "reap.prune.layer.";
     for (int64_t i = 0; i < gguf_get_n_kv(f.meta()); i++) {
         const std::string key = gguf_get_key(f.meta(), i);
         if (key.rfind(prefix, 0) == 0 && key.size() > prefix.size() + 5 && key.substr(key.size() - 5) == ".kept") {
@@ -130,9 +133,9 @@ void prune_point(const SweepOptions & o, const std::string & stats, const SweepP
     r.show_progress = false;
     if (fs::exists(p.path)) {
         if (!o.resume) fail("%s: exists; continue the sweep with --resume, or choose another -o", p.path.c_str());
-        PruneRequest dry = r;
-        dry.dry_run      = true;
-        dry.output       = "";
+        PruneRequest dry           = r;
+        dry.dry_run                = true;
+        dry.output                 = "";
         const PruneOutcome planned = run_prune(dry);
         const Plan &       plan    = planned.outputs.at(0).job.plan;
         const GgufFile     f       = GgufFile::open(p.path);
@@ -140,12 +143,13 @@ void prune_point(const SweepOptions & o, const std::string & stats, const SweepP
         bool               same    = f.get_str("reap.prune.source") == base_name(o.model) && !kept.empty();
         for (const auto & [il, lp] : plan.layers) {
             const auto it = kept.find(il);
-            same          = same && it != kept.end() && std::vector<uint64_t>(lp.kept.begin(), lp.kept.end()) == it->second;
+            same = same && it != kept.end() && std::vector<uint64_t>(lp.kept.begin(), lp.kept.end()) == it->second;
         }
         if (!same) {
-            fail("%s: is not the %s plan of %s at this ratio (another model or other statistics); remove it or choose "
-                 "another -o",
-                 p.path.c_str(), criterion_name(p.criterion), base_name(o.model).c_str());
+            fail(
+                "%s: is not the %s plan of %s at this ratio (another model or other statistics); remove it or choose "
+                "another -o",
+                p.path.c_str(), criterion_name(p.criterion), base_name(o.model).c_str());
         }
         return;
     }
@@ -155,11 +159,11 @@ void prune_point(const SweepOptions & o, const std::string & stats, const SweepP
 EvalOptions eval_options(const SweepOptions & o, int n_ctx) {
     EvalOptions e;
     static_cast<LlamaFlags &>(e) = o;
-    e.base       = o.model;
-    e.data       = domain_of(o.data.front()).second;
-    e.n_ctx      = n_ctx;
-    e.max_chunks = o.max_chunks;
-    e.progress   = false;
+    e.base                       = o.model;
+    e.data                       = domain_of(o.data.front()).second;
+    e.n_ctx                      = n_ctx;
+    e.max_chunks                 = o.max_chunks;
+    e.progress                   = false;
     fs::create_directories(o.out_dir + "/base-logits");
     e.base_logits = o.out_dir + "/base-logits/" + domain_of(o.data.front()).first + ".bin";
     return e;
@@ -169,7 +173,8 @@ EvalOptions eval_options(const SweepOptions & o, int n_ctx) {
 
 SweepResult run_sweep(const SweepOptions & o) {
     check_options(o);
-    for (const std::string & c : o.criteria) parse_criterion(c);
+    for (const std::string & c : o.criteria)
+        parse_criterion(c);
     const ModelFiles     model    = model_files(o.model);
     const nlohmann::json identity = sweep_identity(o, model);
     std::error_code      ec;
@@ -188,20 +193,20 @@ SweepResult run_sweep(const SweepOptions & o) {
     const uint64_t steps = (o.stats.empty() ? 1 : 0) + 2 * points.size() + 1;
     Progress       progress("sweep", steps, "steps", o.progress);
     uint64_t       done = 0;
-    progress.update(done, "profiling", true);
+    progress.update(done, "profiling");
     const std::string stats = profile_once(o);
     done += o.stats.empty() ? 1 : 0;
     for (const SweepPoint & p : points) {
-        progress.update(done, "pruning " + base_name(p.path), true);
+        progress.update(done, "pruning " + base_name(p.path));
         prune_point(o, stats, p);
-        progress.update(++done, "", true);
+        progress.update(++done, "");
     }
 
-    const int      n_ctx = eval_context(o);
-    EvalOptions    e     = eval_options(o, n_ctx);
-    nlohmann::json base;
+    const int                   n_ctx = eval_context(o);
+    EvalOptions                 e     = eval_options(o, n_ctx);
+    nlohmann::json              base;
     std::vector<nlohmann::json> models;
-    progress.update(done, "evaluating the base", true);
+    progress.update(done, "evaluating the base");
     {
         EvalOptions b = e;
         if (fs::exists(b.base_logits) && !o.resume) fs::remove(b.base_logits);
@@ -209,27 +214,27 @@ SweepResult run_sweep(const SweepOptions & o) {
         // The base alone: writes its logits (or, resuming, reads them back).
         const auto rows = run_eval(b);
         base            = eval_json(rows, b.convention).at(0);
-        progress.update(++done, "", true);
+        progress.update(++done, "");
     }
     for (const SweepPoint & p : points) {
-        progress.update(done, "evaluating " + base_name(p.path), true);
-        EvalOptions m = e;
-        m.pruned      = {p.path};
-        const auto rows = run_eval(m);
+        progress.update(done, "evaluating " + base_name(p.path));
+        EvalOptions m        = e;
+        m.pruned             = {p.path};
+        const auto     rows  = run_eval(m);
         nlohmann::json entry = eval_json(rows, m.convention).at(1);
         entry["criterion"]   = criterion_name(p.criterion);
         entry["prune_ratio"] = p.prune_ratio;
         entry["keep_ratio"]  = 1.0 - p.prune_ratio;
         entry["path"]        = p.path;
         models.push_back(entry);
-        progress.update(++done, "", true);
+        progress.update(++done, "");
     }
     progress.finish();
 
     SweepResult res;
     const auto  best = choose_model(models, base, o.tolerance);
     for (size_t i = 0; i < models.size(); i++) {
-        const std::string why = outside_tolerance(models[i], base, o.tolerance);
+        const std::string why         = outside_tolerance(models[i], base, o.tolerance);
         models[i]["within_tolerance"] = why.empty();
         if (!why.empty()) models[i]["outside_tolerance"] = why;
         models[i]["chosen"] = best && *best == i;

@@ -21,10 +21,10 @@
 namespace reap {
 
 struct SweepOptions : LlamaFlags {
-    std::string              model;        // base GGUF
-    std::vector<std::string> calib;        // calibration files (profile --data); or
-    std::string              stats;        // statistics of an earlier profile of this model
-    std::vector<std::string> data;         // held-out text: [NAME=]FILE
+    std::string              model;  // base GGUF
+    std::vector<std::string> calib;  // calibration files (profile --data); or
+    std::string              stats;  // statistics of an earlier profile of this model
+    std::vector<std::string> data;   // held-out text: [NAME=]FILE
     std::string              out_dir;
     std::vector<double>      prune_ratios = {0.25, 0.5, 0.625, 0.75};  // fractions of experts removed
     std::vector<std::string> criteria     = {"reap", "frequency"};

@@ -37,7 +37,7 @@ std::optional<size_t> choose_model(const std::vector<nlohmann::json> & models, c
             best = i;
             continue;
         }
-        const uint64_t size = models[i].value("file_size", uint64_t(0));
+        const uint64_t size      = models[i].value("file_size", uint64_t(0));
         const uint64_t best_size = models[*best].value("file_size", uint64_t(0));
         if (size < best_size || (size == best_size && worst_kl_of(models[i]) < worst_kl_of(models[*best]))) best = i;
     }

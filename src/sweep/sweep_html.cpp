@@ -25,18 +25,17 @@ std::string fmt(double v) { return strfmt("%.3g", v); }
 
 // One chart: x = file size (MiB), y = metric; a polyline per criterion, the base as a square,
 // the chosen model ringed, the tolerance as a dashed line.
-std::string chart(const json & report, const std::string & title, const Metric & metric,
-                  std::optional<double> limit) {
-    const json & models = report["models"];
+std::string chart(const json & report, const std::string & title, const Metric & metric, std::optional<double> limit) {
+    const json &                                                  models = report["models"];
     std::map<std::string, std::vector<std::pair<double, double>>> lines;
-    std::vector<std::pair<double, double>> chosen;
-    double x0 = 1e300, x1 = 0, y1 = limit.value_or(0);
-    auto   add_extent = [&](double x, double y) {
+    std::vector<std::pair<double, double>>                        chosen;
+    double                                                        x0 = 1e300, x1 = 0, y1 = limit.value_or(0);
+    auto                                                          add_extent = [&](double x, double y) {
         x0 = std::min(x0, x);
         x1 = std::max(x1, x);
         y1 = std::max(y1, y);
     };
-    const auto base_y = metric(report["base"]);
+    const auto   base_y = metric(report["base"]);
     const double base_x = report["base"].value("file_size", 0.0) / 1048576.0;
     if (base_y) add_extent(base_x, *base_y);
     for (const json & m : models) {
@@ -51,9 +50,9 @@ std::string chart(const json & report, const std::string & title, const Metric &
     if (x1 <= x0) x1 = x0 + 1;
     if (y1 <= 0) y1 = 1;
     y1 *= 1.08;
-    const double W = 420, H = 260, L = 56, R = 12, T = 12, B = 40;
-    auto         px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-    auto         py = [&](double y) { return T + (1 - y / y1) * (H - T - B); };
+    const double       W = 420, H = 260, L = 56, R = 12, T = 12, B = 40;
+    auto               px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+    auto               py = [&](double y) { return T + (1 - y / y1) * (H - T - B); };
     std::ostringstream s;
     s << "<figure><figcaption>" << html_escape(title) << "</figcaption>\n<svg width=\"" << W << "\" height=\"" << H
       << "\" viewBox=\"0 0 " << W << ' ' << H << "\" role=\"img\">\n";
@@ -69,16 +68,18 @@ std::string chart(const json & report, const std::string & title, const Metric &
     s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">file size (MiB)</text>\n",
                 (L + W - R) / 2, H - 6);
     if (limit) {
-        s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"limit\"><title>tolerance %s</title></line>\n",
-                    L, py(*limit), W - R, py(*limit), fmt(*limit).c_str());
+        s << strfmt(
+            "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"limit\"><title>tolerance %s</title></line>\n", L,
+            py(*limit), W - R, py(*limit), fmt(*limit).c_str());
     }
-    size_t c = 0;
+    size_t             c = 0;
     std::ostringstream legend;
     for (auto & [name, pts] : lines) {
         std::sort(pts.begin(), pts.end());
         const char * colour = k_colours[c++ % (sizeof k_colours / sizeof *k_colours)];
         s << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"2\" points=\"";
-        for (const auto & [x, y] : pts) s << strfmt("%.1f,%.1f ", px(x), py(y));
+        for (const auto & [x, y] : pts)
+            s << strfmt("%.1f,%.1f ", px(x), py(y));
         s << "\"/>\n";
         for (const auto & [x, y] : pts) {
             s << strfmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>%s: %s MiB, %s</title></circle>",
@@ -87,13 +88,14 @@ std::string chart(const json & report, const std::string & title, const Metric &
         legend << "<span style=\"color:" << colour << "\">&#9632; " << html_escape(name) << "</span> ";
     }
     if (base_y) {
-        s << strfmt("<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" class=\"base\"><title>base: %s MiB, "
-                    "%s</title></rect>",
-                    px(base_x) - 4, py(*base_y) - 4, fmt(base_x).c_str(), fmt(*base_y).c_str());
+        s << strfmt(
+            "<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" class=\"base\"><title>base: %s MiB, "
+            "%s</title></rect>",
+            px(base_x) - 4, py(*base_y) - 4, fmt(base_x).c_str(), fmt(*base_y).c_str());
     }
     for (const auto & [x, y] : chosen) {
-        s << strfmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"8\" class=\"chosen\"><title>the answer</title></circle>", px(x),
-                    py(y));
+        s << strfmt("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"8\" class=\"chosen\"><title>the answer</title></circle>",
+                    px(x), py(y));
     }
     s << "</svg>\n<div class=\"legend\">" << legend.str() << "<span>&#9633; base</span> <span>&#9711; answer</span>"
       << (limit ? " <span>- - tolerance</span>" : "") << "</div></figure>\n";
@@ -109,26 +111,29 @@ std::string table(const json & report) {
     std::vector<std::string> domains, tasks;
     const json &             base = report["base"];
     if (base.contains("domains")) {
-        for (const auto & [d, v] : base["domains"].items()) domains.push_back(d);
+        for (const auto & [d, v] : base["domains"].items())
+            domains.push_back(d);
     }
     if (base.contains("tasks")) {
-        for (const auto & [t, v] : base["tasks"].items()) tasks.push_back(t);
+        for (const auto & [t, v] : base["tasks"].items())
+            tasks.push_back(t);
     }
     const bool         gen = base.contains("generation");
     std::ostringstream s;
     s << "<table><thead><tr><th>model</th><th>criterion</th><th>pruned</th><th>size</th><th>worst KL</th>";
-    for (const auto & d : domains) s << "<th>KL " << html_escape(d) << "</th>";
+    for (const auto & d : domains)
+        s << "<th>KL " << html_escape(d) << "</th>";
     s << "<th>PPL</th><th>top-1</th>";
     if (gen) s << "<th>agreement</th><th>degeneration</th>";
-    for (const auto & t : tasks) s << "<th>" << html_escape(t) << "</th>";
+    for (const auto & t : tasks)
+        s << "<th>" << html_escape(t) << "</th>";
     s << "<th>within tolerance</th></tr></thead><tbody>\n";
     auto row = [&](const json & e, bool is_base) {
         s << "<tr" << (e.value("chosen", false) ? " class=\"chosen\"" : "") << "><td>"
           << html_escape(is_base ? "base " + e.value("model", std::string()) : e.value("model", std::string()))
           << "</td><td>" << html_escape(e.value("criterion", std::string("-"))) << "</td><td>"
           << (is_base ? "0 %" : strfmt("%g %%", e.value("prune_ratio", 0.0) * 100)) << "</td><td>"
-          << human_bytes(e.value("file_size", uint64_t(0))) << "</td><td>" << strfmt("%.4f", worst_kl_of(e))
-          << "</td>";
+          << human_bytes(e.value("file_size", uint64_t(0))) << "</td><td>" << strfmt("%.4f", worst_kl_of(e)) << "</td>";
         for (const auto & d : domains) {
             s << "<td>"
               << (e.contains("domains") && e["domains"].contains(d)
@@ -148,11 +153,14 @@ std::string table(const json & report) {
             s << "<td>" << (a ? strfmt("%.3f", *a) : "-") << "</td>";
         }
         s << "<td>"
-          << (is_base ? "" : e.value("within_tolerance", false) ? "yes" : html_escape(e.value("outside_tolerance", "")))
+          << (is_base                              ? ""
+              : e.value("within_tolerance", false) ? "yes"
+                                                   : html_escape(e.value("outside_tolerance", "")))
           << "</td></tr>\n";
     };
     row(base, true);
-    for (const json & m : report["models"]) row(m, false);
+    for (const json & m : report["models"])
+        row(m, false);
     s << "</tbody></table>\n";
     return s.str();
 }
@@ -173,20 +181,22 @@ std::string sweep_html(const json & report) {
       << ".answer{font-size:16px;padding:.5em 1em;background:#eef6ee;border-left:4px solid #2ca02c}\n"
       << "</style></head><body>\n<h1>How far can " << html_escape(report["identity"].value("model", std::string()))
       << " be pruned?</h1>\n";
-    const std::string chosen = report.value("chosen", std::string());
+    const std::string chosen      = report.value("chosen", std::string());
     bool              base_chosen = true;
-    for (const json & m : report["models"]) base_chosen = base_chosen && !m.value("chosen", false);
+    for (const json & m : report["models"])
+        base_chosen = base_chosen && !m.value("chosen", false);
     h << "<p class=\"answer\">"
       << (base_chosen ? "No pruned model is within the tolerance: keep the base model, " + html_escape(chosen)
                       : "The smallest model within the tolerance: <b>" + html_escape(chosen) + "</b>")
       << "</p>\n";
     h << "<p>Tolerance: worst-domain KL &le; " << tol.value("max_kl", 0.0) << ", degeneration &le; "
       << tol.value("max_degeneration", 0.0) << " (with prompts), task accuracy &ge; "
-      << tol.value("min_task_ratio", 0.0) << " of the base's (with tasks). Held-out domains: "
-      << html_escape(report.value("domains", json::array()).dump()) << "; eval windows of "
-      << report.value("eval_ctx", 0) << " tokens.</p>\n";
-    h << chart(report, "worst-domain KL divergence (nats/token)", [](const json & e) { return worst_kl_of(e); },
-               tol.value("max_kl", 0.0));
+      << tol.value("min_task_ratio", 0.0)
+      << " of the base's (with tasks). Held-out domains: " << html_escape(report.value("domains", json::array()).dump())
+      << "; eval windows of " << report.value("eval_ctx", 0) << " tokens.</p>\n";
+    h << chart(
+        report, "worst-domain KL divergence (nats/token)", [](const json & e) { return worst_kl_of(e); },
+        tol.value("max_kl", 0.0));
     h << chart(
         report, "degeneration rate",
         [](const json & e) -> std::optional<double> {
@@ -197,7 +207,8 @@ std::string sweep_html(const json & report) {
     if (report["base"].contains("tasks")) {
         for (const auto & [task, v] : report["base"]["tasks"].items()) {
             const std::string t = task;
-            h << chart(report, t + " accuracy", [t](const json & e) { return task_accuracy(e, t); }, std::nullopt);
+            h << chart(
+                report, t + " accuracy", [t](const json & e) { return task_accuracy(e, t); }, std::nullopt);
         }
     }
     h << "<h2>Every model</h2>\n" << table(report);

@@ -28,7 +28,8 @@ std::vector<std::string> split_commas(const std::string & s) {
 
 std::string join(const std::vector<std::string> & v, const char * sep) {
     std::string s;
-    for (const std::string & x : v) s += (s.empty() ? "" : sep) + x;
+    for (const std::string & x : v)
+        s += (s.empty() ? "" : sep) + x;
     return s;
 }
 
@@ -56,8 +57,9 @@ void add_sweep(CLI::App & app) {
     auto   ratios = std::make_shared<std::string>("0.25,0.5,0.625,0.75");
     auto   crits  = std::make_shared<std::string>("reap,frequency");
     auto * cmd    = app.add_subcommand(
-        "sweep", "profile once, prune at several ratios x criteria, evaluate each, and name the smallest model within "
-                    "tolerance (last line of the output)");
+           "sweep",
+           "profile once, prune at several ratios x criteria, evaluate each, and name the smallest model within "
+              "tolerance (last line of the output)");
     cmd->add_option("-m,--model", o->model, "base GGUF model")->required();
     cmd->add_option("--calib", o->calib, "calibration file(s) for the profile (as profile --data)");
     cmd->add_option("--stats", o->stats, "statistics of an earlier profile of this model, instead of --calib");
