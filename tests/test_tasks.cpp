@@ -71,6 +71,11 @@ TEST(TaskFiles, MalformedFilesNameTheFileAndLine) {
               std::string::npos)
         << read_error(TaskFormat::multiple_choice, cut);
     EXPECT_NE(read_error(TaskFormat::multiple_choice, cut, 1).find(": task "), std::string::npos);  // by offset
+    const std::string huge = write("huge.bin", std::string("\xf0\xff\xff\xff\x08\0\0\0", 8));
+    EXPECT_NE(
+        read_error(TaskFormat::multiple_choice, huge).find(huge + ": 4294967280 tasks, but the file is too short"),
+        std::string::npos)
+        << read_error(TaskFormat::multiple_choice, huge);
 }
 
 TEST(TaskFiles, AFileOfAnotherFormatSaysWhichItLooksLike) {

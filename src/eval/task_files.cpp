@@ -260,6 +260,10 @@ TaskSet read_multiple_choice(const std::string & path, const std::string & bytes
     BinaryReader in(bytes);
     uint32_t     n_task = 0;
     if (!in.u32(n_task) || n_task == 0) fail("%s: no multiple-choice tasks", path.c_str());
+    if (uint64_t(n_task) * 4 > bytes.size() - 4) {  // checked before the table is allocated
+        fail("%s: %u tasks, but the file is too short for their table of offsets (multiple-choice binary format)",
+             path.c_str(), n_task);
+    }
     std::vector<uint32_t> offsets(n_task);
     for (auto & o : offsets)
         if (!in.u32(o))
