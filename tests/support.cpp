@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -253,6 +254,21 @@ void write_dense_gguf(const std::string & path) {
     EXPECT_TRUE(gguf_write_to_file(ctx, path.c_str(), false)) << path;
     gguf_free(ctx);
     ggml_free(g);
+}
+
+std::string run_llama_tool(const std::string & command, const std::function<bool(const std::string &)> & complete,
+                           int attempts) {
+    std::string log;
+    for (int attempt = 0; attempt < attempts && (attempt == 0 || !complete(log)); attempt++) {
+        log.clear();
+        if (FILE * p = ::popen((command + " 2>&1").c_str(), "r")) {
+            char buf[4096];
+            for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;)
+                log.append(buf, n);
+            ::pclose(p);
+        }
+    }
+    return log;
 }
 
 std::string read_text(const std::string & path) {

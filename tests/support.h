@@ -7,6 +7,7 @@
 #include "synth/synth.h"
 
 #include <sys/types.h>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,12 @@ std::vector<std::vector<float>> decode_logits(const std::string & model, const s
 // Writes `src` as `n` split files named like llama.cpp's gguf-split ("<prefix>-0000k-of-0000n.gguf");
 // returns the first one's path.
 std::string write_splits(const std::string & src, const std::string & prefix, int n);
+
+// Runs a llama.cpp tool through the shell (stdout and stderr together) until `complete` holds
+// for its output, `attempts` times at most: llama.cpp's asynchronous logger can drop a run's last
+// lines at exit on a loaded machine. Returns the last output.
+std::string run_llama_tool(const std::string & command, const std::function<bool(const std::string &)> & complete,
+                           int attempts = 8);
 
 std::vector<uint8_t> read_bytes(const std::string & path);
 std::string          read_text(const std::string & path);  // the whole file; "" when it cannot be read

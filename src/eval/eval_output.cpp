@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "eval/task_output.h"
 #include "moe/inspect.h"
 
 #include <map>
@@ -73,7 +74,7 @@ std::string eval_table(const std::vector<EvalRow> & rows, PplConvention conventi
         s += strfmt("%-36s %11s %10.4f %10.6f %10.6f %8.4f %9s\n", names[i].c_str(), human_bytes(r.file_size).c_str(),
                     r.ppl, r.kl_mean, r.kl_p99, r.top1, speed.c_str());
     }
-    return s;
+    return s + task_table(rows, names);
 }
 
 nlohmann::json eval_json(const std::vector<EvalRow> & rows, PplConvention convention) {
@@ -91,6 +92,7 @@ nlohmann::json eval_json(const std::vector<EvalRow> & rows, PplConvention conven
                      {"tokens_per_s", r.timed ? nlohmann::json(r.tokens_per_s) : nlohmann::json(nullptr)},
                      {"tokens_scored", r.n_scored},
                      {"ppl_convention", ppl_convention_name(convention)}});
+        if (!r.tasks.empty()) a.back()["tasks"] = task_json(r.tasks);
     }
     return a;
 }

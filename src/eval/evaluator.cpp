@@ -4,6 +4,7 @@
 #include "core/fs_util.h"
 #include "core/progress.h"
 #include "eval/base_logits.h"
+#include "eval/task_scoring.h"
 #include "llama/llama_runtime.h"
 
 #include "llama.h"
@@ -169,6 +170,8 @@ std::string temporary_logits_path() {
 // the inputs: the models' files, the held-out text, a base-logits file to read.
 void refuse_outputs_over_inputs(const EvalOptions & o, bool reuse) {
     std::vector<std::string> inputs = {o.data};
+    for (const std::string & f : {o.tasks.hellaswag, o.tasks.winogrande, o.tasks.multiple_choice})
+        if (!f.empty()) inputs.push_back(f);
     for (const std::string & m : o.pruned) {
         const auto parts = model_files(m).parts;
         inputs.insert(inputs.end(), parts.begin(), parts.end());
@@ -202,6 +205,19 @@ void check_logits_base(const BaseLogitsReader & logits, const std::string & base
     }
 }
 
+// Scores the task files on the base (the first row) and on each pruned model.
+void add_task_scores(const EvalOptions & o, const std::vector<TaskSet> & sets, std::vector<EvalRow> & rows) {
+    TaskRunOptions t;
+    static_cast<LlamaFlags &>(t) = o;
+    t.n_ctx                      = o.n_ctx;
+    t.n_batch                    = o.n_batch;
+    t.n_ubatch                   = o.n_ubatch;
+    t.progress                   = o.progress;
+    rows.front().tasks           = score_task_sets(o.base, t, sets);
+    for (size_t i = 0; i < o.pruned.size(); i++)
+        rows[i + 1].tasks = score_task_sets(o.pruned[i], t, sets);
+}
+
 }  // namespace
 
 std::vector<EvalRow> run_eval(const EvalOptions & o) {
@@ -215,6 +231,8 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
         fail("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
     }
     refuse_outputs_over_inputs(o, reuse);
+    if (o.tasks.any() && o.base.empty()) fail("the task files are scored on the base model too: give -m BASE");
+    const std::vector<TaskSet> task_sets = read_task_files(o.tasks);  // a malformed file fails before any work
     llama_backend_init();
 
     std::vector<EvalRow> rows;
@@ -236,6 +254,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
     for (const std::string & path : o.pruned) {
         rows.push_back(compare_model(path, o, text, logits));
     }
+    if (!task_sets.empty()) add_task_scores(o, task_sets, rows);
     return rows;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "eval/metrics.h"
+#include "eval/task_files.h"
 #include "llama/llama_flags.h"
 
 #include <string>
@@ -29,6 +30,7 @@ struct EvalOptions : LlamaFlags {
     int                      n_batch     = 0;      // tokens per llama_decode call (0: -c, one window per call)
     int                      n_ubatch    = 0;      // tokens per micro-batch (0: as n_batch)
     bool                     progress    = true;
+    TaskFiles                tasks;  // --hellaswag, --winogrande, --multiple-choice, --tasks
 };
 
 // One row for the base, then one per pruned model, in order.

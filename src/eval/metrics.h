@@ -3,6 +3,8 @@
 // over all positions PPL, mean and 99th-percentile KL, agreement rate, speed.
 #pragma once
 
+#include "eval/task_files.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -24,6 +26,8 @@ struct EvalRow {
     double      tokens_per_s = 0;
     bool        timed        = false;  // false: tokens_per_s was not measured (base read from a file)
     uint64_t    n_scored     = 0;
+
+    std::vector<TaskScore> tasks;  // one per task file asked for (eval/task_scoring.h)
 };
 
 // Metrics of one predicted position: the base's log-probabilities, the model's

@@ -27,6 +27,16 @@ void add_eval(CLI::App & app) {
         ->check(CLI::Range(0, 1 << 30));
     cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub; 0: as -b)")
         ->check(CLI::Range(0, 1 << 30));
+    cmd->add_option("--hellaswag", o->tasks.hellaswag,
+                    "also score this HellaSwag task file (llama-perplexity's format: 6 lines a task)");
+    cmd->add_option("--winogrande", o->tasks.winogrande,
+                    "also score this Winogrande task file (llama-perplexity's CSV)");
+    cmd->add_option("--multiple-choice", o->tasks.multiple_choice,
+                    "also score this multiple-choice task file (llama-perplexity's binary format)");
+    cmd->add_option("--tasks", o->tasks.limit,
+                    "score this many tasks of each file, picked as llama-perplexity picks them (0: all; "
+                    "llama-perplexity's --hellaswag-tasks defaults to 400)")
+        ->check(CLI::NonNegativeNumber);
     add_llama_flags(*cmd, *o);
     cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
