@@ -17,12 +17,6 @@ namespace {
 
 const std::string k_trained = std::string(REAP_SOURCE_DIR) + "/data/models/tiny-moe-q8_0.gguf";
 
-std::vector<int32_t> seq(std::initializer_list<int32_t> head, std::vector<int32_t> tail = {}) {
-    std::vector<int32_t> s(head);
-    s.insert(s.end(), tail.begin(), tail.end());
-    return s;
-}
-
 std::vector<int32_t> distinct(size_t n, int32_t from = 100) {
     std::vector<int32_t> s;
     for (size_t i = 0; i < n; i++)
@@ -55,7 +49,7 @@ TEST(Degeneration, LoopsInTheTailAreFoundAndTextIsNot) {
     // a period longer than half the tail is not a loop (the tail holds the n-gram less than twice)
     EXPECT_EQ(loop_period(concat(distinct(20, 500), concat(distinct(20), distinct(20)))), 0u);
     // 90 % of the tail: one odd token (2 of the tail's 20 comparisons fail: 90 %) still loops, five do not
-    auto one_off = concat(distinct(20), repeat({1, 2}, 20));
+    auto one_off = concat(distinct(16), repeat({1, 2}, 24));  // the tail, 20..39, compares with 18..37
     one_off[30]  = 99;
     EXPECT_EQ(loop_period(one_off), 2u);
     auto four_off = one_off;
@@ -109,6 +103,7 @@ struct LoadedModel {
     llama_model * model = nullptr;
     explicit LoadedModel(const std::string & path) {
         llama_backend_init();
+        llama_log_set([](ggml_log_level, const char *, void *) {}, nullptr);
         model = llama_model_load_from_file(path.c_str(), llama_model_default_params());
     }
     ~LoadedModel() { llama_model_free(model); }
@@ -125,50 +120,49 @@ TEST(GenerationPrompts, EveryCalibrationFormatAndMessagesWithTheAssistantTurnOpe
     const std::string dir = test::tmp_dir();
     LoadedModel       m(k_trained);
     ASSERT_NE(m.model, nullptr);
-    std::ofstream(dir + "/p.jsonl") << R"({"prompt": "int main(void)", "response" : "{ return 0; }"
-})" << "\n\n"
-        << R"({"text": "The quick brown fox"})" << "\n"
-        << R"({"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "ANSWER"}]})"
-        << "\n";
-GenerationOptions g;
-g.prompts       = dir + "/p.jsonl";
-g.chat_template = "chatml";
-const auto p    = load_prompts(m.model, g, 100);
-ASSERT_EQ(p.size(), 3u);
-EXPECT_EQ(text_of(m.model, p[0].tokens), "int main(void)\n");  // the response is what comes next
-EXPECT_EQ(text_of(m.model, p[1].tokens), "The quick brown fox");
-const std::string chat = text_of(m.model, p[2].tokens);
-EXPECT_EQ(chat, "<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\n");
-EXPECT_EQ(chat.find("ANSWER"), std::string::npos);
-// a prompt longer than the room left for the continuation keeps its end
-const auto cut = load_prompts(m.model, g, 3);
-EXPECT_EQ(cut[1].tokens.size(), 3u);
-EXPECT_EQ(cut[1].tokens.back(), p[1].tokens.back());
+    const json chat_line = {
+        {"messages", {{{"role", "user"}, {"content", "Say hi"}}, {{"role", "assistant"}, {"content", "ANSWER 2"}}}}};
+    {
+        std::ofstream out(dir + "/p.jsonl");
+        out << json{{"prompt", "int main(void)"}, {"response", "ANSWER 1"}}.dump() << "\n\n";
+        out << json{{"text", "The quick brown fox"}}.dump() << "\n";
+        out << chat_line.dump() << "\n";
+    }
+    GenerationOptions g;
+    g.prompts       = dir + "/p.jsonl";
+    g.chat_template = "chatml";
+    const auto p    = load_prompts(m.model, g, 100);
+    ASSERT_EQ(p.size(), 3u);
+    EXPECT_EQ(text_of(m.model, p[0].tokens), "int main(void)\n");  // the response is what comes next
+    EXPECT_EQ(text_of(m.model, p[1].tokens), "The quick brown fox");
+    const std::string chat = text_of(m.model, p[2].tokens);
+    EXPECT_EQ(chat, "<|im_start|>user\nSay hi<|im_end|>\n<|im_start|>assistant\n");
+    // a prompt longer than the room left for the continuation keeps its end
+    const auto cut = load_prompts(m.model, g, 3);
+    EXPECT_EQ(cut[1].tokens.size(), 3u);
+    EXPECT_EQ(cut[1].tokens.back(), p[1].tokens.back());
 
-// plain text: one prompt per non-blank line
-std::ofstream(dir + "/p.txt") << "first line\n\n  \nsecond line\n";
-g.prompts        = dir + "/p.txt";
-const auto lines = load_prompts(m.model, g, 100);
-ASSERT_EQ(lines.size(), 2u);
-EXPECT_EQ(text_of(m.model, lines[1].tokens), "second line");
+    // plain text: one prompt per non-blank line
+    std::ofstream(dir + "/p.txt") << "first line\n\n  \nsecond line\n";
+    g.prompts        = dir + "/p.txt";
+    const auto lines = load_prompts(m.model, g, 100);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(text_of(m.model, lines[1].tokens), "second line");
 
-// a malformed line names the file and the line
-std::ofstream(dir + "/bad.jsonl") << R"({"text": "fine"})"
-                                  << "\n"
-                                  << "{not json\n";
-g.prompts = dir + "/bad.jsonl";
-try {
-    load_prompts(m.model, g, 100);
-    ADD_FAILURE() << "accepted";
-} catch (const Error & e) {
-    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
-}
-// messages without a template: the trained model has none
-std::ofstream(dir + "/chat.jsonl") << R"({"messages": [{"role": "user", "content": "hi"}]})"
-                                   << "\n";
-g.prompts       = dir + "/chat.jsonl";
-g.chat_template = "";
-EXPECT_THROW(load_prompts(m.model, g, 100), Error);
+    // a malformed line names the file and the line
+    std::ofstream(dir + "/bad.jsonl") << json{{"text", "fine"}}.dump() << "\n{not json\n";
+    g.prompts = dir + "/bad.jsonl";
+    try {
+        load_prompts(m.model, g, 100);
+        ADD_FAILURE() << "accepted";
+    } catch (const Error & e) {
+        EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
+    }
+    // messages without a template: the trained model has none
+    std::ofstream(dir + "/chat.jsonl") << chat_line.dump() << "\n";
+    g.prompts       = dir + "/chat.jsonl";
+    g.chat_template = "";
+    EXPECT_THROW(load_prompts(m.model, g, 100), Error);
 }
 
 // Prompts from the held-out code and prose: the start of each paragraph, at most 160 characters.
@@ -226,20 +220,20 @@ TEST(Generation, DeterministicBaseAgreesWithItselfPrunedAgreesLess) {
     EXPECT_NE(r.out.find("prompt 1: "), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("  half.gguf"), std::string::npos) << r.out;
 
-    // the same run again: the same numbers and continuations
-    const auto again = run(dir + "/b.json");
+    // The same run again, to CSV: the same numbers and the same continuations.
+    const auto again = run(dir + "/b.csv");
     ASSERT_EQ(again.exit_code, 0) << again.err;
-    const json b = json::parse(test::read_bytes(dir + "/b.json"));
-    for (int i : {0, 1, 2})
-        EXPECT_EQ(a[i]["generation"], b[i]["generation"]) << i;
-
-    // CSV carries the scores
-    const auto c = test::run_reap({"eval", "-m", k_trained, "--pruned", pruned, "--data", text, "-c", "128",
-                                   "--prompts", prompts, "--gen-tokens", "48", "-o", dir + "/c.csv", "--no-progress"});
-    ASSERT_EQ(c.exit_code, 0) << c.err;
-    const std::string csv = test::read_text(dir + "/c.csv");
-    EXPECT_NE(csv.find(",gen_agreement,"), std::string::npos) << csv;
-    EXPECT_NE(csv.find(strfmt(",%.6f,", half["agreement"].get<double>())), std::string::npos) << csv;
+    const std::string csv = test::read_text(dir + "/b.csv");
+    EXPECT_NE(csv.find(",gen_agreement,gen_agreement_tokens,gen_match_rate,gen_degeneration,gen_distinct2\n"),
+              std::string::npos)
+        << csv;
+    EXPECT_NE(csv.find(strfmt(",%.6f,%.4f,%.6f,%.6f,%.6f\n", half["agreement"].get<double>(),
+                              half["agreement_tokens"].get<double>(), half["match_rate"].get<double>(),
+                              half["degeneration"].get<double>(), half["distinct2"].get<double>())),
+              std::string::npos)
+        << csv;
+    const size_t at = r.out.find("== generation");
+    EXPECT_EQ(again.out.substr(again.out.find("== generation")), r.out.substr(at));
 }
 
 TEST(Generation, RefusesTokensBeyondTheContextAndBadPrompts) {
