@@ -46,8 +46,10 @@ TEST(Degeneration, LoopsInTheTailAreFoundAndTextIsNot) {
     // too short to call, however repetitive
     EXPECT_EQ(loop_period(repeat({5}, k_loop_min_tokens - 1)), 0u);
     EXPECT_EQ(loop_period(repeat({5}, k_loop_min_tokens)), 1u);
-    // a period longer than half the tail is not a loop (the tail holds the n-gram less than twice)
-    EXPECT_EQ(loop_period(concat(distinct(20, 500), concat(distinct(20), distinct(20)))), 0u);
+    // a period longer than half the tail is not a loop (the tail holds the n-gram less than twice):
+    // 60 tokens, a tail of 30, a line of 15 tokens repeated loops, one of 16 does not
+    EXPECT_EQ(loop_period(repeat(distinct(15), 60)), 15u);
+    EXPECT_EQ(loop_period(repeat(distinct(16), 60)), 0u);
     // 90 % of the tail: one odd token (2 of the tail's 20 comparisons fail: 90 %) still loops, five do not
     auto one_off = concat(distinct(16), repeat({1, 2}, 24));  // the tail, 20..39, compares with 18..37
     one_off[30]  = 99;
