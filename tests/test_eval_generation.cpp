@@ -254,6 +254,12 @@ TEST(Generation, RefusesTokensBeyondTheContextAndBadPrompts) {
                                      dir + "/bad.jsonl", "--gen-tokens", "8", "--no-progress"});
     EXPECT_EQ(bad.exit_code, 1) << bad.err;
     EXPECT_NE(bad.err.find("bad.jsonl:2"), std::string::npos) << bad.err;
+    // the prompts are an input: no table over them
+    const auto over = test::run_reap({"eval", "-m", k_trained, "--data", text, "-c", "64", "--prompts", dir + "/p.txt",
+                                      "--gen-tokens", "8", "-o", dir + "/p.txt", "--no-progress"});
+    EXPECT_EQ(over.exit_code, 1) << over.err;
+    EXPECT_NE(over.err.find("is also an input"), std::string::npos) << over.err;
+    EXPECT_EQ(test::read_text(dir + "/p.txt"), "hello\n");
 }
 
 }  // namespace
