@@ -96,7 +96,7 @@ TEST(EvalDomains, OneTablePerDomainAndTheSummaryInTextJsonAndCsv) {
     const auto         lg = s.dir + "/logits";
     const auto         r =
         test::run_reap({"eval", "-m", s.base, "--pruned", s.pruned, "--data", k_sample, "--data", "code=" + s.code,
-                        "-c", "64", "--base-logits", lg, "-o", s.dir + "/t.json", "--no-progress"});
+                        "-c", "64", "-t", "1", "--base-logits", lg, "-o", s.dir + "/t.json", "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("== domain sample"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("== domain code"), std::string::npos) << r.out;
@@ -127,7 +127,7 @@ TEST(EvalDomains, OneTablePerDomainAndTheSummaryInTextJsonAndCsv) {
 
     // Each domain's numbers are those of a run on that text alone.
     const auto alone = test::run_reap({"eval", "-m", s.base, "--pruned", s.pruned, "--data", "code=" + s.code, "-c",
-                                       "64", "-o", s.dir + "/code.json", "--no-progress"});
+                                       "64", "-t", "1", "-o", s.dir + "/code.json", "--no-progress"});
     ASSERT_EQ(alone.exit_code, 0) << alone.err;
     const json c = read_json(s.dir + "/code.json");
     EXPECT_EQ(c[1]["kl_mean"], t[1]["domains"]["code"]["kl_mean"]);
@@ -136,8 +136,9 @@ TEST(EvalDomains, OneTablePerDomainAndTheSummaryInTextJsonAndCsv) {
     EXPECT_EQ(alone.out.find("== domain"), std::string::npos) << "one domain: today's single table";
 
     // Reuse: no base model; each domain's stored logits give the same numbers, in CSV.
-    const auto again = test::run_reap({"eval", "--pruned", s.pruned, "--data", k_sample, "--data", "code=" + s.code,
-                                       "-c", "64", "--base-logits", lg, "-o", s.dir + "/t.csv", "--no-progress"});
+    const auto again =
+        test::run_reap({"eval", "--pruned", s.pruned, "--data", k_sample, "--data", "code=" + s.code, "-c", "64", "-t",
+                        "1", "--base-logits", lg, "-o", s.dir + "/t.csv", "--no-progress"});
     ASSERT_EQ(again.exit_code, 0) << again.err;
     const std::string csv    = test::read_text(s.dir + "/t.csv");
     const std::string header = csv.substr(0, csv.find('\n'));

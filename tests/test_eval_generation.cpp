@@ -175,7 +175,7 @@ std::string write_prompts(const std::string & dir) {
         const std::string text =
             test::read_text(std::string(REAP_SOURCE_DIR) + "/data/text/" + domain + "-heldout.txt");
         size_t at = 0;
-        for (int k = 0; k < 6 && at < text.size(); k++) {
+        for (int k = 0; k < 4 && at < text.size(); k++) {
             const size_t cut = text.rfind('\n', at + 160);
             out << json{{"text", text.substr(at, cut > at ? cut - at + 1 : 160)}}.dump() << "\n";
             at = text.find("\n\n", at + 2000);
@@ -190,7 +190,7 @@ TEST(Generation, DeterministicBaseAgreesWithItselfPrunedAgreesLess) {
     const std::string dir = test::tmp_dir();
     const auto        p   = test::run_reap({"profile", "-m", k_trained, "--data",
                                             std::string(REAP_SOURCE_DIR) + "/data/calibration/code.jsonl", "--max-samples", "24",
-                                            "-o", dir + "/s.json", "--no-progress"});
+                                            "-t", "1", "-o", dir + "/s.json", "--no-progress"});
     ASSERT_EQ(p.exit_code, 0) << p.err;
     const std::string pruned = dir + "/half.gguf";
     const auto        q      = test::run_reap(
@@ -200,7 +200,7 @@ TEST(Generation, DeterministicBaseAgreesWithItselfPrunedAgreesLess) {
     const std::string text    = std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt";
     auto              run     = [&](const std::string & out) {
         return test::run_reap({"eval", "-m", k_trained, "--pruned", k_trained, pruned, "--data", text, "-c", "128",
-                               "--prompts", prompts, "--gen-tokens", "48", "-o", out, "--no-progress"});
+                               "--prompts", prompts, "--gen-tokens", "40", "-t", "1", "-o", out, "--no-progress"});
     };
     const auto r = run(dir + "/a.json");
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -210,15 +210,15 @@ TEST(Generation, DeterministicBaseAgreesWithItselfPrunedAgreesLess) {
         const json & g = a[i]["generation"];
         EXPECT_EQ(g["agreement"], 1.0) << g.dump();
         EXPECT_EQ(g["match_rate"], 1.0);
-        EXPECT_EQ(g["prompts"], 12);
-        EXPECT_EQ(g["gen_tokens"], 48);
+        EXPECT_EQ(g["prompts"], 8);
+        EXPECT_EQ(g["gen_tokens"], 40);
     }
     EXPECT_EQ(a[0]["generation"]["examples"], a[1]["generation"]["examples"]);
     const json & half = a[2]["generation"];
     EXPECT_LT(half["agreement"].get<double>(), 1.0) << half.dump();
     EXPECT_LT(half["match_rate"].get<double>(), 1.0);
     EXPECT_GT(half["distinct2"].get<double>(), 0.0);
-    EXPECT_NE(r.out.find("== generation: 12 prompts, greedy, up to 48 tokens"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("== generation: 8 prompts, greedy, up to 40 tokens"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("prompt 1: "), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("  half.gguf"), std::string::npos) << r.out;
 
