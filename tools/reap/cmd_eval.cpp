@@ -22,7 +22,8 @@ struct DomainArgs {
 void add_eval(CLI::App & app) {
     auto   o    = std::make_shared<EvalOptions>();
     auto   args = std::make_shared<DomainArgs>();
-    auto * cmd  = app.add_subcommand("eval", "compare pruned models with the base on held-out text (PPL, KL, top-1)");
+    auto * cmd  = app.add_subcommand(
+         "eval", "compare pruned models with the base on held-out texts (PPL, KL, top-1 per domain) and in generation");
     cmd->add_option("-m,--model", o->base, "base model (optional when --base-logits already exists)");
     cmd->add_option("--pruned", o->pruned, "pruned model(s) to compare with the base")->expected(1, -1);
     cmd->add_option("--data,-f", args->data,
