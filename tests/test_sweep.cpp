@@ -49,12 +49,6 @@ TEST(SweepChoice, WorstDomainKlWinsOverTheMeanAndNoneWithinIsNothing) {
     EXPECT_DOUBLE_EQ(worst_kl_of(e), 0.9);
 }
 
-TEST(SweepChoice, DomainNames) {
-    EXPECT_EQ(domain_of("code=dir/a.txt"), std::make_pair(std::string("code"), std::string("dir/a.txt")));
-    EXPECT_EQ(domain_of("dir/prose-heldout.txt"),
-              std::make_pair(std::string("prose-heldout"), std::string("dir/prose-heldout.txt")));
-}
-
 const std::string k_model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
 
 std::vector<std::string> sweep_args(const std::string & out) {

@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
 
 namespace reap {
@@ -36,19 +38,19 @@ LlamaRuntime load_model(const std::string & path, const EvalOptions & o) {
     return open_llama(path, r);
 }
 
-std::string read_heldout_text(const EvalOptions & o) {
-    std::ifstream in(o.data, std::ios::binary);
-    if (!in) fail("%s: cannot open the held-out text", o.data.c_str());
+std::string read_heldout_text(const EvalDomain & d) {
+    std::ifstream in(d.file, std::ios::binary);
+    if (!in) fail("%s: cannot open the held-out text", d.file.c_str());
     std::stringstream ss;
     ss << in.rdbuf();
     std::string text = ss.str();
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail("%s: the held-out text is empty", o.data.c_str());
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail("%s: the held-out text is empty", d.file.c_str());
     return text;
 }
 
-Windows make_windows(const llama_vocab * vocab, const std::string & text, const EvalOptions & o) {
+Windows make_windows(const llama_vocab * vocab, const std::string & text, const EvalOptions & o, const EvalDomain & d) {
     auto out = text_windows(vocab, text, o.n_ctx, o.max_chunks);
-    if (out.empty()) fail("%s: not enough text to evaluate (need at least 2 tokens)", o.data.c_str());
+    if (out.empty()) fail("%s: not enough text to evaluate (need at least 2 tokens)", d.file.c_str());
     return out;
 }
 
@@ -65,16 +67,16 @@ double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & wi
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Runs the base model, streams its log-probabilities to `path`, returns the base row.
-EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const std::string & path) {
-    const ModelFiles   files   = model_files(o.base);
-    const LlamaRuntime base    = load_model(o.base, o);
-    const Windows      windows = make_windows(base.vocab(), text, o);
-    const uint32_t     n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
-    const uint32_t     first   = first_scored_position(o.convention, uint32_t(o.n_ctx));
-    BaseLogitsWriter   out(path, n_vocab, uint32_t(o.n_ctx), first, windows, base_name(files.first()), files.size);
+// Runs the base model over domain `d`, streams its log-probabilities to `path`, returns the base row.
+EvalRow write_base_logits(const LlamaRuntime & base, const EvalOptions & o, const EvalDomain & d,
+                          const std::string & text, const std::string & path) {
+    const ModelFiles files   = model_files(o.base);
+    const Windows    windows = make_windows(base.vocab(), text, o, d);
+    const uint32_t   n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
+    const uint32_t   first   = first_scored_position(o.convention, uint32_t(o.n_ctx));
+    BaseLogitsWriter out(path, n_vocab, uint32_t(o.n_ctx), first, windows, base_name(files.first()), files.size);
     if (scored_positions(out.header().n_tokens, uint32_t(o.n_ctx), first) == 0) {
-        fail("%s: too little text to score with --ppl-convention %s at -c %d", o.data.c_str(),
+        fail("%s: too little text to score with --ppl-convention %s at -c %d", d.file.c_str(),
              ppl_convention_name(o.convention), o.n_ctx);
     }
     Progress           progress("eval " + base_name(o.base), out.header().n_tokens, "tokens", o.progress);
@@ -112,17 +114,20 @@ EvalRow base_row_from_file(BaseLogitsReader & logits, const EvalOptions & o) {
     return score.row(o.base.empty() ? logits.header().base_name : o.base, logits.header().base_file_size, 0, 0);
 }
 
-// Runs `path` over the stored windows and compares every scored position with the base, one
-// position at a time: memory holds one window's logits (llama.cpp's) and one row of each side.
-EvalRow compare_model(const std::string & path, const EvalOptions & o, const std::string & text,
-                      BaseLogitsReader & logits) {
-    const LlamaRuntime m       = load_model(path, o);
-    const uint32_t     n_vocab = logits.header().n_vocab;
+void check_vocabulary(const LlamaRuntime & m, const std::string & path, uint32_t n_vocab, const char * base_what) {
     if (uint32_t(llama_vocab_n_tokens(m.vocab())) != n_vocab) {
-        fail("%s: vocabulary of %d tokens, the base logits have %u: not comparable", path.c_str(),
-             llama_vocab_n_tokens(m.vocab()), n_vocab);
+        fail("%s: vocabulary of %d tokens, %s %u: not comparable", path.c_str(), llama_vocab_n_tokens(m.vocab()),
+             base_what, n_vocab);
     }
-    Windows                  mine = make_windows(m.vocab(), text, o);
+}
+
+// Runs `m` (the model `path`) over the stored windows and compares every scored position with the
+// base, one position at a time: memory holds one window's logits (llama.cpp's) and one row of each side.
+EvalRow compare_model(const LlamaRuntime & m, const std::string & path, const EvalOptions & o, const EvalDomain & d,
+                      const std::string & text, BaseLogitsReader & logits) {
+    const uint32_t n_vocab = logits.header().n_vocab;
+    check_vocabulary(m, path, n_vocab, "the base logits have");
+    Windows                  mine = make_windows(m.vocab(), text, o, d);
     std::vector<llama_token> flat;
     for (const auto & w : mine)
         flat.insert(flat.end(), w.begin(), w.end());
@@ -151,25 +156,31 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
     return score.row(path, model_files(path).size, secs, done);
 }
 
-// Removes a temporary logits file when the run ends, however it ends.
+// Removes the temporary logits files when the run ends, however it ends.
 struct RemoveOnExit {
-    std::string path;
+    std::vector<std::string> paths;
     ~RemoveOnExit() {
-        if (!path.empty()) std::remove(path.c_str());
+        for (const auto & p : paths)
+            std::remove(p.c_str());
     }
 };
 
-// Where the base logits go when no --base-logits is given: the system's temporary folder
+// Where domain `i`'s base logits go when no --base-logits is given: the system's temporary folder
 // (TMPDIR), never beside the user's files.
-std::string temporary_logits_path() {
-    return (std::filesystem::temp_directory_path() / ("reap-base-logits-" + std::to_string(::getpid()) + ".bin"))
+std::string temporary_logits_path(size_t i) {
+    return (std::filesystem::temp_directory_path() /
+            ("reap-base-logits-" + std::to_string(::getpid()) + "-" + std::to_string(i) + ".bin"))
         .string();
 }
 
 // Refuses, before any work, an output (the table, a base-logits file to write) that is one of
-// the inputs: the models' files, the held-out text, a base-logits file to read.
-void refuse_outputs_over_inputs(const EvalOptions & o, bool reuse) {
-    std::vector<std::string> inputs = {o.data};
+// the inputs: the models' files, the held-out texts, the prompts, the task files, a base-logits
+// file to read.
+void refuse_outputs_over_inputs(const EvalOptions & o, const std::vector<bool> & reuse) {
+    std::vector<std::string> inputs;
+    for (const auto & d : o.domains)
+        inputs.push_back(d.file);
+    if (!o.generation.prompts.empty()) inputs.push_back(o.generation.prompts);
     for (const std::string & f : {o.tasks.hellaswag, o.tasks.winogrande, o.tasks.multiple_choice})
         if (!f.empty()) inputs.push_back(f);
     for (const std::string & m : o.pruned) {
@@ -180,11 +191,12 @@ void refuse_outputs_over_inputs(const EvalOptions & o, bool reuse) {
         const auto parts = model_files(o.base).parts;
         inputs.insert(inputs.end(), parts.begin(), parts.end());
     }
-    if (!reuse && !o.base_logits.empty()) {
-        refuse_output_over_inputs(o.base_logits, inputs);
+    for (size_t i = 0; i < o.domains.size(); i++) {
+        if (!reuse[i] && !o.domains[i].base_logits.empty()) refuse_output_over_inputs(o.domains[i].base_logits, inputs);
     }
-    if (!o.base_logits.empty()) {
-        inputs.push_back(o.base_logits);  // read, or written by this run: either way not the table
+    for (const auto & d : o.domains) {
+        // read, or written by this run: either way not the table, nor another domain's logits to write
+        if (!d.base_logits.empty()) inputs.push_back(d.base_logits);
     }
     if (!o.output.empty()) {
         refuse_output_over_inputs(o.output, inputs);
@@ -218,14 +230,42 @@ void add_task_scores(const EvalOptions & o, const std::vector<TaskSet> & sets, s
         rows[i + 1].tasks = score_task_sets(o.pruned[i], t, sets);
 }
 
+// A model's row: the first domain's numbers at the top, every domain's in `domains`.
+EvalRow model_row(const std::vector<EvalRow> & per_domain, const std::vector<EvalRow> & base_per_domain,
+                  const std::vector<EvalDomain> & domains) {
+    EvalRow r = per_domain.front();
+    for (size_t i = 0; i < domains.size(); i++)
+        r.domains.push_back(domain_score(domains[i].name, per_domain[i], base_per_domain[i].ppl));
+    return r;
+}
+
 }  // namespace
 
 std::vector<EvalRow> run_eval(const EvalOptions & o) {
     if (o.n_ctx < 8) fail("-c/--ctx-size must be at least 8");
-    const std::string text  = read_heldout_text(o);
-    const bool        reuse = !o.base_logits.empty() && file_size(o.base_logits) > 0;
-    if (o.base.empty() && !reuse) {
+    if (o.domains.empty()) fail("give the held-out text: --data [NAME=]FILE");
+    const GenerationOptions & gen      = o.generation;
+    const bool                generate = !gen.prompts.empty();
+    if (generate && (gen.n_tokens < 1 || gen.n_tokens >= o.n_ctx)) {
+        fail(
+            "--gen-tokens %d: must be at least 1 and less than -c %d (the prompt and the continuation share the "
+            "context)",
+            gen.n_tokens, o.n_ctx);
+    }
+    const size_t             n_domains = o.domains.size();
+    std::vector<std::string> texts;
+    std::vector<bool>        reuse;
+    bool                     all_reused = true;
+    for (const auto & d : o.domains) {
+        texts.push_back(read_heldout_text(d));
+        reuse.push_back(!d.base_logits.empty() && file_size(d.base_logits) > 0);
+        all_reused = all_reused && reuse.back();
+    }
+    if (o.base.empty() && !all_reused) {
         fail("give -m BASE, or --base-logits FILE from an earlier run");
+    }
+    if (o.base.empty() && generate) {
+        fail("--prompts needs -m BASE: the base model's continuations are what the others are compared with");
     }
     if (o.pruned.empty() && o.base.empty()) {
         fail("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
@@ -235,24 +275,56 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
     const std::vector<TaskSet> task_sets = read_task_files(o.tasks);  // a malformed file fails before any work
     llama_backend_init();
 
-    std::vector<EvalRow> rows;
-    RemoveOnExit         temporary;
-    std::string          logits_path = o.base_logits;
-    if (!reuse) {
-        if (logits_path.empty()) {
-            logits_path = temporary.path = temporary_logits_path();
-        }
-        rows.push_back(write_base_logits(o, text, logits_path));
-    }
-    BaseLogitsReader logits(logits_path, o.n_ctx, first_scored_position(o.convention, uint32_t(o.n_ctx)));
-    if (reuse) {
+    // Stored logits first: a file made from another base is refused before any model runs.
+    const uint32_t                                 first = first_scored_position(o.convention, uint32_t(o.n_ctx));
+    std::vector<std::unique_ptr<BaseLogitsReader>> logits(n_domains);
+    std::vector<EvalRow>                           base_rows(n_domains);
+    for (size_t i = 0; i < n_domains; i++) {
+        if (!reuse[i]) continue;
+        logits[i] = std::make_unique<BaseLogitsReader>(o.domains[i].base_logits, o.n_ctx, first);
         if (!o.base.empty()) {
-            check_logits_base(logits, o.base);
+            check_logits_base(*logits[i], o.base);
         }
-        rows.push_back(base_row_from_file(logits, o));
+        base_rows[i] = base_row_from_file(*logits[i], o);
     }
+    // The base model, loaded once: the domains without stored logits, then the prompts.
+    RemoveOnExit                   temporaries;
+    std::vector<Prompt>            prompts;
+    std::vector<Continuation>      base_continuations;
+    std::optional<GenerationScore> base_generation;
+    int32_t                        base_n_vocab = 0;
+    if (!all_reused || generate) {
+        const LlamaRuntime base = load_model(o.base, o);
+        base_n_vocab            = llama_vocab_n_tokens(base.vocab());
+        for (size_t i = 0; i < n_domains; i++) {
+            if (reuse[i]) continue;
+            std::string path = o.domains[i].base_logits;
+            if (path.empty()) {
+                path = temporary_logits_path(i);
+                temporaries.paths.push_back(path);
+            }
+            base_rows[i] = write_base_logits(base, o, o.domains[i], texts[i], path);
+            logits[i]    = std::make_unique<BaseLogitsReader>(path, o.n_ctx, first);
+        }
+        if (generate) {
+            prompts            = load_prompts(base.model.get(), gen, o.n_ctx - gen.n_tokens);
+            base_continuations = greedy_continuations(base, prompts, gen.n_tokens, base_name(o.base), o.progress);
+            base_generation = compare_continuations(base.vocab(), prompts, base_continuations, base_continuations, gen);
+        }
+    }
+    std::vector<EvalRow> rows = {model_row(base_rows, base_rows, o.domains)};
+    rows.front().generation   = base_generation;
     for (const std::string & path : o.pruned) {
-        rows.push_back(compare_model(path, o, text, logits));
+        const LlamaRuntime   m = load_model(path, o);
+        std::vector<EvalRow> per_domain;
+        for (size_t i = 0; i < n_domains; i++)
+            per_domain.push_back(compare_model(m, path, o, o.domains[i], texts[i], *logits[i]));
+        rows.push_back(model_row(per_domain, base_rows, o.domains));
+        if (generate) {
+            check_vocabulary(m, path, uint32_t(base_n_vocab), "the base has");
+            const auto mine        = greedy_continuations(m, prompts, gen.n_tokens, base_name(path), o.progress);
+            rows.back().generation = compare_continuations(m.vocab(), prompts, base_continuations, mine, gen);
+        }
     }
     if (!task_sets.empty()) add_task_scores(o, task_sets, rows);
     return rows;

@@ -4,9 +4,13 @@
 // of the window's second half, as llama-perplexity does). The base model's log-probabilities are written once to a logits file
 // (eval/base_logits.h), then each pruned model is run over the same windows and compared with
 // them (eval/metrics.h): perplexity, KL divergence base -> model (mean and 99th percentile over
-// tokens), top-1 agreement, size and speed.
+// tokens), top-1 agreement, size and speed. Several held-out texts (domains, eval/domains.h) are
+// scored in one run, each model loaded once for all of them; with --prompts every model also
+// continues the same prompts greedily (eval/generation.h).
 #pragma once
 
+#include "eval/domains.h"
+#include "eval/generation.h"
 #include "eval/metrics.h"
 #include "eval/task_files.h"
 #include "llama/llama_flags.h"
@@ -20,8 +24,8 @@ namespace reap {
 struct EvalOptions : LlamaFlags {
     std::string              base;                              // base model (may be omitted when base_logits exists)
     std::vector<std::string> pruned;                            // models to compare with the base
-    std::string              data;                              // held-out text file
-    std::string              base_logits;                       // reuse if it exists (and matches), else write it here
+    std::vector<EvalDomain>  domains;                           // held-out texts (at least one)
+    GenerationOptions        generation;                        // --prompts, --gen-tokens
     std::string              output;                            // the table file the caller writes: checked up front
     PplConvention            convention  = PplConvention::all;  // which positions are scored
     int                      n_ctx       = 512;
@@ -33,7 +37,8 @@ struct EvalOptions : LlamaFlags {
     TaskFiles                tasks;  // --hellaswag, --winogrande, --multiple-choice, --tasks
 };
 
-// One row for the base, then one per pruned model, in order.
+// One row for the base, then one per pruned model, in order. A row's top-level numbers are those
+// of the first domain; `domains` holds every domain's, `generation` the continuations' scores.
 std::vector<EvalRow> run_eval(const EvalOptions & opts);
 
 }  // namespace reap

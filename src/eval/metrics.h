@@ -3,10 +3,12 @@
 // over all positions PPL, mean and 99th-percentile KL, agreement rate, speed.
 #pragma once
 
+#include "eval/generation_score.h"
 #include "eval/task_files.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,15 +21,25 @@ enum class PplConvention { all, second_half };
 const char * ppl_convention_name(PplConvention c);  // "all", "second-half" (the option's values)
 uint32_t     first_scored_position(PplConvention c, uint32_t n_ctx);
 
+// One held-out text's numbers for a model (`--data NAME=FILE`); ppl_ratio is the model's PPL over
+// the base's on the same text.
+struct DomainScore {
+    std::string name;
+    double      ppl = 0, kl_mean = 0, kl_p99 = 0, top1 = 0, ppl_ratio = 0;
+    uint64_t    n_scored = 0;
+};
+
 struct EvalRow {
     std::string path;  // the model as given (for a base known only from its logits file: its name)
     uint64_t    file_size = 0;
-    double      ppl = 0, kl_mean = 0, kl_p99 = 0, top1 = 0;
+    double      ppl = 0, kl_mean = 0, kl_p99 = 0, top1 = 0;  // on the first --data
     double      tokens_per_s = 0;
     bool        timed        = false;  // false: tokens_per_s was not measured (base read from a file)
     uint64_t    n_scored     = 0;
 
-    std::vector<TaskScore> tasks;  // one per task file asked for (eval/task_scoring.h)
+    std::vector<TaskScore>         tasks;       // one per task file asked for (eval/task_scoring.h)
+    std::vector<DomainScore>       domains;     // every --data, in order (the first one included)
+    std::optional<GenerationScore> generation;  // with --prompts
 };
 
 // Metrics of one predicted position: the base's log-probabilities, the model's

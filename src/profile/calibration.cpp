@@ -65,11 +65,12 @@ static std::string record_to_sample(const json & j, CalibFormat format, CalibSam
         if (!str("prompt") || !str("response")) {
             return "needs both string 'prompt' and 'response'";
         }
-        s.text = (*str("prompt")).get<std::string>() + "\n" + (*str("response")).get<std::string>();
+        s.prompt = (*str("prompt")).get<std::string>() + "\n";
+        s.text   = s.prompt + (*str("response")).get<std::string>();
         return "";
     }
     if ((want_auto || format == CalibFormat::text) && str("text")) {
-        s.text = (*str("text")).get<std::string>();
+        s.text = s.prompt = (*str("text")).get<std::string>();
         return s.text.empty() ? "empty 'text'" : "";
     }
     switch (format) {

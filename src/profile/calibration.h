@@ -14,7 +14,9 @@ enum class CalibFormat { automatic, prompt_response, text, messages, plain };
 CalibFormat parse_calib_format(const std::string & s);  // "auto", "prompt-response", "text", "messages", "txt"
 
 struct CalibSample {
-    std::string    text;      // the text to tokenize (empty for chat samples)
+    std::string text;         // the text to tokenize (empty for chat samples)
+    std::string prompt;       // what a generation starts from (`reap eval --prompts`): a text sample's
+                              // text, a prompt/response sample's prompt and the newline before its response
     nlohmann::json messages;  // [{role, content}, ...] for chat samples, to render with the template
     bool           is_chat  = false;
     bool           is_plain = false;  // a whole .txt file: cut into context-size windows later

@@ -56,11 +56,7 @@ ChatTemplate chat_template(const llama_model * model, const std::string & option
     fail("--chat-template %s: neither a file nor one of llama.cpp's templates (%s)", option.c_str(), list.c_str());
 }
 
-namespace {
-
-// The sample's messages rendered with the template; throws when the template is missing or
-// llama.cpp's renderer does not know it.
-std::string render_chat(const ChatTemplate & tmpl, const json & messages) {
+std::string render_chat(const ChatTemplate & tmpl, const json & messages, bool open_assistant_turn) {
     if (tmpl.text.empty()) {
         fail("a 'messages' sample needs a chat template, and the model has none (give --chat-template)");
     }
@@ -77,16 +73,20 @@ std::string render_chat(const ChatTemplate & tmpl, const json & messages) {
     }
     const char *      t = tmpl.text.c_str();
     std::vector<char> buf(total * 2 + 256);
-    int32_t n = llama_chat_apply_template(t, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
+    int32_t           n =
+        llama_chat_apply_template(t, chat.data(), chat.size(), open_assistant_turn, buf.data(), int32_t(buf.size()));
     if (n > int32_t(buf.size())) {
         buf.resize(size_t(n) + 1);
-        n = llama_chat_apply_template(t, chat.data(), chat.size(), false, buf.data(), int32_t(buf.size()));
+        n = llama_chat_apply_template(t, chat.data(), chat.size(), open_assistant_turn, buf.data(),
+                                      int32_t(buf.size()));
     }
     if (n < 0) {
         fail("llama.cpp's renderer does not know %s (give --chat-template NAME)", tmpl.source.c_str());
     }
     return std::string(buf.data(), size_t(n));
 }
+
+namespace {
 
 // A sample that cannot be used is skipped with a warning (the first few shown, the rest
 // counted), or fatal with --strict.
@@ -125,7 +125,8 @@ TokenizedSamples tokenize_samples(const llama_model * model, const std::vector<C
         } else if (s.is_chat) {
             const std::string where = data[s.file] + (s.line ? ":" + std::to_string(s.line) : "");
             try {
-                windows = sample_windows(vocab, tokenize(vocab, render_chat(tmpl, s.messages), true, true), opts.n_ctx);
+                windows = sample_windows(vocab, tokenize(vocab, render_chat(tmpl, s.messages, false), true, true),
+                                         opts.n_ctx);
             } catch (const Error & e) {
                 skipped.skip(where, s.file, e.what());
             }

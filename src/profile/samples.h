@@ -31,6 +31,11 @@ struct ChatTemplate {
 };
 ChatTemplate chat_template(const llama_model * model, const std::string & option);
 
+// `messages` ([{role, content}, ...]) rendered with the template, followed by the start of an
+// assistant turn when `open_assistant_turn` (a prompt to generate from); throws when the template
+// is missing or llama.cpp's renderer does not know it.
+std::string render_chat(const ChatTemplate & tmpl, const nlohmann::json & messages, bool open_assistant_turn);
+
 struct SampleOptions {
     int         n_ctx = 512;
     std::string chat_template;   // see chat_template()

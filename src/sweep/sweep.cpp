@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/progress.h"
+#include "eval/domains.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 #include "gguf/gguf_file.h"
@@ -15,20 +16,10 @@
 
 #include <cmath>
 #include <filesystem>
-#include <map>
 
 namespace fs = std::filesystem;
 
 namespace reap {
-
-std::pair<std::string, std::string> domain_of(const std::string & arg) {
-    const size_t eq = arg.find('=');
-    if (eq != std::string::npos && eq > 0 && arg.find('/') > eq) return {arg.substr(0, eq), arg.substr(eq + 1)};
-    std::string  name = base_name(arg);
-    const size_t dot  = name.rfind('.');
-    if (dot != std::string::npos && dot > 0) name.resize(dot);
-    return {name, arg};
-}
 
 namespace {
 
@@ -54,12 +45,6 @@ void check_options(const SweepOptions & o) {
         if (!(r > 0 && r < 1)) fail("--ratios: %g is not a fraction of experts to remove, in (0, 1)", r);
     }
     if (o.criteria.empty()) fail("--criteria: give at least one criterion");
-    std::map<std::string, std::string> names;
-    for (const std::string & d : o.data) {
-        const auto [name, file] = domain_of(d);
-        if (!names.emplace(name, file).second)
-            fail("--data: two domains named '%s'; name them NAME=FILE", name.c_str());
-    }
 }
 
 // What identifies the sweep in OUTDIR: the model (name and size) and the statistics' source.
@@ -160,12 +145,16 @@ EvalOptions eval_options(const SweepOptions & o, int n_ctx) {
     EvalOptions e;
     static_cast<LlamaFlags &>(e) = o;
     e.base                       = o.model;
-    e.data                       = domain_of(o.data.front()).second;
-    e.n_ctx                      = n_ctx;
-    e.max_chunks                 = o.max_chunks;
-    e.progress                   = false;
-    fs::create_directories(o.out_dir + "/base-logits");
-    e.base_logits = o.out_dir + "/base-logits/" + domain_of(o.data.front()).first + ".bin";
+    // One base-logits file per domain in OUTDIR/base-logits/ (NAME.lgt): written once, reused
+    // by --resume after eval checks they were made from this base.
+    const std::string logits_dir = o.out_dir + "/base-logits";
+    fs::create_directories(logits_dir);
+    e.domains    = resolve_domains(o.data, {logits_dir});
+    e.generation = o.generation;
+    e.tasks      = o.tasks;
+    e.n_ctx      = n_ctx;
+    e.max_chunks = o.max_chunks;
+    e.progress   = o.progress;
     return e;
 }
 
@@ -202,33 +191,29 @@ SweepResult run_sweep(const SweepOptions & o) {
         progress.update(++done, "");
     }
 
-    const int                   n_ctx = eval_context(o);
-    EvalOptions                 e     = eval_options(o, n_ctx);
-    nlohmann::json              base;
+    const int   n_ctx = eval_context(o);
+    EvalOptions e     = eval_options(o, n_ctx);
+    if (!o.resume) {
+        for (const auto & d : e.domains)
+            fs::remove(d.base_logits, ec);  // an interrupted earlier run's, not this sweep's
+    }
+    for (const SweepPoint & p : points)
+        e.pruned.push_back(p.path);
+    // One run for all models: the base is loaded once for its logits, continuations and tasks.
+    progress.update(done, "evaluating the base and " + std::to_string(points.size()) + " models", true);
+    const nlohmann::json        rows = eval_json(run_eval(e), e.convention);
+    const nlohmann::json        base = rows.at(0);
     std::vector<nlohmann::json> models;
-    progress.update(done, "evaluating the base");
-    {
-        EvalOptions b = e;
-        if (fs::exists(b.base_logits) && !o.resume) fs::remove(b.base_logits);
-        b.pruned = {};
-        // The base alone: writes its logits (or, resuming, reads them back).
-        const auto rows = run_eval(b);
-        base            = eval_json(rows, b.convention).at(0);
-        progress.update(++done, "");
-    }
-    for (const SweepPoint & p : points) {
-        progress.update(done, "evaluating " + base_name(p.path));
-        EvalOptions m        = e;
-        m.pruned             = {p.path};
-        const auto     rows  = run_eval(m);
-        nlohmann::json entry = eval_json(rows, m.convention).at(1);
-        entry["criterion"]   = criterion_name(p.criterion);
-        entry["prune_ratio"] = p.prune_ratio;
-        entry["keep_ratio"]  = 1.0 - p.prune_ratio;
-        entry["path"]        = p.path;
+    for (size_t i = 0; i < points.size(); i++) {
+        nlohmann::json entry = rows.at(i + 1);
+        entry["criterion"]   = criterion_name(points[i].criterion);
+        entry["prune_ratio"] = points[i].prune_ratio;
+        entry["keep_ratio"]  = 1.0 - points[i].prune_ratio;
+        entry["path"]        = points[i].path;
         models.push_back(entry);
-        progress.update(++done, "");
     }
+    done += points.size() + 1;
+    progress.update(done);
     progress.finish();
 
     SweepResult res;

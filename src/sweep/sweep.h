@@ -10,6 +10,8 @@
 // this model and these statistics; a folder holding another sweep's files is refused.
 #pragma once
 
+#include "eval/generation.h"
+#include "eval/task_files.h"
 #include "llama/llama_flags.h"
 #include "sweep/sweep_choice.h"
 
@@ -21,10 +23,12 @@
 namespace reap {
 
 struct SweepOptions : LlamaFlags {
-    std::string              model;  // base GGUF
-    std::vector<std::string> calib;  // calibration files (profile --data); or
-    std::string              stats;  // statistics of an earlier profile of this model
-    std::vector<std::string> data;   // held-out text: [NAME=]FILE
+    std::string              model;       // base GGUF
+    std::vector<std::string> calib;       // calibration files (profile --data); or
+    std::string              stats;       // statistics of an earlier profile of this model
+    std::vector<std::string> data;        // held-out text: [NAME=]FILE (eval/domains.h)
+    GenerationOptions        generation;  // --prompts, --gen-tokens (eval/generation.h)
+    TaskFiles                tasks;       // --hellaswag, --winogrande, --multiple-choice, --tasks
     std::string              out_dir;
     std::vector<double>      prune_ratios = {0.25, 0.5, 0.625, 0.75};  // fractions of experts removed
     std::vector<std::string> criteria     = {"reap", "frequency"};
@@ -44,8 +48,5 @@ struct SweepResult {
 };
 
 SweepResult run_sweep(const SweepOptions & o);
-
-// "code=a.txt" -> {"code", "a.txt"}; "dir/prose.txt" -> {"prose", "dir/prose.txt"}.
-std::pair<std::string, std::string> domain_of(const std::string & arg);
 
 }  // namespace reap

@@ -1,5 +1,7 @@
 #include "commands.h"
 #include "core/atomic_file.h"
+#include "core/error.h"
+#include "eval/degeneration.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 
@@ -8,14 +10,31 @@
 
 namespace reap::cli {
 
+namespace {
+
+// The --data and --base-logits arguments, resolved into EvalOptions::domains when the command runs.
+struct DomainArgs {
+    std::vector<std::string> data, base_logits;
+};
+
+}  // namespace
+
 void add_eval(CLI::App & app) {
-    auto   o   = std::make_shared<EvalOptions>();
-    auto * cmd = app.add_subcommand("eval", "compare pruned models with the base on held-out text (PPL, KL, top-1)");
+    auto   o    = std::make_shared<EvalOptions>();
+    auto   args = std::make_shared<DomainArgs>();
+    auto * cmd  = app.add_subcommand(
+         "eval", "compare pruned models with the base on held-out texts (PPL, KL, top-1 per domain) and in generation");
     cmd->add_option("-m,--model", o->base, "base model (optional when --base-logits already exists)");
     cmd->add_option("--pruned", o->pruned, "pruned model(s) to compare with the base")->expected(1, -1);
-    cmd->add_option("--data,-f", o->data, "held-out text file")->required();
-    cmd->add_option("--base-logits", o->base_logits,
-                    "file of the base model's log-probabilities: reused if it exists, else written");
+    cmd->add_option("--data,-f", args->data,
+                    "held-out text, [NAME=]FILE; repeat for several domains (NAME: the file's name without "
+                    "extension): a table per domain and a summary, mean and worst domain")
+        ->required()
+        ->take_all();
+    cmd->add_option("--base-logits", args->base_logits,
+                    "file of the base model's log-probabilities: reused if it exists, else written; one per --data, "
+                    "or one folder holding NAME.lgt per domain")
+        ->take_all();
     cmd->add_option("-c,--ctx-size", o->n_ctx, "window size in tokens");
     const std::map<std::string, PplConvention> conventions = {{"all", PplConvention::all},
                                                               {"second-half", PplConvention::second_half}};
@@ -37,10 +56,33 @@ void add_eval(CLI::App & app) {
                     "score this many tasks of each file, picked as llama-perplexity picks them (0: all; "
                     "llama-perplexity's --hellaswag-tasks defaults to 400)")
         ->check(CLI::NonNegativeNumber);
+    auto * prompts = cmd->add_option(
+        "--prompts", o->generation.prompts,
+        "prompts to continue greedily with every model (JSONL prompt/response, text or messages, or .txt one per "
+        "line): agreement with the base's continuation, match rate, degeneration rate, distinct-2");
+    cmd->add_option("--gen-tokens", o->generation.n_tokens,
+                    strfmt("tokens generated per prompt, less than -c. Degeneration: a continuation of at least %zu "
+                           "tokens whose last half repeats itself, period p at most half that tail, on %zu %% of its "
+                           "tokens (token i == token i-p)",
+                           k_loop_min_tokens, k_loop_min_percent))
+        ->needs(prompts)
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--chat-template", o->generation.chat_template,
+                    "template for 'messages' prompts: a llama.cpp built-in name or a file (default: the model's)")
+        ->needs(prompts);
     add_llama_flags(*cmd, *o);
     cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
-    cmd->callback([o]() {
+    cmd->callback([o, args]() {
+        if (!o->generation.prompts.empty() && o->generation.n_tokens >= o->n_ctx) {
+            throw CLI::ValidationError("--gen-tokens", strfmt("%d does not fit the context of -c %d with a prompt",
+                                                              o->generation.n_tokens, o->n_ctx));
+        }
+        try {
+            o->domains = resolve_domains(args->data, args->base_logits);
+        } catch (const Error & e) {
+            throw CLI::ValidationError(e.what());
+        }
         const auto rows = run_eval(*o);
         std::fputs(eval_table(rows, o->convention).c_str(), stdout);
         if (!o->output.empty()) {

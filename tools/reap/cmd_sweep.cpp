@@ -66,6 +66,17 @@ void add_sweep(CLI::App & app) {
     cmd->add_option("--data", o->data, "held-out text: [NAME=]FILE, one per domain")->required();
     cmd->add_option("-o,--output", o->out_dir, "output folder (stats, pruned models, base logits, sweep.json/html)")
         ->required();
+    auto * prompts = cmd->add_option("--prompts", o->generation.prompts,
+                                     "prompts every model continues greedily (as eval --prompts): agreement with the "
+                                     "base, degeneration rate");
+    cmd->add_option("--gen-tokens", o->generation.n_tokens, "tokens generated per prompt")
+        ->needs(prompts)
+        ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--hellaswag", o->tasks.hellaswag, "task file in llama-perplexity's HellaSwag format");
+    cmd->add_option("--winogrande", o->tasks.winogrande, "task file in llama-perplexity's Winogrande CSV");
+    cmd->add_option("--multiple-choice", o->tasks.multiple_choice,
+                    "task file in llama-perplexity's binary multiple-choice format");
+    cmd->add_option("--tasks", o->tasks.limit, "tasks scored per file, picked as llama-perplexity picks them (0: all)");
     cmd->add_option("--ratios", *ratios, "fractions of the experts to remove, comma-separated");
     cmd->add_option("--criteria", *crits, "criteria, comma-separated (" + join(criterion_names(), ", ") + ")");
     cmd->add_option("--max-kl", o->tolerance.max_kl, "tolerance: worst-domain mean KL divergence base -> model");
