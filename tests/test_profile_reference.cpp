@@ -664,9 +664,9 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     EXPECT_EQ(res.samples_done, samples.size());
     ASSERT_EQ(file.layers.size(), size_t(w.hp.n_layer));
 
-    const Tol tol;                                 // sums over many tokens
-    const Tol tol_per_token{5e-3, 1e-5};           // statistics dominated by single tokens
-    double    max_rel[7] = {0, 0, 0, 0, 0, 0, 0};  // gate, raw, ean, reap, reap_sq, reap_max, renorm
+    const Tol tol;                                    // sums over many tokens
+    const Tol tol_per_token{5e-3, 1e-5};              // statistics dominated by single tokens
+    double    max_rel[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // gate, raw, ean, reap, reap_sq, reap_max, renorm, out_max
     for (int il = 0; il < w.hp.n_layer; il++) {
         SCOPED_TRACE("layer " + std::to_string(il));
         const RefLayer & R = ref.layers[size_t(il)];
@@ -752,6 +752,7 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
                 max_rel[4] = std::max(max_rel[4], rel_err(G.reap_sq_sum[j], R.reap_sq[j]));
                 max_rel[5] = std::max(max_rel[5], rel_err(G.reap_max[j], R.reap_max[j]));
                 max_rel[6] = std::max(max_rel[6], rel_err(G.renorm_sum[j], R.renorm[j]));
+                max_rel[7] = std::max(max_rel[7], rel_err(G.out_max[j], R.out_max[j]));
             }
         }
         // Every token is routed to exactly k experts.
@@ -763,9 +764,9 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     std::printf(
         "[ reference ] %s: %llu tokens, max rel err gate %.2g raw %.2g ean %.2g reap %.2g reap_sq %.2g "
-        "reap_max %.2g renorm %.2g, %.2fs\n",
+        "reap_max %.2g renorm %.2g max_activation %.2g, %.2fs\n",
         c.name, (unsigned long long) ref.tokens, max_rel[0], max_rel[1], max_rel[2], max_rel[3], max_rel[4], max_rel[5],
-        max_rel[6], secs);
+        max_rel[6], max_rel[7], secs);
 }
 
 INSTANTIATE_TEST_SUITE_P(Qwen3Moe, ProfileReference,

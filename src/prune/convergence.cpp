@@ -48,7 +48,8 @@ std::string Convergence::summary() const {
                "decoded its tokens in too few batches)";
     }
     return strfmt(
-        "calibration convergence: drop set from the first %llu of %llu tokens vs all: Jaccard min %.3f (layer %d), "
+        "calibration convergence: drop set from the first %llu of %llu tokens against all: Jaccard min %.3f (layer "
+        "%d), "
         "mean %.3f%s",
         (unsigned long long) tokens, (unsigned long long) total_tokens, min, min_layer, mean,
         moving ? strfmt(" < %.2f: still moving, more calibration data may change the plan", k_convergence_warn_below)

@@ -18,8 +18,8 @@ std::string text_summary(const std::vector<FileView> & files, const std::vector<
             head += (head.empty() ? " " : ", ") + label + " " + value;
         }
         t << v.file->path << ":" << head << "\n";
-        t << strfmt("  criterion %s (%s); keep-ratio %g keeps %zu of %zu experts per layer\n", crit,
-                    criterion_meaning(o.criterion), o.keep_ratio, v.kept, v.n_expert);
+        t << strfmt("  criterion %s; keep-ratio %g keeps %zu of %zu experts per layer\n    %s: %s\n", crit,
+                    o.keep_ratio, v.kept, v.n_expert, crit, criterion_meaning(o.criterion));
         if (!v.groups_known) t << "  note: " << k_groups_unknown << "\n";
         t << "  " << (v.convergence.moving ? "WARNING: " : "") << v.convergence.summary() << "\n";
         if (v.supers.measured) {
