@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "gguf/gguf_file.h"
 #include "profile/profiler.h"
+#include "stats/criteria.h"
 #include "stats/expert_stats.h"
 #include "stats/super_experts.h"
 #include "support.h"
@@ -112,9 +113,10 @@ TEST(SuperExperts, PlantedAreFoundProtectedAndDroppedWithoutProtection) {
     for (const auto & [il, e] : want)
         EXPECT_TRUE(in(off["layers"][std::to_string(il)]["dropped"], e)) << "layer " << il << " expert " << e;
 
-    // The report marks them.
-    const auto rep = test::run_reap({"report", p.output, "-o", dir + "/r.html"});
+    // The report marks them, and states what the criterion it shows means.
+    const auto rep = test::run_reap({"report", p.output, "-o", dir + "/r.html", "--criterion", "max-activation"});
     ASSERT_EQ(rep.exit_code, 0) << rep.err;
+    EXPECT_NE(rep.out.find(criterion_meaning(Criterion::max_activation)), std::string::npos) << rep.out;
     for (const auto & [il, e] : want) {
         EXPECT_NE(rep.out.find(strfmt("super experts [%u]", e)), std::string::npos) << rep.out;
     }
