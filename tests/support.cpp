@@ -92,9 +92,9 @@ std::string synth_model(const synth::Options & o) {
         o.arch + "-L" + std::to_string(o.n_layer) + "-E" + std::to_string(o.n_embd) + "-F" + std::to_string(o.n_ff) +
         "-X" + std::to_string(o.n_expert) + "-K" + std::to_string(o.n_expert_used) + "-" + ggml_type_name(o.type) +
         "-s" + std::to_string(o.seed) + "-p" + std::to_string(o.n_dead) + "." + std::to_string(o.n_rare) + "." +
-        std::to_string(o.n_weak) + (o.llama_builder ? "-builder" : "") + "-h" + std::to_string(o.n_head) + "." +
-        std::to_string(o.n_head_kv) + "." + std::to_string(o.head_dim) + "-g" + std::to_string(o.n_group) + "." +
-        std::to_string(o.n_group_used) +
+        std::to_string(o.n_weak) + "." + std::to_string(o.n_super) + (o.llama_builder ? "-builder" : "") + "-h" +
+        std::to_string(o.n_head) + "." + std::to_string(o.n_head_kv) + "." + std::to_string(o.head_dim) + "-g" +
+        std::to_string(o.n_group) + "." + std::to_string(o.n_group_used) +
         (o.vocab.empty() ? "" : "-v" + std::to_string(std::hash<std::string>{}(o.vocab))) + "-pid" +
         std::to_string(::getpid());
     std::lock_guard<std::mutex> lock(mu);

@@ -24,6 +24,14 @@ LayerStats sample_layer() {
     L.add(2, 0.50, 0.4, 3.0, 0.50 * 3.0);
     L.add(0, 1.00, 0.9, 2.0, 1.00 * 2.0);
     L.add(1, 0.00, 0.1, 8.0, 0.0);
+    // largest |f_i| of each routed output above, and where: expert 0 peaks at 1.5 (channel 3) in
+    // its third token, expert 1 at 6.0 (channel 1) in its second, expert 2 at 2.5 (channel 0)
+    L.add_output_max(0, 1.0, 2);
+    L.add_output_max(1, 3.0, 0);
+    L.add_output_max(0, 0.5, 1);
+    L.add_output_max(2, 2.5, 0);
+    L.add_output_max(0, 1.5, 3);
+    L.add_output_max(1, 6.0, 1);
     return L;
 }
 
@@ -46,6 +54,73 @@ TEST(LayerStats, DerivedCriteriaMatchHandComputedValues) {
     const double m = 4.0 / 3.0;
     EXPECT_NEAR(L.reap_variance()[0], ((1.5 - m) * (1.5 - m) + (0.5 - m) * (0.5 - m) + (2.0 - m) * (2.0 - m)) / 2,
                 1e-12);
+}
+
+// The reference implementation's sums (weighted_ean_sum, ean_sum) over all tokens of the layer,
+// and the largest output element (max_activations), by hand from sample_layer's tokens.
+TEST(LayerStats, ReferenceImplementationCriteriaMatchHandComputedValues) {
+    const LayerStats L = sample_layer();
+    // reap-sum: sum of g ||f|| over the routed tokens / 3 tokens
+    EXPECT_EQ(expert_scores(L, Criterion::reap_sum, 0, 0),
+              (std::vector<double>{(1.5 + 0.5 + 2.0) / 3, (1.0 + 0.0) / 3, 1.5 / 3, 0.0}));
+    // ean-sum: sum of ||f|| over the routed tokens / 3 tokens
+    EXPECT_EQ(expert_scores(L, Criterion::ean_sum, 0, 0),
+              (std::vector<double>{(2.0 + 1.0 + 2.0) / 3, (4.0 + 8.0) / 3, 3.0 / 3, 0.0}));
+    // max-activation: the largest |f_i| over the routed tokens, and the channel it came from
+    EXPECT_EQ(expert_scores(L, Criterion::max_activation, 0, 0), (std::vector<double>{1.5, 6.0, 2.5, 0.0}));
+    EXPECT_EQ(L.out_max_channel, (std::vector<uint32_t>{3, 1, 0, 0}));
+    // They rank differently from the means: expert 2 (one token, REAP 1.5) is REAP's best but
+    // reap-sum's third, because it served one token of three.
+    EXPECT_GT(L.reap()[2], L.reap()[0]);
+    EXPECT_LT(L.reap_per_token()[2], L.reap_per_token()[0]);
+}
+
+// The maxima merge as maxima (with their channels), survive the file, and a file without them
+// (an older reap) refuses max-activation only.
+TEST(LayerStats, OutputMaximaMergeAsMaximaAndAreKnownAbsent) {
+    LayerStats a(3), b(3), whole(3);
+    // expert, |f|max, channel per token
+    const double data[][3] = {{0, 2.0, 5}, {1, 1.0, 2}, {0, 7.0, 1}, {2, 0.5, 4}, {1, 0.25, 0}};
+    for (int i = 0; i < 5; i++) {
+        const auto & d = data[i];
+        for (LayerStats * s : {i < 2 ? &a : &b, &whole}) {
+            s->add(uint32_t(d[0]), 0.5, 0.5, 1.0, 0.5);
+            s->add_output_max(uint32_t(d[0]), d[1], uint32_t(d[2]));
+        }
+    }
+    a.total_tokens = 1, b.total_tokens = 2, whole.total_tokens = 3;
+    a.merge(b);
+    EXPECT_EQ(a.out_max, (std::vector<double>{7.0, 1.0, 0.5}));
+    EXPECT_EQ(a.out_max_channel, (std::vector<uint32_t>{1, 2, 4}));
+    EXPECT_EQ(a.out_max, whole.out_max);
+    EXPECT_EQ(a.out_max_channel, whole.out_max_channel);
+
+    ExpertStats s;
+    s.layers.emplace(0, whole);
+    const ExpertStats r = ExpertStats::from_json(s.to_json(), "max.json");
+    EXPECT_EQ(r.layers.at(0).out_max, whole.out_max);
+    EXPECT_EQ(r.layers.at(0).out_max_channel, whole.out_max_channel);
+
+    const json old       = {{"0", {{"total_tokens", 3}, {"activation_counts", {2, 2, 1}}, {"reap", {0.5, 0.5, 0.5}}}}};
+    LayerStats old_layer = ExpertStats::from_json(old, "old.json").layers.at(0);
+    EXPECT_FALSE(old_layer.has_out_max());
+    EXPECT_THROW(expert_scores(old_layer, Criterion::max_activation, 0, 0), Error);
+    for (Criterion c : {Criterion::reap, Criterion::reap_sum, Criterion::ean_sum})
+        EXPECT_NO_THROW(expert_scores(old_layer, c, 0, 0)) << criterion_name(c);
+    LayerStats mixed = whole;
+    mixed.merge(old_layer);  // the old run's maxima are unknown: so is the maximum of both
+    EXPECT_FALSE(mixed.has_out_max());
+
+    json bad                   = old;
+    bad["0"]["max_activation"] = {1.0, 2.0, 3.0};  // without its channels
+    EXPECT_THROW(ExpertStats::from_json(bad, "bad.json"), Error);
+    bad["0"]["max_activation_channel"] = {0, 1, -1};
+    EXPECT_THROW(ExpertStats::from_json(bad, "bad.json"), Error);
+    bad["0"]["max_activation_channel"] = {0, 1, 2};
+    bad["0"]["max_activation"]         = {1.0, -2.0, 3.0};
+    EXPECT_THROW(ExpertStats::from_json(bad, "bad.json"), Error);
+    bad["0"]["max_activation"] = {1.0, 2.0, 3.0};
+    EXPECT_NO_THROW(ExpertStats::from_json(bad, "bad.json"));
 }
 
 TEST(LayerStats, MergeOfHalvesEqualsTheWhole) {

@@ -245,6 +245,18 @@ TEST_P(Interrupt, ResumeAfterAKillEqualsAnUninterruptedRun) {
     EXPECT_TRUE(resumed.meta["progress"]["complete"].get<bool>());
     EXPECT_EQ(resumed.meta["tokens"], full.meta["tokens"]);
     expect_same_stats(full, resumed, 1e-12);  // no sample counted twice or missed
+    // The half-way sums of the calibration-convergence check survive the interruption: those
+    // taken before the checkpoint come back with it, the rest are taken after the resume.
+    ASSERT_EQ(resumed.milestones.size(), full.milestones.size());
+    ASSERT_FALSE(full.milestones.empty());
+    for (size_t m = 0; m < full.milestones.size(); m++) {
+        EXPECT_EQ(resumed.milestones[m].fraction, full.milestones[m].fraction);
+        EXPECT_EQ(resumed.milestones[m].tokens, full.milestones[m].tokens);
+        ExpertStats a, b;
+        a.layers = full.milestones[m].layers;
+        b.layers = resumed.milestones[m].layers;
+        expect_same_stats(a, b, 1e-12);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, Interrupt, ::testing::Values(SIGKILL, SIGTERM, SIGINT));

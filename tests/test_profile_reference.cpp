@@ -5,8 +5,9 @@
 // small synthetic qwen3moe model straight from the GGUF file, runs the qwen3moe forward pass in
 // plain C++ (double precision), and accumulates per expert
 //     count, sum g, sum g_raw, sum ||f_j||, sum g * ||f_j||, sum (g ||f_j||)^2, max g ||f_j||,
-//     sum g * ||f_j - ybar_-j|| (reap-renorm; ybar_-j = sum_{k != j} g_k f_k / sum_{k != j} g_k)
-// over the routed tokens. reap-renorm is computed naively here, one sum over the other experts
+//     sum g * ||f_j - ybar_-j|| (reap-renorm; ybar_-j = sum_{k != j} g_k f_k / sum_{k != j} g_k),
+//     max |f_j,i| over tokens and channels i, and the channel where it occurs (super experts)
+// over the routed tokens, and from them the criteria reap-sum, ean-sum and max-activation. reap-renorm is computed naively here, one sum over the other experts
 // per selected expert (the collector subtracts j from the whole weighted sum instead). llama.cpp is used only to tokenize the calibration text exactly as
 // the profiler does. If the collector picked the wrong graph node (raw router weights as the
 // applied ones, the expert output after the gate instead of before it, the wrong expert ids),
@@ -24,6 +25,7 @@
 #include "core/log.h"
 #include "gguf/gguf_file.h"
 #include "profile/profiler.h"
+#include "stats/criteria.h"
 #include "stats/expert_stats.h"
 #include "synth/synth.h"
 
@@ -191,12 +193,14 @@ struct RefLayer {
     std::vector<uint64_t> count;
     Vec                   gate, raw, ean, reap, reap_sq, reap_max, renorm;
     // The same sums under two deliberate collector mistakes, to show the test would notice them:
-    Vec                   reap_if_raw_applied;  // g_raw used as the applied weight
-    Vec                   reap_if_gated_norm;   // ||g f|| measured (after the gate), times g
+    Vec                   reap_if_raw_applied;        // g_raw used as the applied weight
+    Vec                   reap_if_gated_norm;         // ||g f|| measured (after the gate), times g
+    Vec                   out_max, out_max_if_gated;  // max |f_i|, and max |g f_i| (read after the gate)
+    std::vector<Vec>      channel_max;                // per expert, per channel: max |f_i| over its tokens
     std::vector<uint64_t> count_slack;
-    Vec                   gate_slack, raw_slack, ean_slack, reap_slack, reap_sq_slack, reap_max_slack, renorm_slack;
-    double                min_margin = 1e9;  // smallest relative gap between k-th and (k+1)-th prob
-    int                   near_ties  = 0;
+    Vec    gate_slack, raw_slack, ean_slack, reap_slack, reap_sq_slack, reap_max_slack, renorm_slack, out_max_slack;
+    double min_margin = 1e9;  // smallest relative gap between k-th and (k+1)-th prob
+    int    near_ties  = 0;
 
     explicit RefLayer(int n_expert = 0)
         : count(size_t(n_expert)),
@@ -209,6 +213,9 @@ struct RefLayer {
           renorm(size_t(n_expert)),
           reap_if_raw_applied(size_t(n_expert)),
           reap_if_gated_norm(size_t(n_expert)),
+          out_max(size_t(n_expert)),
+          out_max_if_gated(size_t(n_expert)),
+          channel_max(size_t(n_expert)),
           count_slack(size_t(n_expert)),
           gate_slack(size_t(n_expert)),
           raw_slack(size_t(n_expert)),
@@ -216,7 +223,8 @@ struct RefLayer {
           reap_slack(size_t(n_expert)),
           reap_sq_slack(size_t(n_expert)),
           reap_max_slack(size_t(n_expert)),
-          renorm_slack(size_t(n_expert)) {}
+          renorm_slack(size_t(n_expert)),
+          out_max_slack(size_t(n_expert)) {}
 };
 
 // Routing decisions whose k-th and (k+1)-th probabilities are closer than this (relative) could
@@ -447,6 +455,14 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
                     RL.reap_max[size_t(j)] = std::max(RL.reap_max[size_t(j)], g * fn);
                     RL.reap_if_raw_applied[size_t(j)] += g_raw * fn;
                     RL.reap_if_gated_norm[size_t(j)] += g * (g * fn);
+                    Vec & cm = RL.channel_max[size_t(j)];
+                    cm.resize(size_t(E), 0.0);
+                    for (int64_t i = 0; i < E; i++) {
+                        const double a                 = std::fabs(f[size_t(i)]);
+                        cm[size_t(i)]                  = std::max(cm[size_t(i)], a);
+                        RL.out_max[size_t(j)]          = std::max(RL.out_max[size_t(j)], a);
+                        RL.out_max_if_gated[size_t(j)] = std::max(RL.out_max_if_gated[size_t(j)], g * a);
+                    }
                 }
                 for (int64_t i = 0; i < E; i++)
                     moe[size_t(i)] += g * f[size_t(i)];
@@ -471,6 +487,7 @@ void forward_sequence(const ModelW & m, const std::vector<llama_token> & toks, c
                     RL.reap_slack[size_t(j)] += fn;
                     RL.reap_sq_slack[size_t(j)] += fn * fn;
                     RL.reap_max_slack[size_t(j)] = std::max(RL.reap_max_slack[size_t(j)], fn);
+                    RL.out_max_slack[size_t(j)]  = std::max(RL.out_max_slack[size_t(j)], fn);  // |f_i| <= ||f||
                 }
                 tainted_from = std::min(tainted_from, t);  // this token's output, and later positions' attention
             }
@@ -647,9 +664,9 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     EXPECT_EQ(res.samples_done, samples.size());
     ASSERT_EQ(file.layers.size(), size_t(w.hp.n_layer));
 
-    const Tol tol;                                 // sums over many tokens
-    const Tol tol_per_token{5e-3, 1e-5};           // statistics dominated by single tokens
-    double    max_rel[7] = {0, 0, 0, 0, 0, 0, 0};  // gate, raw, ean, reap, reap_sq, reap_max, renorm
+    const Tol tol;                                    // sums over many tokens
+    const Tol tol_per_token{5e-3, 1e-5};              // statistics dominated by single tokens
+    double    max_rel[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // gate, raw, ean, reap, reap_sq, reap_max, renorm, out_max
     for (int il = 0; il < w.hp.n_layer; il++) {
         SCOPED_TRACE("layer " + std::to_string(il));
         const RefLayer & R = ref.layers[size_t(il)];
@@ -680,6 +697,14 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
         EXPECT_FALSE(all_within(R.reap, R.renorm, R.renorm_slack, tol))
             << "reap-renorm indistinguishable from reap on this data";
         ASSERT_TRUE(G.has_renorm()) << "the stats file has no reap_renorm_sum";
+        EXPECT_FALSE(all_within(R.out_max_if_gated, R.out_max, R.out_max_slack, tol_per_token))
+            << "reading the output maximum after the gate would go unnoticed";
+        ASSERT_TRUE(G.has_out_max()) << "the stats file has no max_activation";
+        // The criteria of the reference implementation, from the stats file and by hand.
+        const Vec    reap_sum_score = expert_scores(G, Criterion::reap_sum, 0, il);
+        const Vec    ean_sum_score  = expert_scores(G, Criterion::ean_sum, 0, il);
+        const Vec    max_act_score  = expert_scores(G, Criterion::max_activation, 0, il);
+        const double n_tok          = double(ref.tokens);
 
         uint64_t routed = 0;
         for (size_t j = 0; j < R.count.size(); j++) {
@@ -705,6 +730,20 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
                 << "reap_sq_sum " << G.reap_sq_sum[j] << " vs " << R.reap_sq[j];
             EXPECT_TRUE(tol_per_token.ok(G.reap_max[j], R.reap_max[j], R.reap_max_slack[j]))
                 << "reap_max " << G.reap_max[j] << " vs " << R.reap_max[j];
+            EXPECT_TRUE(tol.ok(reap_sum_score[j], R.reap[j] / n_tok, R.reap_slack[j] / n_tok))
+                << "reap-sum " << reap_sum_score[j] << " vs " << R.reap[j] / n_tok;
+            EXPECT_TRUE(tol.ok(ean_sum_score[j], R.ean[j] / n_tok, R.ean_slack[j] / n_tok))
+                << "ean-sum " << ean_sum_score[j] << " vs " << R.ean[j] / n_tok;
+            EXPECT_TRUE(tol_per_token.ok(max_act_score[j], R.out_max[j], R.out_max_slack[j]))
+                << "max-activation " << max_act_score[j] << " vs " << R.out_max[j];
+            // The channel: one where the reference reaches that maximum (two channels may be
+            // within float noise of each other, so the reference's own argmax is not required).
+            if (R.count[j] > 0 && R.count_slack[j] == 0) {
+                ASSERT_LT(G.out_max_channel[j], R.channel_max[j].size());
+                EXPECT_TRUE(tol_per_token.ok(R.channel_max[j][G.out_max_channel[j]], R.out_max[j]))
+                    << "max_activation_channel " << G.out_max_channel[j] << " holds "
+                    << R.channel_max[j][G.out_max_channel[j]] << ", the maximum is " << R.out_max[j];
+            }
             if (R.count_slack[j] == 0) {
                 max_rel[0] = std::max(max_rel[0], rel_err(G.gate_sum[j], R.gate[j]));
                 max_rel[1] = std::max(max_rel[1], rel_err(G.raw_gate_sum[j], R.raw[j]));
@@ -713,6 +752,7 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
                 max_rel[4] = std::max(max_rel[4], rel_err(G.reap_sq_sum[j], R.reap_sq[j]));
                 max_rel[5] = std::max(max_rel[5], rel_err(G.reap_max[j], R.reap_max[j]));
                 max_rel[6] = std::max(max_rel[6], rel_err(G.renorm_sum[j], R.renorm[j]));
+                max_rel[7] = std::max(max_rel[7], rel_err(G.out_max[j], R.out_max[j]));
             }
         }
         // Every token is routed to exactly k experts.
@@ -724,9 +764,9 @@ TEST_P(ProfileReference, StatisticsMatchHandComputedForwardPass) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     std::printf(
         "[ reference ] %s: %llu tokens, max rel err gate %.2g raw %.2g ean %.2g reap %.2g reap_sq %.2g "
-        "reap_max %.2g renorm %.2g, %.2fs\n",
+        "reap_max %.2g renorm %.2g max_activation %.2g, %.2fs\n",
         c.name, (unsigned long long) ref.tokens, max_rel[0], max_rel[1], max_rel[2], max_rel[3], max_rel[4], max_rel[5],
-        max_rel[6], secs);
+        max_rel[6], max_rel[7], secs);
 }
 
 INSTANTIATE_TEST_SUITE_P(Qwen3Moe, ProfileReference,

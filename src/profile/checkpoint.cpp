@@ -42,6 +42,7 @@ ResumePoint resume_from_checkpoint(const std::string & path, const StatsMeta & m
         }
         stats.layers.at(il) = L;
     }
+    stats.milestones = prev.milestones;  // those already passed; the rest are taken on the way
     ResumePoint at;
     at.samples_done = pm.progress ? size_t(pm.progress->samples_done) : 0;
     at.tokens_done  = pm.progress ? pm.progress->tokens_done : 0;

@@ -305,9 +305,14 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
         }
         for (int64_t k = 0; k < n_used; k++) {
             const float * f  = reinterpret_cast<const float *>(row + k * t->nb[1]);
-            double        ss = 0.0;
+            double        ss = 0.0, peak = 0.0;
+            int64_t       peak_at = 0;
             for (int64_t i = 0; i < n_embd; i++) {
                 ss += double(f[i]) * double(f[i]);
+                if (std::fabs(double(f[i])) > peak) {
+                    peak    = std::fabs(double(f[i]));
+                    peak_at = i;
+                }
             }
             const size_t idx  = size_t(tok * n_used + k);
             const double norm = std::sqrt(ss);
@@ -317,6 +322,7 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
             const double score = L.gate_before_expert ? norm : gate * norm;
             S.add(uint32_t(L.ids[idx]), gate, double(L.raw_w[idx]), norm, score,
                   L.gate_before_expert ? score : renorm_[size_t(k)]);
+            S.add_output_max(uint32_t(L.ids[idx]), peak, uint32_t(peak_at));
         }
     }
     S.total_tokens += uint64_t(n_tokens);

@@ -9,6 +9,8 @@
 //   down     the last of "ffn_moe_down", "_scaled", "_biased" for the layer: the expert output
 //            f_j(t) before the gate (ffn_moe_weighted overwrites it in place, so it is read at
 //            the down node itself).
+// From the down node it also keeps, per expert, the largest |element| of f and its channel (the
+// super-expert signal, stats/super_experts.h).
 // Only these nodes are requested from the scheduler, so the graph is cut as little as possible.
 // GroveMoE runs a second MoE block per layer over its adjugate ("chunk") experts with the same
 // node names; its expert output is told apart by the *_chexps weights of its MUL_MAT_ID and

@@ -15,6 +15,7 @@
 #include "profile/moe_collector.h"
 #include "profile/profile_meta.h"
 #include "profile/samples.h"
+#include "stats/milestones.h"
 
 #include <algorithm>
 #include <chrono>
@@ -182,6 +183,7 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
             res.tokens += items.tokens[k].size();
         }
         i = step.next;
+        if (opts.collect) record_milestones(collector.stats(), tokens_done, items.total_tokens());
         progress.update(tokens_done, strfmt("%zu/%zu samples, %.0f tok/s", i, items.size(),
                                             res.decode_seconds > 0 ? double(res.tokens) / res.decode_seconds : 0.0));
         if (signals.received() != 0) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <numeric>
@@ -86,9 +87,26 @@ std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const 
     return dropped_at_ratio(score, count, ungrouped, keep_ratio);
 }
 
-Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed) {
+// The scores that rank the experts when `protect` is on: a super expert ranks above every other
+// expert of the layer (max + 1 + its own score keeps the order among super experts).
+static std::vector<double> protected_scores(std::vector<double> score, int il, const SuperExperts & protect) {
+    double top = 0;
+    for (double v : score)
+        top = std::max(top, std::fabs(v));
+    for (const auto & s : protect.experts) {
+        if (s.layer == il) score[s.expert] += top + 1.0;
+    }
+    return score;
+}
+
+Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
+               const SuperExperts * protect) {
     check_kept_count(shape, kept);
     Plan p;
+    if (protect != nullptr) {
+        p.protect_super_experts = true;
+        p.super_experts         = *protect;
+    }
     p.criterion      = criterion_name(criterion);
     p.n_expert       = shape.n_expert;
     p.kept           = kept;
@@ -110,10 +128,19 @@ Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion crit
         }
         const LayerStats & S = stats.layers.at(il);
         lp.scores            = expert_scores(S, criterion, seed, il);
-        lp.kept              = kept_experts(lp.scores, S.count, shape, kept);
-        lp.dropped           = dropped_experts(lp.scores, S.count, shape, kept);
-        p.layers[il]         = lp;
-        last_regular         = il;
+        const auto rank      = protect ? protected_scores(lp.scores, il, *protect) : lp.scores;
+        lp.kept              = kept_experts(rank, S.count, shape, kept);
+        lp.dropped           = dropped_experts(rank, S.count, shape, kept);
+        if (protect) {
+            const auto unprotected = dropped_experts(lp.scores, S.count, shape, kept);
+            for (const auto & s : protect->experts) {
+                if (s.layer != il) continue;
+                p.protected_experts.push_back(
+                    {s, std::binary_search(unprotected.begin(), unprotected.end(), s.expert)});
+            }
+        }
+        p.layers[il] = lp;
+        last_regular = il;
     }
     return p;
 }
@@ -193,8 +220,33 @@ json Plan::to_json() const {
         if (lp.copied_from_layer) l["copied_from_last_regular_layer"] = true;
         layers_j[std::to_string(il)] = l;
     }
-    return {{"criterion", criterion}, {"keep_ratio", keep_ratio}, {"n_expert", n_expert}, {"kept_experts", kept},
-            {"seed", seed},           {"model", model},           {"stats", stats},       {"layers", layers_j}};
+    json j = {{"criterion", criterion}, {"keep_ratio", keep_ratio}, {"n_expert", n_expert}, {"kept_experts", kept},
+              {"seed", seed},           {"model", model},           {"stats", stats},       {"layers", layers_j}};
+    if (protect_super_experts) j["super_experts"] = super_experts_json();
+    if (!convergence.is_null()) j["calibration_convergence"] = convergence;
+    return j;
+}
+
+json Plan::super_experts_json() const {
+    json list = json::array();
+    for (const auto & pe : protected_experts) {
+        const SuperExpert & s     = pe.expert;
+        const auto &        ids   = layers.at(s.layer).kept;
+        const bool          stays = std::binary_search(ids.begin(), ids.end(), s.expert);
+        list.push_back({{"layer", s.layer},
+                        {"expert", s.expert},
+                        {"max_activation", s.max},
+                        {"channel", s.channel},
+                        {"kept", stays},
+                        {"criterion_would_drop", pe.criterion_drops},
+                        {"why", super_experts.why(s)}});
+    }
+    return {{"protected", true},
+            {"measured", super_experts.measured},
+            {"rule", super_experts.measured ? super_experts.rule_text()
+                                            : "the stats have no max_activation (an older reap): nothing protected"},
+            {"threshold", super_experts.threshold},
+            {"experts", list}};
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include "moe/moe_shape.h"
 #include "stats/criteria.h"
 #include "stats/expert_stats.h"
+#include "stats/super_experts.h"
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +24,12 @@ struct LayerPlan {
     bool                  copied_from_layer = false;  // a next-token-prediction layer: ids of the last regular layer
 };
 
+// A super expert the plan keeps whatever its score (--no-protect-super-experts turns this off).
+struct ProtectedExpert {
+    SuperExpert expert;
+    bool        criterion_drops = false;  // whether the criterion alone would have dropped it
+};
+
 struct Plan {
     std::string              criterion;
     double                   keep_ratio = 0;  // kept / n_expert
@@ -32,8 +39,14 @@ struct Plan {
     std::string              model;  // base name of the model the plan is for
     std::string              stats;  // stats file it came from
     std::map<int, LayerPlan> layers;
+    // Super-expert protection: on unless turned off; the rule's numbers and the protected experts.
+    bool                         protect_super_experts = false;
+    SuperExperts                 super_experts;
+    std::vector<ProtectedExpert> protected_experts;
+    nlohmann::json               convergence;  // prune/convergence.h's record, when computed
 
     nlohmann::json to_json() const;
+    nlohmann::json super_experts_json() const;  // the protection: rule, threshold, experts and why
     static Plan    from_json(const nlohmann::json & j, const std::string & origin);
     static Plan    load(const std::string & path);
 };
@@ -57,7 +70,10 @@ std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const 
 // Builds a plan keeping `kept` experts in every MoE layer. Lowest score goes first; ties go by
 // lower activation count, then lower id. With expert groups each group keeps kept/groups.
 // Next-token-prediction layers (no statistics) keep the ids of the last regular MoE layer.
-Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed);
+// With `protect` (find_super_experts of the same stats), super experts are pruned last
+// (ranked above every other expert of their group; among themselves by score).
+Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
+               const SuperExperts * protect = nullptr);
 
 // Checks a (loaded) plan against the model: every MoE layer present, ids valid and unique,
 // the same kept count everywhere, group balance. Throws otherwise.

@@ -8,7 +8,9 @@
 #include "hf/hf_prune_request.h"
 #include "moe/expert_budget.h"
 #include "moe/router_fingerprint.h"
+#include "prune/convergence.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace reap {
@@ -106,6 +108,45 @@ std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape
     return counts;
 }
 
+// The super experts to protect (none when turned off); says when the stats cannot tell.
+SuperExperts super_expert_protection(const ExpertStats & stats, const PruneRequest & r) {
+    if (!r.protect_super_experts) return {};
+    SuperExperts s = find_super_experts(stats);
+    if (!s.measured) {
+        log_warn(
+            "WARNING: %s has no max_activation (made by an older reap): super experts cannot be found or protected; "
+            "profile again to protect them",
+            r.stats.c_str());
+    }
+    for (const auto & e : s.experts)
+        log_info("super expert: layer %d expert %u (%s): protected", e.layer, e.expert, s.why(e).c_str());
+    return s;
+}
+
+// More super experts in a layer (or group) than it keeps: some go, and the user should know.
+void warn_unprotected(const Plan & p) {
+    for (const auto & pe : p.protected_experts) {
+        const auto & kept = p.layers.at(pe.expert.layer).kept;
+        if (!std::binary_search(kept.begin(), kept.end(), pe.expert.expert)) {
+            log_warn(
+                "WARNING: keeping %u experts drops super expert %u of layer %d (more super experts than kept slots)",
+                p.kept, pe.expert.expert, pe.expert.layer);
+        }
+    }
+}
+
+// How much of the drop set half the calibration tokens already picked, in the log and the plan.
+void report_convergence(Plan & p, const ExpertStats & stats, const MoeShape & shape, const PruneRequest & r) {
+    if (!criterion_info(r.criterion).describes_model) return;
+    const Convergence c = drop_set_convergence(stats, shape, r.criterion, p.kept, r.seed);
+    p.convergence       = c.to_json();
+    if (c.moving) {
+        log_warn("WARNING: keeping %u: %s", p.kept, c.summary().c_str());
+    } else {
+        log_info("keeping %u: %s", p.kept, c.summary().c_str());
+    }
+}
+
 }  // namespace
 
 std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape) {
@@ -123,9 +164,12 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
     const ExpertStats stats  = ExpertStats::load(r.stats);
     check_stats_match(stats, shape, r.stats);
     check_complete(stats, r);
-    std::vector<Plan> plans;
+    const SuperExperts supers = super_expert_protection(stats, r);
+    std::vector<Plan>  plans;
     for (uint32_t kept : counts) {
-        Plan p  = make_plan(stats, shape, r.criterion, kept, r.seed);
+        Plan p = make_plan(stats, shape, r.criterion, kept, r.seed, r.protect_super_experts ? &supers : nullptr);
+        warn_unprotected(p);
+        report_convergence(p, stats, shape, r);
         p.model = base_name(r.model);
         p.stats = r.stats;
         plans.push_back(std::move(p));

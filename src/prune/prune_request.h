@@ -26,10 +26,11 @@ struct PruneRequest {
     uint64_t                seed      = 42;
     std::string             output;    // "" only with dry_run
     std::string             plan_out;  // also write the plan report here
-    uint64_t                split_max_bytes  = 0;
-    bool                    dry_run          = false;
-    bool                    allow_incomplete = false;  // accept stats of an unfinished profile run
-    bool                    show_progress    = true;
+    uint64_t                split_max_bytes       = 0;
+    bool                    dry_run               = false;
+    bool                    allow_incomplete      = false;  // accept stats of an unfinished profile run
+    bool                    protect_super_experts = true;   // keep super experts (stats/super_experts.h)
+    bool                    show_progress         = true;
 };
 
 struct PlannedOutput {

@@ -51,13 +51,20 @@ static LayerView analyze_layer(int il, const LayerStats & L, const FileView & v,
 
 FileView analyze(const ReportFile & f, const ReportOptions & o) {
     FileView v;
-    v.file  = &f;
-    v.name  = base_name(f.path);
-    v.shape = f.stats.shape(&v.groups_known);
-    v.kept  = round_kept_count(v.shape, o.keep_ratio);
+    v.file   = &f;
+    v.name   = base_name(f.path);
+    v.shape  = f.stats.shape(&v.groups_known);
+    v.kept   = round_kept_count(v.shape, o.keep_ratio);
+    v.supers = find_super_experts(f.stats);
     for (const auto & [il, L] : f.stats.layers) {
         v.n_expert = std::max(v.n_expert, L.n_expert());
         v.layers.push_back(analyze_layer(il, L, v, o));
+        for (const auto & s : v.supers.experts) {
+            if (s.layer == il) v.layers.back().super.push_back(s.expert);
+        }
+    }
+    if (kept_count_problem(v.shape, uint32_t(v.kept)).empty()) {
+        v.convergence = drop_set_convergence(f.stats, v.shape, o.criterion, uint32_t(v.kept), 0);
     }
     return v;
 }

@@ -3,8 +3,10 @@
 // two runs layer by layer. The HTML page and the text summary both render these.
 #pragma once
 
+#include "prune/convergence.h"
 #include "prune/planner.h"
 #include "stats/expert_stats.h"
+#include "stats/super_experts.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +37,7 @@ struct LayerView {
     const LayerStats *    L  = nullptr;
     std::vector<double>   score, freq;
     std::vector<uint32_t> dropped, never;
+    std::vector<uint32_t> super;                      // super experts (stats/super_experts.h): reap prune protects them
     double                skew = 0, gini_counts = 0;  // skew: max / mean activation frequency
     uint32_t              top = 0, bottom = 0;
 };
@@ -47,6 +50,8 @@ struct FileView {
     bool                   groups_known = false;  // older stats files do not record expert groups
     size_t                 kept         = 0;      // what reap prune keeps at the report's ratio
     std::vector<LayerView> layers;
+    SuperExperts           supers;       // over the whole file (the rule compares all layers)
+    Convergence            convergence;  // of the drop set at the report's ratio
 };
 
 // Agreement of two runs on one layer.

@@ -225,6 +225,11 @@ std::string file_section(const FileView & v, size_t index, const ReportOptions &
     if (!refused.empty()) {
         h << "<p class=\"note warn\">reap prune would refuse this ratio: " << html_escape(refused) << ".</p>\n";
     }
+    h << "<p class=\"note" << (v.convergence.moving ? " warn" : "") << "\">" << html_escape(v.convergence.summary())
+      << "</p>\n";
+    h << "<p class=\"note\">Super experts (reap prune protects them unless --no-protect-super-experts): "
+      << html_escape(v.supers.measured ? v.supers.rule_text() : "n/a: no max_activation in this stats file")
+      << "</p>\n";
     h << "<div class=\"heatmap\">\n" << heatmap_svg(v, index, o) << "</div>\n";
 
     h << "<table class=\"layers\">\n<tr><th>layer</th><th>tokens</th><th>never activated</th>"
@@ -232,7 +237,7 @@ std::string file_section(const FileView & v, size_t index, const ReportOptions &
          "<th title=\"Gini coefficient of the activation counts: 0 = evenly used\">Gini (counts)</th>"
          "<th>highest "
       << criterion_name(o.criterion) << "</th><th>lowest " << criterion_name(o.criterion) << "</th><th>dropped at "
-      << strfmt("%g", o.keep_ratio) << "</th></tr>\n";
+      << strfmt("%g", o.keep_ratio) << "</th><th>super experts</th></tr>\n";
     for (const auto & l : v.layers) {
         h << "<tr><td>" << l.il << "</td><td>" << l.L->total_tokens << "</td><td class=\"ids\">";
         if (l.never.empty()) {
@@ -243,7 +248,8 @@ std::string file_section(const FileView & v, size_t index, const ReportOptions &
         h << "</td><td>" << num(l.skew) << "</td><td>" << strfmt("%.3f", l.gini_counts) << "</td>";
         h << "<td>expert " << l.top << ": " << num(l.score[l.top]) << "</td>";
         h << "<td>expert " << l.bottom << ": " << num(l.score[l.bottom]) << "</td>";
-        h << "<td class=\"ids\">" << ids_html(l.dropped) << "</td></tr>\n";
+        h << "<td class=\"ids\">" << ids_html(l.dropped) << "</td><td class=\"ids\">" << ids_html(l.super)
+          << "</td></tr>\n";
     }
     h << "</table>\n</section>\n";
     return h.str();

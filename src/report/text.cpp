@@ -18,14 +18,23 @@ std::string text_summary(const std::vector<FileView> & files, const std::vector<
             head += (head.empty() ? " " : ", ") + label + " " + value;
         }
         t << v.file->path << ":" << head << "\n";
-        t << strfmt("  criterion %s; keep-ratio %g keeps %zu of %zu experts per layer\n", crit, o.keep_ratio, v.kept,
-                    v.n_expert);
+        t << strfmt("  criterion %s; keep-ratio %g keeps %zu of %zu experts per layer\n    %s: %s\n", crit,
+                    o.keep_ratio, v.kept, v.n_expert, crit, criterion_meaning(o.criterion));
         if (!v.groups_known) t << "  note: " << k_groups_unknown << "\n";
+        t << "  " << (v.convergence.moving ? "WARNING: " : "") << v.convergence.summary() << "\n";
+        if (v.supers.measured) {
+            t << strfmt("  super experts: %zu (%s; reap prune protects them)\n", v.supers.experts.size(),
+                        v.supers.rule_text().c_str());
+        } else {
+            t << "  super experts: n/a (no max_activation in this stats file: made by an older reap)\n";
+        }
         for (const auto & l : v.layers) {
             t << strfmt("  layer %3d: never activated %zu", l.il, l.never.size());
             if (!l.never.empty()) t << " [" << id_list(l.never) << "]";
-            t << strfmt("; skew %s (gini %.3f); top expert %u (%s), bottom %u (%s)\n", num(l.skew).c_str(),
-                        l.gini_counts, l.top, num(l.score[l.top]).c_str(), l.bottom, num(l.score[l.bottom]).c_str());
+            t << strfmt("; skew %s (gini %.3f); top expert %u (%s), bottom %u (%s)", num(l.skew).c_str(), l.gini_counts,
+                        l.top, num(l.score[l.top]).c_str(), l.bottom, num(l.score[l.bottom]).c_str());
+            if (!l.super.empty()) t << "; super experts [" << id_list(l.super) << "]";
+            t << "\n";
         }
     }
     if (!pairs.empty()) {

@@ -22,6 +22,9 @@ std::vector<double> score_weighted_frequency(const LayerStats & L, uint64_t, int
 }
 
 std::vector<double> score_reap_renorm(const LayerStats & L, uint64_t, int) { return L.reap_renorm(); }
+std::vector<double> score_reap_sum(const LayerStats & L, uint64_t, int) { return L.reap_per_token(); }
+std::vector<double> score_ean_sum(const LayerStats & L, uint64_t, int) { return L.ean_per_token(); }
+std::vector<double> score_max_activation(const LayerStats & L, uint64_t, int) { return L.output_max(); }
 
 // A reproducible baseline: a uniform value keyed by (seed, layer, expert).
 std::vector<double> score_random(const LayerStats & L, uint64_t seed, int layer) {
@@ -45,6 +48,17 @@ const std::vector<CriterionInfo> k_criteria = {
      "mean of gate weight \u00d7 \u2016expert output \u2212 renormalised mean of the other selected experts' "
      "outputs\u2016: what dropping the expert changes when the router renormalises (experimental)",
      "reap_renorm_sum, activation_counts", true, score_reap_renorm},
+    {Criterion::reap_sum, "reap-sum",
+     "sum of gate weight \u00d7 \u2016expert output\u2016 over the routed tokens / all tokens of the layer: the "
+     "expert's expected contribution per token (frequency-weighted REAP; weighted_ean_sum in Cerebras' reference "
+     "implementation)",
+     "reap_sum, total_tokens", true, score_reap_sum},
+    {Criterion::ean_sum, "ean-sum",
+     "sum of \u2016expert output\u2016 over the routed tokens / all tokens of the layer (frequency-weighted EAN)",
+     "ean_sum, total_tokens", true, score_ean_sum},
+    {Criterion::max_activation, "max-activation",
+     "largest |element| of the expert output over the routed tokens (the super-expert signal, arXiv 2507.23279)",
+     "max_activation", true, score_max_activation},
     {Criterion::random, "random", "random (a baseline; ignores the statistics)", "nothing", false, score_random},
 };
 

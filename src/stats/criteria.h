@@ -12,7 +12,17 @@
 
 namespace reap {
 
-enum class Criterion { reap, ean, frequency, weighted_frequency, reap_renorm, random };
+enum class Criterion {
+    reap,
+    ean,
+    frequency,
+    weighted_frequency,
+    reap_renorm,
+    reap_sum,
+    ean_sum,
+    max_activation,
+    random
+};
 
 struct CriterionInfo {
     Criterion    id;

@@ -4,11 +4,13 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/text.h"
+#include "stats/milestones.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace reap {
@@ -23,7 +25,9 @@ LayerStats::LayerStats(size_t n)
       reap_sum(n, 0),
       reap_sq_sum(n, 0),
       reap_max(n, 0),
-      renorm_sum(n, 0) {}
+      renorm_sum(n, 0),
+      out_max(n, 0),
+      out_max_channel(n, 0) {}
 
 void LayerStats::add(uint32_t e, double gate, double raw_gate, double norm, double r, double renorm) {
     count[e] += 1;
@@ -34,6 +38,12 @@ void LayerStats::add(uint32_t e, double gate, double raw_gate, double norm, doub
     reap_sq_sum[e] += r * r;
     reap_max[e] = count[e] == 1 ? r : std::max(reap_max[e], r);
     if (has_renorm()) renorm_sum[e] += renorm;
+}
+
+void LayerStats::add_output_max(uint32_t e, double abs_max, uint32_t channel) {
+    if (!has_out_max() || !(abs_max > out_max[e])) return;  // the first channel wins a tie
+    out_max[e]         = abs_max;
+    out_max_channel[e] = channel;
 }
 
 void LayerStats::merge(const LayerStats & o) {
@@ -54,6 +64,17 @@ void LayerStats::merge(const LayerStats & o) {
             renorm_sum[e] += o.renorm_sum[e];
     } else {
         renorm_sum.clear();  // one side never measured it: the sum of both is unknown
+    }
+    if (has_out_max() && o.has_out_max()) {
+        for (size_t e = 0; e < count.size(); e++) {
+            if (o.out_max[e] > out_max[e]) {
+                out_max[e]         = o.out_max[e];
+                out_max_channel[e] = o.out_max_channel[e];
+            }
+        }
+    } else {
+        out_max.clear();  // the maximum of a run that never measured it is unknown
+        out_max_channel.clear();
     }
 }
 
@@ -97,33 +118,57 @@ std::vector<double> LayerStats::reap_renorm() const {
     return per_count(renorm_sum, count);
 }
 
+static std::vector<double> per_token(const std::vector<double> & sum, uint64_t total_tokens) {
+    std::vector<double> out(sum.size(), 0.0);
+    for (size_t e = 0; e < sum.size(); e++)
+        out[e] = total_tokens ? sum[e] / double(total_tokens) : 0.0;
+    return out;
+}
+std::vector<double> LayerStats::reap_per_token() const { return per_token(reap_sum, total_tokens); }
+std::vector<double> LayerStats::ean_per_token() const { return per_token(ean_sum, total_tokens); }
+
+const std::vector<double> & LayerStats::output_max() const {
+    if (!has_out_max()) {
+        fail(
+            "the statistics have no max_activation (collected by an older reap, or merged with such a file): "
+            "profile again for the max-activation criterion and super-expert protection");
+    }
+    return out_max;
+}
+
 uint32_t LayerStats::never_activated() const { return uint32_t(std::count(count.begin(), count.end(), uint64_t(0))); }
+
+json layer_to_json(const LayerStats & L, bool with_derived) {
+    json j = {
+        {"total_tokens", L.total_tokens}, {"activation_counts", L.count}, {"gate_sum", L.gate_sum},
+        {"raw_gate_sum", L.raw_gate_sum}, {"ean_sum", L.ean_sum},         {"reap_sum", L.reap_sum},
+        {"reap_sq_sum", L.reap_sq_sum},   {"reap_max", L.reap_max},
+    };
+    if (with_derived) {
+        j["activation_frequency"] = L.activation_frequency();
+        j["avg_gate_weight"]      = L.avg_gate_weight();
+        j["avg_raw_gate_weight"]  = L.avg_raw_gate_weight();
+        j["ean_mean"]             = L.ean_mean();
+        j["reap"]                 = L.reap();
+        j["reap_variance"]        = L.reap_variance();
+        j["never_activated"]      = L.never_activated();
+    }
+    if (L.has_renorm()) {
+        if (with_derived) j["reap_renorm"] = L.reap_renorm();
+        j["reap_renorm_sum"] = L.renorm_sum;
+    }
+    if (L.has_out_max()) {
+        j["max_activation"]         = L.out_max;
+        j["max_activation_channel"] = L.out_max_channel;
+    }
+    return j;
+}
 
 json ExpertStats::to_json() const {
     json j = json::object();
-    for (const auto & [il, L] : layers) {
-        j[std::to_string(il)] = {
-            {"total_tokens", L.total_tokens},
-            {"activation_counts", L.count},
-            {"activation_frequency", L.activation_frequency()},
-            {"avg_gate_weight", L.avg_gate_weight()},
-            {"avg_raw_gate_weight", L.avg_raw_gate_weight()},
-            {"ean_mean", L.ean_mean()},
-            {"reap", L.reap()},
-            {"reap_max", L.reap_max},
-            {"reap_variance", L.reap_variance()},
-            {"never_activated", L.never_activated()},
-            {"gate_sum", L.gate_sum},
-            {"raw_gate_sum", L.raw_gate_sum},
-            {"ean_sum", L.ean_sum},
-            {"reap_sum", L.reap_sum},
-            {"reap_sq_sum", L.reap_sq_sum},
-        };
-        if (L.has_renorm()) {
-            j[std::to_string(il)]["reap_renorm"]     = L.reap_renorm();
-            j[std::to_string(il)]["reap_renorm_sum"] = L.renorm_sum;
-        }
-    }
+    for (const auto & [il, L] : layers)
+        j[std::to_string(il)] = layer_to_json(L);
+    if (!milestones.empty()) j[k_milestones_key] = milestones_to_json(milestones);
     j[k_stats_meta_key] = meta.to_json();
     return j;
 }
@@ -162,8 +207,10 @@ static std::vector<T> array_of(const json & L, const char * key, size_t n, const
         if (!v.is_number()) {
             fail("%s: layer %s: '%s' holds a non-number", origin.c_str(), il.c_str(), key);
         }
-        if (std::is_unsigned<T>::value && (!v.is_number_integer() || v.get<double>() < 0)) {
-            fail("%s: layer %s: '%s' must hold non-negative integers", origin.c_str(), il.c_str(), key);
+        if (std::is_unsigned<T>::value && (!v.is_number_integer() || v.get<double>() < 0 ||
+                                           v.get<double>() > double(std::numeric_limits<T>::max()))) {
+            fail("%s: layer %s: '%s' must hold non-negative integers (at most %.0f)", origin.c_str(), il.c_str(), key,
+                 double(std::numeric_limits<T>::max()));
         }
         out.push_back(v.get<T>());
     }
@@ -173,9 +220,9 @@ static std::vector<T> array_of(const json & L, const char * key, size_t n, const
 // Sums and maxima of norms and gate weights are never negative, nor infinite.
 static void check_sums(const LayerStats & ls, const std::string & origin, const std::string & il) {
     const std::pair<const char *, const std::vector<double> *> sums[] = {
-        {"gate_sum", &ls.gate_sum},         {"ean_sum", &ls.ean_sum},   {"reap_sum", &ls.reap_sum},
-        {"reap_sq_sum", &ls.reap_sq_sum},   {"reap_max", &ls.reap_max}, {"raw_gate_sum", &ls.raw_gate_sum},
-        {"reap_renorm_sum", &ls.renorm_sum}};
+        {"gate_sum", &ls.gate_sum},          {"ean_sum", &ls.ean_sum},       {"reap_sum", &ls.reap_sum},
+        {"reap_sq_sum", &ls.reap_sq_sum},    {"reap_max", &ls.reap_max},     {"raw_gate_sum", &ls.raw_gate_sum},
+        {"reap_renorm_sum", &ls.renorm_sum}, {"max_activation", &ls.out_max}};
     for (const auto & sum : sums) {
         const bool signed_ok = sum.second == &ls.raw_gate_sum;  // raw router outputs may be negative
         for (size_t e = 0; e < sum.second->size(); e++) {
@@ -194,7 +241,8 @@ static void check_sums(const LayerStats & ls, const std::string & origin, const 
         // Sums only grow with activations: an expert never routed to has nothing to sum.
         if (ls.count[e] == 0 &&
             (ls.gate_sum[e] != 0 || ls.ean_sum[e] != 0 || ls.reap_sum[e] != 0 || ls.reap_sq_sum[e] != 0 ||
-             ls.reap_max[e] != 0 || (ls.has_renorm() && ls.renorm_sum[e] != 0))) {
+             ls.reap_max[e] != 0 || (ls.has_renorm() && ls.renorm_sum[e] != 0) ||
+             (ls.has_out_max() && ls.out_max[e] != 0))) {
             fail("%s: layer %s: expert %zu has sums but no activations", origin.c_str(), il.c_str(), e);
         }
     }
@@ -216,7 +264,7 @@ static void sum_or_mean(const json & L, const char * sum_key, const char * mean_
     }
 }
 
-static LayerStats parse_layer(const json & L, const std::string & origin, const std::string & il) {
+LayerStats layer_from_json(const json & L, const std::string & origin, const std::string & il) {
     if (!L.is_object()) {
         fail("%s: layer %s is not an object", origin.c_str(), il.c_str());
     }
@@ -244,6 +292,13 @@ static LayerStats parse_layer(const json & L, const std::string & origin, const 
         ls.renorm_sum.assign(counts.size(), 0.0);
         sum_or_mean(L, "reap_renorm_sum", "reap_renorm", true, origin, il, counts, ls.renorm_sum);
     }
+    // The output maximum and its channel come together or not at all (files that predate them).
+    ls.out_max = array_of<double>(L, "max_activation", counts.size(), origin, il, false);
+    ls.out_max_channel =
+        array_of<uint32_t>(L, "max_activation_channel", counts.size(), origin, il, !ls.out_max.empty());
+    if (ls.out_max.empty() && !ls.out_max_channel.empty()) {
+        fail("%s: layer %s has 'max_activation_channel' but no 'max_activation'", origin.c_str(), il.c_str());
+    }
     check_sums(ls, origin, il);
     return ls;
 }
@@ -257,13 +312,16 @@ ExpertStats ExpertStats::from_json(const json & j, const std::string & origin) {
         int il = 0;
         if (it.key() == k_stats_meta_key) {
             s.meta = StatsMeta::parse(it.value(), origin);
+        } else if (it.key() == k_milestones_key) {
+            s.milestones = milestones_from_json(it.value(), origin);
         } else if (is_layer_key(it.key(), origin, il)) {
-            s.layers.emplace(il, parse_layer(it.value(), origin, it.key()));
+            s.layers.emplace(il, layer_from_json(it.value(), origin, it.key()));
         }
     }
     if (s.layers.empty()) {
         fail("%s: no layer statistics in the file", origin.c_str());
     }
+    check_milestones(s, origin);
     return s;
 }
 
@@ -286,6 +344,7 @@ void ExpertStats::merge(const ExpertStats & o, const std::string & origin) {
     for (const auto & [il, L] : o.layers) {
         layers.at(il).merge(L);
     }
+    merge_milestones(milestones, o.milestones);
 }
 
 MoeShape ExpertStats::shape(bool * groups_known) const {
@@ -294,55 +353,6 @@ MoeShape ExpertStats::shape(bool * groups_known) const {
     for (const auto & kv : layers)
         s.moe_layers.push_back(kv.first);
     return s;
-}
-
-void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const std::string & path) {
-    const StatsMeta & m = stats.meta;
-    if (m.architecture && !shape.arch.empty() && *m.architecture != shape.arch) {
-        fail("%s: statistics of a %s model, but the model is %s: statistics of another model", path.c_str(),
-             m.architecture->c_str(), shape.arch.c_str());
-    }
-    if (m.n_expert_groups && *m.n_expert_groups != shape.n_expert_groups) {
-        fail("%s: statistics of a model with %u expert groups, but the model has %u: statistics of another model",
-             path.c_str(), *m.n_expert_groups, shape.n_expert_groups);
-    }
-    // A stats file that records its shape (n_expert_groups is always written) and no
-    // experts_per_chunk was made from a model without adjugate experts.
-    if (m.experts_per_chunk.value_or(0) != shape.experts_per_chunk && (m.experts_per_chunk || m.n_expert_groups)) {
-        fail(
-            "%s: statistics of a model with %u experts per adjugate group, but the model has %u: statistics of "
-            "another model",
-            path.c_str(), m.experts_per_chunk.value_or(0), shape.experts_per_chunk);
-    }
-    if (m.router_fingerprint && !shape.router_fingerprint.empty() &&
-        *m.router_fingerprint != shape.router_fingerprint) {
-        fail(
-            "%s: statistics of a model with other router weights (fingerprint %s, the model's %s): statistics of "
-            "another model",
-            path.c_str(), m.router_fingerprint->c_str(), shape.router_fingerprint.c_str());
-    }
-    if (m.router_norms) {
-        const std::string diff = router_norms_mismatch(*m.router_norms, shape.router_norms);
-        if (!diff.empty()) {
-            fail(
-                "%s: statistics of a model with other router weights or another expert order (%s, stats vs "
-                "model): statistics of another model",
-                path.c_str(), diff.c_str());
-        }
-    }
-    for (const auto & [il, L] : stats.layers) {
-        if (L.n_expert() != shape.n_expert) {
-            fail("%s: layer %d has %zu experts but the model has %u: statistics of another model", path.c_str(), il,
-                 L.n_expert(), shape.n_expert);
-        }
-    }
-    std::vector<int> have;
-    for (const auto & kv : stats.layers)
-        have.push_back(kv.first);
-    if (have != shape.moe_layers) {
-        fail("%s: statistics cover MoE layers {%s} but the model's are {%s}: statistics of another model", path.c_str(),
-             id_ranges(have).c_str(), id_ranges(shape.moe_layers).c_str());
-    }
 }
 
 }  // namespace reap

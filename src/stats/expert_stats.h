@@ -29,14 +29,22 @@ struct LayerStats {
     // when the router renormalises the remaining weights (reap-renorm). Empty when the stats
     // were read from a file that predates it (or merged with one).
     std::vector<double> renorm_sum;
+    // Super experts (arXiv 2507.23279): the largest |element| of the expert output f_j(t) over
+    // the routed tokens, and the output channel (residual dimension) where it occurred. Maxima
+    // merge as maxima. Empty when the stats predate them (or were merged with such a file).
+    std::vector<double>   out_max;
+    std::vector<uint32_t> out_max_channel;
 
     explicit LayerStats(size_t n_expert = 0);
     size_t n_expert() const { return count.size(); }
     bool   has_renorm() const { return renorm_sum.size() == count.size(); }
+    bool   has_out_max() const { return out_max.size() == count.size() && out_max_channel.size() == count.size(); }
 
     // One routed token: its gate weights, ||f||, its REAP contribution (normally gate * norm)
     // and its reap-renorm contribution g * ||f - ybar_-j||.
     void add(uint32_t expert, double gate, double raw_gate, double norm, double score, double renorm = 0.0);
+    // The largest |f_i| of one routed token's output of `expert`, at channel i (after add()).
+    void add_output_max(uint32_t expert, double abs_max, uint32_t channel);
     void merge(const LayerStats & other);  // sums add, max takes max
 
     // Derived (0 for experts never routed).
@@ -47,12 +55,25 @@ struct LayerStats {
     std::vector<double> reap() const;
     std::vector<double> reap_variance() const;
     std::vector<double> reap_renorm() const;  // throws when the sums are absent (has_renorm)
-    uint32_t            never_activated() const;
+    // Sums over all tokens of the layer (the reference implementation's weighted_ean_sum and
+    // ean_sum, normalised by total_tokens): frequency-weighted REAP and EAN.
+    std::vector<double>         reap_per_token() const;
+    std::vector<double>         ean_per_token() const;
+    const std::vector<double> & output_max() const;  // throws when absent (has_out_max)
+    uint32_t                    never_activated() const;
+};
+
+// The sums part of the way through a profile run, for calibration convergence (milestones.h).
+struct StatsMilestone {
+    double                    fraction = 0;  // the share of the run's tokens it stands for: 1/8, 1/4, 1/2
+    uint64_t                  tokens   = 0;  // tokens decoded when it was taken (batches end where they end)
+    std::map<int, LayerStats> layers;
 };
 
 struct ExpertStats {
-    std::map<int, LayerStats> layers;  // keyed by llama.cpp layer index
-    StatsMeta                 meta;    // model and provenance, under key "_meta"
+    std::map<int, LayerStats>   layers;      // keyed by llama.cpp layer index
+    StatsMeta                   meta;        // model and provenance, under key "_meta"
+    std::vector<StatsMilestone> milestones;  // under "_milestones"; empty in older files
 
     // The stats file: {"<il>": {...}, ..., "_meta": {...}}.
     nlohmann::json to_json() const;
@@ -72,6 +93,12 @@ struct ExpertStats {
 
 // The name of the provenance key in the stats file.
 inline constexpr const char * k_stats_meta_key = "_meta";
+
+// One layer's entry of the stats file; `with_derived`: also the means and frequencies that
+// the prototype's readers expect (the sums alone rebuild everything).
+nlohmann::json layer_to_json(const LayerStats & L, bool with_derived = true);
+// Parses one layer's entry (ours or the prototype's); errors name `origin` and layer `il`.
+LayerStats layer_from_json(const nlohmann::json & L, const std::string & origin, const std::string & il);
 
 // Throws when `stats` (read from `stats_path`) was not collected on a model of `shape`: another
 // architecture, expert grouping or router weights (where "_meta" and `shape` record them),

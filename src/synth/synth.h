@@ -1,5 +1,5 @@
 // `reap synth`: tiny mixture-of-experts GGUF models that llama.cpp loads and runs, with
-// planted structure (dead, rare and weak experts) recorded in the file as ground truth.
+// planted structure (dead, rare, weak and super experts) recorded in the file as ground truth.
 #pragma once
 
 #include "ggml.h"
@@ -12,23 +12,24 @@
 namespace reap::synth {
 
 struct Options {
-    std::string arch              = "qwen3moe";  // GGUF general.architecture name
-    int         n_layer           = 0;           // 0: the architecture's default
-    int         n_embd            = 256;
-    int         n_ff              = 256;  // expert FFN width
-    int         n_expert          = 0;    // 0: the architecture's default
-    int         n_expert_used     = 0;    // 0: the architecture's default
-    int         n_ctx_train       = 4096;
-    ggml_type   type              = GGML_TYPE_Q8_0;  // weight matrices; norms, biases, routers stay F32
-    uint64_t    seed              = 42;
-    int         n_dead            = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
-    int         n_rare            = -1;
-    int         n_weak            = -1;
-    int         n_head            = 0;  // attention heads; 0: the architecture's default
-    int         n_head_kv         = 0;  // key/value heads (builder layouts); 0: the architecture's default
-    int         head_dim          = 0;  // key/value width per head (builder layouts); 0: n_embd / n_head
-    int         n_group           = 0;  // expert groups (deepseek2); 0: 4 where they divide, else 2
-    int         n_group_used      = 0;  // groups selected per token; 0: half of them
+    std::string arch          = "qwen3moe";  // GGUF general.architecture name
+    int         n_layer       = 0;           // 0: the architecture's default
+    int         n_embd        = 256;
+    int         n_ff          = 256;  // expert FFN width
+    int         n_expert      = 0;    // 0: the architecture's default
+    int         n_expert_used = 0;    // 0: the architecture's default
+    int         n_ctx_train   = 4096;
+    ggml_type   type          = GGML_TYPE_Q8_0;  // weight matrices; norms, biases, routers stay F32
+    uint64_t    seed          = 42;
+    int         n_dead        = -1;  // planted experts per MoE layer; -1: n_expert / 8 (at least 1)
+    int         n_rare        = -1;
+    int         n_weak        = -1;
+    int         n_super       = 0;  // planted super experts per MoE layer (rarely routed, one massive output channel)
+    int         n_head        = 0;  // attention heads; 0: the architecture's default
+    int         n_head_kv     = 0;  // key/value heads (builder layouts); 0: the architecture's default
+    int         head_dim      = 0;  // key/value width per head (builder layouts); 0: n_embd / n_head
+    int         n_group       = 0;  // expert groups (deepseek2); 0: 4 where they divide, else 2
+    int         n_group_used  = 0;  // groups selected per token; 0: half of them
     int         experts_per_group = 0;  // grovemoe: routed experts per adjugate expert; 0: 2, as llama.cpp's converter
     bool        llama_builder     = false;  // lay out even the hand-written architectures with llama.cpp's builder
     std::string vocab;                      // tokenizer: "" the small built-in one, NAME or a vocab GGUF file
@@ -53,6 +54,8 @@ Options resolve(Options o);
 nlohmann::json write_model(const Options & o, const std::string & path);
 
 // Metadata keys that hold the ground truth, per MoE layer `il`.
-std::string planted_key(int il, const char * kind);  // kind: "dead", "rare", "weak"
+// kind: "dead", "rare", "weak", "super", and "super_channel" (the output channel of each super
+// expert's outlier, in the order of "super").
+std::string planted_key(int il, const char * kind);
 
 }  // namespace reap::synth

@@ -24,11 +24,15 @@ namespace reap::synth {
 // layer writes into it and only routers read it), so after each RMS norm it is a large positive
 // feature; a router row
 // with a negative weight there is almost never selected (rare), a positive one almost always
-// (weak). Dead experts have their down projection scaled to near zero.
-static constexpr float k_rare_anchor = -12.0f;
-static constexpr float k_weak_anchor = 1.5f;
-static constexpr float k_dead_scale  = 1e-3f;
-static constexpr float k_weak_scale  = 0.05f;
+// (weak). Dead experts have their down projection scaled to near zero. A super expert is routed
+// less often than a healthy one and one row of its down projection (one output channel) is
+// scaled up, so that channel of its output is a massive outlier, as in arXiv 2507.23279.
+static constexpr float k_rare_anchor  = -12.0f;
+static constexpr float k_super_anchor = -0.25f;
+static constexpr float k_super_scale  = 50.0f;
+static constexpr float k_weak_anchor  = 1.5f;
+static constexpr float k_dead_scale   = 1e-3f;
+static constexpr float k_weak_scale   = 0.05f;
 
 namespace {
 
@@ -40,7 +44,13 @@ struct Rng : SplitMix64 {
     }
 };
 
-enum class Planted { healthy, dead, rare, weak };
+enum class Planted { healthy, dead, rare, weak, super };
+
+// The planted roles of one MoE layer's experts, and each super expert's outlier channel.
+struct LayerRoles {
+    std::vector<Planted>  role;
+    std::vector<uint32_t> channel;  // per expert; meaningful for super experts
+};
 
 // Matmul weights take the requested type where the row length allows it; otherwise the next
 // coarser fallback llama-quantize would use (Q4_K -> Q8_0 -> F16).
@@ -109,8 +119,8 @@ void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<floa
     }
 }
 
-void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int64_t expert, std::vector<float> & v) {
-    const Planted r = roles[size_t(expert)];
+void apply_planted(const TensorSpec & t, const LayerRoles & roles, int64_t expert, std::vector<float> & v) {
+    const Planted r = roles.role[size_t(expert)];
     if (ends_with(t.name, ".ffn_gate_inp.weight")) {
         // Equal row norms: no healthy expert is favoured or starved by the draw alone.
         double ss = 0;
@@ -119,7 +129,10 @@ void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int
         const float want = t.scale * std::sqrt(float(v.size() - 1));
         for (size_t i = 1; i < v.size(); i++)
             v[i] = float(v[i] * want / std::sqrt(ss));
-        v[0] = r == Planted::rare ? k_rare_anchor : r == Planted::weak ? k_weak_anchor : 0.0f;
+        v[0] = r == Planted::rare    ? k_rare_anchor
+               : r == Planted::weak  ? k_weak_anchor
+               : r == Planted::super ? k_super_anchor
+                                     : 0.0f;
     } else if (ends_with(t.name, ".exp_probs_b.bias")) {
         // Selection bias (sigmoid-gated archs): when few experts have a real probability the
         // bias decides the last top-k slots, so rare experts also get a negative bias.
@@ -128,6 +141,12 @@ void apply_planted(const TensorSpec & t, const std::vector<Planted> & roles, int
         const float s = r == Planted::dead ? k_dead_scale : r == Planted::weak ? k_weak_scale : 1.0f;
         for (auto & x : v) {
             x *= s;
+        }
+        if (r == Planted::super) {
+            // Output channel c is row c of the expert's {n_ff, n_embd} slice (element c of a bias).
+            const size_t row = t.ne.size() > 2 ? size_t(t.ne[0]) : 1, c = roles.channel[size_t(expert)];
+            for (size_t i = c * row; i < (c + 1) * row && i < v.size(); i++)
+                v[i] *= k_super_scale;
         }
     }
 }
@@ -146,7 +165,7 @@ void encode(ggml_type type, const float * src, int64_t n, int64_t row, std::vect
 
 // The planted experts of one MoE layer: a seeded permutation cut into dead, rare, weak and
 // healthy. Recorded in the file (the ground truth) and in `planted`.
-std::vector<Planted> plant_layer(const Options & o, int il, gguf_context * ctx, nlohmann::json & planted) {
+LayerRoles plant_layer(const Options & o, int il, gguf_context * ctx, nlohmann::json & planted) {
     std::vector<int> perm(size_t(o.n_expert));
     for (int e = 0; e < o.n_expert; e++)
         perm[size_t(e)] = e;
@@ -155,7 +174,7 @@ std::vector<Planted> plant_layer(const Options & o, int il, gguf_context * ctx, 
         std::swap(perm[size_t(e)], perm[size_t(rng.next() % uint64_t(e + 1))]);
     }
     std::vector<Planted>  r(size_t(o.n_expert), Planted::healthy);
-    std::vector<uint32_t> dead, rare, weak;
+    std::vector<uint32_t> dead, rare, weak, super;
     int                   k = 0;
     for (int i = 0; i < o.n_dead; i++, k++)
         dead.push_back(uint32_t(perm[size_t(k)]));
@@ -163,7 +182,9 @@ std::vector<Planted> plant_layer(const Options & o, int il, gguf_context * ctx, 
         rare.push_back(uint32_t(perm[size_t(k)]));
     for (int i = 0; i < o.n_weak; i++, k++)
         weak.push_back(uint32_t(perm[size_t(k)]));
-    for (auto * list : {&dead, &rare, &weak})
+    for (int i = 0; i < o.n_super; i++, k++)
+        super.push_back(uint32_t(perm[size_t(k)]));
+    for (auto * list : {&dead, &rare, &weak, &super})
         std::sort(list->begin(), list->end());
     for (auto e : dead)
         r[e] = Planted::dead;
@@ -171,17 +192,31 @@ std::vector<Planted> plant_layer(const Options & o, int il, gguf_context * ctx, 
         r[e] = Planted::rare;
     for (auto e : weak)
         r[e] = Planted::weak;
+    // Each super expert's outlier channel: any but residual dimension 0 (the routers' anchor).
+    std::vector<uint32_t> channel(size_t(o.n_expert), 0), super_channel;
+    for (auto e : super) {
+        r[e]       = Planted::super;
+        channel[e] = uint32_t(1 + rng.next() % uint64_t(o.n_embd - 1));
+        super_channel.push_back(channel[e]);
+    }
     gguf_set_arr_data(ctx, planted_key(il, "dead").c_str(), GGUF_TYPE_UINT32, dead.data(), dead.size());
     gguf_set_arr_data(ctx, planted_key(il, "rare").c_str(), GGUF_TYPE_UINT32, rare.data(), rare.size());
     gguf_set_arr_data(ctx, planted_key(il, "weak").c_str(), GGUF_TYPE_UINT32, weak.data(), weak.size());
     planted[std::to_string(il)] = {{"dead", dead}, {"rare", rare}, {"weak", weak}};
-    return r;
+    if (!super.empty()) {
+        gguf_set_arr_data(ctx, planted_key(il, "super").c_str(), GGUF_TYPE_UINT32, super.data(), super.size());
+        gguf_set_arr_data(ctx, planted_key(il, "super_channel").c_str(), GGUF_TYPE_UINT32, super_channel.data(),
+                          super_channel.size());
+        planted[std::to_string(il)]["super"]         = super;
+        planted[std::to_string(il)]["super_channel"] = super_channel;
+    }
+    return {r, channel};
 }
 
 // Tensor `t`'s data, drawn from a generator seeded by the seed and its name, one outer-dimension
 // slice at a time; planted experts altered. Returns its number of values.
 uint64_t write_tensor_data(GgufFileWriter & out, const TensorSpec & t, ggml_type type, const Options & o,
-                           const std::map<int, std::vector<Planted>> & roles) {
+                           const std::map<int, LayerRoles> & roles) {
     const int64_t outer = t.ne.back();
     int64_t       n     = 1;
     for (auto d : t.ne)
@@ -241,8 +276,8 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
         }
     }
 
-    std::map<int, std::vector<Planted>> roles;
-    nlohmann::json                      planted = nlohmann::json::object();
+    std::map<int, LayerRoles> roles;
+    nlohmann::json            planted = nlohmann::json::object();
     for (int il : spec.moe_layers) {
         roles[il] = plant_layer(o, il, ctx.get(), planted);
     }

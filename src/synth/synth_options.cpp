@@ -127,9 +127,12 @@ Options resolve(Options o) {
         // model without an attention layer (it has no KV cache buffer to bind).
         fail("synth: nemotron_h_moe needs at least 4 layers (the first attention layer is layer 3)");
     }
-    if (o.n_dead + o.n_rare + o.n_weak > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 || o.n_weak < 0) {
-        fail("synth: %d dead + %d rare + %d weak experts leave fewer healthy experts than the %d used per token",
-             o.n_dead, o.n_rare, o.n_weak, o.n_expert_used);
+    if (o.n_dead + o.n_rare + o.n_weak + o.n_super > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 ||
+        o.n_weak < 0 || o.n_super < 0) {
+        fail(
+            "synth: %d dead + %d rare + %d weak + %d super experts leave fewer healthy experts than the %d used per "
+            "token",
+            o.n_dead, o.n_rare, o.n_weak, o.n_super, o.n_expert_used);
     }
     const auto & types = weight_types();
     if (std::find(types.begin(), types.end(), o.type) == types.end()) {

@@ -79,6 +79,10 @@ void add_prune(CLI::App & app) {
                     "write split files of at most this much tensor data each (e.g. 500M, 4G), named like gguf-split");
     cmd->add_flag("--allow-incomplete", o->req.allow_incomplete,
                   "prune with the stats of an unfinished profile run (a checkpoint), with a warning");
+    cmd->add_flag("!--no-protect-super-experts", o->req.protect_super_experts,
+                  "do not protect super experts (default: protected, i.e. pruned last: experts whose largest |output| "
+                  "exceeds the 99.5th percentile of all experts' maxima and a tenth of the largest, arXiv 2507.23279; "
+                  "the plan lists them under super_experts)");
     cmd->add_flag("!--no-progress", o->req.show_progress, "no progress line on stderr");
     cmd->callback([o]() { run(*o); });
 }

@@ -24,7 +24,8 @@ void add_synth(CLI::App & app) {
     auto   list   = std::make_shared<bool>(false);
     auto   preset = std::make_shared<std::string>();
     auto   hf     = std::make_shared<HfOut>();
-    auto * cmd    = app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare and weak experts");
+    auto * cmd =
+        app.add_subcommand("synth", "generate a tiny MoE GGUF with planted dead, rare, weak and super experts");
     cmd->add_option("-o,--output", *out, "output GGUF file (required unless --list)");
     cmd->add_flag("--list", *list, "print the architectures and presets synth makes, then exit");
     std::string preset_help =
@@ -54,6 +55,9 @@ void add_synth(CLI::App & app) {
     cmd->add_option("--dead", o->n_dead, "dead experts per MoE layer (-1: n_expert/8)");
     cmd->add_option("--rare", o->n_rare, "rarely routed experts per MoE layer (-1: n_expert/8)");
     cmd->add_option("--weak", o->n_weak, "often routed, low-output experts per MoE layer (-1: n_expert/8)");
+    cmd->add_option("--super", o->n_super,
+                    "super experts per MoE layer: rarely routed, one output channel ~50x the others' (arXiv "
+                    "2507.23279); recorded as reap.synth.layer.<il>.super and .super_channel");
     cmd->add_flag("--json", *json, "print the summary as JSON");
     cmd->add_option("--hf-out", hf->dir,
                     "also write the model as a Hugging Face folder (BF16 safetensors, config.json)");
@@ -84,7 +88,7 @@ void add_synth(CLI::App & app) {
             if (cmd->count("--layers")) p.n_layer = o->n_layer;
             if (cmd->count("--vocab")) p.vocab = o->vocab;
             p.seed   = o->seed;
-            p.n_dead = o->n_dead, p.n_rare = o->n_rare, p.n_weak = o->n_weak;
+            p.n_dead = o->n_dead, p.n_rare = o->n_rare, p.n_weak = o->n_weak, p.n_super = o->n_super;
             *o = p;
         }
         if (out->empty()) throw CLI::RequiredError("--output");
