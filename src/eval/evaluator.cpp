@@ -4,6 +4,8 @@
 #include "core/fs_util.h"
 #include "core/progress.h"
 #include "eval/base_logits.h"
+#include "gguf/content_id.h"
+#include "llama/context_size.h"
 #include "llama/llama_runtime.h"
 
 #include "llama.h"
@@ -45,7 +47,19 @@ std::string read_heldout_text(const EvalOptions & o) {
     return text;
 }
 
+// The convention decides the windows too: second-half takes llama-perplexity's (full windows
+// only, each one's first token replaced by BOS), so that its PPL is llama-perplexity's.
 Windows make_windows(const llama_vocab * vocab, const std::string & text, const EvalOptions & o) {
+    if (o.convention == PplConvention::second_half) {
+        auto out = perplexity_windows(vocab, text, o.n_ctx, o.max_chunks);
+        if (out.empty()) {
+            fail(
+                "%s: too little text to score with --ppl-convention second-half at -c %d (it scores full windows "
+                "only, as llama-perplexity)",
+                o.data.c_str(), o.n_ctx);
+        }
+        return out;
+    }
     auto out = text_windows(vocab, text, o.n_ctx, o.max_chunks);
     if (out.empty()) fail("%s: not enough text to evaluate (need at least 2 tokens)", o.data.c_str());
     return out;
@@ -71,7 +85,8 @@ EvalRow write_base_logits(const EvalOptions & o, const std::string & text, const
     const Windows      windows = make_windows(base.vocab(), text, o);
     const uint32_t     n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
     const uint32_t     first   = first_scored_position(o.convention, uint32_t(o.n_ctx));
-    BaseLogitsWriter   out(path, n_vocab, uint32_t(o.n_ctx), first, windows, base_name(files.first()), files.size);
+    BaseLogitsWriter   out(path, n_vocab, uint32_t(o.n_ctx), first, windows,
+                           {base_name(files.first()), files.size, model_content_id(GgufFile::open(o.base))});
     if (scored_positions(out.header().n_tokens, uint32_t(o.n_ctx), first) == 0) {
         fail("%s: too little text to score with --ppl-convention %s at -c %d", o.data.c_str(),
              ppl_convention_name(o.convention), o.n_ctx);
@@ -126,7 +141,14 @@ EvalRow compare_model(const std::string & path, const EvalOptions & o, const std
     for (const auto & w : mine)
         flat.insert(flat.end(), w.begin(), w.end());
     if (flat != logits.tokens()) {
-        fail("%s: the text tokenizes differently than for %s (different text, -c or vocabulary)", path.c_str(),
+        // The same windows, fewer or more of them: the file was made with another --chunks.
+        const auto & theirs = logits.windows();
+        if (mine.size() != theirs.size() &&
+            std::equal(mine.begin(), mine.begin() + long(std::min(mine.size(), theirs.size())), theirs.begin())) {
+            fail("%s: holds %zu windows of the text, this run takes %zu (another --chunks)", logits.path().c_str(),
+                 theirs.size(), mine.size());
+        }
+        fail("%s: the text tokenizes differently than for %s (different text or vocabulary)", path.c_str(),
              logits.path().c_str());
     }
     logits.rewind();
@@ -188,32 +210,40 @@ void refuse_outputs_over_inputs(const EvalOptions & o, bool reuse) {
     }
 }
 
-// An existing logits file records the base it was made from; -m must be that model.
+// An existing logits file records the base it was made from; -m must be that model, by
+// content: another model may have the same file name and size.
 void check_logits_base(const BaseLogitsReader & logits, const std::string & base) {
-    const ModelFiles  files = model_files(base);
-    const std::string name  = base_name(files.first());
-    const auto &      h     = logits.header();
-    if (name != h.base_name || files.size != h.base_file_size) {
+    const GgufFile f = GgufFile::open(base);
+    const auto &   h = logits.header();
+    if (model_content_id(f) != h.base_content_id) {
         fail(
-            "%s: made from the base %s (%llu bytes), but -m is %s (%llu bytes); give that base, or another "
-            "--base-logits file",
-            logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, name.c_str(),
-            (unsigned long long) files.size);
+            "%s: made from the base %s (%llu bytes), but -m %s (%llu bytes) is another model (its content differs); "
+            "give that base, or another --base-logits file",
+            logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, base.c_str(),
+            (unsigned long long) f.file_size());
     }
 }
 
 }  // namespace
 
-std::vector<EvalRow> run_eval(const EvalOptions & o) {
-    if (o.n_ctx < 8) fail("-c/--ctx-size must be at least 8");
-    const std::string text  = read_heldout_text(o);
-    const bool        reuse = !o.base_logits.empty() && file_size(o.base_logits) > 0;
-    if (o.base.empty() && !reuse) {
-        fail("give -m BASE, or --base-logits FILE from an earlier run");
+std::vector<EvalRow> run_eval(const EvalOptions & given) {
+    if (given.n_ctx != k_ctx_size_not_given && given.n_ctx != 0 && given.n_ctx < 8) {
+        fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
     }
-    if (o.pruned.empty() && o.base.empty()) {
-        fail("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
+    if (given.max_chunks == 0 || given.max_chunks < -1) {
+        fail_usage("--chunks %d: give a number of windows, at least 1 (-1: all)", given.max_chunks);
     }
+    const bool reuse = !given.base_logits.empty() && file_size(given.base_logits) > 0;
+    if (given.base.empty() && !reuse) {
+        fail_usage("give -m BASE, or --base-logits FILE from an earlier run");
+    }
+    if (given.pruned.empty() && given.base.empty()) {
+        fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
+    }
+    EvalOptions o = given;
+    o.n_ctx       = resolve_ctx_size(given.n_ctx, given.base.empty() ? given.pruned.front() : given.base);
+    if (o.n_ctx < 8) fail("a trained context of %d tokens is too short to evaluate", o.n_ctx);
+    const std::string text = read_heldout_text(o);
     refuse_outputs_over_inputs(o, reuse);
     llama_backend_init();
 

@@ -16,7 +16,9 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--data,-f", o->data, "held-out text file")->required();
     cmd->add_option("--base-logits", o->base_logits,
                     "file of the base model's log-probabilities: reused if it exists, else written");
-    cmd->add_option("-c,--ctx-size", o->n_ctx, "window size in tokens");
+    cmd->add_option("-c,--ctx-size", o->n_ctx,
+                    "window size in tokens (0: the model's trained context; a larger value is warned about)")
+        ->default_str(k_ctx_size_default_text);
     const std::map<std::string, PplConvention> conventions = {{"all", PplConvention::all},
                                                               {"second-half", PplConvention::second_half}};
     cmd->add_option("--ppl-convention", o->convention,
