@@ -158,7 +158,9 @@ TEST(Eval, RefusesMismatchedLogitsAndBadInput) {
     refuse({"eval", "-m", m.base, "--pruned", m.pruned, "--data", empty}, "empty");
     refuse({"eval", "-m", m.base, "--pruned", m.pruned, "--data", m.dir + "/nope.txt"}, "nope.txt");
     refuse({"eval", "-m", m.dir + "/nope.gguf", "--pruned", m.pruned, "--data", k_text}, "nope.gguf");
-    refuse({"eval", "--pruned", m.pruned, "--data", k_text}, "give -m BASE");
+    const auto no_base = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text});
+    EXPECT_EQ(no_base.exit_code, 2) << no_base.err;  // a usage error (issue 21)
+    EXPECT_NE(no_base.err.find("give -m BASE"), std::string::npos) << no_base.err;
 }
 
 // ---- hardening ---------------------------------------------------------------------------------
