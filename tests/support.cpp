@@ -94,7 +94,7 @@ std::string synth_model(const synth::Options & o) {
         "-s" + std::to_string(o.seed) + "-p" + std::to_string(o.n_dead) + "." + std::to_string(o.n_rare) + "." +
         std::to_string(o.n_weak) + "." + std::to_string(o.n_super) + (o.llama_builder ? "-builder" : "") + "-h" +
         std::to_string(o.n_head) + "." + std::to_string(o.n_head_kv) + "." + std::to_string(o.head_dim) + "-g" +
-        std::to_string(o.n_group) + "." + std::to_string(o.n_group_used) +
+        std::to_string(o.n_group) + "." + std::to_string(o.n_group_used) + "-t" + std::to_string(o.n_ctx_train) +
         (o.vocab.empty() ? "" : "-v" + std::to_string(std::hash<std::string>{}(o.vocab))) + "-pid" +
         std::to_string(::getpid());
     std::lock_guard<std::mutex> lock(mu);
@@ -111,8 +111,11 @@ std::string synth_model(const synth::Options & o) {
     return path;
 }
 
-pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_path, const std::string & err_path) {
-    std::vector<std::string> argv_s = {REAP_BIN};
+namespace {
+
+pid_t spawn_program(const std::string & exe, const std::vector<std::string> & args, const std::string & out_path,
+                    const std::string & err_path) {
+    std::vector<std::string> argv_s = {exe};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char *> argv;
     for (auto & a : argv_s)
@@ -124,23 +127,55 @@ pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_
     posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     pid_t     pid = -1;
-    const int rc  = posix_spawn(&pid, REAP_BIN, &fa, nullptr, argv.data(), environ);
+    const int rc  = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) {
-        ADD_FAILURE() << "cannot start " << REAP_BIN << ": " << std::strerror(rc);
+        ADD_FAILURE() << "cannot start " << exe << ": " << std::strerror(rc);
         return -1;
     }
     return pid;
 }
 
-RunResult run_reap(const std::vector<std::string> & args) {
+}  // namespace
+
+pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_path, const std::string & err_path) {
+    return spawn_program(REAP_BIN, args, out_path, err_path);
+}
+
+RunResult run_reap(const std::vector<std::string> & args) { return run_program(REAP_BIN, args); }
+
+LlamaPerplexity run_llama_perplexity(const std::vector<std::string> & args) {
+    LlamaPerplexity r;
+#ifndef REAP_LLAMA_PERPLEXITY
+    ADD_FAILURE() << "llama-perplexity was not found at configure time";
+    return r;
+#else
+    const std::string final_line = "Final estimate: PPL = ";
+    for (r.attempts = 1; r.attempts <= 10; r.attempts++) {
+        r.run          = run_program(REAP_LLAMA_PERPLEXITY, args);
+        const auto log = r.run.out + r.run.err;
+        if (r.run.exit_code != 0 || log.find(final_line) != std::string::npos) break;
+    }
+    const std::string log = r.run.out + r.run.err;
+    if (const size_t at = log.find(final_line); at != std::string::npos) {
+        r.ppl = std::strtod(log.c_str() + at + final_line.size(), nullptr);
+    }
+    const std::string chunks = "calculating perplexity over ";
+    if (const size_t at = log.find(chunks); at != std::string::npos) {
+        r.chunks = int(std::strtol(log.c_str() + at + chunks.size(), nullptr, 10));
+    }
+    return r;
+#endif
+}
+
+RunResult run_program(const std::string & exe, const std::vector<std::string> & args) {
     const std::string dir = fs::path(REAP_TEST_TMP) / "run";
     fs::create_directories(dir);
     const std::string tag      = std::to_string(::getpid()) + "." + std::to_string(::rand());
     const std::string out_path = dir + "/out." + tag, err_path = dir + "/err." + tag;
 
     RunResult   r{-1, 0, "", ""};
-    const pid_t pid = spawn_reap(args, out_path, err_path);
+    const pid_t pid = spawn_program(exe, args, out_path, err_path);
     if (pid < 0) {
         return r;
     }

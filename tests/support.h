@@ -33,6 +33,23 @@ struct RunResult {
 // Runs the reap executable with `args` (no shell involved).
 RunResult run_reap(const std::vector<std::string> & args);
 
+// Runs the program `exe` with `args` (no shell involved) and waits for it.
+RunResult run_program(const std::string & exe, const std::vector<std::string> & args);
+
+// What llama.cpp's own llama-perplexity (REAP_LLAMA_PERPLEXITY, when the build found it) said.
+struct LlamaPerplexity {
+    RunResult run;            // the last attempt
+    int       chunks   = -1;  // "calculating perplexity over N chunks"
+    double    ppl      = -1;  // "Final estimate: PPL = X"; -1 when missing
+    int       attempts = 0;
+};
+// Runs llama-perplexity with `args`; every test that reads its output goes through here.
+// llama.cpp prints its log from a thread that the process does not wait for at exit (common/log.cpp
+// leaks the logger on purpose, llama.cpp issue 22142), so on a loaded machine a clean run can lose
+// its last lines, the final estimate among them: such a run is repeated (10 attempts at most).
+// A run that fails otherwise is returned as it is.
+LlamaPerplexity run_llama_perplexity(const std::vector<std::string> & args);
+
 // Starts the reap executable without waiting, stdout to `out_path`, stderr to `err_path`;
 // returns its pid (-1 and a test failure if it cannot start).
 pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_path, const std::string & err_path);

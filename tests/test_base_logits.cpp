@@ -1,15 +1,18 @@
 // The compact rows of the base-logits file (eval/logprob_codec.h): what 16 bits per entry cost
 // in KL divergence and top-1 agreement against float32 rows, at a synthetic model's vocabulary
 // and at a real one's (151,936 entries, Qwen3's), and what they weigh on disk.
+#include "core/fs_util.h"
 #include "eval/base_logits.h"
 #include "eval/logprob_codec.h"
 #include "eval/metrics.h"
+#include "gguf/content_id.h"
 #include "support.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 
 using namespace reap;
@@ -153,6 +156,51 @@ TEST(BaseLogitsFile, TwoBytesPerEntryAndTwelvePerPosition) {
     EXPECT_EQ(scored_positions(1024, 512, 256), 2u * 255);
     EXPECT_EQ(scored_positions(1024 + 200, 512, 256), 2u * 255);  // a last window too short to score
     EXPECT_EQ(scored_positions(1024 + 300, 512, 256), 2u * 255 + 43);
+}
+
+// A base-logits file knows its base by content (issue 21): another model saved under the same file
+// name, of the same size, is refused; a copy of the base under another name is accepted.
+TEST(BaseLogitsFile, KnowsItsBaseByContentNotByNameAndSize) {
+    const std::string dir  = test::tmp_dir();
+    const std::string text = REAP_SOURCE_DIR "/data/text/sample.txt";
+    std::filesystem::create_directories(dir + "/one");
+    std::filesystem::create_directories(dir + "/two");
+    std::filesystem::create_directories(dir + "/copy");
+    synth::Options o;
+    o.n_layer = 2;
+    o.seed    = 1;
+    synth::write_model(o, dir + "/one/model.gguf");
+    o.seed = 2;
+    synth::write_model(o, dir + "/two/model.gguf");
+    ASSERT_EQ(file_size(dir + "/one/model.gguf"), file_size(dir + "/two/model.gguf"));
+    std::filesystem::copy_file(dir + "/one/model.gguf", dir + "/copy/renamed.gguf");
+    EXPECT_NE(model_content_id(GgufFile::open(dir + "/one/model.gguf")),
+              model_content_id(GgufFile::open(dir + "/two/model.gguf")));
+    // gguf-split's bookkeeping aside, a split set is the same model
+    EXPECT_EQ(model_content_id(GgufFile::open(dir + "/one/model.gguf")),
+              model_content_id(GgufFile::open(test::write_splits(dir + "/one/model.gguf", dir + "/copy/split", 3))));
+
+    const std::string lgt  = dir + "/one.lgt";
+    const auto        made = test::run_reap(
+               {"eval", "-m", dir + "/one/model.gguf", "-f", text, "-c", "64", "--base-logits", lgt, "--no-progress"});
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    auto eval_with = [&](const std::string & base, const std::string & logits) {
+        return test::run_reap(
+            {"eval", "-m", base, "--pruned", base, "-f", text, "-c", "64", "--base-logits", logits, "--no-progress"});
+    };
+    const auto other = eval_with(dir + "/two/model.gguf", lgt);
+    EXPECT_EQ(other.exit_code, 1) << other.out;
+    EXPECT_NE(other.err.find(lgt + ": made from the base model.gguf"), std::string::npos) << other.err;
+    EXPECT_NE(other.err.find("is another model"), std::string::npos) << other.err;
+    EXPECT_EQ(eval_with(dir + "/copy/renamed.gguf", lgt).exit_code, 0);
+
+    // A file of the previous format (its base known by name and size) is refused as older.
+    auto bytes = test::read_bytes(lgt);
+    bytes[7]   = '2';
+    test::write_bytes(dir + "/v2.lgt", bytes.data(), bytes.size());
+    const auto v2 = eval_with(dir + "/one/model.gguf", dir + "/v2.lgt");
+    EXPECT_EQ(v2.exit_code, 1);
+    EXPECT_NE(v2.err.find("older reap (its base known by file name and size only"), std::string::npos) << v2.err;
 }
 
 }  // namespace

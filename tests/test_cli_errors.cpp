@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 using namespace reap;
@@ -156,6 +157,80 @@ TEST(CliErrors, UsageErrorsExitTwoWithOneLine) {
         EXPECT_EQ(r.err.rfind("reap: error: ", 0), 0u) << r.err;
         EXPECT_NE(r.err.find(c.must_contain), std::string::npos) << r.err;
     }
+}
+
+// Errors in options that the commands find after parsing (a value or a combination no input
+// could make right) are usage errors too: exit 2, one line that says what is wrong (issue 21).
+TEST(CliErrors, OptionErrorsFoundByTheCommandsExitTwo) {
+    const std::string dir = test::tmp_dir(), model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    const std::string text = REAP_SOURCE_DIR "/data/text/sample.txt", stats = dir + "/never-read.json";
+    struct Case {
+        std::vector<std::string> args;
+        std::string              says;
+    };
+    const std::vector<Case> cases = {
+        {{"prune", "-m", model, "--stats", stats, "--keep-ratio", "50%", "--dry-run"},
+         "--keep-ratio: '50%' is not a number"},
+        {{"prune", "-m", model, "--stats", stats, "--keep", "4", "--prune", "4", "--dry-run"},
+         "give exactly one of --keep-ratio, --keep, --prune"},
+        {{"prune", "-m", model, "-o", dir + "/u.gguf"}, "give --stats FILE"},
+        {{"prune", "-m", model, "--stats", stats, "--keep", "-3", "--dry-run"},
+         "--keep: '-3' is not a number of experts"},
+        {{"prune", "-m", model, "--stats", stats, "--keep-ratio", "1.0000001", "--dry-run"},
+         "--keep-ratio: '1.0000001' is outside (0, 1]"},
+        {{"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "--split-max-size", "0", "--dry-run"},
+         "--split-max-size: '0' is not a size"},
+        {{"eval", "--pruned", model, "-f", text}, "give -m BASE"},
+        {{"eval", "-m", model, "-f", text, "-c", "4"}, "-c/--ctx-size must be at least 8"},
+        {{"eval", "-m", model, "-f", text, "--chunks", "0"}, "--chunks 0: give a number of windows"},
+        {{"profile", "-m", model, "--data", text, "-o", dir + "/s.json", "-c", "4"},
+         "-c/--ctx-size must be at least 8"},
+        {{"synth", "-o", dir + "/k.gguf", "--hf-out", dir + "/k", "--hf-shard-size", "0"},
+         "--hf-shard-size: '0' is not a size"},
+    };
+    for (const auto & c : cases) {
+        const auto r = test::run_reap(c.args);
+        EXPECT_EQ(r.exit_code, 2) << c.args[0] << " " << c.args.back() << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_EQ(r.err.rfind("reap: error: ", 0), 0u) << r.err;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("see 'reap " + c.args[0] + " --help'"), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("e+308"), std::string::npos) << r.err;
+    }
+}
+
+// synth checks every option before it writes anything: a bad --hf-* option leaves -o as it was
+// (issue 21: it wrote, or replaced, -o and then failed).
+TEST(CliErrors, SynthChecksEveryOptionBeforeWriting) {
+    const std::string dir = test::tmp_dir();
+    std::filesystem::create_directories(dir + "/existing");
+    std::ofstream(dir + "/existing/README.md") << "hi\n";
+    std::ofstream(dir + "/keep.gguf") << "precious\n";
+    struct Case {
+        std::vector<std::string> args;
+        int                      exit_code;
+        std::string              says;
+    };
+    const std::vector<Case> cases = {
+        {{"--arch", "llama", "-o", dir + "/keep.gguf", "--hf-out", dir + "/llf", "--hf-layout", "fused"},
+         2,
+         "transformers does not save llama with fused experts"},
+        {{"-o", dir + "/keep.gguf", "--hf-out", dir + "/existing"}, 1, "already exists"},
+        {{"-o", dir + "/keep.gguf", "--hf-out", dir + "/k3", "--hf-shard-size", "0"}, 2, "--hf-shard-size"},
+        {{"--arch", "llama4", "-o", dir + "/keep.gguf", "--hf-out", dir + "/l4"}, 2, "no Hugging Face config"},
+    };
+    for (const auto & c : cases) {
+        std::vector<std::string> args = {"synth"};
+        args.insert(args.end(), c.args.begin(), c.args.end());
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, c.exit_code) << r.err;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("split-max-size"), std::string::npos) << r.err;
+        EXPECT_EQ(test::read_text(dir + "/keep.gguf"), "precious\n");
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir + "/llf"));
+    EXPECT_FALSE(std::filesystem::exists(dir + "/k3"));
+    EXPECT_FALSE(std::filesystem::exists(dir + "/l4"));
 }
 
 // -v works after the sub-command as well as before it.

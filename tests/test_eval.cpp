@@ -103,7 +103,7 @@ TEST(Eval, SelfIsExactPrunedDiffersAndLogitsAreReused) {
     uint64_t       n_tokens = 0;
     std::memcpy(&n_vocab, lgt.data() + 8, 4);
     std::memcpy(&n_tokens, lgt.data() + 24, 8);
-    EXPECT_EQ(lgt.size(), 296 + 4 * n_tokens + n_scored * (2 * uint64_t(n_vocab) + 12));
+    EXPECT_EQ(lgt.size(), 304 + 4 * n_tokens + n_scored * (2 * uint64_t(n_vocab) + 12));
 
     // Reuse: no base model at all; identical numbers from the stored log-probabilities.
     const auto again = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text, "-c", "64", "--base-logits",
@@ -158,7 +158,9 @@ TEST(Eval, RefusesMismatchedLogitsAndBadInput) {
     refuse({"eval", "-m", m.base, "--pruned", m.pruned, "--data", empty}, "empty");
     refuse({"eval", "-m", m.base, "--pruned", m.pruned, "--data", m.dir + "/nope.txt"}, "nope.txt");
     refuse({"eval", "-m", m.dir + "/nope.gguf", "--pruned", m.pruned, "--data", k_text}, "nope.gguf");
-    refuse({"eval", "--pruned", m.pruned, "--data", k_text}, "give -m BASE");
+    const auto no_base = test::run_reap({"eval", "--pruned", m.pruned, "--data", k_text});
+    EXPECT_EQ(no_base.exit_code, 2) << no_base.err;  // a usage error (issue 21)
+    EXPECT_NE(no_base.err.find("give -m BASE"), std::string::npos) << no_base.err;
 }
 
 // ---- hardening ---------------------------------------------------------------------------------
@@ -261,7 +263,7 @@ TEST(EvalHardening, HostileBaseLogitsFilesAreRefused) {
     uint64_t   n_tokens = 0;
     std::memcpy(&n_vocab, bytes.data() + 8, 4);
     std::memcpy(&n_tokens, bytes.data() + 24, 8);
-    const size_t tokens_at = 296, rows_at = tokens_at + n_tokens * 4, row_bytes = 12 + 2 * size_t(n_vocab);
+    const size_t tokens_at = 304, rows_at = tokens_at + n_tokens * 4, row_bytes = 12 + 2 * size_t(n_vocab);
     auto         mutate = [&](const std::string & name, std::vector<std::pair<size_t, std::vector<uint8_t>>> edits) {
         auto b = bytes;
         for (const auto & [at, v] : edits)
@@ -310,9 +312,11 @@ TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
     const json h = json::parse(test::read_bytes(m.dir + "/half.json")),
                a = json::parse(test::read_bytes(m.dir + "/all.json"));
     EXPECT_EQ(h[0]["ppl_convention"], "second-half");
-    // positions 32..62 of each full window of 64 instead of 0..62
+    // positions 32..62 of each full window of 64 instead of 0..62 of every window (llama-perplexity
+    // scores no partial last window)
     const uint64_t n_all = a[0]["tokens_scored"], n_half = h[0]["tokens_scored"];
-    EXPECT_GE(n_half * 2, n_all - 64);
+    EXPECT_EQ(n_half % 31, 0u);
+    EXPECT_GE(n_half * 2, n_all - 2 * 64);
     EXPECT_LT(n_half * 2, n_all);
     EXPECT_NE(h[0]["ppl"], a[0]["ppl"]);
     // the file made for one convention is refused under the other
@@ -329,31 +333,18 @@ TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
     EXPECT_EQ(short_text.exit_code, 1);
     EXPECT_NE(short_text.err.find("too little text to score"), std::string::npos) << short_text.err;
 #ifdef REAP_LLAMA_PERPLEXITY
-    // llama-perplexity's own number on one window of 128 tokens (it wants 2 windows of text).
+    // llama-perplexity's own number on one window of 128 tokens (it wants 2 windows of text);
+    // test_llama_perplexity checks every -c.
     const std::string text = m.dir + "/text3.txt";
     std::ofstream(text) << read_text(k_text) << read_text(k_text) << read_text(k_text);
-    const std::string cmd =
-        std::string(REAP_LLAMA_PERPLEXITY) + " -m " + m.base + " -f " + text + " -c 128 -b 128 -t 2 --chunks 1 2>&1";
-    // llama-perplexity's asynchronous logger can drop its last lines at exit on a loaded machine
-    // (the chunk estimate among them): run it again, a few times at most, until the line is there.
-    std::string log;
-    for (int attempt = 0; attempt < 8 && log.find("[1]") == std::string::npos; attempt++) {
-        log.clear();
-        if (FILE * p = ::popen(cmd.c_str(), "r")) {
-            char buf[4096];
-            for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;)
-                log.append(buf, n);
-            ::pclose(p);
-        }
-    }
-    const size_t at = log.find("[1]");  // the first chunk's estimate: printed before the final line
-    ASSERT_NE(at, std::string::npos) << log;
-    const double theirs = std::stod(log.substr(at + 3));
-    const auto   ours   = test::run_reap({"eval", "-m", m.base, "--data", text, "-c", "128", "--chunks", "1",
-                                          "--ppl-convention", "second-half", "-o", m.dir + "/one.json", "--no-progress"});
+    const auto theirs =
+        test::run_llama_perplexity({"-m", m.base, "-f", text, "-c", "128", "-b", "128", "-t", "2", "--chunks", "1"});
+    ASSERT_GT(theirs.ppl, 0) << theirs.run.err;
+    const auto ours = test::run_reap({"eval", "-m", m.base, "--data", text, "-c", "128", "--chunks", "1",
+                                      "--ppl-convention", "second-half", "-o", m.dir + "/one.json", "--no-progress"});
     ASSERT_EQ(ours.exit_code, 0) << ours.err;
     const double mine = json::parse(test::read_bytes(m.dir + "/one.json"))[0]["ppl"];
-    EXPECT_NEAR(mine, theirs, 1e-3 * theirs) << log.substr(at, 40);
+    EXPECT_NEAR(mine, theirs.ppl, 1e-3 * theirs.ppl);
 #endif
 }
 
@@ -378,6 +369,16 @@ TEST(EvalTable, ModelsSharingAFileNameAreToldApart) {
     EXPECT_EQ(t[0]["model"], "two/model.gguf");
     EXPECT_EQ(t[1]["model"], "one/model.gguf");
     EXPECT_EQ(t[1]["path"], m.dir + "/one/model.gguf");
+}
+
+// A model name with a quote and a comma reads back whole from the CSV (RFC 4180: quotes doubled).
+TEST(EvalTable, CsvQuotesNamesAsRfc4180) {
+    EvalRow base, odd;
+    base.path             = "/w/base.gguf";
+    odd.path              = "/w/we,ird\"name.gguf";
+    const std::string csv = eval_csv({base, odd}, PplConvention::all);
+    EXPECT_NE(csv.find("\n\"base.gguf\","), std::string::npos) << csv;
+    EXPECT_NE(csv.find("\n\"we,ird\"\"name.gguf\","), std::string::npos) << csv;
 }
 
 TEST(EvalTable, OutputNeitherJsonNorCsvIsTheTextTable) {

@@ -467,6 +467,59 @@ TEST(HfPrune, BadInputIsOneLineNamingTheFileAndLeavesNoOutput) {
         EXPECT_EQ(e.path().filename().string().find(".out-"), std::string::npos) << e.path();
 }
 
+// Weight files besides the checkpoint's own (gpt-oss repos' original/ and metal/, Mistral's
+// consolidated.safetensors) are unpruned copies of the model: left out of the output, with a
+// note; a model.safetensors beside an index that does not name it is refused as ambiguous
+// (transformers would load it first). Issue 21.
+TEST(HfPrune, WeightFilesBesideTheCheckpointsOwnAreLeftOut) {
+    const std::string dir = test::tmp_dir(), gguf = test::synth_model(small("qwen3moe"));
+    const std::string in = export_hf(gguf, dir + "/in", synth::HfExperts::per_expert, 4u << 20);
+    const auto p = test::run_reap({"profile", "-m", gguf, "--data", REAP_SOURCE_DIR "/data/calibration/sample.jsonl",
+                                   "--max-samples", "4", "-o", dir + "/s.json", "--no-progress"});
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    const std::string shard = in + "/" + HfCheckpoint::open(in).shard_names[0];
+    fs::create_directories(in + "/original");
+    fs::create_directories(in + "/metal");
+    fs::copy_file(shard, in + "/original/model.safetensors");
+    std::ofstream(in + "/original/config.json") << "{\"num_experts\": 16}\n";
+    std::ofstream(in + "/original/tokenizer.model") << "not weights\n";
+    fs::copy_file(shard, in + "/metal/model.bin");
+    fs::copy_file(shard, in + "/consolidated.safetensors");
+    const std::vector<std::string> left = {"consolidated.safetensors", "metal/model.bin", "original/model.safetensors"};
+    EXPECT_EQ(HfCheckpoint::open(in).weights_outside_index, left);
+
+    const std::string out = dir + "/out";
+    const auto        r   = test::run_reap(
+                 {"prune", "-m", in, "--stats", dir + "/s.json", "--keep-ratio", "0.5", "-o", out, "--no-progress"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("left out of the output (unpruned copies of the model): consolidated.safetensors, "
+                         "metal/model.bin, original/model.safetensors"),
+              std::string::npos)
+        << r.err;
+    for (const auto & f : left)
+        EXPECT_FALSE(fs::exists(out + "/" + f)) << f;
+    EXPECT_TRUE(fs::exists(out + "/original/config.json"));
+    EXPECT_TRUE(fs::exists(out + "/original/tokenizer.model"));
+    EXPECT_TRUE(fs::exists(out + "/generation_config.json"));
+    EXPECT_EQ(read_json(out + "/reap_prune.json")["left_out"], json(left));
+    uint64_t in_weights = HfCheckpoint::open(in).weights_size(), out_bytes = 0;
+    for (const auto & e : fs::recursive_directory_iterator(out))
+        if (e.is_regular_file()) out_bytes += e.file_size();
+    EXPECT_LT(out_bytes, in_weights);
+
+    // A single-file model.safetensors beside the index: which one is the model?
+    const std::string both = dir + "/both";
+    fs::copy(in, both, fs::copy_options::recursive);
+    fs::copy_file(shard, both + "/model.safetensors");
+    const auto amb = test::run_reap({"prune", "-m", both, "--stats", dir + "/s.json", "--keep-ratio", "0.5", "-o",
+                                     dir + "/out-both", "--no-progress"});
+    EXPECT_EQ(amb.exit_code, 1);
+    EXPECT_NE(amb.err.find(both + ": holds both model.safetensors and model.safetensors.index.json"), std::string::npos)
+        << amb.err;
+    EXPECT_NE(amb.err.find("ambiguous"), std::string::npos) << amb.err;
+    EXPECT_FALSE(fs::exists(dir + "/out-both"));
+}
+
 TEST(HfPrune, InspectAndDryRunOnAFolder) {
     const std::string dir = test::tmp_dir(), gguf = test::synth_model(small("deepseek2"));
     const std::string hf = export_hf(gguf, dir + "/hf", synth::HfExperts::fused);

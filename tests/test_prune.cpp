@@ -335,8 +335,12 @@ TEST(Prune, Refusals) {
            "statistics of another model", out);
     refuse({"prune", "-m", deeper_model, "--stats", stats, "--keep-ratio", "0.5", "-o", out},
            "statistics of another model", out);
-    refuse({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0", "-o", out}, "outside (0, 1]", out);
-    refuse({"prune", "-m", model, "--stats", stats, "--keep-ratio", "1.5", "-o", out}, "outside (0, 1]", out);
+    for (const char * ratio : {"0", "1.5"}) {  // usage errors (issue 21): exit 2
+        const auto r = test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", ratio, "-o", out});
+        EXPECT_EQ(r.exit_code, 2) << r.err;
+        EXPECT_NE(r.err.find("outside (0, 1]"), std::string::npos) << r.err;
+        EXPECT_FALSE(exists(out));
+    }
     refuse({"prune", "-m", model, "--stats", stats, "--keep", "2", "-o", out}, "below the 4 experts used per token",
            out);
     refuse({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "-o", dir + "/no/dir/x.gguf"},

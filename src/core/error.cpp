@@ -35,4 +35,12 @@ void fail(const char * fmt, ...) {
     throw Error(s);
 }
 
+void fail_usage(const char * fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    std::string s = vstrfmt(fmt, ap);
+    va_end(ap);
+    throw UsageError(s);
+}
+
 }  // namespace reap

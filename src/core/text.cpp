@@ -4,6 +4,15 @@
 
 namespace reap {
 
+std::string csv_quoted(const std::string & s) {
+    std::string out = "\"";
+    for (char c : s) {
+        out += c;
+        if (c == '"') out += '"';
+    }
+    return out + "\"";
+}
+
 bool starts_with(const std::string & s, const char * prefix) {
     const size_t n = std::strlen(prefix);
     return s.size() >= n && s.compare(0, n, prefix) == 0;

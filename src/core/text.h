@@ -10,6 +10,10 @@ namespace reap {
 bool starts_with(const std::string & s, const char * prefix);
 bool ends_with(const std::string & s, const char * suffix);
 
+// A CSV field (RFC 4180): in double quotes, each quote inside doubled; commas and line breaks
+// then need nothing more.
+std::string csv_quoted(const std::string & s);
+
 // Consecutive runs written compactly: [0,1,2,5] -> "0-2<sep>5"; an empty list is "none".
 std::string id_ranges(const std::vector<uint32_t> & ids, const char * sep = ",");
 std::string id_ranges(const std::vector<int> & ids, const char * sep = ",");

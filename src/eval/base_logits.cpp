@@ -10,8 +10,9 @@ namespace reap {
 
 namespace {
 
-constexpr char k_magic[8]    = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '2'};
+constexpr char k_magic[8]    = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '3'};
 constexpr char k_magic_v1[8] = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '1'};  // float32 rows, before 2026-11
+constexpr char k_magic_v2[8] = {'R', 'E', 'A', 'P', 'L', 'G', 'T', '2'};  // base known by name and size only
 
 uint64_t row_bytes(uint32_t n_vocab) { return k_quantized_row_header + uint64_t(sizeof(uint16_t)) * n_vocab; }
 
@@ -28,20 +29,20 @@ uint64_t base_logits_file_size(uint64_t n_tokens, uint32_t n_ctx, uint32_t first
 }
 
 BaseLogitsWriter::BaseLogitsWriter(const std::string & path, uint32_t n_vocab, uint32_t n_ctx, uint32_t first_scored,
-                                   const std::vector<std::vector<llama_token>> & windows, const std::string & base_name,
-                                   uint64_t base_size)
+                                   const std::vector<std::vector<llama_token>> & windows, const Base & base)
     : out_(path) {
     std::vector<llama_token> flat;
     for (const auto & w : windows)
         flat.insert(flat.end(), w.begin(), w.end());
     std::memcpy(hdr_.magic, k_magic, 8);
-    hdr_.n_vocab        = n_vocab;
-    hdr_.n_ctx          = n_ctx;
-    hdr_.n_windows      = uint32_t(windows.size());
-    hdr_.first_scored   = first_scored;
-    hdr_.n_tokens       = flat.size();
-    hdr_.base_file_size = base_size;
-    std::strncpy(hdr_.base_name, base_name.c_str(), sizeof(hdr_.base_name) - 1);
+    hdr_.n_vocab         = n_vocab;
+    hdr_.n_ctx           = n_ctx;
+    hdr_.n_windows       = uint32_t(windows.size());
+    hdr_.first_scored    = first_scored;
+    hdr_.n_tokens        = flat.size();
+    hdr_.base_file_size  = base.size;
+    hdr_.base_content_id = base.content_id;
+    std::strncpy(hdr_.base_name, base.name.c_str(), sizeof(hdr_.base_name) - 1);
     out_.write(&hdr_, sizeof(hdr_));
     out_.write(flat.data(), flat.size() * sizeof(llama_token));
 }
@@ -60,16 +61,19 @@ BaseLogitsReader::BaseLogitsReader(const std::string & path, int n_ctx, uint32_t
 }
 
 void BaseLogitsReader::check_header(int n_ctx, uint32_t first_scored) {
-    if (!in_.read(reinterpret_cast<char *>(&hdr_), sizeof(hdr_))) {
+    // The magic first: an older format is named as such, whatever its header's size.
+    if (!in_.read(hdr_.magic, sizeof(hdr_.magic))) fail("%s: not a reap base-logits file", path_.c_str());
+    const bool v1 = std::memcmp(hdr_.magic, k_magic_v1, 8) == 0, v2 = std::memcmp(hdr_.magic, k_magic_v2, 8) == 0;
+    if (v1 || v2) {
+        fail(
+            "%s: a base-logits file of an older reap (%s); delete it and run eval with -m BASE to write it "
+            "again",
+            path_.c_str(), v1 ? "float32 rows" : "its base known by file name and size only, not by content");
+    }
+    if (std::memcmp(hdr_.magic, k_magic, 8) != 0 ||
+        !in_.read(reinterpret_cast<char *>(&hdr_) + sizeof(hdr_.magic), sizeof(hdr_) - sizeof(hdr_.magic))) {
         fail("%s: not a reap base-logits file", path_.c_str());
     }
-    if (std::memcmp(hdr_.magic, k_magic_v1, 8) == 0) {
-        fail(
-            "%s: a base-logits file of an older reap (float32 rows); delete it and run eval with -m BASE to "
-            "write it again",
-            path_.c_str());
-    }
-    if (std::memcmp(hdr_.magic, k_magic, 8) != 0) fail("%s: not a reap base-logits file", path_.c_str());
     hdr_.base_name[sizeof(hdr_.base_name) - 1] = '\0';
     if (hdr_.n_ctx != uint32_t(n_ctx)) {
         fail("%s: made with -c %u, this run uses -c %d", path_.c_str(), hdr_.n_ctx, n_ctx);

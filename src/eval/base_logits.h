@@ -1,5 +1,5 @@
 // The base logits file of `reap eval`: the base model's log-probabilities, computed once and
-// compared with every pruned model. Layout (format 2, magic "REAPLGT2"): a header, the
+// compared with every pruned model. Layout (format 3, magic "REAPLGT3"): a header, the
 // evaluated tokens (int32, windows of n_ctx tokens but the last), then for every window and
 // every scored position (from `first_scored` to the window's last token but one) a
 // QuantizedRow (eval/logprob_codec.h): 12 bytes + 2 bytes per vocabulary entry. Both sides
@@ -25,6 +25,7 @@ struct BaseLogitsHeader {
     uint64_t n_tokens;
     uint64_t base_file_size;
     char     base_name[256];
+    uint64_t base_content_id;  // gguf/content_id.h: the base itself, whatever its file is called
 };
 
 // One stored position: the base's log-probabilities (decoded) and the exact log-probability of
@@ -37,10 +38,14 @@ struct BaseRow {
 // Writes the file atomically: nothing appears under `path` before commit().
 class BaseLogitsWriter {
 public:
-    // `base_name` and `base_size` identify the base model (file name, bytes of all its files).
+    // The base model: its content id identifies it; its file name and size are shown in messages.
+    struct Base {
+        std::string name;
+        uint64_t    size       = 0;
+        uint64_t    content_id = 0;
+    };
     BaseLogitsWriter(const std::string & path, uint32_t n_vocab, uint32_t n_ctx, uint32_t first_scored,
-                     const std::vector<std::vector<llama_token>> & windows, const std::string & base_name,
-                     uint64_t base_size);
+                     const std::vector<std::vector<llama_token>> & windows, const Base & base);
     const BaseLogitsHeader & header() const { return hdr_; }
     // One scored position's n_vocab log-probabilities and the token that came next.
     void write_row(const std::vector<float> & logprobs, llama_token next);

@@ -233,9 +233,9 @@ std::string eval_csv(const std::vector<EvalRow> & rows, PplConvention convention
     for (size_t i = 0; i < rows.size(); i++) {
         const EvalRow &   r     = rows[i];
         const std::string speed = r.timed ? strfmt("%.2f", r.tokens_per_s) : "";
-        s += strfmt("\"%s\",%llu,%.6f,%.8f,%.8f,%.6f,%s,%llu,%s", names[i].c_str(), (unsigned long long) r.file_size,
-                    r.ppl, r.kl_mean, r.kl_p99, r.top1, speed.c_str(), (unsigned long long) r.n_scored,
-                    ppl_convention_name(convention));
+        s += strfmt("%s,%llu,%.6f,%.8f,%.8f,%.6f,%s,%llu,%s", csv_quoted(names[i]).c_str(),
+                    (unsigned long long) r.file_size, r.ppl, r.kl_mean, r.kl_p99, r.top1, speed.c_str(),
+                    (unsigned long long) r.n_scored, ppl_convention_name(convention));
         s += csv_extra_cells(r) + "\n";
     }
     return s;

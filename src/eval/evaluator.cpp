@@ -5,6 +5,8 @@
 #include "core/progress.h"
 #include "eval/base_logits.h"
 #include "eval/task_scoring.h"
+#include "gguf/content_id.h"
+#include "llama/context_size.h"
 #include "llama/llama_runtime.h"
 
 #include "llama.h"
@@ -48,7 +50,19 @@ std::string read_heldout_text(const EvalDomain & d) {
     return text;
 }
 
+// The convention decides the windows too: second-half takes llama-perplexity's (full windows
+// only, each one's first token replaced by BOS), so that its PPL is llama-perplexity's.
 Windows make_windows(const llama_vocab * vocab, const std::string & text, const EvalOptions & o, const EvalDomain & d) {
+    if (o.convention == PplConvention::second_half) {
+        auto out = perplexity_windows(vocab, text, o.n_ctx, o.max_chunks);
+        if (out.empty()) {
+            fail(
+                "%s: too little text to score with --ppl-convention second-half at -c %d (it scores full windows "
+                "only, as llama-perplexity)",
+                d.file.c_str(), o.n_ctx);
+        }
+        return out;
+    }
     auto out = text_windows(vocab, text, o.n_ctx, o.max_chunks);
     if (out.empty()) fail("%s: not enough text to evaluate (need at least 2 tokens)", d.file.c_str());
     return out;
@@ -74,7 +88,8 @@ EvalRow write_base_logits(const LlamaRuntime & base, const EvalOptions & o, cons
     const Windows    windows = make_windows(base.vocab(), text, o, d);
     const uint32_t   n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
     const uint32_t   first   = first_scored_position(o.convention, uint32_t(o.n_ctx));
-    BaseLogitsWriter out(path, n_vocab, uint32_t(o.n_ctx), first, windows, base_name(files.first()), files.size);
+    BaseLogitsWriter out(path, n_vocab, uint32_t(o.n_ctx), first, windows,
+                         {base_name(files.first()), files.size, model_content_id(GgufFile::open(o.base))});
     if (scored_positions(out.header().n_tokens, uint32_t(o.n_ctx), first) == 0) {
         fail("%s: too little text to score with --ppl-convention %s at -c %d", d.file.c_str(),
              ppl_convention_name(o.convention), o.n_ctx);
@@ -132,7 +147,14 @@ EvalRow compare_model(const LlamaRuntime & m, const std::string & path, const Ev
     for (const auto & w : mine)
         flat.insert(flat.end(), w.begin(), w.end());
     if (flat != logits.tokens()) {
-        fail("%s: the text tokenizes differently than for %s (different text, -c or vocabulary)", path.c_str(),
+        // The same windows, fewer or more of them: the file was made with another --chunks.
+        const auto & theirs = logits.windows();
+        if (mine.size() != theirs.size() &&
+            std::equal(mine.begin(), mine.begin() + long(std::min(mine.size(), theirs.size())), theirs.begin())) {
+            fail("%s: holds %zu windows of the text, this run takes %zu (another --chunks)", logits.path().c_str(),
+                 theirs.size(), mine.size());
+        }
+        fail("%s: the text tokenizes differently than for %s (different text or vocabulary)", path.c_str(),
              logits.path().c_str());
     }
     logits.rewind();
@@ -203,17 +225,17 @@ void refuse_outputs_over_inputs(const EvalOptions & o, const std::vector<bool> &
     }
 }
 
-// An existing logits file records the base it was made from; -m must be that model.
+// An existing logits file records the base it was made from; -m must be that model, by
+// content: another model may have the same file name and size.
 void check_logits_base(const BaseLogitsReader & logits, const std::string & base) {
-    const ModelFiles  files = model_files(base);
-    const std::string name  = base_name(files.first());
-    const auto &      h     = logits.header();
-    if (name != h.base_name || files.size != h.base_file_size) {
+    const GgufFile f = GgufFile::open(base);
+    const auto &   h = logits.header();
+    if (model_content_id(f) != h.base_content_id) {
         fail(
-            "%s: made from the base %s (%llu bytes), but -m is %s (%llu bytes); give that base, or another "
-            "--base-logits file",
-            logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, name.c_str(),
-            (unsigned long long) files.size);
+            "%s: made from the base %s (%llu bytes), but -m %s (%llu bytes) is another model (its content differs); "
+            "give that base, or another --base-logits file",
+            logits.path().c_str(), h.base_name, (unsigned long long) h.base_file_size, base.c_str(),
+            (unsigned long long) f.file_size());
     }
 }
 
@@ -241,35 +263,44 @@ EvalRow model_row(const std::vector<EvalRow> & per_domain, const std::vector<Eva
 
 }  // namespace
 
-std::vector<EvalRow> run_eval(const EvalOptions & o) {
-    if (o.n_ctx < 8) fail("-c/--ctx-size must be at least 8");
-    if (o.domains.empty()) fail("give the held-out text: --data [NAME=]FILE");
-    const GenerationOptions & gen      = o.generation;
+std::vector<EvalRow> run_eval(const EvalOptions & given) {
+    if (given.n_ctx != k_ctx_size_not_given && given.n_ctx != 0 && given.n_ctx < 8) {
+        fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
+    }
+    if (given.max_chunks == 0 || given.max_chunks < -1) {
+        fail_usage("--chunks %d: give a number of windows, at least 1 (-1: all)", given.max_chunks);
+    }
+    if (given.domains.empty()) fail_usage("give the held-out text: --data [NAME=]FILE");
+    const size_t      n_domains = given.domains.size();
+    std::vector<bool> reuse;
+    bool              all_reused = true;
+    for (const auto & d : given.domains) {
+        reuse.push_back(!d.base_logits.empty() && file_size(d.base_logits) > 0);
+        all_reused = all_reused && reuse.back();
+    }
+    const GenerationOptions & gen      = given.generation;
     const bool                generate = !gen.prompts.empty();
+    if (given.base.empty() && !all_reused) {
+        fail_usage("give -m BASE, or --base-logits FILE from an earlier run");
+    }
+    if (given.base.empty() && generate) {
+        fail_usage("--prompts needs -m BASE: the base model's continuations are what the others are compared with");
+    }
+    if (given.pruned.empty() && given.base.empty()) {
+        fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
+    }
+    EvalOptions o = given;
+    o.n_ctx       = resolve_ctx_size(given.n_ctx, given.base.empty() ? given.pruned.front() : given.base);
+    if (o.n_ctx < 8) fail("a trained context of %d tokens is too short to evaluate", o.n_ctx);
     if (generate && (gen.n_tokens < 1 || gen.n_tokens >= o.n_ctx)) {
-        fail(
+        fail_usage(
             "--gen-tokens %d: must be at least 1 and less than -c %d (the prompt and the continuation share the "
             "context)",
             gen.n_tokens, o.n_ctx);
     }
-    const size_t             n_domains = o.domains.size();
     std::vector<std::string> texts;
-    std::vector<bool>        reuse;
-    bool                     all_reused = true;
-    for (const auto & d : o.domains) {
+    for (const auto & d : o.domains)
         texts.push_back(read_heldout_text(d));
-        reuse.push_back(!d.base_logits.empty() && file_size(d.base_logits) > 0);
-        all_reused = all_reused && reuse.back();
-    }
-    if (o.base.empty() && !all_reused) {
-        fail("give -m BASE, or --base-logits FILE from an earlier run");
-    }
-    if (o.base.empty() && generate) {
-        fail("--prompts needs -m BASE: the base model's continuations are what the others are compared with");
-    }
-    if (o.pruned.empty() && o.base.empty()) {
-        fail("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
-    }
     refuse_outputs_over_inputs(o, reuse);
     if (o.tasks.any() && o.base.empty()) fail("the task files are scored on the base model too: give -m BASE");
     const std::vector<TaskSet> task_sets = read_task_files(o.tasks);  // a malformed file fails before any work

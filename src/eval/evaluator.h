@@ -13,6 +13,7 @@
 #include "eval/generation.h"
 #include "eval/metrics.h"
 #include "eval/task_files.h"
+#include "llama/context_size.h"
 #include "llama/llama_flags.h"
 
 #include <string>
@@ -28,8 +29,8 @@ struct EvalOptions : LlamaFlags {
     GenerationOptions        generation;                        // --prompts, --gen-tokens
     std::string              output;                            // the table file the caller writes: checked up front
     PplConvention            convention  = PplConvention::all;  // which positions are scored
-    int                      n_ctx       = 512;
-    int                      max_chunks  = -1;     // windows to use (-1: all)
+    int                      n_ctx       = k_ctx_size_not_given;  // -c (llama/context_size.h)
+    int                      max_chunks  = -1;                    // windows to use (-1: all)
     bool                     second_half = false;  // score only each window's second half (llama-perplexity)
     int                      n_batch     = 0;      // tokens per llama_decode call (0: -c, one window per call)
     int                      n_ubatch    = 0;      // tokens per micro-batch (0: as n_batch)

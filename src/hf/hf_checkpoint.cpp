@@ -2,7 +2,9 @@
 
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/text.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +18,15 @@ namespace fs = std::filesystem;
 bool is_hf_folder(const std::string & path) {
     std::error_code ec;
     return fs::is_directory(path, ec);
+}
+
+bool is_weight_file_name(const std::string & name) {
+    static const char * const ext[] = {".safetensors", ".bin",     ".pt",   ".pth", ".ckpt",      ".gguf",
+                                       ".h5",          ".msgpack", ".onnx", ".npz", ".index.json"};
+    for (const char * e : ext) {
+        if (ends_with(name, e)) return true;
+    }
+    return false;
 }
 
 std::string hf_shard_name(size_t k, size_t n) { return strfmt("model-%05zu-of-%05zu.safetensors", k, n); }
@@ -50,6 +61,23 @@ std::map<std::string, std::string> read_weight_map(const nlohmann::json & index,
     return map;
 }
 
+// Weight files of the folder, at any depth, that are not the checkpoint's own (links to folders
+// are not followed).
+std::vector<std::string> other_weight_files(const HfCheckpoint & c) {
+    std::vector<std::string> out;
+    std::error_code          ec;
+    for (auto it = fs::recursive_directory_iterator(c.dir, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        const std::string rel = it->path().lexically_relative(c.dir).generic_string();
+        if (it->is_directory() || !is_weight_file_name(rel)) continue;
+        if (it.depth() == 0 && c.is_weight_file(rel)) continue;
+        out.push_back(rel);
+    }
+    if (ec) fail("%s: cannot list the folder: %s", c.dir.c_str(), ec.message().c_str());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 }  // namespace
 
 HfCheckpoint HfCheckpoint::open(const std::string & dir) {
@@ -73,6 +101,13 @@ HfCheckpoint HfCheckpoint::open(const std::string & dir) {
         for (const auto & kv : weight_map)
             files.insert(kv.second);
         c.shard_names.assign(files.begin(), files.end());
+        // transformers loads a model.safetensors before the index: which one is the model?
+        if (!files.count(k_hf_single_name) && fs::exists(fs::path(dir) / k_hf_single_name)) {
+            fail(
+                "%s: holds both %s and %s, which does not name it: which is the model is ambiguous (transformers "
+                "loads the single file); remove one",
+                dir.c_str(), k_hf_single_name, k_hf_index_name);
+        }
     } else if (fs::exists(fs::path(dir) / k_hf_single_name)) {
         c.shard_names = {k_hf_single_name};
     } else {
@@ -103,6 +138,7 @@ HfCheckpoint HfCheckpoint::open(const std::string & dir) {
         if (!seen.count(name))
             fail("%s: tensor '%s' is in no shard (the index names %s)", index_path.c_str(), name.c_str(), file.c_str());
     }
+    c.weights_outside_index = other_weight_files(c);
     return c;
 }
 

@@ -35,12 +35,20 @@ public:
     std::vector<SafetensorsFile> shards;       // in file-name order
     std::vector<std::string>     shard_names;  // base names, as in the index
     std::vector<HfTensor>        tensors;      // shard by shard, in data order
+    // Other weight files anywhere in the folder, relative paths in order (original/model.safetensors
+    // and metal/model.bin of gpt-oss repos, consolidated.safetensors of Mistral's, their indexes):
+    // unpruned copies of the model that a pruned folder must not carry.
+    std::vector<std::string> weights_outside_index;
 
     const HfTensor * find(const std::string & name) const;
     uint64_t         weights_size() const;  // bytes of all shard files
     // The checkpoint's own weight files (index included): not copied as "other files".
     bool is_weight_file(const std::string & base) const;
 };
+
+// Whether a file of this name holds model weights in some format (safetensors, PyTorch, GGUF,
+// TensorFlow, Flax, ONNX, ...) or indexes them.
+bool is_weight_file_name(const std::string & name);
 
 // True when `path` is a directory (a Hugging Face folder, as opposed to a GGUF file).
 bool is_hf_folder(const std::string & path);

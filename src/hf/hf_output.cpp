@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -28,21 +29,29 @@ std::string absolute_clean(const std::string & p) {
 
 }  // namespace
 
+void check_hf_output_folder(const std::string & final_dir, const std::string & input) {
+    std::string final = final_dir;
+    while (final.size() > 1 && final.back() == '/')
+        final.pop_back();
+    const std::string out_abs = absolute_clean(final), in_abs = absolute_clean(input);
+    if (same_file(final, input) || out_abs == in_abs) {
+        fail("%s: the output would overwrite the input model", final.c_str());
+    }
+    if (out_abs.compare(0, in_abs.size() + 1, in_abs + "/") == 0) {
+        fail("%s: the output folder would be inside the input model's folder %s", final.c_str(), input.c_str());
+    }
+    std::error_code ec;
+    if (fs::exists(final, ec) && !(fs::is_directory(final, ec) && fs::is_empty(final, ec))) {
+        fail("%s: already exists; remove it or choose another output folder", final.c_str());
+    }
+}
+
 HfOutputFolder::HfOutputFolder(const std::string & final_dir, const std::string & input) : final_(final_dir) {
     while (final_.size() > 1 && final_.back() == '/')
         final_.pop_back();
-    const std::string out_abs = absolute_clean(final_), in_abs = absolute_clean(input);
-    if (same_file(final_, input) || out_abs == in_abs) {
-        fail("%s: the output would overwrite the input model", final_.c_str());
-    }
-    if (out_abs.compare(0, in_abs.size() + 1, in_abs + "/") == 0) {
-        fail("%s: the output folder would be inside the input model's folder %s", final_.c_str(), input.c_str());
-    }
+    check_hf_output_folder(final_, input);
     std::error_code ec;
-    if (fs::exists(final_, ec) && !(fs::is_directory(final_, ec) && fs::is_empty(final_, ec))) {
-        fail("%s: already exists; remove it or choose another output folder", final_.c_str());
-    }
-    const fs::path f(final_);
+    const fs::path  f(final_);
     tmp_ = (f.parent_path() / ("." + f.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
     fs::remove_all(tmp_, ec);
     if (!fs::create_directory(tmp_, ec)) {
@@ -59,15 +68,38 @@ HfOutputFolder::~HfOutputFolder() {
 
 std::string HfOutputFolder::file(const std::string & base) const { return (fs::path(tmp_) / base).string(); }
 
-void HfOutputFolder::copy_other_files(const HfCheckpoint & in) const {
+namespace {
+
+// Copies the folder `from` (`rel` inside the input) to `to`, but the files in `skip` (paths
+// relative to the input). A folder that holds none of them is copied whole.
+void copy_tree_except(const fs::path & from, const fs::path & to, const std::string & rel,
+                      const std::vector<std::string> & skip) {
     std::error_code ec;
-    for (const auto & e : fs::directory_iterator(in.dir, ec)) {
-        const std::string base = e.path().filename().string();
-        if (in.is_weight_file(base) || base == "config.json" || base == "reap_prune.json") continue;
-        fs::copy(e.path(), fs::path(tmp_) / base, fs::copy_options::recursive, ec);
+    for (const auto & e : fs::directory_iterator(from, ec)) {
+        const std::string name = (rel.empty() ? "" : rel + "/") + e.path().filename().string();
+        if (std::find(skip.begin(), skip.end(), name) != skip.end()) continue;
+        const bool     holds_skipped = std::any_of(skip.begin(), skip.end(), [&](const std::string & s) {
+            return s.compare(0, name.size() + 1, name + "/") == 0;
+        });
+        const fs::path dst           = to / e.path().filename();
+        if (holds_skipped && !e.is_symlink() && e.is_directory()) {
+            fs::create_directory(dst, ec);
+            if (!ec) copy_tree_except(e.path(), dst, name, skip);
+        } else {
+            fs::copy(e.path(), dst, fs::copy_options::recursive, ec);
+        }
         if (ec) fail("%s: cannot copy into the output: %s", e.path().string().c_str(), ec.message().c_str());
     }
-    if (ec) fail("%s: cannot list the folder: %s", in.dir.c_str(), ec.message().c_str());
+    if (ec) fail("%s: cannot list the folder: %s", from.string().c_str(), ec.message().c_str());
+}
+
+}  // namespace
+
+void HfOutputFolder::copy_other_files(const HfCheckpoint & in) const {
+    std::vector<std::string> skip = in.weights_outside_index;
+    skip.insert(skip.end(), {"config.json", "reap_prune.json", k_hf_index_name});  // written by the pruner
+    skip.insert(skip.end(), in.shard_names.begin(), in.shard_names.end());
+    copy_tree_except(in.dir, tmp_, "", skip);
 }
 
 void HfOutputFolder::commit() {

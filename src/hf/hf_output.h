@@ -12,6 +12,11 @@
 
 namespace reap {
 
+// Refuses an output folder that is the input (`input`: a folder or file), lies inside it, or
+// already exists and is not empty; what HfOutputFolder checks, for callers that check every
+// output before writing anything.
+void check_hf_output_folder(const std::string & final_dir, const std::string & input);
+
 class HfOutputFolder {
 public:
     // Refuses an output that is the input (`input`: a folder or file), lies inside it, or already
@@ -24,8 +29,9 @@ public:
     const std::string & tmp() const { return tmp_; }
     std::string         file(const std::string & base) const;  // a path inside the temporary folder
 
-    // Copies every file and folder of the input that is not a weight file, config.json or
-    // reap_prune.json (tokenizer, generation config, README, ...).
+    // Copies every file and folder of the input that is not a weight file (the checkpoint's own
+    // or weights_outside_index), config.json or reap_prune.json (tokenizer, generation config,
+    // README, ...).
     void copy_other_files(const HfCheckpoint & in) const;
     // Renames the folder into place.
     void commit();

@@ -1,15 +1,16 @@
 #include "hf/hf_prune_request.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "hf/hf_layout.h"
 #include "hf/hf_pruner.h"
 
 namespace reap {
 
 PruneOutcome run_hf_prune(const PruneRequest & r) {
-    if (r.output.empty() && !r.dry_run) fail("give -o/--output (or --dry-run)");
+    if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
     if (r.split_max_bytes != 0) {
-        fail("--split-max-size: a Hugging Face output is sharded like its input; the option is for GGUF");
+        fail_usage("--split-max-size: a Hugging Face output is sharded like its input; the option is for GGUF");
     }
     const HfCheckpoint c      = HfCheckpoint::open(r.model);
     const HfLayout     layout = analyze_hf(c);
@@ -25,6 +26,15 @@ PruneOutcome run_hf_prune(const PruneRequest & r) {
     }
     finish_plan_report(r, out);
     if (r.dry_run) return out;
+    if (!c.weights_outside_index.empty()) {
+        std::string list;
+        for (const auto & f : c.weights_outside_index)
+            list += (list.empty() ? "" : ", ") + f;
+        log_warn(
+            "%s: %zu weight file(s) besides the checkpoint's own are left out of the output (unpruned copies "
+            "of the model): %s",
+            r.model.c_str(), c.weights_outside_index.size(), list.c_str());
+    }
     prune_hf(c, layout, planned_jobs(out), r.show_progress);
     out.wrote_models = true;
     return out;

@@ -241,6 +241,7 @@ std::string prune_record(const HfCheckpoint & c, const HfLayout & layout, const 
         kept[std::to_string(il)] = lp.kept;
     j["kept"] = kept;
     j["plan"] = plan.to_json();
+    if (!c.weights_outside_index.empty()) j["left_out"] = c.weights_outside_index;  // unpruned weight files
     return j.dump(1) + "\n";
 }
 

@@ -50,4 +50,19 @@ std::vector<std::vector<llama_token>> text_windows(const llama_vocab * vocab, co
     return out;
 }
 
+std::vector<std::vector<llama_token>> perplexity_windows(const llama_vocab * vocab, const std::string & file_text,
+                                                         int n_ctx, long max_windows) {
+    std::string text = file_text;
+    if (!text.empty() && text.back() == '\n') text.pop_back();  // common's -f reader (common/arg.cpp)
+    const auto                            toks = tokenize(vocab, text, true, false);
+    const bool                            bos  = llama_vocab_get_add_bos(vocab);
+    const size_t                          w    = size_t(n_ctx);
+    std::vector<std::vector<llama_token>> out;
+    for (size_t i = 0; i + w <= toks.size() && (max_windows < 0 || out.size() < size_t(max_windows)); i += w) {
+        out.emplace_back(toks.begin() + long(i), toks.begin() + long(i + w));
+        if (bos) out.back()[0] = llama_vocab_bos(vocab);
+    }
+    return out;
+}
+
 }  // namespace reap

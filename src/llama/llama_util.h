@@ -43,4 +43,11 @@ std::vector<llama_token> tokenize(const llama_vocab * vocab, const std::string &
 std::vector<std::vector<llama_token>> text_windows(const llama_vocab * vocab, const std::string & text, int n_ctx,
                                                    long max_windows = -1);
 
+// llama-perplexity's windows of a text file's contents: its -f drops one trailing '\n'; the text
+// is tokenized with BOS, cut into as many full windows of n_ctx tokens as it holds (the rest is
+// not scored), and each window's first token is replaced by BOS when the vocabulary adds one.
+// max_windows < 0: all.
+std::vector<std::vector<llama_token>> perplexity_windows(const llama_vocab * vocab, const std::string & file_text,
+                                                         int n_ctx, long max_windows = -1);
+
 }  // namespace reap

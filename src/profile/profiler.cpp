@@ -6,6 +6,7 @@
 #include "core/progress.h"
 #include "core/stop_signal.h"
 #include "gguf/gguf_file.h"
+#include "llama/context_size.h"
 #include "llama/llama_runtime.h"
 #include "moe/moe_layout.h"
 #include "moe/router_fingerprint.h"
@@ -29,10 +30,12 @@ using nlohmann::json;
 namespace {
 
 void check_profile_options(const ProfileOptions & opts) {
-    if (opts.n_ctx < 8) fail("-c/--ctx-size must be at least 8");
-    if (opts.n_batch < 1 || opts.n_ubatch < 1) fail("-b and -ub must be positive");
-    if (opts.n_parallel < 1 || opts.n_parallel > 256) fail("-np/--parallel must be in [1, 256]");
-    if (opts.save_every < 0) fail("--save-every must be >= 0");
+    if (opts.n_ctx != k_ctx_size_not_given && opts.n_ctx != 0 && opts.n_ctx < 8) {
+        fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
+    }
+    if (opts.n_batch < 1 || opts.n_ubatch < 1) fail_usage("-b and -ub must be positive");
+    if (opts.n_parallel < 1 || opts.n_parallel > 256) fail_usage("-np/--parallel must be in [1, 256]");
+    if (opts.save_every < 0) fail_usage("--save-every must be >= 0");
     uint32_t index = 0, count = 0;
     if (!opts.shard.empty()) parse_shard(opts.shard, index, count);
 }
@@ -207,8 +210,12 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
 
 }  // namespace
 
-ProfileResult run_profile(const ProfileOptions & opts) {
-    check_profile_options(opts);
+ProfileResult run_profile(const ProfileOptions & given) {
+    check_profile_options(given);
+    ProfileOptions opts = given;
+    opts.n_ctx          = resolve_ctx_size(given.n_ctx, given.model);
+    if (opts.n_ctx < 8)
+        fail("%s: a trained context of %d tokens is too short to profile", opts.model.c_str(), opts.n_ctx);
     uint64_t               model_size = 0;
     const MoeShape         shape      = read_model_shape(opts, model_size);
     const std::vector<int> moe_layers = shape.moe_layers;  // next-token-prediction blocks get no statistics
@@ -224,8 +231,9 @@ ProfileResult run_profile(const ProfileOptions & opts) {
     collector.set_stop_after_last_layer(opts.skip_head);
     const LlamaRuntime rt = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     ProfileResult      res;
-    const auto         items = select_samples(rt.model.get(), samples, opts, report, res);
-    Decoder            decoder(rt.ctx.get(), collector, opts.n_batch);
+    res.n_ctx        = opts.n_ctx;
+    const auto items = select_samples(rt.model.get(), samples, opts, report, res);
+    Decoder    decoder(rt.ctx.get(), collector, opts.n_batch);
     if (opts.collect) {
         discover_moe_nodes(decoder, collector, rt.vocab(), items);
     }

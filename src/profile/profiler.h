@@ -2,6 +2,7 @@
 // per-expert REAP statistics (SPEC §2-§5).
 #pragma once
 
+#include "llama/context_size.h"
 #include "llama/llama_flags.h"
 #include "stats/expert_stats.h"
 
@@ -18,7 +19,7 @@ struct ProfileOptions : LlamaFlags {
     std::string              format = "auto";
     std::string              chat_template;  // llama.cpp template name or file; empty: the model's
     std::string              output = "expert_stats.json";
-    int                      n_ctx  = 512;  // max tokens per sample; .txt windows have this size
+    int                      n_ctx  = k_ctx_size_not_given;  // max tokens per sample; .txt windows have this size
     // Tokens per llama_decode call. Every token is an output, and llama.cpp keeps n_batch rows
     // of n_vocab logits per call (1.2 GB at 2048 x 151,936): the default is one micro-batch.
     int         n_batch     = 512;
@@ -43,6 +44,7 @@ struct ProfileResult {
     size_t      samples_done = 0, samples_total = 0;  // sequences (windows) of this run
     // The calibration data before --max-samples/--max-tokens: samples read, the windows of at
     // most -c tokens they became, and their tokens.
+    int      n_ctx        = 0;  // -c as used (llama/context_size.h)
     size_t   data_samples = 0, data_windows = 0;
     uint64_t data_tokens      = 0;
     uint64_t tokens           = 0;  // tokens evaluated in this run

@@ -26,14 +26,18 @@ std::vector<double> parse_keep_ratios(const std::string & s) {
             if (used != item.size()) throw std::invalid_argument(item);
             out.push_back(r);
         } catch (const std::exception &) {
-            fail("--keep-ratio: '%s' is not a number", item.c_str());
+            fail_usage("--keep-ratio: '%s' is not a number (a fraction like 0.5)", item.c_str());
+        }
+        // Checked here, where the text is at hand: 1.0000001 printed with %g would read "1".
+        if (!(out.back() > 0.0 && out.back() <= 1.0)) {
+            fail_usage("--keep-ratio: '%s' is outside (0, 1]", item.c_str());
         }
     }
-    if (out.empty()) fail("--keep-ratio: '%s' names no ratio", s.c_str());
+    if (out.empty()) fail_usage("--keep-ratio: '%s' names no ratio", s.c_str());
     return out;
 }
 
-uint64_t parse_split_size(const std::string & s) {
+uint64_t parse_split_size(const std::string & s, const char * option) {
     if (s.empty()) return 0;
     size_t used = 0;
     double v    = 0;
@@ -49,7 +53,7 @@ uint64_t parse_split_size(const std::string & s) {
                              : unit == "G" ? 1073741824.0
                                            : -1;
     if (used == 0 || mul < 0 || !(v > 0) || !(v * mul < 1.8e19)) {
-        fail("--split-max-size: '%s' is not a size like 500M or 4G", s.c_str());
+        fail_usage("%s: '%s' is not a size like 500M or 4G", option, s.c_str());
     }
     return uint64_t(v * mul);
 }
@@ -87,15 +91,15 @@ void check_complete(const ExpertStats & stats, const PruneRequest & r) {
 
 std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape) {
     const int n_amounts = int(!r.keep_ratios.empty()) + int(r.keep.has_value()) + int(r.prune.has_value());
-    if (n_amounts != 1) fail("give exactly one of --keep-ratio, --keep, --prune");
+    if (n_amounts != 1) fail_usage("give exactly one of --keep-ratio, --keep, --prune");
     std::vector<uint32_t> counts;
     for (size_t i = 0; i < r.keep_ratios.size(); i++) {
         counts.push_back(kept_count_for_ratio(shape, r.keep_ratios[i]));
         // Two ratios that keep the same count would write one output name twice.
         for (size_t k = 0; k < i; k++) {
             if (counts[k] == counts[i]) {
-                fail("--keep-ratio %g and %g both keep %u of %u experts; give each count once", r.keep_ratios[k],
-                     r.keep_ratios[i], counts[i], shape.n_expert);
+                fail_usage("--keep-ratio %g and %g both keep %u of %u experts; give each count once", r.keep_ratios[k],
+                           r.keep_ratios[i], counts[i], shape.n_expert);
             }
         }
     }
@@ -152,14 +156,14 @@ void report_convergence(Plan & p, const ExpertStats & stats, const MoeShape & sh
 std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape) {
     if (!r.plan.empty()) {
         if (!r.stats.empty() || !r.keep_ratios.empty() || r.keep || r.prune) {
-            fail(
+            fail_usage(
                 "--plan already fixes the experts to keep; do not combine it with --stats/--keep-ratio/--keep/--prune");
         }
         Plan p = Plan::load(r.plan);
         check_plan(p, shape, r.plan);
         return {p};
     }
-    if (r.stats.empty()) fail("give --stats FILE (from reap profile) or --plan FILE");
+    if (r.stats.empty()) fail_usage("give --stats FILE (from reap profile) or --plan FILE");
     const auto        counts = kept_counts(r, shape);
     const ExpertStats stats  = ExpertStats::load(r.stats);
     check_stats_match(stats, shape, r.stats);
@@ -178,7 +182,7 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
 }
 
 std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout) {
-    if (r.output.empty() && !r.dry_run) fail("give -o/--output (or --dry-run)");
+    if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
     const std::vector<Plan>    plans = plans_for_request(r, model_shape(in, layout));
     std::vector<PlannedOutput> outputs;
     for (const auto & p : plans) {

@@ -48,8 +48,9 @@ struct PruneOutcome {
 
 // "0.25,0.5" -> {0.25, 0.5}; throws naming --keep-ratio for anything that is not a number.
 std::vector<double> parse_keep_ratios(const std::string & s);
-// "500M", "4G", "123456" -> bytes (as llama.cpp's gguf-split --split-max-size); "" -> 0.
-uint64_t parse_split_size(const std::string & s);
+// "500M", "4G", "123456" -> bytes (as llama.cpp's gguf-split --split-max-size); "" -> 0. A bad
+// size is a usage error naming `option`.
+uint64_t parse_split_size(const std::string & s, const char * option = "--split-max-size");
 // "out.gguf" -> "out-keep0.50.gguf" for one of several ratios, or "{keep}" in the name replaced.
 std::string ratio_output_name(const std::string & pattern, double keep_ratio, bool several);
 

@@ -22,7 +22,24 @@ bool hf_has_layout(const std::string & arch, HfExperts e) {
 HfExperts parse_hf_experts(const std::string & s) {
     if (s == "per-expert") return HfExperts::per_expert;
     if (s == "fused") return HfExperts::fused;
-    fail("--hf-layout: '%s' is not per-expert or fused", s.c_str());
+    fail_usage("--hf-layout: '%s' is not per-expert or fused", s.c_str());
+}
+
+void check_hf_request(const std::string & arch, const std::string & gguf_path, const std::string & dir,
+                      const HfOptions & o) {
+    static const char * const with_config[] = {"qwen3moe", "llama", "deepseek2", "gpt-oss", "nemotron_h_moe"};
+    if (std::find(std::begin(with_config), std::end(with_config), arch) == std::end(with_config)) {
+        fail_usage(
+            "--hf-out: no Hugging Face config for architecture '%s' (qwen3moe, llama, deepseek2, gpt-oss, "
+            "nemotron_h_moe have one)",
+            arch.c_str());
+    }
+    if (!hf_has_layout(arch, o.experts)) {
+        fail_usage("--hf-layout %s: transformers does not save %s with %s experts",
+                   o.experts == HfExperts::fused ? "fused" : "per-expert", arch.c_str(),
+                   o.experts == HfExperts::fused ? "fused" : "per-expert");
+    }
+    check_hf_output_folder(dir, gguf_path);
 }
 
 namespace {

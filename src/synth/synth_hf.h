@@ -29,6 +29,13 @@ struct HfOptions {
 bool      hf_has_layout(const std::string & arch, HfExperts e);
 HfExperts parse_hf_experts(const std::string & s);  // "per-expert" / "fused"
 
+// Checks, before anything is written, that a synth model of architecture `arch` written to
+// `gguf_path` can then be written as the HF folder `dir` in `o`'s layout: an architecture with a
+// transformers config, a layout transformers saves it in (usage errors), and a folder that may
+// be written (not the GGUF, not an existing non-empty folder).
+void check_hf_request(const std::string & arch, const std::string & gguf_path, const std::string & dir,
+                      const HfOptions & o);
+
 // Writes the GGUF `gguf_path` (a synth model) as the HF folder `dir` (made as a temporary folder
 // and renamed into place; an existing non-empty `dir` is refused). Returns a summary.
 nlohmann::json write_hf(const std::string & gguf_path, const std::string & dir, const HfOptions & o);

@@ -4,6 +4,7 @@
 #include "eval/degeneration.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
+#include "llama/context_size.h"
 
 #include <cstdio>
 #include <map>
@@ -35,7 +36,9 @@ void add_eval(CLI::App & app) {
                     "file of the base model's log-probabilities: reused if it exists, else written; one per --data, "
                     "or one folder holding NAME.lgt per domain")
         ->take_all();
-    cmd->add_option("-c,--ctx-size", o->n_ctx, "window size in tokens");
+    cmd->add_option("-c,--ctx-size", o->n_ctx,
+                    "window size in tokens (0: the model's trained context; a larger value is warned about)")
+        ->default_str(k_ctx_size_default_text);
     const std::map<std::string, PplConvention> conventions = {{"all", PplConvention::all},
                                                               {"second-half", PplConvention::second_half}};
     cmd->add_option("--ppl-convention", o->convention,
@@ -74,7 +77,8 @@ void add_eval(CLI::App & app) {
     cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->callback([o, args]() {
-        if (!o->generation.prompts.empty() && o->generation.n_tokens >= o->n_ctx) {
+        // -c given: refused here; not given (the trained context decides): run_eval refuses it.
+        if (!o->generation.prompts.empty() && o->n_ctx > 0 && o->generation.n_tokens >= o->n_ctx) {
             throw CLI::ValidationError("--gen-tokens", strfmt("%d does not fit the context of -c %d with a prompt",
                                                               o->generation.n_tokens, o->n_ctx));
         }

@@ -20,7 +20,10 @@ void add_profile(CLI::App & app) {
     cmd->add_option(
         "--chat-template", o->chat_template,
         "template for 'messages' samples: a llama.cpp name (chatml, llama3, ...) or a file (default: the model's)");
-    cmd->add_option("-c,--ctx-size", o->n_ctx, "max tokens per sample; .txt files are cut into windows of this size");
+    cmd->add_option("-c,--ctx-size", o->n_ctx,
+                    "max tokens per sample; .txt files are cut into windows of this size (0: the model's trained "
+                    "context; a larger value is warned about)")
+        ->default_str(k_ctx_size_default_text);
     cmd->add_option("-b,--batch-size", o->n_batch,
                     "tokens per llama_decode call; llama.cpp keeps -b x n_vocab logits, as every token is an output");
     cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub)");
@@ -56,7 +59,7 @@ void add_profile(CLI::App & app) {
                     (unsigned long long) r.tokens, r.decode_seconds, tps, o->collect ? "; stats: " : "",
                     o->collect ? o->output.c_str() : "");
         std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
-                    r.data_windows, o->n_ctx, (unsigned long long) r.data_tokens);
+                    r.data_windows, r.n_ctx, (unsigned long long) r.data_tokens);
         if (o->shard.empty() && (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens)) {
             std::printf("; %zu windows, %llu tokens left out by --max-samples/--max-tokens",
                         r.data_windows - r.samples_total, (unsigned long long) (r.data_tokens - r.tokens_total));

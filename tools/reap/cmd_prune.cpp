@@ -44,6 +44,17 @@ void run(PruneOpts o) {
     print_outcome(r, run_prune(r));
 }
 
+// A number of experts: a whole number, 0 or more. CLI11's NonNegativeNumber would say
+// "-3 must be in [0 - 1.79769e+308]".
+CLI::Validator expert_count_validator() {
+    return CLI::Validator(
+        [](std::string & v) -> std::string {
+            const bool digits = !v.empty() && v.size() <= 9 && v.find_first_not_of("0123456789") == std::string::npos;
+            return digits ? "" : "'" + v + "' is not a number of experts (a whole number, 0 or more)";
+        },
+        "COUNT");
+}
+
 std::string criteria_help() {
     std::string h = "score that ranks experts (" + std::string(k_pruning_order_text) + "):";
     for (const auto & c : criteria())
@@ -68,8 +79,8 @@ void add_prune(CLI::App & app) {
                     "'{keep}' replaced");
     cmd->add_option("--keep-ratio,--keep_ratio", o->keep_ratio,
                     "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
-    cmd->add_option("--keep", o->keep, "experts to keep per MoE layer")->check(CLI::NonNegativeNumber);
-    cmd->add_option("--prune", o->prune, "experts to remove per MoE layer")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--keep", o->keep, "experts to keep per MoE layer")->check(expert_count_validator());
+    cmd->add_option("--prune", o->prune, "experts to remove per MoE layer")->check(expert_count_validator());
     cmd->add_option("--criterion", o->criterion, criteria_help())->check(CLI::IsMember(criterion_names()));
     cmd->add_option("--seed", o->req.seed, "seed of the random criterion");
     cmd->add_flag("--dry-run", o->req.dry_run,

@@ -93,12 +93,16 @@ void add_synth(CLI::App & app) {
         }
         if (out->empty()) throw CLI::RequiredError("--output");
         o->type = types.at(*type);
-        auto s  = synth::write_model(*o, *out);
+        // Every option is checked before -o is written: a failure leaves no file behind.
+        synth::HfOptions ho;
         if (!hf->dir.empty()) {
-            synth::HfOptions ho;
             ho.experts         = synth::parse_hf_experts(hf->layout);
-            ho.shard_max_bytes = parse_split_size(hf->shard_size);
-            s["hf"]            = synth::write_hf(*out, hf->dir, ho);
+            ho.shard_max_bytes = parse_split_size(hf->shard_size, "--hf-shard-size");
+            synth::check_hf_request(o->arch, *out, hf->dir, ho);
+        }
+        auto s = synth::write_model(*o, *out);
+        if (!hf->dir.empty()) {
+            s["hf"] = synth::write_hf(*out, hf->dir, ho);
         }
         if (*json) {
             std::printf("%s\n", s.dump(2).c_str());

@@ -118,6 +118,8 @@ int main(int argc, char ** argv) {
         return app.exit(e);
     } catch (const CLI::ParseError & e) {
         return reap::cli::usage_error(app, argc, argv, e.what());
+    } catch (const reap::UsageError & e) {
+        return reap::cli::usage_error(app, argc, argv, e.what());
     } catch (const reap::Error & e) {
         std::fprintf(stderr, "reap: error: %s\n", e.what());
         return 1;
