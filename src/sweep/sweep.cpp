@@ -8,6 +8,7 @@
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 #include "gguf/gguf_file.h"
+#include "llama/context_size.h"
 #include "llama/llama_runtime.h"
 #include "profile/profiler.h"
 #include "prune/prune_request.h"
@@ -70,13 +71,6 @@ void check_out_dir(const SweepOptions & o, const nlohmann::json & identity) {
         fail("%s: holds the sweep of another model or calibration (%s); choose another -o", o.out_dir.c_str(),
              old.contains("identity") ? old["identity"].dump().c_str() : "no identity");
     }
-}
-
-int eval_context(const SweepOptions & o) {
-    if (o.n_ctx > 0) return o.n_ctx;
-    const GgufFile f   = GgufFile::open(o.model);
-    const auto     ctx = f.get_uint(f.arch() + ".context_length");
-    return ctx && *ctx > 0 && *ctx < 512 ? int(*ctx) : 512;
 }
 
 std::string profile_once(const SweepOptions & o) {
@@ -191,7 +185,7 @@ SweepResult run_sweep(const SweepOptions & o) {
         progress.update(++done, "");
     }
 
-    const int   n_ctx = eval_context(o);
+    const int   n_ctx = resolve_ctx_size(o.n_ctx, o.model);  // one warning when beyond the trained context
     EvalOptions e     = eval_options(o, n_ctx);
     if (!o.resume) {
         for (const auto & d : e.domains)

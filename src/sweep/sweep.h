@@ -12,6 +12,7 @@
 
 #include "eval/generation.h"
 #include "eval/task_files.h"
+#include "llama/context_size.h"
 #include "llama/llama_flags.h"
 #include "sweep/sweep_choice.h"
 
@@ -33,9 +34,9 @@ struct SweepOptions : LlamaFlags {
     std::vector<double>      prune_ratios = {0.25, 0.5, 0.625, 0.75};  // fractions of experts removed
     std::vector<std::string> criteria     = {"reap", "frequency"};
     SweepTolerance           tolerance;
-    int                      n_ctx       = 0;   // 0: min(512, trained context) for the eval windows
-    int                      max_chunks  = -1;  // eval windows per domain (-1: all)
-    long                     max_samples = -1;  // calibration samples (-1: all)
+    int                      n_ctx       = k_ctx_size_not_given;  // eval windows (llama/context_size.h)
+    int                      max_chunks  = -1;                    // eval windows per domain (-1: all)
+    long                     max_samples = -1;                    // calibration samples (-1: all)
     bool                     resume      = false;
     bool                     keep_all    = false;
     bool                     progress    = true;

@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "core/error.h"
+#include "llama/context_size.h"
 #include "moe/inspect.h"
 #include "prune/prune_request.h"
 #include "stats/criteria.h"
@@ -84,7 +85,8 @@ void add_sweep(CLI::App & app) {
                     "tolerance: share of degenerate continuations (with --prompts)");
     cmd->add_option("--min-task-ratio", o->tolerance.min_task_ratio,
                     "tolerance: task accuracy as a fraction of the base's (with tasks)");
-    cmd->add_option("-c,--ctx-size", o->n_ctx, "eval window in tokens (0: min(512, the model's trained context))")
+    cmd->add_option("-c,--ctx-size", o->n_ctx, "eval window in tokens (0: the model's trained context)")
+        ->default_str(k_ctx_size_default_text)
         ->check(CLI::Range(0, 1 << 20));
     cmd->add_option("--chunks", o->max_chunks, "eval windows per domain (-1: all)");
     cmd->add_option("--max-samples", o->max_samples, "calibration samples to profile (-1: all)");
