@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include "eval/base_logits.h"
 #include "llama/llama_runtime.h"
 
@@ -54,6 +55,7 @@ Windows make_windows(const llama_vocab * vocab, const std::string & text, const 
 // Decodes one window with every position an output; returns the seconds llama.cpp spent (the
 // logits are then read with llama_get_logits_ith, outside the clock).
 double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & win) {
+    stop_point("evaluating (temporary files removed, no output written)");
     const auto t0 = std::chrono::steady_clock::now();
     llama_memory_clear(m.memory(), true);
     LlamaBatch batch(int32_t(win.size()));
@@ -216,6 +218,9 @@ std::vector<EvalRow> run_eval(const EvalOptions & o) {
     }
     refuse_outputs_over_inputs(o, reuse);
     llama_backend_init();
+    // Ctrl-C stops before the next window; the temporaries below are removed as the stack
+    // unwinds, and reap exits 130.
+    StopSignalGuard signals;
 
     std::vector<EvalRow> rows;
     RemoveOnExit         temporary;

@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "prune/prune_request.h"
 #include "synth/synth.h"
 #include "synth/synth_hf.h"
@@ -89,7 +90,9 @@ void add_synth(CLI::App & app) {
         }
         if (out->empty()) throw CLI::RequiredError("--output");
         o->type = types.at(*type);
-        auto s  = synth::write_model(*o, *out);
+        // -o (and --hf-out) must not replace the --vocab model, nor each other.
+        refuse_clashing_outputs({*out, hf->dir}, {o->vocab});
+        auto s = synth::write_model(*o, *out);
         if (!hf->dir.empty()) {
             synth::HfOptions ho;
             ho.experts         = synth::parse_hf_experts(hf->layout);
