@@ -9,8 +9,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 rm -rf "$work" && mkdir -p "$work"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 p1=$(free_port) p2=$(free_port)
-timeout -s KILL 300 "$rpc" -H 127.0.0.1 -p "$p1" -t 1 >"$work/rpc1.log" 2>&1 & s1=$!
-timeout -s KILL 300 "$rpc" -H 127.0.0.1 -p "$p2" -t 1 >"$work/rpc2.log" 2>&1 & s2=$!
+# The servers themselves (no wrapper): killing $s2 must take the endpoint away. The trap ends both.
+"$rpc" -H 127.0.0.1 -p "$p1" -t 1 >"$work/rpc1.log" 2>&1 & s1=$!
+"$rpc" -H 127.0.0.1 -p "$p2" -t 1 >"$work/rpc2.log" 2>&1 & s2=$!
 cleanup() { kill -KILL "$s1" "$s2" 2>/dev/null; wait 2>/dev/null; }
 trap cleanup EXIT
 for p in "$p1" "$p2"; do
