@@ -520,6 +520,35 @@ TEST(HfPrune, WeightFilesBesideTheCheckpointsOwnAreLeftOut) {
     EXPECT_FALSE(fs::exists(dir + "/out-both"));
 }
 
+// Issue 21: any file inside the input folder is an input (--plan-out over its config.json or a
+// shard was written with exit 0), and the plan may not go inside the output folder either.
+TEST(HfPrune, NoOutputLandsInsideTheInputFolder) {
+    const std::string dir = test::tmp_dir(), gguf = test::synth_model(small("qwen3moe"));
+    const std::string in    = export_hf(gguf, dir + "/in", synth::HfExperts::per_expert, 4u << 20);
+    const std::string stats = stats_for(gguf, dir + "/s.json");
+    std::string       shard;
+    for (const auto & e : fs::directory_iterator(in))
+        if (e.path().filename().string().rfind("model-00001-of-", 0) == 0) shard = e.path().string();
+    ASSERT_FALSE(shard.empty());
+    const std::vector<std::string> prune = {"prune", "-m",           in,    "--stats",
+                                            stats,   "--keep-ratio", "0.5", "--no-progress"};
+    for (const std::string & victim : {in + "/config.json", shard, in + "/../in/" + k_hf_index_name}) {
+        const auto before = test::read_bytes(victim);
+        auto       args   = prune;
+        args.insert(args.end(), {"--dry-run", "--plan-out", victim});
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 1) << victim << ": " << r.err;
+        EXPECT_NE(r.err.find("is also an input"), std::string::npos) << r.err;
+        EXPECT_TRUE(test::read_bytes(victim) == before) << victim << " was overwritten";
+    }
+    auto args = prune;
+    args.insert(args.end(), {"-o", dir + "/out", "--plan-out", dir + "/out/plan.json"});
+    const auto r = test::run_reap(args);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("also given as another output"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir + "/out"));
+}
+
 TEST(HfPrune, InspectAndDryRunOnAFolder) {
     const std::string dir = test::tmp_dir(), gguf = test::synth_model(small("deepseek2"));
     const std::string hf = export_hf(gguf, dir + "/hf", synth::HfExperts::fused);
@@ -544,5 +573,5 @@ TEST(HfPrune, InspectAndDryRunOnAFolder) {
     EXPECT_EQ(read_json(dir + "/out/config.json")["n_routed_experts"], 8);
     const auto again = test::run_reap({"prune", "-m", hf, "--plan", dir + "/plan.json", "-o", hf, "--no-progress"});
     EXPECT_EQ(again.exit_code, 1);
-    EXPECT_NE(again.err.find("overwrite the input"), std::string::npos) << again.err;
+    EXPECT_NE(again.err.find("is also an input"), std::string::npos) << again.err;
 }

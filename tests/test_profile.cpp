@@ -17,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -228,9 +229,9 @@ TEST_P(Interrupt, ResumeAfterAKillEqualsAnUninterruptedRun) {
     if (sig == SIGKILL) {
         EXPECT_TRUE(WIFSIGNALED(status));
     } else {
-        // SIGTERM/SIGINT: a final checkpoint, a message, and a failing exit code.
+        // SIGTERM/SIGINT: a final checkpoint, a message, and exit 130.
         ASSERT_TRUE(WIFEXITED(status));
-        EXPECT_EQ(WEXITSTATUS(status), 1);
+        EXPECT_EQ(WEXITSTATUS(status), 130);  // one convention: an interrupted command exits 130
         const auto err = test::read_bytes(dir + "/run.log.err");
         EXPECT_NE(std::string(err.begin(), err.end()).find("--resume"), std::string::npos);
     }
@@ -422,6 +423,23 @@ TEST(ProfileHardening, RefusesAnOutputThatIsAnInput) {
     const auto        r     = test::run_reap({"profile", "-m", first, "--data", data, "-o", third, "--no-progress"});
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find("is also an input"), std::string::npos) << r.err;
+}
+
+// Issue 21: the same calibration file given twice (also through a link) would count every token
+// twice; refused as merge refuses a run given twice, before anything is written.
+TEST(ProfileHardening, RefusesTheSameCalibrationFileTwice) {
+    const std::string model = test::synth_model(small("qwen3moe"));
+    const std::string dir   = test::tmp_dir();
+    ASSERT_EQ(::symlink(k_sample.c_str(), (dir + "/again.jsonl").c_str()), 0);
+    for (const std::string & second : {k_sample, dir + "/again.jsonl"}) {
+        const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, second, "--max-samples", "2", "-o",
+                                       dir + "/s.json", "--no-progress"});
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_NE(r.err.find(second + ": given twice (also as " + k_sample + "): its tokens would count twice"),
+                  std::string::npos)
+            << r.err;
+        EXPECT_FALSE(std::filesystem::exists(dir + "/s.json"));
+    }
 }
 
 TEST(ProfileHardening, AnySplitPartNamesTheModel) {

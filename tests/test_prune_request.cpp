@@ -2,6 +2,7 @@
 // statistics that belong to another model or to an unfinished run, and the report's dropped set
 // on a grouped model being exactly prune's.
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "core/log.h"
 #include "moe/expert_budget.h"
 #include "moe/moe_layout.h"
@@ -247,6 +248,116 @@ TEST(PlanFile, RefusesWrappingFloatAndLenientValues) {
     float_id["layers"]["0"]["kept"] = {1, 7.9};
     EXPECT_THROW(Plan::from_json(float_id, "p.json"), Error);
     EXPECT_THROW(Plan::from_json(json::array(), "p.json"), Error);
+}
+
+// Issue 21: every output of prune (and synth) against every input and the other outputs. Each
+// was written over its input with exit 0; now refused with exit 1, the file as it was.
+TEST(PruneRequest, NoOutputReplacesAnInputOrAnotherOutput) {
+    const std::string dir   = test::tmp_dir();
+    const std::string model = dir + "/model.gguf";
+    std::filesystem::copy_file(test::synth_model(model_of("qwen3moe", 2)), model);
+    const std::string              stats = profile(model, dir + "/stats.json", 4), plan = dir + "/plan.json";
+    const std::vector<std::string> with_stats = {"prune", "-m",           model, "--stats",
+                                                 stats,   "--keep-ratio", "0.5", "--no-progress"};
+    auto                           args       = [&](std::vector<std::string> a, std::vector<std::string> more) {
+        a.insert(a.end(), more.begin(), more.end());
+        return a;
+    };
+    ASSERT_EQ(test::run_reap(args(with_stats, {"--dry-run", "--plan-out", plan})).exit_code, 0);
+    auto refused = [&](const std::vector<std::string> & a, const std::string & victim, const std::string & why) {
+        const std::string before = test::read_text(victim);
+        const auto        r      = test::run_reap(a);
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+        EXPECT_EQ(test::read_text(victim), before) << victim << " changed";
+    };
+    refused(args(with_stats, {"--dry-run", "--plan-out", model}), model, "is also an input");
+    refused(args(with_stats, {"--dry-run", "--plan-out", stats}), stats, "is also an input");
+    refused(args(with_stats, {"-o", stats}), stats, "is also an input");
+    refused({"prune", "-m", model, "--plan", plan, "-o", plan, "--no-progress"}, plan, "is also an input");
+    // Through a link, and another spelling of the same path.
+    std::filesystem::create_symlink(stats, dir + "/link.json");
+    refused(args(with_stats, {"--dry-run", "--plan-out", dir + "/link.json"}), stats, "is also an input");
+    refused(args(with_stats, {"-o", dir + "/./model.gguf"}), model, "is also an input");
+    // Two outputs with one name: the plan would vanish under the model.
+    refused(args(with_stats, {"--plan-out", dir + "/x.gguf", "-o", dir + "/x.gguf"}), dir + "/x.gguf",
+            "also given as another output");
+    EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
+    // synth: -o over the --vocab model it reads.
+    std::filesystem::copy_file(model, dir + "/v.gguf");
+    refused({"synth", "--vocab", dir + "/v.gguf", "-o", dir + "/v.gguf"}, dir + "/v.gguf", "is also an input");
+}
+
+// Issue 21: some shards of a sharded run rank experts on part of the data, as an unfinished
+// checkpoint does: refused without --allow-incomplete, and report says what the file covers.
+TEST(PruneRequest, SomeShardsOfARunNeedAllowIncomplete) {
+    const std::string model = test::synth_model(model_of("qwen3moe", 2));
+    const std::string dir   = test::tmp_dir();
+    for (const char * k : {"1", "2", "3"}) {
+        const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "--shard", std::string(k) + "/3",
+                                       "-o", dir + "/sh" + k + ".json", "--max-samples", "9", "--no-progress"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    ASSERT_EQ(test::run_reap({"merge", dir + "/sh1.json", dir + "/sh2.json", "-o", dir + "/sh12.json"}).exit_code, 0);
+    ASSERT_EQ(test::run_reap({"merge", dir + "/sh12.json", dir + "/sh3.json", "-o", dir + "/all.json"}).exit_code, 0);
+    PruneRequest r;
+    r.model       = model;
+    r.keep_ratios = {0.5};
+    r.dry_run     = true;
+    r.stats       = dir + "/sh1.json";
+    EXPECT_NE(error_of(r).find("shard 1 of 3 of a sharded profile run (shards 2-3 missing)"), std::string::npos)
+        << error_of(r);
+    EXPECT_NE(error_of(r).find("--allow-incomplete"), std::string::npos);
+    r.stats = dir + "/sh12.json";
+    EXPECT_NE(error_of(r).find("shards 1-2 of 3 of a sharded profile run (shard 3 missing)"), std::string::npos)
+        << error_of(r);
+    r.stats = dir + "/all.json";
+    EXPECT_EQ(error_of(r), "(no error)");
+
+    const auto cli = test::run_reap(
+        {"prune", "-m", model, "--stats", dir + "/sh1.json", "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
+    EXPECT_EQ(cli.exit_code, 0) << cli.err;
+    EXPECT_NE(cli.err.find("WARNING: " + dir + "/sh1.json is shard 1 of 3"), std::string::npos) << cli.err;
+    const auto rep = test::run_reap({"report", dir + "/sh1.json", "-o", dir + "/r.html"});
+    EXPECT_EQ(rep.exit_code, 0) << rep.err;
+    EXPECT_NE(rep.out.find("status incomplete: shard 1 of 3"), std::string::npos) << rep.out;
+    EXPECT_NE(rep.err.find("shard 1 of 3"), std::string::npos) << rep.err;
+    EXPECT_NE(test::read_text(dir + "/r.html").find("shard 1 of 3"), std::string::npos);
+}
+
+// Issue 21: a saved plan names experts by id, so it carries the model's router identity and is
+// refused on another model of the same shape, as that model's stats are.
+TEST(PruneRequest, APlanIsRefusedOnAnotherModelOfTheSameShape) {
+    synth::Options a = model_of("qwen3moe", 2), b = a;
+    b.seed                = 7;
+    const std::string dir = test::tmp_dir();
+    const std::string ma = test::synth_model(a), mb = test::synth_model(b);
+    const std::string stats = profile(ma, dir + "/a.json", 4), plan = dir + "/a.plan.json";
+    ASSERT_EQ(
+        test::run_reap({"prune", "-m", ma, "--stats", stats, "--keep-ratio", "0.5", "--dry-run", "--plan-out", plan})
+            .exit_code,
+        0);
+    const json saved = read_json_file(plan, "plan");
+    EXPECT_TRUE(saved.contains("router_fingerprint"));
+    EXPECT_TRUE(saved.contains("router_norms"));
+    const auto other = test::run_reap({"prune", "-m", mb, "--plan", plan, "-o", dir + "/x.gguf", "--no-progress"});
+    EXPECT_EQ(other.exit_code, 1);
+    EXPECT_NE(other.err.find("a plan for a model with other router weights"), std::string::npos) << other.err;
+    EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
+    const auto same = test::run_reap({"prune", "-m", ma, "--plan", plan, "-o", dir + "/y.gguf", "--no-progress"});
+    EXPECT_EQ(same.exit_code, 0) << same.err;
+
+    // Without the fingerprint the router norms still tell the models apart; a plan that records
+    // neither (written before they existed) is applied as before.
+    json j = saved;
+    j.erase("router_fingerprint");
+    std::ofstream(dir + "/norms.json") << j.dump();
+    const auto norms = test::run_reap({"prune", "-m", mb, "--plan", dir + "/norms.json", "--dry-run"});
+    EXPECT_EQ(norms.exit_code, 1);
+    EXPECT_NE(norms.err.find("expert order"), std::string::npos) << norms.err;
+    j.erase("router_norms");
+    std::ofstream(dir + "/old.json") << j.dump();
+    EXPECT_EQ(test::run_reap({"prune", "-m", mb, "--plan", dir + "/old.json", "--dry-run"}).exit_code, 0);
 }
 
 }  // namespace

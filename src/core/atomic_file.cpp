@@ -23,10 +23,8 @@ AtomicFile::AtomicFile(const std::string & final_path) : final_(final_path), tmp
 }
 
 AtomicFile::~AtomicFile() {
-    if (fp_ != nullptr) {
-        std::fclose(fp_);
-        std::remove(tmp_.c_str());
-    }
+    if (fp_ != nullptr) std::fclose(fp_);
+    if (!committed_) std::remove(tmp_.c_str());
 }
 
 void AtomicFile::write(const void * data, size_t size) {
@@ -35,7 +33,8 @@ void AtomicFile::write(const void * data, size_t size) {
     }
 }
 
-void AtomicFile::commit() {
+void AtomicFile::sync() {
+    if (fp_ == nullptr) return;  // synced already
     const bool ok  = std::fflush(fp_) == 0 && ::fsync(::fileno(fp_)) == 0;
     const int  err = errno;
     if (!ok) {
@@ -47,11 +46,16 @@ void AtomicFile::commit() {
         fail("%s: write failed: %s", final_.c_str(), std::strerror(errno));
     }
     fp_ = nullptr;
+}
+
+void AtomicFile::commit() {
+    sync();
     if (std::rename(tmp_.c_str(), final_.c_str()) != 0) {
         const int e = errno;
         std::remove(tmp_.c_str());
         fail("%s: cannot rename output into place: %s", final_.c_str(), std::strerror(e));
     }
+    committed_ = true;
 }
 
 void write_file_atomic(const std::string & path, const std::string & text) {

@@ -19,12 +19,17 @@ public:
     FILE *              fp() { return fp_; }
     const std::string & tmp_path() const { return tmp_; }
     void                write(const void * data, size_t size);
-    void                commit();
+    // Flushes, fsyncs and closes the temporary: after it only the rename is left, which cannot
+    // fail for want of space. Files that must appear together (a split set) are all synced first,
+    // then all renamed. commit() syncs when this was not called.
+    void sync();
+    void commit();
 
 private:
     std::string final_;
     std::string tmp_;
-    FILE *      fp_ = nullptr;
+    FILE *      fp_        = nullptr;
+    bool        committed_ = false;
 };
 
 // Writes `text` to `path` atomically.

@@ -31,11 +31,59 @@ bool same_file(const std::string & a, const std::string & b) {
     return ea || eb ? a == b : ca == cb;
 }
 
+namespace {
+
+// The absolute path with links resolved as far as the path exists, without a trailing slash.
+std::string resolved_path(const std::string & p) {
+    std::error_code             ec;
+    const std::filesystem::path abs = std::filesystem::absolute(p, ec);
+    std::filesystem::path       c   = std::filesystem::weakly_canonical(abs, ec);
+    if (ec) c = abs.lexically_normal();
+    std::string s = c.string();
+    while (s.size() > 1 && s.back() == '/')
+        s.pop_back();
+    return s;
+}
+
+// True when `inner` is `outer` itself or a path inside the folder `outer`.
+bool same_or_inside(const std::string & inner, const std::string & outer) {
+    if (same_file(inner, outer)) return true;
+    const std::string i = resolved_path(inner), o = resolved_path(outer);
+    return i == o || (i.size() > o.size() && i.compare(0, o.size(), o) == 0 && (o == "/" || i[o.size()] == '/'));
+}
+
+}  // namespace
+
+void refuse_clashing_outputs(const std::vector<std::string> & outputs, const std::vector<std::string> & inputs) {
+    for (size_t a = 0; a < outputs.size(); a++) {
+        const std::string & out = outputs[a];
+        if (out.empty()) continue;
+        for (const auto & in : inputs) {
+            if (!in.empty() && (same_or_inside(out, in) || same_or_inside(in, out))) {
+                fail("%s: is also an input (%s); writing it would destroy that input, choose another output",
+                     out.c_str(), in.c_str());
+            }
+        }
+        for (size_t b = 0; b < a; b++) {
+            if (!outputs[b].empty() && (same_or_inside(out, outputs[b]) || same_or_inside(outputs[b], out))) {
+                fail("%s: also given as another output (%s); one would overwrite the other, choose another name",
+                     out.c_str(), outputs[b].c_str());
+            }
+        }
+    }
+}
+
 void refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs) {
-    for (const auto & in : inputs) {
-        if (same_file(output, in)) {
-            fail("%s: is also an input (%s); writing it would destroy that input, choose another output",
-                 output.c_str(), in.c_str());
+    refuse_clashing_outputs({output}, inputs);
+}
+
+void refuse_input_given_twice(const std::vector<std::string> & inputs) {
+    for (size_t i = 0; i < inputs.size(); i++) {
+        for (size_t k = 0; k < i; k++) {
+            if (inputs[k] == inputs[i] || same_file(inputs[k], inputs[i])) {
+                fail("%s: given twice (also as %s): its tokens would count twice", inputs[i].c_str(),
+                     inputs[k].c_str());
+            }
         }
     }
 }

@@ -15,9 +15,17 @@ uint64_t    file_size(const std::string & path);  // 0 when it does not exist
 // symlink or a hard link counts as the file), otherwise the same normalised path. Used to refuse
 // an output that would overwrite an input, or two outputs with one name.
 bool same_file(const std::string & a, const std::string & b);
-// Throws "<output>: is also an input (<input>); ..." when `output` is the same file as any of
-// `inputs`: writing it would destroy that input.
-void        refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs);
+// The one rule for what a command may write: throws "<output>: is also an input (<input>); ..."
+// when an output is the same file as an input or lies inside an input folder (a Hugging Face
+// model: config.json, a shard), or an input lies inside an output folder; and "<a>: also given
+// as another output (<b>)" when two outputs are one file or one lies inside the other. Empty
+// paths are skipped (an output not asked for).
+void refuse_clashing_outputs(const std::vector<std::string> & outputs, const std::vector<std::string> & inputs);
+// The same for a command with one output.
+void refuse_output_over_inputs(const std::string & output, const std::vector<std::string> & inputs);
+// Throws "<path>: given twice (also as <earlier>): its tokens would count twice" when two of
+// `inputs` are one file (also through a link): data that would be counted twice.
+void        refuse_input_given_twice(const std::vector<std::string> & inputs);
 std::string iso_utc_now();  // "2026-11-23T16:42:23Z"
 // Parses a JSON file; throws "<path>: cannot open <what>" / "<path>: not valid JSON (...)", and
 // refuses nesting deeper than k_max_json_depth (no reader can recurse over such a file).

@@ -8,6 +8,7 @@ namespace reap {
 namespace {
 
 std::atomic<int> g_stop_signal{0};
+std::atomic<int> g_guards{0};  // guards alive: only then does a received signal count
 
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
@@ -19,7 +20,7 @@ struct StopSignalGuard::Saved {
 };
 
 StopSignalGuard::StopSignalGuard() : saved_(new Saved) {
-    g_stop_signal = 0;
+    if (g_guards++ == 0) g_stop_signal = 0;  // a nested guard keeps a signal the outer one received
     struct sigaction sa {};
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
@@ -30,9 +31,21 @@ StopSignalGuard::StopSignalGuard() : saved_(new Saved) {
 StopSignalGuard::~StopSignalGuard() {
     sigaction(SIGINT, &saved_->old_int, nullptr);
     sigaction(SIGTERM, &saved_->old_term, nullptr);
+    g_guards--;
     delete saved_;
 }
 
 int StopSignalGuard::received() const { return g_stop_signal; }
+
+void stop_point(const char * doing) {
+    const int sig = g_stop_signal;
+    if (g_guards > 0 && sig != 0) {
+        throw Interrupted(strfmt("interrupted by %s while %s",
+                                 sig == SIGINT    ? "SIGINT"
+                                 : sig == SIGTERM ? "SIGTERM"
+                                                  : "a signal",
+                                 doing));
+    }
+}
 
 }  // namespace reap

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include "eval/base_logits.h"
 #include "eval/task_scoring.h"
 #include "gguf/content_id.h"
@@ -71,6 +72,7 @@ Windows make_windows(const llama_vocab * vocab, const std::string & text, const 
 // Decodes one window with every position an output; returns the seconds llama.cpp spent (the
 // logits are then read with llama_get_logits_ith, outside the clock).
 double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & win) {
+    stop_point("evaluating (temporary files removed, no output written)");
     const auto t0 = std::chrono::steady_clock::now();
     llama_memory_clear(m.memory(), true);
     LlamaBatch batch(int32_t(win.size()));
@@ -305,6 +307,9 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
     if (o.tasks.any() && o.base.empty()) fail("the task files are scored on the base model too: give -m BASE");
     const std::vector<TaskSet> task_sets = read_task_files(o.tasks);  // a malformed file fails before any work
     llama_backend_init();
+    // Ctrl-C stops before the next window; the temporaries below are removed as the stack
+    // unwinds, and reap exits 130.
+    StopSignalGuard signals;
 
     // Stored logits first: a file made from another base is refused before any model runs.
     const uint32_t                                 first = first_scored_position(o.convention, uint32_t(o.n_ctx));

@@ -128,10 +128,18 @@ static uint64_t split_key(const gguf_context * c, const char * key, gguf_type ty
     return type == GGUF_TYPE_UINT16 ? gguf_get_val_u16(c, k) : uint64_t(std::max(0, gguf_get_val_i32(c, k)));
 }
 
+// The split-set id a part carries (k_split_set_id_key), or "" (gguf-split, an older reap).
+static std::string split_set_id(const gguf_context * c) {
+    const int64_t k = gguf_find_key(c, k_split_set_id_key);
+    return k >= 0 && gguf_get_kv_type(c, k) == GGUF_TYPE_STRING ? gguf_get_val_str(c, k) : "";
+}
+
 // Every part of a split set must say which part it is, of how many, and how many tensors the
-// whole set holds, as llama.cpp's loader checks them.
+// whole set holds, as llama.cpp's loader checks them, and come from one write: parts of two
+// (a crash or kill -9 between the renames) would load as a model that is neither.
 void GgufFile::check_split_keys() const {
-    const size_t count = ctxs_.size();
+    const size_t      count = ctxs_.size();
+    const std::string id0   = split_set_id(ctxs_[0]);
     for (size_t s = 0; s < count; s++) {
         const gguf_context * c  = ctxs_[s];
         const std::string &  sp = split_paths_[s];
@@ -145,6 +153,13 @@ void GgufFile::check_split_keys() const {
         if (nt != tensors_.size()) {
             fail("%s: split.tensors.count is %llu but the %zu parts hold %zu tensors", sp.c_str(),
                  (unsigned long long) nt, count, tensors_.size());
+        }
+        if (const std::string id = split_set_id(c); id != id0) {
+            fail(
+                "%s: part %zu of %zu comes from another write than part 1 (%s %s vs %s): an interrupted or "
+                "concurrent write mixed two sets; write it again",
+                sp.c_str(), s + 1, count, k_split_set_id_key, id.empty() ? "none" : id.c_str(),
+                id0.empty() ? "none" : id0.c_str());
         }
     }
 }

@@ -16,6 +16,12 @@
 
 namespace reap {
 
+// The key that ties the parts of one split set together: a random id, the same in every part
+// of one write and new for each write (gguf/gguf_writer.h). GgufFile::open refuses a set whose
+// parts disagree, so parts of two writes (an interrupted or concurrent re-write) never load as
+// one model.
+inline constexpr const char * k_split_set_id_key = "reap.split.set_id";
+
 struct TensorInfo {
     std::string name;
     ggml_type   type;

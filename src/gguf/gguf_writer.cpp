@@ -2,10 +2,12 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "gguf/gguf_file.h"
 
 #include "llama.h"
 
 #include <algorithm>
+#include <random>
 #include <vector>
 
 namespace reap {
@@ -50,12 +52,32 @@ size_t GgufFileWriter::end_tensor() {
     return pad;
 }
 
-void GgufFileWriter::commit() {
+void GgufFileWriter::finish() {
     if (tensor_ != gguf_get_n_tensors(ctx_) || tensor_bytes_ != 0) {
         fail("%s: %lld of %lld tensors written", path_.c_str(), (long long) tensor_,
              (long long) gguf_get_n_tensors(ctx_));
     }
+    file_.sync();
+}
+
+void GgufFileWriter::commit() {
+    finish();
     file_.commit();
+}
+
+void commit_together(const std::vector<GgufFileWriter *> & files) {
+    for (auto * f : files)
+        f->finish();
+    for (auto * f : files)
+        f->commit();
+}
+
+std::string new_split_set_id() {
+    std::random_device rd;
+    std::string        id;
+    for (int i = 0; i < 4; i++)
+        id += strfmt("%08x", unsigned(rd()));
+    return id;
 }
 
 GgufSplitLayout split_like_gguf_split(const gguf_context * whole, ggml_context * tensors, uint64_t split_max) {
@@ -78,10 +100,12 @@ GgufSplitLayout split_like_gguf_split(const gguf_context * whole, ggml_context *
     if (n_files == 1) {
         return out;
     }
+    const std::string set_id = new_split_set_id();
     for (size_t f = 0; f < n_files; f++) {
         out.files.emplace_back(gguf_init_empty());
         gguf_context * sc = out.files.back().get();
         if (f == 0) gguf_set_kv(sc, whole);
+        gguf_set_val_str(sc, k_split_set_id_key, set_id.c_str());
         gguf_set_val_u16(sc, "split.no", uint16_t(f));
         gguf_set_val_u16(sc, "split.count", uint16_t(n_files));
         gguf_set_val_i32(sc, "split.tensors.count", int32_t(n_tensors));

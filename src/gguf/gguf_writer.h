@@ -44,7 +44,10 @@ public:
     // Ends the current tensor: checks that its size matches the metadata and pads to the
     // alignment. Returns the padding written.
     size_t end_tensor();
-    // Checks that every tensor was written, then renames the file into place.
+    // Checks that every tensor was written and syncs the file to disk (all that can fail for want
+    // of space); commit() is then only the rename.
+    void finish();
+    // finish(), then renames the file into place.
     void commit();
 
 private:
@@ -57,9 +60,19 @@ private:
     uint64_t             tensor_bytes_ = 0;  // its bytes so far
 };
 
+// Files that must appear together (the parts of a split set): every one is finished first, then
+// all are renamed, so an error (a full disk, a failed fsync) leaves none of them in place. The
+// renames run back to back; a caller holding a StopSignalGuard is not stopped between them.
+void commit_together(const std::vector<GgufFileWriter *> & files);
+
+// A new value of k_split_set_id_key (gguf/gguf_file.h) for one write of a split set:
+// 32 random hex digits (the same length every time, so a dry run's sizes are the real ones).
+std::string new_split_set_id();
+
 // A model written as several files, as llama.cpp's gguf-split does it: a new file when the next
 // tensor would pass `split_max` bytes of tensor data (each file holds at least one tensor); every
-// file carries split.no, split.count and split.tensors.count, the first one all other keys too.
+// file carries split.no, split.count and split.tensors.count and a new k_split_set_id_key, the
+// first one all other keys too.
 struct GgufSplitLayout {
     std::vector<GgufContextPtr> files;    // empty: a single file, the whole context
     std::vector<size_t>         file_of;  // per tensor of the whole context: its file index

@@ -24,6 +24,10 @@ PruneOutcome run_hf_prune(const PruneRequest & r) {
         if (!r.output.empty()) o.files = {o.job.output};
         out.outputs.push_back(std::move(o));
     }
+    std::vector<std::string> inputs = {c.dir, c.config_path};  // any file inside the folder, and
+    for (const auto & sh : c.shards)                           // the shards where links lead
+        inputs.push_back(sh.path());
+    refuse_prune_outputs_over_inputs(r, out, inputs);
     finish_plan_report(r, out);
     if (r.dry_run) return out;
     if (!c.weights_outside_index.empty()) {

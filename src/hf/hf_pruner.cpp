@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include "hf/hf_output.h"
 #include "moe/expert_budget.h"
 
@@ -197,6 +198,7 @@ private:
         if (to.size() == 1) {
             for (uint64_t done = 0; done < n;) {
                 const uint64_t k = std::min<uint64_t>(n - done, 64u << 20);
+                stop_point("pruning (no output folder was written)");
                 writers_[to[0]]->copy_from(f.fd(), t.t->offset + off + done, k, f.path());
                 done += k;
                 bytes_ += k;
@@ -207,6 +209,7 @@ private:
         if (buf_.empty()) buf_.resize(k_chunk);
         for (uint64_t done = 0; done < n;) {
             const uint64_t k = std::min<uint64_t>(n - done, buf_.size());
+            stop_point("pruning (no output folder was written)");
             f.read(*t.t, off + done, buf_.data(), k);
             for (size_t o : to) {
                 writers_[o]->write(buf_.data(), k);

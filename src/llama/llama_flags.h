@@ -37,6 +37,9 @@ struct LlamaFlags {
 // Registers --rpc servers with ggml-backend (once per endpoint and process); throws when this
 // build of llama.cpp has no RPC backend.
 void add_rpc_servers(const std::vector<std::string> & endpoints);
+// Connects to an rpc-server's HOST:PORT within `timeout_ms` and hangs up: "" when it answers,
+// else why not ("expected HOST:PORT", a resolver error, "cannot connect: Connection refused").
+std::string rpc_endpoint_problem(const std::string & endpoint, int timeout_ms);
 
 // The llama_model_params of `flags`, with the storage the params point into (devices, tensor
 // buffer overrides, tensor split). Resolves names against ggml-backend's registry and refuses

@@ -1,6 +1,7 @@
 // --rpc: llama.cpp's RPC backend, found through ggml-backend's public registry as llama.cpp's own
 // tools do (ggml_backend_reg_by_name("RPC") and its "ggml_backend_rpc_add_server" entry point).
 #include "core/error.h"
+#include "llama/engine_abort_note.h"
 #include "llama/llama_flags.h"
 
 #include "ggml-backend.h"
@@ -17,22 +18,16 @@
 
 namespace reap {
 
-namespace {
-
-// Connects to HOST:PORT within `timeout_ms` and hangs up. The RPC backend aborts the process
-// when a server cannot be reached, so an endpoint is tried here first, with a one-line error.
-void probe_endpoint(const std::string & endpoint, int timeout_ms) {
+std::string rpc_endpoint_problem(const std::string & endpoint, int timeout_ms) {
     const size_t colon = endpoint.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size()) {
-        fail("--rpc %s: expected HOST:PORT", endpoint.c_str());
-    }
+    if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size()) return "expected HOST:PORT";
     std::string host = endpoint.substr(0, colon);
     if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo * res    = nullptr;
     const int  rc     = getaddrinfo(host.c_str(), endpoint.c_str() + colon + 1, &hints, &res);
-    if (rc != 0) fail("--rpc %s: %s", endpoint.c_str(), gai_strerror(rc));
+    if (rc != 0) return gai_strerror(rc);
     std::string why = "no address";
     bool        ok  = false;
     for (addrinfo * a = res; a != nullptr && !ok; a = a->ai_next) {
@@ -55,10 +50,8 @@ void probe_endpoint(const std::string & endpoint, int timeout_ms) {
         close(fd);
     }
     freeaddrinfo(res);
-    if (!ok) fail("--rpc %s: cannot connect (%s); is rpc-server running there?", endpoint.c_str(), why.c_str());
+    return ok ? "" : "cannot connect: " + why;
 }
-
-}  // namespace
 
 void add_rpc_servers(const std::vector<std::string> & endpoints) {
     if (endpoints.empty()) return;
@@ -80,7 +73,13 @@ void add_rpc_servers(const std::vector<std::string> & endpoints) {
     static std::set<std::string> registered;
     std::lock_guard<std::mutex>  lock(mutex);
     for (const std::string & e : endpoints) {
-        probe_endpoint(e, 5000);
+        // The RPC backend aborts the process when a server cannot be reached: tried here first.
+        const std::string why = rpc_endpoint_problem(e, 5000);
+        if (!why.empty()) {
+            fail("--rpc %s: %s%s", e.c_str(), why.c_str(),
+                 why.rfind("cannot connect", 0) == 0 ? "; is rpc-server running there?" : "");
+        }
+        note_rpc_endpoint(e);
         if (registered.count(e) != 0) continue;
         ggml_backend_reg_t reg = add(e.c_str());
         if (reg == nullptr) fail("--rpc %s: the server offers no device", e.c_str());

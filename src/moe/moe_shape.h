@@ -50,4 +50,12 @@ struct MoeShape {
 // expert 5: 1.234 vs 0.987").
 std::string router_norms_mismatch(const RouterNorms & a, const RouterNorms & b);
 
+// The one same-weights rule for what records a model by its routers (a stats file, a plan):
+// "" when a model with router `fingerprint` ("" unknown) and `norms` (empty: unknown) can be the
+// model of `shape`, else what tells them apart ("other router weights (fingerprint a, the
+// model's b)", or "other router weights or another expert order (layer 3, expert 5: ...,
+// recorded vs the model's)").
+std::string router_identity_mismatch(const std::string & fingerprint, const RouterNorms & norms,
+                                     const MoeShape & shape);
+
 }  // namespace reap

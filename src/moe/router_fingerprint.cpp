@@ -74,6 +74,19 @@ std::string router_norms_mismatch(const RouterNorms & a, const RouterNorms & b) 
     return "";
 }
 
+std::string router_identity_mismatch(const std::string & fingerprint, const RouterNorms & norms,
+                                     const MoeShape & shape) {
+    if (!fingerprint.empty() && !shape.router_fingerprint.empty() && fingerprint != shape.router_fingerprint) {
+        return strfmt("other router weights (fingerprint %s, the model's %s)", fingerprint.c_str(),
+                      shape.router_fingerprint.c_str());
+    }
+    const std::string diff = router_norms_mismatch(norms, shape.router_norms);
+    if (!diff.empty()) {
+        return strfmt("other router weights or another expert order (%s, recorded vs the model's)", diff.c_str());
+    }
+    return "";
+}
+
 MoeShape model_shape(const GgufFile & f, const MoeLayout & layout) {
     MoeShape s           = layout.shape();
     s.router_fingerprint = router_fingerprint(f, layout);

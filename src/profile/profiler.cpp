@@ -7,6 +7,7 @@
 #include "core/stop_signal.h"
 #include "gguf/gguf_file.h"
 #include "llama/context_size.h"
+#include "llama/engine_abort_note.h"
 #include "llama/llama_runtime.h"
 #include "moe/moe_layout.h"
 #include "moe/router_fingerprint.h"
@@ -56,11 +57,13 @@ MoeShape read_model_shape(const ProfileOptions & opts, uint64_t & model_size) {
 }
 
 // Refuses, before doing any work, an output that is one of the inputs (the model's files or
-// the calibration data, also through a link) or that cannot be written.
+// the calibration data, also through a link) or that cannot be written, and a calibration file
+// given twice (every token would count twice).
 void check_output(const ProfileOptions & opts) {
     std::vector<std::string> inputs = model_files(opts.model).parts;
     inputs.insert(inputs.end(), opts.data.begin(), opts.data.end());
     refuse_output_over_inputs(opts.output, inputs);
+    refuse_input_given_twice(opts.data);  // as merge refuses a run given twice
     const std::string & output = opts.output;
     const std::string   probe  = output + ".probe";
     std::ofstream       f(probe);
@@ -162,8 +165,18 @@ void discover_moe_nodes(Decoder & decoder, MoeCollector & collector, const llama
 void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decoder, MoeCollector & collector,
                     const TokenizedSamples & items, const StatsMeta & meta, ResumePoint from, ProfileResult & res) {
     uint64_t tokens_done = from.tokens_done;
-    auto     save        = [&](size_t samples_done, bool complete) {
-        if (opts.collect) save_checkpoint(opts.output, collector.stats(), meta, samples_done, tokens_done, complete);
+    // Should llama.cpp abort the run (a lost --rpc server), its note says how to go on.
+    const std::string resume_hint = "the checkpoint " + opts.output +
+                                    " keeps the samples done so far: continue with "
+                                    "the same command and --resume";
+    set_engine_abort_hint(!opts.collect           ? ""
+                          : from.samples_done > 0 ? resume_hint
+                                                  : "no checkpoint yet (--save-every N writes checkpoints that "
+                                                    "--resume continues)");
+    auto save = [&](size_t samples_done, bool complete) {
+        if (!opts.collect) return;
+        save_checkpoint(opts.output, collector.stats(), meta, samples_done, tokens_done, complete);
+        set_engine_abort_hint(resume_hint);
     };
     StopSignalGuard signals;
     Progress        progress("profile", items.total_tokens(), "tokens", opts.progress);

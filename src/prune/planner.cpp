@@ -168,6 +168,13 @@ void check_plan(const Plan & plan, const MoeShape & shape, const std::string & o
     if (plan.n_expert != shape.n_expert) {
         fail("%s: plan is for %u experts per layer, the model has %u", origin.c_str(), plan.n_expert, shape.n_expert);
     }
+    // A plan names experts by id: the ids of another model of the same shape mean other experts
+    // (refused as its statistics are: check_stats_match).
+    const std::string other = router_identity_mismatch(plan.router_fingerprint, plan.router_norms, shape);
+    if (!other.empty()) {
+        fail("%s: a plan for a model with %s: a plan of another model (made for %s)", origin.c_str(), other.c_str(),
+             plan.model.empty() ? "an unnamed model" : plan.model.c_str());
+    }
     check_kept_count(shape, plan.kept);
     const uint32_t groups    = shape.groups();
     const uint32_t per_group = shape.n_expert / groups;
@@ -224,6 +231,13 @@ json Plan::to_json() const {
               {"seed", seed},           {"model", model},           {"stats", stats},       {"layers", layers_j}};
     if (protect_super_experts) j["super_experts"] = super_experts_json();
     if (!convergence.is_null()) j["calibration_convergence"] = convergence;
+    if (!router_fingerprint.empty()) j["router_fingerprint"] = router_fingerprint;
+    if (!router_norms.empty()) {
+        json n = json::object();
+        for (const auto & [il, row] : router_norms)
+            n[std::to_string(il)] = row;
+        j["router_norms"] = n;
+    }
     return j;
 }
 
@@ -313,8 +327,14 @@ Plan Plan::from_json(const json & j, const std::string & origin) {
         p.keep_ratio = j["keep_ratio"].get<double>();
     }
     if (j.contains("seed")) p.seed = r.to_uint(j["seed"], "seed", UINT64_MAX);
-    p.model             = r.text(j, "model");
-    p.stats             = r.text(j, "stats");
+    p.model              = r.text(j, "model");
+    p.stats              = r.text(j, "stats");
+    p.router_fingerprint = r.text(j, "router_fingerprint");
+    if (j.contains("router_norms")) {
+        const auto norms = parse_router_norms(j["router_norms"]);
+        if (!norms) r.bad("router_norms must be an object of layer -> router row norms");
+        p.router_norms = *norms;
+    }
     const json & layers = r.at(j, "layers", "");
     if (!layers.is_object()) r.bad("layers must be an object keyed by layer index");
     for (auto it = layers.begin(); it != layers.end(); ++it) {

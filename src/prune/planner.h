@@ -31,13 +31,17 @@ struct ProtectedExpert {
 };
 
 struct Plan {
-    std::string              criterion;
-    double                   keep_ratio = 0;  // kept / n_expert
-    uint32_t                 n_expert   = 0;
-    uint32_t                 kept       = 0;
-    uint64_t                 seed       = 0;
-    std::string              model;  // base name of the model the plan is for
-    std::string              stats;  // stats file it came from
+    std::string criterion;
+    double      keep_ratio = 0;  // kept / n_expert
+    uint32_t    n_expert   = 0;
+    uint32_t    kept       = 0;
+    uint64_t    seed       = 0;
+    std::string model;  // base name of the model the plan is for
+    std::string stats;  // stats file it came from
+    // The identity of the model it was made for (moe/router_fingerprint.h), checked by check_plan:
+    // the router fingerprint ("" unknown) and the first MoE layer's router row norms (empty: unknown).
+    std::string              router_fingerprint;
+    RouterNorms              router_norms;
     std::map<int, LayerPlan> layers;
     // Super-expert protection: on unless turned off; the rule's numbers and the protected experts.
     bool                         protect_super_experts = false;
@@ -75,8 +79,9 @@ std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const 
 Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
                const SuperExperts * protect = nullptr);
 
-// Checks a (loaded) plan against the model: every MoE layer present, ids valid and unique,
-// the same kept count everywhere, group balance. Throws otherwise.
+// Checks a (loaded) plan against the model: made for this model (its router identity, where the
+// plan records one), every MoE layer present, ids valid and unique, the same kept count
+// everywhere, group balance. Throws otherwise.
 void check_plan(const Plan & plan, const MoeShape & shape, const std::string & origin);
 
 }  // namespace reap

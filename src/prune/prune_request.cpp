@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/log.h"
+#include "core/stop_signal.h"
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_prune_request.h"
 #include "moe/expert_budget.h"
@@ -73,20 +74,18 @@ std::string ratio_output_name(const std::string & pattern, double keep_ratio, bo
 
 namespace {
 
-// An unfinished checkpoint ranks experts on part of the data: refuse unless asked, and say so.
+// An unfinished checkpoint, or some of the shards of a sharded run, ranks experts on part of
+// the data: refuse unless asked, and say so.
 void check_complete(const ExpertStats & stats, const PruneRequest & r) {
-    if (stats.meta.complete()) return;
-    const StatsProgress & p = *stats.meta.progress;
+    const std::string part = stats.meta.partial_run();
+    if (part.empty()) return;
     if (!r.allow_incomplete) {
-        fail(
-            "%s: a checkpoint of an unfinished profile run (%llu samples, %llu tokens done); finish it with "
-            "'reap profile --resume' or pass --allow-incomplete",
-            r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
+        fail("%s: %s; %s, or pass --allow-incomplete", r.stats.c_str(), part.c_str(),
+             stats.meta.complete() ? "merge the stats of all shards with 'reap merge'"
+                                   : "finish it with 'reap profile --resume'");
     }
-    log_warn(
-        "WARNING: %s is a checkpoint of an unfinished profile run (%llu samples, %llu tokens done): the plan "
-        "ranks experts on part of the calibration data",
-        r.stats.c_str(), (unsigned long long) p.samples_done, (unsigned long long) p.tokens_done);
+    log_warn("WARNING: %s is %s: the plan ranks experts on part of the calibration data", r.stats.c_str(),
+             part.c_str());
 }
 
 std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape) {
@@ -176,6 +175,9 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
         report_convergence(p, stats, shape, r);
         p.model = base_name(r.model);
         p.stats = r.stats;
+        p.router_fingerprint = shape.router_fingerprint;
+        if (!shape.router_norms.empty())
+            p.router_norms = {*shape.router_norms.begin()};  // one layer tells models apart
         plans.push_back(std::move(p));
     }
     return plans;
@@ -203,7 +205,20 @@ std::vector<PruneJob> planned_jobs(const PruneOutcome & out) {
     return jobs;
 }
 
+void refuse_prune_outputs_over_inputs(const PruneRequest & r, const PruneOutcome & out,
+                                      std::vector<std::string> model_inputs) {
+    std::vector<std::string> outputs = {r.plan_out};
+    if (!r.dry_run) {
+        for (const auto & o : out.outputs)
+            outputs.insert(outputs.end(), o.files.begin(), o.files.end());
+    }
+    model_inputs.push_back(r.stats);
+    model_inputs.push_back(r.plan);
+    refuse_clashing_outputs(outputs, model_inputs);
+}
+
 void finish_plan_report(const PruneRequest & r, PruneOutcome & out) {
+    stop_point("planning (nothing was written)");
     nlohmann::json report = nlohmann::json::array();
     for (const auto & o : out.outputs) {
         nlohmann::json j   = o.job.plan.to_json();
@@ -218,12 +233,16 @@ void finish_plan_report(const PruneRequest & r, PruneOutcome & out) {
 }
 
 PruneOutcome run_prune(const PruneRequest & r) {
+    // Ctrl-C or `kill` stops the copy at the next buffer, the temporaries go, and reap exits 130
+    // (core/stop_signal.h); a signal during the final renames waits for them.
+    StopSignalGuard signals;
     if (is_hf_folder(r.model)) return run_hf_prune(r);
     const GgufFile  in     = GgufFile::open(r.model);
     const MoeLayout layout = analyze_moe(in);
     PruneOutcome    out;
     out.original_size = layout.file_size;
     out.outputs       = plan_prune(r, in, layout);
+    refuse_prune_outputs_over_inputs(r, out, in.split_paths());
     finish_plan_report(r, out);
     if (r.dry_run) return out;
     prune_model(in, layout, planned_jobs(out), r.show_progress);

@@ -61,6 +61,12 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
 // Checks the request and plans every output (no writes).
 std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout);
 
+// Refuses (before anything is written) an output (--plan-out, every file or folder of every
+// model output unless a dry run) that is one of the inputs (`model_inputs`: the model's files or
+// folder; --stats, --plan) or lies inside an input folder, and two outputs that are one file.
+void refuse_prune_outputs_over_inputs(const PruneRequest & r, const PruneOutcome & out,
+                                      std::vector<std::string> model_inputs);
+
 // The plan report of `out.outputs` (one plan, or {"plans": [...]}) into out.plan_report, and
 // to r.plan_out when given.
 void finish_plan_report(const PruneRequest & r, PruneOutcome & out);

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include "gguf/gguf_writer.h"
 #include "moe/expert_budget.h"
 
@@ -82,7 +83,7 @@ std::vector<uint8_t> remap_expert_ids(const GgufFile & in, const TensorInfo & t,
 void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & layout, const Plan & plan) {
     gguf_set_kv(ctx, in.meta());
     // The output is one file, always padded to gguf's default 32 bytes.
-    for (const char * k : {"split.no", "split.count", "split.tensors.count"})
+    for (const char * k : {"split.no", "split.count", "split.tensors.count", k_split_set_id_key})
         gguf_remove_key(ctx, k);
     if (in.get_uint("general.alignment").value_or(32) != 32) gguf_remove_key(ctx, "general.alignment");
 
@@ -159,20 +160,6 @@ OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const P
     return out;
 }
 
-// No output may replace a file of the input or another output.
-void check_output_names(const GgufFile & in, const std::vector<std::string> & names) {
-    for (size_t a = 0; a < names.size(); a++) {
-        for (const auto & sp : in.split_paths()) {
-            if (same_file(names[a], sp)) {
-                fail("%s: the output would overwrite the input model", names[a].c_str());
-            }
-        }
-        for (size_t b = a + 1; b < names.size(); b++) {
-            if (same_file(names[a], names[b])) fail("%s: two outputs with the same name", names[a].c_str());
-        }
-    }
-}
-
 // The single pass over the input: each tensor is read once and written to every output that
 // keeps (part of) it.
 class PruneCopy {
@@ -225,6 +212,7 @@ private:
     void copy_range(const TensorInfo & t, uint64_t off, uint64_t n, const std::vector<size_t> & to) {
         while (n > 0) {
             const uint64_t c = std::min<uint64_t>(n, buf_.size());
+            stop_point("pruning (no output was written)");
             in_.read(t, off, buf_.data(), c);
             for (size_t o : to) {
                 out_file(o).write(buf_.data(), c);
@@ -268,7 +256,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         all_names.insert(all_names.end(), names.back().begin(), names.back().end());
         total += outs.back().size;
     }
-    check_output_names(in, all_names);
+    refuse_clashing_outputs(all_names, in.split_paths());
     // Create every output file (with its metadata) before the long copy, so a bad path fails at once.
     std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> writers(outs.size());
     uint64_t                                                  written = 0;
@@ -284,10 +272,14 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         copy.copy_tensor(i);
     }
     progress.finish();
+    // All parts of all outputs appear together or none does: a split set is never a mix of this
+    // run and an earlier one (the caller's StopSignalGuard holds a signal until the renames are done).
+    std::vector<GgufFileWriter *> files;
     for (auto & wo : writers) {
         for (auto & w : wo)
-            w->commit();
+            files.push_back(w.get());
     }
+    commit_together(files);
 }
 
 }  // namespace reap

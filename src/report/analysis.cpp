@@ -163,10 +163,8 @@ std::vector<std::pair<std::string, std::string>> provenance(const FileView & v) 
     }
     add("date", meta_text(m, "date"));
     add("tool", meta_text(m, "tool"));
-    if (m.is_object() && m.contains("progress") && m["progress"].is_object() &&
-        m["progress"].value("complete", true) == false) {
-        add("status", "incomplete (a checkpoint of an unfinished run)");
-    }
+    const std::string part = v.file->stats.meta.partial_run();
+    if (!part.empty()) add("status", "incomplete: " + part);
     return out;
 }
 

@@ -23,21 +23,10 @@ void check_stats_match(const ExpertStats & stats, const MoeShape & shape, const 
             "another model",
             path.c_str(), m.experts_per_chunk.value_or(0), shape.experts_per_chunk);
     }
-    if (m.router_fingerprint && !shape.router_fingerprint.empty() &&
-        *m.router_fingerprint != shape.router_fingerprint) {
-        fail(
-            "%s: statistics of a model with other router weights (fingerprint %s, the model's %s): statistics of "
-            "another model",
-            path.c_str(), m.router_fingerprint->c_str(), shape.router_fingerprint.c_str());
-    }
-    if (m.router_norms) {
-        const std::string diff = router_norms_mismatch(*m.router_norms, shape.router_norms);
-        if (!diff.empty()) {
-            fail(
-                "%s: statistics of a model with other router weights or another expert order (%s, stats vs "
-                "model): statistics of another model",
-                path.c_str(), diff.c_str());
-        }
+    const std::string other =
+        router_identity_mismatch(m.router_fingerprint.value_or(""), m.router_norms.value_or(RouterNorms()), shape);
+    if (!other.empty()) {
+        fail("%s: statistics of a model with %s: statistics of another model", path.c_str(), other.c_str());
     }
     for (const auto & [il, L] : stats.layers) {
         if (L.n_expert() != shape.n_expert) {

@@ -11,14 +11,10 @@ namespace reap {
 
 namespace {
 
-// The same file twice, or a copy of the same run (the fingerprint covers the tokenized data and
-// the options, so on one model equal fingerprints mean equal runs), would count every token twice.
+// A copy of the same run (the fingerprint covers the tokenized data and the options, so on one
+// model equal fingerprints mean equal runs) would count every token twice, as the same file
+// twice would (refused before loading: refuse_input_given_twice).
 void check_not_twice(const std::vector<std::string> & paths, const std::vector<ExpertStats> & runs, size_t i) {
-    for (size_t k = 0; k < i; k++) {
-        if (paths[k] == paths[i] || same_file(paths[k], paths[i])) {
-            fail("%s: given twice (also as %s): its tokens would count twice", paths[i].c_str(), paths[k].c_str());
-        }
-    }
     if (i > 0) check_same_model(runs[0].meta, runs[i].meta, paths[i]);
     for (size_t k = 0; k < i; k++) {
         const StatsMeta & a = runs[k].meta;
@@ -72,6 +68,7 @@ std::optional<StatsShard> merge_shards(const std::vector<StatsMeta> & metas, con
 
 ExpertStats merge_stats_files(const std::vector<std::string> & paths) {
     if (paths.size() < 2) fail("merge needs at least two stats files");
+    refuse_input_given_twice(paths);
     std::vector<ExpertStats> runs;
     std::vector<StatsMeta>   metas;
     for (size_t i = 0; i < paths.size(); i++) {

@@ -4,6 +4,7 @@
 #include "core/fs_util.h"
 #include "core/text.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <climits>
 #include <cmath>
@@ -78,20 +79,9 @@ struct MetaReader {
     void norms_field(const char * key, std::optional<RouterNorms> & out) const {
         const json * v = find(key);
         if (!v) return;
-        if (!v->is_object()) bad(key, "an object of layer -> router row norms");
-        RouterNorms norms;
-        for (const auto & [layer, row] : v->items()) {
-            uint64_t il = 0;
-            if (!parse_canonical_uint(layer, INT_MAX, il) || !row.is_array())
-                bad(key, "an object of layer -> router row norms");
-            for (const auto & x : row) {
-                if (!x.is_number() || !(std::fabs(x.get<double>()) <= FLT_MAX)) {
-                    bad(key, "an object of layer -> router row norms");
-                }
-                norms[int(il)].push_back(float(x.get<double>()));
-            }
-        }
-        out = norms;
+        const std::optional<RouterNorms> norms = parse_router_norms(*v);
+        if (!norms) bad(key, "an object of layer -> router row norms");
+        out = *norms;
     }
     void strings_field(const char * key, std::vector<std::string> & out) const {
         const json * v = find(key);
@@ -269,6 +259,36 @@ json StatsMeta::to_json() const {
 json StatsMeta::operator[](const std::string & key) const {
     const json j = to_json();
     return j.contains(key) ? j[key] : json();
+}
+
+std::optional<RouterNorms> parse_router_norms(const nlohmann::json & v) {
+    if (!v.is_object()) return std::nullopt;
+    RouterNorms norms;
+    for (const auto & [layer, row] : v.items()) {
+        uint64_t il = 0;
+        if (!parse_canonical_uint(layer, INT_MAX, il) || !row.is_array()) return std::nullopt;
+        for (const auto & x : row) {
+            if (!x.is_number() || !(std::fabs(x.get<double>()) <= FLT_MAX)) return std::nullopt;
+            norms[int(il)].push_back(float(x.get<double>()));
+        }
+    }
+    return norms;
+}
+
+std::string StatsMeta::partial_run() const {
+    if (!complete()) {
+        return strfmt("a checkpoint of an unfinished profile run (%llu samples, %llu tokens done)",
+                      (unsigned long long) progress->samples_done, (unsigned long long) progress->tokens_done);
+    }
+    if (shard && shard->indices.size() < shard->count) {
+        std::vector<uint32_t> missing;
+        for (uint32_t i = 1; i <= shard->count; i++)
+            if (!std::binary_search(shard->indices.begin(), shard->indices.end(), i)) missing.push_back(i);
+        return strfmt("shard%s %s of %u of a sharded profile run (shard%s %s missing)",
+                      shard->indices.size() > 1 ? "s" : "", id_ranges(shard->indices).c_str(), shard->count,
+                      missing.size() > 1 ? "s" : "", id_ranges(missing).c_str());
+    }
+    return "";
 }
 
 StatsMeta StatsMeta::for_model(const MoeShape & shape, const std::string & model_path, uint64_t size) {

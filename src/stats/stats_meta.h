@@ -67,7 +67,16 @@ struct StatsMeta {
     MoeShape shape(uint32_t fallback_n_expert, bool * groups_known = nullptr) const;
 
     bool complete() const { return !progress || progress->complete; }
+    // "" for the statistics of a whole profile run; else what part of one they cover: "a
+    // checkpoint of an unfinished profile run (N samples, M tokens done)" or "shard 1 of 3 of a
+    // sharded profile run (shards 2-3 missing)". What prune refuses without --allow-incomplete
+    // and what report shows.
+    std::string partial_run() const;
 };
+
+// Router row norms as stats files and plans write them ({"layer": [norm, ...]}), every value a
+// finite float; nullopt for anything else.
+std::optional<RouterNorms> parse_router_norms(const nlohmann::json & v);
 
 // How much of the model two stats files must share.
 enum class SameModel {

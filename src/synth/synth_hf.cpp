@@ -1,6 +1,7 @@
 #include "synth/synth_hf.h"
 
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_output.h"
 #include "hf/safetensors.h"
@@ -221,6 +222,7 @@ nlohmann::json write_hf(const std::string & gguf_path, const std::string & dir, 
     GgufValues                               values(f);
     std::vector<float>                       v;
     std::vector<uint8_t>                     bytes;
+    StopSignalGuard signals;  // Ctrl-C: the temporary folder goes, reap exits 130 (core/stop_signal.h)
     for (size_t s = 0; s < shards.size(); s++) {
         const std::string        name = sharded ? hf_shard_name(s + 1, shards.size()) : k_hf_single_name;
         std::vector<StOutTensor> decl;
@@ -231,6 +233,7 @@ nlohmann::json write_hf(const std::string & gguf_path, const std::string & dir, 
         }
         SafetensorsWriter w(out.file(name), decl, meta);
         for (size_t i : shards[s]) {
+            stop_point("writing the Hugging Face folder (no output was written)");
             pieces[i].fill(values, v);
             if (v.size() != pieces[i].n_elements())
                 fail("%s: tensor '%s' has the wrong size", dir.c_str(), pieces[i].name.c_str());

@@ -1,5 +1,6 @@
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/stop_signal.h"
 #include "core/text.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
@@ -296,9 +297,11 @@ nlohmann::json write_model(const Options & in, const std::string & path) {
         gguf_add_tensor(ctx.get(), gt);
         types.push_back(ty);
     }
-    GgufFileWriter out(path, ctx.get());
-    uint64_t       n_params = 0;
+    StopSignalGuard signals;  // Ctrl-C: the temporary goes, reap exits 130 (core/stop_signal.h)
+    GgufFileWriter  out(path, ctx.get());
+    uint64_t        n_params = 0;
     for (size_t i = 0; i < spec.tensors.size(); i++) {
+        stop_point("writing the model (no output was written)");
         n_params += write_tensor_data(out, spec.tensors[i], types[i], o, roles);
     }
     out.commit();

@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "core/error.h"
+#include "core/stop_signal.h"
 #include "profile/profiler.h"
 
 #include <cstdio>
@@ -69,7 +70,7 @@ void add_profile(CLI::App & app) {
         }
         std::printf("\n");
         if (r.interrupted) {
-            throw Error("interrupted; checkpoint saved to " + o->output + " (continue with --resume)");
+            throw Interrupted("interrupted; checkpoint saved to " + o->output + " (continue with --resume)");
         }
     });
 }

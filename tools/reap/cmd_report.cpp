@@ -1,10 +1,11 @@
 #include "commands.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/fs_util.h"
+#include "core/log.h"
 #include "report/report.h"
 
 #include <cstdio>
-#include <filesystem>
 
 namespace reap::cli {
 
@@ -24,14 +25,13 @@ void add_report(CLI::App & app) {
         ->check(CLI::IsMember(criterion_names(true)));
     cmd->add_option("--keep-ratio", o->keep_ratio, "mark the experts that pruning to this fraction would drop");
     cmd->callback([o]() {
+        // `reap report stats.json -o stats.json` would replace hours of profiling with a page.
+        refuse_output_over_inputs(o->output, o->stats);
         std::vector<ReportFile> files;
         for (const auto & path : o->stats) {
-            // `reap report stats.json -o stats.json` would replace hours of profiling with a page.
-            std::error_code ec;
-            if (std::filesystem::equivalent(path, o->output, ec)) {
-                fail("%s: the output would overwrite this stats file; choose another -o", o->output.c_str());
-            }
             files.push_back({path, ExpertStats::load(path)});
+            const std::string part = files.back().stats.meta.partial_run();
+            if (!part.empty()) log_warn("%s is %s: it covers part of the calibration data", path.c_str(), part.c_str());
         }
         const Report r = build_report(files, {parse_criterion(o->criterion), o->keep_ratio});
         write_file_atomic(o->output, r.html);

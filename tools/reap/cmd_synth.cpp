@@ -1,5 +1,6 @@
 #include "commands.h"
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "prune/prune_request.h"
 #include "synth/synth.h"
 #include "synth/synth_hf.h"
@@ -93,7 +94,9 @@ void add_synth(CLI::App & app) {
         }
         if (out->empty()) throw CLI::RequiredError("--output");
         o->type = types.at(*type);
-        // Every option is checked before -o is written: a failure leaves no file behind.
+        // Every option is checked before -o is written: a failure leaves no file behind. -o (and
+        // --hf-out) must not replace the --vocab model, nor each other.
+        refuse_clashing_outputs({*out, hf->dir}, {o->vocab});
         synth::HfOptions ho;
         if (!hf->dir.empty()) {
             ho.experts         = synth::parse_hf_experts(hf->layout);

@@ -4,6 +4,8 @@
 #include "core/engine_crash_note.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stop_signal.h"
+#include "llama/engine_abort_note.h"
 
 #include "llama.h"
 
@@ -105,6 +107,10 @@ int main(int argc, char ** argv) {
     std::signal(SIGXFSZ, SIG_IGN);
     // An engine built for another CPU dies of SIGILL inside llama.cpp: say so before it does.
     reap::install_engine_crash_note();
+    // A socket whose peer went away (a dying rpc-server) or a closed stdout must fail the write,
+    // not end the process without a word; where llama.cpp then aborts, the note says why.
+    std::signal(SIGPIPE, SIG_IGN);
+    reap::install_engine_abort_note();
 
     try {
         std::vector<std::string> args = reap::cli::normalize_llama_flags(argc, argv);
@@ -120,6 +126,9 @@ int main(int argc, char ** argv) {
         return reap::cli::usage_error(app, argc, argv, e.what());
     } catch (const reap::UsageError & e) {
         return reap::cli::usage_error(app, argc, argv, e.what());
+    } catch (const reap::Interrupted & e) {
+        std::fprintf(stderr, "reap: %s\n", e.what());
+        return reap::k_interrupted_exit_code;
     } catch (const reap::Error & e) {
         std::fprintf(stderr, "reap: error: %s\n", e.what());
         return 1;
