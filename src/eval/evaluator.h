@@ -23,12 +23,12 @@ namespace reap {
 
 // The llama.cpp runtime flags (-t, -ngl, -fa, -ot, --rpc, -ctk, ...) are the base class.
 struct EvalOptions : LlamaFlags {
-    std::string              base;                              // base model (may be omitted when base_logits exists)
-    std::vector<std::string> pruned;                            // models to compare with the base
-    std::vector<EvalDomain>  domains;                           // held-out texts (at least one)
-    GenerationOptions        generation;                        // --prompts, --gen-tokens
-    std::string              output;                            // the table file the caller writes: checked up front
-    PplConvention            convention  = PplConvention::all;  // which positions are scored
+    std::string              base;                                // base model (may be omitted when base_logits exists)
+    std::vector<std::string> pruned;                              // models to compare with the base
+    std::vector<EvalDomain>  domains;                             // held-out texts (at least one)
+    GenerationOptions        generation;                          // --prompts, --gen-tokens
+    std::string              output;                              // the table file the caller writes: checked up front
+    PplConvention            convention  = PplConvention::all;    // which positions are scored
     int                      n_ctx       = k_ctx_size_not_given;  // -c (llama/context_size.h)
     int                      max_chunks  = -1;                    // windows to use (-1: all)
     bool                     second_half = false;  // score only each window's second half (llama-perplexity)

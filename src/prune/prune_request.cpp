@@ -173,8 +173,8 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
         Plan p = make_plan(stats, shape, r.criterion, kept, r.seed, r.protect_super_experts ? &supers : nullptr);
         warn_unprotected(p);
         report_convergence(p, stats, shape, r);
-        p.model = base_name(r.model);
-        p.stats = r.stats;
+        p.model              = base_name(r.model);
+        p.stats              = r.stats;
         p.router_fingerprint = shape.router_fingerprint;
         if (!shape.router_norms.empty())
             p.router_norms = {*shape.router_norms.begin()};  // one layer tells models apart
