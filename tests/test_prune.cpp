@@ -508,7 +508,7 @@ TEST(Prune, SplitOutputReadsAsTheSameModel) {
     EXPECT_EQ(test::run_reap({"prune", "-m", model, "--stats", stats, "--keep", "8", "-o", dir + "/x.gguf",
                               "--split-max-size", "12Q"})
                   .exit_code,
-              1);
+              2);  // a bad option value: a usage error
 }
 
 // Next-token-prediction (MTP) blocks are MoE layers without statistics: they take the ids

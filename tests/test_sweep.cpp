@@ -38,6 +38,10 @@ TEST(SweepChoice, SmallestWithinEveryTolerance) {
     EXPECT_NE(outside_tolerance(m[1], base, t).find("worst-domain KL"), std::string::npos);
     EXPECT_NE(outside_tolerance(m[2], base, t).find("degeneration"), std::string::npos);
     EXPECT_NE(outside_tolerance(m[3], base, t).find("hellaswag"), std::string::npos);
+    // Degeneration counts above the base's own rate.
+    const json looping_base = entry(100, 0, 0.2, 0.6);
+    EXPECT_EQ(outside_tolerance(entry(50, 0.2, 0.25, 0.6), looping_base, t), "");
+    EXPECT_NE(outside_tolerance(entry(50, 0.2, 0.35, 0.6), looping_base, t).find("degeneration"), std::string::npos);
 }
 
 TEST(SweepChoice, WorstDomainKlWinsOverTheMeanAndNoneWithinIsNothing) {

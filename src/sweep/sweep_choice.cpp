@@ -13,8 +13,12 @@ std::string outside_tolerance(const nlohmann::json & entry, const nlohmann::json
     const double kl = worst_kl_of(entry);
     if (!(kl <= t.max_kl)) return strfmt("worst-domain KL %.4g > %g", kl, t.max_kl);
     if (entry.contains("generation")) {
-        const double d = entry["generation"].value("degeneration", 0.0);
-        if (!(d <= t.max_degeneration)) return strfmt("degeneration %.3g > %g", d, t.max_degeneration);
+        // Against the base's own rate: a small model loops on some prompts before any pruning.
+        const double d      = entry["generation"].value("degeneration", 0.0);
+        const double base_d = base.contains("generation") ? base["generation"].value("degeneration", 0.0) : 0.0;
+        if (!(d <= base_d + t.max_degeneration + 1e-12)) {
+            return strfmt("degeneration %.3g > the base's %.3g + %g", d, base_d, t.max_degeneration);
+        }
     }
     if (entry.contains("tasks") && base.contains("tasks")) {
         for (const auto & [task, score] : entry["tasks"].items()) {

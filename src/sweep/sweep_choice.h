@@ -13,7 +13,8 @@ namespace reap {
 
 struct SweepTolerance {
     double max_kl = 0.5;  // worst-domain mean KL divergence base -> model (nats per token)
-    // Share of degenerate continuations, checked where the entries have a generation section.
+    // Share of degenerate continuations above the base's own share, checked where the entries
+    // have a generation section.
     double max_degeneration = 0.1;
     // Task accuracy / the base's, per task, checked where the entries have a tasks section.
     double min_task_ratio = 0.9;

@@ -34,18 +34,35 @@ std::string join(const std::vector<std::string> & v, const char * sep) {
     return s;
 }
 
+// One line per model: size, worst-domain KL, the first domain's PPL, top-1, and where asked for
+// the degeneration rate and each task's accuracy; why a model is outside the tolerance.
 void print_summary(const SweepResult & r) {
-    const auto & base = r.report["base"];
-    std::printf("%-28s %10s %10s %10s %8s  %s\n", "model", "size", "worst KL", "PPL", "top-1", "within tolerance");
-    std::printf("%-28s %10s %10.4f %10.3f %8.4f\n", ("base " + base.value("model", std::string())).c_str(),
-                human_bytes(base.value("file_size", uint64_t(0))).c_str(), worst_kl_of(base), base.value("ppl", 0.0),
-                base.value("top1_agreement", 0.0));
+    const nlohmann::json &   base = r.report["base"];
+    const bool               gen  = base.contains("generation");
+    std::vector<std::string> tasks;
+    if (base.contains("tasks")) {
+        for (const auto & [t, v] : base["tasks"].items())
+            tasks.push_back(t);
+    }
+    std::string head = strfmt("%-24s %10s %9s %9s %7s", "model", "size", "worst KL", "PPL", "top-1");
+    if (gen) head += strfmt(" %7s", "degen");
+    for (const auto & t : tasks)
+        head += strfmt(" %15s", t.c_str());
+    std::printf("%s  within tolerance\n", head.c_str());
+    auto line = [&](const nlohmann::json & e, const std::string & name, const std::string & verdict) {
+        std::string l =
+            strfmt("%-24s %10s %9.4f %9.3f %7.4f", name.c_str(), human_bytes(e.value("file_size", uint64_t(0))).c_str(),
+                   worst_kl_of(e), e.value("ppl", 0.0), e.value("top1_agreement", 0.0));
+        if (gen) l += strfmt(" %7.3f", e["generation"].value("degeneration", 0.0));
+        for (const auto & t : tasks)
+            l += strfmt(" %15.3f", e["tasks"][t].value("accuracy", 0.0));
+        std::printf("%s  %s\n", l.c_str(), verdict.c_str());
+    };
+    line(base, "base " + base.value("model", std::string()), "");
     for (const auto & m : r.report["models"]) {
-        std::printf("%-28s %10s %10.4f %10.3f %8.4f  %s%s\n", m.value("model", std::string()).c_str(),
-                    human_bytes(m.value("file_size", uint64_t(0))).c_str(), worst_kl_of(m), m.value("ppl", 0.0),
-                    m.value("top1_agreement", 0.0),
-                    m.value("within_tolerance", false) ? "yes" : m.value("outside_tolerance", std::string()).c_str(),
-                    m.value("chosen", false) ? "  <- the answer" : "");
+        line(m, m.value("model", std::string()),
+             (m.value("within_tolerance", false) ? std::string("yes") : m.value("outside_tolerance", std::string())) +
+                 (m.value("chosen", false) ? "  <- the answer" : ""));
     }
     if (r.chosen_is_base) std::printf("no pruned model is within the tolerance; the base model:\n");
     std::printf("%s\n", r.chosen.c_str());
