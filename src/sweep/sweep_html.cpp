@@ -189,7 +189,7 @@ std::string sweep_html(const json & report) {
       << (base_chosen ? "No pruned model is within the tolerance: keep the base model, " + html_escape(chosen)
                       : "The smallest model within the tolerance: <b>" + html_escape(chosen) + "</b>")
       << "</p>\n";
-    h << "<p>Tolerance: worst-domain KL &le; " << tol.value("max_kl", 0.0) << ", degeneration &le; "
+    h << "<p>Tolerance: worst-domain KL &le; " << tol.value("max_kl", 0.0) << ", degeneration &le; the base's + "
       << tol.value("max_degeneration", 0.0) << " (with prompts), task accuracy &ge; "
       << tol.value("min_task_ratio", 0.0)
       << " of the base's (with tasks). Held-out domains: " << html_escape(report.value("domains", json::array()).dump())
@@ -203,7 +203,9 @@ std::string sweep_html(const json & report) {
             if (!e.contains("generation")) return std::nullopt;
             return e["generation"].value("degeneration", 0.0);
         },
-        tol.value("max_degeneration", 0.0));
+        // The tolerance sits above the base's own rate (sweep_choice.h).
+        tol.value("max_degeneration", 0.0) +
+            (report["base"].contains("generation") ? report["base"]["generation"].value("degeneration", 0.0) : 0.0));
     if (report["base"].contains("tasks")) {
         for (const auto & [task, v] : report["base"]["tasks"].items()) {
             const std::string t = task;
