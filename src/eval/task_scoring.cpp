@@ -273,7 +273,7 @@ struct Scorer {
                     const size_t nb   = skip ? t.base[s] : c;
                     const size_t last = seq.size() - nb > 1 ? 1 : 0;
                     // rows: seq 0's from 1, seq 1's after them; llama-perplexity's offset for seq 1 is
-                    // one row early when the choice is scored (its FIXME): kept, for equal scores.
+                    // one row early when the choice is scored (marked as a known quirk there): kept, for equal scores.
                     size_t li   = s == 0 ? nb - c : n0 - c + nb - c;
                     auto & dest = lp[2 * (i - i0) + size_t(s)];
                     dest.resize(seq.size() - 1 - last > nb - 1 ? seq.size() - 1 - last - (nb - 1) : 0);

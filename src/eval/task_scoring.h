@@ -10,7 +10,7 @@
 //   evaluation), else every token after the shared prefix; the last token is left out when more
 //   than one would score. The choice with the higher mean log-probability is the answer. Where
 //   llama-perplexity reads the second sentence's first log-probability from the wrong row
-//   (its FIXME, when the partial evaluation is off) reap reads the same row, so the scores agree.
+//   (a known quirk there, when the partial evaluation is off) reap reads the same row, so the scores agree.
 // Tasks are packed into decode calls as llama-perplexity packs them (a context of n_parallel
 // times -c tokens shared by all sequences, at most 4 * 32 hellaswag/multiple-choice sequences or
 // 2 * 128 winogrande ones per call), so that llama.cpp computes the same logits.
