@@ -173,8 +173,10 @@ TEST(PruneRequest, AnUnfinishedCheckpointNeedsAllowIncomplete) {
     const auto cli = test::run_reap(
         {"prune", "-m", model, "--stats", r.stats, "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
     EXPECT_EQ(cli.exit_code, 0) << cli.err;
-    EXPECT_NE(cli.err.find("WARNING: " + r.stats + " is a checkpoint of an unfinished profile run"), std::string::npos)
+    EXPECT_NE(cli.err.find("reap: warning: " + r.stats + " is a checkpoint of an unfinished profile run"),
+              std::string::npos)
         << cli.err;
+    EXPECT_EQ(cli.err.find("WARNING"), std::string::npos) << "one prefix: " << cli.err;
 }
 
 // Per layer, the experts the report crosses out: "dropped at keep-ratio" in a heatmap cell's title.
@@ -317,7 +319,7 @@ TEST(PruneRequest, SomeShardsOfARunNeedAllowIncomplete) {
     const auto cli = test::run_reap(
         {"prune", "-m", model, "--stats", dir + "/sh1.json", "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
     EXPECT_EQ(cli.exit_code, 0) << cli.err;
-    EXPECT_NE(cli.err.find("WARNING: " + dir + "/sh1.json is shard 1 of 3"), std::string::npos) << cli.err;
+    EXPECT_NE(cli.err.find("reap: warning: " + dir + "/sh1.json is shard 1 of 3"), std::string::npos) << cli.err;
     const auto rep = test::run_reap({"report", dir + "/sh1.json", "-o", dir + "/r.html"});
     EXPECT_EQ(rep.exit_code, 0) << rep.err;
     EXPECT_NE(rep.out.find("status incomplete: shard 1 of 3"), std::string::npos) << rep.out;
