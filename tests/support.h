@@ -40,9 +40,12 @@ RunResult run_program(const std::string & exe, const std::vector<std::string> & 
 struct LlamaPerplexity {
     RunResult run;            // the last attempt
     int       chunks   = -1;  // "calculating perplexity over N chunks"
-    double    ppl      = -1;  // "Final estimate: PPL = X"; -1 when missing
+    double    ppl      = -1;  // "Final estimate: PPL = X": final_ppl() of the log
     int       attempts = 0;
 };
+// The X of llama-perplexity's "Final estimate: PPL = X" in `log` when it is a finite positive
+// number; -1 when the line is missing or X is not ("nan", "inf").
+double final_ppl(const std::string & log);
 // Runs llama-perplexity with `args`; every test that reads its output goes through here.
 // llama.cpp prints its log from a thread that the process does not wait for at exit (common/log.cpp
 // leaks the logger on purpose, llama.cpp issue 22142), so on a loaded machine a clean run can lose

@@ -26,6 +26,18 @@ std::string repeated_sample(const std::string & dir, int copies) {
     return path;
 }
 
+// The cross-checks pass only on a finite PPL: llama-perplexity prints "nan" or "inf" for a model
+// whose logits went bad, and those must fail them.
+TEST(LlamaPerplexityLog, FinalEstimateIsAFinitePositiveNumber) {
+    const std::string before = "perplexity: calculating perplexity over 4 chunks, n_ctx=128, batch_size=128\n";
+    EXPECT_DOUBLE_EQ(test::final_ppl(before + "Final estimate: PPL = 12.3456 +/- 0.12345\n"), 12.3456);
+    for (const char * bad :
+         {"nan +/- nan", "-nan +/- -nan", "inf +/- inf", "-inf +/- nan", "0.0000 +/- 0.00000", "+/- 0.1", ""}) {
+        EXPECT_EQ(test::final_ppl(before + "Final estimate: PPL = " + bad + "\n"), -1) << bad;
+    }
+    EXPECT_EQ(test::final_ppl(before), -1);  // the logger lost the last line
+}
+
 // reap eval --ppl-convention second-half and llama-perplexity on the same file and -c: the same
 // windows (full ones only, llama-perplexity's -f drops the file's last newline), the same scored
 // positions, the same PPL (llama-perplexity prints 4 decimals; it sums in float where reap uses
