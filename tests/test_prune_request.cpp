@@ -9,6 +9,7 @@
 #include "profile/profiler.h"
 #include "prune/prune_request.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -33,18 +34,7 @@ synth::Options model_of(const std::string & arch, int n_layer) {
     return o;
 }
 
-std::string profile(const std::string & model, const std::string & out, size_t max_samples = 8) {
-    ProfileOptions p;
-    p.model       = model;
-    p.data        = {k_sample};
-    p.output      = out;
-    p.max_samples = max_samples;
-    p.progress    = false;
-    p.n_threads   = 2;
-    log_init(LogLevel::error);
-    run_profile(p);
-    return out;
-}
+using test::profile;
 
 std::string error_of(const PruneRequest & r) {
     try {

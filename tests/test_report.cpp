@@ -8,6 +8,7 @@
 #include "prune/planner.h"
 #include "report/report.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -116,14 +117,11 @@ std::string profiled(const synth::Options & m, const std::string & data) {
     fs::create_directories(dir);
     test::remove_when_tests_end(dir.string());
     log_init(LogLevel::error);  // llama.cpp's loading chatter
-    ProfileOptions p;
-    p.model       = model;
+    ProfileOptions p =
+        test::profile_options(model, (dir / (fs::path(model).stem().string() + "-" + data + ".json")).string());
     p.data        = {data == "jsonl" ? k_sample : k_text};
     p.n_ctx       = data == "jsonl" ? 512 : 64;
     p.max_samples = 8;
-    p.n_threads   = 2;
-    p.progress    = false;
-    p.output      = (dir / (fs::path(model).stem().string() + "-" + data + ".json")).string();
     run_profile(p);
     return cache[key] = p.output;
 }
