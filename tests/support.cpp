@@ -1,6 +1,7 @@
 #include "support.h"
 
 #include "moe/expert_budget.h"
+#include "prune/planner.h"
 
 #include "core/log.h"
 #include "llama/llama_util.h"
@@ -335,6 +336,13 @@ std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t
     std::vector<uint8_t> b(n);
     f.read(t, off, b.data(), n);
     return b;
+}
+
+std::vector<uint32_t> dropped_ungrouped(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                        double keep_ratio) {
+    MoeShape ungrouped;
+    ungrouped.n_expert = uint32_t(score.size());
+    return dropped_experts(score, count, ungrouped, round_kept_count(ungrouped, keep_ratio));
 }
 
 void expect_kept_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & half, uint32_t kept) {

@@ -86,4 +86,9 @@ std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t
 void expect_kept_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & half, uint32_t kept);
 void write_bytes(const std::string & path, const void * data, size_t n);
 
+// The experts a keep ratio drops from a layer of these scores and counts when it has no expert
+// groups: the kept-count rule (moe/expert_budget) and the planner's selection (prune/planner).
+std::vector<uint32_t> dropped_ungrouped(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                        double keep_ratio);
+
 }  // namespace reap::test

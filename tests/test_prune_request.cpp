@@ -204,7 +204,7 @@ TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
             const auto pruned = p["layers"][std::to_string(il)]["dropped"].get<std::vector<uint32_t>>();
             EXPECT_EQ(ids, pruned) << "layer " << il;
             const LayerStats & L = profiled.layers.at(il);
-            groups_matter        = groups_matter || dropped_at_ratio(L.reap(), L.count, std::stod(ratio)) != pruned;
+            groups_matter = groups_matter || test::dropped_ungrouped(L.reap(), L.count, std::stod(ratio)) != pruned;
         }
         EXPECT_TRUE(groups_matter);
     }

@@ -63,14 +63,6 @@ std::vector<uint32_t> kept_experts(const std::vector<double> & score, const std:
 std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const std::vector<uint64_t> & count,
                                       const MoeShape & shape, uint32_t kept);
 
-// The experts of one layer that `reap prune --keep-ratio keep_ratio` drops on a model of
-// `shape` (the one kept count, round_kept_count(), and the one selection, kept_experts()).
-// Throws reap::Error for a ratio outside (0, 1]. Without a shape: ungrouped, n_expert experts.
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
-                                       const MoeShape & shape, double keep_ratio);
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
-                                       double keep_ratio);
-
 // Builds a plan keeping `kept` experts in every MoE layer. Lowest score goes first; ties go by
 // lower activation count, then lower id. With expert groups each group keeps kept/groups.
 // Next-token-prediction layers (no statistics) keep the ids of the last regular MoE layer.
