@@ -1,6 +1,6 @@
-// Which experts to keep (SPEC §6): score every expert of every MoE layer by a criterion and
-// keep the same number in each layer, respecting expert groups. A plan is plain data that can
-// be saved as JSON (--dry-run) and applied later (--plan).
+// Which experts to keep (README's `reap prune` row): score every expert of every MoE layer by a
+// criterion and keep the same number in each layer, respecting expert groups. A plan is plain
+// data that can be saved as JSON (--dry-run) and applied later (--plan).
 #pragma once
 
 #include "moe/moe_shape.h"
