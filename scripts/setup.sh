@@ -56,9 +56,10 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 # ---- 1. Debian packages --------------------------------------------------------------------
+# clang-format: scripts/test.sh checks the formatting (scripts/format.sh --check) before it builds.
 need_pkgs=(build-essential cmake ninja-build git ca-certificates nodejs npm
            nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-           python3-numpy time openssl chromium clang)
+           python3-numpy time openssl chromium clang clang-format)
 if [ "${REAP_TRAINER:-0}" = 1 ]; then need_pkgs+=(python3-torch libopenblas0-pthread); fi
 missing=()
 for p in "${need_pkgs[@]}"; do

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Set up (if needed), build, and run the whole test suite. This is what CI runs.
 #
+#   0. every C++ file is as clang-format leaves it (scripts/format.sh --check): before anything
+#      else where clang-format is installed, so that a formatting slip fails in seconds; on a
+#      fresh machine right after setup, which installs it;
 #   1. the release build with warnings as errors, and every test (ctest, all cores);
 #   2. a second build, with clang, AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/):
 #      the GoogleTest suites under the sanitizers, and each libFuzzer harness (fuzz/) for a few
@@ -10,7 +13,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${REAP_BUILD_DIR:-$here/build}
 jobs=${REAP_JOBS:-$(nproc)}
 
+check_format() {
+  "$here/scripts/format.sh" --check ||
+    { echo "[test] the files above are not as clang-format leaves them: run scripts/format.sh" >&2; exit 1; }
+}
+format_checked=0
+if command -v clang-format >/dev/null 2>&1; then check_format; format_checked=1; fi
 REAP_CMAKE_FLAGS="-DREAP_WERROR=ON ${REAP_CMAKE_FLAGS:-}" "$here/scripts/setup.sh" "$@"
+[ "$format_checked" = 1 ] || check_format
 ctest --test-dir "$build_dir" -j "$jobs" --output-on-failure
 
 if [ "${REAP_SKIP_SANITIZERS:-0}" != 1 ]; then

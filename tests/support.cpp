@@ -1,6 +1,7 @@
 #include "support.h"
 
 #include "moe/expert_budget.h"
+#include "prune/planner.h"
 
 #include "core/log.h"
 #include "llama/llama_util.h"
@@ -17,6 +18,7 @@
 #include <unistd.h>
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -144,6 +146,17 @@ pid_t spawn_reap(const std::vector<std::string> & args, const std::string & out_
 
 RunResult run_reap(const std::vector<std::string> & args) { return run_program(REAP_BIN, args); }
 
+double final_ppl(const std::string & log) {
+    const std::string final_line = "Final estimate: PPL = ";
+    const size_t      at         = log.find(final_line);
+    if (at == std::string::npos) return -1;
+    // strtod reads "nan" and "inf" too: a model whose logits went bad must fail the cross-check.
+    const char * begin = log.c_str() + at + final_line.size();
+    char *       end   = nullptr;
+    const double ppl   = std::strtod(begin, &end);
+    return end != begin && std::isfinite(ppl) && ppl > 0 ? ppl : -1;
+}
+
 LlamaPerplexity run_llama_perplexity(const std::vector<std::string> & args) {
     LlamaPerplexity r;
 #ifndef REAP_LLAMA_PERPLEXITY
@@ -156,10 +169,8 @@ LlamaPerplexity run_llama_perplexity(const std::vector<std::string> & args) {
         const auto log = r.run.out + r.run.err;
         if (r.run.exit_code != 0 || log.find(final_line) != std::string::npos) break;
     }
-    const std::string log = r.run.out + r.run.err;
-    if (const size_t at = log.find(final_line); at != std::string::npos) {
-        r.ppl = std::strtod(log.c_str() + at + final_line.size(), nullptr);
-    }
+    const std::string log    = r.run.out + r.run.err;
+    r.ppl                    = final_ppl(log);
     const std::string chunks = "calculating perplexity over ";
     if (const size_t at = log.find(chunks); at != std::string::npos) {
         r.chunks = int(std::strtol(log.c_str() + at + chunks.size(), nullptr, 10));
@@ -325,6 +336,13 @@ std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t
     std::vector<uint8_t> b(n);
     f.read(t, off, b.data(), n);
     return b;
+}
+
+std::vector<uint32_t> dropped_ungrouped(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                        double keep_ratio) {
+    MoeShape ungrouped;
+    ungrouped.n_expert = uint32_t(score.size());
+    return dropped_experts(score, count, ungrouped, round_kept_count(ungrouped, keep_ratio));
 }
 
 void expect_kept_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & half, uint32_t kept) {

@@ -40,9 +40,12 @@ RunResult run_program(const std::string & exe, const std::vector<std::string> & 
 struct LlamaPerplexity {
     RunResult run;            // the last attempt
     int       chunks   = -1;  // "calculating perplexity over N chunks"
-    double    ppl      = -1;  // "Final estimate: PPL = X"; -1 when missing
+    double    ppl      = -1;  // "Final estimate: PPL = X": final_ppl() of the log
     int       attempts = 0;
 };
+// The X of llama-perplexity's "Final estimate: PPL = X" in `log` when it is a finite positive
+// number; -1 when the line is missing or X is not ("nan", "inf").
+double final_ppl(const std::string & log);
 // Runs llama-perplexity with `args`; every test that reads its output goes through here.
 // llama.cpp prints its log from a thread that the process does not wait for at exit (common/log.cpp
 // leaks the logger on purpose, llama.cpp issue 22142), so on a loaded machine a clean run can lose
@@ -82,5 +85,10 @@ std::vector<uint8_t> bytes_of(const GgufFile & f, const TensorInfo & t, uint64_t
 // original's bytes (in the order of reap.prune.layer.<il>.kept); every other tensor is untouched.
 void expect_kept_slices(const GgufFile & in, const MoeLayout & m, const GgufFile & half, uint32_t kept);
 void write_bytes(const std::string & path, const void * data, size_t n);
+
+// The experts a keep ratio drops from a layer of these scores and counts when it has no expert
+// groups: the kept-count rule (moe/expert_budget) and the planner's selection (prune/planner).
+std::vector<uint32_t> dropped_ungrouped(const std::vector<double> & score, const std::vector<uint64_t> & count,
+                                        double keep_ratio);
 
 }  // namespace reap::test

@@ -2,11 +2,14 @@
 #include "support.h"
 
 #include "core/engine_crash_note.h"
+#include "core/stop_signal.h"
+#include "exit_status.h"
 
 #include "ggml.h"
 #include "gguf.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -14,9 +17,12 @@
 #include <unistd.h>
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 
 using namespace reap;
 
@@ -272,6 +278,66 @@ TEST(CliErrors, LlamaCppShortFlagsAreNotSplit) {
     const auto m = test::run_reap({"merge", "/no/a.json", "/no/b.json", "-o", "/no/m.json", "-ot", "exps=CPU"});
     EXPECT_EQ(m.exit_code, 2) << m.err;
     EXPECT_NE(m.err.find("--override-tensor"), std::string::npos) << m.err;
+}
+
+// The line and the exit status reap ends with when a command throws what `throw_it` throws.
+struct Ending {
+    int         status;
+    std::string line;
+};
+Ending ending(const std::function<void()> & throw_it, const std::string & command) {
+    std::exception_ptr e;
+    try {
+        throw_it();
+    } catch (...) {
+        e = std::current_exception();
+    }
+    EXPECT_TRUE(e) << "nothing was thrown";
+    char *      text = nullptr;
+    size_t      size = 0;
+    std::FILE * err  = open_memstream(&text, &size);
+    const int   code = cli::report_failure(e, command, err);
+    std::fclose(err);
+    Ending out{code, std::string(text, size)};
+    std::free(text);
+    return out;
+}
+
+// A bug (an exception reap does not throw on purpose) is an internal error naming the command,
+// with its own exit status; bad input and what the machine refused are errors, exit 1.
+TEST(ExitStatus, ABugIsAnInternalErrorNamingTheCommand) {
+    const auto map_at = ending([] { (void) std::map<int, int>{}.at(3); }, "prune");
+    EXPECT_EQ(map_at.status, cli::k_internal_error_exit_code);
+    EXPECT_EQ(map_at.line, "reap: internal error in 'prune': map::at (please report this)\n");
+    const auto json_type =
+        ending([] { (void) nlohmann::json::parse(R"({"tokens": "12"})").at("tokens").get<int>(); }, "report");
+    EXPECT_EQ(json_type.status, cli::k_internal_error_exit_code);
+    EXPECT_EQ(json_type.line.rfind("reap: internal error in 'report': [json.exception.type_error.302] ", 0), 0u)
+        << json_type.line;
+    EXPECT_EQ(std::count(json_type.line.begin(), json_type.line.end(), '\n'), 1) << json_type.line;
+    const auto unknown = ending([] { throw 42; }, "");
+    EXPECT_EQ(unknown.status, cli::k_internal_error_exit_code);
+    EXPECT_EQ(unknown.line, "reap: internal error: an exception of unknown type (please report this)\n");
+    EXPECT_NE(cli::k_internal_error_exit_code, 1);
+    EXPECT_NE(cli::k_internal_error_exit_code, 2);
+}
+
+TEST(ExitStatus, BadInputAndARefusingMachineAreErrors) {
+    const auto user = ending([] { fail("%s: not a valid GGUF file", "m.gguf"); }, "inspect");
+    EXPECT_EQ(user.status, 1);
+    EXPECT_EQ(user.line, "reap: error: m.gguf: not a valid GGUF file\n");
+    const std::string file = test::tmp_dir() + "/file";
+    test::write_bytes(file, "x", 1);
+    const auto fs_error = ending([&] { std::filesystem::create_directories(file + "/sub"); }, "sweep");
+    EXPECT_EQ(fs_error.status, 1);
+    EXPECT_EQ(fs_error.line.rfind("reap: error: filesystem error: ", 0), 0u) << fs_error.line;
+    EXPECT_NE(fs_error.line.find(file), std::string::npos) << fs_error.line;
+    const auto memory = ending([] { throw std::bad_alloc(); }, "eval");
+    EXPECT_EQ(memory.status, 1);
+    EXPECT_EQ(memory.line, "reap: error: out of memory\n");
+    const auto stop = ending([] { throw Interrupted("interrupted by SIGINT while pruning"); }, "prune");
+    EXPECT_EQ(stop.status, 130);
+    EXPECT_EQ(stop.line, "reap: interrupted by SIGINT while pruning\n");
 }
 
 }  // namespace

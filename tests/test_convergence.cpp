@@ -181,7 +181,8 @@ TEST(Convergence, ProfileKeepsHalfWaySumsAndPruneAndReportPrintTheOverlap) {
     EXPECT_EQ(c["tokens"], half->tokens);
     EXPECT_EQ(c["jaccard_per_layer"].size(), s.layers.size());
     EXPECT_EQ(c["still_moving"].get<bool>(), c["jaccard_mean"].get<double>() < k_convergence_warn_below);
-    EXPECT_EQ(r.err.find("WARNING: keeping") != std::string::npos, c["still_moving"].get<bool>()) << r.err;
+    EXPECT_EQ(r.err.find("reap: warning: keeping") != std::string::npos, c["still_moving"].get<bool>()) << r.err;
+    EXPECT_EQ(r.err.find("WARNING"), std::string::npos) << "one prefix: " << r.err;
 
     const auto rep = test::run_reap({"report", all, "-o", dir + "/r.html"});
     ASSERT_EQ(rep.exit_code, 0) << rep.err;

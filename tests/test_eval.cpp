@@ -4,6 +4,7 @@
 #include "eval/evaluator.h"
 #include "eval/metrics.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -56,16 +57,9 @@ Models make_models() {
     Models m;
     m.dir = test::tmp_dir();
     synth::Options o;
-    o.n_layer    = 3;
-    m.base       = test::synth_model(o);
-    const auto p = test::run_reap({"profile", "-m", m.base, "--data",
-                                   std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl", "--max-samples",
-                                   "8", "-o", m.dir + "/s.json", "--no-progress"});
-    EXPECT_EQ(p.exit_code, 0) << p.err;
-    m.pruned     = m.dir + "/pruned.gguf";
-    const auto q = test::run_reap(
-        {"prune", "-m", m.base, "--stats", m.dir + "/s.json", "--keep-ratio", "0.5", "-o", m.pruned, "--no-progress"});
-    EXPECT_EQ(q.exit_code, 0) << q.err;
+    o.n_layer = 3;
+    m.base    = test::synth_model(o);
+    m.pruned  = test::profile_and_halve(m.base, m.dir).pruned;
     return m;
 }
 

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "eval/domains.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -25,17 +26,10 @@ DomainModels make_models() {
     DomainModels s;
     s.dir = test::tmp_dir();
     synth::Options o;
-    o.n_layer    = 3;
-    s.base       = test::synth_model(o);
-    const auto p = test::run_reap({"profile", "-m", s.base, "--data",
-                                   std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl", "--max-samples",
-                                   "8", "-o", s.dir + "/s.json", "--no-progress"});
-    EXPECT_EQ(p.exit_code, 0) << p.err;
-    s.pruned     = s.dir + "/pruned.gguf";
-    const auto q = test::run_reap(
-        {"prune", "-m", s.base, "--stats", s.dir + "/s.json", "--keep-ratio", "0.5", "-o", s.pruned, "--no-progress"});
-    EXPECT_EQ(q.exit_code, 0) << q.err;
-    s.code = s.dir + "/held-out code.txt";  // a space: not a name, so given as code=FILE
+    o.n_layer = 3;
+    s.base    = test::synth_model(o);
+    s.pruned  = test::profile_and_halve(s.base, s.dir).pruned;
+    s.code    = s.dir + "/held-out code.txt";  // a space: not a name, so given as code=FILE
     std::ofstream(s.code)
         << test::read_text(std::string(REAP_SOURCE_DIR) + "/data/text/code-heldout.txt").substr(0, 2000);
     return s;

@@ -41,7 +41,6 @@ TEST(GgufFile, KeysAndPerLayerArrays) {
     EXPECT_EQ(f.get_uint_per_layer("nemotron_h_moe.expert_used_count", 3), (std::vector<uint64_t>{4, 4, 4}));
     EXPECT_THROW(f.get_uint_per_layer("nemotron_h_moe.attention.head_count_kv", 5), Error);
     EXPECT_NEAR(f.get_float("nemotron_h_moe.expert_weights_scale").value(), 2.5, 1e-6);
-    EXPECT_EQ(f.get_bool("nemotron_h_moe.expert_weights_norm").value(), true);
 }
 
 TEST(GgufFile, ReadsTensorBytesAndChecksBounds) {

@@ -14,6 +14,7 @@
 #include "prune/prune_request.h"
 #include "prune/pruner.h"
 #include "support.h"
+#include "support_models.h"
 #include "synth/synth_hf.h"
 
 #include "ggml.h"
@@ -37,7 +38,7 @@ synth::Options small(const std::string & arch, uint64_t seed = 42) {
     synth::Options o;
     o.arch    = arch;
     o.seed    = seed;
-    o.n_layer = arch == "nemotron_h_moe" ? 6 : arch == "deepseek2" ? 3 : 2;
+    o.n_layer = test::fewest_layers(arch);
     return o;
 }
 
@@ -100,16 +101,9 @@ void expect_same_tensors(const std::string & a_dir, const std::string & b_dir) {
 
 json read_json(const std::string & p) { return read_json_file(p, "json"); }
 
-const std::string k_sample = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
-
 std::string stats_for(const std::string & model, const std::string & out) {
-    ProfileOptions p;
-    p.model      = model;
-    p.data       = {k_sample};
-    p.output     = out;
-    p.max_tokens = 256;
-    p.progress   = false;
-    p.n_threads  = 2;
+    ProfileOptions p = test::profile_options(model, out);
+    p.max_tokens     = 256;
     run_profile(p);
     return out;
 }

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "gguf/gguf_file.h"
 #include "support.h"
+#include "support_models.h"
 #include "synth/synth_hf.h"
 
 #include <gtest/gtest.h>
@@ -23,8 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string k_sample = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
-const std::string k_text   = std::string(REAP_SOURCE_DIR) + "/data/text/code-heldout.txt";
+const std::string k_text = std::string(REAP_SOURCE_DIR) + "/data/text/code-heldout.txt";
 
 // Large enough (about 150 MB of Q8_0 experts) that pruning or evaluating it takes a while.
 synth::Options large_model() {
@@ -39,11 +39,7 @@ synth::Options large_model() {
 }
 
 std::string stats_of(const std::string & model, const std::string & dir) {
-    const std::string out = dir + "/stats.json";
-    const auto        r   = test::run_reap(
-                 {"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", out, "--no-progress", "-t", "2"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return out;
+    return test::profile(model, dir + "/stats.json", 4);
 }
 
 // Names in `dir` that start with a dot: the temporaries of an unfinished write.

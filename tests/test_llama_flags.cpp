@@ -5,6 +5,7 @@
 #include "llama/llama_runtime.h"
 #include "profile/profiler.h"
 #include "support.h"
+#include "support_models.h"
 
 #include "ggml-backend.h"
 
@@ -41,13 +42,8 @@ std::string model4() {
 }
 
 ProfileOptions opts_for(const std::string & out) {
-    ProfileOptions p;
-    p.model       = model4();
-    p.data        = {k_sample};
-    p.output      = out;
-    p.max_samples = 16;
-    p.n_threads   = 2;
-    p.progress    = false;
+    ProfileOptions p = test::profile_options(model4(), out);
+    p.max_samples    = 16;
     return p;
 }
 

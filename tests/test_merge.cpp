@@ -150,8 +150,9 @@ TEST(Merge, KeepsAnUnfinishedRunVisible) {
     EXPECT_FALSE(m.meta.fingerprint.has_value());  // not a checkpoint to resume
     const auto cli = test::run_reap({"merge", dir + "/4.json", dir + "/6.json", "-o", dir + "/m.json"});
     EXPECT_EQ(cli.exit_code, 0) << cli.err;
-    EXPECT_NE(cli.err.find("WARNING: an input is a checkpoint of an unfinished profile run"), std::string::npos)
+    EXPECT_NE(cli.err.find("reap: warning: an input is a checkpoint of an unfinished profile run"), std::string::npos)
         << cli.err;
+    EXPECT_EQ(cli.err.find("WARNING"), std::string::npos) << "one prefix: " << cli.err;
     EXPECT_FALSE(ExpertStats::load(dir + "/m.json").meta.complete());
 
     // Finished inputs give a finished result, with no progress record.

@@ -6,6 +6,7 @@
 #include "moe/moe_layout.h"
 #include "profile/profiler.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -38,13 +39,8 @@ synth::Options small(const std::string & arch) {
 }
 
 ProfileOptions opts_for(const std::string & model, const std::string & out) {
-    ProfileOptions p;
-    p.model       = model;
-    p.data        = {k_sample};
-    p.output      = out;
-    p.max_samples = 24;
-    p.n_threads   = 2;
-    p.progress    = false;
+    ProfileOptions p = test::profile_options(model, out);
+    p.max_samples    = 24;
     return p;
 }
 

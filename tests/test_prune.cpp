@@ -7,6 +7,7 @@
 #include "prune/planner.h"
 #include "prune/pruner.h"
 #include "support.h"
+#include "support_models.h"
 
 #include "ggml.h"
 #include "gguf.h"
@@ -26,26 +27,16 @@ using test::bytes_of;
 
 namespace {
 
-const std::string k_sample = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
-
 synth::Options small(const std::string & arch, ggml_type type = GGML_TYPE_Q8_0) {
     synth::Options o;
     o.arch    = arch;
     o.type    = type;
-    o.n_layer = arch == "nemotron_h_moe" ? 6 : arch == "deepseek2" ? 3 : 2;
+    o.n_layer = test::fewest_layers(arch);
     return o;
 }
 
 std::string stats_for(const std::string & model, const std::string & dir) {
-    ProfileOptions p;
-    p.model       = model;
-    p.data        = {k_sample};
-    p.output      = dir + "/stats.json";
-    p.max_samples = 8;
-    p.progress    = false;
-    p.n_threads   = 2;
-    run_profile(p);
-    return p.output;
+    return test::profile(model, dir + "/stats.json");
 }
 
 size_t gguf_scalar_size(gguf_type t) {

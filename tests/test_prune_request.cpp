@@ -9,6 +9,7 @@
 #include "profile/profiler.h"
 #include "prune/prune_request.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -33,18 +34,7 @@ synth::Options model_of(const std::string & arch, int n_layer) {
     return o;
 }
 
-std::string profile(const std::string & model, const std::string & out, size_t max_samples = 8) {
-    ProfileOptions p;
-    p.model       = model;
-    p.data        = {k_sample};
-    p.output      = out;
-    p.max_samples = max_samples;
-    p.progress    = false;
-    p.n_threads   = 2;
-    log_init(LogLevel::error);
-    run_profile(p);
-    return out;
-}
+using test::profile;
 
 std::string error_of(const PruneRequest & r) {
     try {
@@ -173,8 +163,10 @@ TEST(PruneRequest, AnUnfinishedCheckpointNeedsAllowIncomplete) {
     const auto cli = test::run_reap(
         {"prune", "-m", model, "--stats", r.stats, "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
     EXPECT_EQ(cli.exit_code, 0) << cli.err;
-    EXPECT_NE(cli.err.find("WARNING: " + r.stats + " is a checkpoint of an unfinished profile run"), std::string::npos)
+    EXPECT_NE(cli.err.find("reap: warning: " + r.stats + " is a checkpoint of an unfinished profile run"),
+              std::string::npos)
         << cli.err;
+    EXPECT_EQ(cli.err.find("WARNING"), std::string::npos) << "one prefix: " << cli.err;
 }
 
 // Per layer, the experts the report crosses out: "dropped at keep-ratio" in a heatmap cell's title.
@@ -212,7 +204,7 @@ TEST(PruneRequest, ReportDropsWhatPruneDropsOnAGroupedModel) {
             const auto pruned = p["layers"][std::to_string(il)]["dropped"].get<std::vector<uint32_t>>();
             EXPECT_EQ(ids, pruned) << "layer " << il;
             const LayerStats & L = profiled.layers.at(il);
-            groups_matter        = groups_matter || dropped_at_ratio(L.reap(), L.count, std::stod(ratio)) != pruned;
+            groups_matter = groups_matter || test::dropped_ungrouped(L.reap(), L.count, std::stod(ratio)) != pruned;
         }
         EXPECT_TRUE(groups_matter);
     }
@@ -317,7 +309,7 @@ TEST(PruneRequest, SomeShardsOfARunNeedAllowIncomplete) {
     const auto cli = test::run_reap(
         {"prune", "-m", model, "--stats", dir + "/sh1.json", "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
     EXPECT_EQ(cli.exit_code, 0) << cli.err;
-    EXPECT_NE(cli.err.find("WARNING: " + dir + "/sh1.json is shard 1 of 3"), std::string::npos) << cli.err;
+    EXPECT_NE(cli.err.find("reap: warning: " + dir + "/sh1.json is shard 1 of 3"), std::string::npos) << cli.err;
     const auto rep = test::run_reap({"report", dir + "/sh1.json", "-o", dir + "/r.html"});
     EXPECT_EQ(rep.exit_code, 0) << rep.err;
     EXPECT_NE(rep.out.find("status incomplete: shard 1 of 3"), std::string::npos) << rep.out;

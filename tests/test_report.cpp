@@ -8,6 +8,7 @@
 #include "prune/planner.h"
 #include "report/report.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -73,18 +74,19 @@ TEST(Gini, KnownValues) {
     EXPECT_THROW(gini({1, -1}), Error);
 }
 
-TEST(DroppedAtRatio, PlannerOrderAndRounding) {
+TEST(DroppedUngrouped, PlannerOrderAndRounding) {
     // Ties in score go by lower count, then lower id.
     const std::vector<double>   s = {0.5, 0.1, 0.1, 0.9, 0.1};
     const std::vector<uint64_t> c = {5, 7, 3, 1, 3};
-    EXPECT_EQ(dropped_at_ratio(s, c, 0.8), (std::vector<uint32_t>{2}));        // keep 4
-    EXPECT_EQ(dropped_at_ratio(s, c, 0.6), (std::vector<uint32_t>{2, 4}));     // keep 3
-    EXPECT_EQ(dropped_at_ratio(s, c, 0.4), (std::vector<uint32_t>{1, 2, 4}));  // keep 2
-    EXPECT_EQ(dropped_at_ratio(s, c, 1.0), (std::vector<uint32_t>{}));
-    EXPECT_EQ(dropped_at_ratio(s, c, 0.01), (std::vector<uint32_t>{0, 1, 2, 4}));  // at least one stays
-    EXPECT_THROW(dropped_at_ratio(s, c, 0.0), Error);
-    EXPECT_THROW(dropped_at_ratio(s, c, 1.5), Error);
-    EXPECT_THROW(dropped_at_ratio(s, c, std::nan("")), Error);
+    using test::dropped_ungrouped;
+    EXPECT_EQ(dropped_ungrouped(s, c, 0.8), (std::vector<uint32_t>{2}));        // keep 4
+    EXPECT_EQ(dropped_ungrouped(s, c, 0.6), (std::vector<uint32_t>{2, 4}));     // keep 3
+    EXPECT_EQ(dropped_ungrouped(s, c, 0.4), (std::vector<uint32_t>{1, 2, 4}));  // keep 2
+    EXPECT_EQ(dropped_ungrouped(s, c, 1.0), (std::vector<uint32_t>{}));
+    EXPECT_EQ(dropped_ungrouped(s, c, 0.01), (std::vector<uint32_t>{0, 1, 2, 4}));  // at least one stays
+    EXPECT_THROW(dropped_ungrouped(s, c, 0.0), Error);
+    EXPECT_THROW(dropped_ungrouped(s, c, 1.5), Error);
+    EXPECT_THROW(dropped_ungrouped(s, c, std::nan("")), Error);
 }
 
 TEST(HtmlEscape, AllSpecialCharacters) {
@@ -116,14 +118,11 @@ std::string profiled(const synth::Options & m, const std::string & data) {
     fs::create_directories(dir);
     test::remove_when_tests_end(dir.string());
     log_init(LogLevel::error);  // llama.cpp's loading chatter
-    ProfileOptions p;
-    p.model       = model;
+    ProfileOptions p =
+        test::profile_options(model, (dir / (fs::path(model).stem().string() + "-" + data + ".json")).string());
     p.data        = {data == "jsonl" ? k_sample : k_text};
     p.n_ctx       = data == "jsonl" ? 512 : 64;
     p.max_samples = 8;
-    p.n_threads   = 2;
-    p.progress    = false;
-    p.output      = (dir / (fs::path(model).stem().string() + "-" + data + ".json")).string();
     run_profile(p);
     return cache[key] = p.output;
 }
@@ -215,18 +214,21 @@ TEST(Report, SummaryLinesMatchTheStatistics) {
 }
 
 TEST(Report, MarkedExpertsAreWhatPruneWouldDrop) {
-    // On a model without expert groups the report's choice equals the planner's.
+    // The report's analysis (from the stats file alone) marks what the planner (from the model's
+    // shape) drops. Grouped models: PruneRequest.ReportDropsWhatPruneDropsOnAGroupedModel.
     const synth::Options m    = small_model();
     const std::string    path = profiled(m, "jsonl");
-    const ExpertStats    s    = ExpertStats::load(path);
-    const MoeLayout      lay  = analyze_moe(GgufFile::open(test::synth_model(m)));
+    const ReportFile     file{path, ExpertStats::load(path)};
+    const MoeLayout      lay = analyze_moe(GgufFile::open(test::synth_model(m)));
     for (Criterion c : {Criterion::reap, Criterion::ean, Criterion::frequency, Criterion::weighted_frequency}) {
         for (uint32_t kept : {4u, 8u, 12u}) {
-            const Plan p = make_plan(s, lay.shape(), c, kept, 0);
-            for (const auto & [il, L] : s.layers) {
-                EXPECT_EQ(dropped_at_ratio(expert_scores(L, c, 0, il), L.count, double(kept) / 16.0),
-                          p.layers.at(il).dropped)
-                    << criterion_name(c) << " keep " << kept << " layer " << il;
+            const Plan             p = make_plan(file.stats, lay.shape(), c, kept, 0);
+            const report::FileView v = report::analyze(file, {c, double(kept) / 16.0});
+            EXPECT_EQ(v.kept, kept);
+            ASSERT_EQ(v.layers.size(), p.layers.size());
+            for (const auto & l : v.layers) {
+                EXPECT_EQ(l.dropped, p.layers.at(l.il).dropped)
+                    << criterion_name(c) << " keep " << kept << " layer " << l.il;
             }
         }
     }
@@ -254,7 +256,8 @@ TEST(Report, AgreementBetweenRuns) {
         const LayerStats &    Lb  = sb.layers.at(il);
         const auto            sca = La.reap(), scb = Lb.reap();
         const double          rho = spearman(sca, scb);
-        const auto            da = dropped_at_ratio(sca, La.count, 0.5), db = dropped_at_ratio(scb, Lb.count, 0.5);
+        const auto            da  = test::dropped_ungrouped(sca, La.count, 0.5);
+        const auto            db  = test::dropped_ungrouped(scb, Lb.count, 0.5);
         std::vector<uint32_t> both;
         std::set_intersection(da.begin(), da.end(), db.begin(), db.end(), std::back_inserter(both));
         std::set<uint32_t> any(da.begin(), da.end());

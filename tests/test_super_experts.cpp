@@ -9,6 +9,7 @@
 #include "stats/expert_stats.h"
 #include "stats/super_experts.h"
 #include "support.h"
+#include "support_models.h"
 #include "synth/synth.h"
 
 #include <gtest/gtest.h>
@@ -20,8 +21,6 @@ using namespace reap;
 using nlohmann::json;
 
 namespace {
-
-const std::string k_sample = std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl";
 
 // 2 MoE layers x 128 experts: the rule's 99.5th percentile of 256 maxima leaves the top two
 // above it, so one planted super expert per layer can be found (fewer experts leave room for one).
@@ -61,15 +60,8 @@ TEST(SuperExperts, PlantedAreFoundProtectedAndDroppedWithoutProtection) {
     const auto        want  = planted(f, "super");
     ASSERT_EQ(want.size(), 2u);
 
-    ProfileOptions p;
-    p.model       = model;
-    p.data        = {k_sample};
-    p.output      = dir + "/stats.json";
-    p.max_samples = 16;
-    p.progress    = false;
-    p.n_threads   = 2;
-    run_profile(p);
-    const ExpertStats stats = ExpertStats::load(p.output);
+    const std::string stats_file = test::profile(model, dir + "/stats.json", 16);
+    const ExpertStats stats      = ExpertStats::load(stats_file);
 
     // Found: exactly the planted ones, each at its planted output channel.
     const SuperExperts found = find_super_experts(stats);
@@ -89,7 +81,7 @@ TEST(SuperExperts, PlantedAreFoundProtectedAndDroppedWithoutProtection) {
     // Protected by default: frequency alone would drop them (rarely routed), the plan keeps them
     // and says why.
     const auto plan_of = [&](std::vector<std::string> extra) {
-        std::vector<std::string> args = {"prune",     "-m",           model, "--stats",   p.output,       "--criterion",
+        std::vector<std::string> args = {"prune",     "-m",           model, "--stats",   stats_file,     "--criterion",
                                          "frequency", "--keep-ratio", "0.5", "--dry-run", "--no-progress"};
         args.insert(args.end(), extra.begin(), extra.end());
         const auto r = test::run_reap(args);
@@ -114,7 +106,7 @@ TEST(SuperExperts, PlantedAreFoundProtectedAndDroppedWithoutProtection) {
         EXPECT_TRUE(in(off["layers"][std::to_string(il)]["dropped"], e)) << "layer " << il << " expert " << e;
 
     // The report marks them, and states what the criterion it shows means.
-    const auto rep = test::run_reap({"report", p.output, "-o", dir + "/r.html", "--criterion", "max-activation"});
+    const auto rep = test::run_reap({"report", stats_file, "-o", dir + "/r.html", "--criterion", "max-activation"});
     ASSERT_EQ(rep.exit_code, 0) << rep.err;
     EXPECT_NE(rep.out.find(criterion_meaning(Criterion::max_activation)), std::string::npos) << rep.out;
     for (const auto & [il, e] : want) {

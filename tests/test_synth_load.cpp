@@ -1,6 +1,7 @@
 // Every synthetic architecture and weight type: llama.cpp loads the file and decodes a prompt
 // with finite, input-dependent logits.
 #include "support.h"
+#include "support_models.h"
 #include "synth/synth_presets.h"
 
 #include <gtest/gtest.h>
@@ -21,7 +22,7 @@ synth::Options small(const std::string & arch, ggml_type type) {
     synth::Options o;
     o.arch          = arch;
     o.type          = type;
-    o.n_layer       = arch == "nemotron_h_moe" ? 6 : arch == "deepseek2" ? 3 : 2;
+    o.n_layer       = test::fewest_layers(arch);
     o.n_expert      = 8;
     o.n_expert_used = 2;
     return o;

@@ -16,9 +16,8 @@ public:
     AtomicFile(const AtomicFile &)             = delete;
     AtomicFile & operator=(const AtomicFile &) = delete;
 
-    FILE *              fp() { return fp_; }
-    const std::string & tmp_path() const { return tmp_; }
-    void                write(const void * data, size_t size);
+    FILE * fp() { return fp_; }
+    void   write(const void * data, size_t size);
     // Flushes, fsyncs and closes the temporary: after it only the rename is left, which cannot
     // fail for want of space. Files that must appear together (a split set) are all synced first,
     // then all renamed. commit() syncs when this was not called.

@@ -314,14 +314,6 @@ std::optional<double> GgufFile::get_float(const std::string & key) const {
     }
 }
 
-std::optional<bool> GgufFile::get_bool(const std::string & key) const {
-    const int64_t k = gguf_find_key(meta(), key.c_str());
-    if (k < 0 || gguf_get_kv_type(meta(), k) != GGUF_TYPE_BOOL) {
-        return std::nullopt;
-    }
-    return gguf_get_val_bool(meta(), k);
-}
-
 bool GgufFile::is_array(const std::string & key) const {
     const int64_t k = gguf_find_key(meta(), key.c_str());
     return k >= 0 && gguf_get_kv_type(meta(), k) == GGUF_TYPE_ARRAY;

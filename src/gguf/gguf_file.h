@@ -59,7 +59,6 @@ public:
     std::string             get_str(const std::string & key, const std::string & def = "") const;
     std::optional<uint64_t> get_uint(const std::string & key) const;
     std::optional<double>   get_float(const std::string & key) const;
-    std::optional<bool>     get_bool(const std::string & key) const;
     // A key that is either a scalar or a per-layer array; returns one value per layer
     // (empty when absent). Errors when an array's length differs from n_layer.
     std::vector<uint64_t> get_uint_per_layer(const std::string & key, size_t n_layer) const;

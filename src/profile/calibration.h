@@ -1,5 +1,6 @@
-// Calibration input (SPEC §4): JSONL with prompt/response, text, or chat messages, and plain
-// text files. Parsing only; tokenization and chat rendering need the model (profiler.cpp).
+// Calibration input (README's `reap profile` row): JSONL with prompt/response, text, or chat
+// messages, and plain text files. Parsing only; tokenization and chat rendering need the model
+// (profiler.cpp).
 #pragma once
 
 #include <nlohmann/json.hpp>

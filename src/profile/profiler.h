@@ -1,5 +1,5 @@
 // `reap profile`: run a GGUF MoE model over calibration data inside llama.cpp and collect the
-// per-expert REAP statistics (SPEC §2-§5).
+// per-expert REAP statistics (what is measured where: docs/ARCHITECTURE.md, "Statistics").
 #pragma once
 
 #include "llama/context_size.h"

@@ -75,18 +75,6 @@ std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const s
     return out;
 }
 
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
-                                       const MoeShape & shape, double keep_ratio) {
-    return dropped_experts(score, count, shape, round_kept_count(shape, keep_ratio));
-}
-
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
-                                       double keep_ratio) {
-    MoeShape ungrouped;
-    ungrouped.n_expert = uint32_t(score.size());
-    return dropped_at_ratio(score, count, ungrouped, keep_ratio);
-}
-
 // The scores that rank the experts when `protect` is on: a super expert ranks above every other
 // expert of the layer (max + 1 + its own score keeps the order among super experts).
 static std::vector<double> protected_scores(std::vector<double> score, int il, const SuperExperts & protect) {

@@ -1,6 +1,6 @@
-// Which experts to keep (SPEC §6): score every expert of every MoE layer by a criterion and
-// keep the same number in each layer, respecting expert groups. A plan is plain data that can
-// be saved as JSON (--dry-run) and applied later (--plan).
+// Which experts to keep (README's `reap prune` row): score every expert of every MoE layer by a
+// criterion and keep the same number in each layer, respecting expert groups. A plan is plain
+// data that can be saved as JSON (--dry-run) and applied later (--plan).
 #pragma once
 
 #include "moe/moe_shape.h"
@@ -62,14 +62,6 @@ std::vector<uint32_t> kept_experts(const std::vector<double> & score, const std:
 // The other experts of the layer, ascending: what a plan keeping `kept` drops.
 std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const std::vector<uint64_t> & count,
                                       const MoeShape & shape, uint32_t kept);
-
-// The experts of one layer that `reap prune --keep-ratio keep_ratio` drops on a model of
-// `shape` (the one kept count, round_kept_count(), and the one selection, kept_experts()).
-// Throws reap::Error for a ratio outside (0, 1]. Without a shape: ungrouped, n_expert experts.
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
-                                       const MoeShape & shape, double keep_ratio);
-std::vector<uint32_t> dropped_at_ratio(const std::vector<double> & score, const std::vector<uint64_t> & count,
-                                       double keep_ratio);
 
 // Builds a plan keeping `kept` experts in every MoE layer. Lowest score goes first; ties go by
 // lower activation count, then lower id. With expert groups each group keeps kept/groups.

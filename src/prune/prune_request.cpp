@@ -84,8 +84,7 @@ void check_complete(const ExpertStats & stats, const PruneRequest & r) {
              stats.meta.complete() ? "merge the stats of all shards with 'reap merge'"
                                    : "finish it with 'reap profile --resume'");
     }
-    log_warn("WARNING: %s is %s: the plan ranks experts on part of the calibration data", r.stats.c_str(),
-             part.c_str());
+    log_warn("%s is %s: the plan ranks experts on part of the calibration data", r.stats.c_str(), part.c_str());
 }
 
 std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape) {
@@ -117,7 +116,7 @@ SuperExperts super_expert_protection(const ExpertStats & stats, const PruneReque
     SuperExperts s = find_super_experts(stats);
     if (!s.measured) {
         log_warn(
-            "WARNING: %s has no max_activation (made by an older reap): super experts cannot be found or protected; "
+            "%s has no max_activation (made by an older reap): super experts cannot be found or protected; "
             "profile again to protect them",
             r.stats.c_str());
     }
@@ -131,9 +130,8 @@ void warn_unprotected(const Plan & p) {
     for (const auto & pe : p.protected_experts) {
         const auto & kept = p.layers.at(pe.expert.layer).kept;
         if (!std::binary_search(kept.begin(), kept.end(), pe.expert.expert)) {
-            log_warn(
-                "WARNING: keeping %u experts drops super expert %u of layer %d (more super experts than kept slots)",
-                p.kept, pe.expert.expert, pe.expert.layer);
+            log_warn("keeping %u experts drops super expert %u of layer %d (more super experts than kept slots)",
+                     p.kept, pe.expert.expert, pe.expert.layer);
         }
     }
 }
@@ -144,7 +142,7 @@ void report_convergence(Plan & p, const ExpertStats & stats, const MoeShape & sh
     const Convergence c = drop_set_convergence(stats, shape, r.criterion, p.kept, r.seed);
     p.convergence       = c.to_json();
     if (c.moving) {
-        log_warn("WARNING: keeping %u: %s", p.kept, c.summary().c_str());
+        log_warn("keeping %u: %s", p.kept, c.summary().c_str());
     } else {
         log_info("keeping %u: %s", p.kept, c.summary().c_str());
     }

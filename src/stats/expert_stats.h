@@ -1,5 +1,6 @@
 // Per-layer, per-expert REAP statistics: the raw sums that make runs mergeable, the derived
-// criteria (SPEC §2), and the stats file in the earlier prototype's layout (SPEC §3).
+// criteria (what each means: stats/criteria.h, README's `reap prune` row), and the stats file in
+// the earlier prototype's layout (README, the paragraph on the stats file).
 #pragma once
 
 #include "moe/moe_shape.h"

@@ -17,8 +17,7 @@ void add_merge(CLI::App & app) {
         refuse_output_over_inputs(*output, *files);  // the merged file would replace a run it adds up
         const ExpertStats all = merge_stats_files(*files);
         if (!all.meta.complete()) {
-            log_warn("WARNING: an input is a checkpoint of an unfinished profile run; %s is marked unfinished",
-                     output->c_str());
+            log_warn("an input is a checkpoint of an unfinished profile run; %s is marked unfinished", output->c_str());
         }
         all.save(*output);
         std::printf("merged %zu files (%zu MoE layers, %llu tokens) into %s\n", files->size(), all.layers.size(),

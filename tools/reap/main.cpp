@@ -4,7 +4,7 @@
 #include "core/engine_crash_note.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/stop_signal.h"
+#include "exit_status.h"
 #include "llama/engine_abort_note.h"
 
 #include "llama.h"
@@ -13,7 +13,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 
 namespace reap::cli {
 
@@ -126,15 +125,11 @@ int main(int argc, char ** argv) {
         return reap::cli::usage_error(app, argc, argv, e.what());
     } catch (const reap::UsageError & e) {
         return reap::cli::usage_error(app, argc, argv, e.what());
-    } catch (const reap::Interrupted & e) {
-        std::fprintf(stderr, "reap: %s\n", e.what());
-        return reap::k_interrupted_exit_code;
-    } catch (const reap::Error & e) {
-        std::fprintf(stderr, "reap: error: %s\n", e.what());
-        return 1;
-    } catch (const std::exception & e) {
-        std::fprintf(stderr, "reap: error: %s\n", e.what());
-        return 1;
+    } catch (...) {
+        // A bad input, an interruption, or a bug in reap: exit_status.h tells them apart.
+        const auto  chosen  = app.get_subcommands();
+        std::string command = chosen.empty() ? "" : chosen.front()->get_name();
+        return reap::cli::report_failure(std::current_exception(), command, stderr);
     }
     return 0;
 }
