@@ -2,7 +2,9 @@
 // tiny statistics, the plan's record of the sets, the tokens rule being `reap merge` then prune,
 // and the refusals (sets of different models, the same set twice, weights the rule cannot use).
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "core/log.h"
+#include "gguf/gguf_file.h"
 #include "profile/profiler.h"
 #include "prune/prune_request.h"
 #include "stats/stats_combine.h"
@@ -183,6 +185,50 @@ TEST(StatsCombine, PruneRecordsTheSetsAndTokensIsMergeThenPrune) {
         test::run_reap({"prune", "-m", model, "--stats", code, "--stats", prose, "--keep-ratio", "0.5", "--dry-run"});
     ASSERT_EQ(dflt.exit_code, 0) << dflt.err;
     EXPECT_EQ(json::parse(dflt.out)["calibration_sets"]["rule"], stats_combine_info(k_default_stats_combine).name);
+}
+
+// `reap sweep --stats a --stats b` prunes as prune does with the same rule, and says which sets.
+TEST(StatsCombine, SweepTakesSeveralSets) {
+    const std::string dir   = test::tmp_dir();
+    const std::string model = test::synth_model(small_model());
+    const std::string code  = profile(model, k_code, dir + "/code.json");
+    const std::string prose = profile(model, k_prose, dir + "/prose.json");
+    const auto        sweep = test::run_reap({"sweep",
+                                              "-m",
+                                              model,
+                                              "--stats",
+                                              code,
+                                              "--stats",
+                                              prose,
+                                              "--stats-combine",
+                                              "max",
+                                              "--data",
+                                              std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt",
+                                              "--ratios",
+                                              "0.5",
+                                              "--criteria",
+                                              "reap",
+                                              "-c",
+                                              "64",
+                                              "--chunks",
+                                              "2",
+                                              "--max-kl",
+                                              "100",
+                                              "--keep-all",
+                                              "-o",
+                                              dir + "/sweep",
+                                              "--no-progress"});
+    ASSERT_EQ(sweep.exit_code, 0) << sweep.err;
+    const auto prune = test::run_reap({"prune", "-m", model, "--stats", code, "--stats", prose, "--stats-combine",
+                                       "max", "--keep-ratio", "0.5", "-o", dir + "/pruned.gguf", "--no-progress"});
+    ASSERT_EQ(prune.exit_code, 0) << prune.err;
+    const json report = read_json_file(dir + "/sweep/sweep.json", "sweep report");
+    EXPECT_EQ(report["identity"]["stats"], "code.json+prose.json");
+    const auto kept = [](const std::string & path) {
+        const GgufFile f = GgufFile::open(path);
+        return std::make_pair(f.get_uint_array("reap.prune.layer.0.kept"), f.get_uint_array("reap.prune.layer.1.kept"));
+    };
+    EXPECT_EQ(kept(dir + "/sweep/reap-50.gguf"), kept(dir + "/pruned.gguf"));
 }
 
 TEST(StatsCombine, RefusesSetsOfAnotherModelAndTheSameSetTwice) {
