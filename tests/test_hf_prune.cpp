@@ -291,7 +291,7 @@ TEST(HfPrune, RouterFingerprintTiesStatsToTheWeights) {
     const std::string b_hf = export_hf(b, dir + "/b-hf", synth::HfExperts::fused);
 
     PruneRequest r;
-    r.stats         = stats;
+    r.stats         = {stats};
     r.keep_ratios   = {0.5, 0.75};
     r.show_progress = false;
     r.model         = a_hf;
@@ -303,7 +303,7 @@ TEST(HfPrune, RouterFingerprintTiesStatsToTheWeights) {
     auto refused = [&](const std::string & model, const std::string & st) {
         PruneRequest q = r;
         q.model        = model;
-        q.stats        = st;
+        q.stats        = {st};
         q.output       = dir + "/refused";
         try {
             run_prune(q);

@@ -66,7 +66,7 @@ TEST(PruneRequest, PlansEveryRatioOnceWithoutWriting) {
     const std::string dir   = test::tmp_dir();
     PruneRequest      r;
     r.model              = model;
-    r.stats              = profile(model, dir + "/s.json");
+    r.stats              = {profile(model, dir + "/s.json")};
     r.keep_ratios        = {0.5, 0.75};
     r.output             = dir + "/out.gguf";
     r.dry_run            = true;
@@ -111,7 +111,7 @@ TEST(PruneRequest, RefusesStatsOfAnotherArchitectureOfTheSameShape) {
 
     PruneRequest r;
     r.model               = qwen;
-    r.stats               = oss_stats;
+    r.stats               = {oss_stats};
     r.keep_ratios         = {0.5};
     r.dry_run             = true;
     const std::string err = error_of(r);
@@ -134,12 +134,12 @@ TEST(PruneRequest, RefusesStatsOfOtherWeightsAndAcceptsAnotherQuantization) {
     ASSERT_TRUE(ExpertStats::load(stats).meta.router_fingerprint.has_value());
     PruneRequest r;
     r.model       = test::synth_model(q8);
-    r.stats       = stats;
+    r.stats       = {stats};
     r.keep_ratios = {0.5};
     r.dry_run     = true;
     EXPECT_NE(error_of(r).find("statistics of a model with other router weights"), std::string::npos) << error_of(r);
 
-    r.stats = profile(test::synth_model(q8), dir + "/q8.json", 4);
+    r.stats = {profile(test::synth_model(q8), dir + "/q8.json", 4)};
     r.model = test::synth_model(f16);
     EXPECT_EQ(run_prune(r).outputs.size(), 1u);
 }
@@ -153,7 +153,7 @@ TEST(PruneRequest, AnUnfinishedCheckpointNeedsAllowIncomplete) {
 
     PruneRequest r;
     r.model       = model;
-    r.stats       = dir + "/partial.json";
+    r.stats       = {dir + "/partial.json"};
     r.keep_ratios = {0.5};
     r.dry_run     = true;
     EXPECT_NE(error_of(r).find("unfinished profile run (4 samples, 321 tokens done)"), std::string::npos)
@@ -161,9 +161,9 @@ TEST(PruneRequest, AnUnfinishedCheckpointNeedsAllowIncomplete) {
     EXPECT_NE(error_of(r).find("--allow-incomplete"), std::string::npos);
 
     const auto cli = test::run_reap(
-        {"prune", "-m", model, "--stats", r.stats, "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
+        {"prune", "-m", model, "--stats", r.stats[0], "--keep-ratio", "0.5", "--dry-run", "--allow-incomplete"});
     EXPECT_EQ(cli.exit_code, 0) << cli.err;
-    EXPECT_NE(cli.err.find("reap: warning: " + r.stats + " is a checkpoint of an unfinished profile run"),
+    EXPECT_NE(cli.err.find("reap: warning: " + r.stats[0] + " is a checkpoint of an unfinished profile run"),
               std::string::npos)
         << cli.err;
     EXPECT_EQ(cli.err.find("WARNING"), std::string::npos) << "one prefix: " << cli.err;
@@ -296,14 +296,14 @@ TEST(PruneRequest, SomeShardsOfARunNeedAllowIncomplete) {
     r.model       = model;
     r.keep_ratios = {0.5};
     r.dry_run     = true;
-    r.stats       = dir + "/sh1.json";
+    r.stats       = {dir + "/sh1.json"};
     EXPECT_NE(error_of(r).find("shard 1 of 3 of a sharded profile run (shards 2-3 missing)"), std::string::npos)
         << error_of(r);
     EXPECT_NE(error_of(r).find("--allow-incomplete"), std::string::npos);
-    r.stats = dir + "/sh12.json";
+    r.stats = {dir + "/sh12.json"};
     EXPECT_NE(error_of(r).find("shards 1-2 of 3 of a sharded profile run (shard 3 missing)"), std::string::npos)
         << error_of(r);
-    r.stats = dir + "/all.json";
+    r.stats = {dir + "/all.json"};
     EXPECT_EQ(error_of(r), "(no error)");
 
     const auto cli = test::run_reap(

@@ -88,7 +88,7 @@ static std::vector<double> protected_scores(std::vector<double> score, int il, c
 }
 
 Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
-               const SuperExperts * protect) {
+               const SuperExperts * protect, const std::map<int, std::vector<double>> * scores) {
     check_kept_count(shape, kept);
     Plan p;
     if (protect != nullptr) {
@@ -115,7 +115,7 @@ Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion crit
             continue;
         }
         const LayerStats & S = stats.layers.at(il);
-        lp.scores            = expert_scores(S, criterion, seed, il);
+        lp.scores            = scores ? scores->at(il) : expert_scores(S, criterion, seed, il);
         const auto rank      = protect ? protected_scores(lp.scores, il, *protect) : lp.scores;
         lp.kept              = kept_experts(rank, S.count, shape, kept);
         lp.dropped           = dropped_experts(rank, S.count, shape, kept);
@@ -219,6 +219,7 @@ json Plan::to_json() const {
               {"seed", seed},           {"model", model},           {"stats", stats},       {"layers", layers_j}};
     if (protect_super_experts) j["super_experts"] = super_experts_json();
     if (!convergence.is_null()) j["calibration_convergence"] = convergence;
+    if (!calibration_sets.is_null()) j["calibration_sets"] = calibration_sets;
     if (!router_fingerprint.empty()) j["router_fingerprint"] = router_fingerprint;
     if (!router_norms.empty()) {
         json n = json::object();

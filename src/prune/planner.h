@@ -47,7 +47,8 @@ struct Plan {
     bool                         protect_super_experts = false;
     SuperExperts                 super_experts;
     std::vector<ProtectedExpert> protected_experts;
-    nlohmann::json               convergence;  // prune/convergence.h's record, when computed
+    nlohmann::json               convergence;       // prune/convergence.h's record, when computed
+    nlohmann::json               calibration_sets;  // several --stats: stats/stats_combine.h's record
 
     nlohmann::json to_json() const;
     nlohmann::json super_experts_json() const;  // the protection: rule, threshold, experts and why
@@ -67,9 +68,11 @@ std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const s
 // lower activation count, then lower id. With expert groups each group keeps kept/groups.
 // Next-token-prediction layers (no statistics) keep the ids of the last regular MoE layer.
 // With `protect` (find_super_experts of the same stats), super experts are pruned last
-// (ranked above every other expert of their group; among themselves by score).
+// (ranked above every other expert of their group; among themselves by score). `scores`: the
+// per-layer scores to rank by instead of the criterion's on `stats` (several calibration sets
+// combined: stats/stats_combine.h); `stats` then gives the activation counts that break ties.
 Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
-               const SuperExperts * protect = nullptr);
+               const SuperExperts * protect = nullptr, const std::map<int, std::vector<double>> * scores = nullptr);
 
 // Checks a (loaded) plan against the model: made for this model (its router identity, where the
 // plan records one), every MoE layer present, ids valid and unique, the same kept count

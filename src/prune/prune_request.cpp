@@ -76,15 +76,15 @@ namespace {
 
 // An unfinished checkpoint, or some of the shards of a sharded run, ranks experts on part of
 // the data: refuse unless asked, and say so.
-void check_complete(const ExpertStats & stats, const PruneRequest & r) {
+void check_complete(const ExpertStats & stats, const std::string & path, const PruneRequest & r) {
     const std::string part = stats.meta.partial_run();
     if (part.empty()) return;
     if (!r.allow_incomplete) {
-        fail("%s: %s; %s, or pass --allow-incomplete", r.stats.c_str(), part.c_str(),
+        fail("%s: %s; %s, or pass --allow-incomplete", path.c_str(), part.c_str(),
              stats.meta.complete() ? "merge the stats of all shards with 'reap merge'"
                                    : "finish it with 'reap profile --resume'");
     }
-    log_warn("%s is %s: the plan ranks experts on part of the calibration data", r.stats.c_str(), part.c_str());
+    log_warn("%s is %s: the plan ranks experts on part of the calibration data", path.c_str(), part.c_str());
 }
 
 std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape) {
@@ -111,14 +111,14 @@ std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape
 }
 
 // The super experts to protect (none when turned off); says when the stats cannot tell.
-SuperExperts super_expert_protection(const ExpertStats & stats, const PruneRequest & r) {
+SuperExperts super_expert_protection(const ExpertStats & stats, const std::string & label, const PruneRequest & r) {
     if (!r.protect_super_experts) return {};
     SuperExperts s = find_super_experts(stats);
     if (!s.measured) {
         log_warn(
             "%s has no max_activation (made by an older reap): super experts cannot be found or protected; "
             "profile again to protect them",
-            r.stats.c_str());
+            label.c_str());
     }
     for (const auto & e : s.experts)
         log_info("super expert: layer %d expert %u (%s): protected", e.layer, e.expert, s.why(e).c_str());
@@ -136,16 +136,25 @@ void warn_unprotected(const Plan & p) {
     }
 }
 
-// How much of the drop set half the calibration tokens already picked, in the log and the plan.
-void report_convergence(Plan & p, const ExpertStats & stats, const MoeShape & shape, const PruneRequest & r) {
+// How much of the drop set half the calibration tokens already picked, in the log and the plan;
+// with several calibration sets, of each set on its own ({"sets": [...]} in the plan).
+void report_convergence(Plan & p, const CalibrationSets & sets, const MoeShape & shape, const PruneRequest & r) {
     if (!criterion_info(r.criterion).describes_model) return;
-    const Convergence c = drop_set_convergence(stats, shape, r.criterion, p.kept, r.seed);
-    p.convergence       = c.to_json();
-    if (c.moving) {
-        log_warn("keeping %u: %s", p.kept, c.summary().c_str());
-    } else {
-        log_info("keeping %u: %s", p.kept, c.summary().c_str());
+    nlohmann::json per_set = nlohmann::json::array();
+    for (const auto & set : sets.sets) {
+        const Convergence c    = drop_set_convergence(set.stats, shape, r.criterion, p.kept, r.seed);
+        const std::string from = sets.sets.size() > 1 ? set.path + ": " : "";
+        if (c.moving) {
+            log_warn("%skeeping %u: %s", from.c_str(), p.kept, c.summary().c_str());
+        } else {
+            log_info("%skeeping %u: %s", from.c_str(), p.kept, c.summary().c_str());
+        }
+        nlohmann::json j = c.to_json();
+        if (sets.sets.size() == 1) p.convergence = j;
+        j["stats"] = set.path;
+        per_set.push_back(j);
     }
+    if (sets.sets.size() > 1) p.convergence = {{"sets", per_set}};
 }
 
 }  // namespace
@@ -161,18 +170,24 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
         return {p};
     }
     if (r.stats.empty()) fail_usage("give --stats FILE (from reap profile) or --plan FILE");
-    const auto        counts = kept_counts(r, shape);
-    const ExpertStats stats  = ExpertStats::load(r.stats);
-    check_stats_match(stats, shape, r.stats);
-    check_complete(stats, r);
-    const SuperExperts supers = super_expert_protection(stats, r);
-    std::vector<Plan>  plans;
+    const auto            counts = kept_counts(r, shape);
+    const CalibrationSets sets   = load_calibration_sets(r.stats, r.stats_weights, r.stats_combine);
+    for (const auto & set : sets.sets) {
+        check_stats_match(set.stats, shape, set.path);
+        check_complete(set.stats, set.path, r);
+    }
+    const ExpertStats &                      stats  = sets.merged;
+    const std::map<int, std::vector<double>> scores = sets.scores(r.criterion, r.seed);
+    const SuperExperts                       supers = super_expert_protection(stats, sets.label(), r);
+    std::vector<Plan>                        plans;
     for (uint32_t kept : counts) {
-        Plan p = make_plan(stats, shape, r.criterion, kept, r.seed, r.protect_super_experts ? &supers : nullptr);
+        Plan p =
+            make_plan(stats, shape, r.criterion, kept, r.seed, r.protect_super_experts ? &supers : nullptr, &scores);
         warn_unprotected(p);
-        report_convergence(p, stats, shape, r);
+        report_convergence(p, sets, shape, r);
         p.model              = base_name(r.model);
-        p.stats              = r.stats;
+        p.stats              = sets.label();
+        p.calibration_sets   = sets.to_json();
         p.router_fingerprint = shape.router_fingerprint;
         if (!shape.router_norms.empty())
             p.router_norms = {*shape.router_norms.begin()};  // one layer tells models apart
@@ -210,7 +225,7 @@ void refuse_prune_outputs_over_inputs(const PruneRequest & r, const PruneOutcome
         for (const auto & o : out.outputs)
             outputs.insert(outputs.end(), o.files.begin(), o.files.end());
     }
-    model_inputs.push_back(r.stats);
+    model_inputs.insert(model_inputs.end(), r.stats.begin(), r.stats.end());
     model_inputs.push_back(r.plan);
     refuse_clashing_outputs(outputs, model_inputs);
 }

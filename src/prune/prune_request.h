@@ -6,6 +6,7 @@
 
 #include "prune/planner.h"
 #include "prune/pruner.h"
+#include "stats/stats_combine.h"
 
 #include <nlohmann/json.hpp>
 
@@ -18,7 +19,6 @@ namespace reap {
 
 struct PruneRequest {
     std::string             model;        // input GGUF (any split part) or Hugging Face folder
-    std::string             stats;        // stats file, or
     std::string             plan;         // a saved plan (fixes the experts; excludes the amounts below)
     std::vector<double>     keep_ratios;  // exactly one of keep_ratios, keep, prune with stats
     std::optional<uint32_t> keep, prune;
@@ -31,6 +31,12 @@ struct PruneRequest {
     bool                    allow_incomplete      = false;  // accept stats of an unfinished profile run
     bool                    protect_super_experts = true;   // keep super experts (stats/super_experts.h)
     bool                    show_progress         = true;
+
+    // The statistics (instead of `plan`): one stats file, or several calibration sets of the same
+    // model combined into one score per expert (stats/stats_combine.h).
+    std::vector<std::string> stats;
+    std::vector<double>      stats_weights;  // one per stats file (empty: equal)
+    StatsCombine             stats_combine = k_default_stats_combine;
 };
 
 struct PlannedOutput {

@@ -66,16 +66,22 @@ std::optional<StatsShard> merge_shards(const std::vector<StatsMeta> & metas, con
 
 }  // namespace
 
-ExpertStats merge_stats_files(const std::vector<std::string> & paths) {
-    if (paths.size() < 2) fail("merge needs at least two stats files");
+std::vector<ExpertStats> load_same_model_stats(const std::vector<std::string> & paths) {
     refuse_input_given_twice(paths);
     std::vector<ExpertStats> runs;
-    std::vector<StatsMeta>   metas;
     for (size_t i = 0; i < paths.size(); i++) {
         runs.push_back(ExpertStats::load(paths[i]));
         check_not_twice(paths, runs, i);
-        metas.push_back(runs[i].meta);
     }
+    return runs;
+}
+
+ExpertStats merge_stats_files(const std::vector<std::string> & paths) {
+    if (paths.size() < 2) fail("merge needs at least two stats files");
+    const std::vector<ExpertStats> runs = load_same_model_stats(paths);
+    std::vector<StatsMeta>         metas;
+    for (const auto & r : runs)
+        metas.push_back(r.meta);
     const std::optional<StatsShard> shard = merge_shards(metas, paths);
     ExpertStats                     all   = runs[0];
     for (size_t i = 1; i < runs.size(); i++)

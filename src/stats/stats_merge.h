@@ -16,4 +16,9 @@ namespace reap {
 // among the inputs keeps the result marked unfinished (meta.progress.complete = false).
 ExpertStats merge_stats_files(const std::vector<std::string> & paths);
 
+// Loads `paths` with merge's checks of the inputs (the same file or run twice, statistics of
+// different models), without the shard rules: also for prune's several calibration sets
+// (stats/stats_combine.h).
+std::vector<ExpertStats> load_same_model_stats(const std::vector<std::string> & paths);
+
 }  // namespace reap

@@ -48,6 +48,14 @@ void check_options(const SweepOptions & o) {
     if (o.criteria.empty()) fail("--criteria: give at least one criterion");
 }
 
+// The statistics' file names: "", "code.json", or "code.json+prose.json" for several sets.
+std::string stats_label(const std::vector<std::string> & stats) {
+    std::string s;
+    for (const std::string & f : stats)
+        s += (s.empty() ? "" : "+") + base_name(f);
+    return s;
+}
+
 // What identifies the sweep in OUTDIR: the model (name and size) and the statistics' source.
 nlohmann::json sweep_identity(const SweepOptions & o, const ModelFiles & model) {
     nlohmann::json calib = nlohmann::json::array();
@@ -56,7 +64,7 @@ nlohmann::json sweep_identity(const SweepOptions & o, const ModelFiles & model) 
     return {{"model", base_name(model.first())},
             {"model_size", model.size},
             {"calib", calib},
-            {"stats", o.stats.empty() ? "" : base_name(o.stats)}};
+            {"stats", stats_label(o.stats)}};
 }
 
 // A folder holding another sweep, or this one without --resume, is refused before any work.
@@ -73,7 +81,7 @@ void check_out_dir(const SweepOptions & o, const nlohmann::json & identity) {
     }
 }
 
-std::string profile_once(const SweepOptions & o) {
+std::vector<std::string> profile_once(const SweepOptions & o) {
     if (!o.stats.empty()) return o.stats;
     ProfileOptions p;
     static_cast<LlamaFlags &>(p) = o;
@@ -85,7 +93,7 @@ std::string profile_once(const SweepOptions & o) {
     p.progress                   = false;
     const ProfileResult r        = run_profile(p);
     if (r.interrupted) fail("interrupted while profiling; continue with --resume");
-    return p.output;
+    return {p.output};
 }
 
 // The kept experts of every layer that a GGUF written by `reap prune` records.
@@ -102,10 +110,12 @@ std::map<int, std::vector<uint64_t>> kept_in_file(const GgufFile & f) {
 }
 
 // Prunes one point, or with --resume reuses the file already there when it holds the same plan.
-void prune_point(const SweepOptions & o, const std::string & stats, const SweepPoint & p) {
+void prune_point(const SweepOptions & o, const std::vector<std::string> & stats, const SweepPoint & p) {
     PruneRequest r;
     r.model         = o.model;
     r.stats         = stats;
+    r.stats_weights = o.stats_weights;
+    r.stats_combine = o.stats_combine;
     r.keep_ratios   = {1.0 - p.prune_ratio};
     r.criterion     = p.criterion;
     r.output        = p.path;
@@ -177,7 +187,7 @@ SweepResult run_sweep(const SweepOptions & o) {
     Progress       progress("sweep", steps, "steps", o.progress);
     uint64_t       done = 0;
     progress.update(done, "profiling");
-    const std::string stats = profile_once(o);
+    const std::vector<std::string> stats = profile_once(o);
     done += o.stats.empty() ? 1 : 0;
     for (const SweepPoint & p : points) {
         progress.update(done, "pruning " + base_name(p.path));

@@ -14,6 +14,7 @@
 #include "eval/task_files.h"
 #include "llama/context_size.h"
 #include "llama/llama_flags.h"
+#include "stats/stats_combine.h"
 #include "sweep/sweep_choice.h"
 
 #include <nlohmann/json.hpp>
@@ -26,7 +27,7 @@ namespace reap {
 struct SweepOptions : LlamaFlags {
     std::string              model;       // base GGUF
     std::vector<std::string> calib;       // calibration files (profile --data); or
-    std::string              stats;       // statistics of an earlier profile of this model
+    std::vector<std::string> stats;       // statistics of earlier profiles of this model (several: combined)
     std::vector<std::string> data;        // held-out text: [NAME=]FILE (eval/domains.h)
     GenerationOptions        generation;  // --prompts, --gen-tokens (eval/generation.h)
     TaskFiles                tasks;       // --hellaswag, --winogrande, --multiple-choice, --tasks
@@ -40,6 +41,9 @@ struct SweepOptions : LlamaFlags {
     bool                     resume      = false;
     bool                     keep_all    = false;
     bool                     progress    = true;
+
+    std::vector<double> stats_weights;                            // as prune --stats-weights
+    StatsCombine        stats_combine = k_default_stats_combine;  // as prune --stats-combine
 };
 
 struct SweepResult {

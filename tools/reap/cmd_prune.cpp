@@ -12,7 +12,8 @@ namespace {
 
 struct PruneOpts {
     PruneRequest req;
-    std::string  keep_ratio, criterion = "reap", split_max_size;
+    std::string  keep_ratio, criterion = "reap", split_max_size, stats_weights;
+    std::string  stats_combine = stats_combine_info(k_default_stats_combine).name;
     int          keep = -1, prune = -1;
 };
 
@@ -39,7 +40,9 @@ void run(PruneOpts o) {
     if (!o.keep_ratio.empty()) r.keep_ratios = parse_keep_ratios(o.keep_ratio);
     if (o.keep >= 0) r.keep = uint32_t(o.keep);
     if (o.prune >= 0) r.prune = uint32_t(o.prune);
-    r.criterion       = parse_criterion(o.criterion);
+    r.criterion     = parse_criterion(o.criterion);
+    r.stats_combine = parse_stats_combine(o.stats_combine);
+    if (!o.stats_weights.empty()) r.stats_weights = parse_stats_weights(o.stats_weights, r.stats.size());
     r.split_max_bytes = parse_split_size(o.split_max_size);
     print_outcome(r, run_prune(r));
 }
@@ -62,6 +65,13 @@ std::string criteria_help() {
     return h;
 }
 
+std::string stats_combine_help() {
+    std::string h = "how several --stats files combine into one score per expert (stats/stats_combine.h):";
+    for (const auto & c : stats_combine_rules())
+        h += strfmt("\n  %s: %s", c.name, c.meaning);
+    return h;
+}
+
 }  // namespace
 
 void add_prune(CLI::App & app) {
@@ -72,7 +82,15 @@ void add_prune(CLI::App & app) {
                     "input GGUF (any split of a split model; --input: the prototype's name), or a Hugging Face "
                     "model folder (config.json + safetensors): then -o names the output folder")
         ->required();
-    cmd->add_option("--stats", o->req.stats, "stats file from reap profile");
+    cmd->add_option("--stats", o->req.stats,
+                    "stats file from reap profile; repeat for several calibration sets of the same model (e.g. code "
+                    "and prose), combined by --stats-combine");
+    cmd->add_option("--stats-weights", o->stats_weights,
+                    "weights of the --stats files, comma-separated, one per file (default: equal; not with the tokens "
+                    "rule)");
+    cmd->add_option("--stats-combine", o->stats_combine, stats_combine_help())
+        ->capture_default_str()
+        ->check(CLI::IsMember(stats_combine_names()));
     cmd->add_option("--plan", o->req.plan, "apply a saved plan (from --dry-run / --plan-out) instead of --stats");
     cmd->add_option("-o,--output", o->req.output,
                     "output GGUF (or folder for a Hugging Face input); with several ratios '-keep<r>' is added, or "

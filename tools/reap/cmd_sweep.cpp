@@ -80,7 +80,15 @@ void add_sweep(CLI::App & app) {
               "tolerance (last line of the output)");
     cmd->add_option("-m,--model", o->model, "base GGUF model")->required();
     cmd->add_option("--calib", o->calib, "calibration file(s) for the profile (as profile --data)");
-    cmd->add_option("--stats", o->stats, "statistics of an earlier profile of this model, instead of --calib");
+    auto weights = std::make_shared<std::string>();
+    auto combine = std::make_shared<std::string>(stats_combine_info(k_default_stats_combine).name);
+    cmd->add_option("--stats", o->stats,
+                    "statistics of an earlier profile of this model, instead of --calib; several: combined as prune "
+                    "combines them");
+    cmd->add_option("--stats-weights", *weights, "as prune --stats-weights (one per --stats file; default: equal)");
+    cmd->add_option("--stats-combine", *combine, "as prune --stats-combine: " + join(stats_combine_names(), ", "))
+        ->capture_default_str()
+        ->check(CLI::IsMember(stats_combine_names()));
     cmd->add_option("--data", o->data, "held-out text: [NAME=]FILE, one per domain")->required();
     cmd->add_option("-o,--output", o->out_dir, "output folder (stats, pruned models, base logits, sweep.json/html)")
         ->required();
@@ -111,7 +119,9 @@ void add_sweep(CLI::App & app) {
     cmd->add_flag("--resume", o->resume, "reuse the stats, pruned models and base logits already in the output folder");
     cmd->add_flag("--keep-all", o->keep_all, "keep every pruned model (default: only the answer)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
-    cmd->callback([o, ratios, crits]() {
+    cmd->callback([o, ratios, crits, weights, combine]() {
+        o->stats_combine = parse_stats_combine(*combine);
+        if (!weights->empty()) o->stats_weights = parse_stats_weights(*weights, o->stats.size());
         o->prune_ratios.clear();
         for (const std::string & r : split_commas(*ratios)) {
             char * end = nullptr;

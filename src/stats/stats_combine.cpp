@@ -1,0 +1,153 @@
+#include "stats/stats_combine.h"
+
+#include "core/error.h"
+#include "core/fs_util.h"
+#include "stats/stats_merge.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+namespace reap {
+
+namespace {
+
+const std::vector<StatsCombineInfo> k_rules = {
+    {StatsCombine::tokens, "tokens",
+     "the criterion on the sets' sums added, as 'reap merge' then prune: every token counts once, a larger set "
+     "weighs more"},
+    {StatsCombine::mean, "mean",
+     "weighted mean over the sets of each set's own score (equal weight per set by default, whatever its size)"},
+    {StatsCombine::max, "max",
+     "per expert the largest weighted score over the sets: the worst case, an expert that matters to any one set "
+     "ranks as it ranks there"},
+};
+
+}  // namespace
+
+const std::vector<StatsCombineInfo> & stats_combine_rules() { return k_rules; }
+
+const StatsCombineInfo & stats_combine_info(StatsCombine c) {
+    for (const auto & r : k_rules) {
+        if (r.id == c) return r;
+    }
+    fail("stats combination rule %d has no entry", int(c));
+}
+
+std::vector<std::string> stats_combine_names() {
+    std::vector<std::string> names;
+    for (const auto & r : k_rules)
+        names.push_back(r.name);
+    return names;
+}
+
+StatsCombine parse_stats_combine(const std::string & s) {
+    std::string choices;
+    for (const auto & r : k_rules) {
+        if (s == r.name) return r.id;
+        choices += (choices.empty() ? "" : ", ") + std::string(r.name);
+    }
+    fail_usage("--stats-combine: unknown rule '%s' (%s)", s.c_str(), choices.c_str());
+}
+
+std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets) {
+    std::vector<double> out;
+    std::stringstream   ss(s);
+    std::string         item;
+    while (std::getline(ss, item, ',')) {
+        size_t used = 0;
+        double w    = 0;
+        try {
+            w = std::stod(item, &used);
+        } catch (const std::exception &) {
+            used = 0;
+        }
+        if (used == 0 || used != item.size() || !(w > 0) || !std::isfinite(w)) {
+            fail_usage("--stats-weights: '%s' is not a positive number", item.c_str());
+        }
+        out.push_back(w);
+    }
+    if (out.size() != n_sets) {
+        fail_usage("--stats-weights: %zu weight(s) for %zu --stats file(s); give one per file", out.size(), n_sets);
+    }
+    return out;
+}
+
+CalibrationSets load_calibration_sets(const std::vector<std::string> & paths, const std::vector<double> & weights,
+                                      StatsCombine rule) {
+    if (paths.empty()) fail_usage("give --stats FILE (from reap profile) or --plan FILE");
+    if (!weights.empty() && weights.size() != paths.size()) {
+        fail_usage("--stats-weights: %zu weight(s) for %zu --stats file(s); give one per file", weights.size(),
+                   paths.size());
+    }
+    const bool unequal =
+        !weights.empty() && std::any_of(weights.begin(), weights.end(), [&](double w) { return w != weights[0]; });
+    if (rule == StatsCombine::tokens && unequal) {
+        fail_usage(
+            "--stats-weights: the tokens rule counts every token once and takes no weights; use --stats-combine mean "
+            "or max");
+    }
+    CalibrationSets out;
+    out.rule = rule;
+    std::vector<ExpertStats> runs;
+    if (paths.size() == 1) {
+        runs.push_back(ExpertStats::load(paths[0]));
+    } else {
+        runs = load_same_model_stats(paths);
+    }
+    double total = 0;
+    for (size_t i = 0; i < paths.size(); i++)
+        total += weights.empty() ? 1.0 : weights[i];
+    for (size_t i = 0; i < paths.size(); i++) {
+        out.sets.push_back({paths[i], std::move(runs[i]), (weights.empty() ? 1.0 : weights[i]) / total});
+    }
+    out.merged = out.sets[0].stats;
+    for (size_t i = 1; i < out.sets.size(); i++)
+        out.merged.merge(out.sets[i].stats, out.sets[i].path);
+    return out;
+}
+
+std::map<int, std::vector<double>> CalibrationSets::scores(Criterion c, uint64_t seed) const {
+    std::map<int, std::vector<double>> out;
+    for (const auto & [il, L] : merged.layers) {
+        if (sets.size() == 1 || rule == StatsCombine::tokens) {
+            out[il] = expert_scores(L, c, seed, il);
+            continue;
+        }
+        std::vector<double> combined(L.n_expert(), 0.0);
+        for (size_t i = 0; i < sets.size(); i++) {
+            const std::vector<double> s = expert_scores(sets[i].stats.layers.at(il), c, seed, il);
+            for (size_t e = 0; e < combined.size(); e++) {
+                const double v = sets[i].weight * s[e];
+                combined[e]    = rule == StatsCombine::mean ? combined[e] + v : (i == 0 ? v : std::max(combined[e], v));
+            }
+        }
+        out[il] = std::move(combined);
+    }
+    return out;
+}
+
+nlohmann::json CalibrationSets::to_json() const {
+    if (sets.size() < 2) return nullptr;
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto & s : sets) {
+        const StatsMeta & m = s.stats.meta;
+        nlohmann::json    j = {{"stats", s.path}, {"weight", s.weight}};
+        if (m.tokens) j["tokens"] = *m.tokens;
+        if (m.samples) j["samples"] = *m.samples;
+        if (!m.calibration.is_null()) j["calibration"] = m.calibration;
+        list.push_back(j);
+    }
+    const StatsCombineInfo & info = stats_combine_info(rule);
+    return {{"rule", info.name}, {"meaning", info.meaning}, {"sets", list}};
+}
+
+std::string CalibrationSets::label() const {
+    if (sets.size() == 1) return sets[0].path;
+    std::string s;
+    for (const auto & set : sets)
+        s += (s.empty() ? "" : "+") + base_name(set.path);
+    return s;
+}
+
+}  // namespace reap
