@@ -1,4 +1,5 @@
-// `reap prune`: rewrite a GGUF without the dropped experts. Streaming: tensor data
+// `reap prune` on a GGUF (the writer beside the reader; behind gguf/gguf_model.h): rewrite a GGUF
+// without the dropped experts. Streaming: tensor data
 // goes through a fixed-size buffer, so memory does not grow with the model. Key-value pairs
 // and non-expert tensors are copied byte for byte; expert tensors keep the kept experts'
 // slices (the expert axis is ggml's outermost dimension, so a slice is a contiguous run),
@@ -6,20 +7,13 @@
 #pragma once
 
 #include "gguf/gguf_file.h"
-#include "moe/moe_layout.h"
-#include "prune/planner.h"
+#include "gguf/moe_layout.h"
+#include "prune/model.h"
 
 #include <string>
 #include <vector>
 
 namespace reap {
-
-struct PruneJob {
-    Plan        plan;
-    std::string output;
-    uint64_t    split_max_bytes = 0;  // > 0: write "<output minus .gguf>-0000k-of-0000n.gguf" files
-                                      // holding at most this much tensor data each (at least one tensor)
-};
 
 // Exact size in bytes of what `plan` would produce (all split files together).
 uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan,
