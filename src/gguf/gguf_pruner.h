@@ -1,9 +1,8 @@
 // `reap prune` on a GGUF (the writer beside the reader; behind gguf/gguf_model.h): rewrite a GGUF
-// without the dropped experts. Streaming: tensor data
-// goes through a fixed-size buffer, so memory does not grow with the model. Key-value pairs
-// and non-expert tensors are copied byte for byte; expert tensors keep the kept experts'
-// slices (the expert axis is ggml's outermost dimension, so a slice is a contiguous run),
-// quantized blocks included, in the original order.
+// without the dropped experts. Streaming: tensor data goes through a fixed-size buffer, so memory
+// does not grow with the model. Key-value pairs and non-expert tensors are copied byte for byte;
+// expert tensors keep the kept experts' slices (the expert axis is ggml's outermost dimension, so
+// a slice is a contiguous run), quantized blocks included, in the original order.
 #pragma once
 
 #include "gguf/gguf_file.h"
@@ -15,7 +14,8 @@
 
 namespace reap {
 
-// Exact size in bytes of what `plan` would produce (all split files together).
+// Exact size in bytes of what `plan` would produce (all split files together): the one owner of
+// a GGUF's size after pruning (inspect and --dry-run, through GgufModel::pruned_size).
 uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan,
                           uint64_t split_max_bytes = 0);
 

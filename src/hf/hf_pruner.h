@@ -19,7 +19,8 @@ namespace reap {
 
 inline constexpr const char * k_hf_prune_record = "reap_prune.json";
 
-// Exact bytes of the weight files (shards and their headers) `plan` would produce.
+// Exact bytes of the weight files (shards and their padded headers) `plan` would produce: the one
+// owner of an HF folder's size after pruning (inspect and --dry-run, through HfModel::pruned_size).
 uint64_t hf_pruned_size(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan);
 
 // Writes every job's output folder in one pass over the input. Throws reap::Error (an output that
