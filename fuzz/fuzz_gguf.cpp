@@ -4,8 +4,8 @@
 #include "core/log.h"
 #include "fuzz_input.h"
 #include "gguf/gguf_file.h"
+#include "gguf/gguf_model.h"
 #include "moe/inspect.h"
-#include "moe/moe_layout.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     reap::log_init(reap::LogLevel::none);
@@ -17,9 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     reap::fuzz::write_input("f-00002-of-00002.gguf", data + cut, size - cut);
     for (const std::string & path : {single, split}) {
         try {
-            const reap::GgufFile  f = reap::GgufFile::open(path);
-            const reap::MoeLayout m = reap::analyze_moe(f);
-            (void) reap::inspect_text(reap::inspect_report(f, m));
+            (void) reap::inspect_text(reap::model_report(reap::GgufModel(path)));
         } catch (const reap::Error &) {}
     }
     return 0;

@@ -5,9 +5,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "fuzz_input.h"
-#include "hf/hf_checkpoint.h"
-#include "hf/hf_inspect.h"
-#include "hf/hf_layout.h"
+#include "hf/hf_model.h"
+#include "moe/inspect.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     reap::log_init(reap::LogLevel::none);
@@ -17,8 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     reap::fuzz::write_input("config.json", reinterpret_cast<const uint8_t *>(config), sizeof(config) - 1);
     reap::fuzz::write_input("model.safetensors", data, size);
     try {
-        const reap::HfCheckpoint c = reap::HfCheckpoint::open(reap::fuzz::scratch_dir());
-        (void) reap::hf_inspect_report(c, reap::analyze_hf(c)).dump();
+        (void) reap::inspect_text(reap::model_report(reap::HfModel(reap::fuzz::scratch_dir())));
     } catch (const reap::Error &) {}
     return 0;
 }

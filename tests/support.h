@@ -3,7 +3,7 @@
 #pragma once
 
 #include "gguf/gguf_file.h"
-#include "moe/moe_layout.h"
+#include "gguf/moe_layout.h"
 #include "synth/synth.h"
 
 #include <sys/types.h>

@@ -1,7 +1,7 @@
 // The GGUF reader: layer names, per-layer keys, bounds, and split models read as one.
 #include "core/error.h"
 #include "gguf/gguf_file.h"
-#include "moe/inspect.h"
+#include "gguf/moe_layout.h"
 #include "support.h"
 
 #include "ggml.h"

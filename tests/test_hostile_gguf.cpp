@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
-#include "moe/moe_layout.h"
+#include "gguf/moe_layout.h"
 #include "support.h"
 
 #include "ggml.h"

@@ -1,5 +1,6 @@
 // inspect reports exactly what synth was asked to make.
 #include "core/error.h"
+#include "gguf/gguf_model.h"
 #include "moe/expert_budget.h"
 #include "moe/inspect.h"
 #include "support.h"
@@ -92,13 +93,19 @@ TEST(Inspect, ReportsWhatSynthMade) {
             }
         }
 
-        // Sizes: keeping all experts is the file itself; fewer experts remove exactly their slices
-        // (up to alignment padding, at most 31 bytes per tensor).
-        EXPECT_EQ(m.size_with_experts(m.n_expert), m.file_size);
+        // Sizes (the one owner, the GGUF writer's): keeping all experts is the file itself plus
+        // the reap.prune.* keys (a kept-id list of n_expert u32 per MoE layer, names and a few
+        // scalars); fewer experts remove exactly their slices and their ids (up to alignment
+        // padding, at most 31 bytes per tensor and 31 for the header).
+        const GgufModel model(path);
+        const uint64_t  n_moe = m.shape().all_moe_layers().size();
+        const uint64_t  all   = model.pruned_size(uniform_plan(m.shape(), m.n_expert), 0);
+        EXPECT_GT(all, m.file_size + 4 * m.n_expert * n_moe);
+        EXPECT_LE(all, m.file_size + 4 * m.n_expert * n_moe + 64 * n_moe + 256);
         const uint32_t half  = m.n_expert / 2;
-        const uint64_t saved = m.file_size - m.size_with_experts(half);
-        const uint64_t want  = m.expert_bytes() / 2;
-        EXPECT_LE(saved > want ? saved - want : want - saved, 32 * m.expert_tensors.size());
+        const uint64_t saved = all - model.pruned_size(uniform_plan(m.shape(), half), 0);
+        const uint64_t want  = m.expert_bytes() / 2 + 4 * (m.n_expert - half) * n_moe;
+        EXPECT_LE(saved > want ? saved - want : want - saved, 32 * (m.expert_tensors.size() + 1));
 
         // The planted ground truth is recorded for every MoE layer, without overlaps.
         for (int il : c.moe) {

@@ -3,7 +3,7 @@
 #include "ggml.h"
 #include "gguf.h"
 #include "gguf/gguf_file.h"
-#include "moe/moe_layout.h"
+#include "gguf/moe_layout.h"
 #include "profile/profiler.h"
 #include "support.h"
 #include "support_models.h"

@@ -1,11 +1,11 @@
 // reap prune: byte-exact rewrites that llama.cpp loads, on every synthetic architecture.
 #include "core/error.h"
 #include "gguf/gguf_file.h"
+#include "gguf/gguf_pruner.h"
+#include "gguf/moe_layout.h"
 #include "moe/expert_budget.h"
-#include "moe/moe_layout.h"
 #include "profile/profiler.h"
 #include "prune/planner.h"
-#include "prune/pruner.h"
 #include "support.h"
 #include "support_models.h"
 

@@ -4,10 +4,10 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/log.h"
+#include "gguf/moe_layout.h"
+#include "model/open_model.h"
 #include "moe/expert_budget.h"
-#include "moe/moe_layout.h"
 #include "profile/profiler.h"
-#include "prune/prune_request.h"
 #include "support.h"
 #include "support_models.h"
 

@@ -3,7 +3,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "gguf/gguf_file.h"
-#include "moe/moe_layout.h"
+#include "gguf/moe_layout.h"
 #include "profile/profiler.h"
 #include "prune/planner.h"
 #include "report/report.h"

@@ -1,5 +1,7 @@
 #include "core/text.h"
 
+#include "core/error.h"
+
 #include <cstring>
 
 namespace reap {
@@ -59,6 +61,17 @@ bool parse_canonical_uint(const std::string & s, uint64_t max, uint64_t & out) {
     }
     out = v;
     return true;
+}
+
+std::string human_bytes(uint64_t b) {
+    const char * units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double       v       = double(b);
+    int          u       = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    return u == 0 ? strfmt("%llu B", (unsigned long long) b) : strfmt("%.2f %s", v, units[u]);
 }
 
 }  // namespace reap

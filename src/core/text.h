@@ -23,4 +23,7 @@ std::string id_ranges(const std::vector<int> & ids, const char * sep = ",");
 // name one layer.
 bool parse_canonical_uint(const std::string & s, uint64_t max, uint64_t & out);
 
+// "1.23 MiB" style (binary units), "512 B" below a KiB.
+std::string human_bytes(uint64_t bytes);
+
 }  // namespace reap

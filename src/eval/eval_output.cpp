@@ -5,7 +5,6 @@
 #include "eval/domains.h"
 #include "eval/generation.h"
 #include "eval/task_output.h"
-#include "moe/inspect.h"
 
 #include <map>
 

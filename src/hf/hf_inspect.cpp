@@ -1,8 +1,6 @@
 #include "hf/hf_inspect.h"
 
 #include "core/error.h"
-#include "moe/expert_budget.h"
-#include "moe/inspect.h"
 
 #include <map>
 
@@ -53,7 +51,7 @@ json expert_tensors(const HfCheckpoint & c, const HfLayout & layout, uint64_t & 
 
 }  // namespace
 
-json hf_inspect_report(const HfCheckpoint & c, const HfLayout & layout) {
+json hf_inspect_facts(const HfCheckpoint & c, const HfLayout & layout) {
     const MoeShape & s = layout.shape;
     json             r;
     r["file"]   = c.dir;
@@ -97,8 +95,6 @@ json hf_inspect_report(const HfCheckpoint & c, const HfLayout & layout) {
     uint64_t bytes      = 0;
     r["expert_tensors"] = expert_tensors(c, layout, bytes);
     r["expert_bytes"]   = bytes;
-    r["pruned_sizes"]   = pruned_sizes_json(
-          layout.shape, [&](uint32_t kept) { return layout.size_with_experts(c.weights_size(), kept); });
     return r;
 }
 

@@ -1,5 +1,6 @@
-// `reap inspect MODEL_DIR`: the report of moe/inspect.h for a Hugging Face folder (same JSON
-// keys, so the same text rendering). Per-expert tensors are listed once per companion, as
+// `reap inspect MODEL_DIR`: the facts of a Hugging Face folder under gguf/gguf_inspect.h's JSON
+// keys, so the same text rendering (moe/inspect.h); the sizes after pruning are added by the
+// seam (prune/model.h: model_report). Per-expert tensors are listed once per companion, as
 // "…experts.{j}.…", with their bytes summed over the experts.
 #pragma once
 
@@ -10,6 +11,6 @@
 
 namespace reap {
 
-nlohmann::json hf_inspect_report(const HfCheckpoint & c, const HfLayout & layout);
+nlohmann::json hf_inspect_facts(const HfCheckpoint & c, const HfLayout & layout);
 
 }  // namespace reap

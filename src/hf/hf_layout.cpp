@@ -216,13 +216,4 @@ uint64_t HfLayout::expert_bytes() const {
     return b;
 }
 
-uint64_t HfLayout::size_with_experts(uint64_t weights_size, uint32_t kept) const {
-    uint64_t dropped = 0;
-    for (const auto & r : roles) {
-        if (r.role == HfRole::expert && r.expert >= kept) dropped += r.slice_bytes;
-        if (r.role == HfRole::fused || r.role == HfRole::router) dropped += r.slice_bytes * (config.n_expert - kept);
-    }
-    return weights_size - dropped;
-}
-
 }  // namespace reap

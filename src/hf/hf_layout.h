@@ -52,8 +52,6 @@ struct HfLayout {
     MoeShape                  shape;  // with the router row norms (moe_shape.h)
 
     uint64_t expert_bytes() const;  // all routed-expert data
-    // Bytes of the weight files if every MoE layer kept `kept` experts (headers as they are).
-    uint64_t size_with_experts(uint64_t weights_size, uint32_t kept) const;
 };
 
 // Analyses `c`; throws reap::Error naming the file for anything it cannot place.

@@ -1,4 +1,4 @@
-// `reap prune` on a Hugging Face folder: the same plans as for GGUF, applied to the safetensors
+// `reap prune` on a Hugging Face folder (behind hf/hf_model.h): the same plans as for GGUF, applied to the safetensors
 // checkpoint. Streaming: every input tensor is read once (whatever the number of outputs) and
 // copied raw (no dtype conversion) through copy_file_range or a fixed buffer, so memory does not
 // grow with the model; shards are written as they fill. Per-expert tensors of kept experts are
@@ -10,7 +10,7 @@
 
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_layout.h"
-#include "prune/pruner.h"
+#include "prune/model.h"
 
 #include <string>
 #include <vector>
@@ -19,7 +19,8 @@ namespace reap {
 
 inline constexpr const char * k_hf_prune_record = "reap_prune.json";
 
-// Exact bytes of the weight files (shards and their headers) `plan` would produce.
+// Exact bytes of the weight files (shards and their padded headers) `plan` would produce: the one
+// owner of an HF folder's size after pruning (inspect and --dry-run, through HfModel::pruned_size).
 uint64_t hf_pruned_size(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan);
 
 // Writes every job's output folder in one pass over the input. Throws reap::Error (an output that

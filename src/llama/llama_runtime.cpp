@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "gguf/gguf_file.h"
-#include "moe/moe_layout.h"
+#include "gguf/moe_layout.h"
 
 #include <algorithm>
 

@@ -133,6 +133,25 @@ Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion crit
     return p;
 }
 
+Plan uniform_plan(const MoeShape & shape, uint32_t kept) {
+    check_kept_count(shape, kept);
+    Plan p;
+    p.criterion  = criterion_name(Criterion::reap);
+    p.n_expert   = shape.n_expert;
+    p.kept       = kept;
+    p.keep_ratio = double(kept) / double(shape.n_expert);
+    const std::vector<double>   equal(shape.n_expert, 0.0);
+    const std::vector<uint64_t> unseen(shape.n_expert, 0);
+    LayerPlan                   lp;
+    lp.kept    = kept_experts(equal, unseen, shape, kept);
+    lp.dropped = dropped_experts(equal, unseen, shape, kept);
+    for (int il : shape.all_moe_layers()) {
+        p.layers[il]                   = lp;
+        p.layers[il].copied_from_layer = std::binary_search(shape.nextn_layers.begin(), shape.nextn_layers.end(), il);
+    }
+    return p;
+}
+
 // GroveMoE: every adjugate group keeps kept_per_chunk() of its experts or none (llama.cpp maps
 // expert j to adjugate j / experts_per_group with one value for all).
 static void check_chunk_balance(const std::vector<uint32_t> & kept, const MoeShape & shape, const std::string & origin,

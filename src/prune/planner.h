@@ -74,6 +74,12 @@ std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const s
 Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
                const SuperExperts * protect = nullptr, const std::map<int, std::vector<double>> * scores = nullptr);
 
+// The plan `reap inspect` sizes "size after pruning" with: `kept` experts in every MoE layer,
+// chosen by kept_experts() on equal scores, under the default criterion's name, from no stats
+// file. A plan from statistics keeps other ids but the same number of the same-sized slices, so
+// its output differs only by the stats file's name in the metadata (prune/model.h).
+Plan uniform_plan(const MoeShape & shape, uint32_t kept);
+
 // Checks a (loaded) plan against the model: made for this model (its router identity, where the
 // plan records one), every MoE layer present, ids valid and unique, the same kept count
 // everywhere, group balance. Throws otherwise.

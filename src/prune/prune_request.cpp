@@ -5,10 +5,7 @@
 #include "core/fs_util.h"
 #include "core/log.h"
 #include "core/stop_signal.h"
-#include "hf/hf_checkpoint.h"
-#include "hf/hf_prune_request.h"
 #include "moe/expert_budget.h"
-#include "moe/router_fingerprint.h"
 #include "prune/convergence.h"
 
 #include <algorithm>
@@ -196,21 +193,6 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
     return plans;
 }
 
-std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout) {
-    if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
-    const std::vector<Plan>    plans = plans_for_request(r, model_shape(in, layout));
-    std::vector<PlannedOutput> outputs;
-    for (const auto & p : plans) {
-        PlannedOutput o;
-        o.job         = {p, r.output.empty() ? "" : ratio_output_name(r.output, p.keep_ratio, plans.size() > 1),
-                         r.split_max_bytes};
-        o.output_size = pruned_file_size(in, layout, p, r.split_max_bytes);
-        if (!r.output.empty()) o.files = pruned_file_names(in, layout, o.job);
-        outputs.push_back(std::move(o));
-    }
-    return outputs;
-}
-
 std::vector<PruneJob> planned_jobs(const PruneOutcome & out) {
     std::vector<PruneJob> jobs;
     for (const auto & o : out.outputs)
@@ -245,20 +227,27 @@ void finish_plan_report(const PruneRequest & r, PruneOutcome & out) {
     if (!r.plan_out.empty()) write_file_atomic(r.plan_out, out.plan_report.dump(1) + "\n");
 }
 
-PruneOutcome run_prune(const PruneRequest & r) {
+PruneOutcome run_prune(const PruneRequest & r, const Model & m) {
     // Ctrl-C or `kill` stops the copy at the next buffer, the temporaries go, and reap exits 130
     // (core/stop_signal.h); a signal during the final renames waits for them.
     StopSignalGuard signals;
-    if (is_hf_folder(r.model)) return run_hf_prune(r);
-    const GgufFile  in     = GgufFile::open(r.model);
-    const MoeLayout layout = analyze_moe(in);
-    PruneOutcome    out;
-    out.original_size = layout.file_size;
-    out.outputs       = plan_prune(r, in, layout);
-    refuse_prune_outputs_over_inputs(r, out, in.split_paths());
+    if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
+    m.check_split(r.split_max_bytes);
+    PruneOutcome out;
+    out.original_size             = m.size();
+    const std::vector<Plan> plans = plans_for_request(r, m.shape());
+    for (const auto & p : plans) {
+        PlannedOutput o;
+        o.job         = {p, r.output.empty() ? "" : ratio_output_name(r.output, p.keep_ratio, plans.size() > 1),
+                         r.split_max_bytes};
+        o.output_size = m.pruned_size(p, r.split_max_bytes);
+        if (!r.output.empty()) o.files = m.output_files(o.job);
+        out.outputs.push_back(std::move(o));
+    }
+    refuse_prune_outputs_over_inputs(r, out, m.input_paths());
     finish_plan_report(r, out);
     if (r.dry_run) return out;
-    prune_model(in, layout, planned_jobs(out), r.show_progress);
+    m.write_pruned(planned_jobs(out), r.show_progress);
     out.wrote_models = true;
     return out;
 }

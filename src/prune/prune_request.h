@@ -1,11 +1,11 @@
-// One `reap prune` job as a library call: choose the kept counts (a ratio, several ratios, a
-// count to keep or to remove, or a saved plan), plan each output once, name the outputs, build
-// the plan report, and write the pruned models unless it is a dry run. The front end only parses
-// options and prints.
+// One `reap prune` job as a library call, the same sequence for either format (prune/model.h):
+// choose the kept counts (a ratio, several ratios, a count to keep or to remove, or a saved
+// plan), plan each output once, name the outputs, build the plan report, and write the pruned
+// models unless it is a dry run. The front end only parses options and prints.
 #pragma once
 
+#include "prune/model.h"
 #include "prune/planner.h"
-#include "prune/pruner.h"
 #include "stats/stats_combine.h"
 
 #include <nlohmann/json.hpp>
@@ -64,9 +64,6 @@ std::string ratio_output_name(const std::string & pattern, double keep_ratio, bo
 // kept count from the stats (checked against the model: check_stats_match).
 std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape);
 
-// Checks the request and plans every output (no writes).
-std::vector<PlannedOutput> plan_prune(const PruneRequest & r, const GgufFile & in, const MoeLayout & layout);
-
 // Refuses (before anything is written) an output (--plan-out, every file or folder of every
 // model output unless a dry run) that is one of the inputs (`model_inputs`: the model's files or
 // folder; --stats, --plan) or lies inside an input folder, and two outputs that are one file.
@@ -77,10 +74,12 @@ void refuse_prune_outputs_over_inputs(const PruneRequest & r, const PruneOutcome
 // to r.plan_out when given.
 void finish_plan_report(const PruneRequest & r, PruneOutcome & out);
 
-// The write jobs of the planned outputs, in order (GGUF and HF pruners take the same list).
+// The write jobs of the planned outputs, in order.
 std::vector<PruneJob> planned_jobs(const PruneOutcome & out);
 
-// The whole job (a GGUF, or a Hugging Face folder: run_hf_prune): plans, writes the plan report to plan_out, and writes the models unless dry_run.
-PruneOutcome run_prune(const PruneRequest & r);
+// The whole job on the opened model `m` (r.model is only named): plans, writes the plan report
+// to plan_out, and writes the models unless dry_run. run_prune(r) of model/open_model.h opens
+// r.model first.
+PruneOutcome run_prune(const PruneRequest & r, const Model & m);
 
 }  // namespace reap

@@ -10,8 +10,8 @@
 #include "gguf/gguf_file.h"
 #include "llama/context_size.h"
 #include "llama/llama_runtime.h"
+#include "model/open_model.h"
 #include "profile/profiler.h"
-#include "prune/prune_request.h"
 #include "stats/criteria.h"
 #include "sweep/sweep_html.h"
 

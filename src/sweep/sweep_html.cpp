@@ -1,7 +1,7 @@
 #include "sweep/sweep_html.h"
 
 #include "core/error.h"
-#include "moe/inspect.h"
+#include "core/text.h"
 #include "report/html.h"
 #include "sweep/sweep_choice.h"
 

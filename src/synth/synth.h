@@ -3,6 +3,7 @@
 #pragma once
 
 #include "ggml.h"
+#include "gguf/planted_keys.h"
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -53,9 +54,7 @@ Options resolve(Options o);
 // experts per layer) that `reap synth` prints.
 nlohmann::json write_model(const Options & o, const std::string & path);
 
-// Metadata keys that hold the ground truth, per MoE layer `il`.
-// kind: "dead", "rare", "weak", "super", and "super_channel" (the output channel of each super
-// expert's outlier, in the order of "super").
-std::string planted_key(int il, const char * kind);
+// Metadata keys that hold the ground truth, per MoE layer (gguf/planted_keys.h).
+using reap::planted_key;
 
 }  // namespace reap::synth

@@ -43,8 +43,6 @@ const std::vector<ggml_type> & weight_types() {
     return t;
 }
 
-std::string planted_key(int il, const char * kind) { return "reap.synth.layer." + std::to_string(il) + "." + kind; }
-
 Options resolve(Options o) {
     const auto & archs = all_architectures();
     if (std::find(archs.begin(), archs.end(), o.arch) == archs.end()) {

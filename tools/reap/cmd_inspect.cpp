@@ -1,5 +1,5 @@
 #include "commands.h"
-#include "hf/hf_inspect.h"
+#include "model/open_model.h"
 #include "moe/inspect.h"
 
 #include <cstdio>
@@ -20,15 +20,7 @@ void add_inspect(CLI::App & app) {
         ->required();
     cmd->add_flag("--json", opts->json, "print the report as JSON");
     cmd->callback([opts]() {
-        if (is_hf_folder(opts->model)) {
-            const HfCheckpoint c = HfCheckpoint::open(opts->model);
-            const auto         r = hf_inspect_report(c, analyze_hf(c));
-            std::fputs((opts->json ? r.dump(2) + "\n" : inspect_text(r)).c_str(), stdout);
-            return;
-        }
-        const GgufFile    f   = GgufFile::open(opts->model);
-        const MoeLayout   m   = analyze_moe(f);
-        const auto        r   = inspect_report(f, m);
+        const auto        r   = model_report(*open_model(opts->model));
         const std::string out = opts->json ? r.dump(2) + "\n" : inspect_text(r);
         std::fputs(out.c_str(), stdout);
     });

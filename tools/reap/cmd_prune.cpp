@@ -1,8 +1,8 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/fs_util.h"
-#include "moe/inspect.h"
-#include "prune/prune_request.h"
+#include "core/text.h"
+#include "model/open_model.h"
 
 #include <cstdio>
 

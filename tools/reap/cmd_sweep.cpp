@@ -1,7 +1,7 @@
 #include "commands.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "llama/context_size.h"
-#include "moe/inspect.h"
 #include "prune/prune_request.h"
 #include "stats/criteria.h"
 #include "sweep/sweep.h"

@@ -1,4 +1,4 @@
-#include "moe/moe_layout.h"
+#include "gguf/moe_layout.h"
 
 #include "core/error.h"
 #include "core/text.h"
@@ -68,8 +68,6 @@ static bool classify(const std::string & suffix, ExpertRole & role) {
     }
     return false;
 }
-
-static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 // An optional integer key that must fit the 32 bits llama.cpp reads it into.
 static uint32_t u32_key(const GgufFile & f, const char * key, uint32_t def = 0) {
@@ -318,24 +316,6 @@ uint64_t MoeLayout::expert_bytes() const {
         b += e.slice_bytes * uint64_t(e.info->ne[e.info->n_dims - 1]);
     }
     return b;
-}
-
-uint64_t MoeLayout::size_with_experts(uint32_t kept) const {
-    // Every tensor's data is padded to the alignment, so the saving per tensor is the
-    // difference of the padded sizes.
-    uint64_t       saved         = 0;
-    const uint32_t chunk_kept    = kept_per_chunk(shape(), kept);
-    const uint64_t n_kept_chunks = chunk_kept > 0 ? kept / chunk_kept : 0;
-    for (const auto & e : expert_tensors) {
-        if (e.slice_bytes == 0) {
-            continue;
-        }
-        const uint64_t units  = e.role == ExpertRole::chunk_weights ? n_kept_chunks : kept;
-        const uint64_t before = align_up(e.info->nbytes, alignment);
-        const uint64_t after  = align_up(e.slice_bytes * units, alignment);
-        saved += before - after;
-    }
-    return file_size - saved;
 }
 
 }  // namespace reap

@@ -1,5 +1,6 @@
 // Which layers of a GGUF model are MoE, which tensors carry a routed-expert axis, and what
-// the file would weigh with fewer experts. Shared by inspect, plan and prune.
+// the file is made of. Shared by inspect, profile and prune (what it would weigh with fewer
+// experts: gguf_pruner's pruned_file_size, the one owner).
 #pragma once
 
 #include "gguf/gguf_file.h"
@@ -62,9 +63,7 @@ struct MoeLayout {
 
     std::vector<int> moe_layer_indices() const;
     uint32_t         max_expert_used() const;
-    // Size of the model file (all splits) if every MoE layer kept `kept` experts.
-    uint64_t size_with_experts(uint32_t kept) const;
-    uint64_t expert_bytes() const;  // bytes of all routed-expert (and adjugate-expert) slices
+    uint64_t         expert_bytes() const;  // bytes of all routed-expert (and adjugate-expert) slices
     // The format-free part: what planning and the same-model checks need.
     MoeShape shape() const;
 };

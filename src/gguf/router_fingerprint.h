@@ -5,7 +5,7 @@
 #pragma once
 
 #include "gguf/gguf_file.h"
-#include "moe/moe_layout.h"
+#include "gguf/moe_layout.h"
 
 #include <string>
 

@@ -1,27 +1,21 @@
-// `reap prune`: rewrite a GGUF without the dropped experts. Streaming: tensor data
-// goes through a fixed-size buffer, so memory does not grow with the model. Key-value pairs
-// and non-expert tensors are copied byte for byte; expert tensors keep the kept experts'
-// slices (the expert axis is ggml's outermost dimension, so a slice is a contiguous run),
-// quantized blocks included, in the original order.
+// `reap prune` on a GGUF (the writer beside the reader; behind gguf/gguf_model.h): rewrite a GGUF
+// without the dropped experts. Streaming: tensor data goes through a fixed-size buffer, so memory
+// does not grow with the model. Key-value pairs and non-expert tensors are copied byte for byte;
+// expert tensors keep the kept experts' slices (the expert axis is ggml's outermost dimension, so
+// a slice is a contiguous run), quantized blocks included, in the original order.
 #pragma once
 
 #include "gguf/gguf_file.h"
-#include "moe/moe_layout.h"
-#include "prune/planner.h"
+#include "gguf/moe_layout.h"
+#include "prune/model.h"
 
 #include <string>
 #include <vector>
 
 namespace reap {
 
-struct PruneJob {
-    Plan        plan;
-    std::string output;
-    uint64_t    split_max_bytes = 0;  // > 0: write "<output minus .gguf>-0000k-of-0000n.gguf" files
-                                      // holding at most this much tensor data each (at least one tensor)
-};
-
-// Exact size in bytes of what `plan` would produce (all split files together).
+// Exact size in bytes of what `plan` would produce (all split files together): the one owner of
+// a GGUF's size after pruning (inspect and --dry-run, through GgufModel::pruned_size).
 uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan,
                           uint64_t split_max_bytes = 0);
 

@@ -1,4 +1,4 @@
-#include "prune/pruner.h"
+#include "gguf/gguf_pruner.h"
 
 #include "core/error.h"
 #include "core/fs_util.h"

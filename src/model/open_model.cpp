@@ -1,0 +1,16 @@
+#include "model/open_model.h"
+
+#include "gguf/gguf_model.h"
+#include "hf/hf_checkpoint.h"
+#include "hf/hf_model.h"
+
+namespace reap {
+
+std::unique_ptr<Model> open_model(const std::string & path) {
+    if (is_hf_folder(path)) return std::make_unique<HfModel>(path);
+    return std::make_unique<GgufModel>(path);
+}
+
+PruneOutcome run_prune(const PruneRequest & r) { return run_prune(r, *open_model(r.model)); }
+
+}  // namespace reap
