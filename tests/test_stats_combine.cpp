@@ -5,6 +5,7 @@
 #include "core/fs_util.h"
 #include "core/log.h"
 #include "gguf/gguf_file.h"
+#include "model/open_model.h"
 #include "profile/profiler.h"
 #include "prune/prune_request.h"
 #include "stats/stats_combine.h"
