@@ -54,6 +54,9 @@ struct ProfileResult {
     double   seconds          = 0;  // wall time of the profiling loop
     bool     interrupted      = false;
     int      nodes_per_layer  = 0;
+    // Bytes the collector copied from device buffers (MoeCollector::bytes_read_from_devices), and
+    // the part of them that are norms computed on the device (0: none was; REAP_DEVICE_NORMS).
+    uint64_t device_bytes_read = 0, device_norms_bytes = 0;
 };
 
 // Runs the profile and writes opts.output (atomically; also at checkpoints). On SIGINT/SIGTERM
