@@ -4,6 +4,7 @@
 
 #include "ggml-backend.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -107,11 +108,13 @@ bool MoeCollector::eval_callback(ggml_tensor * t, bool ask, void * user_data) {
         return self->on_ask(t);
     }
     // Never let an exception cross llama.cpp's C frames; report it after llama_decode returns.
+    const auto t0 = std::chrono::steady_clock::now();
     try {
         self->on_data(t);
     } catch (const std::exception & e) {
         self->set_error(e.what());
     }
+    self->seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // false ends the current graph split: the nodes after the last one needed are not computed.
     return !(self->stop_enabled_ && !self->stop_after_.empty() && self->stop_after_ == t->name);
 }

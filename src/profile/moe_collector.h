@@ -67,6 +67,8 @@ public:
     // on the host (router weights and ids; expert outputs when not computed on the device).
     uint64_t bytes_read_from_devices() const { return host_bytes_read_ + device_norms_.bytes_read(); }
     uint64_t device_norms_bytes() const { return device_norms_.bytes_read(); }
+    // Time spent in the callback with data (reading nodes, norms, sums): the collector's own cost.
+    double seconds() const { return seconds_; }
 
 private:
     enum class Kind { raw, applied, down };
@@ -107,6 +109,7 @@ private:
     ExpertNorms              norms_;  // of the current down node
     uint64_t                 host_bytes_read_ = 0;
     int                      n_threads_       = 1;
+    double                   seconds_         = 0;
 };
 
 // Splits "name-<il>" into name and il; returns -1 when there is no layer suffix.

@@ -272,6 +272,7 @@ ProfileResult run_profile(const ProfileOptions & given) {
     res.stats.meta         = meta;
     res.device_bytes_read  = collector.bytes_read_from_devices();
     res.device_norms_bytes = collector.device_norms_bytes();
+    res.collect_seconds    = collector.seconds();
     return res;
 }
 
