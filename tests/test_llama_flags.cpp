@@ -597,4 +597,46 @@ TEST_F(RpcServers, MainGpuWithSplitModeNonePutsTheModelOnThatServer) {
     }
 }
 
+// With the layers on the servers the expert outputs live in RPC buffers: their norms are computed
+// there (profile/device_norms.h) and only 4 values per (token, slot) cross the socket. Equal to
+// the whole output copied and measured on the host (REAP_DEVICE_NORMS=off, the same decode on
+// the same servers) within float tolerance, and to a local run within the noise of a decode.
+TEST_F(RpcServers, NormsComputedOnTheServersEqualTheHostComputation) {
+    const std::string dir   = test::tmp_dir();
+    ProfileOptions    local = opts_for(dir + "/local.json");
+    run_profile(local);
+    ProfileOptions remote = opts_for(dir + "/rpc.json");
+    remote.rpc            = endpoints_;
+    unsetenv("REAP_DEVICE_NORMS");
+    const ProfileResult on_device = run_profile(remote);
+    ProfileOptions      copied    = opts_for(dir + "/copied.json");
+    copied.rpc                    = endpoints_;
+    setenv("REAP_DEVICE_NORMS", "off", 1);
+    const ProfileResult on_host = run_profile(copied);
+    unsetenv("REAP_DEVICE_NORMS");
+
+    const ExpertStats d = ExpertStats::load(remote.output), h = ExpertStats::load(copied.output);
+    expect_close(ExpertStats::load(local.output), d, 1e-4, 1e-4);
+    ASSERT_EQ(d.layers.size(), 4u);
+    uint64_t slots = 0;  // (token, slot) pairs over all layers
+    for (const auto & [il, D] : d.layers) {
+        const LayerStats & H = h.layers.at(il);
+        ASSERT_TRUE(D.has_renorm() && D.has_out_max());
+        EXPECT_EQ(D.count, H.count) << "layer " << il;
+        EXPECT_EQ(D.out_max, H.out_max) << "layer " << il;
+        EXPECT_EQ(D.out_max_channel, H.out_max_channel) << "layer " << il;
+        for (size_t j = 0; j < D.n_expert(); j++) {
+            EXPECT_NEAR(D.ean_sum[j], H.ean_sum[j], 1e-5 * H.ean_sum[j] + 1e-9) << il << "/" << j;
+            EXPECT_NEAR(D.renorm_sum[j], H.renorm_sum[j], 1e-4 * H.renorm_sum[j] + 1e-9) << il << "/" << j;
+            slots += D.count[j];
+        }
+    }
+    // 3 floats and an index per (token, slot) came back as norms; the copy of whole outputs
+    // brought n_embd floats per (token, slot) instead.
+    EXPECT_EQ(on_device.device_norms_bytes, slots * 16);
+    EXPECT_EQ(on_host.device_norms_bytes, 0u);
+    EXPECT_GT(on_host.device_bytes_read, 3 * on_device.device_bytes_read)
+        << on_host.device_bytes_read << " vs " << on_device.device_bytes_read;
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "ggml-backend.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -37,7 +38,8 @@ static bool is_chunk_expert_output(const ggml_tensor * t) {
     return false;
 }
 
-MoeCollector::MoeCollector(uint32_t n_expert, const std::vector<int> & moe_layers) : n_expert_(n_expert) {
+MoeCollector::MoeCollector(uint32_t n_expert, const std::vector<int> & moe_layers)
+    : n_expert_(n_expert), placement_(norms_placement_from_env()) {
     for (int il : moe_layers) {
         layers_[il];
         stats_.layers.emplace(il, LayerStats(n_expert));
@@ -106,11 +108,13 @@ bool MoeCollector::eval_callback(ggml_tensor * t, bool ask, void * user_data) {
         return self->on_ask(t);
     }
     // Never let an exception cross llama.cpp's C frames; report it after llama_decode returns.
+    const auto t0 = std::chrono::steady_clock::now();
     try {
         self->on_data(t);
     } catch (const std::exception & e) {
         self->set_error(e.what());
     }
+    self->seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // false ends the current graph split: the nodes after the last one needed are not computed.
     return !(self->stop_enabled_ && !self->stop_after_.empty() && self->stop_after_ == t->name);
 }
@@ -211,6 +215,7 @@ void MoeCollector::read_weights(ggml_tensor * t, Layer & L, std::vector<float> &
         }
         host_.resize(ggml_nbytes(x));
         ggml_backend_tensor_get(x, host_.data(), 0, host_.size());
+        host_bytes_read_ += host_.size();
         return host_.data();
     };
 
@@ -242,34 +247,6 @@ void MoeCollector::read_weights(ggml_tensor * t, Layer & L, std::vector<float> &
     }
 }
 
-// reap-renorm of one token's n_used selected experts (outputs f_k at `row` + k * nb1, applied
-// gates g): out[k] = g_k * ||f_k - ybar_-k||, ybar_-k = sum_{m != k} g_m f_m / sum_{m != k} g_m,
-// the layer output's change when k is dropped and the others' weights are renormalised. Without
-// other weight (top-1, or the others' gates all 0) ybar is 0 and the value is REAP's g_k ||f_k||.
-void MoeCollector::renorm_deltas(const uint8_t * row, size_t nb1, int64_t n_embd, int64_t n_used, const float * g,
-                                 double * out) {
-    weighted_.assign(size_t(n_embd), 0.0);
-    double g_all = 0.0;
-    for (int64_t m = 0; m < n_used; m++) {
-        const float * f = reinterpret_cast<const float *>(row + size_t(m) * nb1);
-        for (int64_t i = 0; i < n_embd; i++)
-            weighted_[size_t(i)] += double(g[m]) * double(f[i]);
-        g_all += double(g[m]);
-    }
-    for (int64_t k = 0; k < n_used; k++) {
-        const float * f      = reinterpret_cast<const float *>(row + size_t(k) * nb1);
-        const double  g_rest = g_all - double(g[k]);
-        const bool    alone  = !(g_rest > 1e-12 * std::fabs(g_all));
-        double        ss     = 0.0;
-        for (int64_t i = 0; i < n_embd; i++) {
-            const double ybar = alone ? 0.0 : (weighted_[size_t(i)] - double(g[k]) * double(f[i])) / g_rest;
-            const double dlt  = double(f[i]) - ybar;
-            ss += dlt * dlt;
-        }
-        out[k] = std::fabs(double(g[k])) * std::sqrt(ss);
-    }
-}
-
 void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
     // [n_embd, n_used, T]; a micro-batch can deliver zero tokens.
     const int64_t n_embd = t->ne[0], n_used = t->ne[1], n_tokens = t->ne[2];
@@ -284,46 +261,36 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
         fail("%s: %lld tokens x %lld experts, but the router nodes of layer %d had %lld x %lld", t->name,
              (long long) n_tokens, (long long) n_used, il, (long long) L.n_tokens, (long long) L.n_used);
     }
-    const uint8_t * d;
-    if (t->buffer == nullptr || ggml_backend_buffer_is_host(t->buffer)) {
-        d = static_cast<const uint8_t *>(t->data);
-    } else {
-        host_.resize(ggml_nbytes(t));
-        ggml_backend_tensor_get(t, host_.data(), 0, host_.size());
-        d = host_.data();
-    }
     const std::vector<float> & applied = L.applied == L.raw ? L.raw_w : L.applied_w;
     if (applied.size() != L.ids.size()) {
         fail("%s: layer %d's gate weights (%s) were not observed in this micro-batch", t->name, il, L.applied.c_str());
     }
+    // With the gate applied to the expert's input (llama4), f already carries g: the expert's
+    // contribution to the layer output is ||f|| itself (nothing renormalises).
+    const float * gates     = L.gate_before_expert ? nullptr : applied.data();
+    const bool    on_host   = t->buffer == nullptr || ggml_backend_buffer_is_host(t->buffer);
+    const bool    on_device = placement_ != NormsPlacement::off && DeviceNorms::has_device(t) &&
+                           (!on_host || placement_ == NormsPlacement::always_device);
+    if (on_device) {
+        device_norms_.compute(t, gates, norms_);
+    } else {
+        const uint8_t * d = static_cast<const uint8_t *>(t->data);
+        if (!on_host) {
+            host_.resize(ggml_nbytes(t));
+            ggml_backend_tensor_get(t, host_.data(), 0, host_.size());
+            host_bytes_read_ += host_.size();
+            d = host_.data();
+        }
+        expert_norms_host(d, t->nb[1], t->nb[2], n_embd, n_used, n_tokens, gates, norms_, n_threads_);
+    }
     LayerStats & S = stats_.layers.at(il);
-    for (int64_t tok = 0; tok < n_tokens; tok++) {
-        const uint8_t * row = d + tok * t->nb[2];
-        renorm_.resize(size_t(n_used));
-        if (!L.gate_before_expert) {
-            renorm_deltas(row, t->nb[1], n_embd, n_used, &applied[size_t(tok * n_used)], renorm_.data());
-        }
-        for (int64_t k = 0; k < n_used; k++) {
-            const float * f  = reinterpret_cast<const float *>(row + k * t->nb[1]);
-            double        ss = 0.0, peak = 0.0;
-            int64_t       peak_at = 0;
-            for (int64_t i = 0; i < n_embd; i++) {
-                ss += double(f[i]) * double(f[i]);
-                if (std::fabs(double(f[i])) > peak) {
-                    peak    = std::fabs(double(f[i]));
-                    peak_at = i;
-                }
-            }
-            const size_t idx  = size_t(tok * n_used + k);
-            const double norm = std::sqrt(ss);
-            const double gate = double(applied[idx]);
-            // With the gate applied to the expert's input (llama4), f already carries g: the
-            // expert's contribution to the layer output is ||f|| itself (nothing renormalises).
-            const double score = L.gate_before_expert ? norm : gate * norm;
-            S.add(uint32_t(L.ids[idx]), gate, double(L.raw_w[idx]), norm, score,
-                  L.gate_before_expert ? score : renorm_[size_t(k)]);
-            S.add_output_max(uint32_t(L.ids[idx]), peak, uint32_t(peak_at));
-        }
+    for (size_t idx = 0; idx < size_t(n_used * n_tokens); idx++) {
+        const double norm  = norms_.norm[idx];
+        const double gate  = double(applied[idx]);
+        const double score = L.gate_before_expert ? norm : gate * norm;
+        S.add(uint32_t(L.ids[idx]), gate, double(L.raw_w[idx]), norm, score,
+              L.gate_before_expert ? score : norms_.renorm[idx]);
+        S.add_output_max(uint32_t(L.ids[idx]), norms_.peak[idx], uint32_t(norms_.peak_at[idx]));
     }
     S.total_tokens += uint64_t(n_tokens);
     L.n_tokens = -1;

@@ -10,7 +10,9 @@
 //            f_j(t) before the gate (ffn_moe_weighted overwrites it in place, so it is read at
 //            the down node itself).
 // From the down node it also keeps, per expert, the largest |element| of f and its channel (the
-// super-expert signal, stats/super_experts.h).
+// super-expert signal, stats/super_experts.h). When the down node is not in host memory (a GPU,
+// an --rpc server), these per-(token, slot) values are computed on its device and only they are
+// copied (device_norms.h; REAP_DEVICE_NORMS chooses).
 // Only these nodes are requested from the scheduler, so the graph is cut as little as possible.
 // GroveMoE runs a second MoE block per layer over its adjugate ("chunk") experts with the same
 // node names; its expert output is told apart by the *_chexps weights of its MUL_MAT_ID and
@@ -25,6 +27,8 @@
 // layer) is written before that node in graph order. The logits of such a decode are garbage.
 #pragma once
 
+#include "profile/device_norms.h"
+#include "profile/expert_norms.h"
 #include "stats/expert_stats.h"
 
 #include "ggml.h"
@@ -49,6 +53,8 @@ public:
 
     // Whether to end the graph after the last needed node (see above); set before decoding.
     void set_stop_after_last_layer(bool on) { stop_enabled_ = on; }
+    // Threads for the norms computed on the host (the decode's batch threads).
+    void set_threads(int n) { n_threads_ = n > 0 ? n : 1; }
 
     // Throws (and clears) an error raised inside the callback during the last decode.
     void check_error();
@@ -57,6 +63,12 @@ public:
     const ExpertStats & stats() const { return stats_; }
     bool                gate_before_expert(int il) const { return layers_.at(il).gate_before_expert; }
     int                 nodes_requested_per_layer() const;
+    // Bytes copied from device buffers so far: the norms computed there, and whole tensors read
+    // on the host (router weights and ids; expert outputs when not computed on the device).
+    uint64_t bytes_read_from_devices() const { return host_bytes_read_ + device_norms_.bytes_read(); }
+    uint64_t device_norms_bytes() const { return device_norms_.bytes_read(); }
+    // Time spent in the callback with data (reading nodes, norms, sums): the collector's own cost.
+    double seconds() const { return seconds_; }
 
 private:
     enum class Kind { raw, applied, down };
@@ -78,7 +90,6 @@ private:
     bool discover(ggml_tensor * t);  // false: the node is in a layer's second (chunk) block
     void read_weights(ggml_tensor * t, Layer & L, std::vector<float> & dst, bool with_ids);
     void accumulate(ggml_tensor * t, int il, Layer & L);
-    void renorm_deltas(const uint8_t * row, size_t nb1, int64_t n_embd, int64_t n_used, const float * g, double * out);
     void set_error(const std::string & e);
 
     uint32_t                                              n_expert_;
@@ -93,7 +104,12 @@ private:
     std::vector<std::string> discovered_order_;  // named nodes, graph order
     std::string              stop_after_;        // last requested node in graph order
     bool                     stop_enabled_ = true;
-    std::vector<double>      weighted_, renorm_;  // reap-renorm scratch
+    NormsPlacement           placement_;
+    DeviceNorms              device_norms_;
+    ExpertNorms              norms_;  // of the current down node
+    uint64_t                 host_bytes_read_ = 0;
+    int                      n_threads_       = 1;
+    double                   seconds_         = 0;
 };
 
 // Splits "name-<il>" into name and il; returns -1 when there is no layer suffix.

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 namespace reap {
 
@@ -242,6 +243,9 @@ ProfileResult run_profile(const ProfileOptions & given) {
     const int    n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
     MoeCollector collector(shape.n_expert, moe_layers);
     collector.set_stop_after_last_layer(opts.skip_head);
+    collector.set_threads(opts.n_threads_batch > 0 ? opts.n_threads_batch
+                          : opts.n_threads > 0     ? opts.n_threads
+                                                   : int(std::thread::hardware_concurrency()));
     const LlamaRuntime rt = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     ProfileResult      res;
     res.n_ctx        = opts.n_ctx;
@@ -264,8 +268,11 @@ ProfileResult run_profile(const ProfileOptions & given) {
     res.tokens_total    = items.total_tokens();
     res.nodes_per_layer = opts.collect ? collector.nodes_requested_per_layer() : 0;
     decode_samples(opts, n_parallel, decoder, collector, items, meta, from, res);
-    res.stats      = collector.stats();
-    res.stats.meta = meta;
+    res.stats              = collector.stats();
+    res.stats.meta         = meta;
+    res.device_bytes_read  = collector.bytes_read_from_devices();
+    res.device_norms_bytes = collector.device_norms_bytes();
+    res.collect_seconds    = collector.seconds();
     return res;
 }
 

@@ -51,9 +51,13 @@ struct ProfileResult {
     uint64_t tokens_total     = 0;  // tokens of all samples_total sequences
     size_t   shard_of_windows = 0;  // with --shard: the windows of all N shards together
     double   decode_seconds   = 0;  // time inside llama_decode (and the callback)
+    double   collect_seconds  = 0;  // of which in the callback with data (MoeCollector::seconds)
     double   seconds          = 0;  // wall time of the profiling loop
     bool     interrupted      = false;
     int      nodes_per_layer  = 0;
+    // Bytes the collector copied from device buffers (MoeCollector::bytes_read_from_devices), and
+    // the part of them that are norms computed on the device (0: none was; REAP_DEVICE_NORMS).
+    uint64_t device_bytes_read = 0, device_norms_bytes = 0;
 };
 
 // Runs the profile and writes opts.output (atomically; also at checkpoints). On SIGINT/SIGTERM

@@ -59,6 +59,10 @@ void add_profile(CLI::App & app) {
                     r.interrupted ? "interrupted after" : "profiled", r.samples_done, r.samples_total,
                     (unsigned long long) r.tokens, r.decode_seconds, tps, o->collect ? "; stats: " : "",
                     o->collect ? o->output.c_str() : "");
+        if (o->collect) {
+            std::printf("collector: %.2f s of the decode time in the eval callback; %.1f MB read from devices\n",
+                        r.collect_seconds, double(r.device_bytes_read) / 1e6);
+        }
         std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
                     r.data_windows, r.n_ctx, (unsigned long long) r.data_tokens);
         if (o->shard.empty() && (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens)) {
