@@ -6,6 +6,7 @@
 #include "synth/synth_hf.h"
 #include "synth/synth_presets.h"
 
+#include <cctype>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -51,9 +52,16 @@ void add_synth(CLI::App & app) {
                     "tokenizer from a vocab GGUF: NAME (llama.cpp's models/ggml-vocab-NAME.gguf: qwen2, llama-bpe, "
                     "deepseek-llm, gpt-2, phi-3, ...) or a file (default: a small built-in one)");
     cmd->add_option("--ctx-train", o->n_ctx_train, "trained context length written to the file");
-    std::vector<std::string> type_names;  // synth's own list (synth::weight_types)
+    // synth's own list (synth::weight_types), named as llama-quantize names them: F32, Q4_K.
+    auto type_name = [](ggml_type t) {
+        std::string n = ggml_type_name(t);
+        for (auto & c : n)
+            c = char(std::toupper((unsigned char) c));
+        return n;
+    };
+    std::vector<std::string> type_names;
     for (ggml_type t : synth::weight_types()) {
-        type_names.emplace_back(ggml_type_name(t));
+        type_names.push_back(type_name(t));
     }
     cmd->add_option("--type", *type, "weight type of the matrices")->check(CLI::IsMember(type_names));
     cmd->add_option("-s,--seed", o->seed, "random seed (same seed, same file)");
@@ -96,7 +104,7 @@ void add_synth(CLI::App & app) {
         }
         if (out->empty()) throw CLI::RequiredError("--output");
         for (ggml_type t : synth::weight_types()) {
-            if (*type == ggml_type_name(t)) o->type = t;
+            if (*type == type_name(t)) o->type = t;
         }
         // Every option is checked before -o is written: a failure leaves no file behind. -o (and
         // --hf-out) must not replace the --vocab model, nor each other.
