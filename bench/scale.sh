@@ -15,8 +15,9 @@
 #     size of both base-logits files per token and vocabulary entry.
 #  5. reap report at 48 x 128: time, HTML size, and a screenshot in headless Chromium (when
 #     /usr/bin/chromium is installed) to look at; the stats file's size.
-# Calibration: data/calibration/sample.jsonl cut at REAP_SCALE_CAL_TOKENS tokens (default 4096,
-# eight 512-token windows: about 10 minutes of profile on 2 cores of an AMD EPYC at ~7 tokens/s).
+# Calibration: data/calibration/sample.jsonl cut at REAP_SCALE_CAL_TOKENS tokens (default 3072,
+# six 512-token windows: about 10 minutes of profile on 2 shared cores of an AMD EPYC, where
+# llama-bench -p 512 gave 5.1 tokens/s; bench/RESULTS.md).
 #   bench/scale.sh [BUILD_DIR] [WORK_DIR]
 # WORK_DIR (default bench-scale under the build folder) needs ~30 GB free; the model and the
 # pruned copy are kept there for a rerun (steps whose output exists are not redone: delete the
@@ -33,7 +34,7 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 reap=$build/bin/reap
 threads=${REAP_SCALE_THREADS:-$(nproc)}
-cal_tokens=${REAP_SCALE_CAL_TOKENS:-4096}
+cal_tokens=${REAP_SCALE_CAL_TOKENS:-3072}
 chunks=${REAP_SCALE_CHUNKS:-4}
 type=${REAP_SCALE_TYPE:-Q4_K}
 ngl=${REAP_SCALE_NGL:-0}
@@ -96,7 +97,7 @@ if has synth; then
   echo "| file | $(gib "$model_bytes") GiB ($model_bytes bytes) |"
   if [ -f "$work/synth.secs" ]; then
     echo "| time | $(cat "$work/synth.secs") s |"
-    echo "| peak RSS | $(( $(rss_kb "$work/synth.time") / 1024 )) MiB ($(ratio "$(rss_kb "$work/synth.time")" $((model_bytes / 1024))) of the file) |"
+    echo "| peak RSS | $(( $(rss_kb "$work/synth.time") / 1024 )) MiB ($(awk "BEGIN{printf \"%.4f\", $(rss_kb "$work/synth.time") / ($model_bytes / 1024)}") of the file) |"
   fi
   echo "| summary | $(cat "$work/synth.log") |"
   echo
@@ -120,7 +121,7 @@ if has profile; then
   t1=$(now)
   prof_tps=$(tps "$work/profile.log")
   prof_rss=$(rss_kb "$work/profile.time")
-  echo "| profile ($(sed -n 's/.*\( [0-9]* samples, [0-9]* tokens\).*/\1/p' "$work/profile.log" | head -1 | sed 's/^ //'), $(secs "$t0" "$t1") s; load $load_profile) | llama-bench -p 512 -r 2 ($(secs "$bench_t0" "$bench_t1") s) | reap profile | ratio | target |"
+  echo "| profile ($(sed -n 's/^profiled \([0-9]*\)\/[0-9]* samples, \([0-9]*\) tokens.*/\1 samples, \2 tokens/p' "$work/profile.log"), $(secs "$t0" "$t1") s; load $load_profile) | llama-bench -p 512 -r 2 ($(secs "$bench_t0" "$bench_t1") s) | reap profile | ratio | target |"
   echo "|---|---|---|---|---|"
   echo "| tokens/s | $bench_tps | $prof_tps | $(ratio "$prof_tps" "$bench_tps") | >= 0.9 |"
   echo "| peak RSS (file pages of the mapped model + own memory) | model file $(mib "$model_bytes") MiB | $((prof_rss / 1024)) MiB | $(ratio "$prof_rss" "$model_kb") | <= 1.3 |"
