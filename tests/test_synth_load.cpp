@@ -1,5 +1,6 @@
 // Every synthetic architecture and weight type: llama.cpp loads the file and decodes a prompt
 // with finite, input-dependent logits.
+#include "stats/expert_stats.h"
 #include "support.h"
 #include "support_models.h"
 #include "synth/synth_presets.h"
@@ -8,7 +9,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+
+#include <unistd.h>
 
 #include "core/error.h"
 
@@ -180,3 +184,106 @@ TEST(Synth, RejectsImpossibleOptions) {
 }
 
 }  // namespace
+
+namespace {
+
+// /usr/bin/time -v's "Maximum resident set size" of `reap args...`, in KiB; -1 without GNU time.
+long reap_peak_rss_kb(const std::vector<std::string> & args, const std::string & log) {
+    if (access("/usr/bin/time", X_OK) != 0) return -1;
+    std::vector<std::string> a = {"-v", "-o", log, REAP_BIN};
+    a.insert(a.end(), args.begin(), args.end());
+    const auto r = test::run_program("/usr/bin/time", a);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::string text = test::read_text(log);
+    const auto        at   = text.find("Maximum resident set size (kbytes): ");
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + 36));
+}
+
+}  // namespace
+
+// The released shapes are written from synth's own tensor table, slice by slice: the preset's
+// real attention (32 query heads and 4 key/value heads, 128 wide), no F32 copy laid out by
+// llama.cpp first (at full depth that copy is ~120 GB). Cut here to 2 layers, 16 experts and
+// the built-in vocabulary; the seed alone decides the bytes and llama.cpp decodes it.
+TEST(SynthScale, PresetKeepsItsHeadsAndNeedsNoBuilderCopy) {
+    const std::string dir = test::tmp_dir();
+    synth::Options    o   = synth::preset_options("qwen3-30b-a3b");
+    o.n_layer = 2, o.n_expert = 16, o.n_ff = 256, o.vocab = "", o.type = GGML_TYPE_Q4_K;
+    const auto s = synth::write_model(o, dir + "/a.gguf");
+    EXPECT_EQ(s["layout"], "hand-written");
+    synth::write_model(o, dir + "/b.gguf");
+    EXPECT_TRUE(test::read_bytes(dir + "/a.gguf") == test::read_bytes(dir + "/b.gguf")) << "same seed, other bytes";
+
+    const GgufFile f = GgufFile::open(dir + "/a.gguf");
+    EXPECT_EQ(f.get_uint("qwen3moe.attention.head_count"), 32u);
+    EXPECT_EQ(f.get_uint("qwen3moe.attention.head_count_kv"), 4u);
+    EXPECT_EQ(f.get_uint("qwen3moe.attention.key_length"), 128u);
+    const TensorInfo * q = f.find_tensor("blk.1.attn_q.weight");
+    const TensorInfo * k = f.find_tensor("blk.1.attn_k.weight");
+    const TensorInfo * d = f.find_tensor("blk.1.ffn_down_exps.weight");
+    ASSERT_TRUE(q && k && d);
+    EXPECT_EQ(q->ne[1], 32 * 128);
+    EXPECT_EQ(k->ne[1], 4 * 128);
+    EXPECT_EQ(d->type, GGML_TYPE_Q4_K);
+    expect_runs(dir + "/a.gguf");
+}
+
+// A model whose expert tensors take the row-dictionary path (synth_fill.h: 2^26 values or more;
+// here 1024 x 512 x 128 experts in Q4_K, ~113 MB a layer): the peak RSS of `reap synth` does not
+// grow with the model (twice the layers adds far less than the file grew), the same seed gives
+// the same bytes, llama.cpp decodes it and a profile still finds the planted dead, rare and weak
+// experts.
+TEST(SynthScale, DictionaryPathStreamsKeepsThePlantedExpertsAndRuns) {
+    const std::string dir  = test::tmp_dir();
+    auto              args = [&](int layers, const std::string & name) {
+        return std::vector<std::string>{
+            "synth",  "--arch", "qwen3moe",      "--layers", std::to_string(layers), "--n-embd", "1024",
+            "--n-ff", "512",    "--n-expert",    "128",      "--n-expert-used",      "8",        "--type",
+            "Q4_K",   "-o",     dir + "/" + name};
+    };
+    const long small = reap_peak_rss_kb(args(2, "m2.gguf"), dir + "/time2.log");
+    const long large = reap_peak_rss_kb(args(4, "m4.gguf"), dir + "/time4.log");
+    if (small < 0 || large < 0) GTEST_SKIP() << "no GNU time (/usr/bin/time -v)";
+    const long small_file = long(std::filesystem::file_size(dir + "/m2.gguf") / 1024);
+    const long large_file = long(std::filesystem::file_size(dir + "/m4.gguf") / 1024);
+    ASSERT_GT(large_file - small_file, 200 * 1024);  // two more layers of ~113 MB
+    EXPECT_LT(large - small, (large_file - small_file) / 8) << small << " KiB -> " << large << " KiB";
+    EXPECT_LT(large, large_file / 4) << "peak RSS " << large << " KiB for a " << large_file << " KiB file";
+
+    ASSERT_EQ(test::run_reap(args(2, "again.gguf")).exit_code, 0);
+    EXPECT_TRUE(test::read_bytes(dir + "/m2.gguf") == test::read_bytes(dir + "/again.gguf"))
+        << "same seed, other bytes";
+    std::filesystem::remove(dir + "/again.gguf");
+    std::filesystem::remove(dir + "/m4.gguf");
+    expect_runs(dir + "/m2.gguf");
+
+    const auto r = test::run_reap({"profile", "-m", dir + "/m2.gguf", "--data",
+                                   std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl", "--max-tokens",
+                                   "1024", "-t", "2", "--no-progress", "-o", dir + "/s.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const ExpertStats s = ExpertStats::load(dir + "/s.json");
+    const GgufFile    f = GgufFile::open(dir + "/m2.gguf");
+    for (const auto & [il, L] : s.layers) {
+        SCOPED_TRACE("layer " + std::to_string(il));
+        const auto          dead = f.get_uint_array(synth::planted_key(il, "dead"));
+        const auto          rare = f.get_uint_array(synth::planted_key(il, "rare"));
+        const auto          weak = f.get_uint_array(synth::planted_key(il, "weak"));
+        const auto          ean  = L.ean_mean();
+        std::vector<double> healthy;
+        for (size_t e = 0; e < L.n_expert(); e++) {
+            const bool special = std::count(dead.begin(), dead.end(), e) + std::count(rare.begin(), rare.end(), e) +
+                                     std::count(weak.begin(), weak.end(), e) >
+                                 0;
+            if (!special && L.count[e] > 0) healthy.push_back(ean[e]);
+        }
+        ASSERT_GT(healthy.size(), 10u);
+        std::sort(healthy.begin(), healthy.end());
+        const double median = healthy[healthy.size() / 2];
+        for (auto e : dead)
+            EXPECT_LT(ean[e], 0.01 * median) << "dead expert " << e;
+        for (auto e : weak)
+            EXPECT_LT(ean[e], 0.2 * median) << "weak expert " << e;
+        for (auto e : rare)
+            EXPECT_LE(double(L.count[e]), 0.01 * double(L.total_tokens)) << "rare expert " << e;
+    }
+}

@@ -80,8 +80,22 @@ struct Builder {
 
 constexpr int64_t k_head_dim = 64;
 
+// The attention shape of the hand-written qwen3moe and gpt-oss tables: the --n-head, key/value
+// heads and head width a preset gives (Qwen3-30B-A3B: 32 heads, 4 key/value, 128 wide), else
+// heads 64 wide and half as many key/value heads (the tests' small models).
+struct Heads {
+    int64_t H, Hkv, D;
+};
+Heads heads_of(const Options & o) {
+    const int64_t D   = o.head_dim > 0 ? o.head_dim : o.n_head > 0 ? o.n_embd / o.n_head : k_head_dim;
+    const int64_t H   = o.n_head > 0 ? o.n_head : o.n_embd / D;
+    const int64_t Hkv = o.n_head_kv > 0 ? o.n_head_kv : std::max<int64_t>(1, H / 2);
+    return {H, Hkv, D};
+}
+
 void build_qwen3moe(Builder & b, const Options & o, int64_t n_vocab) {
-    const int64_t E = o.n_embd, H = E / k_head_dim, Hkv = std::max<int64_t>(1, H / 2), D = k_head_dim;
+    const auto [H, Hkv, D] = heads_of(o);
+    const int64_t E        = o.n_embd;
     b.common_keys(o, uint32_t(n_vocab));
     b.u32("feed_forward_length", uint32_t(o.n_ff * o.n_expert_used));
     b.u32("expert_feed_forward_length", uint32_t(o.n_ff));
@@ -182,7 +196,8 @@ void build_deepseek2(Builder & b, const Options & o, int64_t n_vocab) {
 // gpt-oss: attention sinks, alternating sliding-window layers, router and expert biases,
 // softmax over the selected experts' logits, swiglu-oai.
 void build_gpt_oss(Builder & b, const Options & o, int64_t n_vocab) {
-    const int64_t E = o.n_embd, H = E / k_head_dim, Hkv = std::max<int64_t>(1, H / 2), D = k_head_dim;
+    const auto [H, Hkv, D] = heads_of(o);
+    const int64_t E        = o.n_embd;
     b.common_keys(o, uint32_t(n_vocab));
     b.u32("expert_feed_forward_length", uint32_t(o.n_ff));
     b.u32("attention.head_count", uint32_t(H));

@@ -6,6 +6,7 @@
 #include "gguf/gguf_writer.h"
 #include "synth/synth.h"
 #include "synth/synth_arch.h"
+#include "synth/synth_fill.h"
 #include "synth/synth_hparams.h"
 #include "synth/synth_user_model.h"
 #include "synth/synth_vocab.h"
@@ -37,14 +38,6 @@ static constexpr float k_weak_scale   = 0.05f;
 
 namespace {
 
-// splitmix64: a small, portable generator, so the same seed gives the same file everywhere.
-struct Rng : SplitMix64 {
-    float normal() {  // Box-Muller
-        const double u1 = 1.0 - uniform(), u2 = uniform();
-        return float(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-    }
-};
-
 enum class Planted { healthy, dead, rare, weak, super };
 
 // The planted roles of one MoE layer's experts, and each super expert's outlier channel.
@@ -70,55 +63,8 @@ ggml_type storage_type(const TensorSpec & t, ggml_type want) {
     return GGML_TYPE_F32;
 }
 
-// Fills one outer-dimension slice (one expert, one row of a matrix, ...) of tensor `t`.
-void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<float> & v) {
-    for (auto & x : v) {
-        switch (t.init) {
-            case Init::normal:
-            case Init::embedding: x = t.scale * rng.normal(); break;
-            case Init::ones: x = 1.0f; break;
-            case Init::zeros: x = 0.0f; break;
-            case Init::ssm_a: x = -float(0.1 + 0.9 * rng.uniform()); break;
-            case Init::ssm_dt_bias: {
-                const double dt = 0.01 + 0.09 * rng.uniform();  // softplus(bias) = dt
-                x               = float(std::log(std::expm1(dt)));
-                break;
-            }
-        }
-    }
-    if (t.init == Init::embedding) {
-        v[0] = 1.0f;
-    }
-    if (t.reads_residual) {
-        // Only routers read residual dimension 0: every other input ignores the anchor, so it
-        // adds no token-independent component to attention or FFN outputs.
-        for (size_t i = 0; i < v.size(); i += size_t(t.ne[0])) {
-            v[i] = 0.0f;
-        }
-    }
-    if (t.writes_residual && t.ne.size() == 1) {
-        v[0] = 0.0f;  // a bias on the residual stream
-    } else if (t.writes_residual) {
-        // Keep residual dimension 0 constant: zero this tensor's contribution to it.
-        const size_t n_dims  = t.ne.size();
-        const bool   is_bias = !t.matrix;
-        const size_t res_dim = is_bias ? 0 : 1;
-        if (res_dim == n_dims - 1) {
-            if (outer == 0) {
-                std::fill(v.begin(), v.end(), 0.0f);
-            }
-        } else if (res_dim == 0) {
-            for (size_t i = 0; i < v.size(); i += size_t(t.ne[0])) {
-                v[i] = 0.0f;
-            }
-        } else {  // res_dim == 1 inside a 3-D slice
-            const size_t row = size_t(t.ne[0]), plane = row * size_t(t.ne[1]);
-            for (size_t p = 0; p < v.size(); p += plane) {
-                std::fill(v.begin() + long(p), v.begin() + long(p + row), 0.0f);
-            }
-        }
-    }
-}
+// How much a planted expert's down projection is scaled (a super expert's outlier channel aside).
+float output_scale(Planted r) { return r == Planted::dead ? k_dead_scale : r == Planted::weak ? k_weak_scale : 1.0f; }
 
 void apply_planted(const TensorSpec & t, const LayerRoles & roles, int64_t expert, std::vector<float> & v) {
     const Planted r = roles.role[size_t(expert)];
@@ -139,7 +85,7 @@ void apply_planted(const TensorSpec & t, const LayerRoles & roles, int64_t exper
         // bias decides the last top-k slots, so rare experts also get a negative bias.
         if (r == Planted::rare) v[0] = -1.0f;
     } else if (ends_with(t.name, ".ffn_down_exps.weight") || ends_with(t.name, ".ffn_down_exps.bias")) {
-        const float s = r == Planted::dead ? k_dead_scale : r == Planted::weak ? k_weak_scale : 1.0f;
+        const float s = output_scale(r);
         for (auto & x : v) {
             x *= s;
         }
@@ -149,18 +95,6 @@ void apply_planted(const TensorSpec & t, const LayerRoles & roles, int64_t exper
             for (size_t i = c * row; i < (c + 1) * row && i < v.size(); i++)
                 v[i] *= k_super_scale;
         }
-    }
-}
-
-// Converts `n` floats (whole rows of length row) to `type` into `out`.
-void encode(ggml_type type, const float * src, int64_t n, int64_t row, std::vector<uint8_t> & out) {
-    out.resize(ggml_row_size(type, row) * size_t(n / row));
-    if (type == GGML_TYPE_F32) {
-        std::memcpy(out.data(), src, size_t(n) * sizeof(float));
-    } else if (type == GGML_TYPE_F16) {
-        ggml_fp32_to_fp16_row(src, (ggml_fp16_t *) out.data(), n);
-    } else {
-        ggml_quantize_chunk(type, src, out.data(), 0, n / row, row, nullptr);
     }
 }
 
@@ -214,6 +148,47 @@ LayerRoles plant_layer(const Options & o, int il, gguf_context * ctx, nlohmann::
     return {r, channel};
 }
 
+// A large matrix (k_dictionary_min_values or more), slice by slice from RowDictionary rows picked
+// by the tensor's generator; a planted expert's down projection from a dictionary scaled as
+// apply_planted scales it, a super expert's outlier row drawn and encoded on its own.
+void write_from_dictionaries(GgufFileWriter & out, const TensorSpec & t, ggml_type type, const Options & o,
+                             const LayerRoles * roles) {
+    const int64_t row = t.ne[0], outer = t.ne.back();
+    int64_t       rows = 1;  // rows per slice
+    for (size_t d = 1; d + 1 < t.ne.size(); d++)
+        rows *= t.ne[d];
+    std::map<float, RowDictionary> dicts;  // by output scale, made when first needed
+    auto                           dict = [&](float scale) -> const RowDictionary & {
+        auto it = dicts.find(scale);
+        if (it == dicts.end())
+            it = dicts.emplace(scale, RowDictionary(t, type, o.seed, k_dictionary_rows, scale)).first;
+        return it->second;
+    };
+    Rng                  pick{o.seed ^ fnv1a(t.name)};
+    const size_t         rb = ggml_row_size(type, row);
+    std::vector<uint8_t> buf(rb * size_t(rows)), enc;
+    std::vector<float>   outlier(static_cast<size_t>(row));
+    for (int64_t e = 0; e < outer; e++) {
+        const Planted         role = roles ? roles->role[size_t(e)] : Planted::healthy;
+        const RowDictionary & d    = dict(output_scale(role));
+        for (int64_t r = 0; r < rows; r++) {
+            // The row writing residual dimension 0 is zero (fill_slice's rule): row 0 of every
+            // expert's plane, or the whole first slice of a 2-D matrix.
+            const bool zero = t.writes_residual && (t.ne.size() > 2 ? r == 0 : e == 0);
+            if (role == Planted::super && uint64_t(r) == roles->channel[size_t(e)]) {
+                Rng own{o.seed ^ fnv1a(t.name + "#outlier" + std::to_string(e))};
+                for (auto & x : outlier)
+                    x = t.scale * k_super_scale * own.normal();
+                encode(type, outlier.data(), row, row, enc);
+                std::memcpy(buf.data() + size_t(r) * rb, enc.data(), rb);
+                continue;
+            }
+            std::memcpy(buf.data() + size_t(r) * rb, zero ? d.zero_row() : d.row(size_t(pick.next() % d.size())), rb);
+        }
+        out.write(buf.data(), buf.size());
+    }
+}
+
 // Tensor `t`'s data, drawn from a generator seeded by the seed and its name, one outer-dimension
 // slice at a time; planted experts altered. Returns its number of values.
 uint64_t write_tensor_data(GgufFileWriter & out, const TensorSpec & t, ggml_type type, const Options & o,
@@ -228,6 +203,12 @@ uint64_t write_tensor_data(GgufFileWriter & out, const TensorSpec & t, ggml_type
     const bool    plant = rit != roles.end() && outer == o.n_expert &&
                        (ends_with(t.name, ".ffn_gate_inp.weight") || ends_with(t.name, ".ffn_down_exps.weight") ||
                         ends_with(t.name, ".ffn_down_exps.bias") || ends_with(t.name, ".exp_probs_b.bias"));
+    if (n >= k_dictionary_min_values && t.matrix && (t.init == Init::normal || t.init == Init::embedding) &&
+        t.ne.size() > 1) {
+        write_from_dictionaries(out, t, type, o, plant ? &rit->second : nullptr);
+        out.end_tensor();
+        return uint64_t(n);
+    }
     Rng                  rng{o.seed ^ fnv1a(t.name)};
     std::vector<float>   slice(static_cast<size_t>(per));
     std::vector<uint8_t> enc;

@@ -43,25 +43,38 @@ const std::vector<ggml_type> & weight_types() {
     return t;
 }
 
-Options resolve(Options o) {
+namespace {
+
+// Each hand-written architecture's default depth and expert counts (the tests rely on these
+// shapes); every architecture llama.cpp's builder lays out gets the same small default.
+struct Defaults {
+    const char * arch;
+    int          layers, experts, used;
+};
+constexpr Defaults k_hand_written_defaults[] = {
+    {"qwen3moe", 8, 16, 4}, {"llama", 8, 8, 2},           {"deepseek2", 6, 16, 4},
+    {"gpt-oss", 4, 16, 4},  {"nemotron_h_moe", 6, 16, 4},
+};
+constexpr Defaults k_builder_defaults = {"", 4, 16, 4};
+
+void check_known_architecture(const Options & o) {
     const auto & archs = all_architectures();
-    if (std::find(archs.begin(), archs.end(), o.arch) == archs.end()) {
-        std::string list;
-        for (const auto & a : archs) {
-            list += (list.empty() ? "" : ", ") + a;
-        }
-        fail("synth: unknown architecture '%s' (choose one of: %s)", o.arch.c_str(), list.c_str());
+    if (is_one_of(archs, o.arch)) return;
+    std::string list;
+    for (const auto & a : archs) {
+        list += (list.empty() ? "" : ", ") + a;
     }
-    struct Def {
-        int layers, experts, used;
-    };
-    const bool hand = uses_hand_written_layout(o);
-    const Def  d    = !hand                   ? Def{4, 16, 4}
-                      : o.arch == "qwen3moe"  ? Def{8, 16, 4}
-                      : o.arch == "llama"     ? Def{8, 8, 2}
-                      : o.arch == "deepseek2" ? Def{6, 16, 4}
-                      : o.arch == "gpt-oss"   ? Def{4, 16, 4}
-                                              : Def{6, 16, 4};
+    fail("synth: unknown architecture '%s' (choose one of: %s)", o.arch.c_str(), list.c_str());
+}
+
+// Fills the zero (and -1) fields from the defaults table.
+void apply_defaults(Options & o) {
+    Defaults d = k_builder_defaults;
+    if (uses_hand_written_layout(o)) {
+        for (const auto & h : k_hand_written_defaults) {
+            if (o.arch == h.arch) d = h;
+        }
+    }
     if (o.n_layer == 0) o.n_layer = d.layers;
     if (o.n_expert == 0) o.n_expert = d.experts;
     if (o.n_expert_used == 0) o.n_expert_used = std::min(d.used, o.n_expert);
@@ -69,7 +82,9 @@ Options resolve(Options o) {
     if (o.n_dead < 0) o.n_dead = plant;
     if (o.n_rare < 0) o.n_rare = plant;
     if (o.n_weak < 0) o.n_weak = plant;
+}
 
+void check_sizes(const Options & o) {
     if (o.n_layer < 1 || o.n_layer > 512) fail("synth: --layers must be in [1, 512], got %d", o.n_layer);
     if (o.n_embd < 64 || o.n_embd % 64 != 0 || o.n_embd > 16384) {
         fail("synth: --n-embd must be a multiple of 64 (the head size) in [64, 16384], got %d", o.n_embd);
@@ -80,18 +95,31 @@ Options resolve(Options o) {
         fail("synth: --n-expert-used must be in [1, n_expert=%d], got %d", o.n_expert, o.n_expert_used);
     }
     if (o.n_ctx_train < 16) fail("synth: --ctx-train must be at least 16");
-    if (!hand) {
-        const int H = o.n_head > 0 ? o.n_head : default_head_count(o.arch);
-        if (o.n_head < 0 || (o.head_dim == 0 && o.n_embd % H != 0)) {
-            fail("synth: --n-head %d does not divide --n-embd %d", H, o.n_embd);
-        }
-        if (o.n_head_kv < 0 || (o.n_head_kv > 0 && H % o.n_head_kv != 0)) {
-            fail("synth: %d key/value heads do not divide %d heads", o.n_head_kv, H);
-        }
-        if (o.head_dim < 0 || o.head_dim % 2 != 0 || o.head_dim > 1024) {
-            fail("synth: head width %d must be even and at most 1024", o.head_dim);
-        }
-        if (o.arch == "llama4" && o.n_layer < 4) fail("synth: llama4 needs at least 4 layers (no-RoPE every 4th)");
+}
+
+// The attention shape, where the layout takes one: every builder architecture, and the
+// hand-written qwen3moe and gpt-oss tables (the presets' real heads).
+void check_heads(const Options & o) {
+    const bool hand = uses_hand_written_layout(o);
+    if (hand && o.arch != "qwen3moe" && o.arch != "gpt-oss") return;
+    const int H = o.n_head > 0 ? o.n_head : hand ? o.n_embd / 64 : default_head_count(o.arch);
+    if (o.n_head < 0 || (o.head_dim == 0 && o.n_embd % H != 0)) {
+        fail("synth: --n-head %d does not divide --n-embd %d", H, o.n_embd);
+    }
+    if (o.n_head_kv < 0 || (o.n_head_kv > 0 && H % o.n_head_kv != 0)) {
+        fail("synth: %d key/value heads do not divide %d heads", o.n_head_kv, H);
+    }
+    if (o.head_dim < 0 || o.head_dim % 2 != 0 || o.head_dim > 1024) {
+        fail("synth: head width %d must be even and at most 1024", o.head_dim);
+    }
+}
+
+// What one architecture's llama.cpp loader needs beyond the common sizes; fills the deepseek2
+// expert groups and grovemoe's adjugate groups where they are zero.
+void check_architecture(Options & o) {
+    const bool hand = uses_hand_written_layout(o);
+    if (o.arch == "llama4" && !hand && o.n_layer < 4) {
+        fail("synth: llama4 needs at least 4 layers (no-RoPE every 4th)");
     }
     if (o.arch == "deepseek2" && hand) {
         if (o.n_layer < 2) fail("synth: deepseek2 needs at least 2 layers (one dense, one MoE)");
@@ -125,6 +153,9 @@ Options resolve(Options o) {
         // model without an attention layer (it has no KV cache buffer to bind).
         fail("synth: nemotron_h_moe needs at least 4 layers (the first attention layer is layer 3)");
     }
+}
+
+void check_planted_and_type(const Options & o) {
     if (o.n_dead + o.n_rare + o.n_weak + o.n_super > o.n_expert - o.n_expert_used || o.n_dead < 0 || o.n_rare < 0 ||
         o.n_weak < 0 || o.n_super < 0) {
         fail(
@@ -136,6 +167,17 @@ Options resolve(Options o) {
     if (std::find(types.begin(), types.end(), o.type) == types.end()) {
         fail("synth: weight type %s is not supported (use F32, F16, Q8_0 or Q4_K)", ggml_type_name(o.type));
     }
+}
+
+}  // namespace
+
+Options resolve(Options o) {
+    check_known_architecture(o);
+    apply_defaults(o);
+    check_sizes(o);
+    check_heads(o);
+    check_architecture(o);
+    check_planted_and_type(o);
     return o;
 }
 

@@ -8,8 +8,10 @@ namespace {
 
 Options qwen3_30b_a3b() {
     Options o;
-    o.arch          = "qwen3moe";
-    o.llama_builder = true;  // its real attention: 32 query heads, 4 key/value heads of 128
+    o.arch = "qwen3moe";
+    // The hand-written qwen3moe table with its real attention (32 query heads, 4 key/value heads
+    // of 128): written slice by slice with no F32 copy of the model (llama.cpp's builder would
+    // lay one out first, ~120 GB at full depth).
     o.n_layer       = 48;
     o.n_embd        = 2048;
     o.n_ff          = 768;
@@ -25,8 +27,7 @@ Options qwen3_30b_a3b() {
 
 Options gpt_oss_20b() {
     Options o;
-    o.arch          = "gpt-oss";
-    o.llama_builder = true;
+    o.arch          = "gpt-oss";  // the hand-written table, as qwen3-30b-a3b
     o.n_layer       = 24;
     o.n_embd        = 2880;
     o.n_ff          = 2880;

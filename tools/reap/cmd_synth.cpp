@@ -6,8 +6,10 @@
 #include "synth/synth_hf.h"
 #include "synth/synth_presets.h"
 
+#include <cctype>
 #include <cstdio>
-#include <map>
+#include <string>
+#include <vector>
 
 namespace reap::cli {
 
@@ -50,8 +52,18 @@ void add_synth(CLI::App & app) {
                     "tokenizer from a vocab GGUF: NAME (llama.cpp's models/ggml-vocab-NAME.gguf: qwen2, llama-bpe, "
                     "deepseek-llm, gpt-2, phi-3, ...) or a file (default: a small built-in one)");
     cmd->add_option("--ctx-train", o->n_ctx_train, "trained context length written to the file");
-    cmd->add_option("--type", *type, "weight type of the matrices")
-        ->check(CLI::IsMember({"F32", "F16", "Q8_0", "Q4_K"}));
+    // synth's own list (synth::weight_types), named as llama-quantize names them: F32, Q4_K.
+    auto type_name = [](ggml_type t) {
+        std::string n = ggml_type_name(t);
+        for (auto & c : n)
+            c = char(std::toupper((unsigned char) c));
+        return n;
+    };
+    std::vector<std::string> type_names;
+    for (ggml_type t : synth::weight_types()) {
+        type_names.push_back(type_name(t));
+    }
+    cmd->add_option("--type", *type, "weight type of the matrices")->check(CLI::IsMember(type_names));
     cmd->add_option("-s,--seed", o->seed, "random seed (same seed, same file)");
     cmd->add_option("--dead", o->n_dead, "dead experts per MoE layer (-1: n_expert/8)");
     cmd->add_option("--rare", o->n_rare, "rarely routed experts per MoE layer (-1: n_expert/8)");
@@ -68,8 +80,6 @@ void add_synth(CLI::App & app) {
                     "shard --hf-out into model-0000k-of-0000n.safetensors of at most this much data (e.g. 500M); "
                     "\"\": one model.safetensors");
     cmd->callback([=]() {
-        static const std::map<std::string, ggml_type> types = {
-            {"F32", GGML_TYPE_F32}, {"F16", GGML_TYPE_F16}, {"Q8_0", GGML_TYPE_Q8_0}, {"Q4_K", GGML_TYPE_Q4_K}};
         if (*list) {
             for (const auto & a : synth::all_architectures()) {
                 synth::Options q = *o;
@@ -93,7 +103,9 @@ void add_synth(CLI::App & app) {
             *o = p;
         }
         if (out->empty()) throw CLI::RequiredError("--output");
-        o->type = types.at(*type);
+        for (ggml_type t : synth::weight_types()) {
+            if (*type == type_name(t)) o->type = t;
+        }
         // Every option is checked before -o is written: a failure leaves no file behind. -o (and
         // --hf-out) must not replace the --vocab model, nor each other.
         refuse_clashing_outputs({*out, hf->dir}, {o->vocab});
