@@ -2,6 +2,15 @@
 // executable, and decoding with llama.cpp.
 #pragma once
 
+// REAP_ASAN: defined in an AddressSanitizer build (GCC and clang spell the test differently).
+#if defined(__SANITIZE_ADDRESS__)
+#define REAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REAP_ASAN 1
+#endif
+#endif
+
 #include "gguf/gguf_file.h"
 #include "gguf/moe_layout.h"
 #include "synth/synth.h"

@@ -285,15 +285,7 @@ long locked_kb() {
 }
 
 // AddressSanitizer's mlock interceptor does nothing (it returns success), so there is nothing
-// to observe in a sanitizer build.
-#if defined(__SANITIZE_ADDRESS__)
-#define REAP_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define REAP_ASAN 1
-#endif
-#endif
-
+// to observe in a sanitizer build (REAP_ASAN: support.h).
 TEST(LlamaFlags, MlockLocksTheModelInMemory) {
 #ifdef REAP_ASAN
     GTEST_SKIP() << "AddressSanitizer replaces mlock with a no-op";

@@ -247,8 +247,14 @@ TEST(SynthScale, DictionaryPathStreamsKeepsThePlantedExpertsAndRuns) {
     const long small_file = long(std::filesystem::file_size(dir + "/m2.gguf") / 1024);
     const long large_file = long(std::filesystem::file_size(dir + "/m4.gguf") / 1024);
     ASSERT_GT(large_file - small_file, 200 * 1024);  // two more layers of ~113 MB
+    // Under AddressSanitizer freed memory sits in its quarantine and every byte has shadow, so
+    // peak RSS says nothing about streaming there: the bound is the release pass's.
+#ifdef REAP_ASAN
+    (void) small;
+#else
     EXPECT_LT(large - small, (large_file - small_file) / 8) << small << " KiB -> " << large << " KiB";
     EXPECT_LT(large, large_file / 4) << "peak RSS " << large << " KiB for a " << large_file << " KiB file";
+#endif
 
     ASSERT_EQ(test::run_reap(args(2, "again.gguf")).exit_code, 0);
     EXPECT_TRUE(test::read_bytes(dir + "/m2.gguf") == test::read_bytes(dir + "/again.gguf"))
