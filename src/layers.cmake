@@ -17,3 +17,18 @@ set(REAP_LAYERS
   "synth:gguf,hf"
   "sweep:eval,model,report"
 )
+
+# Splits one REAP_LAYERS entry "floor:below1,below2" into the floor's name and its list of the
+# floors directly below it (the one reading of the table, for the build and for the check).
+function(reap_layer_entry entry out_name out_below)
+  string(REPLACE ":" ";" parts "${entry}")
+  list(GET parts 0 name)
+  list(LENGTH parts n)
+  set(below "")
+  if(n GREATER 1)
+    list(GET parts 1 below)
+    string(REPLACE "," ";" below "${below}")
+  endif()
+  set(${out_name} ${name} PARENT_SCOPE)
+  set(${out_below} "${below}" PARENT_SCOPE)
+endfunction()
