@@ -5,8 +5,10 @@
 
 #include "ggml.h"
 
+#include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace reap {
@@ -49,10 +51,15 @@ std::string engine_abort_note(const std::string & message) {
         endpoints = g_endpoints;
         hint      = g_hint;
     }
+    // A server killed mid-run can close the connection before its listening socket: a probe in
+    // that instant still connects. A few probes spread over half a second see it gone.
     std::string lost;
-    for (const auto & e : endpoints) {
-        const std::string why = rpc_endpoint_problem(e, 1000);
-        if (!why.empty()) lost += (lost.empty() ? "" : ", ") + e + " (" + why + ")";
+    for (int attempt = 0; attempt < 5 && lost.empty(); ++attempt) {
+        if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        for (const auto & e : endpoints) {
+            const std::string why = rpc_endpoint_problem(e, 1000);
+            if (!why.empty()) lost += (lost.empty() ? "" : ", ") + e + " (" + why + ")";
+        }
     }
     std::string note = "reap: fatal: ";
     if (!lost.empty()) {
