@@ -22,7 +22,7 @@ profile_dir=$(mktemp -d)
 trap 'rm -rf "$profile_dir"' EXIT
 
 "$reap" synth --arch qwen3moe -o "$work/model.gguf" >/dev/null
-"$reap" profile -m "$work/model.gguf" --data "$here/../data/calibration/sample.jsonl" --max-samples 8 -t 2 \
+"$reap" profile -m "$work/model.gguf" --data "$here/../data/calibration/sample.jsonl" --max-samples 8 -t 1 \
   --no-progress -o "$work/stats.json" >/dev/null
 rm "$work/model.gguf"  # the report reads only the stats; the folder stays small
 "$reap" report "$work/stats.json" -o "$work/report.html" >"$work/summary.txt"

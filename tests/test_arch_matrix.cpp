@@ -244,7 +244,7 @@ TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
         test::write_bytes(chat, line.data(), line.size());
     }
     const auto prof =
-        test::run_reap({"profile", "-m", model, "--data", chat, "-o", dir + "/stats.json", "--no-progress", "-t", "2"});
+        test::run_reap({"profile", "-m", model, "--data", chat, "-o", dir + "/stats.json", "--no-progress", "-t", "1"});
     ASSERT_EQ(prof.exit_code, 0) << prof.err;
 
     // The tokens profiled are the vocabulary's template rendering, special tokens parsed: the
@@ -285,7 +285,7 @@ TEST(RealVocabulary, Qwen3MoeWithQwen2VocabProfilesPrunesAndEvaluates) {
     ASSERT_EQ(pr.exit_code, 0) << pr.err;
     const auto ev = test::run_reap({"eval", "-m", model, "--pruned", dir + "/half.gguf", "-f",
                                     std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt", "-c", "128", "--chunks",
-                                    "2", "-o", dir + "/eval.json", "--no-progress", "-t", "2"});
+                                    "2", "-o", dir + "/eval.json", "--no-progress", "-t", "1"});
     ASSERT_EQ(ev.exit_code, 0) << ev.err;
     const auto e = nlohmann::json::parse(test::read_bytes(dir + "/eval.json"));
     ASSERT_EQ(e.size(), 2u);

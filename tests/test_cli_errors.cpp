@@ -184,6 +184,12 @@ TEST(CliErrors, OptionErrorsFoundByTheCommandsExitTwo) {
          "--keep: '-3' is not a number of experts"},
         {{"prune", "-m", model, "--stats", stats, "--keep-ratio", "1.0000001", "--dry-run"},
          "--keep-ratio: '1.0000001' is outside (0, 1]"},
+        // One list rule (core/text's split_list): an empty item is refused, not dropped.
+        {{"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5,", "--dry-run"},
+         "--keep-ratio: '' is not a number"},
+        {{"prune", "-m", model, "--stats", stats, "--stats", stats, "--stats-weights", "1,nan", "--keep-ratio", "0.5",
+          "--dry-run"},
+         "--stats-weights: 'nan' is not a positive number"},
         {{"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "--split-max-size", "0", "--dry-run"},
          "--split-max-size: '0' is not a size"},
         {{"eval", "--pruned", model, "-f", text}, "give -m BASE"},
@@ -278,6 +284,25 @@ TEST(CliErrors, LlamaCppShortFlagsAreNotSplit) {
     const auto m = test::run_reap({"merge", "/no/a.json", "/no/b.json", "-o", "/no/m.json", "-ot", "exps=CPU"});
     EXPECT_EQ(m.exit_code, 2) << m.err;
     EXPECT_NE(m.err.find("--override-tensor"), std::string::npos) << m.err;
+}
+
+// -t and -tb default to llama.cpp's environment names, as llama.cpp's own tools do; a value that
+// is not a number is a usage error naming the variable.
+TEST(CliErrors, ThreadsComeFromLlamaCppsEnvironmentNames) {
+    const auto help = test::run_reap({"profile", "--help"});
+    EXPECT_NE(help.out.find("LLAMA_ARG_THREADS"), std::string::npos) << help.out;
+    EXPECT_NE(help.out.find("LLAMA_ARG_THREADS_BATCH"), std::string::npos) << help.out;
+    ::setenv("LLAMA_ARG_THREADS", "many", 1);
+    const auto r = test::run_reap({"profile", "-m", "/no/such/m.gguf", "--data", "/no/such/c.jsonl"});
+    ::setenv("LLAMA_ARG_THREADS", "1", 1);  // the suite's own default (tests/CMakeLists.txt)
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("LLAMA_ARG_THREADS"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("many"), std::string::npos) << r.err;
+    // A flag on the command line wins over the environment: no usage error.
+    ::setenv("LLAMA_ARG_THREADS", "many", 1);
+    const auto f = test::run_reap({"profile", "-m", "/no/such/m.gguf", "--data", "/no/such/c.jsonl", "-t", "1"});
+    ::setenv("LLAMA_ARG_THREADS", "1", 1);
+    EXPECT_EQ(f.exit_code, 1) << f.err;
 }
 
 // The line and the exit status reap ends with when a command throws what `throw_it` throws.

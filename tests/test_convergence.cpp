@@ -142,7 +142,7 @@ TEST(Convergence, ProfileKeepsHalfWaySumsAndPruneAndReportPrintTheOverlap) {
     const std::string model = test::synth_model(o);
     const std::string dir   = test::tmp_dir();
     const std::string all   = dir + "/all.json";
-    auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "12", "--no-pack", "-t", "2",
+    auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "12", "--no-pack", "-t", "1",
                              "-o", all, "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const ExpertStats      s    = ExpertStats::load(all);
@@ -157,7 +157,7 @@ TEST(Convergence, ProfileKeepsHalfWaySumsAndPruneAndReportPrintTheOverlap) {
     // The half-way sums are those of a run over exactly the first half->tokens tokens.
     const std::string first = dir + "/first.json";
     r = test::run_reap({"profile", "-m", model, "--data", k_sample, "--max-samples", "12", "--max-tokens",
-                        std::to_string(half->tokens), "--no-pack", "-t", "2", "-o", first, "--no-progress"});
+                        std::to_string(half->tokens), "--no-pack", "-t", "1", "-o", first, "--no-progress"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const ExpertStats f = ExpertStats::load(first);
     for (const auto & [il, L] : half->layers) {

@@ -332,7 +332,7 @@ TEST(EvalTable, SecondHalfConventionScoresWhatLlamaPerplexityScores) {
     const std::string text = m.dir + "/text3.txt";
     std::ofstream(text) << read_text(k_text) << read_text(k_text) << read_text(k_text);
     const auto theirs =
-        test::run_llama_perplexity({"-m", m.base, "-f", text, "-c", "128", "-b", "128", "-t", "2", "--chunks", "1"});
+        test::run_llama_perplexity({"-m", m.base, "-f", text, "-c", "128", "-b", "128", "-t", "1", "--chunks", "1"});
     ASSERT_GT(theirs.ppl, 0) << theirs.run.err;
     const auto ours = test::run_reap({"eval", "-m", m.base, "--data", text, "-c", "128", "--chunks", "1",
                                       "--ppl-convention", "second-half", "-o", m.dir + "/one.json", "--no-progress"});

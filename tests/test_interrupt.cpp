@@ -157,7 +157,7 @@ TEST_P(InterruptedRun, EvalRemovesItsBaseLogits) {
     const std::string dir   = test::tmp_dir();
     const std::string tmp   = dir + "/tmp";
     fs::create_directories(tmp);
-    const std::vector<std::string> eval = {"eval", "-m", model, "-f", k_text, "-c", "128", "--no-progress", "-t", "2"};
+    const std::vector<std::string> eval = {"eval", "-m", model, "-f", k_text, "-c", "128", "--no-progress", "-t", "1"};
     ::setenv("TMPDIR", tmp.c_str(), 1);
     std::string err;
     const int   rc = interrupt(

@@ -442,7 +442,7 @@ TEST(LlamaFlags, FlagsTheBuildCannotHonourAreRefused) {
     const std::string out   = test::tmp_dir() + "/s.json";
     auto              err   = [&](std::vector<std::string> extra) {
         std::vector<std::string> args = {"profile",       "-m", model,           "--data", k_sample, "-o", out,
-                                         "--max-samples", "1",  "--no-progress", "-t",     "2"};
+                                         "--max-samples", "1",  "--no-progress", "-t",     "1"};
         args.insert(args.end(), extra.begin(), extra.end());
         return test::run_reap(args);
     };

@@ -47,7 +47,7 @@ void expect_second_half_equals_llama_perplexity(const std::string & model, const
     for (int c : sizes) {
         const std::string cs = std::to_string(c);
         const auto        theirs =
-            test::run_llama_perplexity({"-m", model, "-f", text, "-c", cs, "-b", cs, "-t", "2", "--no-warmup"});
+            test::run_llama_perplexity({"-m", model, "-f", text, "-c", cs, "-b", cs, "-t", "1", "--no-warmup"});
         ASSERT_EQ(theirs.run.exit_code, 0) << theirs.run.out << theirs.run.err;
         ASSERT_GT(theirs.ppl, 0) << "-c " << c << " after " << theirs.attempts << " attempts:\n" << theirs.run.err;
         const std::string table = dir + "/c" + cs + ".json";
@@ -91,7 +91,7 @@ TEST_P(LlamaPerplexityRuns, SynthModelAndItsPrunedModel) {
     ASSERT_FALSE(HasFailure());
     for (const std::string & m : {model, pruned}) {
         const auto r =
-            test::run_llama_perplexity({"-m", m, "-f", text, "-c", "128", "-b", "128", "-t", "2", "--chunks", "4"});
+            test::run_llama_perplexity({"-m", m, "-f", text, "-c", "128", "-b", "128", "-t", "1", "--chunks", "4"});
         ASSERT_EQ(r.run.exit_code, 0) << m << ":\n" << r.run.err;
         EXPECT_EQ(r.chunks, 4) << m;
         EXPECT_TRUE(std::isfinite(r.ppl) && r.ppl > 0) << m << " after " << r.attempts << " attempts:\n" << r.run.err;

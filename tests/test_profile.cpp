@@ -214,7 +214,7 @@ TEST_P(Interrupt, ResumeAfterAKillEqualsAnUninterruptedRun) {
     // the run still to go, at a quarter of the full file's time (three runs per signal).
     const std::vector<std::string> common = {
         "profile", "-m",           model, "--jsonl",       k_sample, "--no-pack",    "-t",
-        "2",       "--save-every", "2",   "--max-samples", "24",     "--no-progress"};
+        "1",       "--save-every", "2",   "--max-samples", "24",     "--no-progress"};
 
     auto full_args = common;
     full_args.insert(full_args.end(), {"-o", dir + "/full.json"});
@@ -309,7 +309,7 @@ TEST(ProfileInputs, FormatsAndAliases) {
                                    dir + "/s.json",
                                    "--no-progress",
                                    "-t",
-                                   "2"});
+                                   "1"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const ExpertStats s   = ExpertStats::load(dir + "/s.json");
     const json &      cal = s.meta["calibration"];
@@ -392,7 +392,7 @@ TEST(ProfileHardening, BatchSmallerThanParallelDoesNotAbort) {
     for (const char * b : {"32", "1"}) {
         const std::string out = dir + "/b" + b + ".json";
         const auto r = test::run_reap({"profile", "-m", model, "--data", k_sample, "-b", b, "--max-tokens", "96", "-o",
-                                       out, "--no-progress", "-t", "2"});
+                                       out, "--no-progress", "-t", "1"});
         ASSERT_EQ(r.exit_code, 0) << "-b " << b << ": " << r.err;
         EXPECT_EQ(r.signal, 0);
         EXPECT_EQ(ExpertStats::load(out).layers.begin()->second.total_tokens, 96u) << "-b " << b;
@@ -448,7 +448,7 @@ TEST(ProfileHardening, AnySplitPartNamesTheModel) {
     const std::string dir   = test::tmp_dir();
     test::write_splits(model, dir + "/split", 3);
     const auto r = test::run_reap({"profile", "-m", dir + "/split-00002-of-00003.gguf", "--data", k_sample,
-                                   "--max-samples", "2", "-o", dir + "/s.json", "--no-progress", "-t", "2"});
+                                   "--max-samples", "2", "-o", dir + "/s.json", "--no-progress", "-t", "1"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_GT(ExpertStats::load(dir + "/s.json").layers.begin()->second.total_tokens, 0u);
 }
@@ -504,9 +504,9 @@ TEST(ProfileHardening, LongSamplesBecomeWindowsNotCut) {
     std::ofstream(dir + "/one.jsonl") << json({{"text", ss.str()}}).dump() << "\n";
     std::ofstream(dir + "/doc.txt") << ss.str();
     const auto a = test::run_reap({"profile", "-m", model, "--data", dir + "/one.jsonl", "-c", "64", "-o",
-                                   dir + "/a.json", "--no-progress", "-t", "2"});
+                                   dir + "/a.json", "--no-progress", "-t", "1"});
     const auto b = test::run_reap({"profile", "-m", model, "--data", dir + "/doc.txt", "-c", "64", "-o",
-                                   dir + "/b.json", "--no-progress", "-t", "2"});
+                                   dir + "/b.json", "--no-progress", "-t", "1"});
     ASSERT_EQ(a.exit_code, 0) << a.err;
     ASSERT_EQ(b.exit_code, 0) << b.err;
     const ExpertStats sa = ExpertStats::load(dir + "/a.json"), sb = ExpertStats::load(dir + "/b.json");
@@ -516,7 +516,7 @@ TEST(ProfileHardening, LongSamplesBecomeWindowsNotCut) {
     // the run says how the data was used
     EXPECT_NE(a.out.find("calibration: 1 samples in "), std::string::npos) << a.out;
     const auto c = test::run_reap({"profile", "-m", model, "--data", dir + "/one.jsonl", "-c", "64", "--max-tokens",
-                                   "100", "-o", dir + "/c.json", "--no-progress", "-t", "2"});
+                                   "100", "-o", dir + "/c.json", "--no-progress", "-t", "1"});
     ASSERT_EQ(c.exit_code, 0) << c.err;
     EXPECT_NE(c.out.find("left out by --max-samples/--max-tokens"), std::string::npos) << c.out;
 }
@@ -526,7 +526,7 @@ TEST(ProfileHardening, ProgressShowsTheStartAndOneFinalLine) {
     const std::string dir   = test::tmp_dir();
     // stderr is a file here: one line per report, no redrawing.
     const auto r = test::run_reap(
-        {"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", dir + "/s.json", "-t", "2"});
+        {"profile", "-m", model, "--data", k_sample, "--max-samples", "4", "-o", dir + "/s.json", "-t", "1"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.err.find("profile: 0/"), std::string::npos) << r.err;
     std::vector<std::string> lines;

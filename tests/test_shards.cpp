@@ -22,7 +22,7 @@ std::string model3() {
 // One sample per decode (--no-pack), so every token is computed the same way in every run.
 test::RunResult profile(const std::string & out, std::vector<std::string> extra) {
     std::vector<std::string> args = {"profile",       "-m", model3(),    "--data",        k_sample, "-o", out,
-                                     "--max-samples", "20", "--no-pack", "--no-progress", "-t",     "2"};
+                                     "--max-samples", "20", "--no-pack", "--no-progress", "-t",     "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     return test::run_reap(args);
 }

@@ -265,7 +265,7 @@ TEST(SynthScale, DictionaryPathStreamsKeepsThePlantedExpertsAndRuns) {
 
     const auto r = test::run_reap({"profile", "-m", dir + "/m2.gguf", "--data",
                                    std::string(REAP_SOURCE_DIR) + "/data/calibration/sample.jsonl", "--max-tokens",
-                                   "1024", "-t", "2", "--no-progress", "-o", dir + "/s.json"});
+                                   "1024", "-t", "1", "--no-progress", "-o", dir + "/s.json"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const ExpertStats s = ExpertStats::load(dir + "/s.json");
     const GgufFile    f = GgufFile::open(dir + "/m2.gguf");

@@ -2,6 +2,9 @@
 
 #include "core/error.h"
 
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace reap {
@@ -59,6 +62,26 @@ bool parse_canonical_uint(const std::string & s, uint64_t max, uint64_t & out) {
     if (v > max) {
         return false;
     }
+    out = v;
+    return true;
+}
+
+std::vector<std::string> split_list(const std::string & s, char sep) {
+    std::vector<std::string> out;
+    size_t                   start = 0;
+    while (true) {
+        const size_t at = s.find(sep, start);
+        out.push_back(s.substr(start, at == std::string::npos ? std::string::npos : at - start));
+        if (at == std::string::npos) return out;
+        start = at + 1;
+    }
+}
+
+bool parse_number(const std::string & s, double & out) {
+    if (s.empty() || std::isspace(static_cast<unsigned char>(s[0]))) return false;
+    char *       end = nullptr;
+    const double v   = std::strtod(s.c_str(), &end);
+    if (end != s.c_str() + s.size() || !std::isfinite(v)) return false;
     out = v;
     return true;
 }

@@ -23,6 +23,13 @@ std::string id_ranges(const std::vector<int> & ids, const char * sep = ",");
 // name one layer.
 bool parse_canonical_uint(const std::string & s, uint64_t max, uint64_t & out);
 
+// "a,b,,c" -> {"a", "b", "", "c"}; "" -> {""}: an empty item stays, for the caller to refuse.
+std::vector<std::string> split_list(const std::string & s, char sep = ',');
+
+// A finite decimal number that is exactly the text: "0.5", "1e-3" yes; "", " 1", "1x", "nan",
+// "inf" no. One rule for every numeric list on the command line.
+bool parse_number(const std::string & s, double & out);
+
 // "1.23 MiB" style (binary units), "512 B" below a KiB.
 std::string human_bytes(uint64_t bytes);
 

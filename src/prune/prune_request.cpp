@@ -5,33 +5,24 @@
 #include "core/fs_util.h"
 #include "core/log.h"
 #include "core/stop_signal.h"
+#include "core/text.h"
 #include "moe/expert_budget.h"
 #include "prune/convergence.h"
 
 #include <algorithm>
-#include <sstream>
 
 namespace reap {
 
 std::vector<double> parse_keep_ratios(const std::string & s) {
+    if (s.empty()) fail_usage("--keep-ratio: '' names no ratio");
     std::vector<double> out;
-    std::stringstream   ss(s);
-    std::string         item;
-    while (std::getline(ss, item, ',')) {
-        try {
-            size_t       used = 0;
-            const double r    = std::stod(item, &used);
-            if (used != item.size()) throw std::invalid_argument(item);
-            out.push_back(r);
-        } catch (const std::exception &) {
-            fail_usage("--keep-ratio: '%s' is not a number (a fraction like 0.5)", item.c_str());
-        }
+    for (const std::string & item : split_list(s)) {
+        double r = 0;
+        if (!parse_number(item, r)) fail_usage("--keep-ratio: '%s' is not a number (a fraction like 0.5)", item.c_str());
         // Checked here, where the text is at hand: 1.0000001 printed with %g would read "1".
-        if (!(out.back() > 0.0 && out.back() <= 1.0)) {
-            fail_usage("--keep-ratio: '%s' is outside (0, 1]", item.c_str());
-        }
+        if (!(r > 0.0 && r <= 1.0)) fail_usage("--keep-ratio: '%s' is outside (0, 1]", item.c_str());
+        out.push_back(r);
     }
-    if (out.empty()) fail_usage("--keep-ratio: '%s' names no ratio", s.c_str());
     return out;
 }
 

@@ -2,11 +2,11 @@
 
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/text.h"
 #include "stats/stats_merge.h"
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 namespace reap {
 
@@ -52,19 +52,9 @@ StatsCombine parse_stats_combine(const std::string & s) {
 
 std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets) {
     std::vector<double> out;
-    std::stringstream   ss(s);
-    std::string         item;
-    while (std::getline(ss, item, ',')) {
-        size_t used = 0;
-        double w    = 0;
-        try {
-            w = std::stod(item, &used);
-        } catch (const std::exception &) {
-            used = 0;
-        }
-        if (used == 0 || used != item.size() || !(w > 0) || !std::isfinite(w)) {
-            fail_usage("--stats-weights: '%s' is not a positive number", item.c_str());
-        }
+    for (const std::string & item : split_list(s)) {
+        double w = 0;
+        if (!parse_number(item, w) || !(w > 0)) fail_usage("--stats-weights: '%s' is not a positive number", item.c_str());
         out.push_back(w);
     }
     if (out.size() != n_sets) {

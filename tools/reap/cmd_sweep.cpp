@@ -15,18 +15,6 @@ namespace reap::cli {
 
 namespace {
 
-std::vector<std::string> split_commas(const std::string & s) {
-    std::vector<std::string> out;
-    size_t                   start = 0;
-    while (start <= s.size()) {
-        const size_t comma = s.find(',', start);
-        out.push_back(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-    }
-    return out;
-}
-
 std::string join(const std::vector<std::string> & v, const char * sep) {
     std::string s;
     for (const std::string & x : v)
@@ -123,14 +111,13 @@ void add_sweep(CLI::App & app) {
         o->stats_combine = parse_stats_combine(*combine);
         if (!weights->empty()) o->stats_weights = parse_stats_weights(*weights, o->stats.size());
         o->prune_ratios.clear();
-        for (const std::string & r : split_commas(*ratios)) {
-            char * end = nullptr;
-            double v   = std::strtod(r.c_str(), &end);
-            if (r.empty() || *end != '\0') throw CLI::ValidationError("--ratios", "'" + r + "' is not a number");
+        for (const std::string & r : split_list(*ratios)) {
+            double v = 0;
+            if (!parse_number(r, v)) throw CLI::ValidationError("--ratios", "'" + r + "' is not a number");
             if (!(v > 0 && v < 1)) throw CLI::ValidationError("--ratios", r + " is not a fraction in (0, 1)");
             o->prune_ratios.push_back(v);
         }
-        o->criteria = split_commas(*crits);
+        o->criteria = split_list(*crits);
         for (const std::string & c : o->criteria) {
             const auto names = criterion_names();
             if (std::find(names.begin(), names.end(), c) == names.end()) {

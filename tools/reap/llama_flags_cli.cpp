@@ -2,11 +2,41 @@
 #include "commands.h"
 #include "llama/llama_flags.h"
 
+#include <cstdlib>
+
 namespace reap::cli {
 
+namespace {
+
+// A thread count may come from the environment, where a bad value is hard to trace back: the
+// message names both places it can come from.
+CLI::Validator thread_count(const std::string & flag, const std::string & env) {
+    return CLI::Validator(
+        [flag, env](std::string & value) -> std::string {
+            char *     end = nullptr;
+            const long n   = std::strtol(value.c_str(), &end, 10);
+            if (value.empty() || *end != '\0' || n < 0 || n > 4096) {
+                return "'" + value + "' (from " + flag + " or " + env + ") is not a thread count (0 to 4096; 0: all cores)";
+            }
+            return "";
+        },
+        "N");
+}
+
+}  // namespace
+
 void add_llama_flags(CLI::App & cmd, LlamaFlags & f) {
-    cmd.add_option("-t,--threads", f.n_threads, "CPU threads (0: all cores)");
-    cmd.add_option("--threads-batch", f.n_threads_batch, "CPU threads for batches (alias -tb; 0: as -t)");
+    // The environment names are llama.cpp's own (its common argument parser reads the same ones),
+    // so one setting caps the threads of reap and of llama.cpp's tools alike.
+    cmd.add_option("-t,--threads", f.n_threads, "CPU threads (0: all cores)")
+        ->envname("LLAMA_ARG_THREADS")
+        ->check(thread_count("--threads", "LLAMA_ARG_THREADS"));
+    cmd.add_option("--threads-batch", f.n_threads_batch, "CPU threads for batches (alias -tb; 0: as -t)")
+        ->envname("LLAMA_ARG_THREADS_BATCH")
+        ->check(thread_count("--threads-batch", "LLAMA_ARG_THREADS_BATCH"));
+    // CLI11 reads the environment of every sub-command whether it runs or not, unless the
+    // sub-command has its own parse-complete callback: then only the command that runs reads it.
+    cmd.parse_complete_callback([] {});
     cmd.add_option("--n-gpu-layers", f.n_gpu_layers,
                    "layers on GPU/RPC devices (alias -ngl; -1: all, as llama.cpp; refused on a CPU-only build)");
     cmd.add_option("--type-k", f.type_k, "KV cache type for K (alias -ctk)");
