@@ -18,7 +18,8 @@ std::vector<double> parse_keep_ratios(const std::string & s) {
     std::vector<double> out;
     for (const std::string & item : split_list(s)) {
         double r = 0;
-        if (!parse_number(item, r)) fail_usage("--keep-ratio: '%s' is not a number (a fraction like 0.5)", item.c_str());
+        if (!parse_number(item, r))
+            fail_usage("--keep-ratio: '%s' is not a number (a fraction like 0.5)", item.c_str());
         // Checked here, where the text is at hand: 1.0000001 printed with %g would read "1".
         if (!(r > 0.0 && r <= 1.0)) fail_usage("--keep-ratio: '%s' is outside (0, 1]", item.c_str());
         out.push_back(r);

@@ -54,7 +54,8 @@ std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets) {
     std::vector<double> out;
     for (const std::string & item : split_list(s)) {
         double w = 0;
-        if (!parse_number(item, w) || !(w > 0)) fail_usage("--stats-weights: '%s' is not a positive number", item.c_str());
+        if (!parse_number(item, w) || !(w > 0))
+            fail_usage("--stats-weights: '%s' is not a positive number", item.c_str());
         out.push_back(w);
     }
     if (out.size() != n_sets) {

@@ -16,7 +16,8 @@ CLI::Validator thread_count(const std::string & flag, const std::string & env) {
             char *     end = nullptr;
             const long n   = std::strtol(value.c_str(), &end, 10);
             if (value.empty() || *end != '\0' || n < 0 || n > 4096) {
-                return "'" + value + "' (from " + flag + " or " + env + ") is not a thread count (0 to 4096; 0: all cores)";
+                return "'" + value + "' (from " + flag + " or " + env +
+                       ") is not a thread count (0 to 4096; 0: all cores)";
             }
             return "";
         },
