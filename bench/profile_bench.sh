@@ -150,4 +150,10 @@ for ub in ${REAP_BENCH_UBATCH:-512}; do
   g=$(m "${sw[@]}") h=$(m "${sc[@]}")
   echo "| $ub | $a, $b | $c, $d | $(r "$c" "$a"), $(r "$d" "$b") | $g, $h | $(r "$g" "$a"), $(r "$h" "$b") | $e, $f | $(r "$e" "$a"), $(r "$f" "$b") | $(r "$rss" "$vmodel_kb")x, $(r "$rsss" "$vmodel_kb")x, $(r "$rssf" "$vmodel_kb")x |"
   echo "<!-- ub $ub runs (wall/CPU): llama-bench ${lw[*]} / ${lc[*]}; profile long ${pw[*]} / ${pc[*]}; short ${sw[*]} / ${sc[*]}; --no-skip-head ${fw[*]} / ${fc[*]} -->" >&2
+  # Each round runs llama-bench and the profiles back to back, so a round's own ratio cancels the
+  # machine's drift between rounds (this VM's speed wanders by up to 20 %): their median too.
+  pl=() ps=()
+  for i in "${!lw[@]}"; do pl+=("$(r "${pw[$i]}" "${lw[$i]}")"); ps+=("$(r "${sw[$i]}" "${lw[$i]}")"); done
+  echo
+  echo "Per-round wall ratios (profile ÷ llama-bench of the same round): long ${pl[*]} (median $(m "${pl[@]}")); short ${ps[*]} (median $(m "${ps[@]}"))."
 done
