@@ -126,6 +126,15 @@ if has profile; then
   echo "| tokens/s | $bench_tps | $prof_tps | $(ratio "$prof_tps" "$bench_tps") | >= 0.9 |"
   echo "| peak RSS (file pages of the mapped model + own memory) | model file $(mib "$model_bytes") MiB | $((prof_rss / 1024)) MiB | $(ratio "$prof_rss" "$model_kb") | <= 1.3 |"
   echo "| largest RssAnon (own memory only) | | $(( $(cat "$work/profile.time.anon") / 1024 )) MiB | $(ratio "$(cat "$work/profile.time.anon")" "$model_kb") | |"
+  # The mapped model's pages count in RSS next to the CPU backend's repacked copy of the same
+  # weights; with --no-mmap llama.cpp reads each weight into its (repacked) buffer and keeps no
+  # second copy. One 512-token window is enough to see the peak.
+  if [ "$ngl" = 0 ]; then
+    timed "$work/profile-nommap.time" "$reap" profile -m "$model" --data "$work/cal.jsonl" --max-tokens 512 \
+      -c 512 -b 512 -ub 512 -t "$threads" --no-mmap --no-progress -o "$work/stats-nommap.json" > "$work/profile-nommap.log"
+    nommap_rss=$(rss_kb "$work/profile-nommap.time")
+    echo "| peak RSS with --no-mmap (512 tokens) | | $((nommap_rss / 1024)) MiB | $(ratio "$nommap_rss" "$model_kb") | <= 1.3 |"
+  fi
   echo
 fi
 
