@@ -73,7 +73,7 @@ void write_dense_gguf(const std::string & path);
 // returns the logits of every token, row by row. Fails the test on any llama.cpp error.
 // f32_cache: an F32 KV cache, where an F16 one would round float noise up to 1e-3 (comparisons
 // of two nearly equal models).
-std::vector<std::vector<float>> decode_logits(const std::string & model, const std::string & text, int n_threads = 2,
+std::vector<std::vector<float>> decode_logits(const std::string & model, const std::string & text, int n_threads = 1,
                                               bool f32_cache = false);
 
 // Writes `src` as `n` split files named like llama.cpp's gguf-split ("<prefix>-0000k-of-0000n.gguf");

@@ -22,7 +22,7 @@ ProfileOptions profile_options(const std::string & model, const std::string & ou
     p.data      = {k_calibration};
     p.output    = out;
     p.progress  = false;
-    p.n_threads = 2;
+    p.n_threads = 1;
     return p;
 }
 

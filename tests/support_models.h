@@ -16,7 +16,7 @@ extern const std::string k_calibration;
 // dense layer, nemotron_h_moe needs its whole Mamba/MoE/attention pattern.
 int fewest_layers(const std::string & arch);
 
-// A quiet run (no progress line, 2 threads) of `reap profile -m model --data k_calibration -o out`;
+// A quiet run (no progress line, one thread: ctest runs a test per core) of `reap profile -m model --data k_calibration -o out`;
 // the caller sets how much data.
 ProfileOptions profile_options(const std::string & model, const std::string & out);
 

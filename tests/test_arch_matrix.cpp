@@ -326,7 +326,7 @@ TEST(Presets, ShapesOfReleasedModels) {
     const MoeLayout m = analyze_moe(f);
     EXPECT_EQ(m.n_expert_groups, 8u);
     EXPECT_EQ(m.n_group_used, 4u);
-    expect_finite(test::decode_logits(dir + "/ds.gguf", k_text, 2), "deepseek-v3-small");
+    expect_finite(test::decode_logits(dir + "/ds.gguf", k_text, 1), "deepseek-v3-small");
 }
 
 }  // namespace

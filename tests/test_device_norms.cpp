@@ -178,7 +178,7 @@ TEST_P(ForcedDevicePath, ProfileEqualsTheHostPath) {
     p.model               = test::synth_model(o);
     p.data                = {k_sample};
     p.max_samples         = 12;
-    p.n_threads           = 2;
+    p.n_threads           = 1;
     p.progress            = false;
     const std::string dir = test::tmp_dir();
 

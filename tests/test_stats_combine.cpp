@@ -115,7 +115,7 @@ std::string profile(const std::string & model, const std::string & data, const s
     p.output      = out;
     p.max_samples = 4;
     p.progress    = false;
-    p.n_threads   = 2;
+    p.n_threads   = 1;
     log_init(LogLevel::error);
     run_profile(p);
     return out;
