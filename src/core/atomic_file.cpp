@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
@@ -30,6 +31,24 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::write(const void * data, size_t size) {
     if (size > 0 && std::fwrite(data, 1, size, fp_) != size) {
         fail("%s: write failed: %s", final_.c_str(), std::strerror(errno));
+    }
+    written_ += size;
+    // A large output is written back as it goes and its pages leave the page cache once on disk:
+    // the file is not read again, and a page cache that keeps growing makes every new page cost
+    // the kernel a reclaim (a 9 GB prune output on a 24 GB machine: half the run).
+    constexpr uint64_t k_window = 64ull << 20;
+    if (written_ - started_ >= k_window) {
+        std::fflush(fp_);
+        const int fd = ::fileno(fp_);
+        ::sync_file_range(fd, off_t(started_), off_t(written_ - started_), SYNC_FILE_RANGE_WRITE);
+        if (started_ >= k_window) {
+            const off_t prev = off_t(dropped_);
+            ::sync_file_range(fd, prev, off_t(started_) - prev,
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+            ::posix_fadvise(fd, prev, off_t(started_) - prev, POSIX_FADV_DONTNEED);
+            dropped_ = started_;
+        }
+        started_ = written_;
     }
 }
 

@@ -28,6 +28,9 @@ private:
     std::string final_;
     std::string tmp_;
     FILE *      fp_        = nullptr;
+    uint64_t    written_   = 0;  // bytes written so far
+    uint64_t    started_   = 0;  // writeback started up to here
+    uint64_t    dropped_   = 0;  // on disk and out of the page cache up to here
     bool        committed_ = false;
 };
 

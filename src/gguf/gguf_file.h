@@ -71,6 +71,18 @@ public:
     // Reads `size` bytes of tensor `t` starting at byte `offset` within the tensor.
     void read(const TensorInfo & t, uint64_t offset, void * dst, uint64_t size) const;
 
+    // Tells the kernel that bytes [offset, offset + size) of tensor `t` will be read soon, so it
+    // reads them ahead in the background. A hint: a range outside the tensor or a failing call is
+    // ignored. Reads that skip parts of a file (the dropped experts) defeat the kernel's own
+    // sequential readahead; without this, pruning from a cold file waits on every slice.
+    void prefetch(const TensorInfo & t, uint64_t offset, uint64_t size) const;
+    // Tells the kernel that bytes [offset, offset + size) of tensor `t` are not needed again, so
+    // their cached pages are freed at once. A hint, ignored like prefetch's. A prune reads each
+    // byte once; on a 24 GB machine a 17 GB input kept in the page cache next to a 9 GB output
+    // made the kernel reclaim for every new page (the prune at 0.37 of cp; measured with
+    // AtomicFile's write-behind and prefetch: 1.7x cp).
+    void drop_cached(const TensorInfo & t, uint64_t offset, uint64_t size) const;
+
 private:
     GgufFile() = default;
     void close();
@@ -82,6 +94,7 @@ private:
     std::vector<std::string>    split_paths_;
     std::vector<gguf_context *> ctxs_;
     mutable std::vector<FILE *> files_;
+    FILE *                      split_file(int split) const;  // opened on first use
     std::vector<TensorInfo>     tensors_;
     uint64_t                    file_size_ = 0;
 };

@@ -170,7 +170,10 @@ public:
         : in_(in), outs_(outs), writers_(writers), progress_(progress), written_(written), buf_(k_chunk) {}
 
     void copy_tensor(size_t i) {
-        i_                    = i;
+        i_ = i;
+        // The kernel reads this tensor's kept bytes and the next one's while this one is copied.
+        if (i == 0) prefetch(0);
+        if (i + 1 < in_.tensors().size()) prefetch(i + 1);
         const TensorInfo & t  = in_.tensors()[i];
         const Recipe &     r0 = outs_[0].recipes[i];
         if (!r0.remapped.empty()) {
@@ -196,6 +199,38 @@ public:
 private:
     GgufFileWriter & out_file(size_t o) { return *writers_[o][outs_[o].split.file_of[i_]]; }
 
+    // Asks for the bytes of tensor i that some output keeps, as runs of consecutive slices.
+    void prefetch(size_t i) const {
+        const TensorInfo & t  = in_.tensors()[i];
+        const Recipe &     r0 = outs_[0].recipes[i];
+        if (!r0.remapped.empty()) return;  // rewritten in memory already
+        if (r0.expert == nullptr) {
+            in_.prefetch(t, 0, t.nbytes);
+            return;
+        }
+        const uint64_t slice = r0.expert->slice_bytes;
+        const uint32_t n     = uint32_t(t.ne[t.n_dims - 1]);
+        for (uint32_t e = 0; e < n;) {
+            if (!kept_by_any(i, e)) {
+                e++;
+                continue;
+            }
+            uint32_t end = e + 1;
+            while (end < n && kept_by_any(i, end))
+                end++;
+            in_.prefetch(t, uint64_t(e) * slice, uint64_t(end - e) * slice);
+            e = end;
+        }
+    }
+
+    bool kept_by_any(size_t i, uint32_t e) const {
+        for (const auto & out : outs_) {
+            const auto & kept = out.recipes[i].kept;
+            if (std::binary_search(kept.begin(), kept.end(), e)) return true;
+        }
+        return false;
+    }
+
     // Expert (or adjugate expert) by expert, each slice to the outputs that keep it.
     void copy_kept_slices(const TensorInfo & t, uint64_t slice) {
         for (uint32_t e = 0; e < uint32_t(t.ne[t.n_dims - 1]); e++) {
@@ -214,6 +249,7 @@ private:
             const uint64_t c = std::min<uint64_t>(n, buf_.size());
             stop_point("pruning (no output was written)");
             in_.read(t, off, buf_.data(), c);
+            in_.drop_cached(t, off, c);  // read once: keeping it only grows the page cache
             for (size_t o : to) {
                 out_file(o).write(buf_.data(), c);
                 written_ += c;
