@@ -40,8 +40,9 @@ if [ "${REAP_SKIP_SANITIZERS:-0}" != 1 ]; then
   # The architecture matrix (label "matrix": tests/test_arch_matrix.cpp) runs in the release pass
   # only: the same code paths as the unit tests, 50+ times over, too slow under the sanitizers.
   # So do the SIGKILL and SIGTERM kill/resume runs (~200 s each there; SIGINT goes through the
-  # same handler, checkpoint and resume code) and the two statistics-equality runs of
+  # same handler, checkpoint and resume code), the SIGTERM half of the interrupted prune and eval
+  # runs (SIGINT, kept, takes the same path) and the two statistics-equality runs of
   # test_llama_flags that profile a model twice.
   ctest --test-dir "$asan_dir" -j "$jobs" --output-on-failure -LE matrix \
-    -E '^(Arch/LlamaPerplexityRuns\.SynthModelAndItsPrunedModel/.*|report_renders_in_chromium|Signals/Interrupt\.ResumeAfterAKillEqualsAnUninterruptedRun/(9|15)|LlamaFlags\.(OutputHeadSkippedGivesIdenticalStatistics|FlashAttentionOnGivesTheSameStatistics))$'
+    -E '^(Arch/LlamaPerplexityRuns\.SynthModelAndItsPrunedModel/.*|report_renders_in_chromium|Signals/Interrupt\.ResumeAfterAKillEqualsAnUninterruptedRun/(9|15)|Signals/InterruptedRun\..*/SIGTERM( .*)?|LlamaFlags\.(OutputHeadSkippedGivesIdenticalStatistics|FlashAttentionOnGivesTheSameStatistics))$'
 fi
