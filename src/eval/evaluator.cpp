@@ -265,14 +265,27 @@ EvalRow model_row(const std::vector<EvalRow> & per_domain, const std::vector<Eva
 
 }  // namespace
 
-std::vector<EvalRow> run_eval(const EvalOptions & given) {
-    if (given.n_ctx != k_ctx_size_not_given && given.n_ctx != 0 && given.n_ctx < 8) {
+void check_eval_options(const EvalOptions & o) {
+    if (o.n_ctx != k_ctx_size_not_given && o.n_ctx != 0 && o.n_ctx < 8) {
         fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
     }
-    if (given.max_chunks == 0 || given.max_chunks < -1) {
-        fail_usage("--chunks %d: give a number of windows, at least 1 (-1: all)", given.max_chunks);
+    if (o.max_chunks == 0 || o.max_chunks < -1) {
+        fail_usage("--chunks %d: give a number of windows, at least 1 (-1: all)", o.max_chunks);
     }
-    if (given.domains.empty()) fail_usage("give the held-out text: --data [NAME=]FILE");
+    if (o.domains.empty()) fail_usage("give the held-out text: --data [NAME=]FILE");
+    const bool all_stored =
+        std::all_of(o.domains.begin(), o.domains.end(), [](const EvalDomain & d) { return !d.base_logits.empty(); });
+    if (o.base.empty() && !all_stored) fail_usage("give -m BASE, or --base-logits FILE from an earlier run");
+    if (o.base.empty() && !o.generation.prompts.empty()) {
+        fail_usage("--prompts needs -m BASE: the base model's continuations are what the others are compared with");
+    }
+    if (o.pruned.empty() && o.base.empty()) {
+        fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
+    }
+}
+
+std::vector<EvalRow> run_eval(const EvalOptions & given) {
+    check_eval_options(given);
     const size_t      n_domains = given.domains.size();
     std::vector<bool> reuse;
     bool              all_reused = true;
@@ -282,15 +295,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
     }
     const GenerationOptions & gen      = given.generation;
     const bool                generate = !gen.prompts.empty();
-    if (given.base.empty() && !all_reused) {
-        fail_usage("give -m BASE, or --base-logits FILE from an earlier run");
-    }
-    if (given.base.empty() && generate) {
-        fail_usage("--prompts needs -m BASE: the base model's continuations are what the others are compared with");
-    }
-    if (given.pruned.empty() && given.base.empty()) {
-        fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
-    }
+    if (given.base.empty() && !all_reused) fail("give -m BASE: a --base-logits file is missing or empty");
     EvalOptions o = given;
     o.n_ctx       = resolve_ctx_size(given.n_ctx, given.base.empty() ? given.pruned.front() : given.base);
     if (o.n_ctx < 8) fail("a trained context of %d tokens is too short to evaluate", o.n_ctx);
@@ -304,6 +309,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
     for (const auto & d : o.domains)
         texts.push_back(read_heldout_text(d));
     refuse_outputs_over_inputs(o, reuse);
+    create_base_logits_folders(o.domains);
     if (o.tasks.any() && o.base.empty()) fail("the task files are scored on the base model too: give -m BASE");
     const std::vector<TaskSet> task_sets = read_task_files(o.tasks);  // a malformed file fails before any work
     llama_backend_init();
