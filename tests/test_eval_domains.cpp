@@ -57,6 +57,8 @@ TEST(EvalDomains, ResolvesNamesAndBaseLogits) {
     EXPECT_TRUE(d[0].base_logits.empty());
 
     d = resolve_domains({"p.txt", "c.txt"}, {dir + "/lgt"});  // one folder for two texts
+    EXPECT_FALSE(std::filesystem::exists(dir + "/lgt")) << "options are checked before anything is made";
+    create_base_logits_folders(d);  // by the run
     EXPECT_TRUE(std::filesystem::is_directory(dir + "/lgt"));
     EXPECT_EQ(d[0].base_logits, dir + "/lgt/p.lgt");
     EXPECT_EQ(d[1].base_logits, dir + "/lgt/c.lgt");

@@ -52,6 +52,15 @@ std::vector<std::string> hidden_in(const std::string & dir) {
     return out;
 }
 
+// The temporaries of an unfinished write (".<name>.tmp.<pid>"), not the output's lock file.
+std::vector<std::string> temporaries_in(const std::string & dir) {
+    std::vector<std::string> out;
+    for (const std::string & n : hidden_in(dir)) {
+        if (n.find(".tmp.") != std::string::npos) out.push_back(n);
+    }
+    return out;
+}
+
 std::string joined(const std::vector<std::string> & v) {
     std::string s;
     for (const auto & x : v)
@@ -90,7 +99,7 @@ TEST_P(InterruptedRun, PruneLeavesNoTemporaryAndNoOutput) {
     std::string       err;
     const int         rc = interrupt(
                 {"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.75", "-o", dir + "/p.gguf", "--no-progress"}, dir,
-                [&] { return !hidden_in(dir).empty(); }, GetParam(), err);
+                [&] { return !temporaries_in(dir).empty(); }, GetParam(), err);
     EXPECT_EQ(rc, 130) << err;
     EXPECT_NE(err.find("interrupted by"), std::string::npos) << err;
     EXPECT_EQ(joined(hidden_in(dir)), "");
@@ -128,7 +137,7 @@ TEST_P(InterruptedRun, SplitPruneLeavesTheEarlierSetWhole) {
     other.insert(other.end(), {"--criterion", "frequency"});
     std::string err;
     const int   rc = interrupt(
-          other, dir, [&] { return hidden_in(dir).size() == parts.size(); }, GetParam(), err);
+          other, dir, [&] { return temporaries_in(dir).size() == parts.size(); }, GetParam(), err);
     EXPECT_EQ(rc, 130) << err;
     EXPECT_EQ(joined(hidden_in(dir)), "");
     for (size_t i = 0; i < parts.size(); i++)

@@ -404,7 +404,10 @@ TEST(ReportCli, BadInputsFailWithOneLine) {
     refuse({"report", dir + "/empty.json", "-o", out}, dir + "/empty.json: no layer statistics");
     refuse({"report", a, other, "-o", out}, other + ": n_layer is 3, but 2 in the first file");
     refuse({"report", a, other, "-o", out}, "statistics of different models");
-    refuse({"report", a, "-o", out, "--keep-ratio", "0"}, "keep ratio 0 is outside (0, 1]");
+    // A keep ratio outside (0, 1] is a usage error (exit 2), prune's rule: before any file is read.
+    const auto zero = test::run_reap({"report", a, "-o", out, "--keep-ratio", "0"});
+    EXPECT_EQ(zero.exit_code, 2) << zero.err;
+    EXPECT_NE(zero.err.find("--keep-ratio: '0' is outside (0, 1]"), std::string::npos) << zero.err;
     refuse({"report", a, "-o", dir + "/no/such/dir/r.html"}, "cannot create output");
     // The page never replaces a stats file.
     fs::copy_file(a, dir + "/keep.json");

@@ -104,7 +104,7 @@ TEST(Shards, MergeRefusesOverlapsAndForeignShardsAndNamesMissingOnes) {
     // Bad --shard values are usage errors of profile, caught before any work.
     for (const char * bad : {"0/3", "4/3", "1/0", "a/b", "1", "1/3/4"}) {
         r = profile(dir + "/bad.json", {"--shard", bad});
-        EXPECT_EQ(r.exit_code, 1) << bad;
+        EXPECT_EQ(r.exit_code, 2) << bad;
         EXPECT_NE(r.err.find("--shard"), std::string::npos) << r.err;
     }
 }

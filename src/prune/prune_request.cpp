@@ -11,6 +11,8 @@
 #include "prune/convergence.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 
 namespace reap {
 
@@ -228,6 +230,16 @@ void finish_plan_report(const PruneRequest & r, PruneOutcome & out) {
     if (!r.plan_out.empty()) write_file_atomic(r.plan_out, out.plan_report.dump(1) + "\n");
 }
 
+namespace {
+
+bool output_folder_exists(const std::string & output) {
+    const std::filesystem::path dir = std::filesystem::path(output).parent_path();
+    std::error_code             ec;
+    return dir.empty() || std::filesystem::is_directory(dir, ec);
+}
+
+}  // namespace
+
 PruneOutcome run_prune(const PruneRequest & r, const Model & m) {
     // Ctrl-C or `kill` stops the copy at the next buffer, the temporaries go, and reap exits 130
     // (core/stop_signal.h); a signal during the final renames waits for them.
@@ -249,7 +261,9 @@ PruneOutcome run_prune(const PruneRequest & r, const Model & m) {
     finish_plan_report(r, out);
     if (r.dry_run) return out;
     // One writer for one output (a file or a split set): two prunes into it at once would mix parts.
-    const OutputLock lock(OutputLock::path_for_file(r.output), r.output);
+    // Where the output's folder is missing, the writer says so, naming the output.
+    std::optional<OutputLock> lock;
+    if (output_folder_exists(r.output)) lock.emplace(OutputLock::path_for_file(r.output), r.output);
     m.write_pruned(planned_jobs(out), r.show_progress);
     out.wrote_models = true;
     return out;

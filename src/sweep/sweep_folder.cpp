@@ -79,12 +79,9 @@ nlohmann::json sweep_identity(const std::string & model, const std::vector<std::
     std::string stats_label;  // "code.json", or "code.json+prose.json" for several sets
     for (const std::string & f : stats)
         stats_label += (stats_label.empty() ? "" : "+") + base_name(f);
-    return {{"model", base_name(model)},
-            {"model_content_id", model_content_id_text(GgufFile::open(model))},
-            {"calib", calib_names},
-            {"calib_content_ids", files_identity(calib)},
-            {"stats", stats_label},
-            {"stats_content_ids", files_identity(stats)}};
+    return {{"model", base_name(model)}, {"model_content_id", model_content_id_text(GgufFile::open(model))},
+            {"calib", calib_names},      {"calib_content_ids", files_identity(calib)},
+            {"stats", stats_label},      {"stats_content_ids", files_identity(stats)}};
 }
 
 bool same_sweep(const nlohmann::json & a, const nlohmann::json & b) {
@@ -95,8 +92,8 @@ bool same_sweep(const nlohmann::json & a, const nlohmann::json & b) {
     return true;
 }
 
-SweepFolder::SweepFolder(const std::string & dir, const nlohmann::json & identity, bool resume) :
-    lock_(created(dir), dir + " (a sweep's output folder)") {
+SweepFolder::SweepFolder(const std::string & dir, const nlohmann::json & identity, bool resume)
+    : lock_(created(dir), dir + " (a sweep's output folder)") {
     const std::string              record = dir + "/" + k_record;
     const std::vector<std::string> names  = entries(dir);
     if (names.empty()) {
@@ -104,9 +101,10 @@ SweepFolder::SweepFolder(const std::string & dir, const nlohmann::json & identit
         return;
     }
     if (!fs::exists(record)) {
-        fail("%s: not empty (%s) and not a sweep's folder; a sweep writes only into a new or empty folder, or continues "
-             "its own with --resume: choose another -o",
-             dir.c_str(), some_of(names).c_str());
+        fail(
+            "%s: not empty (%s) and not a sweep's folder; a sweep writes only into a new or empty folder, or continues "
+            "its own with --resume: choose another -o",
+            dir.c_str(), some_of(names).c_str());
     }
     if (!resume) fail("%s: holds a sweep already; continue it with --resume, or choose another -o", dir.c_str());
     const nlohmann::json old = read_json_file(record, "sweep record");
