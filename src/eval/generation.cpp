@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/text.h"
 #include "profile/calibration.h"
 #include "profile/samples.h"
 
@@ -90,7 +91,7 @@ std::vector<Prompt> load_prompts(const llama_model * model, const GenerationOpti
         Prompt p;
         p.tokens = tokenize(vocab, text, true, special);
         keep_last(p.tokens, vocab, max_tokens);
-        p.shown = shown;
+        p.shown = valid_utf8(shown);
         if (!p.tokens.empty()) out.push_back(std::move(p));
     };
     for (const auto & s : samples) {
@@ -160,7 +161,10 @@ GenerationScore compare_continuations(const llama_vocab * vocab, const std::vect
     GenerationScore s = score_continuations(base, mine);
     s.n_tokens        = opts.n_tokens;
     for (size_t k = 0; k < std::min(opts.n_examples, prompts.size()); k++) {
-        s.examples.push_back({prompts[k].shown, detokenize(vocab, mine[k].tokens) + (mine[k].ended ? "<end>" : "")});
+        // --gen-tokens may end inside a character, and a byte-fallback vocabulary may generate
+        // bytes that form none: U+FFFD for those, as JSON, CSV and HTML take only valid UTF-8
+        const std::string text = valid_utf8(detokenize(vocab, mine[k].tokens));
+        s.examples.push_back({prompts[k].shown, text + (mine[k].ended ? "<end>" : "")});
     }
     return s;
 }

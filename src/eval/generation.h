@@ -4,6 +4,8 @@
 // prompt and its newline), `text`, `messages` (rendered with the chat template, a final
 // assistant message left out and the assistant turn left open), or plain text, one prompt per
 // non-blank line. A malformed line is fatal and named by file and line.
+// Text shown or written (the prompts' ends, the continuations) is valid UTF-8: a character that
+// --gen-tokens cuts (or any invalid byte a byte-fallback vocabulary produces) is U+FFFD.
 #pragma once
 
 #include "eval/generation_score.h"
@@ -25,7 +27,7 @@ struct GenerationOptions {
 
 struct Prompt {
     std::vector<llama_token> tokens;
-    std::string              shown;  // the prompt's end, as the table shows it
+    std::string              shown;  // the prompt's end, as the table shows it (valid UTF-8)
 };
 
 // The prompts of `opts.prompts`, tokenized with `model`'s vocabulary. A prompt longer than
