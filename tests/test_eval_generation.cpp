@@ -270,7 +270,7 @@ TEST(Generation, RefusesTokensBeyondTheContextAndBadPrompts) {
     EXPECT_NE(big.err.find("--gen-tokens"), std::string::npos) << big.err;
     std::ofstream(dir + "/bad.jsonl") << R"({"text": "ok"})"
                                       << "\n"
-                                      << R"({"prompt": "no response"})"
+                                      << R"({"response": "no prompt"})"
                                       << "\n";
     const auto bad = test::run_reap({"eval", "-m", k_trained, "--data", text, "-c", "64", "--prompts",
                                      dir + "/bad.jsonl", "--gen-tokens", "8", "--no-progress"});
