@@ -10,7 +10,8 @@
 #   REAP_DEMO_DOMAIN=prose scripts/demo.sh   calibrate on prose instead of code
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$here/scripts/setup.sh" "$@"
+# The demo runs only `reap`: the 34 test executables are scripts/test.sh's (half the first build).
+REAP_BUILD_TARGETS=${REAP_BUILD_TARGETS:-reap} "$here/scripts/setup.sh" "$@"
 reap="${REAP_BUILD_DIR:-$here/build}/bin/reap"
 model="$here/data/models/tiny-moe-q8_0.gguf"
 cal=${REAP_DEMO_DOMAIN:-code}
@@ -32,7 +33,7 @@ step "2/3 sweep: calibrate on data/calibration/$cal.jsonl, prune by reap and fre
   --data code="$here/data/text/code-heldout.txt" --data prose="$here/data/text/prose-heldout.txt" \
   --prompts "$here/data/prompts/heldout.jsonl" --gen-tokens 48 \
   --multiple-choice "$here/data/tasks/prose-continuation.bin" --hellaswag "$here/data/tasks/prose-hellaswag.txt" \
-  -c 128 --max-kl 1.0 -o "$out/sweep" "${threads[@]}" --no-progress
+  -c 128 --max-kl 1.0 -o "$out/sweep" "${threads[@]}"
 step "3/3 report of the statistics"
 "$reap" report "$out/sweep/stats.json" --keep-ratio 0.5 -o "$out/demo-report.html" | tail -3
 echo

@@ -20,6 +20,7 @@
 #   REAP_BUILD_DIR    reap.cpp build directory (default: ./build)
 #   REAP_JOBS         parallel build jobs (default: nproc)
 #   REAP_CMAKE_FLAGS  extra CMake flags for reap.cpp itself (e.g. -DREAP_WERROR=ON)
+#   REAP_BUILD_TARGETS what to build (default: everything, tests included; the demo builds `reap`)
 #   REAP_TRAINER=1    also install what the optional trainer of the committed model needs
 #                     (tools/train-tiny-moe/: python3-torch, and OpenBLAS, without which
 #                     Debian's torch multiplies matrices ~15x slower); reap itself never does
@@ -157,7 +158,8 @@ fi
 # ---- 4. reap.cpp -----------------------------------------------------------------------------
 cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${REAP_BUILD_TYPE:-Release} \
   -DCMAKE_PREFIX_PATH="$prefix" ${REAP_CMAKE_FLAGS:-} >/dev/null
-cmake --build "$build_dir" -j "$jobs"
+# shellcheck disable=SC2086 # a list of target names
+cmake --build "$build_dir" -j "$jobs" ${REAP_BUILD_TARGETS:+--target $REAP_BUILD_TARGETS}
 log "built $build_dir/bin/reap (llama.cpp: $prefix)"
 # Later steps (scripts/test.sh's sanitizer build) configure against the same llama.cpp.
 echo "$prefix" >"$build_dir/llama-prefix.txt"

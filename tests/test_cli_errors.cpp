@@ -1,5 +1,6 @@
 // Bad input never crashes: one line on stderr that names the file, and a non-zero exit.
 #include "support.h"
+#include "support_models.h"
 
 #include "core/engine_crash_note.h"
 #include "core/stop_signal.h"
@@ -23,6 +24,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
+#include <sstream>
 
 using namespace reap;
 
@@ -110,7 +113,7 @@ TEST(CliErrors, SynthBadOutputAndOptions) {
     const std::string dir = test::tmp_dir();
     expect_one_line_error({"synth", "-o", dir + "/no/such/dir/m.gguf"},
                           dir + "/no/such/dir/m.gguf: cannot create output");
-    expect_one_line_error({"synth", "--n-embd", "100", "-o", dir + "/m.gguf"}, "multiple of 64");
+    // A bad size is a usage error (exit 2): CliErrors.EveryCommandsOptionChecksExitTwo.
     struct stat st;
     EXPECT_NE(::stat((dir + "/m.gguf").c_str(), &st), 0) << "a refused synth must not leave a file";
 
@@ -208,6 +211,89 @@ TEST(CliErrors, OptionErrorsFoundByTheCommandsExitTwo) {
         EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
         EXPECT_NE(r.err.find("see 'reap " + c.args[0] + " --help'"), std::string::npos) << r.err;
         EXPECT_EQ(r.err.find("e+308"), std::string::npos) << r.err;
+    }
+}
+
+// The commands `reap --help` lists.
+std::set<std::string> listed_commands() {
+    const auto            help = test::run_reap({"--help"});
+    std::set<std::string> names;
+    std::istringstream    in(help.out);
+    bool                  in_list = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("SUBCOMMANDS", 0) == 0 || line.rfind("Subcommands:", 0) == 0) {
+            in_list = true;
+            continue;
+        }
+        if (in_list && line.size() > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ') {
+            names.insert(line.substr(2, line.find(' ', 2) - 2));
+        }
+    }
+    return names;
+}
+
+// The exit status follows the phase (tools/reap/commands.h): every command's option checks run
+// before any work and exit 2 with a pointer to --help; nothing the work finds exits 2 (issue 29,
+// item 11: these exited 1, and a --base-logits folder that could not be created exited 2). The
+// walk covers every command `reap --help` lists, so a new command comes with its cases.
+TEST(CliErrors, EveryCommandsOptionChecksExitTwo) {
+    const std::string dir = test::tmp_dir(), model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    const std::string text = REAP_SOURCE_DIR "/data/text/sample.txt", stats = dir + "/never-read.json";
+    const std::string calib = REAP_SOURCE_DIR "/data/calibration/sample.jsonl";
+    struct Case {
+        std::vector<std::string> args;
+        std::string              says;
+    };
+    const std::vector<Case> cases = {
+        {{"inspect"}, "model is required"},
+        {{"synth", "-o", dir + "/x.gguf", "--n-expert", "1"}, "--n-expert must be in [2, 1024]"},
+        {{"synth", "-o", dir + "/x.gguf", "--n-embd", "65"}, "--n-embd must be a multiple of 64"},
+        {{"synth", "-o", dir + "/x.gguf", "--super", "100"}, "leave fewer healthy experts"},
+        {{"profile", "-m", model, "--data", calib, "-o", dir + "/p.json", "--shard", "4/3"}, "--shard 4/3"},
+        {{"profile", "-m", model, "--data", calib, "-o", dir + "/p.json", "-np", "0"}, "-np/--parallel"},
+        {{"prune", "-m", model, "--stats", stats, "--keep-ratio", "2", "--dry-run"}, "--keep-ratio: '2'"},
+        {{"prune", "-m", model, "--plan", stats, "--keep", "4", "--dry-run"}, "--plan already fixes"},
+        {{"eval", "-m", model, "--data", text, "--tasks", "-1"}, "--tasks"},
+        {{"eval", "--data", text, "--pruned", model, "--prompts", text}, "give -m BASE"},
+        {{"report", stats, "--keep-ratio", "2", "-o", dir + "/r.html"}, "--keep-ratio: '2' is outside (0, 1]"},
+        {{"merge", stats, "-o", dir + "/m.json"}, "stats"},
+        {{"sweep", "-m", model, "--data", text, "-o", dir + "/sw"}, "--calib FILE) or statistics"},
+        {{"sweep", "-m", model, "--stats", stats, "--calib", calib, "--data", text, "-o", dir + "/sw"}, "one of them"},
+        {{"sweep", "-m", model, "--stats", stats, "--data", text, "-o", dir + "/sw", "--max-kl", "nan"}, "--max-kl"},
+    };
+    std::set<std::string> covered;
+    for (const auto & c : cases) {
+        const auto r = test::run_reap(c.args);
+        covered.insert(c.args[0]);
+        EXPECT_EQ(r.exit_code, 2) << c.args[0] << " " << c.args.back() << ": " << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("see 'reap " + c.args[0] + " --help'"), std::string::npos) << r.err;
+        EXPECT_LT(r.err.size(), 240u) << "a readable message: " << r.err;
+    }
+    const std::set<std::string> commands = listed_commands();
+    EXPECT_GE(commands.size(), 8u);
+    EXPECT_EQ(covered, commands) << "every command's option checks are walked";
+    EXPECT_FALSE(std::filesystem::exists(dir + "/sw")) << "no work before the checks";
+}
+
+// What the work finds is a runtime error (exit 1, no "see --help"), whatever the library throws:
+// a --base-logits folder that cannot be created, ratios that give one expert count on this model.
+TEST(CliErrors, WhatTheWorkFindsExitsOne) {
+    const std::string dir = test::tmp_dir(), model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    const std::string text = REAP_SOURCE_DIR "/data/text/sample.txt";
+    test::write_bytes(dir + "/afile", "x", 1);
+    const std::vector<std::vector<std::string>> cases = {
+        {"eval", "-m", model, "--data", "a=" + text, "--data", "b=" + text, "-c", "64", "--chunks", "1",
+         "--no-progress", "--base-logits", dir + "/afile/sub"},
+        {"prune", "-m", model, "--stats", test::profile(model, dir + "/s.json", 4), "--keep-ratio", "0.5,0.5001",
+         "--dry-run"},
+    };
+    for (const auto & args : cases) {
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 1) << args[0] << ": " << r.err;
+        EXPECT_EQ(r.err.find("--help"), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.rfind("reap: error: ", 0), 0u) << r.err;
     }
 }
 

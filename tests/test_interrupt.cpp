@@ -187,6 +187,63 @@ TEST_P(InterruptedRun, SynthLeavesNoTemporary) {
     EXPECT_FALSE(fs::exists(dir + "/m.gguf"));
 }
 
+// A sweep interrupted while it profiles exits 130 like profile alone, the checkpoint kept for
+// --resume (issue 29, item 7: it exited 1 with "error: interrupted while profiling").
+TEST_P(InterruptedRun, SweepWhileProfiling) {
+    const std::string dir = test::tmp_dir(), out = dir + "/sweep";
+    // The folder's record is written just before the profile starts, which takes ~1 s here; the
+    // signal comes 0.2 s into it.
+    std::chrono::steady_clock::time_point seen{};
+    auto                                  profiling = [&] {
+        if (!fs::exists(out + "/.reap-sweep.json")) return false;
+        if (seen == std::chrono::steady_clock::time_point{}) seen = std::chrono::steady_clock::now();
+        return std::chrono::steady_clock::now() - seen > std::chrono::milliseconds(200);
+    };
+    const std::vector<std::string> args = {"sweep",
+                                           "-m",
+                                           REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf",
+                                           "--calib",
+                                           REAP_SOURCE_DIR "/data/calibration/code.jsonl",
+                                           "--data",
+                                           REAP_SOURCE_DIR "/data/text/sample.txt",
+                                           "-c",
+                                           "64",
+                                           "--chunks",
+                                           "1",
+                                           "--ratios",
+                                           "0.5",
+                                           "--criteria",
+                                           "reap",
+                                           "--no-progress",
+                                           "-o",
+                                           out};
+    std::string                    err;
+    const int                      rc = interrupt(args, dir, profiling, GetParam(), err);
+    EXPECT_EQ(rc, 130) << err;
+    EXPECT_NE(err.find("interrupted by"), std::string::npos) << err;
+    EXPECT_NE(err.find("while profiling"), std::string::npos) << err;
+    EXPECT_NE(err.find("--resume"), std::string::npos) << err;
+    EXPECT_FALSE(fs::exists(out + "/sweep.json"));
+}
+
+// A signal that lands between two steps of a sweep (a prune done, the next not started) stops
+// it: one guard covers the whole command (issue 29, item 6: the next step's guard cleared it and
+// the sweep ran to the end with exit 0, or it died of the signal without a line).
+TEST_P(InterruptedRun, SweepBetweenSteps) {
+    const std::string model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    const std::string dir = test::tmp_dir(), out = dir + "/sweep";
+    const std::string stats = test::profile(model, dir + "/stats.json", 8);
+    std::string       err;
+    const int         rc = interrupt(
+                {"sweep", "-m", model, "--stats", stats, "--data", REAP_SOURCE_DIR "/data/text/code-heldout.txt", "-c", "64",
+                 "--chunks", "30", "--ratios", "0.25,0.5,0.625,0.75", "--criteria", "reap,frequency", "--no-progress", "-o",
+                 out},
+                dir, [&] { return fs::exists(out + "/reap-50.gguf"); }, GetParam(), err);
+    EXPECT_EQ(rc, 130) << err;
+    EXPECT_NE(err.find("interrupted by"), std::string::npos) << err;
+    EXPECT_FALSE(fs::exists(out + "/sweep.json"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Signals, InterruptedRun, ::testing::Values(SIGINT, SIGTERM),
                          [](const ::testing::TestParamInfo<int> & i) {
                              return std::string(i.param == SIGINT ? "SIGINT" : "SIGTERM");

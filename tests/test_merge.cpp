@@ -1,7 +1,11 @@
 // reap merge: runs on halves of a calibration set add up to a run on the whole.
+#include "core/error.h"
+#include "gguf/content_id.h"
+#include "gguf/gguf_file.h"
 #include "stats/expert_stats.h"
 #include "stats/stats_merge.h"
 #include "support.h"
+#include "support_models.h"
 
 #include <gtest/gtest.h>
 
@@ -185,6 +189,34 @@ TEST(SameModelCheck, ResumeRefusesACheckpointOfAnotherModel) {
     EXPECT_NE(r.err.find("in the model being profiled: statistics of different models"), std::string::npos) << r.err;
     EXPECT_TRUE(test::read_bytes(ckpt) == before);
     EXPECT_EQ(profile(o7, true).exit_code, 0);  // its own model resumes
+}
+
+// Stats record the model by content, as base logits and sweeps do (gguf/content_id.h): runs of a
+// renamed copy add up, runs of a model of the same name and size with other weights do not
+// (issue 29, item 14: name and size were the identity).
+TEST(SameModelCheck, TheModelsContentIsTheIdentity) {
+    StatsMeta a;
+    a.model            = "m.gguf";
+    a.model_size       = 100;
+    a.model_content_id = "00000000000000aa";
+    StatsMeta renamed  = a;
+    renamed.model      = "copy.gguf";
+    EXPECT_NO_THROW(check_same_model(a, renamed, "copy.json"));
+    StatsMeta other        = a;
+    other.model_content_id = "00000000000000bb";
+    EXPECT_THROW(check_same_model(a, other, "other.json"), Error);
+    StatsMeta old = a;  // from before the content was recorded: name and size
+    old.model_content_id.reset();
+    EXPECT_NO_THROW(check_same_model(a, old, "old.json"));
+    old.model_size = 101;
+    EXPECT_THROW(check_same_model(a, old, "old.json"), Error);
+    // Written and read back.
+    EXPECT_EQ(StatsMeta::parse(a.to_json(), "x").model_content_id, a.model_content_id);
+
+    // profile records it: the content id of the model it ran.
+    const std::string model = std::string(REAP_SOURCE_DIR) + "/data/models/tiny-moe-q8_0.gguf";
+    const std::string stats = test::profile(model, test::tmp_dir() + "/s.json", 2);
+    EXPECT_EQ(ExpertStats::load(stats).meta.model_content_id, model_content_id_text(GgufFile::open(model)));
 }
 
 }  // namespace

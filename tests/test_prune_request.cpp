@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/log.h"
+#include "core/output_lock.h"
 #include "gguf/moe_layout.h"
 #include "model/open_model.h"
 #include "moe/expert_budget.h"
@@ -17,6 +18,8 @@
 #include <fstream>
 #include <map>
 #include <regex>
+
+#include <unistd.h>
 
 using namespace reap;
 using nlohmann::json;
@@ -350,6 +353,46 @@ TEST(PruneRequest, APlanIsRefusedOnAnotherModelOfTheSameShape) {
     j.erase("router_norms");
     std::ofstream(dir + "/old.json") << j.dump();
     EXPECT_EQ(test::run_reap({"prune", "-m", mb, "--plan", dir + "/old.json", "--dry-run"}).exit_code, 0);
+}
+
+// One writer per output (core/output_lock.h): a second holder is refused naming the first's pid;
+// the file goes with its holder; a file whose owner died (no flock held) is taken over.
+TEST(OutputLock, OneHolderAtATimeAndAStaleFileIsTakenOver) {
+    const std::string dir = test::tmp_dir(), lock = dir + "/.x.lock";
+    {
+        const OutputLock a(lock, "x");
+        try {
+            const OutputLock b(lock, "x");
+            ADD_FAILURE() << "a second holder was let in";
+        } catch (const Error & e) {
+            EXPECT_NE(std::string(e.what()).find("another reap (pid " + std::to_string(::getpid()) + ")"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    EXPECT_FALSE(std::filesystem::exists(lock));
+    std::ofstream(lock) << "999999999\n";
+    {
+        const OutputLock c(lock, "x");
+        EXPECT_EQ(test::read_text(lock), std::to_string(::getpid()) + "\n");
+    }
+    EXPECT_EQ(OutputLock::path_for_file("out/m.gguf"), "out/.m.gguf.lock");
+    EXPECT_EQ(OutputLock::path_for_file("m.gguf"), ".m.gguf.lock");
+}
+
+// Two prunes writing one output (a file or a split set) at once would mix their parts: the
+// second is refused while the first holds the output's lock (issue 29, item 3).
+TEST(PruneRequest, TwoPrunesIntoOneOutputAtOnceAreRefused) {
+    const std::string model = test::synth_model(model_of("qwen3moe", 2));
+    const std::string dir = test::tmp_dir(), out = dir + "/p.gguf";
+    const std::string stats = test::profile(model, dir + "/s.json", 4);
+    const OutputLock  held(OutputLock::path_for_file(out), out);
+    const auto        r = test::run_reap(
+               {"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "--split-max-size", "1M", "-o", out});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("another reap"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out));
+    EXPECT_FALSE(std::filesystem::exists(dir + "/p-00001-of-00002.gguf"));
 }
 
 }  // namespace

@@ -1,13 +1,18 @@
 // `reap sweep` (issue 23): the choice of the answer as a rule, and the whole sweep on the
 // committed trained model: every point evaluated, the answer named on the last line and kept,
 // the others removed, --resume reusing what is there, another model's folder refused.
+#include "core/error.h"
+#include "core/output_lock.h"
 #include "support.h"
 #include "sweep/sweep.h"
 #include "sweep/sweep_choice.h"
+#include "sweep/sweep_folder.h"
 
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -134,34 +139,136 @@ TEST(Sweep, TrainedModelEndToEndThenResume) {
     EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec) << "the answer was pruned again, not reused";
 }
 
-TEST(Sweep, FolderOfAnotherModelIsRefused) {
-    const std::string dir   = test::tmp_dir();
-    const std::string other = dir + "/other.gguf";
+// The sweep's identity is the model's content (gguf/content_id.h), as base logits' and stats'
+// are: a model of the same name and size with other weights is another sweep, a renamed copy is
+// the same one (issue 29, item 14: it was the file's name and size).
+TEST(Sweep, IdentityIsTheModelsContent) {
+    const std::string dir = test::tmp_dir(), copy = dir + "/renamed.gguf", other_dir = dir + "/o";
+    std::filesystem::create_directories(other_dir);
+    const std::string other = other_dir + "/tiny-moe-q8_0.gguf";  // same name, same size
+    std::filesystem::copy_file(k_model, copy);
     std::filesystem::copy_file(k_model, other);
     {
-        std::ofstream f(other, std::ios::app);
-        f << "x";  // another size: another model as far as the sweep's identity goes
+        std::fstream f(other, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(-100, std::ios::end);  // inside the last tensor's sampled tail
+        char c = 0;
+        f.read(&c, 1);
+        f.seekp(-100, std::ios::end);
+        c = char(c ^ 0x5a);
+        f.write(&c, 1);
     }
+    ASSERT_EQ(std::filesystem::file_size(other), std::filesystem::file_size(k_model));
+    const json id = sweep_identity(k_model, {}, {});
+    EXPECT_TRUE(same_sweep(id, sweep_identity(copy, {}, {})));
+    EXPECT_FALSE(same_sweep(id, sweep_identity(other, {}, {})));
+
+    // The folder of the first refuses the second, named and sized alike, before any work.
     const std::string out = dir + "/sweep";
     std::filesystem::create_directories(out);
-    {
-        std::ofstream f(out + "/sweep.json");
-        f << json({{"identity", {{"model", "other.gguf"}, {"model_size", 1}}}}).dump();
-    }
+    std::ofstream(out + "/.reap-sweep.json") << json({{"identity", id}}).dump();
     auto args = sweep_args(out);
+    args[2]   = other;
     args.push_back("--resume");
     const auto r = test::run_reap(args);
     EXPECT_EQ(r.exit_code, 1) << r.err;
     EXPECT_NE(r.err.find("another model"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out + "/stats.json"));
+}
+
+// A sweep writes only into a new or empty folder, or its own with --resume: a user's files in
+// the -o folder (hours of profiling in stats.json, base logits, a page) are never replaced
+// (issue 29, item 2: they were, without a word).
+TEST(Sweep, RefusesAFolderItDidNotMake) {
+    for (const std::string name : {"stats.json", "base-logits/code.lgt", "sweep.html", "sweep.json"}) {
+        const std::string out = test::tmp_dir() + "/sweep", file = out + "/" + name;
+        std::filesystem::create_directories(std::filesystem::path(file).parent_path());
+        std::ofstream(file) << "the user's\n";
+        for (bool resume : {false, true}) {
+            auto args = sweep_args(out);
+            if (resume) args.push_back("--resume");
+            const auto r = test::run_reap(args);
+            EXPECT_EQ(r.exit_code, 1) << name << ": " << r.err;
+            EXPECT_NE(r.err.find("not empty"), std::string::npos) << r.err;
+            EXPECT_EQ(test::read_text(file), "the user's\n") << name;
+            EXPECT_FALSE(std::filesystem::exists(out + "/.reap-sweep.json")) << name;
+        }
+    }
+}
+
+// One sweep per folder at a time: a second is refused while the first holds the folder's lock,
+// naming the holder; a lock file left by a dead run is taken over (issue 29, item 3).
+TEST(Sweep, OneWriterPerFolder) {
+    const std::string out = test::tmp_dir() + "/sweep";
+    std::filesystem::create_directories(out);
+    {
+        const OutputLock held(out + "/.reap-sweep.lock", "test");
+        const auto       r = test::run_reap(sweep_args(out));
+        EXPECT_EQ(r.exit_code, 1) << r.err;
+        EXPECT_NE(r.err.find("another reap (pid " + std::to_string(::getpid()) + ")"), std::string::npos) << r.err;
+        EXPECT_FALSE(std::filesystem::exists(out + "/.reap-sweep.json"));
+    }
+    // A stale lock file (its owner died: no flock held) does not stop the next run: this one
+    // then fails later, on its missing held-out text, past the folder's checks.
+    std::ofstream(out + "/.reap-sweep.lock") << "999999999\n";
+    auto args = sweep_args(out);
+    for (size_t i = 0; i < args.size(); i++) {
+        if (args[i] == "--data") args[i + 1] = "code=" + out + "/missing.txt";
+    }
+    const auto r = test::run_reap(args);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.find("another reap"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("missing.txt"), std::string::npos) << r.err;
+}
+
+// Ratios that remove the same number of experts are one point, said once; the answer is never
+// deleted as a non-answer (issue 29, item 1: 0.25,0.25 stopped half-way, and --resume named
+// reap-25.gguf as the answer, then deleted it).
+TEST(Sweep, RatiosOfOneExpertCountAreOnePoint) {
+    const std::string out  = test::tmp_dir() + "/sweep";
+    auto              args = sweep_args(out);
+    for (size_t i = 0; i < args.size(); i++) {
+        if (args[i] == "--ratios") args[i + 1] = "0.25,0.25,0.2501";
+        if (args[i] == "--criteria") args[i + 1] = "reap";
+        if (args[i] == "--max-kl") args[i + 1] = "100";
+    }
+    const auto r = test::run_reap(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_NE(r.err.find("both remove"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("one point"), std::string::npos) << r.err;
+    const json rep = json::parse(test::read_text(out + "/sweep.json"));
+    ASSERT_EQ(rep["models"].size(), 1u) << rep.dump();
+    EXPECT_TRUE(std::filesystem::exists(last_line(r.out))) << r.out;
+    EXPECT_NE(last_line(r.out).find("reap-25.gguf"), std::string::npos) << r.out;
+}
+
+// The tolerances are numbers in their range: nan or a negative bound made every model "outside"
+// with exit 0 (issue 29, item 10).
+TEST(SweepChoice, NonsenseTolerancesAreUsageErrors) {
+    const double nan = std::nan("");
+    for (const SweepTolerance & t :
+         {SweepTolerance{nan, 0.1, 0.9}, SweepTolerance{-1, 0.1, 0.9}, SweepTolerance{0.5, -5, 0.9},
+          SweepTolerance{0.5, 2, 0.9}, SweepTolerance{0.5, 0.1, nan}, SweepTolerance{0.5, 0.1, 1.5},
+          SweepTolerance{INFINITY, 0.1, 0.9}}) {
+        EXPECT_THROW(check_sweep_tolerance(t), UsageError) << t.max_kl << " " << t.max_degeneration;
+    }
+    EXPECT_NO_THROW(check_sweep_tolerance(SweepTolerance{}));
+    EXPECT_NO_THROW(check_sweep_tolerance(SweepTolerance{0, 0, 0}));
 }
 
 TEST(Sweep, UsageErrors) {
-    for (const auto & extra : std::vector<std::vector<std::string>>{
-             {"--ratios", "0.25,1.5"}, {"--ratios", "a"}, {"--criteria", "reap,nonsense"}}) {
+    for (const auto & extra : std::vector<std::vector<std::string>>{{"--ratios", "0.25,1.5"},
+                                                                    {"--ratios", "a"},
+                                                                    {"--criteria", "reap,nonsense"},
+                                                                    {"--max-kl", "nan"},
+                                                                    {"--max-kl", "-1"},
+                                                                    {"--max-degeneration", "-5"},
+                                                                    {"--min-task-ratio", "nan"},
+                                                                    {"--tasks", "-1"}}) {
         auto args = sweep_args(test::tmp_dir() + "/s");
         args.insert(args.end(), extra.begin(), extra.end());
         const auto r = test::run_reap(args);
         EXPECT_EQ(r.exit_code, 2) << extra[1] << ": " << r.err;
+        EXPECT_LT(r.err.size(), 200u) << "a readable bound: " << r.err;
     }
 }
 

@@ -28,15 +28,15 @@ EvalDomain parse_data(const std::string & spec) {
         d.name = spec.substr(0, eq);
         d.file = spec.substr(eq + 1);
         if (!valid_name(d.name) || d.file.empty()) {
-            fail("--data %s: NAME=FILE needs a NAME of letters, digits, '.', '_', '-' and a FILE", spec.c_str());
+            fail_usage("--data %s: NAME=FILE needs a NAME of letters, digits, '.', '_', '-' and a FILE", spec.c_str());
         }
         return d;
     }
     d.file = spec;
     d.name = fs::path(spec).stem().string();
     if (!valid_name(d.name)) {
-        fail("--data %s: the name '%s' has characters other than letters, digits, '.', '_', '-'; give NAME=%s",
-             spec.c_str(), d.name.c_str(), spec.c_str());
+        fail_usage("--data %s: the name '%s' has characters other than letters, digits, '.', '_', '-'; give NAME=%s",
+                   spec.c_str(), d.name.c_str(), spec.c_str());
     }
     return d;
 }
@@ -45,34 +45,43 @@ EvalDomain parse_data(const std::string & spec) {
 
 std::vector<EvalDomain> resolve_domains(const std::vector<std::string> & data,
                                         const std::vector<std::string> & base_logits) {
-    if (data.empty()) fail("give the held-out text: --data [NAME=]FILE (one per domain)");
+    if (data.empty()) fail_usage("give the held-out text: --data [NAME=]FILE (one per domain)");
     std::vector<EvalDomain> out;
     std::set<std::string>   names;
     for (const auto & spec : data) {
         out.push_back(parse_data(spec));
         if (!names.insert(out.back().name).second) {
-            fail("--data: two domains named '%s'; name them apart with NAME=FILE", out.back().name.c_str());
+            fail_usage("--data: two domains named '%s'; name them apart with NAME=FILE", out.back().name.c_str());
         }
     }
     std::error_code ec;
     const bool      folder = base_logits.size() == 1 && (data.size() > 1 || fs::is_directory(base_logits[0], ec));
     if (folder) {
         if (fs::exists(base_logits[0], ec) && !fs::is_directory(base_logits[0], ec)) {
-            fail("--base-logits %s: a file, but %zu --data need a folder (or one --base-logits per --data)",
-                 base_logits[0].c_str(), data.size());
+            fail_usage("--base-logits %s: a file, but %zu --data need a folder (or one --base-logits per --data)",
+                       base_logits[0].c_str(), data.size());
         }
-        fs::create_directories(base_logits[0], ec);
-        if (ec) fail("--base-logits %s: cannot create the folder (%s)", base_logits[0].c_str(), ec.message().c_str());
         for (auto & d : out)
             d.base_logits = (fs::path(base_logits[0]) / (d.name + ".lgt")).string();
     } else if (base_logits.size() == data.size()) {
         for (size_t i = 0; i < out.size(); i++)
             out[i].base_logits = base_logits[i];
     } else if (!base_logits.empty()) {
-        fail("%zu --base-logits for %zu --data: give one folder, or one file per --data", base_logits.size(),
-             data.size());
+        fail_usage("%zu --base-logits for %zu --data: give one folder, or one file per --data", base_logits.size(),
+                   data.size());
     }
     return out;
+}
+
+void create_base_logits_folders(const std::vector<EvalDomain> & domains) {
+    for (const auto & d : domains) {
+        if (d.base_logits.empty()) continue;
+        const fs::path  dir = fs::path(d.base_logits).parent_path();
+        std::error_code ec;
+        if (dir.empty() || fs::is_directory(dir, ec)) continue;
+        fs::create_directories(dir, ec);
+        if (ec) fail("--base-logits %s: cannot create the folder (%s)", dir.c_str(), ec.message().c_str());
+    }
 }
 
 DomainSummary summarize_domains(const std::vector<DomainScore> & domains) {

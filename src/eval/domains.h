@@ -19,9 +19,13 @@ struct EvalDomain {
 // (in order), or one folder (holding NAME.lgt per domain; created when missing, and used so
 // whenever it is an existing folder). A --data argument that names an existing file is that file;
 // else NAME=FILE. Names are letters, digits, '.', '_' and '-', and must differ. Throws on a bad
-// name or a --base-logits count that fits neither rule.
+// name or a --base-logits count that fits neither rule (UsageError); creates nothing.
 std::vector<EvalDomain> resolve_domains(const std::vector<std::string> & data,
                                         const std::vector<std::string> & base_logits);
+
+// Creates the folder of every domain's base-logits file where it is missing (a --base-logits
+// folder given for several domains); throws reap::Error naming it when it cannot.
+void create_base_logits_folders(const std::vector<EvalDomain> & domains);
 
 // A model's numbers over all domains: the mean, and the worst domain for each.
 struct DomainSummary {

@@ -13,27 +13,6 @@ namespace reap {
 
 namespace {
 
-// The options that need no file: usage errors (exit 2).
-void check_options(const EvalOptions & o, bool all_reused) {
-    if (o.n_ctx != k_ctx_size_not_given && o.n_ctx != 0 && o.n_ctx < 8) {
-        fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
-    }
-    if (o.max_chunks == 0 || o.max_chunks < -1) {
-        fail_usage("--chunks %d: give a number of windows, at least 1 (-1: all)", o.max_chunks);
-    }
-    if (o.domains.empty()) fail_usage("give the held-out text: --data [NAME=]FILE");
-    const bool generate = !o.generation.prompts.empty();
-    if (o.base.empty() && !all_reused) {
-        fail_usage("give -m BASE, or --base-logits FILE from an earlier run");
-    }
-    if (o.base.empty() && generate) {
-        fail_usage("--prompts needs -m BASE: the base model's continuations are what the others are compared with");
-    }
-    if (o.pruned.empty() && o.base.empty()) {
-        fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
-    }
-}
-
 std::string read_heldout_text(const EvalDomain & d) {
     std::ifstream in(d.file, std::ios::binary);
     if (!in) fail("%s: cannot open the held-out text", d.file.c_str());
@@ -116,13 +95,15 @@ EvalInputs check_eval_inputs(const EvalOptions & given) {
         in.reuse.push_back(!d.base_logits.empty() && file_size(d.base_logits) > 0);
         all_reused = all_reused && in.reuse.back();
     }
-    check_options(given, all_reused);
-    in.options         = given;
-    EvalOptions & o    = in.options;
-    const bool    gen  = !o.generation.prompts.empty();
-    o.n_ctx            = resolve_ctx_size(given.n_ctx, given.base.empty() ? given.pruned.front() : given.base);
+    check_eval_options(given);
+    if (given.base.empty() && !all_reused) fail("give -m BASE: a --base-logits file is missing or empty");
+    in.options        = given;
+    EvalOptions & o   = in.options;
+    const bool    gen = !o.generation.prompts.empty();
+    o.n_ctx           = resolve_ctx_size(given.n_ctx, given.base.empty() ? given.pruned.front() : given.base);
     if (o.n_ctx < 8) fail("a trained context of %d tokens is too short to evaluate", o.n_ctx);
-    if (gen) check_prompt_budget(o.n_ctx, o.generation.n_tokens);
+    const std::string budget = gen ? prompt_budget_problem(o.n_ctx, o.generation.n_tokens) : "";
+    if (!budget.empty()) fail("%s (the model's trained context)", budget.c_str());
     for (const auto & d : o.domains)
         in.texts.push_back(read_heldout_text(d));
     refuse_outputs_over_inputs(o, in.reuse);

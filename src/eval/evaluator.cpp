@@ -208,6 +208,30 @@ EvalRow model_row(const std::vector<EvalRow> & per_domain, const std::vector<Eva
 
 }  // namespace
 
+void check_eval_options(const EvalOptions & o) {
+    if (o.n_ctx != k_ctx_size_not_given && o.n_ctx != 0 && o.n_ctx < 8) {
+        fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
+    }
+    if (o.max_chunks == 0 || o.max_chunks < -1) {
+        fail_usage("--chunks %d: give a number of windows, at least 1 (-1: all)", o.max_chunks);
+    }
+    if (o.domains.empty()) fail_usage("give the held-out text: --data [NAME=]FILE");
+    const bool all_stored =
+        std::all_of(o.domains.begin(), o.domains.end(), [](const EvalDomain & d) { return !d.base_logits.empty(); });
+    if (o.base.empty() && !all_stored) fail_usage("give -m BASE, or --base-logits FILE from an earlier run");
+    if (o.base.empty() && !o.generation.prompts.empty()) {
+        fail_usage("--prompts needs -m BASE: the base model's continuations are what the others are compared with");
+    }
+    if (o.pruned.empty() && o.base.empty()) {
+        fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
+    }
+    // -c given: checked here; not given (the trained context decides): check_eval_inputs checks it
+    if (!o.generation.prompts.empty() && o.n_ctx > 0) {
+        const std::string problem = prompt_budget_problem(o.n_ctx, o.generation.n_tokens);
+        if (!problem.empty()) fail_usage("%s", problem.c_str());
+    }
+}
+
 std::vector<EvalRow> run_eval(const EvalOptions & given) {
     // Every input read and checked before any model runs: a bad one fails in seconds.
     const EvalInputs          in         = check_eval_inputs(given);
@@ -220,6 +244,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
     // Ctrl-C stops before the next window; the temporaries below are removed as the stack
     // unwinds, and reap exits 130.
     StopSignalGuard signals;
+    create_base_logits_folders(o.domains);
 
     // Stored logits first: a file made from another base is refused before any model runs.
     const uint32_t                                 first = first_scored_position(o.convention, uint32_t(o.n_ctx));

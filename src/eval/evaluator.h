@@ -40,6 +40,9 @@ struct EvalOptions : LlamaFlags {
 
 // One row for the base, then one per pruned model, in order. A row's top-level numbers are those
 // of the first domain; `domains` holds every domain's, `generation` the continuations' scores.
+// The option checks, without reading any file: throws UsageError (exit 2). run_eval calls it first.
+void check_eval_options(const EvalOptions & opts);
+
 std::vector<EvalRow> run_eval(const EvalOptions & opts);
 
 }  // namespace reap

@@ -82,13 +82,12 @@ llama_token argmax_last(const LlamaRuntime & m, int32_t n_vocab) {
 
 }  // namespace
 
-void check_prompt_budget(int n_ctx, int n_tokens) {
-    if (n_tokens < 1 || n_ctx - n_tokens < k_min_prompt_tokens) {
-        fail_usage(
-            "--gen-tokens %d leaves %d of the -c %d tokens for the prompt, fewer than %d: every prompt would be cut "
-            "to its last tokens; lower --gen-tokens or raise -c",
-            n_tokens, n_ctx - n_tokens, n_ctx, k_min_prompt_tokens);
-    }
+std::string prompt_budget_problem(int n_ctx, int n_tokens) {
+    if (n_tokens >= 1 && n_ctx - n_tokens >= k_min_prompt_tokens) return "";
+    return strfmt(
+        "--gen-tokens %d leaves %d of the -c %d tokens for the prompt, fewer than %d: every prompt would be cut to "
+        "its last tokens; lower --gen-tokens or raise -c",
+        n_tokens, n_ctx - n_tokens, n_ctx, k_min_prompt_tokens);
 }
 
 std::vector<Prompt> load_prompts(const llama_model * model, const GenerationOptions & opts, int max_tokens) {

@@ -29,9 +29,10 @@ struct GenerationOptions {
 // handful of tokens, and the continuations compared would continue almost nothing.
 inline constexpr int k_min_prompt_tokens = 8;
 
-// Refuses (a usage error naming -c and --gen-tokens) `n_tokens` to generate in a context of
-// `n_ctx` that leaves fewer than k_min_prompt_tokens for the prompt.
-void check_prompt_budget(int n_ctx, int n_tokens);
+// Why `n_tokens` to generate in a context of `n_ctx` leave too little room for the prompt (fewer
+// than k_min_prompt_tokens), naming -c and --gen-tokens; "" when they leave enough. A usage error
+// when -c was given, a runtime one when the model's trained context decided it.
+std::string prompt_budget_problem(int n_ctx, int n_tokens);
 
 struct Prompt {
     std::vector<llama_token> tokens;

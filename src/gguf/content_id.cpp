@@ -1,5 +1,7 @@
 #include "gguf/content_id.h"
 
+#include "core/error.h"
+
 #include "core/hash.h"
 #include "core/text.h"
 
@@ -84,6 +86,10 @@ uint64_t model_content_id(const GgufFile & f) {
         }
     }
     return h.h;
+}
+
+std::string model_content_id_text(const GgufFile & f) {
+    return strfmt("%016llx", (unsigned long long) model_content_id(f));
 }
 
 }  // namespace reap

@@ -6,6 +6,7 @@
 #include "gguf/gguf_file.h"
 
 #include <cstdint>
+#include <string>
 
 namespace reap {
 
@@ -14,5 +15,8 @@ namespace reap {
 // smaller tensor). A few MB read however large the model; any fine-tune or reseed changes every
 // tensor, so a sample tells them apart.
 uint64_t model_content_id(const GgufFile & f);
+
+// The same as 16 hex digits: how stats files, sweep folders and plans record it.
+std::string model_content_id_text(const GgufFile & f);
 
 }  // namespace reap

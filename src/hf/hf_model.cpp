@@ -18,7 +18,7 @@ std::vector<std::string> HfModel::input_paths() const {
 
 void HfModel::check_split(uint64_t split_max_bytes) const {
     if (split_max_bytes != 0) {
-        fail_usage("--split-max-size: a Hugging Face output is sharded like its input; the option is for GGUF");
+        fail("--split-max-size: a Hugging Face output is sharded like its input; the option is for GGUF");
     }
 }
 

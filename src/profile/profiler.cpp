@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/stop_signal.h"
+#include "gguf/content_id.h"
 #include "gguf/gguf_file.h"
 #include "gguf/moe_layout.h"
 #include "gguf/router_fingerprint.h"
@@ -30,17 +31,6 @@ namespace reap {
 using nlohmann::json;
 
 namespace {
-
-void check_profile_options(const ProfileOptions & opts) {
-    if (opts.n_ctx != k_ctx_size_not_given && opts.n_ctx != 0 && opts.n_ctx < 8) {
-        fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
-    }
-    if (opts.n_batch < 1 || opts.n_ubatch < 1) fail_usage("-b and -ub must be positive");
-    if (opts.n_parallel < 1 || opts.n_parallel > 256) fail_usage("-np/--parallel must be in [1, 256]");
-    if (opts.save_every < 0) fail_usage("--save-every must be >= 0");
-    uint32_t index = 0, count = 0;
-    if (!opts.shard.empty()) parse_shard(opts.shard, index, count);
-}
 
 // The model's MoE structure from the file itself: which layers to expect, how many experts.
 // `shape`: the model as the stats file records it (with its router fingerprint).
@@ -224,6 +214,17 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
 
 }  // namespace
 
+void check_profile_options(const ProfileOptions & opts) {
+    if (opts.n_ctx != k_ctx_size_not_given && opts.n_ctx != 0 && opts.n_ctx < 8) {
+        fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
+    }
+    if (opts.n_batch < 1 || opts.n_ubatch < 1) fail_usage("-b and -ub must be positive");
+    if (opts.n_parallel < 1 || opts.n_parallel > 256) fail_usage("-np/--parallel must be in [1, 256]");
+    if (opts.save_every < 0) fail_usage("--save-every must be >= 0");
+    uint32_t index = 0, count = 0;
+    if (!opts.shard.empty()) parse_shard(opts.shard, index, count);
+}
+
 ProfileResult run_profile(const ProfileOptions & given) {
     check_profile_options(given);
     ProfileOptions opts = given;
@@ -258,7 +259,8 @@ ProfileResult run_profile(const ProfileOptions & given) {
     const uint64_t fingerprint = calibration_fingerprint(items.tokens);
     StatsMeta      meta =
         profile_meta(opts, shape, model_size, fingerprint, opts.collect ? &collector : nullptr, items, report);
-    meta.shard = res.stats.meta.shard;
+    meta.shard            = res.stats.meta.shard;
+    meta.model_content_id = model_content_id_text(GgufFile::open(opts.model));
     ResumePoint from;
     if (opts.resume) {
         from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());

@@ -62,6 +62,9 @@ struct ProfileResult {
 
 // Runs the profile and writes opts.output (atomically; also at checkpoints). On SIGINT/SIGTERM
 // a final checkpoint is written and the result says interrupted.
+// The option checks, without reading any file: throws UsageError (exit 2). run_profile calls it first.
+void check_profile_options(const ProfileOptions & opts);
+
 ProfileResult run_profile(const ProfileOptions & opts);
 
 // "layer 3: highest REAP expert 5 (0.123), lowest 9 (0.000), never activated 2" per layer.

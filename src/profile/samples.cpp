@@ -210,7 +210,7 @@ void parse_shard(const std::string & text, uint32_t & index, uint32_t & count) {
     uint64_t     i = 0, n = 0;
     if (slash == std::string::npos || !parse_canonical_uint(text.substr(0, slash), 1u << 20, i) ||
         !parse_canonical_uint(text.substr(slash + 1), 1u << 20, n) || i < 1 || i > n) {
-        fail("--shard %s: expected i/N with 1 <= i <= N (e.g. 2/4)", text.c_str());
+        fail_usage("--shard %s: expected i/N with 1 <= i <= N (e.g. 2/4)", text.c_str());
     }
     index = uint32_t(i);
     count = uint32_t(n);

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/log.h"
+#include "core/output_lock.h"
 #include "core/stop_signal.h"
 #include "core/text.h"
 #include "moe/expert_budget.h"
@@ -77,16 +78,14 @@ void check_complete(const ExpertStats & stats, const std::string & path, const P
 }
 
 std::vector<uint32_t> kept_counts(const PruneRequest & r, const MoeShape & shape) {
-    const int n_amounts = int(!r.keep_ratios.empty()) + int(r.keep.has_value()) + int(r.prune.has_value());
-    if (n_amounts != 1) fail_usage("give exactly one of --keep-ratio, --keep, --prune");
     std::vector<uint32_t> counts;
     for (size_t i = 0; i < r.keep_ratios.size(); i++) {
         counts.push_back(kept_count_for_ratio(shape, r.keep_ratios[i]));
         // Two ratios that keep the same count would write one output name twice.
         for (size_t k = 0; k < i; k++) {
             if (counts[k] == counts[i]) {
-                fail_usage("--keep-ratio %g and %g both keep %u of %u experts; give each count once", r.keep_ratios[k],
-                           r.keep_ratios[i], counts[i], shape.n_expert);
+                fail("--keep-ratio %g and %g both keep %u of %u experts of this model; give each count once",
+                     r.keep_ratios[k], r.keep_ratios[i], counts[i], shape.n_expert);
             }
         }
     }
@@ -148,17 +147,27 @@ void report_convergence(Plan & p, const CalibrationSets & sets, const MoeShape &
 
 }  // namespace
 
-std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape) {
+void check_prune_request(const PruneRequest & r) {
+    if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
     if (!r.plan.empty()) {
         if (!r.stats.empty() || !r.keep_ratios.empty() || r.keep || r.prune) {
             fail_usage(
                 "--plan already fixes the experts to keep; do not combine it with --stats/--keep-ratio/--keep/--prune");
         }
+        return;
+    }
+    check_stats_options(r.stats, r.stats_weights, r.stats_combine);
+    const int n_amounts = int(!r.keep_ratios.empty()) + int(r.keep.has_value()) + int(r.prune.has_value());
+    if (n_amounts != 1) fail_usage("give exactly one of --keep-ratio, --keep, --prune");
+}
+
+std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape) {
+    check_prune_request(r);
+    if (!r.plan.empty()) {
         Plan p = Plan::load(r.plan);
         check_plan(p, shape, r.plan);
         return {p};
     }
-    if (r.stats.empty()) fail_usage("give --stats FILE (from reap profile) or --plan FILE");
     const auto            counts = kept_counts(r, shape);
     const CalibrationSets sets   = load_calibration_sets(r.stats, r.stats_weights, r.stats_combine);
     for (const auto & set : sets.sets) {
@@ -223,7 +232,7 @@ PruneOutcome run_prune(const PruneRequest & r, const Model & m) {
     // Ctrl-C or `kill` stops the copy at the next buffer, the temporaries go, and reap exits 130
     // (core/stop_signal.h); a signal during the final renames waits for them.
     StopSignalGuard signals;
-    if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
+    check_prune_request(r);
     m.check_split(r.split_max_bytes);
     PruneOutcome out;
     out.original_size             = m.size();
@@ -239,6 +248,8 @@ PruneOutcome run_prune(const PruneRequest & r, const Model & m) {
     refuse_prune_outputs_over_inputs(r, out, m.input_paths());
     finish_plan_report(r, out);
     if (r.dry_run) return out;
+    // One writer for one output (a file or a split set): two prunes into it at once would mix parts.
+    const OutputLock lock(OutputLock::path_for_file(r.output), r.output);
     m.write_pruned(planned_jobs(out), r.show_progress);
     out.wrote_models = true;
     return out;

@@ -54,6 +54,11 @@ struct PruneOutcome {
 
 // "0.25,0.5" -> {0.25, 0.5}; throws naming --keep-ratio for anything that is not a number.
 std::vector<double> parse_keep_ratios(const std::string & s);
+
+// The option checks of a request, without reading any file: a plan or statistics (not both),
+// exactly one amount with statistics, an output unless dry_run, the statistics' weights.
+// Throws UsageError (exit 2). run_prune calls it first.
+void check_prune_request(const PruneRequest & r);
 // "500M", "4G", "123456" -> bytes (as llama.cpp's gguf-split --split-max-size); "" -> 0. A bad
 // size is a usage error naming `option`.
 uint64_t parse_split_size(const std::string & s, const char * option = "--split-max-size");

@@ -64,8 +64,8 @@ std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets) {
     return out;
 }
 
-CalibrationSets load_calibration_sets(const std::vector<std::string> & paths, const std::vector<double> & weights,
-                                      StatsCombine rule) {
+void check_stats_options(const std::vector<std::string> & paths, const std::vector<double> & weights,
+                         StatsCombine rule) {
     if (paths.empty()) fail_usage("give --stats FILE (from reap profile) or --plan FILE");
     if (!weights.empty() && weights.size() != paths.size()) {
         fail_usage("--stats-weights: %zu weight(s) for %zu --stats file(s); give one per file", weights.size(),
@@ -78,6 +78,11 @@ CalibrationSets load_calibration_sets(const std::vector<std::string> & paths, co
             "--stats-weights: the tokens rule counts every token once and takes no weights; use --stats-combine mean "
             "or max");
     }
+}
+
+CalibrationSets load_calibration_sets(const std::vector<std::string> & paths, const std::vector<double> & weights,
+                                      StatsCombine rule) {
+    check_stats_options(paths, weights, rule);
     CalibrationSets out;
     out.rule = rule;
     std::vector<ExpertStats> runs;

@@ -71,6 +71,11 @@ struct CalibrationSets {
     std::string label() const;
 };
 
+// The option checks of load_calibration_sets, without reading a file: at least one path, one
+// weight per path or none, no unequal weights with the tokens rule. Throws UsageError.
+void check_stats_options(const std::vector<std::string> & paths, const std::vector<double> & weights,
+                         StatsCombine rule);
+
 // Loads one stats file, or several with `reap merge`'s checks (load_same_model_stats): the same
 // file or run twice, statistics of different models. `weights`: empty (all equal) or one per
 // path; refused with the tokens rule unless all equal.

@@ -146,6 +146,7 @@ const char * const k_known_keys[] = {"architecture",
                                      "model",
                                      "model_path",
                                      "model_size",
+                                     "model_content_id",
                                      "n_layer",
                                      "n_expert",
                                      "n_expert_used",
@@ -189,6 +190,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     r.string_field("model", m.model);
     r.string_field("model_path", m.model_path);
     r.uint_field("model_size", m.model_size);
+    r.string_field("model_content_id", m.model_content_id);
     r.uint_field("n_layer", m.n_layer);
     r.uint_field("n_expert", m.n_expert);
     r.uint_field("n_expert_used", m.n_expert_used);
@@ -225,6 +227,7 @@ json StatsMeta::to_json() const {
     put("model", model);
     put("model_path", model_path);
     put("model_size", model_size);
+    put("model_content_id", model_content_id);
     put("architecture", architecture);
     put("n_layer", n_layer);
     put("n_expert", n_expert);
@@ -354,7 +357,12 @@ void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::strin
     same_field("moe_layers", a.moe_layers, b.moe_layers, path, a_is);
     same_field("router_fingerprint", a.router_fingerprint, b.router_fingerprint, path, a_is);
     if (level == SameModel::shape) return;
-    // Same shape is not the same model: the model file's name and size tell weights apart.
+    // Same shape is not the same model: the content tells weights apart (a renamed copy is the
+    // same model); files from before it was recorded fall back to the file's name and size.
+    if (a.model_content_id && b.model_content_id) {
+        same_field("model_content_id", a.model_content_id, b.model_content_id, path, a_is);
+        return;
+    }
     same_field("model", a.model, b.model, path, a_is);
     same_field("model_size", a.model_size, b.model_size, path, a_is);
 }

@@ -36,6 +36,10 @@ struct StatsMeta {
     std::optional<std::string> model;       // base name of the model file
     std::optional<std::string> model_path;  // as given to profile
     std::optional<uint64_t>    model_size;  // bytes of the model file (all splits)
+    // The model by content (gguf/content_id.h): a copy or a rename is the same model, another
+    // fine-tune of the same name and size is not. Compared instead of name and size where both
+    // files record it.
+    std::optional<std::string> model_content_id;
     std::optional<uint32_t>    n_layer, n_expert, n_expert_used;
     std::optional<uint32_t>    n_expert_groups, n_group_used;  // recorded since grouped models are planned per group
     std::optional<uint32_t>    experts_per_chunk;  // GroveMoE's adjugate groups (planned per group), when present
@@ -81,7 +85,7 @@ std::optional<RouterNorms> parse_router_norms(const nlohmann::json & v);
 // How much of the model two stats files must share.
 enum class SameModel {
     shape,  // architecture, layers, experts, experts per token, groups, MoE layers: runs to compare
-    file,   // and the model file (name and size) where both record it: runs to add up or resume
+    file,   // and the model file (content id, else name and size) where both record it: runs to add up or resume
 };
 
 // Throws when `b` (read from `b_path`) describes another model than `a` at `level`, naming the

@@ -3,7 +3,9 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/fs_util.h"
+#include "core/log.h"
 #include "core/progress.h"
+#include "core/stop_signal.h"
 #include "eval/domains.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
@@ -11,9 +13,13 @@
 #include "llama/context_size.h"
 #include "llama/llama_runtime.h"
 #include "model/open_model.h"
+#include "moe/expert_budget.h"
 #include "profile/profiler.h"
 #include "stats/criteria.h"
+#include "sweep/sweep_folder.h"
 #include "sweep/sweep_html.h"
+
+#include <algorithm>
 
 #include <cmath>
 #include <filesystem>
@@ -35,50 +41,40 @@ std::string point_file_name(Criterion c, double prune_ratio) {
     return strfmt("%s-%g.gguf", criterion_name(c), std::round(prune_ratio * 1000) / 10);
 }
 
-void check_options(const SweepOptions & o) {
-    if (o.model.empty()) fail("give the model to sweep with -m MODEL.gguf");
-    if (o.calib.empty() == o.stats.empty())
-        fail("give calibration data (--calib FILE) or statistics (--stats FILE), one of them");
-    if (o.data.empty()) fail("give held-out text to evaluate on with --data [NAME=]FILE");
-    if (o.out_dir.empty()) fail("give the output folder with -o OUTDIR");
-    if (o.prune_ratios.empty()) fail("--ratios: give at least one fraction of experts to remove");
+// The points of the sweep, criterion by criterion, in the order of --ratios. Ratios that remove
+// the same number of experts are one point (the first ratio names it), said once: two of them
+// would prune one file twice, and deleting the non-answers would delete the answer.
+std::vector<SweepPoint> sweep_points(const SweepOptions & o, const MoeShape & shape) {
+    std::vector<double>   ratios;
+    std::vector<uint32_t> counts;
     for (double r : o.prune_ratios) {
-        if (!(r > 0 && r < 1)) fail("--ratios: %g is not a fraction of experts to remove, in (0, 1)", r);
+        const uint32_t kept = kept_count_for_ratio(shape, 1.0 - r);
+        const auto     same = std::find(counts.begin(), counts.end(), kept);
+        if (same != counts.end()) {
+            log_warn("--ratios %g and %g both remove %u of %u experts: one point",
+                     ratios[size_t(same - counts.begin())], r, shape.n_expert - kept, shape.n_expert);
+            continue;
+        }
+        ratios.push_back(r);
+        counts.push_back(kept);
     }
-    if (o.criteria.empty()) fail("--criteria: give at least one criterion");
-}
-
-// The statistics' file names: "", "code.json", or "code.json+prose.json" for several sets.
-std::string stats_label(const std::vector<std::string> & stats) {
-    std::string s;
-    for (const std::string & f : stats)
-        s += (s.empty() ? "" : "+") + base_name(f);
-    return s;
-}
-
-// What identifies the sweep in OUTDIR: the model (name and size) and the statistics' source.
-nlohmann::json sweep_identity(const SweepOptions & o, const ModelFiles & model) {
-    nlohmann::json calib = nlohmann::json::array();
-    for (const std::string & c : o.calib)
-        calib.push_back(base_name(c));
-    return {{"model", base_name(model.first())},
-            {"model_size", model.size},
-            {"calib", calib},
-            {"stats", stats_label(o.stats)}};
-}
-
-// A folder holding another sweep, or this one without --resume, is refused before any work.
-void check_out_dir(const SweepOptions & o, const nlohmann::json & identity) {
-    const std::string record = o.out_dir + "/sweep.json";
-    if (!fs::exists(record)) return;
-    if (!o.resume) {
-        fail("%s: holds a sweep already; continue it with --resume, or choose another -o", o.out_dir.c_str());
+    std::vector<SweepPoint> points;
+    for (const std::string & c : o.criteria) {
+        const Criterion crit = parse_criterion(c);
+        for (double r : ratios) {
+            const SweepPoint p{crit, r, o.out_dir + "/" + point_file_name(crit, r)};
+            for (const SweepPoint & q : points) {
+                if (q.path == p.path) {
+                    fail(
+                        "--ratios %g and %g remove different numbers of experts but name one file %s; give ratios "
+                        "further apart",
+                        q.prune_ratio, r, p.path.c_str());
+                }
+            }
+            points.push_back(p);
+        }
     }
-    const nlohmann::json old = read_json_file(record, "sweep record");
-    if (!old.contains("identity") || old["identity"] != identity) {
-        fail("%s: holds the sweep of another model or calibration (%s); choose another -o", o.out_dir.c_str(),
-             old.contains("identity") ? old["identity"].dump().c_str() : "no identity");
-    }
+    return points;
 }
 
 std::vector<std::string> profile_once(const SweepOptions & o) {
@@ -90,9 +86,10 @@ std::vector<std::string> profile_once(const SweepOptions & o) {
     p.output                     = o.out_dir + "/stats.json";
     p.max_samples                = o.max_samples;
     p.resume                     = o.resume && fs::exists(p.output);
-    p.progress                   = false;
+    p.progress                   = o.progress;  // the longest step on a large model: its own line
     const ProfileResult r        = run_profile(p);
-    if (r.interrupted) fail("interrupted while profiling; continue with --resume");
+    // The profile wrote its checkpoint; the sweep's guard holds the signal.
+    if (r.interrupted) stop_point(("profiling (checkpoint saved to " + p.output + "; continue with --resume)").c_str());
     return {p.output};
 }
 
@@ -152,7 +149,9 @@ EvalOptions eval_options(const SweepOptions & o, int n_ctx) {
     // One base-logits file per domain in OUTDIR/base-logits/ (NAME.lgt): written once, reused
     // by --resume after eval checks they were made from this base.
     const std::string logits_dir = o.out_dir + "/base-logits";
-    fs::create_directories(logits_dir);
+    std::error_code   ec;
+    fs::create_directories(logits_dir, ec);
+    if (ec) fail("%s: cannot create the folder (%s)", logits_dir.c_str(), ec.message().c_str());
     e.domains    = resolve_domains(o.data, {logits_dir});
     e.generation = o.generation;
     e.tasks      = o.tasks;
@@ -164,43 +163,50 @@ EvalOptions eval_options(const SweepOptions & o, int n_ctx) {
 
 }  // namespace
 
-SweepResult run_sweep(const SweepOptions & o) {
-    check_options(o);
+void check_sweep_options(const SweepOptions & o) {
+    if (o.model.empty()) fail_usage("give the model to sweep with -m MODEL.gguf");
+    if (o.calib.empty() == o.stats.empty())
+        fail_usage("give calibration data (--calib FILE) or statistics (--stats FILE), one of them");
+    if (o.data.empty()) fail_usage("give held-out text to evaluate on with --data [NAME=]FILE");
+    if (o.out_dir.empty()) fail_usage("give the output folder with -o OUTDIR");
+    if (o.prune_ratios.empty()) fail_usage("--ratios: give at least one fraction of experts to remove");
+    for (double r : o.prune_ratios) {
+        if (!(r > 0 && r < 1)) fail_usage("--ratios: %g is not a fraction of experts to remove, in (0, 1)", r);
+    }
+    if (o.criteria.empty()) fail_usage("--criteria: give at least one criterion");
     for (const std::string & c : o.criteria)
         parse_criterion(c);
-    const ModelFiles     model    = model_files(o.model);
-    const nlohmann::json identity = sweep_identity(o, model);
-    std::error_code      ec;
-    fs::create_directories(o.out_dir, ec);
-    if (ec) fail("%s: cannot create the output folder (%s)", o.out_dir.c_str(), ec.message().c_str());
-    check_out_dir(o, identity);
+    check_sweep_tolerance(o.tolerance);
+}
 
-    std::vector<SweepPoint> points;
-    for (const std::string & c : o.criteria) {
-        for (double r : o.prune_ratios) {
-            const Criterion crit = parse_criterion(c);
-            points.push_back({crit, r, o.out_dir + "/" + point_file_name(crit, r)});
-        }
-    }
+SweepResult run_sweep(const SweepOptions & o) {
+    check_sweep_options(o);
+    // One guard for the whole sweep: a signal at any moment, also between two steps, stops it at
+    // the next stop point (exit 130), never lost and never killing it without a word.
+    StopSignalGuard               signals;
+    const auto                    model    = open_model(o.model);
+    const std::vector<SweepPoint> points   = sweep_points(o, model->shape());
+    const nlohmann::json          identity = sweep_identity(o.model, o.calib, o.stats);
+    const SweepFolder             folder(o.out_dir, identity, o.resume);
+    stop_point("checking the output folder (nothing was written)");
+
     // One line over the whole sweep: the profile, each prune, the base's and each model's eval.
     const uint64_t steps = (o.stats.empty() ? 1 : 0) + 2 * points.size() + 1;
     Progress       progress("sweep", steps, "steps", o.progress);
     uint64_t       done = 0;
-    progress.update(done, "profiling");
+    progress.update(done, o.stats.empty() ? "profiling" : "", true);
     const std::vector<std::string> stats = profile_once(o);
     done += o.stats.empty() ? 1 : 0;
+    stop_point("profiling");
     for (const SweepPoint & p : points) {
-        progress.update(done, "pruning " + base_name(p.path));
+        progress.update(done, "pruning " + base_name(p.path), true);
         prune_point(o, stats, p);
-        progress.update(++done, "");
+        stop_point(("pruning " + base_name(p.path)).c_str());
+        progress.update(++done, "", true);
     }
 
     const int   n_ctx = resolve_ctx_size(o.n_ctx, o.model);  // one warning when beyond the trained context
     EvalOptions e     = eval_options(o, n_ctx);
-    if (!o.resume) {
-        for (const auto & d : e.domains)
-            fs::remove(d.base_logits, ec);  // an interrupted earlier run's, not this sweep's
-    }
     for (const SweepPoint & p : points)
         e.pruned.push_back(p.path);
     // One run for all models: the base is loaded once for its logits, continuations and tasks.
@@ -219,6 +225,7 @@ SweepResult run_sweep(const SweepOptions & o) {
     done += points.size() + 1;
     progress.update(done);
     progress.finish();
+    stop_point("evaluating");
 
     SweepResult res;
     const auto  best = choose_model(models, base, o.tolerance);
@@ -240,11 +247,12 @@ SweepResult run_sweep(const SweepOptions & o) {
                           {"eval_ctx", n_ctx},
                           {"domains", o.data},
                           {"chosen", res.chosen}};
+    std::error_code ec;
     write_file_atomic(o.out_dir + "/sweep.json", res.report.dump(1) + "\n");
     write_file_atomic(o.out_dir + "/sweep.html", sweep_html(res.report));
     if (!o.keep_all) {
         for (size_t i = 0; i < points.size(); i++) {
-            if (!best || *best != i) fs::remove(points[i].path, ec);
+            if ((!best || *best != i) && points[i].path != res.chosen) fs::remove(points[i].path, ec);
         }
     }
     return res;

@@ -4,10 +4,11 @@
 // tolerance (sweep/sweep_choice.h). Writes OUTDIR/sweep.json (every model's eval entry, its
 // criterion and ratios) and OUTDIR/sweep.html (sweep/sweep_html.h).
 //
-// Files in OUTDIR: stats.json (the profile), <criterion>-<pct>.gguf (pruned models; those that are
-// not the answer are removed unless keep_all), base-logits/ (the base's log-probabilities),
-// sweep.json, sweep.html. With resume, what is there is reused after it is checked to belong to
-// this model and these statistics; a folder holding another sweep's files is refused.
+// Files in OUTDIR: .reap-sweep.json (what the folder belongs to; sweep/sweep_folder.h), stats.json
+// (the profile), <criterion>-<pct>.gguf (pruned models; those that are not the answer are removed
+// unless keep_all), base-logits/ (the base's log-probabilities), sweep.json, sweep.html. OUTDIR is
+// new, empty, or this sweep's own (resume): what is there is then reused after it is checked to
+// belong to this model and these statistics; any other folder is refused before any work.
 #pragma once
 
 #include "eval/generation.h"
@@ -51,6 +52,10 @@ struct SweepResult {
     std::string    chosen;  // path of the answer (the base when no pruned model is within tolerance)
     bool           chosen_is_base = false;
 };
+
+// The option checks, without reading any file: throws UsageError (exit 2) for a value or a
+// combination no input could make right. run_sweep calls it first.
+void check_sweep_options(const SweepOptions & o);
 
 SweepResult run_sweep(const SweepOptions & o);
 

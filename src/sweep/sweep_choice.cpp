@@ -2,7 +2,25 @@
 
 #include "core/error.h"
 
+#include <cmath>
+
 namespace reap {
+
+void check_sweep_tolerance(const SweepTolerance & t) {
+    const struct {
+        const char * option;
+        double       value, lo, hi;
+        const char * what;
+    } bounds[] = {
+        {"--max-kl", t.max_kl, 0, INFINITY, "a mean KL divergence in nats per token, 0 or more"},
+        {"--max-degeneration", t.max_degeneration, 0, 1, "a share of the continuations, in [0, 1]"},
+        {"--min-task-ratio", t.min_task_ratio, 0, 1, "a fraction of the base's accuracy, in [0, 1]"},
+    };
+    for (const auto & b : bounds) {
+        if (!std::isfinite(b.value) || b.value < b.lo || b.value > b.hi)
+            fail_usage("%s %g: give %s", b.option, b.value, b.what);
+    }
+}
 
 double worst_kl_of(const nlohmann::json & entry) {
     if (entry.contains("worst_kl") && entry["worst_kl"].is_number()) return entry["worst_kl"].get<double>();

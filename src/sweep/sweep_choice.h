@@ -20,6 +20,10 @@ struct SweepTolerance {
     double min_task_ratio = 0.9;
 };
 
+// Throws UsageError naming the option when a tolerance is not a finite number in its range:
+// --max-kl >= 0 (nats), --max-degeneration and --min-task-ratio in [0, 1].
+void check_sweep_tolerance(const SweepTolerance & t);
+
 // Why `entry` is outside the tolerance ("worst-domain KL 0.61 > 0.5"), or "" when it is within.
 // `base` is the base model's entry (task accuracies are compared with it).
 std::string outside_tolerance(const nlohmann::json & entry, const nlohmann::json & base, const SweepTolerance & t);

@@ -21,7 +21,7 @@ struct DomainArgs {
 
 }  // namespace
 
-void add_eval(CLI::App & app) {
+void add_eval(CLI::App & app, CommandRun & run) {
     auto   o    = std::make_shared<EvalOptions>();
     auto   args = std::make_shared<DomainArgs>();
     auto * cmd  = app.add_subcommand(
@@ -59,7 +59,7 @@ void add_eval(CLI::App & app) {
     cmd->add_option("--tasks", o->tasks.limit,
                     "score this many tasks of each file, picked as llama-perplexity picks them (0: all; "
                     "llama-perplexity's --hellaswag-tasks defaults to 400)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0, 1 << 30));
     auto * prompts = cmd->add_option(
         "--prompts", o->generation.prompts,
         "prompts to continue greedily with every model (JSONL prompt/response, text or messages, or .txt one per "
@@ -77,19 +77,16 @@ void add_eval(CLI::App & app) {
     add_llama_flags(*cmd, *o);
     cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
-    cmd->callback([o, args]() {
-        // -c given: refused here; not given (the trained context decides): run_eval refuses it.
-        if (!o->generation.prompts.empty() && o->n_ctx > 0) check_prompt_budget(o->n_ctx, o->generation.n_tokens);
-        try {
-            o->domains = resolve_domains(args->data, args->base_logits);
-        } catch (const Error & e) {
-            throw CLI::ValidationError(e.what());
-        }
-        const auto rows = run_eval(*o);
-        std::fputs(eval_table(rows, o->convention).c_str(), stdout);
-        if (!o->output.empty()) {
-            write_file_atomic(o->output, eval_output_for(o->output, rows, o->convention));
-        }
+    cmd->callback([o, args, &run]() {
+        o->domains = resolve_domains(args->data, args->base_logits);
+        check_eval_options(*o);
+        run = [o]() {
+            const auto rows = run_eval(*o);
+            std::fputs(eval_table(rows, o->convention).c_str(), stdout);
+            if (!o->output.empty()) {
+                write_file_atomic(o->output, eval_output_for(o->output, rows, o->convention));
+            }
+        };
     });
 }
 

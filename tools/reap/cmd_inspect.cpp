@@ -6,7 +6,7 @@
 
 namespace reap::cli {
 
-void add_inspect(CLI::App & app) {
+void add_inspect(CLI::App & app, CommandRun & run) {
     struct Opts {
         std::string model;
         bool        json = false;
@@ -19,10 +19,12 @@ void add_inspect(CLI::App & app) {
                     "GGUF file (any split of a split model opens all of it) or Hugging Face model folder")
         ->required();
     cmd->add_flag("--json", opts->json, "print the report as JSON");
-    cmd->callback([opts]() {
-        const auto        r   = model_report(*open_model(opts->model));
-        const std::string out = opts->json ? r.dump(2) + "\n" : inspect_text(r);
-        std::fputs(out.c_str(), stdout);
+    cmd->callback([opts, &run]() {
+        run = [opts]() {
+            const auto        r   = model_report(*open_model(opts->model));
+            const std::string out = opts->json ? r.dump(2) + "\n" : inspect_text(r);
+            std::fputs(out.c_str(), stdout);
+        };
     });
 }
 

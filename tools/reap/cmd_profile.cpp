@@ -7,7 +7,40 @@
 
 namespace reap::cli {
 
-void add_profile(CLI::App & app) {
+namespace {
+
+void profile(const ProfileOptions & o) {
+    const ProfileResult r   = run_profile(o);
+    const double        tps = r.decode_seconds > 0 ? double(r.tokens) / r.decode_seconds : 0.0;
+    if (o.collect) {
+        std::fputs(profile_summary(r.stats).c_str(), stdout);
+    }
+    std::printf("%s %zu/%zu samples, %llu tokens in %.2f s (%.1f tokens/s)%s%s\n",
+                r.interrupted ? "interrupted after" : "profiled", r.samples_done, r.samples_total,
+                (unsigned long long) r.tokens, r.decode_seconds, tps, o.collect ? "; stats: " : "",
+                o.collect ? o.output.c_str() : "");
+    if (o.collect) {
+        std::printf("collector: %.2f s of the decode time in the eval callback; %.1f MB read from devices\n",
+                    r.collect_seconds, double(r.device_bytes_read) / 1e6);
+    }
+    std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
+                r.data_windows, r.n_ctx, (unsigned long long) r.data_tokens);
+    if (o.shard.empty() && (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens)) {
+        std::printf("; %zu windows, %llu tokens left out by --max-samples/--max-tokens",
+                    r.data_windows - r.samples_total, (unsigned long long) (r.data_tokens - r.tokens_total));
+    }
+    if (!o.shard.empty()) {
+        std::printf("; shard %s: %zu of the %zu windows", o.shard.c_str(), r.samples_total, r.shard_of_windows);
+    }
+    std::printf("\n");
+    if (r.interrupted) {
+        throw Interrupted("interrupted; checkpoint saved to " + o.output + " (continue with --resume)");
+    }
+}
+
+}  // namespace
+
+void add_profile(CLI::App & app, CommandRun & run) {
     auto   o = std::make_shared<ProfileOptions>();
     auto * cmd =
         app.add_subcommand("profile", "collect per-expert REAP statistics by running the model on calibration data");
@@ -49,33 +82,9 @@ void add_profile(CLI::App & app) {
                   "same statistics)");
     cmd->add_flag("!--no-collect", o->collect,
                   "benchmark baseline: decode the same batches without collecting statistics, write nothing");
-    cmd->callback([o]() {
-        const ProfileResult r   = run_profile(*o);
-        const double        tps = r.decode_seconds > 0 ? double(r.tokens) / r.decode_seconds : 0.0;
-        if (o->collect) {
-            std::fputs(profile_summary(r.stats).c_str(), stdout);
-        }
-        std::printf("%s %zu/%zu samples, %llu tokens in %.2f s (%.1f tokens/s)%s%s\n",
-                    r.interrupted ? "interrupted after" : "profiled", r.samples_done, r.samples_total,
-                    (unsigned long long) r.tokens, r.decode_seconds, tps, o->collect ? "; stats: " : "",
-                    o->collect ? o->output.c_str() : "");
-        if (o->collect) {
-            std::printf("collector: %.2f s of the decode time in the eval callback; %.1f MB read from devices\n",
-                        r.collect_seconds, double(r.device_bytes_read) / 1e6);
-        }
-        std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
-                    r.data_windows, r.n_ctx, (unsigned long long) r.data_tokens);
-        if (o->shard.empty() && (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens)) {
-            std::printf("; %zu windows, %llu tokens left out by --max-samples/--max-tokens",
-                        r.data_windows - r.samples_total, (unsigned long long) (r.data_tokens - r.tokens_total));
-        }
-        if (!o->shard.empty()) {
-            std::printf("; shard %s: %zu of the %zu windows", o->shard.c_str(), r.samples_total, r.shard_of_windows);
-        }
-        std::printf("\n");
-        if (r.interrupted) {
-            throw Interrupted("interrupted; checkpoint saved to " + o->output + " (continue with --resume)");
-        }
+    cmd->callback([o, &run]() {
+        check_profile_options(*o);
+        run = [o]() { profile(*o); };
     });
 }
 

@@ -35,7 +35,8 @@ void print_outcome(const PruneRequest & r, const PruneOutcome & out) {
     }
 }
 
-void run(PruneOpts o) {
+// The request from the options, checked (usage errors, exit 2); reads no file.
+PruneRequest checked_request(PruneOpts o) {
     PruneRequest & r = o.req;
     if (!o.keep_ratio.empty()) r.keep_ratios = parse_keep_ratios(o.keep_ratio);
     if (o.keep >= 0) r.keep = uint32_t(o.keep);
@@ -44,7 +45,8 @@ void run(PruneOpts o) {
     r.stats_combine = parse_stats_combine(o.stats_combine);
     if (!o.stats_weights.empty()) r.stats_weights = parse_stats_weights(o.stats_weights, r.stats.size());
     r.split_max_bytes = parse_split_size(o.split_max_size);
-    print_outcome(r, run_prune(r));
+    check_prune_request(r);
+    return r;
 }
 
 // A number of experts: a whole number, 0 or more. CLI11's NonNegativeNumber would say
@@ -74,7 +76,7 @@ std::string stats_combine_help() {
 
 }  // namespace
 
-void add_prune(CLI::App & app) {
+void add_prune(CLI::App & app, CommandRun & run) {
     auto   o   = std::make_shared<PruneOpts>();
     auto * cmd = app.add_subcommand(
         "prune", "drop the lowest-scoring experts and write a smaller GGUF or Hugging Face checkpoint");
@@ -113,7 +115,7 @@ void add_prune(CLI::App & app) {
                   "exceeds the 99.5th percentile of all experts' maxima and a tenth of the largest, arXiv 2507.23279; "
                   "the plan lists them under super_experts)");
     cmd->add_flag("!--no-progress", o->req.show_progress, "no progress line on stderr");
-    cmd->callback([o]() { run(*o); });
+    cmd->callback([o, &run]() { run = [r = checked_request(*o)]() { print_outcome(r, run_prune(r)); }; });
 }
 
 }  // namespace reap::cli

@@ -58,7 +58,7 @@ void print_summary(const SweepResult & r) {
 
 }  // namespace
 
-void add_sweep(CLI::App & app) {
+void add_sweep(CLI::App & app, CommandRun & run) {
     auto   o      = std::make_shared<SweepOptions>();
     auto   ratios = std::make_shared<std::string>("0.25,0.5,0.625,0.75");
     auto   crits  = std::make_shared<std::string>("reap,frequency");
@@ -92,7 +92,8 @@ void add_sweep(CLI::App & app) {
     cmd->add_option("--winogrande", o->tasks.winogrande, "task file in llama-perplexity's Winogrande CSV");
     cmd->add_option("--multiple-choice", o->tasks.multiple_choice,
                     "task file in llama-perplexity's binary multiple-choice format");
-    cmd->add_option("--tasks", o->tasks.limit, "tasks scored per file, picked as llama-perplexity picks them (0: all)");
+    cmd->add_option("--tasks", o->tasks.limit, "tasks scored per file, picked as llama-perplexity picks them (0: all)")
+        ->check(CLI::Range(0, 1 << 30));
     cmd->add_option("--ratios", *ratios, "fractions of the experts to remove, comma-separated");
     cmd->add_option("--criteria", *crits, "criteria, comma-separated (" + join(criterion_names(), ", ") + ")");
     cmd->add_option("--max-kl", o->tolerance.max_kl, "tolerance: worst-domain mean KL divergence base -> model");
@@ -109,7 +110,7 @@ void add_sweep(CLI::App & app) {
     cmd->add_flag("--resume", o->resume, "reuse the stats, pruned models and base logits already in the output folder");
     cmd->add_flag("--keep-all", o->keep_all, "keep every pruned model (default: only the answer)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
-    cmd->callback([o, ratios, crits, weights, combine]() {
+    cmd->callback([o, ratios, crits, weights, combine, &run]() {
         o->stats_combine = parse_stats_combine(*combine);
         if (!weights->empty()) o->stats_weights = parse_stats_weights(*weights, o->stats.size());
         o->prune_ratios.clear();
@@ -126,7 +127,8 @@ void add_sweep(CLI::App & app) {
                 throw CLI::ValidationError("--criteria", "'" + c + "' is not one of " + join(names, ", "));
             }
         }
-        print_summary(run_sweep(*o));
+        check_sweep_options(*o);
+        run = [o]() { print_summary(run_sweep(*o)); };
     });
 }
 

@@ -17,9 +17,41 @@ namespace {
 struct HfOut {
     std::string dir, layout = "per-expert", shard_size;
 };
+void list_architectures(const synth::Options & o) {
+    for (const auto & a : synth::all_architectures()) {
+        synth::Options q = o;
+        q.arch           = a;
+        std::printf("%-16s %s\n", a.c_str(),
+                    synth::uses_hand_written_layout(q) ? "hand-written tensor table" : "llama.cpp model builder");
+    }
+    for (const auto & p : synth::presets()) {
+        std::printf("preset %-16s %s\n", p.name.c_str(), p.about.c_str());
+    }
+}
+
+void write(const synth::Options & o, const std::string & out, const std::string & hf_dir, const synth::HfOptions & ho,
+           bool json) {
+    auto s = synth::write_model(o, out);
+    if (!hf_dir.empty()) {
+        s["hf"] = synth::write_hf(out, hf_dir, ho);
+    }
+    if (json) {
+        std::printf("%s\n", s.dump(2).c_str());
+        return;
+    }
+    std::printf("wrote %s: %s, %d layers (MoE: %zu), %d experts (%d per token), %s weights, %.1fM parameters\n",
+                out.c_str(), s["architecture"].get<std::string>().c_str(), s["n_layer"].get<int>(),
+                s["moe_layers"].size(), s["n_expert"].get<int>(), s["n_expert_used"].get<int>(),
+                s["weight_type"].get<std::string>().c_str(), double(s["n_params"].get<uint64_t>()) / 1e6);
+    if (s.contains("hf")) {
+        std::printf("wrote %s: Hugging Face folder, %s experts, %zu shard(s)\n", hf_dir.c_str(),
+                    s["hf"]["layout"].get<std::string>().c_str(), s["hf"]["shards"].get<size_t>());
+    }
+}
+
 }  // namespace
 
-void add_synth(CLI::App & app) {
+void add_synth(CLI::App & app, CommandRun & run) {
     auto   o      = std::make_shared<synth::Options>();
     auto   out    = std::make_shared<std::string>();
     auto   type   = std::make_shared<std::string>("Q8_0");
@@ -79,18 +111,9 @@ void add_synth(CLI::App & app) {
     cmd->add_option("--hf-shard-size", hf->shard_size,
                     "shard --hf-out into model-0000k-of-0000n.safetensors of at most this much data (e.g. 500M); "
                     "\"\": one model.safetensors");
-    cmd->callback([=]() {
+    cmd->callback([=, &run]() {
         if (*list) {
-            for (const auto & a : synth::all_architectures()) {
-                synth::Options q = *o;
-                q.arch           = a;
-                std::printf(
-                    "%-16s %s\n", a.c_str(),
-                    synth::uses_hand_written_layout(q) ? "hand-written tensor table" : "llama.cpp model builder");
-            }
-            for (const auto & p : synth::presets()) {
-                std::printf("preset %-16s %s\n", p.name.c_str(), p.about.c_str());
-            }
+            run = [o]() { list_architectures(*o); };
             return;
         }
         if (!preset->empty()) {
@@ -115,22 +138,8 @@ void add_synth(CLI::App & app) {
             ho.shard_max_bytes = parse_split_size(hf->shard_size, "--hf-shard-size");
             synth::check_hf_request(o->arch, *out, hf->dir, ho);
         }
-        auto s = synth::write_model(*o, *out);
-        if (!hf->dir.empty()) {
-            s["hf"] = synth::write_hf(*out, hf->dir, ho);
-        }
-        if (*json) {
-            std::printf("%s\n", s.dump(2).c_str());
-            return;
-        }
-        std::printf("wrote %s: %s, %d layers (MoE: %zu), %d experts (%d per token), %s weights, %.1fM parameters\n",
-                    out->c_str(), s["architecture"].get<std::string>().c_str(), s["n_layer"].get<int>(),
-                    s["moe_layers"].size(), s["n_expert"].get<int>(), s["n_expert_used"].get<int>(),
-                    s["weight_type"].get<std::string>().c_str(), double(s["n_params"].get<uint64_t>()) / 1e6);
-        if (s.contains("hf")) {
-            std::printf("wrote %s: Hugging Face folder, %s experts, %zu shard(s)\n", hf->dir.c_str(),
-                        s["hf"]["layout"].get<std::string>().c_str(), s["hf"]["shards"].get<size_t>());
-        }
+        (void) synth::resolve(*o);  // every size and combination, before any work
+        run = [=]() { write(*o, *out, hf->dir, ho, *json); };
     });
 }
 

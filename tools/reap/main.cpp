@@ -76,7 +76,14 @@ int usage_error(const CLI::App & app, int argc, char ** argv, const std::string 
     return 2;
 }
 
+std::string chosen_command(const CLI::App & app) {
+    const auto chosen = app.get_subcommands();
+    return chosen.empty() ? "" : chosen.front()->get_name();
+}
+
 }  // namespace reap::cli
+
+using reap::cli::chosen_command;
 
 int main(int argc, char ** argv) {
     CLI::App app{"reap: Router-weighted Expert Activation Pruning for GGUF mixture-of-experts models", "reap"};
@@ -89,14 +96,16 @@ int main(int argc, char ** argv) {
     app.add_flag("-v,--verbose", verbose, "show llama.cpp / ggml log messages");
     app.fallthrough();  // -v is accepted after the sub-command too (`reap profile ... -v`)
 
-    reap::cli::add_inspect(app);
-    reap::cli::add_synth(app);
-    reap::cli::add_profile(app);
-    reap::cli::add_prune(app);
-    reap::cli::add_eval(app);
-    reap::cli::add_report(app);
-    reap::cli::add_merge(app);
-    reap::cli::add_sweep(app);
+    // Phase 1 (parse and check) sets `run`; phase 2 runs it (commands.h).
+    reap::cli::CommandRun run;
+    reap::cli::add_inspect(app, run);
+    reap::cli::add_synth(app, run);
+    reap::cli::add_profile(app, run);
+    reap::cli::add_prune(app, run);
+    reap::cli::add_eval(app, run);
+    reap::cli::add_report(app, run);
+    reap::cli::add_merge(app, run);
+    reap::cli::add_sweep(app, run);
 
     // Sub-commands run from their callbacks, after all options are parsed.
     app.parse_complete_callback([&]() { reap::log_init(verbose ? reap::LogLevel::info : reap::LogLevel::error); });
@@ -126,10 +135,14 @@ int main(int argc, char ** argv) {
     } catch (const reap::UsageError & e) {
         return reap::cli::usage_error(app, argc, argv, e.what());
     } catch (...) {
-        // A bad input, an interruption, or a bug in reap: exit_status.h tells them apart.
-        const auto  chosen  = app.get_subcommands();
-        std::string command = chosen.empty() ? "" : chosen.front()->get_name();
-        return reap::cli::report_failure(std::current_exception(), command, stderr);
+        return reap::cli::report_failure(std::current_exception(), chosen_command(app), stderr);
+    }
+    // Phase 2: everything the work throws is a runtime error (exit 1), an interruption (130) or a
+    // bug (70), whatever its type: a usage error comes only from the options' checks above.
+    try {
+        if (run) run();
+    } catch (...) {
+        return reap::cli::report_failure(std::current_exception(), chosen_command(app), stderr);
     }
     return 0;
 }
