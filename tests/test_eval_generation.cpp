@@ -1,6 +1,7 @@
 // reap eval --prompts: the degeneration detector and the continuation scores on crafted token
 // sequences, the prompts file's formats, and greedy generation on the committed trained model.
 #include "core/error.h"
+#include "core/text.h"
 #include "eval/degeneration.h"
 #include "eval/generation.h"
 #include "eval/generation_score.h"
@@ -97,6 +98,27 @@ TEST(GenerationScore, OneLineEscapesAndCutsOnCharacterBoundaries) {
     EXPECT_EQ(one_line("abcdef", 3, true), "...def");
     EXPECT_EQ(one_line("x\xc3\xa9z", 2, true), "...z");  // not half of the é
     EXPECT_EQ(one_line("x\xc3\xa9z", 2, false), "x...");
+}
+
+TEST(GenerationText, ValidUtf8ReplacesWhatIsCutOrInvalid) {
+    const std::string fffd = "\xEF\xBF\xBD";
+    EXPECT_EQ(valid_utf8("plain ASCII\n"), "plain ASCII\n");
+    EXPECT_EQ(valid_utf8("h\xC3\xA9 \xE2\x82\xAC \xF0\x9D\x84\x9E"),
+              "h\xC3\xA9 \xE2\x82\xAC \xF0\x9D\x84\x9E");  // é € 𝄞
+    // a character cut by the token limit: its first bytes are one U+FFFD
+    EXPECT_EQ(valid_utf8("box \xE2\x94"), "box " + fffd);
+    EXPECT_EQ(valid_utf8("\xF0\x9D\x84"), fffd);
+    // a lone byte token, an overlong form, a surrogate, beyond U+10FFFF: one U+FFFD per maximal subpart
+    EXPECT_EQ(valid_utf8("a\x80"
+                         "b"),
+              "a" + fffd + "b");
+    EXPECT_EQ(valid_utf8("\xC0\xAF"), fffd + fffd);
+    EXPECT_EQ(valid_utf8("\xED\xA0\x80"), fffd + fffd + fffd);
+    EXPECT_EQ(valid_utf8("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);
+    EXPECT_EQ(valid_utf8("\xE2\x28\xA1"), fffd + "(" + fffd);
+    EXPECT_EQ(valid_utf8("\xE2\x82\xACx\xE2"), "\xE2\x82\xACx" + fffd);
+    // what JSON takes
+    EXPECT_NO_THROW((void) json(valid_utf8("\xE2\x94")).dump());
 }
 
 // ---- on the trained model ------------------------------------------------------------------------
@@ -248,7 +270,7 @@ TEST(Generation, RefusesTokensBeyondTheContextAndBadPrompts) {
     EXPECT_NE(big.err.find("--gen-tokens"), std::string::npos) << big.err;
     std::ofstream(dir + "/bad.jsonl") << R"({"text": "ok"})"
                                       << "\n"
-                                      << R"({"prompt": "no response"})"
+                                      << R"({"response": "no prompt"})"
                                       << "\n";
     const auto bad = test::run_reap({"eval", "-m", k_trained, "--data", text, "-c", "64", "--prompts",
                                      dir + "/bad.jsonl", "--gen-tokens", "8", "--no-progress"});
@@ -260,6 +282,110 @@ TEST(Generation, RefusesTokensBeyondTheContextAndBadPrompts) {
     EXPECT_EQ(over.exit_code, 1) << over.err;
     EXPECT_NE(over.err.find("is also an input"), std::string::npos) << over.err;
     EXPECT_EQ(test::read_text(dir + "/p.txt"), "hello\n");
+}
+
+// The committed model's vocabulary is byte-level BPE: after "€ € € ..." it continues "\n" and
+// spaces, then "│" (U+2502) as two tokens, so that --gen-tokens 3 ends inside the character.
+// Every output keeps what came before and is valid UTF-8 (it was exit 70 and no JSON, issue 29).
+std::string write_cut_prompt(const std::string & dir) {
+    std::ofstream(dir + "/cut.jsonl")
+        << json{{"text", "\xE2\x82\xAC \xE2\x82\xAC \xE2\x82\xAC \xE2\x82\xAC \xE2\x82\xAC \xE2\x82\xAC \xE2\x82\xAC"}}
+               .dump()
+        << "\n";
+    return dir + "/cut.jsonl";
+}
+
+bool is_valid_utf8(const std::string & s) { return valid_utf8(s) == s; }
+
+TEST(Generation, ContinuationCutInsideACharacterIsValidUtf8InEveryEvalOutput) {
+    const std::string dir     = test::tmp_dir();
+    const std::string prompts = write_cut_prompt(dir);
+    auto              run     = [&](const std::string & out, const char * n) {
+        return test::run_reap({"eval",
+                               "-m",
+                               k_trained,
+                               "--pruned",
+                               k_trained,
+                               "--data",
+                               std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt",
+                               "-c",
+                               "64",
+                               "--chunks",
+                               "1",
+                               "--prompts",
+                               prompts,
+                               "--gen-tokens",
+                               n,
+                               "-t",
+                               "1",
+                               "-o",
+                               out,
+                               "--no-progress"});
+    };
+    const auto whole = run(dir + "/whole.json", "4");
+    ASSERT_EQ(whole.exit_code, 0) << whole.err;
+    const std::string box = "\xE2\x94\x82";  // the character the fourth token completes
+    const std::string full =
+        json::parse(test::read_text(dir + "/whole.json")).at(0)["generation"]["examples"][0]["continuation"];
+    ASSERT_EQ(full.substr(full.size() - box.size()), box) << full;
+
+    for (const char * ext : {".json", ".csv", ".txt"}) {
+        const std::string out = dir + "/cut" + ext;
+        const auto        r   = run(out, "3");
+        ASSERT_EQ(r.exit_code, 0) << ext << ": " << r.err;
+        EXPECT_TRUE(is_valid_utf8(r.out)) << r.out;
+        const std::string written = test::read_text(out);
+        EXPECT_TRUE(is_valid_utf8(written)) << ext << ": " << written;
+        if (std::string(ext) == ".json") {
+            const json ex = json::parse(written)[1]["generation"]["examples"][0];
+            EXPECT_EQ(ex["continuation"], full.substr(0, full.size() - box.size()) + "\xEF\xBF\xBD");
+        } else if (std::string(ext) == ".csv") {
+            EXPECT_NE(written.find("gen_agreement"), std::string::npos) << written;
+        } else {  // the table shows the cut character as U+FFFD, not half of its bytes
+            EXPECT_NE(written.find("| \\n       \xEF\xBF\xBD\n"), std::string::npos) << written;
+        }
+    }
+}
+
+// The same cut through the sweep: sweep.json and sweep.html are valid UTF-8.
+TEST(Generation, ContinuationCutInsideACharacterIsValidUtf8InTheSweep) {
+    const std::string dir = test::tmp_dir();
+    const auto        r   = test::run_reap({"sweep",
+                                            "-m",
+                                            k_trained,
+                                            "--calib",
+                                            std::string(REAP_SOURCE_DIR) + "/data/calibration/code.jsonl",
+                                            "--max-samples",
+                                            "8",
+                                            "--data",
+                                            std::string(REAP_SOURCE_DIR) + "/data/text/sample.txt",
+                                            "-c",
+                                            "64",
+                                            "--chunks",
+                                            "1",
+                                            "--ratios",
+                                            "0.25",
+                                            "--criteria",
+                                            "reap",
+                                            "--prompts",
+                                            write_cut_prompt(dir),
+                                            "--gen-tokens",
+                                            "3",
+                                            "-t",
+                                            "1",
+                                            "--no-progress",
+                                            "-o",
+                                            dir + "/sweep"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string report = test::read_text(dir + "/sweep/sweep.json");
+    ASSERT_TRUE(is_valid_utf8(report));
+    const json ex = json::parse(report)["base"]["generation"]["examples"][0];
+    EXPECT_EQ(ex["continuation"].get<std::string>().substr(ex["continuation"].get<std::string>().size() - 3),
+              "\xEF\xBF\xBD")
+        << ex.dump();
+    const std::string html = test::read_text(dir + "/sweep/sweep.html");
+    EXPECT_NE(html.find("<svg"), std::string::npos);
+    EXPECT_TRUE(is_valid_utf8(html));
 }
 
 }  // namespace

@@ -86,6 +86,51 @@ bool parse_number(const std::string & s, double & out) {
     return true;
 }
 
+// The length of the valid UTF-8 character at s[i], or of the maximal subpart of one that is
+// cut or wrong there (then `valid` is false). Ranges of the second byte per Unicode's table 3-7.
+static size_t utf8_char(const std::string & s, size_t i, bool & valid) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    valid                 = true;
+    if (c < 0x80) return 1;
+    size_t        n  = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n  = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;  // no overlong form
+        hi = c == 0xED ? 0x9F : 0xBF;  // no surrogate
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n  = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;  // no overlong form
+        hi = c == 0xF4 ? 0x8F : 0xBF;  // nothing above U+10FFFF
+    }
+    valid = false;
+    if (n == 0) return 1;
+    size_t k = 1;
+    for (; k < n && i + k < s.size(); k++) {
+        const unsigned char b = static_cast<unsigned char>(s[i + k]);
+        if (k == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80) return k;
+    }
+    valid = k == n;
+    return k;
+}
+
+std::string valid_utf8(const std::string & s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+        bool         valid = false;
+        const size_t n     = utf8_char(s, i, valid);
+        if (valid)
+            out.append(s, i, n);
+        else
+            out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+        i += n;
+    }
+    return out;
+}
+
 std::string human_bytes(uint64_t b) {
     const char * units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double       v       = double(b);

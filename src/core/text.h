@@ -30,6 +30,11 @@ std::vector<std::string> split_list(const std::string & s, char sep = ',');
 // "inf" no. One rule for every numeric list on the command line.
 bool parse_number(const std::string & s, double & out);
 
+// `s` as valid UTF-8: each invalid or incomplete sequence (a character cut by a token limit, a
+// lone byte token of a byte-fallback vocabulary, an overlong form, a surrogate) becomes U+FFFD,
+// one per maximal subpart as Unicode recommends. JSON, CSV and HTML take only valid UTF-8.
+std::string valid_utf8(const std::string & s);
+
 // "1.23 MiB" style (binary units), "512 B" below a KiB.
 std::string human_bytes(uint64_t bytes);
 

@@ -241,7 +241,10 @@ std::string eval_csv(const std::vector<EvalRow> & rows, PplConvention convention
 }
 
 std::string eval_output_for(const std::string & path, const std::vector<EvalRow> & rows, PplConvention convention) {
-    if (ends_with(path, ".json")) return eval_json(rows, convention).dump(1) + "\n";
+    // The text in the rows is valid UTF-8 where it is made (eval/generation.h); a path given on
+    // the command line may not be: replaced (U+FFFD) rather than the whole run's table lost.
+    if (ends_with(path, ".json"))
+        return eval_json(rows, convention).dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (ends_with(path, ".csv")) return eval_csv(rows, convention);
     return eval_table(rows, convention);
 }

@@ -5,6 +5,7 @@
 #include "core/progress.h"
 #include "core/stop_signal.h"
 #include "eval/base_logits.h"
+#include "eval/eval_inputs.h"
 #include "eval/task_scoring.h"
 #include "gguf/content_id.h"
 #include "llama/context_size.h"
@@ -41,34 +42,6 @@ LlamaRuntime load_model(const std::string & path, const EvalOptions & o) {
     return open_llama(path, r);
 }
 
-std::string read_heldout_text(const EvalDomain & d) {
-    std::ifstream in(d.file, std::ios::binary);
-    if (!in) fail("%s: cannot open the held-out text", d.file.c_str());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
-    if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail("%s: the held-out text is empty", d.file.c_str());
-    return text;
-}
-
-// The convention decides the windows too: second-half takes llama-perplexity's (full windows
-// only, each one's first token replaced by BOS), so that its PPL is llama-perplexity's.
-Windows make_windows(const llama_vocab * vocab, const std::string & text, const EvalOptions & o, const EvalDomain & d) {
-    if (o.convention == PplConvention::second_half) {
-        auto out = perplexity_windows(vocab, text, o.n_ctx, o.max_chunks);
-        if (out.empty()) {
-            fail(
-                "%s: too little text to score with --ppl-convention second-half at -c %d (it scores full windows "
-                "only, as llama-perplexity)",
-                d.file.c_str(), o.n_ctx);
-        }
-        return out;
-    }
-    auto out = text_windows(vocab, text, o.n_ctx, o.max_chunks);
-    if (out.empty()) fail("%s: not enough text to evaluate (need at least 2 tokens)", d.file.c_str());
-    return out;
-}
-
 // Decodes one window with every position an output; returns the seconds llama.cpp spent (the
 // logits are then read with llama_get_logits_ith, outside the clock).
 double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & win) {
@@ -87,7 +60,7 @@ double decode_window(const LlamaRuntime & m, const std::vector<llama_token> & wi
 EvalRow write_base_logits(const LlamaRuntime & base, const EvalOptions & o, const EvalDomain & d,
                           const std::string & text, const std::string & path) {
     const ModelFiles files   = model_files(o.base);
-    const Windows    windows = make_windows(base.vocab(), text, o, d);
+    const Windows    windows = eval_windows(base.vocab(), text, o, d);
     const uint32_t   n_vocab = uint32_t(llama_vocab_n_tokens(base.vocab()));
     const uint32_t   first   = first_scored_position(o.convention, uint32_t(o.n_ctx));
     BaseLogitsWriter out(path, n_vocab, uint32_t(o.n_ctx), first, windows,
@@ -144,7 +117,7 @@ EvalRow compare_model(const LlamaRuntime & m, const std::string & path, const Ev
                       const std::string & text, BaseLogitsReader & logits) {
     const uint32_t n_vocab = logits.header().n_vocab;
     check_vocabulary(m, path, n_vocab, "the base logits have");
-    Windows                  mine = make_windows(m.vocab(), text, o, d);
+    Windows                  mine = eval_windows(m.vocab(), text, o, d);
     std::vector<llama_token> flat;
     for (const auto & w : mine)
         flat.insert(flat.end(), w.begin(), w.end());
@@ -195,36 +168,6 @@ std::string temporary_logits_path(size_t i) {
     return (std::filesystem::temp_directory_path() /
             ("reap-base-logits-" + std::to_string(::getpid()) + "-" + std::to_string(i) + ".bin"))
         .string();
-}
-
-// Refuses, before any work, an output (the table, a base-logits file to write) that is one of
-// the inputs: the models' files, the held-out texts, the prompts, the task files, a base-logits
-// file to read.
-void refuse_outputs_over_inputs(const EvalOptions & o, const std::vector<bool> & reuse) {
-    std::vector<std::string> inputs;
-    for (const auto & d : o.domains)
-        inputs.push_back(d.file);
-    if (!o.generation.prompts.empty()) inputs.push_back(o.generation.prompts);
-    for (const std::string & f : {o.tasks.hellaswag, o.tasks.winogrande, o.tasks.multiple_choice})
-        if (!f.empty()) inputs.push_back(f);
-    for (const std::string & m : o.pruned) {
-        const auto parts = model_files(m).parts;
-        inputs.insert(inputs.end(), parts.begin(), parts.end());
-    }
-    if (!o.base.empty()) {
-        const auto parts = model_files(o.base).parts;
-        inputs.insert(inputs.end(), parts.begin(), parts.end());
-    }
-    for (size_t i = 0; i < o.domains.size(); i++) {
-        if (!reuse[i] && !o.domains[i].base_logits.empty()) refuse_output_over_inputs(o.domains[i].base_logits, inputs);
-    }
-    for (const auto & d : o.domains) {
-        // read, or written by this run: either way not the table, nor another domain's logits to write
-        if (!d.base_logits.empty()) inputs.push_back(d.base_logits);
-    }
-    if (!o.output.empty()) {
-        refuse_output_over_inputs(o.output, inputs);
-    }
 }
 
 // An existing logits file records the base it was made from; -m must be that model, by
@@ -282,47 +225,33 @@ void check_eval_options(const EvalOptions & o) {
     if (o.pruned.empty() && o.base.empty()) {
         fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
     }
+    // -c given: checked here; not given (the trained context decides): check_eval_inputs checks it
+    if (!o.generation.prompts.empty() && o.n_ctx > 0) {
+        const std::string problem = prompt_budget_problem(o.n_ctx, o.generation.n_tokens);
+        if (!problem.empty()) fail_usage("%s", problem.c_str());
+    }
 }
 
 std::vector<EvalRow> run_eval(const EvalOptions & given) {
-    check_eval_options(given);
-    const size_t      n_domains = given.domains.size();
-    std::vector<bool> reuse;
-    bool              all_reused = true;
-    for (const auto & d : given.domains) {
-        reuse.push_back(!d.base_logits.empty() && file_size(d.base_logits) > 0);
-        all_reused = all_reused && reuse.back();
-    }
-    const GenerationOptions & gen      = given.generation;
-    const bool                generate = !gen.prompts.empty();
-    if (given.base.empty() && !all_reused) fail("give -m BASE: a --base-logits file is missing or empty");
-    EvalOptions o = given;
-    o.n_ctx       = resolve_ctx_size(given.n_ctx, given.base.empty() ? given.pruned.front() : given.base);
-    if (o.n_ctx < 8) fail("a trained context of %d tokens is too short to evaluate", o.n_ctx);
-    if (generate && (gen.n_tokens < 1 || gen.n_tokens >= o.n_ctx)) {
-        fail_usage(
-            "--gen-tokens %d: must be at least 1 and less than -c %d (the prompt and the continuation share the "
-            "context)",
-            gen.n_tokens, o.n_ctx);
-    }
-    std::vector<std::string> texts;
-    for (const auto & d : o.domains)
-        texts.push_back(read_heldout_text(d));
-    refuse_outputs_over_inputs(o, reuse);
-    create_base_logits_folders(o.domains);
-    if (o.tasks.any() && o.base.empty()) fail("the task files are scored on the base model too: give -m BASE");
-    const std::vector<TaskSet> task_sets = read_task_files(o.tasks);  // a malformed file fails before any work
+    // Every input read and checked before any model runs: a bad one fails in seconds.
+    const EvalInputs          in         = check_eval_inputs(given);
+    const EvalOptions &       o          = in.options;
+    const size_t              n_domains  = o.domains.size();
+    const GenerationOptions & gen        = o.generation;
+    const bool                generate   = !gen.prompts.empty();
+    const bool                all_reused = std::all_of(in.reuse.begin(), in.reuse.end(), [](bool r) { return r; });
     llama_backend_init();
     // Ctrl-C stops before the next window; the temporaries below are removed as the stack
     // unwinds, and reap exits 130.
     StopSignalGuard signals;
+    create_base_logits_folders(o.domains);
 
     // Stored logits first: a file made from another base is refused before any model runs.
     const uint32_t                                 first = first_scored_position(o.convention, uint32_t(o.n_ctx));
     std::vector<std::unique_ptr<BaseLogitsReader>> logits(n_domains);
     std::vector<EvalRow>                           base_rows(n_domains);
     for (size_t i = 0; i < n_domains; i++) {
-        if (!reuse[i]) continue;
+        if (!in.reuse[i]) continue;
         logits[i] = std::make_unique<BaseLogitsReader>(o.domains[i].base_logits, o.n_ctx, first);
         if (!o.base.empty()) {
             check_logits_base(*logits[i], o.base);
@@ -331,7 +260,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
     }
     // The base model, loaded once: the domains without stored logits, then the prompts.
     RemoveOnExit                   temporaries;
-    std::vector<Prompt>            prompts;
+    const std::vector<Prompt> &    prompts = in.prompts;
     std::vector<Continuation>      base_continuations;
     std::optional<GenerationScore> base_generation;
     int32_t                        base_n_vocab = 0;
@@ -339,17 +268,16 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
         const LlamaRuntime base = load_model(o.base, o);
         base_n_vocab            = llama_vocab_n_tokens(base.vocab());
         for (size_t i = 0; i < n_domains; i++) {
-            if (reuse[i]) continue;
+            if (in.reuse[i]) continue;
             std::string path = o.domains[i].base_logits;
             if (path.empty()) {
                 path = temporary_logits_path(i);
                 temporaries.paths.push_back(path);
             }
-            base_rows[i] = write_base_logits(base, o, o.domains[i], texts[i], path);
+            base_rows[i] = write_base_logits(base, o, o.domains[i], in.texts[i], path);
             logits[i]    = std::make_unique<BaseLogitsReader>(path, o.n_ctx, first);
         }
         if (generate) {
-            prompts            = load_prompts(base.model.get(), gen, o.n_ctx - gen.n_tokens);
             base_continuations = greedy_continuations(base, prompts, gen.n_tokens, base_name(o.base), o.progress);
             base_generation = compare_continuations(base.vocab(), prompts, base_continuations, base_continuations, gen);
         }
@@ -360,7 +288,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
         const LlamaRuntime   m = load_model(path, o);
         std::vector<EvalRow> per_domain;
         for (size_t i = 0; i < n_domains; i++)
-            per_domain.push_back(compare_model(m, path, o, o.domains[i], texts[i], *logits[i]));
+            per_domain.push_back(compare_model(m, path, o, o.domains[i], in.texts[i], *logits[i]));
         rows.push_back(model_row(per_domain, base_rows, o.domains));
         if (generate) {
             check_vocabulary(m, path, uint32_t(base_n_vocab), "the base has");
@@ -368,7 +296,7 @@ std::vector<EvalRow> run_eval(const EvalOptions & given) {
             rows.back().generation = compare_continuations(m.vocab(), prompts, base_continuations, mine, gen);
         }
     }
-    if (!task_sets.empty()) add_task_scores(o, task_sets, rows);
+    if (!in.task_sets.empty()) add_task_scores(o, in.task_sets, rows);
     return rows;
 }
 

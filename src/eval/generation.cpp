@@ -1,7 +1,9 @@
 #include "eval/generation.h"
 
 #include "core/error.h"
+#include "core/log.h"
 #include "core/progress.h"
+#include "core/text.h"
 #include "profile/calibration.h"
 #include "profile/samples.h"
 
@@ -31,15 +33,16 @@ void add_lines(const std::string & text, std::vector<std::string> & out) {
     }
 }
 
-// Keeps the last max_tokens tokens (the first one too when it is BOS).
-void keep_last(std::vector<llama_token> & toks, const llama_vocab * vocab, int max_tokens) {
+// Keeps the last max_tokens tokens (the first one too when it is BOS); false when nothing was cut.
+bool keep_last(std::vector<llama_token> & toks, const llama_vocab * vocab, int max_tokens) {
     const size_t max = size_t(max_tokens);
-    if (toks.size() <= max) return;
+    if (toks.size() <= max) return false;
     const bool               bos = llama_vocab_get_add_bos(vocab) && toks.front() == llama_vocab_bos(vocab);
     std::vector<llama_token> out;
     if (bos) out.push_back(toks.front());
     out.insert(out.end(), toks.end() - long(max - out.size()), toks.end());
     toks = std::move(out);
+    return true;
 }
 
 std::string detokenize(const llama_vocab * vocab, const std::vector<int32_t> & toks) {
@@ -79,9 +82,16 @@ llama_token argmax_last(const LlamaRuntime & m, int32_t n_vocab) {
 
 }  // namespace
 
+std::string prompt_budget_problem(int n_ctx, int n_tokens) {
+    if (n_tokens >= 1 && n_ctx - n_tokens >= k_min_prompt_tokens) return "";
+    return strfmt(
+        "--gen-tokens %d leaves %d of the -c %d tokens for the prompt, fewer than %d: every prompt would be cut to "
+        "its last tokens; lower --gen-tokens or raise -c",
+        n_tokens, n_ctx - n_tokens, n_ctx, k_min_prompt_tokens);
+}
+
 std::vector<Prompt> load_prompts(const llama_model * model, const GenerationOptions & opts, int max_tokens) {
-    std::vector<CalibFileReport> report;
-    const auto          samples = load_calibration({opts.prompts}, CalibFormat::automatic, /*strict=*/true, report);
+    const auto          samples = load_prompt_samples(opts.prompts);
     const llama_vocab * vocab   = llama_model_get_vocab(model);
     ChatTemplate        tmpl;
     bool                tmpl_read = false;
@@ -89,8 +99,9 @@ std::vector<Prompt> load_prompts(const llama_model * model, const GenerationOpti
     auto                add = [&](const std::string & text, const std::string & shown, bool special) {
         Prompt p;
         p.tokens = tokenize(vocab, text, true, special);
-        keep_last(p.tokens, vocab, max_tokens);
-        p.shown = shown;
+        p.cut    = keep_last(p.tokens, vocab, max_tokens);
+        // a cut prompt shows what the models continue, not the text they never saw
+        p.shown = valid_utf8(p.cut ? detokenize(vocab, p.tokens) : shown);
         if (!p.tokens.empty()) out.push_back(std::move(p));
     };
     for (const auto & s : samples) {
@@ -116,8 +127,18 @@ std::vector<Prompt> load_prompts(const llama_model * model, const GenerationOpti
             add(s.prompt, s.prompt, false);
         }
     }
-    if (out.empty()) fail("%s: no prompts", opts.prompts.c_str());
+    if (out.empty()) fail("%s: no prompts in the prompts file (only blank lines)", opts.prompts.c_str());
     return out;
+}
+
+void note_cut_prompts(const std::vector<Prompt> & prompts, int max_tokens) {
+    const size_t cut = size_t(std::count_if(prompts.begin(), prompts.end(), [](const Prompt & p) { return p.cut; }));
+    if (cut > 0) {
+        log_warn(
+            "%zu of %zu prompts are longer than the %d tokens -c leaves beside --gen-tokens: cut to their last %d "
+            "tokens (the table shows what is kept)",
+            cut, prompts.size(), max_tokens, max_tokens);
+    }
 }
 
 std::vector<Continuation> greedy_continuations(const LlamaRuntime & m, const std::vector<Prompt> & prompts,
@@ -160,7 +181,10 @@ GenerationScore compare_continuations(const llama_vocab * vocab, const std::vect
     GenerationScore s = score_continuations(base, mine);
     s.n_tokens        = opts.n_tokens;
     for (size_t k = 0; k < std::min(opts.n_examples, prompts.size()); k++) {
-        s.examples.push_back({prompts[k].shown, detokenize(vocab, mine[k].tokens) + (mine[k].ended ? "<end>" : "")});
+        // --gen-tokens may end inside a character, and a byte-fallback vocabulary may generate
+        // bytes that form none: U+FFFD for those, as JSON, CSV and HTML take only valid UTF-8
+        const std::string text = valid_utf8(detokenize(vocab, mine[k].tokens));
+        s.examples.push_back({prompts[k].shown, text + (mine[k].ended ? "<end>" : "")});
     }
     return s;
 }

@@ -53,6 +53,45 @@ Prepared prepare(std::vector<std::vector<llama_token>> seqs, const std::string &
     return p;
 }
 
+std::vector<llama_token> tok(const llama_vocab * vocab, const std::string & text) {
+    return tokenize(vocab, text, true, false);
+}
+
+// Every task of `set` as token sequences, in order; fails on one that cannot be scored.
+std::vector<Prepared> prepare_set(const llama_vocab * vocab, const TaskSet & set) {
+    std::vector<Prepared> tasks;
+    for (const WinograndeTask & t : set.winogrande) {
+        Prepared p = prepare(
+            {tok(vocab, t.first + t.choices[0] + t.second), tok(vocab, t.first + t.choices[1] + t.second)}, t.where);
+        p.base[0] = tok(vocab, t.first + t.choices[0]).size();
+        p.base[1] = tok(vocab, t.first + t.choices[1]).size();
+        tasks.push_back(std::move(p));
+    }
+    for (const ChoiceTask & t : set.choice) {
+        std::vector<std::vector<llama_token>> seqs;
+        for (const std::string & e : t.endings)
+            seqs.push_back(tok(vocab, t.context + " " + e));
+        tasks.push_back(prepare(std::move(seqs), t.where));
+    }
+    return tasks;
+}
+
+std::vector<std::string> where_of(const TaskSet & set) {
+    std::vector<std::string> where;
+    for (const WinograndeTask & t : set.winogrande)
+        where.push_back(t.where);
+    for (const ChoiceTask & t : set.choice)
+        where.push_back(t.where);
+    return where;
+}
+
+// The context the tasks are scored in: llama-perplexity's -np slots of -c tokens, which llama.cpp
+// pads to a multiple of 256 (llama_context's constructor); a task must fit it whole.
+uint32_t task_context(const std::vector<TaskSet> & sets, int n_ctx) {
+    const uint32_t n = uint32_t(task_parallel(sets) * n_ctx);
+    return (n + 255) / 256 * 256;
+}
+
 // Owns a llama_batch whose tokens may belong to several sequences.
 struct MultiSeqBatch {
     llama_batch b;
@@ -171,24 +210,15 @@ struct Scorer {
     bool                show_progress;
     std::string         model;
 
-    std::vector<llama_token> tok(const std::string & text) const { return tokenize(vocab, text, true, false); }
-
     // Hellaswag and multiple-choice.
     TaskScore choice(const TaskSet & set) const {
-        std::vector<Prepared>    tasks;
-        std::vector<std::string> where;
-        for (const ChoiceTask & t : set.choice) {
-            std::vector<std::vector<llama_token>> seqs;
-            for (const std::string & e : t.endings)
-                seqs.push_back(tok(t.context + " " + e));
-            tasks.push_back(prepare(std::move(seqs), t.where));
-            where.push_back(t.where);
-        }
-        const bool    hellaswag = set.format == TaskFormat::hellaswag;
-        const int     max_seq   = std::min(4 * 32, int(llama_n_seq_max(ctx)));
-        const int     n_ctx     = int(llama_n_ctx(ctx));
-        MultiSeqBatch batch(n_ctx, max_seq);
-        TaskScore     score;
+        std::vector<Prepared>          tasks     = prepare_set(vocab, set);
+        const std::vector<std::string> where     = where_of(set);
+        const bool                     hellaswag = set.format == TaskFormat::hellaswag;
+        const int                      max_seq   = std::min(4 * 32, int(llama_n_seq_max(ctx)));
+        const int                      n_ctx     = int(llama_n_ctx(ctx));
+        MultiSeqBatch                  batch(n_ctx, max_seq);
+        TaskScore                      score;
         score.format = set.format;
         Progress progress(std::string(task_format_name(set.format)) + " " + base_name(model), tasks.size(), "tasks",
                           show_progress);
@@ -244,20 +274,12 @@ struct Scorer {
     }
 
     TaskScore winogrande(const TaskSet & set) const {
-        std::vector<Prepared>    tasks;
-        std::vector<std::string> where;
-        for (const WinograndeTask & t : set.winogrande) {
-            Prepared p =
-                prepare({tok(t.first + t.choices[0] + t.second), tok(t.first + t.choices[1] + t.second)}, t.where);
-            p.base[0] = tok(t.first + t.choices[0]).size();
-            p.base[1] = tok(t.first + t.choices[1]).size();
-            tasks.push_back(std::move(p));
-            where.push_back(t.where);
-        }
-        const int     max_seq = std::min(2 * 128, int(llama_n_seq_max(ctx)));
-        const int     n_ctx   = int(llama_n_ctx(ctx));
-        MultiSeqBatch batch(n_ctx, 2);
-        TaskScore     score;
+        std::vector<Prepared>          tasks   = prepare_set(vocab, set);
+        const std::vector<std::string> where   = where_of(set);
+        const int                      max_seq = std::min(2 * 128, int(llama_n_seq_max(ctx)));
+        const int                      n_ctx   = int(llama_n_ctx(ctx));
+        MultiSeqBatch                  batch(n_ctx, 2);
+        TaskScore                      score;
         score.format = set.format;
         Progress progress("winogrande " + base_name(model), tasks.size(), "tasks", show_progress);
         for (size_t i0 = 0; i0 < tasks.size();) {
@@ -315,6 +337,20 @@ int task_parallel(const std::vector<TaskSet> & sets) {
         for (const ChoiceTask & t : set.choice)
             most = std::max(most, t.endings.size());
     return int(most);
+}
+
+void check_task_sets(const llama_vocab * vocab, const std::vector<TaskSet> & sets, int n_ctx) {
+    const uint32_t context = task_context(sets, n_ctx);
+    for (const TaskSet & set : sets) {
+        const std::vector<Prepared>    tasks = prepare_set(vocab, set);
+        const std::vector<std::string> where = where_of(set);
+        for (size_t i = 0; i < tasks.size(); i++) {
+            if (tasks[i].required > context) {
+                fail("%s: the task needs %zu tokens, more than the context of %u (%d sequences of -c %d): raise -c",
+                     where[i].c_str(), tasks[i].required, context, task_parallel(sets), n_ctx);
+            }
+        }
+    }
 }
 
 std::vector<TaskScore> score_task_sets(const std::string & model, const TaskRunOptions & o,

@@ -34,6 +34,12 @@ struct TaskRunOptions : LlamaFlags {
 // Sequence slots llama-perplexity needs for `sets` (its -np): 4, or the most answers of a task.
 int task_parallel(const std::vector<TaskSet> & sets);
 
+// Tokenizes every task of `sets` with `vocab` (a vocabulary-only model will do) and fails, naming
+// the file and task, on one that cannot be scored at -c `n_ctx`: longer than the context the
+// tasks are scored in, or whose choices do not differ. What score_task_sets would refuse, found
+// before any model runs.
+void check_task_sets(const llama_vocab * vocab, const std::vector<TaskSet> & sets, int n_ctx);
+
 // Loads `model` once and scores each set on it, in order.
 std::vector<TaskScore> score_task_sets(const std::string & model, const TaskRunOptions & opts,
                                        const std::vector<TaskSet> & sets);

@@ -49,4 +49,15 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
     return rt;
 }
 
+LlamaModelPtr open_vocab(const std::string & model_path) {
+    const std::string first = model_files(model_path).first();
+    check_llama_loadable(GgufFile::open(model_path));
+    llama_backend_init();
+    llama_model_params mp = llama_model_default_params();
+    mp.vocab_only         = true;
+    LlamaModelPtr model(llama_model_load_from_file(first.c_str(), mp));
+    if (!model) fail("%s: llama.cpp could not load the model's vocabulary", model_path.c_str());
+    return model;
+}
+
 }  // namespace reap

@@ -46,4 +46,8 @@ ModelFiles model_files(const std::string & path);
 // errors naming the file.
 LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOptions & opts);
 
+// The vocabulary (and metadata: the chat template) of the model `model_path`, no weights: what
+// tokenizing inputs needs before any model runs. One-line errors naming the file.
+LlamaModelPtr open_vocab(const std::string & model_path);
+
 }  // namespace reap

@@ -20,24 +20,32 @@ CalibFormat parse_calib_format(const std::string & s) {
     fail("unknown calibration format '%s' (auto, prompt-response, text, messages, txt)", s.c_str());
 }
 
+// How a file is read: calibration data for `profile`, or the prompts of `eval --prompts`.
+struct Reading {
+    CalibFormat  format;
+    bool         strict;
+    bool         prompt_alone;  // a `prompt` without `response` is a sample (a prompt to continue)
+    const char * noun;          // "calibration" or "prompts", for the messages
+};
+
 // Malformed lines reported one by one per file; the rest are only counted, so a binary or
 // foreign file cannot flood the terminal.
 constexpr size_t k_max_line_warnings = 10;
 
 // Calibration data is text: a NUL byte or a control character other than tab, newline, form
 // feed, carriage return and escape means binary data (a model file, an archive).
-static void refuse_binary(const std::string & path, const std::string & head) {
+static void refuse_binary(const std::string & path, const std::string & head, const char * noun) {
     for (size_t i = 0; i < head.size(); i++) {
         const unsigned char c = static_cast<unsigned char>(head[i]);
         if (c < 0x20 && c != '\t' && c != '\n' && c != '\v' && c != '\f' && c != '\r' && c != 0x1b) {
-            fail("%s: binary data (byte 0x%02x at offset %zu); calibration data must be JSONL or plain text",
-                 path.c_str(), unsigned(c), i);
+            fail("%s: binary data (byte 0x%02x at offset %zu); %s data must be JSONL or plain text", path.c_str(),
+                 unsigned(c), i, noun);
         }
     }
 }
 
 // Turns one parsed JSONL record into a sample, or returns the reason it is unusable.
-static std::string record_to_sample(const json & j, CalibFormat format, CalibSample & s) {
+static std::string record_to_sample(const json & j, const Reading & how, CalibSample & s) {
     if (!j.is_object()) {
         return "not a JSON object";
     }
@@ -45,7 +53,8 @@ static std::string record_to_sample(const json & j, CalibFormat format, CalibSam
         auto it = j.find(k);
         return it != j.end() && it->is_string() ? &*it : nullptr;
     };
-    const bool want_auto = format == CalibFormat::automatic;
+    const CalibFormat format    = how.format;
+    const bool        want_auto = format == CalibFormat::automatic;
     if ((want_auto || format == CalibFormat::messages) && j.contains("messages")) {
         const json & m = j["messages"];
         if (!m.is_array() || m.empty()) {
@@ -62,11 +71,13 @@ static std::string record_to_sample(const json & j, CalibFormat format, CalibSam
         return "";
     }
     if ((want_auto || format == CalibFormat::prompt_response) && (str("prompt") || str("response"))) {
-        if (!str("prompt") || !str("response")) {
-            return "needs both string 'prompt' and 'response'";
+        if (!str("prompt") || (!str("response") && !how.prompt_alone)) {
+            return how.prompt_alone ? "a 'response' needs its string 'prompt'"
+                                    : "needs both string 'prompt' and 'response'";
         }
+        // the prompt and the newline before its response, whether the response is given or not
         s.prompt = (*str("prompt")).get<std::string>() + "\n";
-        s.text   = s.prompt + (*str("response")).get<std::string>();
+        s.text   = s.prompt + (str("response") ? (*str("response")).get<std::string>() : std::string());
         return "";
     }
     if ((want_auto || format == CalibFormat::text) && str("text")) {
@@ -77,18 +88,20 @@ static std::string record_to_sample(const json & j, CalibFormat format, CalibSam
         case CalibFormat::messages: return "no 'messages' array";
         case CalibFormat::prompt_response: return "no 'prompt'/'response' strings";
         case CalibFormat::text: return "no 'text' string";
-        default: return "no 'text', 'prompt'/'response' or 'messages' field";
+        default:
+            return how.prompt_alone ? "no 'text', 'prompt' or 'messages' field"
+                                    : "no 'text', 'prompt'/'response' or 'messages' field";
     }
 }
 
 namespace {
 
 // Checks the first 64 KiB of `in` for binary data, then rewinds it.
-void refuse_binary_file(const std::string & path, std::ifstream & in) {
+void refuse_binary_file(const std::string & path, std::ifstream & in, const char * noun) {
     std::string head(64 * 1024, '\0');
     in.read(&head[0], std::streamsize(head.size()));
     head.resize(size_t(in.gcount()));
-    refuse_binary(path, head);
+    refuse_binary(path, head, noun);
     in.clear();
     in.seekg(0);
 }
@@ -109,7 +122,7 @@ void read_plain_file(std::ifstream & in, size_t fi, std::vector<CalibSample> & o
 
 // One sample per non-blank line; a malformed line is skipped with a warning, or fatal with
 // `strict`.
-void read_jsonl_file(std::ifstream & in, size_t fi, CalibFormat format, bool strict, std::vector<CalibSample> & out,
+void read_jsonl_file(std::ifstream & in, size_t fi, const Reading & how, std::vector<CalibSample> & out,
                      CalibFileReport & rep) {
     const std::string & path = rep.path;
     std::string         line;
@@ -124,14 +137,14 @@ void read_jsonl_file(std::ifstream & in, size_t fi, CalibFormat format, bool str
         s.line = ln;
         std::string why;
         try {
-            why = record_to_sample(json::parse(line), format, s);
+            why = record_to_sample(json::parse(line), how, s);
         } catch (const json::out_of_range &) {
             why = "malformed JSON (a number out of range)";
         } catch (const json::exception &) {
             why = "malformed JSON";
         }
         if (!why.empty()) {
-            if (strict) {
+            if (how.strict) {
                 fail("%s:%zu: %s", path.c_str(), ln, why.c_str());
             }
             if (rep.skipped < k_max_line_warnings) {
@@ -150,33 +163,51 @@ void read_jsonl_file(std::ifstream & in, size_t fi, CalibFormat format, bool str
 
 }  // namespace
 
-std::vector<CalibSample> load_calibration(const std::vector<std::string> & files, CalibFormat format, bool strict,
-                                          std::vector<CalibFileReport> & report) {
-    if (files.empty()) {
-        fail("no calibration data given (use --data FILE)");
-    }
+namespace {
+
+// Every file of `files` read by `how`; the caller refuses an empty result.
+std::vector<CalibSample> read_files(const std::vector<std::string> & files, const Reading & how,
+                                    std::vector<CalibFileReport> & report) {
     std::vector<CalibSample> out;
     report.clear();
     for (size_t fi = 0; fi < files.size(); fi++) {
         const std::string & path = files[fi];
         std::ifstream       in(path, std::ios::binary);
         if (!in) {
-            fail("%s: cannot open calibration file", path.c_str());
+            fail("%s: cannot open the %s file", path.c_str(), how.noun);
         }
-        refuse_binary_file(path, in);
+        refuse_binary_file(path, in, how.noun);
         CalibFileReport rep{path, 0, 0};
-        const bool      plain = format == CalibFormat::plain || (format == CalibFormat::automatic &&
-                                                            !ends_with(path, ".jsonl") && !ends_with(path, ".json"));
+        const bool      plain =
+            how.format == CalibFormat::plain ||
+            (how.format == CalibFormat::automatic && !ends_with(path, ".jsonl") && !ends_with(path, ".json"));
         if (plain) {
             read_plain_file(in, fi, out, rep);
         } else {
-            read_jsonl_file(in, fi, format, strict, out, rep);
+            read_jsonl_file(in, fi, how, out, rep);
         }
         report.push_back(rep);
     }
-    if (out.empty()) {
-        fail("no usable calibration samples in %zu file(s)", files.size());
+    return out;
+}
+
+}  // namespace
+
+std::vector<CalibSample> load_calibration(const std::vector<std::string> & files, CalibFormat format, bool strict,
+                                          std::vector<CalibFileReport> & report) {
+    if (files.empty()) {
+        fail("no calibration data given (use --data FILE)");
     }
+    auto out = read_files(files, {format, strict, false, "calibration"}, report);
+    if (out.empty() && files.size() == 1) fail("%s: no usable calibration samples", files.front().c_str());
+    if (out.empty()) fail("no usable calibration samples in %zu files", files.size());
+    return out;
+}
+
+std::vector<CalibSample> load_prompt_samples(const std::string & path) {
+    std::vector<CalibFileReport> report;
+    auto                         out = read_files({path}, {CalibFormat::automatic, true, true, "prompts"}, report);
+    if (out.empty()) fail("%s: no prompts in the prompts file", path.c_str());
     return out;
 }
 

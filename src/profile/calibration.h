@@ -37,4 +37,9 @@ struct CalibFileReport {
 std::vector<CalibSample> load_calibration(const std::vector<std::string> & files, CalibFormat format, bool strict,
                                           std::vector<CalibFileReport> & report);
 
+// The prompts of `reap eval --prompts` (eval/generation.h): the same formats, read strictly (a
+// malformed line is fatal), where a `prompt` needs no `response`. Errors name the file and speak
+// of prompts, not calibration.
+std::vector<CalibSample> load_prompt_samples(const std::string & path);
+
 }  // namespace reap

@@ -1,6 +1,7 @@
 #include "report/html.h"
 
 #include "core/error.h"
+#include "core/text.h"
 #include "moe/expert_budget.h"
 
 #include <algorithm>
@@ -14,7 +15,7 @@ using nlohmann::json;
 std::string html_escape(const std::string & s) {
     std::string o;
     o.reserve(s.size());
-    for (char c : s) {
+    for (char c : valid_utf8(s)) {  // a page in UTF-8 holds no invalid byte
         switch (c) {
             case '&': o += "&amp;"; break;
             case '<': o += "&lt;"; break;

@@ -191,8 +191,8 @@ std::string sweep_html(const json & report) {
       << "</p>\n";
     h << "<p>Tolerance: worst-domain KL &le; " << tol.value("max_kl", 0.0) << ", degeneration &le; the base's + "
       << tol.value("max_degeneration", 0.0) << " (with prompts), task accuracy &ge; "
-      << tol.value("min_task_ratio", 0.0)
-      << " of the base's (with tasks). Held-out domains: " << html_escape(report.value("domains", json::array()).dump())
+      << tol.value("min_task_ratio", 0.0) << " of the base's (with tasks). Held-out domains: "
+      << html_escape(report.value("domains", json::array()).dump(-1, ' ', false, json::error_handler_t::replace))
       << "; eval windows of " << report.value("eval_ctx", 0) << " tokens.</p>\n";
     h << chart(
         report, "worst-domain KL divergence (nats/token)", [](const json & e) { return worst_kl_of(e); },

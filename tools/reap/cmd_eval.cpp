@@ -4,6 +4,7 @@
 #include "eval/degeneration.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
+#include "eval/generation.h"
 #include "llama/context_size.h"
 
 #include <cstdio>
@@ -77,11 +78,6 @@ void add_eval(CLI::App & app, CommandRun & run) {
     cmd->add_option("-o,--output", o->output, "also write the table: JSON for .json, CSV for .csv, else text");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->callback([o, args, &run]() {
-        // -c given: refused here; not given (the trained context decides): run_eval refuses it.
-        if (!o->generation.prompts.empty() && o->n_ctx > 0 && o->generation.n_tokens >= o->n_ctx) {
-            throw CLI::ValidationError("--gen-tokens", strfmt("%d does not fit the context of -c %d with a prompt",
-                                                              o->generation.n_tokens, o->n_ctx));
-        }
         o->domains = resolve_domains(args->data, args->base_logits);
         check_eval_options(*o);
         run = [o]() {

@@ -86,6 +86,8 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     cmd->add_option("--gen-tokens", o->generation.n_tokens, "tokens generated per prompt")
         ->needs(prompts)
         ->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--chat-template", o->generation.chat_template, "as eval --chat-template, for 'messages' prompts")
+        ->needs(prompts);
     cmd->add_option("--hellaswag", o->tasks.hellaswag, "task file in llama-perplexity's HellaSwag format");
     cmd->add_option("--winogrande", o->tasks.winogrande, "task file in llama-perplexity's Winogrande CSV");
     cmd->add_option("--multiple-choice", o->tasks.multiple_choice,
