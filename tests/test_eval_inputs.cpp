@@ -74,6 +74,19 @@ TEST(EvalInputs, TaskTooLongFailsBeforeAnyModelRuns) {
     EXPECT_EQ(check_eval_inputs(o).task_sets.size(), 1u);
 }
 
+// The sweep checks the same inputs before it profiles: a task too long for -c failed it after
+// every model had been pruned and evaluated (issue 29, item 8).
+TEST(EvalInputs, SweepRefusesATaskTooLongBeforeItProfiles) {
+    const std::string dir = test::tmp_dir(), out = dir + "/sweep";
+    const auto r = test::run_reap({"sweep", "-m", k_trained, "--calib", REAP_SOURCE_DIR "/data/calibration/code.jsonl",
+                                   "--data", k_text, "-c", "64", "--ratios", "0.5", "--criteria", "reap",
+                                   "--multiple-choice", write_long_task(dir), "--no-progress", "-o", out});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("long.bin: task 1"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out + "/stats.json")) << "profiled before the inputs were checked";
+    EXPECT_FALSE(std::filesystem::exists(out + "/reap-50.gguf")) << "pruned before the inputs were checked";
+}
+
 TEST(EvalInputs, MalformedPromptsLineFailsBeforeAnyModelRuns) {
     const std::string dir = test::tmp_dir();
     std::ofstream(dir + "/bad.jsonl") << R"({"text": "fine"})"

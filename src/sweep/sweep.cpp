@@ -7,6 +7,7 @@
 #include "core/progress.h"
 #include "core/stop_signal.h"
 #include "eval/domains.h"
+#include "eval/eval_inputs.h"
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 #include "gguf/gguf_file.h"
@@ -177,6 +178,10 @@ void check_sweep_options(const SweepOptions & o) {
     for (const std::string & c : o.criteria)
         parse_criterion(c);
     check_sweep_tolerance(o.tolerance);
+    if (!o.generation.prompts.empty() && o.n_ctx > 0) {
+        const std::string why = prompt_budget_problem(o.n_ctx, o.generation.n_tokens);
+        if (!why.empty()) fail_usage("%s", why.c_str());
+    }
 }
 
 SweepResult run_sweep(const SweepOptions & o) {
@@ -188,6 +193,11 @@ SweepResult run_sweep(const SweepOptions & o) {
     const std::vector<SweepPoint> points   = sweep_points(o, model->shape());
     const nlohmann::json          identity = sweep_identity(o.model, o.calib, o.stats);
     const SweepFolder             folder(o.out_dir, identity, o.resume);
+    // Every input of the eval (held-out texts, task files, prompts) is read and checked now,
+    // before the profile: a task too long for -c failed the sweep after every model's eval.
+    const int   n_ctx = resolve_ctx_size(o.n_ctx, o.model);  // one warning when beyond the trained context
+    EvalOptions e     = eval_options(o, n_ctx);
+    check_eval_inputs(e);
     stop_point("checking the output folder (nothing was written)");
 
     // One line over the whole sweep: the profile, each prune, the base's and each model's eval.
@@ -205,8 +215,6 @@ SweepResult run_sweep(const SweepOptions & o) {
         progress.update(++done, "", true);
     }
 
-    const int   n_ctx = resolve_ctx_size(o.n_ctx, o.model);  // one warning when beyond the trained context
-    EvalOptions e     = eval_options(o, n_ctx);
     for (const SweepPoint & p : points)
         e.pruned.push_back(p.path);
     // One run for all models: the base is loaded once for its logits, continuations and tasks.
@@ -248,7 +256,8 @@ SweepResult run_sweep(const SweepOptions & o) {
                           {"domains", o.data},
                           {"chosen", res.chosen}};
     std::error_code ec;
-    write_file_atomic(o.out_dir + "/sweep.json", res.report.dump(1) + "\n");
+    write_file_atomic(o.out_dir + "/sweep.json",
+                      res.report.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     write_file_atomic(o.out_dir + "/sweep.html", sweep_html(res.report));
     if (!o.keep_all) {
         for (size_t i = 0; i < points.size(); i++) {
