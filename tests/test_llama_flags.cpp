@@ -2,6 +2,7 @@
 // rpc-server processes on 127.0.0.1 equals a local run, and the output head skipped after the
 // last MoE layer leaves the statistics unchanged.
 #include "core/error.h"
+#include "llama/llama_flags.h"
 #include "llama/llama_runtime.h"
 #include "profile/profiler.h"
 #include "support.h"
@@ -241,6 +242,58 @@ TEST(LlamaFlags, NoMmapReadsTheModelInsteadOfMappingIt) {
         const LlamaRuntime rt = open_llama(model, o);
         EXPECT_FALSE(maps_file(model));
     }
+}
+
+// --repack / -nr --no-repack (llama.cpp's names): whether the CPU backend repacks quantized
+// weights into a copy of its own (llama_model_params.use_extra_bufts); every command that loads
+// a model for inference takes it (issue 31).
+TEST(LlamaFlags, NoRepackReachesLlamaAndEveryInferenceCommandTakesIt) {
+    LlamaFlags f;
+    EXPECT_TRUE(LlamaModelParams(f, "m").get().use_extra_bufts);
+    f.repack = false;
+    EXPECT_FALSE(LlamaModelParams(f, "m").get().use_extra_bufts);
+    for (const char * cmd : {"profile", "eval", "sweep"}) {
+        const auto help = test::run_reap({cmd, "--help"});
+        EXPECT_NE(help.out.find("--repack"), std::string::npos) << cmd;
+        EXPECT_NE(help.out.find("--no-repack"), std::string::npos) << cmd;
+    }
+    const std::string dir = test::tmp_dir(), model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    const auto r = test::run_reap({"profile", "-m", model, "--data", REAP_SOURCE_DIR "/data/calibration/sample.jsonl",
+                                   "--max-samples", "2", "-nr", "-o", dir + "/s.json", "--no-progress"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// A model larger than the memory available, with repack on (or --no-mmap), is warned about
+// before it loads: one line with the remedies. The machine's memory is stood in for by
+// REAP_MEM_AVAILABLE, not filled (issue 31).
+TEST(LlamaFlags, AModelLargerThanTheMemoryIsWarnedAbout) {
+    const std::string dir = test::tmp_dir(), model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    auto              run = [&](const char * avail, std::vector<std::string> extra) {
+        ::setenv("REAP_MEM_AVAILABLE", avail, 1);
+        std::vector<std::string> args = {
+            "eval", "-m", model,      "--pruned", model,          "--data", REAP_SOURCE_DIR "/data/text/sample.txt",
+            "-c",   "64", "--chunks", "1",        "--no-progress"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        const auto r = test::run_reap(args);
+        ::unsetenv("REAP_MEM_AVAILABLE");
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return r.err;
+    };
+    const std::string small = run("1000000", {});  // 1 MB for a 3.7 MB model
+    EXPECT_NE(small.find("is larger than the memory available"), std::string::npos) << small;
+    EXPECT_NE(small.find("REAP_MEM_AVAILABLE"), std::string::npos) << small;
+    EXPECT_NE(small.find("--no-repack"), std::string::npos) << small;
+    EXPECT_NE(small.find("--cpu-moe"), std::string::npos) << small;
+    EXPECT_NE(small.find("--rpc"), std::string::npos) << small;
+    EXPECT_NE(run("1000000", {"--no-mmap", "--no-repack"}).find("--no-mmap reads the whole file"), std::string::npos);
+    EXPECT_EQ(run("1000000", {"--no-repack"}).find("larger than the memory"), std::string::npos);
+    EXPECT_EQ(run("100000000000", {}).find("larger than the memory"), std::string::npos);
+    ::setenv("REAP_MEM_AVAILABLE", "lots", 1);
+    const auto bad = test::run_reap({"eval", "-m", model, "--pruned", model, "--data",
+                                     REAP_SOURCE_DIR "/data/text/sample.txt", "-c", "64", "--chunks", "1"});
+    ::unsetenv("REAP_MEM_AVAILABLE");
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("REAP_MEM_AVAILABLE=lots"), std::string::npos) << bad.err;
 }
 
 TEST(LlamaFlags, FlashAttentionOnGivesTheSameStatistics) {

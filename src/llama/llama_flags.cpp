@@ -1,6 +1,9 @@
 #include "llama/llama_flags.h"
 
 #include "core/error.h"
+#include "core/log.h"
+#include "core/system_memory.h"
+#include "core/text.h"
 
 #include "ggml-backend.h"
 
@@ -84,6 +87,7 @@ LlamaModelParams::LlamaModelParams(const LlamaFlags & f, const std::string & wha
         params_.load_mode = LLAMA_LOAD_MODE_NONE;
     }
     if (f.mlock && !llama_supports_mlock()) fail("--mlock: this system does not support mlock");
+    params_.use_extra_bufts = f.repack;
     set_overrides(f);
     set_split(f);
 }
@@ -201,6 +205,20 @@ void LlamaModelParams::set_split(const LlamaFlags & f) {
         }
         params_.tensor_split = split_.data();
     }
+}
+
+void warn_if_model_exceeds_memory(const LlamaFlags & f, const std::string & model_path, uint64_t model_bytes) {
+    if (!f.repack && !f.no_mmap) return;  // mapped and not copied: the kernel pages it from the file
+    const AvailableMemory m = available_memory();
+    if (m.bytes == 0 || model_bytes <= m.bytes) return;
+    const std::string copy = f.no_mmap ? "--no-mmap reads the whole file into memory"
+                                       : "on the CPU llama.cpp repacks its quantized weights into memory of its own";
+    log_warn(
+        "%s (%s) is larger than the memory available (%s, %s): %s, which will not fit; use --no-repack%s to page the "
+        "weights from the file (each micro-batch then reads most of the file: a larger -ub reads it less often), or "
+        "with a GPU --cpu-moe / -ot, or --rpc across machines (docs/DISTRIBUTED.md)",
+        model_path.c_str(), human_bytes(model_bytes).c_str(), human_bytes(m.bytes).c_str(), m.source.c_str(),
+        copy.c_str(), f.no_mmap ? " without --no-mmap" : "");
 }
 
 void apply_context_flags(const LlamaFlags & f, llama_context_params & cp) {

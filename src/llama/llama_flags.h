@@ -16,20 +16,24 @@
 namespace reap {
 
 struct LlamaFlags {
-    int                      n_gpu_layers    = -1;     // layers on GPU/RPC devices; <0: all (llama.cpp's default)
-    int                      n_threads       = 0;      // 0: all cores
-    int                      n_threads_batch = 0;      // 0: as n_threads
-    std::string              type_k          = "f16";  // KV cache types by ggml name
-    std::string              type_v          = "f16";
-    std::string              flash_attn      = "auto";  // on, off, auto
-    bool                     no_mmap         = false;   // read the model into memory instead of mapping it
-    bool                     mlock           = false;   // keep the model in RAM
-    std::vector<std::string> override_tensor;           // PATTERN=BUFTYPE[,...] (-ot, repeatable)
-    bool                     cpu_moe   = false;         // all expert tensors in CPU memory
-    int                      n_cpu_moe = 0;             // expert tensors of the first N layers in CPU memory
-    std::vector<std::string> devices;                   // -dev: device names, or "none"
-    std::string              split_mode = "layer";      // none, layer, row, tensor
-    std::string              tensor_split;              // -ts: proportions "3,1" (or "3/1")
+    int         n_gpu_layers    = -1;     // layers on GPU/RPC devices; <0: all (llama.cpp's default)
+    int         n_threads       = 0;      // 0: all cores
+    int         n_threads_batch = 0;      // 0: as n_threads
+    std::string type_k          = "f16";  // KV cache types by ggml name
+    std::string type_v          = "f16";
+    std::string flash_attn      = "auto";  // on, off, auto
+    bool        no_mmap         = false;   // read the model into memory instead of mapping it
+    bool        mlock           = false;   // keep the model in RAM
+    // Repack quantized weights into the CPU backend's faster layouts (llama.cpp's --repack /
+    // -nr --no-repack, llama_model_params.use_extra_bufts): a second copy of those weights in
+    // anonymous memory, which a model larger than the RAM does not have room for.
+    bool                     repack = true;
+    std::vector<std::string> override_tensor;       // PATTERN=BUFTYPE[,...] (-ot, repeatable)
+    bool                     cpu_moe   = false;     // all expert tensors in CPU memory
+    int                      n_cpu_moe = 0;         // expert tensors of the first N layers in CPU memory
+    std::vector<std::string> devices;               // -dev: device names, or "none"
+    std::string              split_mode = "layer";  // none, layer, row, tensor
+    std::string              tensor_split;          // -ts: proportions "3,1" (or "3/1")
     int                      main_gpu = 0;
     std::vector<std::string> rpc;  // HOST:PORT of rpc-server processes
 };
@@ -63,6 +67,11 @@ private:
     std::vector<llama_model_tensor_buft_override> overrides_;
     std::vector<float>                            split_;
 };
+
+// Before loading `model_path` of `model_bytes`: one warning when it is larger than the memory
+// available (core/system_memory.h) and the flags copy it into memory (repack, --no-mmap), naming
+// what happens and the remedies. A warning, not a refusal: the kernel may still page it.
+void warn_if_model_exceeds_memory(const LlamaFlags & flags, const std::string & model_path, uint64_t model_bytes);
 
 // Sets threads, flash attention and the KV cache types of `flags` on `cp`.
 void apply_context_flags(const LlamaFlags & flags, llama_context_params & cp);

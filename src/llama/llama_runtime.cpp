@@ -20,8 +20,10 @@ LlamaRuntime open_llama(const std::string & model_path, const LlamaRuntimeOption
 
     // llama.cpp loads a split set from its first part only, and aborts (instead of failing) on
     // some hyperparameters: those are refused first.
-    const std::string first = model_files(model_path).first();
+    const ModelFiles    files = model_files(model_path);
+    const std::string & first = files.first();
     check_llama_loadable(GgufFile::open(model_path));
+    warn_if_model_exceeds_memory(o, model_path, files.size);
 
     llama_backend_init();
     const LlamaModelParams mp(o, model_path);

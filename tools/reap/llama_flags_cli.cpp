@@ -46,6 +46,9 @@ void add_llama_flags(CLI::App & cmd, LlamaFlags & f) {
         ->check(CLI::IsMember({"on", "off", "auto"}));
     cmd.add_flag("--no-mmap", f.no_mmap, "read the model into memory instead of mapping it");
     cmd.add_flag("--mlock", f.mlock, "keep the model in RAM (no swapping)");
+    cmd.add_flag("--repack,!--no-repack", f.repack,
+                 "repack quantized weights into the CPU's faster layouts (a copy in memory; default: on); "
+                 "--no-repack (alias -nr): use them where they are mapped, for a model larger than the RAM");
     cmd.add_option("--override-tensor", f.override_tensor,
                    "PATTERN=BUFTYPE[,...]: tensors whose name matches the regex go to that buffer type, e.g. "
                    "exps=CPU (alias -ot; repeatable)");

@@ -32,7 +32,8 @@ std::vector<std::string> normalize_llama_flags(int argc, char ** argv) {
                                           {"-mg", "--main-gpu"},
                                           {"-tb", "--threads-batch"},
                                           {"-ncmoe", "--n-cpu-moe"},
-                                          {"-cmoe", "--cpu-moe"}};
+                                          {"-cmoe", "--cpu-moe"},
+                                          {"-nr", "--no-repack"}};
     std::vector<std::string>  out;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
