@@ -1,5 +1,7 @@
 // inspect reports exactly what synth was asked to make.
 #include "core/error.h"
+#include "core/text.h"
+#include "gguf/gguf_file.h"
 #include "gguf/gguf_model.h"
 #include "moe/expert_budget.h"
 #include "moe/inspect.h"
@@ -155,6 +157,40 @@ TEST(Inspect, JsonFromTheCommandLineMatches) {
     EXPECT_NE(t.out.find("architecture:   deepseek2"), std::string::npos);
     EXPECT_NE(t.out.find("blk.5.ffn_down_exps.weight"), std::string::npos);
     EXPECT_NE(t.out.find("50% of experts: keep   8"), std::string::npos);
+}
+
+// Planted super experts are ground truth like the dead, rare and weak ones: inspect shows them,
+// with their outlier channels, in JSON and in text (it used to leave them out of both).
+TEST(Inspect, ShowsPlantedSuperExperts) {
+    synth::Options o;  // qwen3moe
+    o.n_layer    = 2;
+    o.n_embd     = 64;
+    o.n_ff       = 64;
+    o.n_super    = 1;
+    const auto p = test::synth_model(o);
+    const auto f = GgufFile::open(p);
+    const auto r = test::run_reap({"inspect", "--json", p});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json j = json::parse(r.out);
+    ASSERT_TRUE(j.contains("planted"));
+    ASSERT_EQ(j["planted"].size(), 2u);
+    const auto t = test::run_reap({"inspect", p});
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+    for (int il : {0, 1}) {
+        const json & got = j["planted"][std::to_string(il)];
+        const auto   ids = f.get_uint_array(synth::planted_key(il, "super"));
+        const auto   ch  = f.get_uint_array(synth::planted_key(il, "super_channel"));
+        ASSERT_EQ(ids.size(), 1u);
+        EXPECT_EQ(got["super"], json(ids)) << got.dump();
+        EXPECT_EQ(got["super_channel"], json(ch)) << got.dump();
+        EXPECT_NE(t.out.find(strfmt("layer %d: dead [", il)), std::string::npos) << t.out;
+        EXPECT_NE(t.out.find(strfmt("; super [%u (channel %u)]", unsigned(ids[0]), unsigned(ch[0]))), std::string::npos)
+            << t.out;
+    }
+    // Without super experts none are claimed.
+    o.n_super     = 0;
+    const json j0 = json::parse(test::run_reap({"inspect", "--json", test::synth_model(o)}).out);
+    EXPECT_FALSE(j0["planted"]["0"].contains("super")) << j0["planted"].dump();
 }
 
 TEST(ExpertBudget, KeptCounts) {

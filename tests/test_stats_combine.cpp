@@ -13,6 +13,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 using namespace reap;
 using nlohmann::json;
 
@@ -103,6 +107,61 @@ TEST(StatsCombine, RefusesWeightsItCannotUse) {
     EXPECT_NE(usage([&] { parse_stats_combine("median"); }).find("tokens, mean, max"), std::string::npos);
     // Equal weights with the tokens rule say nothing new: accepted.
     EXPECT_NO_THROW(load_calibration_sets({t.a, t.b}, {2, 2}, StatsCombine::tokens));
+}
+
+// Weights whose plain sum overflows (1e308,1e308) used to normalise to 0, every score with them:
+// an arbitrary plan. They are 1,1; a weight too small beside the largest to stay positive once
+// normalised, or one that is not finite, is a usage error naming --stats-weights, on the command
+// line (before any file is read) and from the library.
+TEST(StatsCombine, HugeWeightsNormaliseWithoutOverflow) {
+    const TwoSets t;
+    auto          usage = [](auto f) {
+        try {
+            f();
+        } catch (const UsageError & e) {
+            return std::string(e.what());
+        }
+        return std::string("(no usage error)");
+    };
+    EXPECT_EQ(normalised_stats_weights({1e308, 1e308}, 2), (std::vector<double>{0.5, 0.5}));
+    EXPECT_EQ(normalised_stats_weights({1, 3}, 2), (std::vector<double>{0.25, 0.75}));
+    EXPECT_EQ(normalised_stats_weights({}, 4), (std::vector<double>(4, 0.25)));
+    EXPECT_EQ(parse_stats_weights("1e308,1e308", 2), (std::vector<double>{1e308, 1e308}));
+    for (StatsCombine rule : {StatsCombine::mean, StatsCombine::max}) {
+        const auto huge = t.scores(rule, Criterion::reap, {1e308, 1e308});
+        EXPECT_EQ(huge, t.scores(rule, Criterion::reap, {1, 1}));
+        EXPECT_GT(*std::max_element(huge.begin(), huge.end()), 0.0);
+    }
+    for (const auto & set : load_calibration_sets({t.a, t.b}, {1e308, 1e308}, StatsCombine::mean).sets)
+        EXPECT_EQ(set.weight, 0.5);
+
+    EXPECT_NE(usage([&] { parse_stats_weights("1e-300,1e300", 2); }).find("--stats-weights: 1e-300 is too small"),
+              std::string::npos);
+    EXPECT_NE(usage([&] {
+                  load_calibration_sets({t.a, t.b}, {1, std::numeric_limits<double>::infinity()}, StatsCombine::max);
+              }).find("--stats-weights: inf is not a positive finite number"),
+              std::string::npos);
+    EXPECT_NE(usage([&] {
+                  load_calibration_sets({t.a, t.b}, {1, std::nan("")}, StatsCombine::max);
+              }).find("--stats-weights: nan is not"),
+              std::string::npos);
+    for (const std::string cmd : {"prune", "sweep"}) {
+        std::vector<std::string> args = {cmd,
+                                         "-m",
+                                         "absent.gguf",
+                                         "--stats",
+                                         t.a,
+                                         "--stats",
+                                         t.b,
+                                         "-o",
+                                         test::tmp_dir() + "/out",
+                                         "--stats-weights",
+                                         "1e-300,1e300"};
+        if (cmd == "sweep") args.insert(args.end(), {"--data", "absent.txt"});
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
+        EXPECT_NE(r.err.find("--stats-weights: 1e-300 is too small"), std::string::npos) << cmd << ": " << r.err;
+    }
 }
 
 const std::string k_code  = std::string(REAP_SOURCE_DIR) + "/data/calibration/code.jsonl";

@@ -1,7 +1,8 @@
 // Super experts (arXiv 2507.23279) end to end. `reap synth --super 1` plants one per MoE layer
 // (rarely routed, one output channel ~50x the others'); profiling finds exactly those, at the
-// planted channel; `reap prune` protects them by default, and frequency (which ranks rarely
-// routed experts lowest) drops them once protection is off. The report marks them.
+// planted channel, on every preset's routing shape, and none on the same models without them;
+// `reap prune` protects them by default, and frequency (which ranks rarely routed experts
+// lowest) drops them once protection is off. The report marks them.
 #include "core/error.h"
 #include "gguf/gguf_file.h"
 #include "profile/profiler.h"
@@ -11,10 +12,13 @@
 #include "support.h"
 #include "support_models.h"
 #include "synth/synth.h"
+#include "synth/synth_presets.h"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <set>
 
 using namespace reap;
@@ -22,8 +26,7 @@ using nlohmann::json;
 
 namespace {
 
-// 2 MoE layers x 128 experts: the rule's 99.5th percentile of 256 maxima leaves the top two
-// above it, so one planted super expert per layer can be found (fewer experts leave room for one).
+// 2 MoE layers x 128 experts, one planted super expert in each.
 synth::Options super_model() {
     synth::Options o;
     o.arch          = "qwen3moe";
@@ -94,8 +97,11 @@ TEST(SuperExperts, PlantedAreFoundProtectedAndDroppedWithoutProtection) {
     for (const auto & s : on["super_experts"]["experts"]) {
         EXPECT_TRUE(s["kept"].get<bool>());
         EXPECT_TRUE(s["criterion_would_drop"].get<bool>()) << "frequency should rank a rarely routed expert low";
-        EXPECT_NE(s["why"].get<std::string>().find("threshold"), std::string::npos);
+        EXPECT_NE(s["why"].get<std::string>().find("the typical"), std::string::npos);
+        EXPECT_GT(s["ratio_to_typical"].get<double>(), k_super_expert_ratio);
     }
+    EXPECT_EQ(on["super_experts"]["min_ratio"], k_super_expert_ratio);
+    EXPECT_EQ(on["super_experts"]["typical_max"].size(), 2u);
     for (const auto & [il, e] : want)
         EXPECT_TRUE(in(on["layers"][std::to_string(il)]["kept"], e)) << "layer " << il << " expert " << e;
 
@@ -115,39 +121,116 @@ TEST(SuperExperts, PlantedAreFoundProtectedAndDroppedWithoutProtection) {
     EXPECT_NE(test::read_text(dir + "/r.html").find("Super experts"), std::string::npos);
 }
 
-// The rule itself on hand-made maxima: P99.5 with linear interpolation and a tenth of the largest.
-TEST(SuperExperts, RuleMatchesHandComputedThreshold) {
+// The rule itself on hand-made maxima: more than 6x the typical maximum, the 75th percentile of
+// the routed experts' maxima of the layer or of the model, whichever is larger.
+TEST(SuperExperts, RuleIsTheRatioToTheTypicalMaximum) {
     EXPECT_DOUBLE_EQ(percentile_linear({1, 2, 3, 4, 5}, 50), 3.0);
     EXPECT_DOUBLE_EQ(percentile_linear({1, 2, 3, 4}, 50), 2.5);
     EXPECT_DOUBLE_EQ(percentile_linear({4, 1, 3, 2}, 100), 4.0);
     EXPECT_DOUBLE_EQ(percentile_linear({}, 99.5), 0.0);
 
-    // 200 experts in one layer: maxima 1..200 with expert 7 at 5000 (an outlier) and expert 9 at 400.
+    // Layers 0-5 of 8 experts with maxima 1.0-1.3 (the model's 75th percentile: 1.3), and:
     ExpertStats s;
-    LayerStats  L(200);
-    L.total_tokens = 1;
-    for (uint32_t e = 0; e < 200; e++) {
-        L.count[e]           = 1;
-        L.out_max[e]         = double(e + 1);
-        L.out_max_channel[e] = e % 3;
+    for (int il = 0; il < 7; il++) {
+        LayerStats L(8);
+        L.total_tokens = 100;
+        for (uint32_t e = 0; e < 8; e++) {
+            L.count[e]           = 5;
+            L.out_max[e]         = 1.0 + 0.1 * (e % 4);
+            L.out_max_channel[e] = e % 3;
+        }
+        s.layers.emplace(il, L);
     }
-    L.out_max[7] = 5000;
-    L.out_max[9] = 400;
-    s.layers.emplace(0, L);
+    s.layers.at(0).out_max[7] = 13;   // 10x: super
+    s.layers.at(3).out_max[2] = 7.9;  // 6.08x: super
+    s.layers.at(4).out_max[5] = 7.7;  // 5.92x: not
+    // Layer 1: seven near-silent experts (as synth's weak ones that take most tokens): 1.3 is 26x
+    // the layer's own 75th percentile, but typical for the model.
+    for (uint32_t e = 0; e < 7; e++)
+        s.layers.at(1).out_max[e] = 0.05;
+    s.layers.at(1).out_max[7] = 1.3;
+    // Layer 2: expert 3 never routed, no maximum.
+    s.layers.at(2).count[3] = 0, s.layers.at(2).out_max[3] = 0;
+    // Layer 6: a loud (late) layer, 15x the model's typical: compared to its own 75th percentile.
+    for (uint32_t e = 0; e < 8; e++)
+        s.layers.at(6).out_max[e] = e == 7 ? 24 : 20;
+
     const SuperExperts r = find_super_experts(s);
-    // sorted maxima: ..., 199, 200, 400, 5000; P99.5 at position 0.995 * 199 = 198.005:
-    // 400 + 0.005 * (5000 - 400) = 423; a tenth of the largest is 500: threshold 500.
-    EXPECT_NEAR(r.percentile, 423.0, 1e-9);
-    EXPECT_DOUBLE_EQ(r.threshold, 500.0);
-    ASSERT_EQ(r.experts.size(), 1u);
-    EXPECT_EQ(r.experts[0].expert, 7u);
-    EXPECT_EQ(r.experts[0].channel, 7u % 3);
+    ASSERT_TRUE(r.measured);
+    EXPECT_DOUBLE_EQ(r.typical.at(0), 1.3);
+    EXPECT_DOUBLE_EQ(r.typical.at(1), 1.3);
+    EXPECT_DOUBLE_EQ(r.typical.at(6), 20.0);
+    ASSERT_EQ(r.experts.size(), 2u) << r.experts.size();
     EXPECT_TRUE(r.contains(0, 7));
-    EXPECT_FALSE(r.contains(0, 9));  // above the percentile's neighbours, but not a tenth of the largest
+    EXPECT_TRUE(r.contains(3, 2));
+    EXPECT_DOUBLE_EQ(r.experts[0].ratio, 10.0);
+    EXPECT_EQ(r.experts[0].channel, 7u % 3);
+    EXPECT_EQ(r.why(r.experts[0]), "max |output| 13 at channel 1: 10x the typical 1.3 (> 6x)");
+
+    // A layer whose routed experts all write nothing: no scale, nothing found, nothing divided by 0.
+    ExpertStats silent;
+    LayerStats  L(3);
+    L.count   = {1, 1, 0};
+    L.out_max = {0, 0, 5};
+    silent.layers.emplace(0, L);
+    EXPECT_TRUE(find_super_experts(silent).experts.empty());
 
     // Stats without maxima: nothing can be found, and it says so.
     s.layers.at(0).out_max.clear();
     EXPECT_FALSE(find_super_experts(s).measured);
+}
+
+// The maxima of `o`'s model over 16 calibration samples: the planted super experts and what the
+// rule finds; prints the extreme ratios (the numbers behind k_super_expert_ratio).
+void expect_found_exactly_the_planted(const std::string & name, const synth::Options & o) {
+    const std::string  model = test::synth_model(o);
+    const GgufFile     f     = GgufFile::open(model);
+    const auto         want  = planted(f, "super");
+    const ExpertStats  stats = ExpertStats::load(test::profile(model, test::tmp_dir() + "/" + name + ".json", 16));
+    const SuperExperts found = find_super_experts(stats);
+    ASSERT_TRUE(found.measured) << name;
+    std::set<std::pair<int, uint32_t>> got;
+    for (const auto & s : found.experts)
+        got.insert({s.layer, s.expert});
+    EXPECT_EQ(got, want) << name << ": " << found.rule_text();
+    double planted_min = INFINITY, other_max = 0;
+    for (const auto & [il, L] : stats.layers) {
+        for (uint32_t e = 0; e < L.n_expert(); e++) {
+            const double ratio = L.out_max[e] / found.typical.at(il);
+            if (want.count({il, e})) {
+                planted_min = std::min(planted_min, ratio);
+            } else if (L.count[e] > 0) {
+                other_max = std::max(other_max, ratio);
+            }
+        }
+    }
+    std::printf("%-26s %zu planted, %zu found; max / typical: planted >= %.3g, others <= %.3g\n", name.c_str(),
+                want.size(), got.size(), planted_min, other_max);
+}
+
+// Every preset's routing shape (experts, experts per token, groups, architecture) at a small
+// width, and synth's default shape, with one super expert per MoE layer and with none. The
+// 99.5th-percentile rule found 1 of the default shape's 8.
+TEST(SuperExperts, PlantedAreFoundOnEveryPresetAndNoneWithoutPlants) {
+    std::vector<std::pair<std::string, synth::Options>> shapes;
+    synth::Options                                      dflt;  // qwen3moe, 8 layers of 16 experts
+    dflt.n_embd = dflt.n_ff = 64;
+    shapes.emplace_back("default", dflt);
+    for (const auto & p : synth::presets()) {
+        synth::Options o = p.options;
+        o.n_layer        = test::fewest_layers(o.arch);
+        o.n_embd = o.n_ff = 64;
+        o.n_head = o.n_head_kv = o.head_dim = 0;  // the architecture's own at this width
+        o.vocab                             = "";
+        o.n_ctx_train                       = 4096;
+        shapes.emplace_back(p.name, o);
+    }
+    for (auto & [name, o] : shapes) {
+        o.n_super = 1;
+        expect_found_exactly_the_planted(name + " --super 1", o);
+        o.n_super = 0;
+        expect_found_exactly_the_planted(name, o);
+    }
 }
 
 }  // namespace

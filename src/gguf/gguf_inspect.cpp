@@ -59,7 +59,7 @@ static json planted_json(const GgufFile & f, const MoeLayout & m) {
     json planted = json::object();
     for (const auto & L : m.layers) {
         json p = json::object();
-        for (const char * kind : {"dead", "rare", "weak"}) {
+        for (const char * kind : {"dead", "rare", "weak", "super", "super_channel"}) {
             const std::string key = planted_key(L.index, kind);
             if (f.is_array(key)) p[kind] = f.get_uint_array(key);
         }

@@ -4,6 +4,7 @@
 #include "core/text.h"
 #include "moe/expert_budget.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace reap {
@@ -26,6 +27,37 @@ json pruned_sizes_json(const MoeShape & shape, const std::function<uint64_t(uint
         sizes.push_back(s);
     }
     return sizes;
+}
+
+// A synthetic model's planted ground truth, one line per MoE layer: "layer 1: dead [3, 9];
+// rare [5]; weak [2]; super [7 (channel 12)]". Empty for a model without it.
+static std::string planted_text(const json & r) {
+    if (!r.contains("planted")) return "";
+    std::ostringstream o;
+    o << "\nplanted experts (reap synth's ground truth):\n";
+    std::vector<int> layers;  // numerically: JSON keeps "10" before "2"
+    for (const auto & [layer, p] : r["planted"].items())
+        layers.push_back(std::stoi(layer));
+    std::sort(layers.begin(), layers.end());
+    for (int il : layers) {
+        const json & p = r["planted"][std::to_string(il)];
+        o << "  layer " << il << ":";
+        const char * sep = " ";
+        for (const char * kind : {"dead", "rare", "weak", "super"}) {
+            if (!p.contains(kind)) continue;
+            const auto  ids = p[kind].get<std::vector<int>>();
+            const auto  ch  = p.value("super_channel", json::array()).get<std::vector<int>>();
+            std::string list;
+            for (size_t i = 0; i < ids.size(); i++) {
+                list += (i ? ", " : "") + std::to_string(ids[i]);
+                if (std::string(kind) == "super" && i < ch.size()) list += strfmt(" (channel %d)", ch[i]);
+            }
+            o << sep << kind << " [" << list << "]";
+            sep = "; ";
+        }
+        o << "\n";
+    }
+    return o.str();
 }
 
 std::string inspect_text(const json & r) {
@@ -76,6 +108,7 @@ std::string inspect_text(const json & r) {
                     t["role"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(), shape.c_str(),
                     (unsigned long long) t["bytes"].get<uint64_t>());
     }
+    o << planted_text(r);
     o << "\nsize after pruning:\n";
     for (const auto & s : r["pruned_sizes"]) {
         const int pct = int(s["prune_fraction"].get<double>() * 100 + 0.5);

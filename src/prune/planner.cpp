@@ -259,15 +259,20 @@ json Plan::super_experts_json() const {
                         {"expert", s.expert},
                         {"max_activation", s.max},
                         {"channel", s.channel},
+                        {"ratio_to_typical", s.ratio},
                         {"kept", stays},
                         {"criterion_would_drop", pe.criterion_drops},
                         {"why", super_experts.why(s)}});
     }
+    json typical = json::object();
+    for (const auto & [il, t] : super_experts.typical)
+        typical[std::to_string(il)] = t;
     return {{"protected", true},
             {"measured", super_experts.measured},
             {"rule", super_experts.measured ? super_experts.rule_text()
                                             : "the stats have no max_activation (an older reap): nothing protected"},
-            {"threshold", super_experts.threshold},
+            {"min_ratio", k_super_expert_ratio},
+            {"typical_max", typical},
             {"experts", list}};
 }
 

@@ -51,7 +51,7 @@ struct Plan {
     nlohmann::json               calibration_sets;  // several --stats: stats/stats_combine.h's record
 
     nlohmann::json to_json() const;
-    nlohmann::json super_experts_json() const;  // the protection: rule, threshold, experts and why
+    nlohmann::json super_experts_json() const;  // the protection: rule, ratio, typical maxima, experts and why
     static Plan    from_json(const nlohmann::json & j, const std::string & origin);
     static Plan    load(const std::string & path);
 };

@@ -50,6 +50,33 @@ StatsCombine parse_stats_combine(const std::string & s) {
     fail_usage("--stats-combine: unknown rule '%s' (%s)", s.c_str(), choices.c_str());
 }
 
+std::vector<double> normalised_stats_weights(const std::vector<double> & weights, size_t n_sets) {
+    if (weights.empty()) return std::vector<double>(n_sets, 1.0 / double(n_sets));
+    if (weights.size() != n_sets) {
+        fail_usage("--stats-weights: %zu weight(s) for %zu --stats file(s); give one per file", weights.size(), n_sets);
+    }
+    double largest = 0;
+    for (double w : weights) {
+        if (!std::isfinite(w) || !(w > 0)) fail_usage("--stats-weights: %g is not a positive finite number", w);
+        largest = std::max(largest, w);
+    }
+    // Scaled by the largest first: 1e308,1e308 summed as they are overflows to infinity and
+    // turns every weight, and so every score, into 0. Scaled, the sum is at most n_sets.
+    double total = 0;
+    for (double w : weights)
+        total += w / largest;
+    std::vector<double> out;
+    for (double w : weights) {
+        // 1e-300 beside 1e300 underflows to 0: that set would silently count for nothing.
+        if (!(w / largest / total > 0)) {
+            fail_usage("--stats-weights: %g is too small beside %g to count; give weights of similar scale", w,
+                       largest);
+        }
+        out.push_back(w / largest / total);
+    }
+    return out;
+}
+
 std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets) {
     std::vector<double> out;
     for (const std::string & item : split_list(s)) {
@@ -58,20 +85,15 @@ std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets) {
             fail_usage("--stats-weights: '%s' is not a positive number", item.c_str());
         out.push_back(w);
     }
-    if (out.size() != n_sets) {
-        fail_usage("--stats-weights: %zu weight(s) for %zu --stats file(s); give one per file", out.size(), n_sets);
-    }
+    normalised_stats_weights(out, n_sets);  // refused here, before any file is read
     return out;
 }
 
 void check_stats_options(const std::vector<std::string> & paths, const std::vector<double> & weights,
                          StatsCombine rule) {
     if (paths.empty()) fail_usage("give --stats FILE (from reap profile) or --plan FILE");
-    if (!weights.empty() && weights.size() != paths.size()) {
-        fail_usage("--stats-weights: %zu weight(s) for %zu --stats file(s); give one per file", weights.size(),
-                   paths.size());
-    }
-    const bool unequal =
+    const std::vector<double> normalised = normalised_stats_weights(weights, paths.size());
+    const bool                unequal =
         !weights.empty() && std::any_of(weights.begin(), weights.end(), [&](double w) { return w != weights[0]; });
     if (rule == StatsCombine::tokens && unequal) {
         fail_usage(
@@ -91,12 +113,8 @@ CalibrationSets load_calibration_sets(const std::vector<std::string> & paths, co
     } else {
         runs = load_same_model_stats(paths);
     }
-    double total = 0;
     for (size_t i = 0; i < paths.size(); i++)
-        total += weights.empty() ? 1.0 : weights[i];
-    for (size_t i = 0; i < paths.size(); i++) {
-        out.sets.push_back({paths[i], std::move(runs[i]), (weights.empty() ? 1.0 : weights[i]) / total});
-    }
+        out.sets.push_back({paths[i], std::move(runs[i]), normalised[i]});
     out.merged = out.sets[0].stats;
     for (size_t i = 1; i < out.sets.size(); i++)
         out.merged.merge(out.sets[i].stats, out.sets[i].path);

@@ -48,6 +48,10 @@ inline constexpr StatsCombine k_default_stats_combine = StatsCombine::mean;
 
 // "1,2" -> {1, 2}: one positive finite number per --stats file (usage errors name --stats-weights).
 std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets);
+// `weights` scaled to sum to 1 (empty: equal weights), without overflow (1e308,1e308 is 1,1). The
+// one owner of what a weight may be: a usage error naming --stats-weights unless there is one
+// per set, each finite and positive, and none too small beside the largest to stay positive.
+std::vector<double> normalised_stats_weights(const std::vector<double> & weights, size_t n_sets);
 
 struct CalibrationSet {
     std::string path;

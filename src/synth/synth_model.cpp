@@ -28,13 +28,17 @@ namespace reap::synth {
 // with a negative weight there is almost never selected (rare), a positive one almost always
 // (weak). Dead experts have their down projection scaled to near zero. A super expert is routed
 // less often than a healthy one and one row of its down projection (one output channel) is
-// scaled up, so that channel of its output is a massive outlier, as in arXiv 2507.23279.
-static constexpr float k_rare_anchor  = -12.0f;
-static constexpr float k_super_anchor = -0.25f;
-static constexpr float k_super_scale  = 50.0f;
-static constexpr float k_weak_anchor  = 1.5f;
-static constexpr float k_dead_scale   = 1e-3f;
-static constexpr float k_weak_scale   = 0.05f;
+// scaled up, so that channel of its output is a massive outlier, as in arXiv 2507.23279. Where
+// the weak experts alone can fill every top-k slot (n_weak >= n_expert_used: every preset), they
+// take nearly all tokens of the first layers and a super expert at the rare side of healthy is
+// never routed: unseen, no statistic can find it. There its anchor sits below the weak experts'.
+static constexpr float k_rare_anchor          = -12.0f;
+static constexpr float k_super_anchor         = -0.25f;
+static constexpr float k_super_anchor_crowded = 2.0f;
+static constexpr float k_super_scale          = 50.0f;
+static constexpr float k_weak_anchor          = 1.5f;
+static constexpr float k_dead_scale           = 1e-3f;
+static constexpr float k_weak_scale           = 0.05f;
 
 namespace {
 
@@ -44,6 +48,7 @@ enum class Planted { healthy, dead, rare, weak, super };
 struct LayerRoles {
     std::vector<Planted>  role;
     std::vector<uint32_t> channel;  // per expert; meaningful for super experts
+    float                 super_anchor = k_super_anchor;
 };
 
 // Matmul weights take the requested type where the row length allows it; otherwise the next
@@ -78,7 +83,7 @@ void apply_planted(const TensorSpec & t, const LayerRoles & roles, int64_t exper
             v[i] = float(v[i] * want / std::sqrt(ss));
         v[0] = r == Planted::rare    ? k_rare_anchor
                : r == Planted::weak  ? k_weak_anchor
-               : r == Planted::super ? k_super_anchor
+               : r == Planted::super ? roles.super_anchor
                                      : 0.0f;
     } else if (ends_with(t.name, ".exp_probs_b.bias")) {
         // Selection bias (sigmoid-gated archs): when few experts have a real probability the
@@ -145,7 +150,7 @@ LayerRoles plant_layer(const Options & o, int il, gguf_context * ctx, nlohmann::
         planted[std::to_string(il)]["super"]         = super;
         planted[std::to_string(il)]["super_channel"] = super_channel;
     }
-    return {r, channel};
+    return {r, channel, o.n_weak >= o.n_expert_used ? k_super_anchor_crowded : k_super_anchor};
 }
 
 // A large matrix (k_dictionary_min_values or more), slice by slice from RowDictionary rows picked

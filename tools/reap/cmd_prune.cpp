@@ -3,6 +3,7 @@
 #include "core/fs_util.h"
 #include "core/text.h"
 #include "model/open_model.h"
+#include "stats/super_experts.h"
 
 #include <cstdio>
 
@@ -111,9 +112,10 @@ void add_prune(CLI::App & app, CommandRun & run) {
     cmd->add_flag("--allow-incomplete", o->req.allow_incomplete,
                   "prune with the stats of an unfinished profile run (a checkpoint), with a warning");
     cmd->add_flag("!--no-protect-super-experts", o->req.protect_super_experts,
-                  "do not protect super experts (default: protected, i.e. pruned last: experts whose largest |output| "
-                  "exceeds the 99.5th percentile of all experts' maxima and a tenth of the largest, arXiv 2507.23279; "
-                  "the plan lists them under super_experts)");
+                  strfmt("do not protect super experts (default: protected, i.e. pruned last: experts whose largest "
+                         "|output| is more than %gx the typical expert's (the %g-th percentile of the layer's or "
+                         "model's maxima, the larger), arXiv 2507.23279; the plan lists them under super_experts)",
+                         k_super_expert_ratio, k_super_expert_typical_percentile));
     cmd->add_flag("!--no-progress", o->req.show_progress, "no progress line on stderr");
     cmd->callback([o, &run]() { run = [r = checked_request(*o)]() { print_outcome(r, run_prune(r)); }; });
 }

@@ -101,8 +101,9 @@ void add_synth(CLI::App & app, CommandRun & run) {
     cmd->add_option("--rare", o->n_rare, "rarely routed experts per MoE layer (-1: n_expert/8)");
     cmd->add_option("--weak", o->n_weak, "often routed, low-output experts per MoE layer (-1: n_expert/8)");
     cmd->add_option("--super", o->n_super,
-                    "super experts per MoE layer: rarely routed, one output channel ~50x the others' (arXiv "
-                    "2507.23279); recorded as reap.synth.layer.<il>.super and .super_channel");
+                    "super experts per MoE layer: rarely routed (often where the weak experts fill every slot), one "
+                    "output channel ~50x the others' (arXiv 2507.23279); recorded as reap.synth.layer.<il>.super and "
+                    ".super_channel");
     cmd->add_flag("--json", *json, "print the summary as JSON");
     cmd->add_option("--hf-out", hf->dir,
                     "also write the model as a Hugging Face folder (BF16 safetensors, config.json)");
