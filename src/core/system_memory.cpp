@@ -33,10 +33,9 @@ uint64_t mem_available() {
 
 // What the cgroup lets this process use beyond what it uses now; 0 without a limit.
 uint64_t cgroup_headroom() {
-    for (const auto & [limit, usage] : {std::pair<const char *, const char *>{"/sys/fs/cgroup/memory.max",
-                                                                              "/sys/fs/cgroup/memory.current"},
-                                        {"/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                         "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
+    for (const auto & [limit, usage] :
+         {std::pair<const char *, const char *>{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"},
+          {"/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"}}) {
         const uint64_t l = read_number(limit);
         // cgroup v1 reports "no limit" as a huge number near 2^63.
         if (l == 0 || l >= (uint64_t(1) << 62)) continue;

@@ -92,8 +92,8 @@ std::vector<double> parse_stats_weights(const std::string & s, size_t n_sets) {
 void check_stats_options(const std::vector<std::string> & paths, const std::vector<double> & weights,
                          StatsCombine rule) {
     if (paths.empty()) fail_usage("give --stats FILE (from reap profile) or --plan FILE");
-    const std::vector<double> normalised = normalised_stats_weights(weights, paths.size());
-    const bool                unequal =
+    normalised_stats_weights(weights, paths.size());  // refused here, before any file is read
+    const bool unequal =
         !weights.empty() && std::any_of(weights.begin(), weights.end(), [&](double w) { return w != weights[0]; });
     if (rule == StatsCombine::tokens && unequal) {
         fail_usage(
