@@ -105,7 +105,8 @@ void check_stats_options(const std::vector<std::string> & paths, const std::vect
 CalibrationSets load_calibration_sets(const std::vector<std::string> & paths, const std::vector<double> & weights,
                                       StatsCombine rule) {
     check_stats_options(paths, weights, rule);
-    CalibrationSets out;
+    const std::vector<double> normalised = normalised_stats_weights(weights, paths.size());
+    CalibrationSets           out;
     out.rule = rule;
     std::vector<ExpertStats> runs;
     if (paths.size() == 1) {
