@@ -50,7 +50,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 machine=$(lscpu | sed -n 's/^Model name:\s*//p' | head -1)
 mem_gib=$(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
 
-echo "### A model 1.4x the RAM: Qwen3-30B-A3B shape at Q8_0 ($(date -u '+%Y-%m-%d %H:%M UTC'), $machine, $(nproc) cores, ${mem_gib} GiB, $threads threads)"
+echo "### A model larger than the RAM: Qwen3-30B-A3B shape at Q8_0 ($(date -u '+%Y-%m-%d %H:%M UTC'), $machine, $(nproc) cores, ${mem_gib} GiB, $threads threads)"
 echo
 
 # ---- synth -------------------------------------------------------------------------------------

@@ -296,6 +296,34 @@ TEST(LlamaFlags, AModelLargerThanTheMemoryIsWarnedAbout) {
     EXPECT_NE(bad.err.find("REAP_MEM_AVAILABLE=lots"), std::string::npos) << bad.err;
 }
 
+// A model that pages: profile's -b and -ub default to 2048 instead of 512, as each micro-batch
+// reads almost the whole file from disk (bench/RESULTS.md: 4.7 passes over a 30 GiB file for
+// 2048 tokens at 512, 2.1 at 2048); given values are kept (issue 31, part 4).
+TEST(LlamaFlags, ProfileOfAModelThatPagesTakesLargerMicroBatches) {
+    const std::string dir = test::tmp_dir(), model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    auto              batch_of = [&](const char * avail, std::vector<std::string> extra, std::string & err) {
+        if (avail) ::setenv("REAP_MEM_AVAILABLE", avail, 1);
+        std::vector<std::string> args = {
+            "profile",       "-m", model,         "--data",        REAP_SOURCE_DIR "/data/calibration/sample.jsonl",
+            "--max-samples", "2",  "--no-repack", "--no-progress", "-o",
+            dir + "/s.json"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        const auto r = test::run_reap(args);
+        ::unsetenv("REAP_MEM_AVAILABLE");
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        err                       = r.err;
+        const nlohmann::json opts = nlohmann::json::parse(test::read_text(dir + "/s.json"))["_meta"]["options"];
+        return std::make_pair(opts["batch_size"].get<int>(), opts["ubatch_size"].get<int>());
+    };
+    std::string err;
+    EXPECT_EQ(batch_of(nullptr, {}, err), std::make_pair(512, 512));
+    EXPECT_EQ(err.find("default to 2048"), std::string::npos) << err;
+    EXPECT_EQ(batch_of("1000000", {}, err), std::make_pair(2048, 2048));
+    EXPECT_NE(err.find("-b and -ub default to 2048"), std::string::npos) << err;
+    EXPECT_EQ(batch_of("1000000", {"-b", "256"}, err), std::make_pair(256, 256));
+    EXPECT_EQ(batch_of(nullptr, {"-b", "1024"}, err), std::make_pair(1024, 512));  // as before: -ub 512
+}
+
 TEST(LlamaFlags, FlashAttentionOnGivesTheSameStatistics) {
     const std::string dir = test::tmp_dir();
     ProfileOptions    off = opts_for(dir + "/off.json");

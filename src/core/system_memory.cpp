@@ -59,4 +59,9 @@ AvailableMemory available_memory() {
     return m;
 }
 
+bool exceeds_available_memory(uint64_t bytes) {
+    const AvailableMemory m = available_memory();
+    return m.bytes != 0 && bytes > m.bytes;
+}
+
 }  // namespace reap

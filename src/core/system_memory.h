@@ -17,4 +17,7 @@ struct AvailableMemory {
 // (bytes) replaces both: how the tests stand in for a small machine.
 AvailableMemory available_memory();
 
+// Whether a model of `bytes` cannot stay in memory: more than available_memory() (when known).
+bool exceeds_available_memory(uint64_t bytes);
+
 }  // namespace reap

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/stop_signal.h"
+#include "core/system_memory.h"
 #include "gguf/content_id.h"
 #include "gguf/gguf_file.h"
 #include "gguf/moe_layout.h"
@@ -63,6 +64,22 @@ void check_output(const ProfileOptions & opts) {
     }
     f.close();
     std::remove(probe.c_str());
+}
+
+// -b and -ub when not given: one micro-batch of 512 tokens, or of 2048 when the model is larger
+// than the memory available. Then each micro-batch reads almost the whole file from disk, since
+// its tokens are routed to almost every expert: measured on a 30 GiB model on a 23.5 GiB machine,
+// 4.7 passes over the file for 2048 tokens at 512, 2.1 at 2048 (one of them llama.cpp's load).
+void resolve_batch_sizes(ProfileOptions & opts, uint64_t model_size) {
+    const bool paged = opts.n_batch == 0 && exceeds_available_memory(model_size);
+    if (opts.n_batch == 0) opts.n_batch = paged ? k_paged_batch : k_default_batch;
+    if (opts.n_ubatch == 0) opts.n_ubatch = paged ? opts.n_batch : std::min(opts.n_batch, k_default_batch);
+    if (paged) {
+        log_info(
+            "%s is larger than the memory available: -b and -ub default to %d, so that each pass of the weights "
+            "from disk serves %d tokens instead of %d",
+            opts.model.c_str(), k_paged_batch, k_paged_batch, k_default_batch);
+    }
 }
 
 // One context for all batches: n_ctx holds the longest call, one sequence per packed sample.
@@ -218,7 +235,7 @@ void check_profile_options(const ProfileOptions & opts) {
     if (opts.n_ctx != k_ctx_size_not_given && opts.n_ctx != 0 && opts.n_ctx < 8) {
         fail_usage("-c/--ctx-size must be at least 8 (0: the model's trained context)");
     }
-    if (opts.n_batch < 1 || opts.n_ubatch < 1) fail_usage("-b and -ub must be positive");
+    if (opts.n_batch < 0 || opts.n_ubatch < 0) fail_usage("-b and -ub must be positive (0: the default)");
     if (opts.n_parallel < 1 || opts.n_parallel > 256) fail_usage("-np/--parallel must be in [1, 256]");
     if (opts.save_every < 0) fail_usage("--save-every must be >= 0");
     uint32_t index = 0, count = 0;
@@ -231,8 +248,9 @@ ProfileResult run_profile(const ProfileOptions & given) {
     opts.n_ctx          = resolve_ctx_size(given.n_ctx, given.model);
     if (opts.n_ctx < 8)
         fail("%s: a trained context of %d tokens is too short to profile", opts.model.c_str(), opts.n_ctx);
-    uint64_t               model_size = 0;
-    const MoeShape         shape      = read_model_shape(opts, model_size);
+    uint64_t       model_size = 0;
+    const MoeShape shape      = read_model_shape(opts, model_size);
+    resolve_batch_sizes(opts, model_size);
     const std::vector<int> moe_layers = shape.moe_layers;  // next-token-prediction blocks get no statistics
     check_output(opts);
 

@@ -22,9 +22,11 @@ struct ProfileOptions : LlamaFlags {
     int                      n_ctx  = k_ctx_size_not_given;  // max tokens per sample; .txt windows have this size
     // Tokens per llama_decode call. Every token is an output, and llama.cpp keeps n_batch rows
     // of n_vocab logits per call (1.2 GB at 2048 x 151,936): the default is one micro-batch.
-    int         n_batch     = 512;
-    int         n_ubatch    = 512;  // tokens per micro-batch
-    int         n_parallel  = 64;   // samples packed into one batch (sequences)
+    // 0: k_default_batch, or k_paged_batch when the model is larger than the memory available
+    // (each micro-batch then reads almost the whole file from disk: bench/RESULTS.md, issue 31).
+    int         n_batch     = 0;
+    int         n_ubatch    = 0;   // tokens per micro-batch (0: min(n_batch, 512), or n_batch when paged)
+    int         n_parallel  = 64;  // samples packed into one batch (sequences)
     long        max_samples = -1;
     long        max_tokens  = -1;
     uint64_t    seed        = 0;  // 0: file order; otherwise shuffle samples with this seed
@@ -62,6 +64,9 @@ struct ProfileResult {
 
 // Runs the profile and writes opts.output (atomically; also at checkpoints). On SIGINT/SIGTERM
 // a final checkpoint is written and the result says interrupted.
+inline constexpr int k_default_batch = 512;
+inline constexpr int k_paged_batch   = 2048;
+
 // The option checks, without reading any file: throws UsageError (exit 2). run_profile calls it first.
 void check_profile_options(const ProfileOptions & opts);
 

@@ -59,8 +59,12 @@ void add_profile(CLI::App & app, CommandRun & run) {
                     "context; a larger value is warned about)")
         ->default_str(k_ctx_size_default_text);
     cmd->add_option("-b,--batch-size", o->n_batch,
-                    "tokens per llama_decode call; llama.cpp keeps -b x n_vocab logits, as every token is an output");
-    cmd->add_option("--ubatch-size", o->n_ubatch, "tokens per micro-batch (alias -ub)");
+                    "tokens per llama_decode call; llama.cpp keeps -b x n_vocab logits, as every token is an output "
+                    "(0: 512, or 2048 when the model is larger than the memory available: each micro-batch then reads "
+                    "the weights from disk)");
+    cmd->add_option("--ubatch-size", o->n_ubatch,
+                    "tokens per micro-batch (alias -ub; 0: -b up to 512, or -b when the model is larger than the "
+                    "memory available)");
     cmd->add_option("--parallel", o->n_parallel,
                     "samples packed into one batch as separate sequences, at most -b (alias -np)");
     cmd->add_flag("!--no-pack", o->pack, "decode one sample per call (slower; results are the same)");
