@@ -225,16 +225,15 @@ void check_eval_options(const EvalOptions & o) {
     if (o.pruned.empty() && o.base.empty()) {
         fail_usage("nothing to evaluate: give --pruned MODEL (and -m BASE or --base-logits FILE)");
     }
-    // -c given: checked here; not given (the trained context decides): check_eval_inputs checks it
-    if (!o.generation.prompts.empty() && o.n_ctx > 0) {
-        const std::string problem = prompt_budget_problem(o.n_ctx, o.generation.n_tokens);
-        if (!problem.empty()) fail_usage("%s", problem.c_str());
-    }
+    check_prompt_budget_option(o.generation, o.n_ctx);  // -c given; from the model: check_eval_inputs
 }
 
 std::vector<EvalRow> run_eval(const EvalOptions & given) {
     // Every input read and checked before any model runs: a bad one fails in seconds.
-    const EvalInputs          in         = check_eval_inputs(given);
+    return run_eval(check_eval_inputs(given));
+}
+
+std::vector<EvalRow> run_eval(const EvalInputs & in) {
     const EvalOptions &       o          = in.options;
     const size_t              n_domains  = o.domains.size();
     const GenerationOptions & gen        = o.generation;

@@ -38,11 +38,16 @@ struct EvalOptions : LlamaFlags {
     TaskFiles                tasks;  // --hellaswag, --winogrande, --multiple-choice, --tasks
 };
 
-// One row for the base, then one per pruned model, in order. A row's top-level numbers are those
-// of the first domain; `domains` holds every domain's, `generation` the continuations' scores.
 // The option checks, without reading any file: throws UsageError (exit 2). run_eval calls it first.
 void check_eval_options(const EvalOptions & opts);
 
+// One row for the base, then one per pruned model, in order. A row's top-level numbers are those
+// of the first domain; `domains` holds every domain's, `generation` the continuations' scores.
+// The first form reads and checks its inputs first (eval/eval_inputs.h: check_eval_inputs); the
+// second takes inputs read already (the sweep checks them before it profiles, then adds the models
+// it pruned to `in.options.pruned`).
 std::vector<EvalRow> run_eval(const EvalOptions & opts);
+struct EvalInputs;
+std::vector<EvalRow> run_eval(const EvalInputs & in);
 
 }  // namespace reap

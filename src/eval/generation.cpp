@@ -90,6 +90,12 @@ std::string prompt_budget_problem(int n_ctx, int n_tokens) {
         n_tokens, n_ctx - n_tokens, n_ctx, k_min_prompt_tokens);
 }
 
+void check_prompt_budget_option(const GenerationOptions & opts, int n_ctx) {
+    if (opts.prompts.empty() || n_ctx <= 0) return;
+    const std::string problem = prompt_budget_problem(n_ctx, opts.n_tokens);
+    if (!problem.empty()) fail_usage("%s", problem.c_str());
+}
+
 std::vector<Prompt> load_prompts(const llama_model * model, const GenerationOptions & opts, int max_tokens) {
     const auto          samples = load_prompt_samples(opts.prompts);
     const llama_vocab * vocab   = llama_model_get_vocab(model);

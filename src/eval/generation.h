@@ -34,6 +34,10 @@ inline constexpr int k_min_prompt_tokens = 8;
 // when -c was given, a runtime one when the model's trained context decided it.
 std::string prompt_budget_problem(int n_ctx, int n_tokens);
 
+// The same as a usage error when the prompts are given and -c is (`n_ctx` > 0): the option
+// check of eval and sweep. With -c from the model, check_eval_inputs refuses it at run time.
+void check_prompt_budget_option(const GenerationOptions & opts, int n_ctx);
+
 struct Prompt {
     std::vector<llama_token> tokens;
     std::string              shown;        // the prompt as the table shows it (valid UTF-8): a cut one's kept tokens

@@ -209,10 +209,10 @@ void LlamaModelParams::set_split(const LlamaFlags & f) {
 
 void warn_if_model_exceeds_memory(const LlamaFlags & f, const std::string & model_path, uint64_t model_bytes) {
     if (!f.repack && !f.no_mmap) return;  // mapped and not copied: the kernel pages it from the file
-    if (!exceeds_available_memory(model_bytes)) return;
-    const AvailableMemory m    = available_memory();
-    const std::string     copy = f.no_mmap ? "--no-mmap reads the whole file into memory"
-                                           : "on the CPU llama.cpp repacks its quantized weights into memory of its own";
+    const AvailableMemory m = available_memory();
+    if (m.bytes == 0 || model_bytes <= m.bytes) return;
+    const std::string copy = f.no_mmap ? "--no-mmap reads the whole file into memory"
+                                       : "on the CPU llama.cpp repacks its quantized weights into memory of its own";
     log_warn(
         "%s (%s) is larger than the memory available (%s, %s): %s, which will not fit; use --no-repack%s to page the "
         "weights from the file (each micro-batch then reads most of the file: a larger -ub reads it less often), or "

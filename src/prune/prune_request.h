@@ -66,7 +66,8 @@ uint64_t parse_split_size(const std::string & s, const char * option = "--split-
 std::string ratio_output_name(const std::string & pattern, double keep_ratio, bool several);
 
 // The plans of the request for a model of `shape` (any format): the saved plan, or one plan per
-// kept count from the stats (checked against the model: check_stats_match).
+// kept count from the stats (checked against the model: check_stats_match). `r` has passed
+// check_prune_request (run_prune checks it first).
 std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape);
 
 // Refuses (before anything is written) an output (--plan-out, every file or folder of every

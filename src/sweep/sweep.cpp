@@ -21,7 +21,6 @@
 #include "sweep/sweep_html.h"
 
 #include <algorithm>
-
 #include <cmath>
 #include <filesystem>
 
@@ -178,10 +177,7 @@ void check_sweep_options(const SweepOptions & o) {
     for (const std::string & c : o.criteria)
         parse_criterion(c);
     check_sweep_tolerance(o.tolerance);
-    if (!o.generation.prompts.empty() && o.n_ctx > 0) {
-        const std::string why = prompt_budget_problem(o.n_ctx, o.generation.n_tokens);
-        if (!why.empty()) fail_usage("%s", why.c_str());
-    }
+    check_prompt_budget_option(o.generation, o.n_ctx);
 }
 
 SweepResult run_sweep(const SweepOptions & o) {
@@ -195,9 +191,8 @@ SweepResult run_sweep(const SweepOptions & o) {
     const SweepFolder             folder(o.out_dir, identity, o.resume);
     // Every input of the eval (held-out texts, task files, prompts) is read and checked now,
     // before the profile: a task too long for -c failed the sweep after every model's eval.
-    const int   n_ctx = resolve_ctx_size(o.n_ctx, o.model);  // one warning when beyond the trained context
-    EvalOptions e     = eval_options(o, n_ctx);
-    check_eval_inputs(e);
+    const int  n_ctx = resolve_ctx_size(o.n_ctx, o.model);  // one warning when beyond the trained context
+    EvalInputs eval  = check_eval_inputs(eval_options(o, n_ctx));
     stop_point("checking the output folder (nothing was written)");
 
     // One line over the whole sweep: the profile, each prune, the base's and each model's eval.
@@ -216,10 +211,10 @@ SweepResult run_sweep(const SweepOptions & o) {
     }
 
     for (const SweepPoint & p : points)
-        e.pruned.push_back(p.path);
+        eval.options.pruned.push_back(p.path);
     // One run for all models: the base is loaded once for its logits, continuations and tasks.
     progress.update(done, "evaluating the base and " + std::to_string(points.size()) + " models", true);
-    const nlohmann::json        rows = eval_json(run_eval(e), e.convention);
+    const nlohmann::json        rows = eval_json(run_eval(eval), eval.options.convention);
     const nlohmann::json        base = rows.at(0);
     std::vector<nlohmann::json> models;
     for (size_t i = 0; i < points.size(); i++) {
