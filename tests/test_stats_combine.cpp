@@ -84,16 +84,19 @@ TEST(StatsCombine, EachRuleAsComputedByHand) {
               (std::vector<uint64_t>{110, 60, 230}));
 }
 
+// The message of the UsageError `f` throws, or "(no usage error)".
+template <typename F>
+std::string usage(F f) {
+    try {
+        f();
+    } catch (const UsageError & e) {
+        return std::string(e.what());
+    }
+    return std::string("(no usage error)");
+}
+
 TEST(StatsCombine, RefusesWeightsItCannotUse) {
     const TwoSets t;
-    auto          usage = [](auto f) {
-        try {
-            f();
-        } catch (const UsageError & e) {
-            return std::string(e.what());
-        }
-        return std::string("(no usage error)");
-    };
     EXPECT_NE(usage([&] {
                   load_calibration_sets({t.a, t.b}, {1, 2}, StatsCombine::tokens);
               }).find("takes no weights"),
@@ -115,14 +118,6 @@ TEST(StatsCombine, RefusesWeightsItCannotUse) {
 // line (before any file is read) and from the library.
 TEST(StatsCombine, HugeWeightsNormaliseWithoutOverflow) {
     const TwoSets t;
-    auto          usage = [](auto f) {
-        try {
-            f();
-        } catch (const UsageError & e) {
-            return std::string(e.what());
-        }
-        return std::string("(no usage error)");
-    };
     EXPECT_EQ(normalised_stats_weights({1e308, 1e308}, 2), (std::vector<double>{0.5, 0.5}));
     EXPECT_EQ(normalised_stats_weights({1, 3}, 2), (std::vector<double>{0.25, 0.75}));
     EXPECT_EQ(normalised_stats_weights({}, 4), (std::vector<double>(4, 0.25)));
