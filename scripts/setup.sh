@@ -97,6 +97,27 @@ find_installed_llama() {
   return 1
 }
 
+# llama.cpp's tools reap's tests and users run beside it: llama-perplexity (independent
+# cross-checks of eval), llama-bench (the baseline of bench/profile_bench.sh), rpc-server
+# (model-parallel profiling), llama-imatrix (the cross-check of `profile --imatrix`) and
+# llama-quantize (the user's next step after prune, and `sweep --quant`'s cross-check).
+llama_tools=(llama-perplexity llama-bench ggml-rpc-server llama-imatrix llama-quantize)
+
+# Builds the tools of llama_tools that $1/build lacks and links each into $1/install/bin.
+link_llama_tools() {
+  local root=$1 t missing=()
+  for t in "${llama_tools[@]}"; do [ -x "$root/build/bin/$t" ] || missing+=("$t"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "building llama.cpp's ${missing[*]}"
+    cmake --build "$root/build" -j "$jobs" --target "${missing[@]}" >>"$root/build.log" 2>&1 || return 1
+  fi
+  mkdir -p "$root/install/bin"
+  for t in "${llama_tools[@]}"; do
+    # rpc-server keeps the name it is installed under.
+    ln -sf "$root/build/bin/$t" "$root/install/bin/${t/#ggml-rpc-server/rpc-server}"
+  done
+}
+
 provision_llama() {
   local flags_key key root
   flags_key=$(printf '%s ' "${extra_llama_flags[@]:-}" | sha256sum | cut -c1-8)
@@ -104,6 +125,9 @@ provision_llama() {
   root="$cache/llama.cpp/$key"
   if [ -f "$root/.complete" ]; then
     log "reusing llama.cpp from $root"
+    # A cache made before a tool joined the list gets it built now (seconds: the libraries are
+    # there), so the cache key need not change and the engine is not rebuilt.
+    link_llama_tools "$root" || die "llama.cpp tools build failed (log: $root/build.log)"
     echo "$root/install"; return 0
   fi
   log "provisioning llama.cpp from node-llama-cpp@${NODE_LLAMA_CPP_VERSION} into $root"
@@ -120,9 +144,8 @@ provision_llama() {
     git clone -q package/llama/gitRelease.bundle src 2>/dev/null
     rm -rf package "$tgz"
   ) || die "could not fetch llama.cpp from npm"
-  # Only the libraries, llama-perplexity (kept for independent cross-checks), llama-bench (the
-  # baseline of bench/profile_bench.sh) and rpc-server (model-parallel profiling) are built.
-  # llama.cpp's install step also installs mtmd (tools/), so that target is built as well.
+  # Only the libraries and the tools of llama_tools (below) are built. llama.cpp's install step
+  # also installs mtmd (tools/), so that target is built as well.
   cmake -S "$root/src" -B "$root/build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$root/install" \
     -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
@@ -131,14 +154,11 @@ provision_llama() {
     "${extra_llama_flags[@]}" >"$root/configure.log" 2>&1 \
     || { tail -30 "$root/configure.log" >&2; die "llama.cpp configure failed (log: $root/configure.log)"; }
   cmake --build "$root/build" -j "$jobs" \
-    --target llama ggml llama-perplexity llama-bench ggml-rpc-server mtmd >"$root/build.log" 2>&1 \
+    --target llama ggml mtmd >"$root/build.log" 2>&1 \
     || { tail -30 "$root/build.log" >&2; die "llama.cpp build failed (log: $root/build.log)"; }
   cmake --install "$root/build" >"$root/install.log" 2>&1 \
     || { tail -30 "$root/install.log" >&2; die "llama.cpp install failed"; }
-  mkdir -p "$root/install/bin"
-  ln -sf "$root/build/bin/llama-perplexity" "$root/install/bin/llama-perplexity"
-  ln -sf "$root/build/bin/llama-bench" "$root/install/bin/llama-bench"
-  ln -sf "$root/build/bin/ggml-rpc-server" "$root/install/bin/rpc-server"
+  link_llama_tools "$root" || { tail -30 "$root/build.log" >&2; die "llama.cpp tools build failed"; }
   touch "$root/.complete"
   echo "$root/install"
 }
