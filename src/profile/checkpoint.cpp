@@ -46,6 +46,7 @@ ResumePoint resume_from_checkpoint(const std::string & path, const StatsMeta & m
     ResumePoint at;
     at.samples_done = pm.progress ? size_t(pm.progress->samples_done) : 0;
     at.tokens_done  = pm.progress ? pm.progress->tokens_done : 0;
+    at.imatrix      = pm.imatrix;
     if (at.samples_done > n_samples) {
         fail("%s: checkpoint says %zu samples done, but there are only %zu", path.c_str(), at.samples_done, n_samples);
     }

@@ -8,6 +8,7 @@
 #include "llama.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,9 @@ namespace reap {
 uint64_t calibration_fingerprint(const std::vector<std::vector<llama_token>> & sequences);
 
 struct ResumePoint {
-    size_t   samples_done = 0;
-    uint64_t tokens_done  = 0;
+    size_t                      samples_done = 0;
+    uint64_t                    tokens_done  = 0;
+    std::optional<StatsImatrix> imatrix;  // the importance matrix saved with the checkpoint
 };
 
 // Loads the checkpoint at `path` into `stats` (whose layers are the model's MoE layers) after

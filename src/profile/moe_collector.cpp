@@ -82,7 +82,7 @@ void MoeCollector::end_discovery() {
     }
     stop_after_.clear();
     for (const std::string & name : discovered_order_) {
-        if (wanted_.count(name) != 0) stop_after_ = name;
+        if (wanted_.count(name) != 0 || name.find('|') != std::string::npos) stop_after_ = name;
     }
     discovered_order_.clear();
     check_error();
@@ -116,14 +116,30 @@ bool MoeCollector::eval_callback(ggml_tensor * t, bool ask, void * user_data) {
     }
     self->seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // false ends the current graph split: the nodes after the last one needed are not computed.
-    return !(self->stop_enabled_ && !self->stop_after_.empty() && self->stop_after_ == t->name);
+    return !(self->stop_enabled_ && !self->stop_after_.empty() && self->stop_after_ == self->order_key(t));
+}
+
+std::string MoeCollector::order_key(const ggml_tensor * t) const {
+    if (imatrix_ != nullptr && ImatrixCollector::collects_kind(t)) {
+        return std::string(t->name) + "|" + ImatrixCollector::weight_name(t);
+    }
+    return t->name;
 }
 
 bool MoeCollector::on_ask(ggml_tensor * t) {
     if (discovering_) {
-        // A second block's nodes share the first's names: they must not move the stop node.
-        if (discover(t) && t->name[0] != '\0') discovered_order_.emplace_back(t->name);
+        // A second block's nodes share the first's names: they must not move the stop node. Its
+        // matrix multiplications are the importance matrix's like any other.
+        const bool in_first_block = discover(t);
+        if (imatrix_ != nullptr && ImatrixCollector::collects_kind(t)) {
+            discovered_order_.push_back(order_key(t));
+        } else if (in_first_block && t->name[0] != '\0') {
+            discovered_order_.emplace_back(t->name);
+        }
         return false;
+    }
+    if (imatrix_ != nullptr && ImatrixCollector::wants(t)) {
+        return true;
     }
     const auto it = wanted_.find(t->name);
     if (it == wanted_.end()) {
@@ -297,8 +313,12 @@ void MoeCollector::accumulate(ggml_tensor * t, int il, Layer & L) {
 }
 
 void MoeCollector::on_data(ggml_tensor * t) {
+    if (imatrix_ != nullptr && ImatrixCollector::wants(t)) {
+        imatrix_->collect(t);
+    }
     auto it = wanted_.find(t->name);
-    if (it == wanted_.end()) {
+    // A GroveMoE adjugate block's output is asked for only by the importance matrix.
+    if (it == wanted_.end() || (it->second.second == Kind::down && is_chunk_expert_output(t))) {
         return;
     }
     const int il = it->second.first;

@@ -20,6 +20,9 @@
 // Architectures that gate the expert's input instead of its output (llama4: the weighted node
 // comes before the experts) are detected from the graph order; see ARCHITECTURE.md.
 //
+// With an ImatrixCollector (profile --imatrix), every matrix multiplication it collects is
+// requested too, and the stop node below is the last of those or of the MoE nodes.
+//
 // With stop_after_last_layer (the default), the callback returns false once the last requested
 // node of the micro-batch has been read: ggml-backend then skips the rest of that graph split,
 // which on a CPU graph is the output norm and head (n_vocab logits per token, which nobody
@@ -29,6 +32,7 @@
 
 #include "profile/device_norms.h"
 #include "profile/expert_norms.h"
+#include "profile/imatrix_collector.h"
 #include "stats/expert_stats.h"
 
 #include "ggml.h"
@@ -53,6 +57,9 @@ public:
 
     // Whether to end the graph after the last needed node (see above); set before decoding.
     void set_stop_after_last_layer(bool on) { stop_enabled_ = on; }
+    // Also collect the importance matrix into `m` (which must outlive the decodes); set before
+    // discovery, so that the graph is not ended before the last matrix multiplication.
+    void set_imatrix(ImatrixCollector * m) { imatrix_ = m; }
     // Threads for the norms computed on the host (the decode's batch threads).
     void set_threads(int n) { n_threads_ = n > 0 ? n : 1; }
 
@@ -88,9 +95,12 @@ private:
     bool on_ask(ggml_tensor * t);
     void on_data(ggml_tensor * t);
     bool discover(ggml_tensor * t);  // false: the node is in a layer's second (chunk) block
-    void read_weights(ggml_tensor * t, Layer & L, std::vector<float> & dst, bool with_ids);
-    void accumulate(ggml_tensor * t, int il, Layer & L);
-    void set_error(const std::string & e);
+    // The name a node has in the graph order the stop node is chosen from: its own, or for a
+    // matrix multiplication the importance matrix collects, its name and its weight's.
+    std::string order_key(const ggml_tensor * t) const;
+    void        read_weights(ggml_tensor * t, Layer & L, std::vector<float> & dst, bool with_ids);
+    void        accumulate(ggml_tensor * t, int il, Layer & L);
+    void        set_error(const std::string & e);
 
     uint32_t                                              n_expert_;
     std::map<int, Layer>                                  layers_;
@@ -102,7 +112,8 @@ private:
     std::string              error_;
     std::vector<uint8_t>     host_;              // staging for device tensors
     std::vector<std::string> discovered_order_;  // named nodes, graph order
-    std::string              stop_after_;        // last requested node in graph order
+    std::string              stop_after_;        // order_key of the last requested node in graph order
+    ImatrixCollector *       imatrix_      = nullptr;
     bool                     stop_enabled_ = true;
     NormsPlacement           placement_;
     DeviceNorms              device_norms_;

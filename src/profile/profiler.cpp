@@ -16,6 +16,7 @@
 #include "profile/batch_plan.h"
 #include "profile/calibration.h"
 #include "profile/checkpoint.h"
+#include "profile/imatrix_collector.h"
 #include "profile/moe_collector.h"
 #include "profile/profile_meta.h"
 #include "profile/samples.h"
@@ -55,6 +56,7 @@ void check_output(const ProfileOptions & opts) {
     std::vector<std::string> inputs = model_files(opts.model).parts;
     inputs.insert(inputs.end(), opts.data.begin(), opts.data.end());
     refuse_output_over_inputs(opts.output, inputs);
+    if (!opts.imatrix.empty()) refuse_clashing_outputs({opts.output, opts.imatrix}, inputs);
     refuse_input_given_twice(opts.data);  // as merge refuses a run given twice
     const std::string & output = opts.output;
     const std::string   probe  = output + ".probe";
@@ -171,7 +173,8 @@ void discover_moe_nodes(Decoder & decoder, MoeCollector & collector, const llama
 // The profiling loop from `from` to the end or a stop signal; checkpoints on the way and at
 // the end.
 void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decoder, MoeCollector & collector,
-                    const TokenizedSamples & items, const StatsMeta & meta, ResumePoint from, ProfileResult & res) {
+                    ImatrixCollector * imatrix, const TokenizedSamples & items, const StatsMeta & meta,
+                    ResumePoint from, ProfileResult & res) {
     uint64_t tokens_done = from.tokens_done;
     // Should llama.cpp abort the run (a lost --rpc server), its note says how to go on.
     const std::string resume_hint = "the checkpoint " + opts.output +
@@ -183,7 +186,14 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
                                                     "--resume continues)");
     auto save = [&](size_t samples_done, bool complete) {
         if (!opts.collect) return;
-        save_checkpoint(opts.output, collector.stats(), meta, samples_done, tokens_done, complete);
+        StatsMeta with = meta;
+        if (imatrix != nullptr) {
+            // The imatrix first: the stats file then names a file that holds what it says.
+            const Imatrix m = imatrix->imatrix(opts.data, uint32_t(opts.n_ctx), tokens_done);
+            write_imatrix(opts.imatrix, m);
+            with.imatrix = StatsImatrix{imatrix_reference(opts.output, opts.imatrix), imatrix_hash_text(m)};
+        }
+        save_checkpoint(opts.output, collector.stats(), with, samples_done, tokens_done, complete);
         set_engine_abort_hint(resume_hint);
     };
     StopSignalGuard signals;
@@ -229,6 +239,35 @@ void decode_samples(const ProfileOptions & opts, int n_parallel, Decoder & decod
     }
 }
 
+// --resume with --imatrix: the imatrix saved with the checkpoint, checked to be that one.
+void resume_imatrix(const ProfileOptions & opts, const ResumePoint & from, ImatrixCollector & imatrix) {
+    if (from.samples_done == 0) return;
+    if (!from.imatrix) {
+        if (opts.imatrix.empty()) return;
+        fail(
+            "%s: the checkpoint was saved without --imatrix, and an importance matrix cannot start midway; resume "
+            "without --imatrix, or start over",
+            opts.output.c_str());
+    }
+    const std::string saved = imatrix_path_of(opts.output, *from.imatrix);
+    if (opts.imatrix.empty()) {
+        fail("%s: the checkpoint was saved with the importance matrix %s: resume with --imatrix %s",
+             opts.output.c_str(), saved.c_str(), saved.c_str());
+    }
+    if (!same_file(saved, opts.imatrix)) {
+        fail("%s: the checkpoint's importance matrix is %s, not %s", opts.output.c_str(), saved.c_str(),
+             opts.imatrix.c_str());
+    }
+    const Imatrix m = read_imatrix(opts.imatrix);
+    if (imatrix_hash_text(m) != from.imatrix->hash) {
+        fail(
+            "%s: not the importance matrix saved with the checkpoint %s (written by another run, or the save was "
+            "interrupted); start over without --resume",
+            opts.imatrix.c_str(), opts.output.c_str());
+    }
+    imatrix.resume_from(m);
+}
+
 }  // namespace
 
 void check_profile_options(const ProfileOptions & opts) {
@@ -238,6 +277,7 @@ void check_profile_options(const ProfileOptions & opts) {
     if (opts.n_batch < 0 || opts.n_ubatch < 0) fail_usage("-b and -ub must be positive (0: the default)");
     if (opts.n_parallel < 1 || opts.n_parallel > 256) fail_usage("-np/--parallel must be in [1, 256]");
     if (opts.save_every < 0) fail_usage("--save-every must be >= 0");
+    if (!opts.collect && !opts.imatrix.empty()) fail_usage("--imatrix collects: it cannot go with --no-collect");
     uint32_t index = 0, count = 0;
     if (!opts.shard.empty()) parse_shard(opts.shard, index, count);
 }
@@ -262,6 +302,8 @@ ProfileResult run_profile(const ProfileOptions & given) {
     const int    n_parallel = opts.pack ? std::min(opts.n_parallel, opts.n_batch) : 1;
     MoeCollector collector(shape.n_expert, moe_layers);
     collector.set_stop_after_last_layer(opts.skip_head);
+    ImatrixCollector imatrix;
+    if (!opts.imatrix.empty()) collector.set_imatrix(&imatrix);
     collector.set_threads(opts.n_threads_batch > 0 ? opts.n_threads_batch
                           : opts.n_threads > 0     ? opts.n_threads
                                                    : int(std::thread::hardware_concurrency()));
@@ -282,12 +324,14 @@ ProfileResult run_profile(const ProfileOptions & given) {
     ResumePoint from;
     if (opts.resume) {
         from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());
+        resume_imatrix(opts, from, imatrix);
     }
 
     res.samples_total   = items.size();
     res.tokens_total    = items.total_tokens();
     res.nodes_per_layer = opts.collect ? collector.nodes_requested_per_layer() : 0;
-    decode_samples(opts, n_parallel, decoder, collector, items, meta, from, res);
+    decode_samples(opts, n_parallel, decoder, collector, opts.imatrix.empty() ? nullptr : &imatrix, items, meta, from,
+                   res);
     res.stats              = collector.stats();
     res.stats.meta         = meta;
     res.device_bytes_read  = collector.bytes_read_from_devices();

@@ -19,7 +19,10 @@ struct ProfileOptions : LlamaFlags {
     std::string              format = "auto";
     std::string              chat_template;  // llama.cpp template name or file; empty: the model's
     std::string              output = "expert_stats.json";
-    int                      n_ctx  = k_ctx_size_not_given;  // max tokens per sample; .txt windows have this size
+    // --imatrix: also collect llama.cpp's importance matrix over the same tokens into this GGUF
+    // file (profile/imatrix_collector.h), saved with every checkpoint; empty: none.
+    std::string imatrix;
+    int         n_ctx = k_ctx_size_not_given;  // max tokens per sample; .txt windows have this size
     // Tokens per llama_decode call. Every token is an output, and llama.cpp keeps n_batch rows
     // of n_vocab logits per call (1.2 GB at 2048 x 151,936): the default is one micro-batch.
     // 0: k_default_batch, or k_paged_batch when the model is larger than the memory available

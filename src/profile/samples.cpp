@@ -121,7 +121,11 @@ TokenizedSamples tokenize_samples(const llama_model * model, const std::vector<C
     for (const auto & s : samples) {
         std::vector<std::vector<llama_token>> windows;
         if (s.is_plain) {
-            windows = text_windows(vocab, s.text, opts.n_ctx);
+            // llama-imatrix's (and llama-perplexity's) windows, so that `profile --imatrix` on a
+            // .txt equals llama-imatrix on it; a tail shorter than a window is left out as they
+            // leave it out, unless the file is shorter than one window.
+            windows = perplexity_windows(vocab, s.text, opts.n_ctx);
+            if (windows.empty()) windows = text_windows(vocab, s.text, opts.n_ctx);
         } else if (s.is_chat) {
             const std::string where = data[s.file] + (s.line ? ":" + std::to_string(s.line) : "");
             try {

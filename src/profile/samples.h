@@ -42,7 +42,8 @@ struct SampleOptions {
     bool        strict = false;  // a sample that cannot be rendered is fatal, not skipped
 };
 
-// Tokenizes every sample: .txt files become windows of n_ctx tokens, chat samples are rendered
+// Tokenizes every sample: .txt files become llama-imatrix's windows of n_ctx tokens
+// (perplexity_windows: the tail is left out; a file shorter than a window is one), chat samples are rendered
 // with the chat template, and a sample longer than n_ctx becomes consecutive windows
 // (sample_windows), so no token is dropped. A chat sample that cannot be rendered is skipped
 // with a warning and counted in report[file].skipped (fatal with `strict`). `data` names the

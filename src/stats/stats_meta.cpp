@@ -10,6 +10,8 @@
 #include <cmath>
 #include <limits>
 
+#include <unistd.h>
+
 namespace reap {
 
 using nlohmann::json;
@@ -125,6 +127,15 @@ struct MetaReader {
         if (s.indices.empty()) bad(key, want);
         out = s;
     }
+    void imatrix_field(const char * key, std::optional<StatsImatrix> & out) const {
+        const json * v = find(key);
+        if (!v) return;
+        if (!v->is_object() || !v->contains("file") || !v->contains("hash") || !(*v)["file"].is_string() ||
+            !(*v)["hash"].is_string() || (*v)["file"].get<std::string>().empty()) {
+            bad(key, "an object with file and hash");
+        }
+        out = StatsImatrix{(*v)["file"].get<std::string>(), (*v)["hash"].get<std::string>()};
+    }
 };
 
 // Whether `j` nests arrays/objects deeper than `limit`, found without recursion: copying a
@@ -166,7 +177,8 @@ const char * const k_known_keys[] = {"architecture",
                                      "gate_applied_before_expert",
                                      "merged_from",
                                      "progress",
-                                     "shard"};
+                                     "shard",
+                                     "imatrix"};
 
 bool is_known_key(const std::string & k) {
     for (const char * known : k_known_keys) {
@@ -211,6 +223,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     r.strings_field("merged_from", m.merged_from);
     r.progress_field("progress", m.progress);
     r.shard_field("shard", m.shard);
+    r.imatrix_field("imatrix", m.imatrix);
     for (const auto & [k, v] : j.items()) {
         if (!is_known_key(k)) m.unknown[k] = v;
     }
@@ -256,6 +269,7 @@ json StatsMeta::to_json() const {
                          {"complete", progress->complete}};
     }
     if (shard) j["shard"] = {{"count", shard->count}, {"indices", shard->indices}, {"data", shard->data}};
+    if (imatrix) j["imatrix"] = {{"file", imatrix->file}, {"hash", imatrix->hash}};
     return j;
 }
 
@@ -346,6 +360,28 @@ void same_field(const char * key, const std::optional<T> & a, const std::optiona
 
 }  // namespace
 
+namespace {
+std::string folder_of(const std::string & path) {
+    const size_t slash = path.rfind('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+std::string absolute(const std::string & path) {
+    if (!path.empty() && path[0] == '/') return path;
+    char buf[4096];
+    return getcwd(buf, sizeof buf) != nullptr ? std::string(buf) + "/" + path : path;
+}
+}  // namespace
+
+std::string imatrix_reference(const std::string & stats_path, const std::string & imatrix_path) {
+    if (same_file(folder_of(stats_path), folder_of(imatrix_path))) return base_name(imatrix_path);
+    return absolute(imatrix_path);
+}
+
+std::string imatrix_path_of(const std::string & stats_path, const StatsImatrix & ref) {
+    if (!ref.file.empty() && ref.file[0] == '/') return ref.file;
+    return folder_of(stats_path) + "/" + ref.file;
+}
+
 void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & path, SameModel level,
                       const char * a_is) {
     same_field("architecture", a.architecture, b.architecture, path, a_is);
@@ -371,6 +407,7 @@ StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<st
     StatsMeta out   = metas.at(0);
     out.calibration = json::array();
     out.fingerprint.reset();  // a merged file is not a checkpoint to resume
+    out.imatrix.reset();      // reap merge records the merged imatrix when it writes one
     out.progress.reset();
     out.samples.reset();
     out.tokens.reset();

@@ -30,6 +30,19 @@ struct StatsShard {
     std::string           data;     // fingerprint of the tokens of all N shards together
 };
 
+// `reap profile --imatrix`: the importance matrix collected over the same tokens, written beside
+// the statistics (gguf/imatrix_file.h) and saved with each checkpoint.
+struct StatsImatrix {
+    std::string file;  // relative to the stats file's folder, or absolute
+    std::string hash;  // imatrix_hash of the file written with these statistics, 16 hex digits
+};
+
+// The reference a stats file at `stats_path` records for the imatrix at `imatrix_path`: its base
+// name when the two share a folder (the pair can be moved together), else the path made absolute;
+// and back: the path of the imatrix a recorded reference names.
+std::string imatrix_reference(const std::string & stats_path, const std::string & imatrix_path);
+std::string imatrix_path_of(const std::string & stats_path, const StatsImatrix & ref);
+
 struct StatsMeta {
     // What identifies the model.
     std::optional<std::string> architecture;
@@ -56,6 +69,7 @@ struct StatsMeta {
     std::vector<std::string>     merged_from;
     std::optional<StatsProgress> progress;
     std::optional<StatsShard>    shard;
+    std::optional<StatsImatrix>  imatrix;
     nlohmann::json               unknown = nlohmann::json::object();  // keys of other tools, written back as read
 
     // Reads "_meta" strictly; `origin` names the file in errors.

@@ -23,6 +23,9 @@ void profile(const ProfileOptions & o) {
         std::printf("collector: %.2f s of the decode time in the eval callback; %.1f MB read from devices\n",
                     r.collect_seconds, double(r.device_bytes_read) / 1e6);
     }
+    if (o.collect && !o.imatrix.empty()) {
+        std::printf("importance matrix: %s\n", o.imatrix.c_str());
+    }
     std::printf("calibration: %zu samples in %zu windows of at most %d tokens, %llu tokens", r.data_samples,
                 r.data_windows, r.n_ctx, (unsigned long long) r.data_tokens);
     if (o.shard.empty() && (r.samples_total < r.data_windows || r.tokens_total < r.data_tokens)) {
@@ -49,14 +52,19 @@ void add_profile(CLI::App & app, CommandRun & run) {
                     "calibration file(s): .jsonl (prompt/response, text or messages) or .txt")
         ->required();
     cmd->add_option("-o,--output", o->output, "stats file to write (JSON)");
+    cmd->add_option("--imatrix", o->imatrix,
+                    "also collect llama.cpp's importance matrix over the same tokens into this GGUF file "
+                    "(llama-imatrix's format and rules, for llama-quantize --imatrix and reap prune --imatrix; saved "
+                    "with every checkpoint)");
     cmd->add_option("--format", o->format, "calibration format: auto, prompt-response, text, messages, txt")
         ->check(CLI::IsMember({"auto", "prompt-response", "text", "messages", "txt"}));
     cmd->add_option(
         "--chat-template", o->chat_template,
         "template for 'messages' samples: a llama.cpp name (chatml, llama3, ...) or a file (default: the model's)");
     cmd->add_option("-c,--ctx-size", o->n_ctx,
-                    "max tokens per sample; .txt files are cut into windows of this size (0: the model's trained "
-                    "context; a larger value is warned about)")
+                    "max tokens per sample; .txt files are cut into windows of this size as llama-imatrix cuts them "
+                    "(a tail shorter than a window is left out) (0: the model's trained context; a larger value is "
+                    "warned about)")
         ->default_str(k_ctx_size_default_text);
     cmd->add_option("-b,--batch-size", o->n_batch,
                     "tokens per llama_decode call; llama.cpp keeps -b x n_vocab logits, as every token is an output "
