@@ -6,6 +6,7 @@
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -64,8 +65,8 @@ Imatrix read_imatrix(const std::string & path) {
         fail("%s: not an importance matrix (general.type is '%s', not 'imatrix')", path.c_str(), type.c_str());
     }
     Imatrix m;
-    m.chunk_count = read_u32_key(f, k_chunk_count);
-    m.chunk_size  = read_u32_key(f, k_chunk_size);
+    m.chunk_count     = read_u32_key(f, k_chunk_count);
+    m.chunk_size      = read_u32_key(f, k_chunk_size);
     const int64_t key = gguf_find_key(f.meta(), k_datasets);
     if (key < 0) fail("%s: no %s key; not an imatrix written by llama-imatrix or reap", path.c_str(), k_datasets);
     if (gguf_get_kv_type(f.meta(), key) != GGUF_TYPE_ARRAY || gguf_get_arr_type(f.meta(), key) != GGUF_TYPE_STRING) {
@@ -111,7 +112,8 @@ void write_imatrix(const std::string & path, const Imatrix & m) {
     GgufContextPtr gguf(gguf_init_empty());
     gguf_set_val_str(gguf.get(), "general.type", "imatrix");
     std::vector<const char *> names;
-    for (const std::string & d : m.datasets) names.push_back(d.c_str());
+    for (const std::string & d : m.datasets)
+        names.push_back(d.c_str());
     gguf_set_arr_str(gguf.get(), k_datasets, names.data(), names.size());
     gguf_set_val_u32(gguf.get(), k_chunk_count, m.chunk_count);
     gguf_set_val_u32(gguf.get(), k_chunk_size, m.chunk_size);
@@ -157,10 +159,14 @@ void add_imatrix(Imatrix & into, const Imatrix & other, const std::string & what
             fail("%s: %s is [%lld, %zu], the others' [%lld, %zu]", what.c_str(), name.c_str(), (long long) e.n_cols,
                  e.n_mat(), (long long) a.n_cols, a.n_mat());
         }
-        for (size_t i = 0; i < a.in_sum2.size(); i++) a.in_sum2[i] += e.in_sum2[i];
-        for (size_t i = 0; i < a.counts.size(); i++) a.counts[i] += e.counts[i];
+        for (size_t i = 0; i < a.in_sum2.size(); i++)
+            a.in_sum2[i] += e.in_sum2[i];
+        for (size_t i = 0; i < a.counts.size(); i++)
+            a.counts[i] += e.counts[i];
     }
-    into.datasets.insert(into.datasets.end(), other.datasets.begin(), other.datasets.end());
+    for (const std::string & d : other.datasets) {  // shards of one file are one dataset
+        if (std::find(into.datasets.begin(), into.datasets.end(), d) == into.datasets.end()) into.datasets.push_back(d);
+    }
     into.chunk_count += other.chunk_count;
 }
 
@@ -181,9 +187,7 @@ uint64_t imatrix_hash(const Imatrix & m) {
     return h.h;
 }
 
-std::string imatrix_hash_text(const Imatrix & m) {
-    return strfmt("%016llx", (unsigned long long) imatrix_hash(m));
-}
+std::string imatrix_hash_text(const Imatrix & m) { return strfmt("%016llx", (unsigned long long) imatrix_hash(m)); }
 
 ImatrixEntry select_matrices(const ImatrixEntry & e, const std::vector<uint32_t> & keep) {
     ImatrixEntry out;

@@ -19,7 +19,7 @@
 namespace reap {
 
 struct ImatrixEntry {
-    int64_t             n_cols = 0;  // the weight's input width (ne[0])
+    int64_t             n_cols = 0;  // the weight's input width (ne[0]); a 3-D dense weight's matrices side by side
     std::vector<double> in_sum2;     // n_mat rows of n_cols: Σ x² per column
     std::vector<double> counts;      // n_mat: tokens per matrix
 
@@ -41,7 +41,7 @@ Imatrix read_imatrix(const std::string & path);
 // temporary renamed into place.
 void write_imatrix(const std::string & path, const Imatrix & m);
 
-// Adds `other` into `into` (sums and counts add, datasets are appended, chunk counts add): what
+// Adds `other` into `into` (sums and counts add, datasets not yet named are appended, chunk counts add): what
 // llama-imatrix --in-file does with several files. Throws when an entry's shape differs or the
 // chunk sizes differ; an entry in only one of them is kept as it is.
 void add_imatrix(Imatrix & into, const Imatrix & other, const std::string & what);

@@ -22,7 +22,8 @@ const uint8_t * host_bytes(const ggml_tensor * t, std::vector<uint8_t> & buf) {
 }
 
 void add_squares(double * acc, const float * x, int64_t n) {
-    for (int64_t j = 0; j < n; j++) acc[j] += double(x[j]) * double(x[j]);
+    for (int64_t j = 0; j < n; j++)
+        acc[j] += double(x[j]) * double(x[j]);
 }
 
 ImatrixEntry & entry_for(Imatrix & m, const std::string & name, int64_t n_cols, size_t n_mat) {
@@ -92,21 +93,24 @@ void ImatrixCollector::collect(const ggml_tensor * t) {
         }
         return;
     }
+    // One count per dense weight: a 3-D one (MLA's attn_k_b) keeps its matrices side by side in
+    // one row of n_mat x ne0 values, as llama-imatrix files it.
     const int64_t  n_mat = src0->ne[2] * src0->ne[3];
-    ImatrixEntry & e     = entry_for(m_, name, ne0, size_t(n_mat));
+    ImatrixEntry & e     = entry_for(m_, name, ne0 * n_mat, 1);
     for (int64_t i3 = 0; i3 < src1->ne[3]; i3++) {
         for (int64_t i2 = 0; i2 < src1->ne[2]; i2++) {
             // a 3-D+ input over a 2-D weight is flattened onto its one matrix
             const int64_t mat = (i3 % src0->ne[3]) * src0->ne[2] + (i2 % src0->ne[2]);
             for (int64_t row = 0; row < src1->ne[1]; row++) {
-                add_squares(e.in_sum2.data() + size_t(mat) * size_t(ne0),
-                            reinterpret_cast<const float *>(data + row * src1->nb[1] + i2 * src1->nb[2] +
-                                                            i3 * src1->nb[3]),
-                            ne0);
+                add_squares(
+                    e.in_sum2.data() + size_t(mat) * size_t(ne0),
+                    reinterpret_cast<const float *>(data + row * src1->nb[1] + i2 * src1->nb[2] + i3 * src1->nb[3]),
+                    ne0);
             }
         }
     }
-    for (double & c : e.counts) c += double(ggml_nrows(src1) / n_mat);
+    for (double & c : e.counts)
+        c += double(ggml_nrows(src1) / n_mat);
 }
 
 Imatrix ImatrixCollector::imatrix(const std::vector<std::string> & datasets, uint32_t chunk_size,
@@ -123,8 +127,6 @@ Imatrix ImatrixCollector::imatrix(const std::vector<std::string> & datasets, uin
     return m;
 }
 
-void ImatrixCollector::resume_from(const Imatrix & from) {
-    m_ = from;
-}
+void ImatrixCollector::resume_from(const Imatrix & from) { m_ = from; }
 
 }  // namespace reap

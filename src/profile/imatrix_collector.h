@@ -5,7 +5,7 @@
 //     src1 that expert multiplied, and a count per expert;
 //   - a MUL_MAT whose weight is a layer's ("blk.*"), with an F32 input of at least 16 rows (its
 //     threshold: smaller micro-batches are skipped): Σ x² per column over the rows, one count
-//     per row (per matrix of a 3-D weight);
+//     per row (per matrix of a 3-D weight, whose matrices lie side by side in the one entry);
 //   - weight names with a backend's decoration ("CUDA0#blk.0.attn_k.weight#0") undone.
 // Sums are kept in double (llama-imatrix keeps float; the difference is well inside 1e-4).
 // An input not in host memory is copied to the host first (as llama-imatrix does).
