@@ -1,5 +1,7 @@
-# Checks that every #include "<folder>/..." in src/ stays on its floor or below (src/layers.cmake),
-# or prints the layer graph.
+# Checks that every #include of a floor's header in src/ ("<folder>/..." or <folder/...>, from any
+# file of the floor's folder and its subfolders) stays on its floor or below (src/layers.cmake), or
+# prints the layer graph. An angle-bracket include of a name that is no floor (<nlohmann/json.hpp>)
+# is a library's and is not checked.
 #   cmake -DSRC=<src dir> [-DSTAMP=<file to touch on success>] -P check_layers.cmake
 #   cmake -DSRC=<src dir> -DDOC=<markdown file> -P check_layers.cmake   (the doc's graph must match)
 cmake_minimum_required(VERSION 3.25)
@@ -50,12 +52,15 @@ foreach(dir ${dirs})
     string(APPEND problems "src/${dir}/ is no floor of src/layers.cmake\n")
     continue()
   endif()
-  file(GLOB files ${SRC}/${dir}/*.h ${SRC}/${dir}/*.cpp)
+  file(GLOB_RECURSE files ${SRC}/${dir}/*.h ${SRC}/${dir}/*.hpp ${SRC}/${dir}/*.cpp ${SRC}/${dir}/*.inc)
   foreach(f ${files})
-    file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"[A-Za-z0-9_]+/")
+    file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<][A-Za-z0-9_]+/")
     foreach(line ${lines})
-      string(REGEX MATCH "\"([A-Za-z0-9_]+)/[^\"]*\"" inc "${line}")
+      string(REGEX MATCH "[\"<]([A-Za-z0-9_]+)/[^\">]*[\">]" inc "${line}")
       set(target ${CMAKE_MATCH_1})
+      if(inc MATCHES "^<" AND NOT target IN_LIST folders)
+        continue()  # a library's header
+      endif()
       if(NOT target IN_LIST allowed_${dir})
         file(RELATIVE_PATH rel ${SRC}/.. ${f})
         string(REPLACE ";" ", " ok "${allowed_${dir}}")
