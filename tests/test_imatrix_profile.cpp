@@ -3,6 +3,7 @@
 // over shards with `reap merge`.
 #include "core/error.h"
 #include "gguf/imatrix_file.h"
+#include "profile/moe_collector.h"
 #include "stats/expert_stats.h"
 #include "support.h"
 #include "support_models.h"
@@ -43,7 +44,8 @@ void expect_same_imatrix(const Imatrix & ref, const Imatrix & got, double rel) {
         ASSERT_EQ(r.n_cols, g.n_cols) << name;
         EXPECT_EQ(r.counts, g.counts) << name;
         double scale = 0;
-        for (double v : r.in_sum2) scale = std::max(scale, v);
+        for (double v : r.in_sum2)
+            scale = std::max(scale, v);
         for (size_t i = 0; i < r.in_sum2.size(); i++) {
             // relative to the value, or to the entry's largest where the value is near zero
             const double tol = rel * std::max(std::fabs(r.in_sum2[i]), 1e-3 * scale);
@@ -86,8 +88,9 @@ TEST_P(EqualsLlamaImatrix, SameEntriesCountsAndSums) {
     args.insert(args.end(), shape.begin(), shape.end());
     const test::RunResult ref = test::run_program(REAP_LLAMA_IMATRIX, args);
     ASSERT_EQ(ref.exit_code, 0) << ref.err;
-    std::vector<std::string> mine = {"profile", "-m",        model, "--data", text, "-o", dir + "/s.json", "--imatrix",
-                                     dir + "/mine.gguf", "--no-progress"};
+    std::vector<std::string> mine = {
+        "profile",          "-m",           model, "--data", text, "-o", dir + "/s.json", "--imatrix",
+        dir + "/mine.gguf", "--no-progress"};
     mine.insert(mine.end(), shape.begin(), shape.end());
     const test::RunResult r = test::run_reap(mine);
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -117,7 +120,8 @@ bool wait_for_checkpoint(const std::string & path, pid_t pid) {
     while (std::chrono::steady_clock::now() < deadline) {
         try {
             const nlohmann::json j = nlohmann::json::parse(test::read_text(path));
-            if (j["_meta"]["progress"]["samples_done"].get<int>() > 0) return !j["_meta"]["progress"]["complete"].get<bool>();
+            if (j["_meta"]["progress"]["samples_done"].get<int>() > 0)
+                return !j["_meta"]["progress"]["complete"].get<bool>();
         } catch (...) {}
         int status;
         if (::waitpid(pid, &status, WNOHANG) == pid) return false;
@@ -132,9 +136,9 @@ TEST(ImatrixRun, ResumeAfterAnInterruptionEqualsAnUninterruptedRun) {
     const std::string dir   = test::tmp_dir();
     const std::string text  = text_file(dir, 12000);
     // One window per decode, so that the interruption does not change any micro-batch.
-    const std::vector<std::string> common = {"profile", "-m", model, "--data", text, "-c", "64", "-b", "64",
-                                             "-t", "1", "--save-every", "1", "--no-progress"};
-    auto full = common;
+    const std::vector<std::string> common = {"profile", "-m", model, "--data", text,           "-c", "64",
+                                             "-b",      "64", "-t",  "1",      "--save-every", "1",  "--no-progress"};
+    auto                           full   = common;
     full.insert(full.end(), {"-o", dir + "/full.json", "--imatrix", dir + "/full.gguf"});
     ASSERT_EQ(test::run_reap(full).exit_code, 0);
 
@@ -166,25 +170,26 @@ TEST(ImatrixRun, ResumeAfterAnInterruptionEqualsAnUninterruptedRun) {
 }
 
 TEST(ImatrixRun, ResumeRefusesAnImatrixThatIsNotTheCheckpoints) {
-    const std::string model = test::synth_model([] {
+    const std::string        model = test::synth_model([] {
         synth::Options o;
         o.n_layer = 2;
         return o;
     }());
-    const std::string dir  = test::tmp_dir();
-    const std::string text = text_file(dir);
-    std::vector<std::string> args = {"profile",  "-m",    model, "--data", text, "-c", "64", "-t", "1",
-                                     "--no-progress", "-o", dir + "/s.json", "--imatrix", dir + "/m.gguf"};
+    const std::string        dir   = test::tmp_dir();
+    const std::string        text  = text_file(dir);
+    std::vector<std::string> args  = {"profile",   "-m",           model, "--data",        text, "-c",
+                                      "64",        "-t",           "1",   "--no-progress", "-o", dir + "/s.json",
+                                      "--imatrix", dir + "/m.gguf"};
     ASSERT_EQ(test::run_reap(args).exit_code, 0);
     // Another run's imatrix in its place: the hash the stats file records tells them apart.
-    auto other = args;
+    auto other              = args;
     other[other.size() - 3] = dir + "/other.json";
     other[other.size() - 1] = dir + "/other.gguf";
     other.insert(other.end(), {"--max-tokens", "200"});
     ASSERT_EQ(test::run_reap(other).exit_code, 0);
     std::filesystem::copy_file(dir + "/other.gguf", dir + "/m.gguf", std::filesystem::copy_options::overwrite_existing);
     // mark the checkpoint unfinished so that --resume reads it
-    nlohmann::json j = nlohmann::json::parse(test::read_text(dir + "/s.json"));
+    nlohmann::json j                       = nlohmann::json::parse(test::read_text(dir + "/s.json"));
     j["_meta"]["progress"]["complete"]     = false;
     j["_meta"]["progress"]["samples_done"] = 1;
     std::ofstream(dir + "/s.json") << j.dump();
@@ -195,7 +200,7 @@ TEST(ImatrixRun, ResumeRefusesAnImatrixThatIsNotTheCheckpoints) {
 }
 
 TEST(ImatrixRun, ShardsMergeIntoTheWholeRunsImatrix) {
-    const std::string model = test::synth_model([] {
+    const std::string              model  = test::synth_model([] {
         synth::Options o;
         o.n_layer = 2;
         return o;
@@ -204,7 +209,7 @@ TEST(ImatrixRun, ShardsMergeIntoTheWholeRunsImatrix) {
     const std::string              text   = text_file(dir);
     const std::vector<std::string> common = {"profile", "-m", model, "--data", text, "-c",
                                              "64",      "-b", "64",  "-t",     "1",  "--no-progress"};
-    auto run = [&](const std::string & name, const std::vector<std::string> & extra) {
+    auto                           run    = [&](const std::string & name, const std::vector<std::string> & extra) {
         auto a = common;
         a.insert(a.end(), {"-o", dir + "/" + name + ".json", "--imatrix", dir + "/" + name + ".gguf"});
         a.insert(a.end(), extra.begin(), extra.end());
@@ -224,7 +229,8 @@ TEST(ImatrixRun, ShardsMergeIntoTheWholeRunsImatrix) {
     EXPECT_EQ(s.meta.imatrix->hash, imatrix_hash_text(merged));
 
     // A run's imatrix replaced by another's: merge refuses it rather than add the wrong tokens.
-    std::filesystem::copy_file(dir + "/whole.gguf", dir + "/s2.gguf", std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(dir + "/whole.gguf", dir + "/s2.gguf",
+                               std::filesystem::copy_options::overwrite_existing);
     const auto bad = test::run_reap({"merge", dir + "/s1.json", dir + "/s2.json", "-o", dir + "/bad.json"});
     EXPECT_EQ(bad.exit_code, 1);
     EXPECT_NE(bad.err.find("not the importance matrix"), std::string::npos) << bad.err;
@@ -233,23 +239,44 @@ TEST(ImatrixRun, ShardsMergeIntoTheWholeRunsImatrix) {
 }
 
 TEST(ImatrixRun, OptionErrors) {
-    const std::string dir = test::tmp_dir();
+    const std::string dir   = test::tmp_dir();
     const std::string model = test::synth_model([] {
         synth::Options o;
         o.n_layer = 2;
         return o;
     }());
-    const auto nc = test::run_reap({"profile", "-m", model, "--data", k_text, "--imatrix", dir + "/m.gguf",
-                                    "--no-collect"});
+    const auto        nc =
+        test::run_reap({"profile", "-m", model, "--data", k_text, "--imatrix", dir + "/m.gguf", "--no-collect"});
     EXPECT_EQ(nc.exit_code, 2) << nc.err;
     // the imatrix over the stats file, or over the model
     const auto same = test::run_reap({"profile", "-m", model, "--data", k_text, "-o", dir + "/s.json", "--imatrix",
                                       dir + "/s.json", "--no-progress"});
     EXPECT_EQ(same.exit_code, 1) << same.err;
-    const auto over = test::run_reap({"profile", "-m", model, "--data", k_text, "-o", dir + "/s.json", "--imatrix",
-                                      model, "--no-progress"});
+    const auto over = test::run_reap(
+        {"profile", "-m", model, "--data", k_text, "-o", dir + "/s.json", "--imatrix", model, "--no-progress"});
     EXPECT_EQ(over.exit_code, 1) << over.err;
     EXPECT_NE(over.err.find("is also an input"), std::string::npos) << over.err;
     // A model file is not an importance matrix.
     EXPECT_THROW(read_imatrix(model), Error);
+}
+
+// An exception inside llama.cpp's callback comes out of the decode with its class: a bug (here a
+// length_error from an impossible tensor shape) stays a bug (exit 70), not a reap::Error (exit 1).
+TEST(ImatrixRun, AnExceptionInTheCallbackKeepsItsClass) {
+    ggml_init_params ip{16 * ggml_tensor_overhead(), nullptr, true};
+    ggml_context *   ctx = ggml_init(ip);
+    // 2^61 matrices of one column: more sums than a vector can hold (nothing is allocated)
+    ggml_tensor * w = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, 1, 4, int64_t(1) << 31, int64_t(1) << 30);
+    ggml_tensor * x = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, 1, 16, int64_t(1) << 31, int64_t(1) << 30);
+    ggml_set_name(w, "blk.0.attn_q.weight");
+    ggml_tensor * y = ggml_mul_mat(ctx, w, x);
+    ggml_set_name(y, "Qcur-0");
+    MoeCollector     c(4, {0});
+    ImatrixCollector m;
+    c.set_imatrix(&m);
+    ASSERT_TRUE(MoeCollector::eval_callback(y, true, &c));
+    MoeCollector::eval_callback(y, false, &c);
+    EXPECT_THROW(c.check_error(), std::length_error);
+    EXPECT_NO_THROW(c.check_error());  // reported once
+    ggml_free(ctx);
 }

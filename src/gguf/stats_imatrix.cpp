@@ -24,27 +24,31 @@ std::optional<Imatrix> recorded_imatrix(const std::string & stats_path, const St
 std::optional<Imatrix> merge_recorded_imatrices(const std::vector<std::string> & stats_paths,
                                                 const std::vector<StatsMeta> & metas, bool required) {
     size_t with = 0;
-    for (const StatsMeta & m : metas) with += m.imatrix ? 1 : 0;
+    for (const StatsMeta & m : metas)
+        with += m.imatrix ? 1 : 0;
     if (with == 0 && !required) return std::nullopt;
     if (with < metas.size()) {
         size_t i = 0;
-        while (metas[i].imatrix) i++;
+        while (metas[i].imatrix)
+            i++;
         if (required) {
             fail("%s has no importance matrix (profile --imatrix): the merged one would leave its tokens out",
                  stats_paths[i].c_str());
         }
-        log_warn("%s has no importance matrix (profile --imatrix): the merged statistics get none", stats_paths[i].c_str());
+        log_warn("%s has no importance matrix (profile --imatrix): the merged statistics get none",
+                 stats_paths[i].c_str());
         return std::nullopt;
     }
     Imatrix sum;
     for (size_t i = 0; i < metas.size(); i++) {
-        add_imatrix(sum, *recorded_imatrix(stats_paths[i], metas[i]), imatrix_path_of(stats_paths[i], *metas[i].imatrix));
+        add_imatrix(sum, *recorded_imatrix(stats_paths[i], metas[i]),
+                    imatrix_path_of(stats_paths[i], *metas[i].imatrix));
     }
     return sum;
 }
 
 std::vector<std::string> recorded_imatrix_paths(const std::vector<std::string> & stats_paths,
-                                                const std::vector<StatsMeta> & metas) {
+                                                const std::vector<StatsMeta> &   metas) {
     std::vector<std::string> out;
     for (size_t i = 0; i < metas.size(); i++) {
         if (metas[i].imatrix) out.push_back(imatrix_path_of(stats_paths[i], *metas[i].imatrix));

@@ -25,6 +25,6 @@ std::optional<Imatrix> merge_recorded_imatrices(const std::vector<std::string> &
 
 // The inputs of `merge_recorded_imatrices`: the files the runs record (for the output checks).
 std::vector<std::string> recorded_imatrix_paths(const std::vector<std::string> & stats_paths,
-                                                const std::vector<StatsMeta> & metas);
+                                                const std::vector<StatsMeta> &   metas);
 
 }  // namespace reap

@@ -89,16 +89,16 @@ void MoeCollector::end_discovery() {
 }
 
 void MoeCollector::set_error(const std::string & e) {
-    if (error_.empty()) {
-        error_ = e;
+    if (!error_) {
+        error_ = std::make_exception_ptr(Error(e));
     }
 }
 
 void MoeCollector::check_error() {
-    if (!error_.empty()) {
-        const std::string e = error_;
-        error_.clear();
-        throw Error(e);
+    if (error_) {
+        const std::exception_ptr e = error_;
+        error_                     = nullptr;
+        std::rethrow_exception(e);
     }
 }
 
@@ -109,10 +109,12 @@ bool MoeCollector::eval_callback(ggml_tensor * t, bool ask, void * user_data) {
     }
     // Never let an exception cross llama.cpp's C frames; report it after llama_decode returns.
     const auto t0 = std::chrono::steady_clock::now();
+    // The exception itself is kept, so that it keeps its class: a reap::Error exits 1, anything
+    // else is a bug (exit 70), as outside the callback.
     try {
         self->on_data(t);
-    } catch (const std::exception & e) {
-        self->set_error(e.what());
+    } catch (...) {
+        if (!self->error_) self->error_ = std::current_exception();
     }
     self->seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // false ends the current graph split: the nodes after the last one needed are not computed.

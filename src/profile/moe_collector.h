@@ -37,6 +37,7 @@
 
 #include "ggml.h"
 
+#include <exception>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -63,7 +64,8 @@ public:
     // Threads for the norms computed on the host (the decode's batch threads).
     void set_threads(int n) { n_threads_ = n > 0 ? n : 1; }
 
-    // Throws (and clears) an error raised inside the callback during the last decode.
+    // Rethrows (and clears) the first exception raised inside the callback during the last
+    // decode, of its own class (a reap::Error, or a bug's).
     void check_error();
 
     ExpertStats &       stats() { return stats_; }
@@ -109,7 +111,7 @@ private:
     bool                                                  discovering_ = false;
     // Discovery: whether the last node with a layer suffix was in its layer's second MoE block.
     bool                     in_second_block_ = false;
-    std::string              error_;
+    std::exception_ptr       error_;             // the first exception raised inside the callback
     std::vector<uint8_t>     host_;              // staging for device tensors
     std::vector<std::string> discovered_order_;  // named nodes, graph order
     std::string              stop_after_;        // order_key of the last requested node in graph order
