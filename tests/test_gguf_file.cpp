@@ -1,5 +1,6 @@
 // The GGUF reader: layer names, per-layer keys, bounds, and split models read as one.
 #include "core/error.h"
+#include "core/tensor_codec.h"
 #include "gguf/gguf_file.h"
 #include "gguf/moe_layout.h"
 #include "support.h"
@@ -104,3 +105,34 @@ TEST(GgufFile, SplitModelReadsAsOne) {
 }
 
 }  // namespace
+
+// ---- core/tensor_codec -----------------------------------------------------------------------------
+
+TEST(TensorCodec, RoundTripsAndRefusesWhatGgmlCannotConvert) {
+    std::vector<float> x(256);
+    for (size_t i = 0; i < x.size(); i++)
+        x[i] = float(std::sin(double(i)));
+    for (ggml_type t : {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K}) {
+        ASSERT_TRUE(reap::can_quantize(t, 256)) << ggml_type_name(t);
+        std::vector<uint8_t> q(ggml_row_size(t, 256));
+        EXPECT_EQ(reap::quantize(t, x.data(), q.data(), 1, 256), q.size());
+        std::vector<float> y(256);
+        reap::dequantize(t, q.data(), y.data(), 256);
+        // within a 4-bit step of a range of 2 (Q4_K); far closer for the others
+        for (size_t i = 0; i < x.size(); i++)
+            ASSERT_NEAR(x[i], y[i], 0.1) << ggml_type_name(t) << " " << i;
+    }
+    // A row that is not whole blocks, a type that needs an importance matrix, and one ggml cannot
+    // encode: errors, never ggml's abort.
+    std::vector<uint8_t> q(1024);
+    EXPECT_FALSE(reap::can_quantize(GGML_TYPE_Q4_K, 128));
+    EXPECT_THROW(reap::quantize(GGML_TYPE_Q4_K, x.data(), q.data(), 1, 128), reap::Error);
+    EXPECT_FALSE(reap::can_quantize(GGML_TYPE_IQ2_XXS, 256));
+    EXPECT_TRUE(reap::can_quantize(GGML_TYPE_IQ2_XXS, 256, true));
+    EXPECT_THROW(reap::quantize(GGML_TYPE_I32, x.data(), q.data(), 1, 256), reap::Error);
+    std::vector<float> y(256);
+    EXPECT_THROW(reap::dequantize(GGML_TYPE_I32, q.data(), y.data(), 4), reap::Error);
+    EXPECT_THROW(reap::dequantize(GGML_TYPE_Q8_0, q.data(), y.data(), 16), reap::Error);  // half a block
+    EXPECT_EQ(reap::ggml_type_of_dtype("BF16"), GGML_TYPE_BF16);
+    EXPECT_EQ(reap::ggml_type_of_dtype("F8_E4M3"), GGML_TYPE_COUNT);
+}

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/tensor_codec.h"
 
 #include "ggml.h"
 
@@ -31,19 +32,14 @@ std::string router_fingerprint(const GgufFile & f, const MoeLayout & layout) {
 RouterNorms router_row_norms(const GgufFile & f, const MoeLayout & layout) {
     RouterNorms norms;
     for (int il : layout.shape().moe_layers) {
-        const TensorInfo * t      = f.find_tensor("blk." + std::to_string(il) + ".ffn_gate_inp.weight");
-        const auto *       traits = t == nullptr ? nullptr : ggml_get_type_traits(t->type);
-        if (t == nullptr || t->n_dims != 2 || (t->type != GGML_TYPE_F32 && traits->to_float == nullptr)) continue;
+        const TensorInfo * t = f.find_tensor("blk." + std::to_string(il) + ".ffn_gate_inp.weight");
+        if (t == nullptr || t->n_dims != 2 || !can_dequantize(t->type)) continue;
         const size_t         row_bytes = ggml_row_size(t->type, t->ne[0]);
         std::vector<uint8_t> row(row_bytes);
         std::vector<float>   x(size_t(t->ne[0]));
         for (int64_t r = 0; r < t->ne[1]; r++) {
             f.read(*t, uint64_t(r) * row_bytes, row.data(), row_bytes);
-            if (t->type == GGML_TYPE_F32) {
-                std::memcpy(x.data(), row.data(), row_bytes);
-            } else {
-                traits->to_float(row.data(), x.data(), t->ne[0]);
-            }
+            dequantize(t->type, row.data(), x.data(), t->ne[0]);
             double sum = 0;
             for (float v : x)
                 sum += double(v) * double(v);

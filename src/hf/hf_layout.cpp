@@ -1,6 +1,7 @@
 #include "hf/hf_layout.h"
 
 #include "core/error.h"
+#include "core/tensor_codec.h"
 #include "core/text.h"
 
 #include "ggml.h"
@@ -129,14 +130,9 @@ struct Analysis {
 };
 
 float to_f32(const uint8_t * p, const std::string & dtype) {
-    if (dtype == "F32") {
-        float v;
-        std::memcpy(&v, p, 4);
-        return v;
-    }
-    uint16_t h;
-    std::memcpy(&h, p, 2);
-    return dtype == "F16" ? ggml_fp16_to_fp32(h) : ggml_bf16_to_fp32(ggml_bf16_t{h});
+    float v;
+    dequantize(ggml_type_of_dtype(dtype), p, &v, 1);
+    return v;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "synth/synth_fill.h"
 
+#include "core/tensor_codec.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -57,13 +59,7 @@ void fill_slice(const TensorSpec & t, Rng & rng, int64_t outer, std::vector<floa
 
 void encode(ggml_type type, const float * src, int64_t n, int64_t row, std::vector<uint8_t> & out) {
     out.resize(ggml_row_size(type, row) * size_t(n / row));
-    if (type == GGML_TYPE_F32) {
-        std::memcpy(out.data(), src, size_t(n) * sizeof(float));
-    } else if (type == GGML_TYPE_F16) {
-        ggml_fp32_to_fp16_row(src, (ggml_fp16_t *) out.data(), n);
-    } else {
-        ggml_quantize_chunk(type, src, out.data(), 0, n / row, row, nullptr);
-    }
+    quantize(type, src, out.data(), n / row, row);
 }
 
 RowDictionary::RowDictionary(const TensorSpec & t, ggml_type type, uint64_t seed, size_t n_rows, float scale) {

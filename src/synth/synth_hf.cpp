@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/stop_signal.h"
+#include "core/tensor_codec.h"
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_output.h"
 #include "hf/safetensors.h"
@@ -181,16 +182,9 @@ nlohmann::ordered_json hf_config(const GgufFile & f) {
 namespace {
 
 void to_bytes(const std::vector<float> & v, const std::string & dtype, std::vector<uint8_t> & out) {
-    if (dtype == "F32") {
-        out.resize(v.size() * 4);
-        std::memcpy(out.data(), v.data(), out.size());
-        return;
-    }
-    out.resize(v.size() * 2);
-    for (size_t i = 0; i < v.size(); i++) {
-        const uint16_t b = ggml_fp32_to_bf16(v[i]).bits;
-        std::memcpy(&out[i * 2], &b, 2);
-    }
+    const ggml_type type = dtype == "F32" ? GGML_TYPE_F32 : GGML_TYPE_BF16;
+    out.resize(ggml_row_size(type, int64_t(v.size())));
+    quantize(type, v.data(), out.data(), 1, int64_t(v.size()));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "synth/synth_hf_map.h"
 
 #include "core/error.h"
+#include "core/tensor_codec.h"
 #include "core/text.h"
 
 #include "ggml.h"
@@ -25,13 +26,8 @@ const std::vector<float> & GgufValues::get(const std::string & name) {
     f_.read(t, 0, raw.data(), raw.size());
     const int64_t      n = t.ne[0] * t.ne[1] * t.ne[2] * t.ne[3];
     std::vector<float> v(size_t(n), 0.0f);
-    if (t.type == GGML_TYPE_F32) {
-        std::memcpy(v.data(), raw.data(), raw.size());
-    } else {
-        const auto * traits = ggml_get_type_traits(t.type);
-        if (traits->to_float == nullptr) fail("%s: cannot dequantize '%s'", f_.path().c_str(), name.c_str());
-        traits->to_float(raw.data(), v.data(), n);
-    }
+    if (!can_dequantize(t.type)) fail("%s: cannot dequantize '%s'", f_.path().c_str(), name.c_str());
+    dequantize(t.type, raw.data(), v.data(), n);
     return cache_[name] = std::move(v);
 }
 
