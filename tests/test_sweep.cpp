@@ -3,12 +3,15 @@
 // the others removed, --resume reusing what is there, another model's folder refused.
 #include "core/error.h"
 #include "core/output_lock.h"
+#include "gguf/gguf_file.h"
+#include "llama/quantize.h"
 #include "support.h"
 #include "sweep/sweep.h"
 #include "sweep/sweep_choice.h"
 #include "sweep/sweep_folder.h"
 
 #include <gtest/gtest.h>
+#include <llama.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -270,6 +273,79 @@ TEST(Sweep, UsageErrors) {
         EXPECT_EQ(r.exit_code, 2) << extra[1] << ": " << r.err;
         EXPECT_LT(r.err.size(), 200u) << "a readable bound: " << r.err;
     }
+}
+
+// --- quantized points (issue 30, item 4) ---
+
+// llama-quantize's names and ftypes, any case; an unknown one lists every valid name.
+TEST(Quantize, TypeNames) {
+    EXPECT_EQ(parse_quant_type("q4_k_m").ftype, int(LLAMA_FTYPE_MOSTLY_Q4_K_M));
+    EXPECT_STREQ(parse_quant_type("Q4_K").name, "Q4_K");
+    EXPECT_EQ(parse_quant_type("Q4_K").ftype, int(LLAMA_FTYPE_MOSTLY_Q4_K_M));
+    EXPECT_EQ(parse_quant_type("IQ4_XS").ftype, int(LLAMA_FTYPE_MOSTLY_IQ4_XS));
+    try {
+        parse_quant_type("Q9_9");
+        ADD_FAILURE() << "no error";
+    } catch (const UsageError & e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("'Q9_9'"), std::string::npos) << m;
+        for (const char * n : {"Q8_0", "Q5_0", "Q4_0", "Q4_K_M", "Q3_K_M", "IQ4_XS"})
+            EXPECT_NE(m.find(n), std::string::npos) << n << ": " << m;
+    }
+}
+
+// The importance matrix as llama-quantize hands its file to llama_model_quantize: per matrix
+// in_sum2 / count in float, 1 where a matrix saw no token.
+TEST(Quantize, ImatrixMeansAsLlamaQuantize) {
+    Imatrix m;
+    m.entries["blk.0.ffn_down_exps.weight"] = {2, {3.0, 5.0, 7.0, 9.0, 0.0, 0.0}, {3.0, 2.0, 0.0}};
+    const auto v                            = imatrix_means(m);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].first, "blk.0.ffn_down_exps.weight");
+    EXPECT_EQ(v[0].second, (std::vector<float>{1.0f, 5.0f / 3.0f, 3.5f, 4.5f, 1.0f, 1.0f}));
+}
+
+// Through llama.h's llama_model_quantize: the committed model (Q8_0, rows 128 wide) to Q4_0 and
+// to Q4_K_M, whose 256-wide blocks do not fit its rows: llama.cpp falls back by itself and says
+// so; the output loads and decodes. An output over the input is refused before anything is
+// written, and an unknown type is a usage error.
+TEST(Quantize, CommittedModelRequantizedAndKQuantsFallBack) {
+    llama_backend_init();
+    const std::string dir = test::tmp_dir();
+    for (const char * type : {"Q4_0", "Q4_K_M"}) {
+        QuantizeRequest r;
+        r.input                 = k_model;
+        r.output                = dir + "/q-" + std::string(type) + ".gguf";
+        r.type                  = type;
+        r.n_threads             = 1;
+        const QuantizeOutcome q = quantize_model(r);
+        EXPECT_TRUE(q.requantized);
+        const GgufFile f = GgufFile::open(r.output);
+        EXPECT_EQ(f.get_uint("general.file_type"), uint64_t(parse_quant_type(type).ftype));
+        EXPECT_LT(std::filesystem::file_size(r.output), std::filesystem::file_size(k_model));
+        if (std::string(type) == "Q4_K_M") {
+            EXPECT_NE(q.fallback.find("fallback"), std::string::npos) << q.fallback;
+            bool q5 = false;
+            for (const TensorInfo & t : f.tensors())
+                q5 = q5 || t.type == GGML_TYPE_Q5_0;
+            EXPECT_TRUE(q5) << "Q4_K falls back to Q5_0 on 128-wide rows";
+        }
+        EXPECT_FALSE(test::decode_logits(r.output, "fn main() { let x = 1; }").empty()) << type;
+        for (const auto & e : std::filesystem::directory_iterator(dir))
+            EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+    }
+    const std::string copy = dir + "/in.gguf";
+    std::filesystem::copy_file(k_model, copy);
+    QuantizeRequest over;
+    over.input  = copy;
+    over.output = copy;
+    over.type   = "Q4_0";
+    EXPECT_THROW(quantize_model(over), Error);
+    EXPECT_EQ(std::filesystem::file_size(copy), std::filesystem::file_size(k_model));
+    over.output = dir + "/x.gguf";
+    over.type   = "Q4_Z";
+    EXPECT_THROW(quantize_model(over), UsageError);
+    EXPECT_FALSE(std::filesystem::exists(over.output));
 }
 
 }  // namespace
