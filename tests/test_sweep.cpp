@@ -277,6 +277,30 @@ TEST(Sweep, UsageErrors) {
 
 // --- quantized points (issue 30, item 4) ---
 
+TEST(SweepChoice, ParetoFrontierOverEveryPoint) {
+    const json base = entry(100, 0);
+    // 0: 80/0.1 front; 1: 60/0.3 front; 2: 70/0.4 beaten by 1; 3: 40/0.9 front; 4: 60/0.5 beaten by 1;
+    // 5: 100/0.01 beaten by the base (same size, KL 0).
+    const std::vector<json> m = {entry(80, 0.1), entry(60, 0.3), entry(70, 0.4),
+                                 entry(40, 0.9), entry(60, 0.5), entry(100, 0.01)};
+    EXPECT_EQ(pareto_frontier(m, base), (std::vector<size_t>{3, 1, 0}));
+    EXPECT_TRUE(pareto_frontier({}, base).empty());
+}
+
+// The quant types are part of what a sweep's folder is: the same folder with other types is
+// another sweep; a record from before quantized points (no "quant") is the sweep without them.
+TEST(Sweep, IdentityHoldsTheQuantTypes) {
+    const json none = sweep_identity(k_model, {}, {});
+    const json q    = sweep_identity(k_model, {}, {}, {"Q8_0", "Q4_0"});
+    EXPECT_FALSE(same_sweep(none, q));
+    EXPECT_FALSE(same_sweep(q, sweep_identity(k_model, {}, {}, {"Q8_0"})));
+    EXPECT_TRUE(same_sweep(q, sweep_identity(k_model, {}, {}, {"Q8_0", "Q4_0"})));
+    json old = none;
+    old.erase("quant");
+    old.erase("imatrix_content_ids");
+    EXPECT_TRUE(same_sweep(old, none));
+}
+
 // llama-quantize's names and ftypes, any case; an unknown one lists every valid name.
 TEST(Quantize, TypeNames) {
     EXPECT_EQ(parse_quant_type("q4_k_m").ftype, int(LLAMA_FTYPE_MOSTLY_Q4_K_M));
@@ -346,6 +370,138 @@ TEST(Quantize, CommittedModelRequantizedAndKQuantsFallBack) {
     over.type   = "Q4_Z";
     EXPECT_THROW(quantize_model(over), UsageError);
     EXPECT_FALSE(std::filesystem::exists(over.output));
+}
+
+std::vector<std::string> quant_sweep_args(const std::string & out) {
+    auto args = sweep_args(out);
+    for (size_t i = 0; i < args.size(); i++) {
+        if (args[i] == "--ratios") args[i + 1] = "0.25";
+        if (args[i] == "--criteria") args[i + 1] = "reap";
+        if (args[i] == "--max-kl") args[i + 1] = "0.5";
+    }
+    args.insert(args.end(), {"--quant", "Q8_0,Q4_0"});
+    return args;
+}
+
+// sweep --quant end to end on the committed model: the base and the pruned model, each
+// unquantized and quantized to both types with its own importance matrix, every point evaluated
+// (so every quantized file loaded in llama.cpp), the answer one of the points, the other files
+// removed; --resume --keep-all reuses the answer and remakes the others.
+TEST(Sweep, QuantizedPointsEndToEnd) {
+    const std::string out = test::tmp_dir() + "/sweep";
+    const auto        r   = test::run_reap(quant_sweep_args(out));
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const json rep = json::parse(test::read_text(out + "/sweep.json"));
+    // reap-25 unquantized, base x {Q8_0, Q4_0}, reap-25 x {Q8_0, Q4_0}.
+    ASSERT_EQ(rep["models"].size(), 5u) << rep.dump();
+    EXPECT_EQ(rep["quant"], json({"Q8_0", "Q4_0"}));
+    EXPECT_EQ(rep["base"]["quant"], "none");
+    std::map<std::string, json> by_point;
+    size_t                      chosen = 0, front = 0;
+    for (const json & m : rep["models"]) {
+        const std::string key = m["criterion"].get<std::string>() + "/" + m["quant"].get<std::string>();
+        by_point[key]         = m;
+        const double kl       = m["worst_kl"].is_number() ? m["worst_kl"].get<double>() : m["kl_mean"].get<double>();
+        EXPECT_TRUE(std::isfinite(kl) && kl >= 0) << m.dump();
+        EXPECT_TRUE(std::isfinite(m["ppl"].get<double>())) << m.dump();
+        EXPECT_GT(m["tokens_scored"].get<uint64_t>(), 0u) << "evaluated: loaded in llama.cpp " << m.dump();
+        front += m["on_frontier"].get<bool>();
+        if (m["chosen"].get<bool>()) {
+            chosen++;
+            EXPECT_TRUE(m["within_tolerance"].get<bool>());
+            EXPECT_EQ(last_line(r.out), m["path"].get<std::string>());
+            EXPECT_TRUE(std::filesystem::exists(m["path"].get<std::string>()));
+        } else {
+            EXPECT_FALSE(std::filesystem::exists(m["path"].get<std::string>())) << "not the answer, not removed";
+        }
+    }
+    for (const char * k : {"reap/none", "none/Q8_0", "none/Q4_0", "reap/Q8_0", "reap/Q4_0"})
+        ASSERT_TRUE(by_point.count(k)) << k << " " << rep.dump();
+    EXPECT_EQ(by_point["none/Q4_0"]["prune_ratio"], 0.0);
+    EXPECT_EQ(by_point["reap/Q4_0"]["prune_ratio"], 0.25);
+    EXPECT_TRUE(by_point["reap/Q4_0"]["imatrix"].get<bool>());
+    // Smaller by type and by pruning; Q4_0 loses more than Q8_0.
+    auto size = [&](const char * k) { return by_point[k]["file_size"].get<uint64_t>(); };
+    EXPECT_LT(size("none/Q4_0"), size("none/Q8_0"));
+    EXPECT_LT(size("reap/Q4_0"), size("none/Q4_0"));
+    EXPECT_LT(size("reap/Q4_0"), size("reap/none"));
+    EXPECT_GT(by_point["none/Q4_0"]["kl_mean"].get<double>(), by_point["none/Q8_0"]["kl_mean"].get<double>());
+    // The smallest point is always on the frontier.
+    EXPECT_TRUE(by_point["reap/Q4_0"]["on_frontier"].get<bool>());
+    EXPECT_GE(front, 1u);
+    ASSERT_EQ(chosen, 1u) << r.out;
+    // The answer is the smallest within tolerance over every point, whatever the mix.
+    for (const json & m : rep["models"]) {
+        if (m["within_tolerance"].get<bool>()) {
+            EXPECT_GE(m["file_size"].get<uint64_t>(), std::filesystem::file_size(last_line(r.out))) << m.dump();
+        }
+    }
+    // The profile's importance matrix stays with stats.json; pruned ones go with the non-answers.
+    EXPECT_TRUE(std::filesystem::exists(out + "/imatrix.gguf"));
+    EXPECT_EQ(std::filesystem::exists(out + "/reap-25.imatrix.gguf"), last_line(r.out) == out + "/reap-25.gguf");
+    for (const auto & e : std::filesystem::directory_iterator(out))
+        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+    const std::string html = test::read_text(out + "/sweep.html");
+    EXPECT_NE(html.find("frontier"), std::string::npos);
+    EXPECT_NE(html.find("class=\"on-front\""), std::string::npos);
+    EXPECT_NE(html.find("<th>quant</th>"), std::string::npos);
+    EXPECT_NE(r.out.find("Q4_0"), std::string::npos) << "the table's quant column";
+    EXPECT_NE(r.err.find("requantizing"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("requantizing"), r.err.rfind("requantizing")) << "one note: " << r.err;
+
+    // Other quant types: another sweep, refused.
+    auto other   = quant_sweep_args(out);
+    other.back() = "Q8_0";
+    other.push_back("--resume");
+    const auto refused = test::run_reap(other);
+    EXPECT_EQ(refused.exit_code, 1) << refused.err;
+    EXPECT_NE(refused.err.find("quant types"), std::string::npos) << refused.err;
+
+    // --resume --keep-all: the answer reused as it is, every other point made again and kept.
+    struct stat before {
+    }, after{};
+    ASSERT_EQ(stat(last_line(r.out).c_str(), &before), 0);
+    auto args = quant_sweep_args(out);
+    args.insert(args.end(), {"--resume", "--keep-all"});
+    const auto resumed = test::run_reap(args);
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_EQ(last_line(resumed.out), last_line(r.out));
+    ASSERT_EQ(stat(last_line(r.out).c_str(), &after), 0);
+    EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec) << "the answer was made again, not reused";
+    for (const char * f :
+         {"reap-25.gguf", "base-Q8_0.gguf", "base-Q4_0.gguf", "reap-25-Q8_0.gguf", "reap-25-Q4_0.gguf"})
+        EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
+    // Each quantized file is its type, made with its own importance matrix (the pruned one's
+    // entries cut to the kept experts: llama.cpp refuses an expert tensor's imatrix of another size).
+    for (const char * f : {"base-Q4_0.gguf", "reap-25-Q4_0.gguf"}) {
+        const GgufFile g = GgufFile::open(out + "/" + f);
+        EXPECT_EQ(g.get_uint("general.file_type"), uint64_t(LLAMA_FTYPE_MOSTLY_Q4_0)) << f;
+        EXPECT_EQ(g.get_str("quantize.imatrix.file"),
+                  std::string(f) == "base-Q4_0.gguf" ? "imatrix.gguf" : "reap-25.imatrix.gguf");
+    }
+}
+
+// Every option of the quantized points is checked before any work: a type llama-quantize does
+// not have, one type given twice (an alias), --imatrix where the sweep collects its own or with
+// nothing to quantize: exit 2, no folder made.
+TEST(Sweep, QuantUsageErrorsBeforeAnyWork) {
+    const std::string imatrix = test::tmp_dir() + "/none.imatrix.gguf";
+    for (const auto & extra : std::vector<std::vector<std::string>>{{"--quant", "Q4_0,Q9_9"},
+                                                                    {"--quant", "Q4_K,Q4_K_M"},
+                                                                    {"--quant", "Q4_0", "--imatrix", imatrix},
+                                                                    {"--imatrix", imatrix}}) {
+        const std::string out  = test::tmp_dir() + "/s";
+        auto              args = sweep_args(out);
+        args.insert(args.end(), extra.begin(), extra.end());
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 2) << extra[1] << ": " << r.err;
+        EXPECT_FALSE(std::filesystem::exists(out)) << extra[1];
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    }
+    auto args = sweep_args(test::tmp_dir() + "/s");
+    args.insert(args.end(), {"--quant", "q9_9"});
+    const auto r = test::run_reap(args);
+    EXPECT_NE(r.err.find("Q4_K_M"), std::string::npos) << "the valid names listed: " << r.err;
 }
 
 }  // namespace
