@@ -93,6 +93,8 @@ std::string frontier_chart(const json & report) {
         if (i + 1 < front.size()) s << strfmt("%.1f,%.1f ", px(front[i + 1].x), py(front[i].y));
     }
     s << "\"/>\n";
+    // The beaten points first, so a frontier point at the same place is drawn over them.
+    std::stable_sort(pts.begin(), pts.end(), [](const Pt & a, const Pt & b) { return !a.front && b.front; });
     for (const Pt & p : pts) {
         s << strfmt(
             "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" class=\"%s\"><title>%s: %s MiB, worst KL %s%s</title></circle>",
@@ -123,11 +125,26 @@ std::string chart(const json & report, const std::string & title, const Metric &
     const auto   base_y = metric(report["base"]);
     const double base_x = report["base"].value("file_size", 0.0) / 1048576.0;
     if (base_y) add_extent(base_x, *base_y);
+    // The quant types that pruned points have: an unpruned quantized point starts each of their
+    // curves ("reap Q4_0" from "unpruned Q4_0" through every ratio); alone only without them.
+    std::map<std::string, std::vector<std::string>> pruned_curves;  // quant -> curves
+    for (const json & m : models) {
+        if (str_or(m, "criterion", "") != "none" && str_or(m, "quant", "none") != "none") {
+            auto & c = pruned_curves[str_or(m, "quant", "none")];
+            if (std::find(c.begin(), c.end(), curve_of(m)) == c.end()) c.push_back(curve_of(m));
+        }
+    }
     for (const json & m : models) {
         const auto y = metric(m);
         if (!y) continue;
-        const double x = m.value("file_size", 0.0) / 1048576.0;
-        lines[curve_of(m)].push_back({x, *y});
+        const double x      = m.value("file_size", 0.0) / 1048576.0;
+        const auto   starts = pruned_curves.find(str_or(m, "quant", "none"));
+        if (str_or(m, "criterion", "") == "none" && starts != pruned_curves.end()) {
+            for (const std::string & c : starts->second)
+                lines[c].push_back({x, *y});
+        } else {
+            lines[curve_of(m)].push_back({x, *y});
+        }
         if (m.value("chosen", false)) chosen.push_back({x, *y});
         add_extent(x, *y);
     }

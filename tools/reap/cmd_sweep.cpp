@@ -73,8 +73,8 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     auto   crits  = std::make_shared<std::string>("reap,frequency");
     auto * cmd    = app.add_subcommand(
            "sweep",
-           "profile once, prune at several ratios x criteria, evaluate each, and name the smallest model within "
-              "tolerance (last line of the output)");
+           "profile once, prune at several ratios x criteria (and quantize with --quant), evaluate each, and name "
+              "the smallest model within tolerance (last line of the output)");
     cmd->add_option("-m,--model", o->model, "base GGUF model")->required();
     cmd->add_option("--calib", o->calib, "calibration file(s) for the profile (as profile --data)");
     auto weights = std::make_shared<std::string>();
@@ -124,8 +124,11 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     cmd->add_option("--chunks", o->max_chunks, "eval windows per domain (-1: all)");
     cmd->add_option("--max-samples", o->max_samples, "calibration samples to profile (-1: all)");
     add_llama_flags(*cmd, *o);
-    cmd->add_flag("--resume", o->resume, "reuse the stats, pruned models and base logits already in the output folder");
-    cmd->add_flag("--keep-all", o->keep_all, "keep every pruned model (default: only the answer)");
+    cmd->add_flag(
+        "--resume", o->resume,
+        "reuse the stats, importance matrix, pruned and quantized models and base logits already in the output folder");
+    cmd->add_flag("--keep-all", o->keep_all,
+                  "keep every pruned and quantized model and pruned importance matrix (default: only the answer)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->callback([o, ratios, crits, weights, combine, quant, &run]() {
         o->quant.clear();
