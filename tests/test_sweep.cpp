@@ -372,6 +372,49 @@ TEST(Quantize, CommittedModelRequantizedAndKQuantsFallBack) {
     EXPECT_FALSE(std::filesystem::exists(over.output));
 }
 
+// An importance matrix is checked against the model it quantizes: an entry for no weight of it,
+// or of another width or expert count (the unpruned model's on a pruned one), is refused naming
+// the file, before anything is written (llama.cpp would skip the first without a word).
+TEST(Quantize, ImatrixOfAnotherModelRefused) {
+    llama_backend_init();
+    const std::string dir    = test::tmp_dir();
+    auto              matrix = [](int64_t n_cols, size_t n_mat) {
+        ImatrixEntry e;
+        e.n_cols = n_cols;
+        e.in_sum2.assign(size_t(n_cols) * n_mat, 2.0);
+        e.counts.assign(n_mat, 4.0);
+        return e;
+    };
+    QuantizeRequest r;
+    r.input        = k_model;
+    r.output       = dir + "/q.gguf";
+    r.type         = "Q4_0";
+    r.n_threads    = 1;
+    r.imatrix_name = "m.imatrix.gguf";
+    for (const auto & [name, e] : std::vector<std::pair<std::string, ImatrixEntry>>{
+             {"blk.9.ffn_down_exps.weight", matrix(128, 16)},  // no such layer
+             {"blk.0.ffn_down_exps.weight", matrix(128, 12)},  // 12 experts: a pruned model's
+             {"blk.0.ffn_down_exps.weight", matrix(64, 16)}}) {
+        Imatrix m;
+        m.entries[name] = e;
+        r.imatrix       = &m;
+        try {
+            quantize_model(r);
+            ADD_FAILURE() << name << " accepted";
+        } catch (const Error & err) {
+            EXPECT_NE(std::string(err.what()).find("m.imatrix.gguf: not an importance matrix of tiny-moe-q8_0.gguf"),
+                      std::string::npos)
+                << err.what();
+        }
+        EXPECT_FALSE(std::filesystem::exists(r.output));
+    }
+    Imatrix good;
+    good.entries["blk.0.ffn_down_exps.weight"] = matrix(128, 16);
+    r.imatrix                                  = &good;
+    quantize_model(r);
+    EXPECT_EQ(GgufFile::open(r.output).get_str("quantize.imatrix.file"), "m.imatrix.gguf");
+}
+
 std::vector<std::string> quant_sweep_args(const std::string & out) {
     auto args = sweep_args(out);
     for (size_t i = 0; i < args.size(); i++) {

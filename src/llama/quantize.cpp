@@ -142,6 +142,23 @@ std::vector<std::pair<std::string, std::vector<float>>> imatrix_means(const Imat
     return out;
 }
 
+void check_imatrix_fits(const Imatrix & m, const std::string & imatrix_name, const std::string & model) {
+    const GgufFile f = GgufFile::open(model);
+    for (const auto & [name, e] : m.entries) {
+        const TensorInfo * t = f.find_tensor(name);
+        if (!t) {
+            fail("%s: not an importance matrix of %s (it has %s, the model has no such weight)", imatrix_name.c_str(),
+                 base_name(model).c_str(), name.c_str());
+        }
+        const int64_t n_mat = t->n_dims >= 3 ? t->ne[2] : 1;
+        if (e.n_cols != t->ne[0] || int64_t(e.n_mat()) != n_mat) {
+            fail("%s: not an importance matrix of %s (%s: %lld columns x %zu matrices, the weight %lld x %lld)",
+                 imatrix_name.c_str(), base_name(model).c_str(), name.c_str(), (long long) e.n_cols, e.n_mat(),
+                 (long long) t->ne[0], (long long) n_mat);
+        }
+    }
+}
+
 QuantizeOutcome quantize_model(const QuantizeRequest & r) {
     const QuantType & type = parse_quant_type(r.type);
     if (r.output.empty()) fail_usage("give the quantized model's output path");
@@ -168,6 +185,7 @@ QuantizeOutcome quantize_model(const QuantizeRequest & r) {
     std::vector<llama_model_imatrix_data>                   data;
     std::vector<llama_model_kv_override>                    kv;
     if (r.imatrix && !r.imatrix->entries.empty()) {
+        check_imatrix_fits(*r.imatrix, r.imatrix_name.empty() ? "the importance matrix" : r.imatrix_name, r.input);
         means = imatrix_means(*r.imatrix);
         for (const auto & [name, v] : means)
             data.push_back({name.c_str(), v.data(), v.size()});

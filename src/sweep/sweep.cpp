@@ -323,8 +323,9 @@ SweepResult run_sweep(const SweepOptions & o) {
     const std::vector<QuantPoint> qpoints  = quant_points(o, points);
     const std::string             imatrix  = base_imatrix_path(o);
     const nlohmann::json          identity = sweep_identity(o.model, o.calib, o.stats, quant_names(o), o.imatrix);
-    // --imatrix is read now, before any work: a broken file fails the sweep here, not after the prunes.
-    if (!o.imatrix.empty()) read_imatrix(o.imatrix);
+    // --imatrix is read and checked against the model now, before any work: a broken file or
+    // another model's fails the sweep here, not after the prunes.
+    if (!o.imatrix.empty()) check_imatrix_fits(read_imatrix(o.imatrix), o.imatrix, o.model);
     const SweepFolder folder(o.out_dir, identity, o.resume);
     // Every input of the eval (held-out texts, task files, prompts) is read and checked now,
     // before the profile: a task too long for -c failed the sweep after every model's eval.
