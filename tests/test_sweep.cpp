@@ -524,6 +524,39 @@ TEST(Sweep, QuantizedPointsEndToEnd) {
     }
 }
 
+// With --stats the base's importance matrix is --imatrix FILE; without it the points are
+// quantized without one, said once.
+TEST(Sweep, QuantWithStatsAndImatrixOrWithout) {
+    const std::string dir = test::tmp_dir(), first = dir + "/first";
+    ASSERT_EQ(test::run_reap(quant_sweep_args(first)).exit_code, 0);
+    for (bool with : {true, false}) {
+        const std::string out  = dir + (with ? "/with" : "/without");
+        auto              args = quant_sweep_args(out);
+        for (size_t i = 0; i < args.size(); i++) {
+            if (args[i] == "--calib") {
+                args[i]     = "--stats";
+                args[i + 1] = first + "/stats.json";
+            }
+        }
+        args.insert(args.end(), {"--keep-all"});
+        if (with) args.insert(args.end(), {"--imatrix", first + "/imatrix.gguf"});
+        const auto r = test::run_reap(args);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        const size_t note = r.err.find("no importance matrix");
+        EXPECT_EQ(note == std::string::npos, with) << r.err;
+        EXPECT_EQ(note, r.err.rfind("no importance matrix")) << "said once: " << r.err;
+        const json rep = json::parse(test::read_text(out + "/sweep.json"));
+        for (const json & m : rep["models"]) {
+            if (m["quant"] != "none") {
+                EXPECT_EQ(m["imatrix"].get<bool>(), with) << m.dump();
+            }
+        }
+        for (const char * f : {"base-Q4_0.gguf", "reap-25-Q4_0.gguf"})
+            EXPECT_EQ(GgufFile::open(out + "/" + f).has_key("quantize.imatrix.file"), with) << f;
+        EXPECT_FALSE(std::filesystem::exists(out + "/imatrix.gguf")) << "no profile, no imatrix of its own";
+    }
+}
+
 // Every option of the quantized points is checked before any work: a type llama-quantize does
 // not have, one type given twice (an alias), --imatrix where the sweep collects its own or with
 // nothing to quantize: exit 2, no folder made.
