@@ -253,6 +253,42 @@ TEST_P(InterruptedRun, SweepBetweenSteps) {
     EXPECT_FALSE(fs::exists(out + "/sweep.json"));
 }
 
+// A signal while the sweep quantizes (sweep --quant) stops it at the end of that quantization:
+// exit 130, no temporary of llama_model_quantize's output left, no sweep.json.
+TEST_P(InterruptedRun, SweepWhileQuantizing) {
+    const std::string model = REAP_SOURCE_DIR "/data/models/tiny-moe-q8_0.gguf";
+    const std::string dir = test::tmp_dir(), out = dir + "/sweep";
+    const std::string stats = test::profile(model, dir + "/stats.json", 8);
+    std::string       err;
+    const int         rc = interrupt(
+                {"sweep",
+                 "-m",
+                 model,
+                 "--stats",
+                 stats,
+                 "--data",
+                 REAP_SOURCE_DIR "/data/text/code-heldout.txt",
+                 "-c",
+                 "64",
+                 "--chunks",
+                 "30",
+                 "--ratios",
+                 "0.25,0.5,0.625,0.75",
+                 "--criteria",
+                 "reap,frequency",
+                 "--quant",
+                 "Q8_0,Q5_1,Q5_0,Q4_1,Q4_0",
+                 "--no-progress",
+                 "-o",
+                 out},
+                dir, [&] { return fs::exists(out + "/base-Q4_0.gguf"); }, GetParam(), err);
+    EXPECT_EQ(rc, 130) << err;
+    EXPECT_NE(err.find("interrupted by"), std::string::npos) << err;
+    EXPECT_FALSE(fs::exists(out + "/sweep.json"));
+    for (const auto & e : fs::directory_iterator(out))
+        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
 INSTANTIATE_TEST_SUITE_P(Signals, InterruptedRun, ::testing::Values(SIGINT, SIGTERM),
                          [](const ::testing::TestParamInfo<int> & i) {
                              return std::string(i.param == SIGINT ? "SIGINT" : "SIGTERM");

@@ -3,12 +3,15 @@
 // the others removed, --resume reusing what is there, another model's folder refused.
 #include "core/error.h"
 #include "core/output_lock.h"
+#include "gguf/gguf_file.h"
+#include "llama/quantize.h"
 #include "support.h"
 #include "sweep/sweep.h"
 #include "sweep/sweep_choice.h"
 #include "sweep/sweep_folder.h"
 
 #include <gtest/gtest.h>
+#include <llama.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -270,6 +273,311 @@ TEST(Sweep, UsageErrors) {
         EXPECT_EQ(r.exit_code, 2) << extra[1] << ": " << r.err;
         EXPECT_LT(r.err.size(), 200u) << "a readable bound: " << r.err;
     }
+}
+
+// --- quantized points (issue 30, item 4) ---
+
+TEST(SweepChoice, ParetoFrontierOverEveryPoint) {
+    const json base = entry(100, 0);
+    // 0: 80/0.1 front; 1: 60/0.3 front; 2: 70/0.4 beaten by 1; 3: 40/0.9 front; 4: 60/0.5 beaten by 1;
+    // 5: 100/0.01 beaten by the base (same size, KL 0).
+    const std::vector<json> m = {entry(80, 0.1), entry(60, 0.3), entry(70, 0.4),
+                                 entry(40, 0.9), entry(60, 0.5), entry(100, 0.01)};
+    EXPECT_EQ(pareto_frontier(m, base), (std::vector<size_t>{3, 1, 0}));
+    EXPECT_TRUE(pareto_frontier({}, base).empty());
+}
+
+// The quant types are part of what a sweep's folder is: the same folder with other types is
+// another sweep; a record from before quantized points (no "quant") is the sweep without them.
+TEST(Sweep, IdentityHoldsTheQuantTypes) {
+    const json none = sweep_identity(k_model, {}, {});
+    const json q    = sweep_identity(k_model, {}, {}, {"Q8_0", "Q4_0"});
+    EXPECT_FALSE(same_sweep(none, q));
+    EXPECT_FALSE(same_sweep(q, sweep_identity(k_model, {}, {}, {"Q8_0"})));
+    EXPECT_TRUE(same_sweep(q, sweep_identity(k_model, {}, {}, {"Q8_0", "Q4_0"})));
+    json old = none;
+    old.erase("quant");
+    old.erase("imatrix_content_ids");
+    EXPECT_TRUE(same_sweep(old, none));
+}
+
+// llama-quantize's names and ftypes, any case; an unknown one lists every valid name.
+TEST(Quantize, TypeNames) {
+    EXPECT_EQ(parse_quant_type("q4_k_m").ftype, int(LLAMA_FTYPE_MOSTLY_Q4_K_M));
+    EXPECT_STREQ(parse_quant_type("Q4_K").name, "Q4_K");
+    EXPECT_EQ(parse_quant_type("Q4_K").ftype, int(LLAMA_FTYPE_MOSTLY_Q4_K_M));
+    EXPECT_EQ(parse_quant_type("IQ4_XS").ftype, int(LLAMA_FTYPE_MOSTLY_IQ4_XS));
+    try {
+        parse_quant_type("Q9_9");
+        ADD_FAILURE() << "no error";
+    } catch (const UsageError & e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("'Q9_9'"), std::string::npos) << m;
+        for (const char * n : {"Q8_0", "Q5_0", "Q4_0", "Q4_K_M", "Q3_K_M", "IQ4_XS"})
+            EXPECT_NE(m.find(n), std::string::npos) << n << ": " << m;
+    }
+}
+
+// The importance matrix as llama-quantize hands its file to llama_model_quantize: per matrix
+// in_sum2 / count in float, 1 where a matrix saw no token.
+TEST(Quantize, ImatrixMeansAsLlamaQuantize) {
+    Imatrix m;
+    m.entries["blk.0.ffn_down_exps.weight"] = {2, {3.0, 5.0, 7.0, 9.0, 0.0, 0.0}, {3.0, 2.0, 0.0}};
+    const auto v                            = imatrix_means(m);
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].first, "blk.0.ffn_down_exps.weight");
+    EXPECT_EQ(v[0].second, (std::vector<float>{1.0f, 5.0f / 3.0f, 3.5f, 4.5f, 1.0f, 1.0f}));
+}
+
+// Through llama.h's llama_model_quantize: the committed model (Q8_0, rows 128 wide) to Q4_0 and
+// to Q4_K_M, whose 256-wide blocks do not fit its rows: llama.cpp falls back by itself and says
+// so; the output loads and decodes. An output over the input is refused before anything is
+// written, and an unknown type is a usage error.
+TEST(Quantize, CommittedModelRequantizedAndKQuantsFallBack) {
+    llama_backend_init();
+    const std::string dir = test::tmp_dir();
+    for (const char * type : {"Q4_0", "Q4_K_M"}) {
+        QuantizeRequest r;
+        r.input                 = k_model;
+        r.output                = dir + "/q-" + std::string(type) + ".gguf";
+        r.type                  = type;
+        r.n_threads             = 1;
+        const QuantizeOutcome q = quantize_model(r);
+        EXPECT_TRUE(q.requantized);
+        const GgufFile f = GgufFile::open(r.output);
+        EXPECT_EQ(f.get_uint("general.file_type"), uint64_t(parse_quant_type(type).ftype));
+        EXPECT_LT(std::filesystem::file_size(r.output), std::filesystem::file_size(k_model));
+        if (std::string(type) == "Q4_K_M") {
+            EXPECT_NE(q.fallback.find("fallback"), std::string::npos) << q.fallback;
+            bool q5 = false;
+            for (const TensorInfo & t : f.tensors())
+                q5 = q5 || t.type == GGML_TYPE_Q5_0;
+            EXPECT_TRUE(q5) << "Q4_K falls back to Q5_0 on 128-wide rows";
+        }
+        EXPECT_FALSE(test::decode_logits(r.output, "fn main() { let x = 1; }").empty()) << type;
+        for (const auto & e : std::filesystem::directory_iterator(dir))
+            EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+    }
+    const std::string copy = dir + "/in.gguf";
+    std::filesystem::copy_file(k_model, copy);
+    QuantizeRequest over;
+    over.input  = copy;
+    over.output = copy;
+    over.type   = "Q4_0";
+    EXPECT_THROW(quantize_model(over), Error);
+    EXPECT_EQ(std::filesystem::file_size(copy), std::filesystem::file_size(k_model));
+    over.output = dir + "/x.gguf";
+    over.type   = "Q4_Z";
+    EXPECT_THROW(quantize_model(over), UsageError);
+    EXPECT_FALSE(std::filesystem::exists(over.output));
+}
+
+// An importance matrix is checked against the model it quantizes: an entry for no weight of it,
+// or of another width or expert count (the unpruned model's on a pruned one), is refused naming
+// the file, before anything is written (llama.cpp would skip the first without a word).
+TEST(Quantize, ImatrixOfAnotherModelRefused) {
+    llama_backend_init();
+    const std::string dir    = test::tmp_dir();
+    auto              matrix = [](int64_t n_cols, size_t n_mat) {
+        ImatrixEntry e;
+        e.n_cols = n_cols;
+        e.in_sum2.assign(size_t(n_cols) * n_mat, 2.0);
+        e.counts.assign(n_mat, 4.0);
+        return e;
+    };
+    QuantizeRequest r;
+    r.input        = k_model;
+    r.output       = dir + "/q.gguf";
+    r.type         = "Q4_0";
+    r.n_threads    = 1;
+    r.imatrix_name = "m.imatrix.gguf";
+    for (const auto & [name, e] : std::vector<std::pair<std::string, ImatrixEntry>>{
+             {"blk.9.ffn_down_exps.weight", matrix(128, 16)},  // no such layer
+             {"blk.0.ffn_down_exps.weight", matrix(128, 12)},  // 12 experts: a pruned model's
+             {"blk.0.ffn_down_exps.weight", matrix(64, 16)}}) {
+        Imatrix m;
+        m.entries[name] = e;
+        r.imatrix       = &m;
+        try {
+            quantize_model(r);
+            ADD_FAILURE() << name << " accepted";
+        } catch (const Error & err) {
+            EXPECT_NE(std::string(err.what()).find("m.imatrix.gguf: not an importance matrix of tiny-moe-q8_0.gguf"),
+                      std::string::npos)
+                << err.what();
+        }
+        EXPECT_FALSE(std::filesystem::exists(r.output));
+    }
+    Imatrix good;
+    good.entries["blk.0.ffn_down_exps.weight"] = matrix(128, 16);
+    r.imatrix                                  = &good;
+    quantize_model(r);
+    EXPECT_EQ(GgufFile::open(r.output).get_str("quantize.imatrix.file"), "m.imatrix.gguf");
+}
+
+std::vector<std::string> quant_sweep_args(const std::string & out) {
+    auto args = sweep_args(out);
+    for (size_t i = 0; i < args.size(); i++) {
+        if (args[i] == "--ratios") args[i + 1] = "0.25";
+        if (args[i] == "--criteria") args[i + 1] = "reap";
+        if (args[i] == "--max-kl") args[i + 1] = "0.5";
+    }
+    args.insert(args.end(), {"--quant", "Q8_0,Q4_0"});
+    return args;
+}
+
+// sweep --quant end to end on the committed model: the base and the pruned model, each
+// unquantized and quantized to both types with its own importance matrix, every point evaluated
+// (so every quantized file loaded in llama.cpp), the answer one of the points, the other files
+// removed; --resume --keep-all reuses the answer and remakes the others.
+TEST(Sweep, QuantizedPointsEndToEnd) {
+    const std::string out = test::tmp_dir() + "/sweep";
+    const auto        r   = test::run_reap(quant_sweep_args(out));
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const json rep = json::parse(test::read_text(out + "/sweep.json"));
+    // reap-25 unquantized, base x {Q8_0, Q4_0}, reap-25 x {Q8_0, Q4_0}.
+    ASSERT_EQ(rep["models"].size(), 5u) << rep.dump();
+    EXPECT_EQ(rep["quant"], json({"Q8_0", "Q4_0"}));
+    EXPECT_EQ(rep["base"]["quant"], "none");
+    std::map<std::string, json> by_point;
+    size_t                      chosen = 0, front = 0;
+    for (const json & m : rep["models"]) {
+        const std::string key = m["criterion"].get<std::string>() + "/" + m["quant"].get<std::string>();
+        by_point[key]         = m;
+        const double kl       = m["worst_kl"].is_number() ? m["worst_kl"].get<double>() : m["kl_mean"].get<double>();
+        EXPECT_TRUE(std::isfinite(kl) && kl >= 0) << m.dump();
+        EXPECT_TRUE(std::isfinite(m["ppl"].get<double>())) << m.dump();
+        EXPECT_GT(m["tokens_scored"].get<uint64_t>(), 0u) << "evaluated: loaded in llama.cpp " << m.dump();
+        front += m["on_frontier"].get<bool>();
+        if (m["chosen"].get<bool>()) {
+            chosen++;
+            EXPECT_TRUE(m["within_tolerance"].get<bool>());
+            EXPECT_EQ(last_line(r.out), m["path"].get<std::string>());
+            EXPECT_TRUE(std::filesystem::exists(m["path"].get<std::string>()));
+        } else {
+            EXPECT_FALSE(std::filesystem::exists(m["path"].get<std::string>())) << "not the answer, not removed";
+        }
+    }
+    for (const char * k : {"reap/none", "none/Q8_0", "none/Q4_0", "reap/Q8_0", "reap/Q4_0"})
+        ASSERT_TRUE(by_point.count(k)) << k << " " << rep.dump();
+    EXPECT_EQ(by_point["none/Q4_0"]["prune_ratio"], 0.0);
+    EXPECT_EQ(by_point["reap/Q4_0"]["prune_ratio"], 0.25);
+    EXPECT_TRUE(by_point["reap/Q4_0"]["imatrix"].get<bool>());
+    // Smaller by type and by pruning; Q4_0 loses more than Q8_0.
+    auto size = [&](const char * k) { return by_point[k]["file_size"].get<uint64_t>(); };
+    EXPECT_LT(size("none/Q4_0"), size("none/Q8_0"));
+    EXPECT_LT(size("reap/Q4_0"), size("none/Q4_0"));
+    EXPECT_LT(size("reap/Q4_0"), size("reap/none"));
+    EXPECT_GT(by_point["none/Q4_0"]["kl_mean"].get<double>(), by_point["none/Q8_0"]["kl_mean"].get<double>());
+    // The smallest point is always on the frontier.
+    EXPECT_TRUE(by_point["reap/Q4_0"]["on_frontier"].get<bool>());
+    EXPECT_GE(front, 1u);
+    ASSERT_EQ(chosen, 1u) << r.out;
+    // The answer is the smallest within tolerance over every point, whatever the mix.
+    for (const json & m : rep["models"]) {
+        if (m["within_tolerance"].get<bool>()) {
+            EXPECT_GE(m["file_size"].get<uint64_t>(), std::filesystem::file_size(last_line(r.out))) << m.dump();
+        }
+    }
+    // The profile's importance matrix stays with stats.json; pruned ones go with the non-answers.
+    EXPECT_TRUE(std::filesystem::exists(out + "/imatrix.gguf"));
+    EXPECT_EQ(std::filesystem::exists(out + "/reap-25.imatrix.gguf"), last_line(r.out) == out + "/reap-25.gguf");
+    for (const auto & e : std::filesystem::directory_iterator(out))
+        EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+    const std::string html = test::read_text(out + "/sweep.html");
+    EXPECT_NE(html.find("frontier"), std::string::npos);
+    EXPECT_NE(html.find("class=\"on-front\""), std::string::npos);
+    EXPECT_NE(html.find("<th>quant</th>"), std::string::npos);
+    EXPECT_NE(r.out.find("Q4_0"), std::string::npos) << "the table's quant column";
+    EXPECT_NE(r.err.find("requantizing"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("requantizing"), r.err.rfind("requantizing")) << "one note: " << r.err;
+
+    // Other quant types: another sweep, refused.
+    auto other   = quant_sweep_args(out);
+    other.back() = "Q8_0";
+    other.push_back("--resume");
+    const auto refused = test::run_reap(other);
+    EXPECT_EQ(refused.exit_code, 1) << refused.err;
+    EXPECT_NE(refused.err.find("quant types"), std::string::npos) << refused.err;
+
+    // --resume --keep-all: the answer reused as it is, every other point made again and kept.
+    struct stat before {
+    }, after{};
+    ASSERT_EQ(stat(last_line(r.out).c_str(), &before), 0);
+    auto args = quant_sweep_args(out);
+    args.insert(args.end(), {"--resume", "--keep-all"});
+    const auto resumed = test::run_reap(args);
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_EQ(last_line(resumed.out), last_line(r.out));
+    ASSERT_EQ(stat(last_line(r.out).c_str(), &after), 0);
+    EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec) << "the answer was made again, not reused";
+    for (const char * f :
+         {"reap-25.gguf", "base-Q8_0.gguf", "base-Q4_0.gguf", "reap-25-Q8_0.gguf", "reap-25-Q4_0.gguf"})
+        EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
+    // Each quantized file is its type, made with its own importance matrix (the pruned one's
+    // entries cut to the kept experts: llama.cpp refuses an expert tensor's imatrix of another size).
+    for (const char * f : {"base-Q4_0.gguf", "reap-25-Q4_0.gguf"}) {
+        const GgufFile g = GgufFile::open(out + "/" + f);
+        EXPECT_EQ(g.get_uint("general.file_type"), uint64_t(LLAMA_FTYPE_MOSTLY_Q4_0)) << f;
+        EXPECT_EQ(g.get_str("quantize.imatrix.file"),
+                  std::string(f) == "base-Q4_0.gguf" ? "imatrix.gguf" : "reap-25.imatrix.gguf");
+    }
+}
+
+// With --stats the base's importance matrix is --imatrix FILE; without it the points are
+// quantized without one, said once.
+TEST(Sweep, QuantWithStatsAndImatrixOrWithout) {
+    const std::string dir = test::tmp_dir(), first = dir + "/first";
+    ASSERT_EQ(test::run_reap(quant_sweep_args(first)).exit_code, 0);
+    for (bool with : {true, false}) {
+        const std::string out  = dir + (with ? "/with" : "/without");
+        auto              args = quant_sweep_args(out);
+        for (size_t i = 0; i < args.size(); i++) {
+            if (args[i] == "--calib") {
+                args[i]     = "--stats";
+                args[i + 1] = first + "/stats.json";
+            }
+        }
+        args.insert(args.end(), {"--keep-all"});
+        if (with) args.insert(args.end(), {"--imatrix", first + "/imatrix.gguf"});
+        const auto r = test::run_reap(args);
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        const size_t note = r.err.find("no importance matrix");
+        EXPECT_EQ(note == std::string::npos, with) << r.err;
+        EXPECT_EQ(note, r.err.rfind("no importance matrix")) << "said once: " << r.err;
+        const json rep = json::parse(test::read_text(out + "/sweep.json"));
+        for (const json & m : rep["models"]) {
+            if (m["quant"] != "none") {
+                EXPECT_EQ(m["imatrix"].get<bool>(), with) << m.dump();
+            }
+        }
+        for (const char * f : {"base-Q4_0.gguf", "reap-25-Q4_0.gguf"})
+            EXPECT_EQ(GgufFile::open(out + "/" + f).has_key("quantize.imatrix.file"), with) << f;
+        EXPECT_FALSE(std::filesystem::exists(out + "/imatrix.gguf")) << "no profile, no imatrix of its own";
+    }
+}
+
+// Every option of the quantized points is checked before any work: a type llama-quantize does
+// not have, one type given twice (an alias), --imatrix where the sweep collects its own or with
+// nothing to quantize: exit 2, no folder made.
+TEST(Sweep, QuantUsageErrorsBeforeAnyWork) {
+    const std::string imatrix = test::tmp_dir() + "/none.imatrix.gguf";
+    for (const auto & extra : std::vector<std::vector<std::string>>{{"--quant", "Q4_0,Q9_9"},
+                                                                    {"--quant", "Q4_K,Q4_K_M"},
+                                                                    {"--quant", "Q4_0", "--imatrix", imatrix},
+                                                                    {"--imatrix", imatrix}}) {
+        const std::string out  = test::tmp_dir() + "/s";
+        auto              args = sweep_args(out);
+        args.insert(args.end(), extra.begin(), extra.end());
+        const auto r = test::run_reap(args);
+        EXPECT_EQ(r.exit_code, 2) << extra[1] << ": " << r.err;
+        EXPECT_FALSE(std::filesystem::exists(out)) << extra[1];
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    }
+    auto args = sweep_args(test::tmp_dir() + "/s");
+    args.insert(args.end(), {"--quant", "q9_9"});
+    const auto r = test::run_reap(args);
+    EXPECT_NE(r.err.find("Q4_K_M"), std::string::npos) << "the valid names listed: " << r.err;
 }
 
 }  // namespace

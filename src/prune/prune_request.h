@@ -37,12 +37,19 @@ struct PruneRequest {
     std::vector<std::string> stats;
     std::vector<double>      stats_weights;  // one per stats file (empty: equal)
     StatsCombine             stats_combine = k_default_stats_combine;
+
+    // The base's importance matrix (gguf/imatrix_file.h) to cut to the kept experts, and where
+    // (default: the output's name with .imatrix.gguf). [Fields only here: the writer is on the
+    // imatrix-prune branch.]
+    std::string imatrix;
+    std::string imatrix_out;
 };
 
 struct PlannedOutput {
-    PruneJob                 job;          // the plan, the output name, the split size
-    uint64_t                 output_size;  // bytes of all its files
-    std::vector<std::string> files;        // what it writes (empty without an output)
+    PruneJob                 job;           // the plan, the output name, the split size
+    uint64_t                 output_size;   // bytes of all its files
+    std::vector<std::string> files;         // what it writes (empty without an output)
+    std::string              imatrix_file;  // the pruned importance matrix written ("" without --imatrix)
 };
 
 struct PruneOutcome {

@@ -11,8 +11,10 @@
 #include "eval/eval_output.h"
 #include "eval/evaluator.h"
 #include "gguf/gguf_file.h"
+#include "gguf/imatrix_file.h"
 #include "llama/context_size.h"
 #include "llama/llama_runtime.h"
+#include "llama/quantize.h"
 #include "model/open_model.h"
 #include "moe/expert_budget.h"
 #include "profile/profiler.h"
@@ -22,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 namespace fs = std::filesystem;
@@ -36,6 +39,50 @@ struct SweepPoint {
     double      prune_ratio;
     std::string path;
 };
+
+// One quantized model: the base (source_point none) or a pruned point, to one type.
+struct QuantPoint {
+    std::optional<size_t> source_point;  // index into the pruned points; none: the base
+    std::string           type;          // canonical name of llama/quantize.h's table
+    std::string           path;
+};
+
+// "reap-25.gguf" -> "reap-25-Q4_0.gguf"; the base -> "base-Q4_0.gguf".
+std::string quant_path(const std::string & out_dir, const std::string & source_file, const std::string & type) {
+    const std::string stem = source_file.substr(0, source_file.size() - 5);
+    return out_dir + "/" + stem + "-" + type + ".gguf";
+}
+
+// Where prune writes a pruned point's importance matrix (prune's default name).
+std::string pruned_imatrix_path(const std::string & point_path) {
+    return point_path.substr(0, point_path.size() - 5) + ".imatrix.gguf";
+}
+
+// The quant types as llama-quantize's table names them (any case given).
+std::vector<std::string> quant_names(const SweepOptions & o) {
+    std::vector<std::string> names;
+    for (const std::string & t : o.quant)
+        names.push_back(parse_quant_type(t).name);
+    return names;
+}
+
+// The base's importance matrix: collected by the sweep's profile, or --imatrix with --stats.
+std::string base_imatrix_path(const SweepOptions & o) {
+    if (o.quant.empty()) return "";
+    if (o.stats.empty()) return o.out_dir + "/imatrix.gguf";
+    return o.imatrix;
+}
+
+std::vector<QuantPoint> quant_points(const SweepOptions & o, const std::vector<SweepPoint> & points) {
+    std::vector<QuantPoint> q;
+    for (const std::string & t : quant_names(o))
+        q.push_back({std::nullopt, t, quant_path(o.out_dir, "base.gguf", t)});
+    for (size_t i = 0; i < points.size(); i++) {
+        for (const std::string & t : quant_names(o))
+            q.push_back({i, t, quant_path(o.out_dir, base_name(points[i].path), t)});
+    }
+    return q;
+}
 
 std::string point_file_name(Criterion c, double prune_ratio) {
     return strfmt("%s-%g.gguf", criterion_name(c), std::round(prune_ratio * 1000) / 10);
@@ -84,6 +131,7 @@ std::vector<std::string> profile_once(const SweepOptions & o) {
     p.model                      = o.model;
     p.data                       = o.calib;
     p.output                     = o.out_dir + "/stats.json";
+    p.imatrix                    = base_imatrix_path(o);  // with quant types: the base's importance matrix
     p.max_samples                = o.max_samples;
     p.resume                     = o.resume && fs::exists(p.output);
     p.progress                   = o.progress;  // the longest step on a large model: its own line
@@ -107,7 +155,9 @@ std::map<int, std::vector<uint64_t>> kept_in_file(const GgufFile & f) {
 }
 
 // Prunes one point, or with --resume reuses the file already there when it holds the same plan.
-void prune_point(const SweepOptions & o, const std::vector<std::string> & stats, const SweepPoint & p) {
+// `imatrix`: the base's importance matrix to cut with the model for its quantized points ("": none).
+void prune_point(const SweepOptions & o, const std::vector<std::string> & stats, const SweepPoint & p,
+                 const std::string & imatrix) {
     PruneRequest r;
     r.model         = o.model;
     r.stats         = stats;
@@ -117,6 +167,10 @@ void prune_point(const SweepOptions & o, const std::vector<std::string> & stats,
     r.criterion     = p.criterion;
     r.output        = p.path;
     r.show_progress = false;
+    if (!imatrix.empty()) {
+        r.imatrix     = imatrix;
+        r.imatrix_out = pruned_imatrix_path(p.path);
+    }
     if (fs::exists(p.path)) {
         if (!o.resume) fail("%s: exists; continue the sweep with --resume, or choose another -o", p.path.c_str());
         PruneRequest dry           = r;
@@ -137,9 +191,77 @@ void prune_point(const SweepOptions & o, const std::vector<std::string> & stats,
                 "another -o",
                 p.path.c_str(), criterion_name(p.criterion), base_name(o.model).c_str());
         }
-        return;
+        // The model is this plan's; its importance matrix went with the non-answers: prune again.
+        if (imatrix.empty() || fs::exists(r.imatrix_out)) return;
     }
     run_prune(r);
+}
+
+// STOPGAP until prune writes --imatrix-out (branch imatrix-prune): the base's importance matrix
+// cut to the experts `pruned` keeps (reap.prune.layer.N.kept, in that order), every other entry
+// as it is. Drop this function and its call once prune writes PlannedOutput::imatrix_file.
+void cut_imatrix_for(const std::string & pruned, const std::string & base_imatrix, const std::string & out) {
+    const GgufFile f    = GgufFile::open(pruned);
+    const auto     kept = kept_in_file(f);
+    Imatrix        m    = read_imatrix(base_imatrix);
+    for (auto & [name, e] : m.entries) {
+        int il = -1;
+        if (std::sscanf(name.c_str(), "blk.%d.", &il) != 1 || e.n_mat() <= 1) continue;
+        const auto   it = kept.find(il);
+        const auto * t  = f.find_tensor(name);
+        if (it == kept.end() || !t) continue;
+        const std::vector<uint32_t> keep(it->second.begin(), it->second.end());
+        if (t->ne[2] != int64_t(keep.size()))
+            fail("%s: %s has %lld experts, its plan keeps %zu", pruned.c_str(), name.c_str(), (long long) t->ne[2],
+                 keep.size());
+        e = select_matrices(e, keep);
+    }
+    write_imatrix(out, m);
+}
+
+// The GGUF general.file_type of `f` (-1 when absent).
+int64_t file_type_of(const GgufFile & f) {
+    const int64_t k = gguf_find_key(f.meta(), "general.file_type");
+    return k < 0 ? -1 : int64_t(gguf_get_val_u32(f.meta(), k));
+}
+
+// Quantizes one point, or with --resume reuses the file already there when it is this type of
+// this source (the same kept experts, the same file type, an importance matrix or none as now).
+void quantize_point(const SweepOptions & o, const QuantPoint & q, const std::string & source,
+                    const std::string & imatrix_path, bool & noted_requantize) {
+    const QuantType & type = parse_quant_type(q.type);
+    if (fs::exists(q.path)) {
+        if (!o.resume) fail("%s: exists; continue the sweep with --resume, or choose another -o", q.path.c_str());
+        const GgufFile f = GgufFile::open(q.path), src = GgufFile::open(source);
+        const bool     same_source =
+            kept_in_file(f) == kept_in_file(src) &&
+            (gguf_find_key(f.meta(), "reap.prune.source") < 0) == (gguf_find_key(src.meta(), "reap.prune.source") < 0);
+        const bool same_imatrix = (gguf_find_key(f.meta(), "quantize.imatrix.file") >= 0) == !imatrix_path.empty();
+        if (!same_source || file_type_of(f) != type.ftype || !same_imatrix) {
+            fail("%s: is not %s quantized to %s %s; remove it or choose another -o", q.path.c_str(),
+                 base_name(source).c_str(), type.name,
+                 imatrix_path.empty() ? "without an importance matrix" : "with its importance matrix");
+        }
+        return;
+    }
+    QuantizeRequest r;
+    r.input     = source;
+    r.output    = q.path;
+    r.type      = q.type;
+    r.n_threads = o.n_threads;
+    Imatrix m;
+    if (!imatrix_path.empty()) {
+        m              = read_imatrix(imatrix_path);
+        r.imatrix      = &m;
+        r.imatrix_name = base_name(imatrix_path);
+    }
+    r.note_requantize  = !noted_requantize;
+    const auto outcome = quantize_model(r);
+    noted_requantize   = noted_requantize || outcome.requantized;
+    if (!outcome.fallback.empty()) {
+        log_info("%s: %s (rows narrower than the type's blocks: llama.cpp's fallback types)", base_name(q.path).c_str(),
+                 outcome.fallback.c_str());
+    }
 }
 
 EvalOptions eval_options(const SweepOptions & o, int n_ctx) {
@@ -176,6 +298,17 @@ void check_sweep_options(const SweepOptions & o) {
     if (o.criteria.empty()) fail_usage("--criteria: give at least one criterion");
     for (const std::string & c : o.criteria)
         parse_criterion(c);
+    for (size_t i = 0; i < o.quant.size(); i++) {
+        const QuantType & t = parse_quant_type(o.quant[i]);
+        for (size_t j = 0; j < i; j++) {
+            if (parse_quant_type(o.quant[j]).ftype == t.ftype)
+                fail_usage("--quant: %s and %s are one type; give it once", o.quant[j].c_str(), t.name);
+        }
+    }
+    if (!o.imatrix.empty() && o.quant.empty())
+        fail_usage("--imatrix is the importance matrix of the quantized points: give --quant TYPE with it");
+    if (!o.imatrix.empty() && o.stats.empty())
+        fail_usage("--imatrix goes with --stats: with --calib the sweep's profile collects the importance matrix");
     check_sweep_tolerance(o.tolerance);
     check_prompt_budget_option(o.generation, o.n_ctx);
 }
@@ -187,16 +320,25 @@ SweepResult run_sweep(const SweepOptions & o) {
     StopSignalGuard               signals;
     const auto                    model    = open_model(o.model);
     const std::vector<SweepPoint> points   = sweep_points(o, model->shape());
-    const nlohmann::json          identity = sweep_identity(o.model, o.calib, o.stats);
-    const SweepFolder             folder(o.out_dir, identity, o.resume);
+    const std::vector<QuantPoint> qpoints  = quant_points(o, points);
+    const std::string             imatrix  = base_imatrix_path(o);
+    const nlohmann::json          identity = sweep_identity(o.model, o.calib, o.stats, quant_names(o), o.imatrix);
+    // --imatrix is read and checked against the model now, before any work: a broken file or
+    // another model's fails the sweep here, not after the prunes.
+    if (!o.imatrix.empty()) check_imatrix_fits(read_imatrix(o.imatrix), o.imatrix, o.model);
+    const SweepFolder folder(o.out_dir, identity, o.resume);
     // Every input of the eval (held-out texts, task files, prompts) is read and checked now,
     // before the profile: a task too long for -c failed the sweep after every model's eval.
     const int  n_ctx = resolve_ctx_size(o.n_ctx, o.model);  // one warning when beyond the trained context
     EvalInputs eval  = check_eval_inputs(eval_options(o, n_ctx));
     stop_point("checking the output folder (nothing was written)");
+    if (!qpoints.empty() && imatrix.empty()) {
+        log_warn("no importance matrix (--imatrix FILE with --stats): the quantized points are quantized without one");
+    }
 
-    // One line over the whole sweep: the profile, each prune, the base's and each model's eval.
-    const uint64_t steps = (o.stats.empty() ? 1 : 0) + 2 * points.size() + 1;
+    // One line over the whole sweep: the profile, each prune and quantization, the base's and each model's eval.
+    const size_t   n_models = points.size() + qpoints.size();
+    const uint64_t steps    = (o.stats.empty() ? 1 : 0) + points.size() + qpoints.size() + n_models + 1;
     Progress       progress("sweep", steps, "steps", o.progress);
     uint64_t       done = 0;
     progress.update(done, o.stats.empty() ? "profiling" : "", true);
@@ -205,27 +347,61 @@ SweepResult run_sweep(const SweepOptions & o) {
     stop_point("profiling");
     for (const SweepPoint & p : points) {
         progress.update(done, "pruning " + base_name(p.path), true);
-        prune_point(o, stats, p);
+        prune_point(o, stats, p, imatrix);
+        // STOPGAP (see cut_imatrix_for): prune cuts it once imatrix-prune is merged.
+        if (!imatrix.empty() && !fs::exists(pruned_imatrix_path(p.path)))
+            cut_imatrix_for(p.path, imatrix, pruned_imatrix_path(p.path));
         stop_point(("pruning " + base_name(p.path)).c_str());
         progress.update(++done, "", true);
     }
+    bool noted_requantize = false;
+    for (const QuantPoint & q : qpoints) {
+        progress.update(done, "quantizing " + base_name(q.path), true);
+        const std::string source         = q.source_point ? points[*q.source_point].path : o.model;
+        std::string       source_imatrix = imatrix;
+        if (q.source_point && !imatrix.empty()) {
+            source_imatrix = pruned_imatrix_path(source);
+            if (!fs::exists(source_imatrix)) {
+                fail("%s: prune wrote no importance matrix for %s", source_imatrix.c_str(), base_name(source).c_str());
+            }
+        }
+        quantize_point(o, q, source, source_imatrix, noted_requantize);
+        stop_point(("quantizing " + base_name(q.path)).c_str());
+        progress.update(++done, "", true);
+    }
 
+    // Every model of the sweep: the pruned points, then the quantized ones.
+    std::vector<std::string> paths;
     for (const SweepPoint & p : points)
-        eval.options.pruned.push_back(p.path);
+        paths.push_back(p.path);
+    for (const QuantPoint & q : qpoints)
+        paths.push_back(q.path);
+    for (const std::string & p : paths)
+        eval.options.pruned.push_back(p);
     // One run for all models: the base is loaded once for its logits, continuations and tasks.
-    progress.update(done, "evaluating the base and " + std::to_string(points.size()) + " models", true);
+    progress.update(done, "evaluating the base and " + std::to_string(paths.size()) + " models", true);
     const nlohmann::json        rows = eval_json(run_eval(eval), eval.options.convention);
-    const nlohmann::json        base = rows.at(0);
+    nlohmann::json              base = rows.at(0);
     std::vector<nlohmann::json> models;
-    for (size_t i = 0; i < points.size(); i++) {
+    base["quant"] = "none";
+    for (size_t i = 0; i < paths.size(); i++) {
         nlohmann::json entry = rows.at(i + 1);
-        entry["criterion"]   = criterion_name(points[i].criterion);
-        entry["prune_ratio"] = points[i].prune_ratio;
-        entry["keep_ratio"]  = 1.0 - points[i].prune_ratio;
-        entry["path"]        = points[i].path;
+        if (i < points.size()) {
+            entry["criterion"]   = criterion_name(points[i].criterion);
+            entry["prune_ratio"] = points[i].prune_ratio;
+            entry["quant"]       = "none";
+        } else {
+            const QuantPoint & q = qpoints[i - points.size()];
+            entry["criterion"]   = q.source_point ? criterion_name(points[*q.source_point].criterion) : "none";
+            entry["prune_ratio"] = q.source_point ? points[*q.source_point].prune_ratio : 0.0;
+            entry["quant"]       = q.type;
+            entry["imatrix"]     = !imatrix.empty();
+        }
+        entry["keep_ratio"] = 1.0 - entry["prune_ratio"].get<double>();
+        entry["path"]       = paths[i];
         models.push_back(entry);
     }
-    done += points.size() + 1;
+    done += paths.size() + 1;
     progress.update(done);
     progress.finish();
     stop_point("evaluating");
@@ -238,11 +414,17 @@ SweepResult run_sweep(const SweepOptions & o) {
         if (!why.empty()) models[i]["outside_tolerance"] = why;
         models[i]["chosen"] = best && *best == i;
     }
+    // The size/quality frontier over every point (sweep.html draws it).
+    const std::vector<size_t> front = pareto_frontier(models, base);
+    for (size_t i = 0; i < models.size(); i++)
+        models[i]["on_frontier"] = std::find(front.begin(), front.end(), i) != front.end();
     res.chosen_is_base = !best;
-    res.chosen         = best ? points[*best].path : o.model;
+    res.chosen         = best ? paths[*best] : o.model;
     res.report         = {{"identity", identity},
                           {"base", base},
                           {"models", models},
+                          {"quant", quant_names(o)},
+                          {"imatrix", imatrix.empty() ? nlohmann::json(nullptr) : nlohmann::json(imatrix)},
                           {"tolerance",
                            {{"max_kl", o.tolerance.max_kl},
                             {"max_degeneration", o.tolerance.max_degeneration},
@@ -255,8 +437,13 @@ SweepResult run_sweep(const SweepOptions & o) {
                       res.report.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     write_file_atomic(o.out_dir + "/sweep.html", sweep_html(res.report));
     if (!o.keep_all) {
-        for (size_t i = 0; i < points.size(); i++) {
-            if ((!best || *best != i) && points[i].path != res.chosen) fs::remove(points[i].path, ec);
+        // The answer stays, and a pruned answer's importance matrix with it (its quantization is
+        // the user's next step); every other model and pruned importance matrix goes.
+        for (size_t i = 0; i < paths.size(); i++) {
+            if ((!best || *best != i) && paths[i] != res.chosen) fs::remove(paths[i], ec);
+        }
+        for (const SweepPoint & p : points) {
+            if (p.path != res.chosen) fs::remove(pruned_imatrix_path(p.path), ec);
         }
     }
     return res;

@@ -9,6 +9,13 @@
 // unless keep_all), base-logits/ (the base's log-probabilities), sweep.json, sweep.html. OUTDIR is
 // new, empty, or this sweep's own (resume): what is there is then reused after it is checked to
 // belong to this model and these statistics; any other folder is refused before any work.
+//
+// With quant types (--quant Q8_0,Q4_0): the base and every pruned model are also quantized to
+// each type (llama/quantize.h), base-<TYPE>.gguf and <criterion>-<pct>-<TYPE>.gguf, each with its
+// own importance matrix: the base's from the sweep's profile (imatrix.gguf, kept like stats.json)
+// or --imatrix with --stats, a pruned model's cut from it by prune (<criterion>-<pct>.imatrix.gguf,
+// removed with the non-answers). Every point, pruned, quantized or both, is evaluated against the
+// unquantized base in the same run, and the answer is the smallest of them all within tolerance.
 #pragma once
 
 #include "eval/generation.h"
@@ -35,6 +42,8 @@ struct SweepOptions : LlamaFlags {
     std::string              out_dir;
     std::vector<double>      prune_ratios = {0.25, 0.5, 0.625, 0.75};  // fractions of experts removed
     std::vector<std::string> criteria     = {"reap", "frequency"};
+    std::vector<std::string> quant;    // llama-quantize's types (llama/quantize.h); none: no quantized points
+    std::string              imatrix;  // with stats: the base's importance matrix for the quantized points
     SweepTolerance           tolerance;
     int                      n_ctx       = k_ctx_size_not_given;  // eval windows (llama/context_size.h)
     int                      max_chunks  = -1;                    // eval windows per domain (-1: all)

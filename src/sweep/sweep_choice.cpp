@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace reap {
@@ -64,6 +65,29 @@ std::optional<size_t> choose_model(const std::vector<nlohmann::json> & models, c
         if (size < best_size || (size == best_size && worst_kl_of(models[i]) < worst_kl_of(models[*best]))) best = i;
     }
     return best;
+}
+
+std::vector<size_t> pareto_frontier(const std::vector<nlohmann::json> & models, const nlohmann::json & base) {
+    std::vector<size_t> order(models.size());
+    for (size_t i = 0; i < order.size(); i++)
+        order[i] = i;
+    auto size_of = [](const nlohmann::json & e) { return e.value("file_size", uint64_t(0)); };
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        const uint64_t sa = size_of(models[a]), sb = size_of(models[b]);
+        if (sa != sb) return sa < sb;
+        return worst_kl_of(models[a]) < worst_kl_of(models[b]);
+    });
+    std::vector<size_t> front;
+    double              best_kl = INFINITY;  // the lowest KL of every point at most this size
+    for (size_t i : order) {
+        const double kl = worst_kl_of(models[i]);
+        if (!(kl < best_kl)) continue;  // a smaller (or equal) point is at least as good
+        // The base is at its size with KL 0: a point as large or larger is beaten by it.
+        if (size_of(models[i]) >= size_of(base) && size_of(base) > 0) continue;
+        front.push_back(i);
+        best_kl = kl;
+    }
+    return front;
 }
 
 }  // namespace reap

@@ -36,4 +36,9 @@ double worst_kl_of(const nlohmann::json & entry);
 std::optional<size_t> choose_model(const std::vector<nlohmann::json> & models, const nlohmann::json & base,
                                    const SweepTolerance & t);
 
+// The size/quality frontier over every point, pruned, quantized or both: the indices into
+// `models` of the points no other point (nor the base, at its size and KL 0) beats on both file
+// size and worst-domain KL (smaller or equal on both, smaller on one), by increasing size.
+std::vector<size_t> pareto_frontier(const std::vector<nlohmann::json> & models, const nlohmann::json & base);
+
 }  // namespace reap

@@ -72,22 +72,34 @@ std::string some_of(const std::vector<std::string> & names) {
 }  // namespace
 
 nlohmann::json sweep_identity(const std::string & model, const std::vector<std::string> & calib,
-                              const std::vector<std::string> & stats) {
+                              const std::vector<std::string> & stats, const std::vector<std::string> & quant,
+                              const std::string & imatrix) {
     nlohmann::json calib_names = nlohmann::json::array();
     for (const std::string & c : calib)
         calib_names.push_back(base_name(c));
     std::string stats_label;  // "code.json", or "code.json+prose.json" for several sets
     for (const std::string & f : stats)
         stats_label += (stats_label.empty() ? "" : "+") + base_name(f);
-    return {{"model", base_name(model)}, {"model_content_id", model_content_id_text(GgufFile::open(model))},
-            {"calib", calib_names},      {"calib_content_ids", files_identity(calib)},
-            {"stats", stats_label},      {"stats_content_ids", files_identity(stats)}};
+    return {
+        {"model", base_name(model)},
+        {"model_content_id", model_content_id_text(GgufFile::open(model))},
+        {"calib", calib_names},
+        {"calib_content_ids", files_identity(calib)},
+        {"stats", stats_label},
+        {"stats_content_ids", files_identity(stats)},
+        {"quant", quant},
+        {"imatrix", imatrix.empty() ? "" : base_name(imatrix)},
+        {"imatrix_content_ids", files_identity(imatrix.empty() ? std::vector<std::string>{} : std::vector{imatrix})}};
 }
 
 bool same_sweep(const nlohmann::json & a, const nlohmann::json & b) {
     if (!a.is_object() || !b.is_object()) return false;
     for (const char * key : {"model_content_id", "calib_content_ids", "stats_content_ids"}) {
         if (!a.contains(key) || !b.contains(key) || a[key] != b[key]) return false;
+    }
+    // Records written before quantized points have neither key: no quant types, no imatrix.
+    for (const char * key : {"quant", "imatrix_content_ids"}) {
+        if (a.value(key, nlohmann::json::array()) != b.value(key, nlohmann::json::array())) return false;
     }
     return true;
 }
@@ -109,7 +121,7 @@ SweepFolder::SweepFolder(const std::string & dir, const nlohmann::json & identit
     if (!resume) fail("%s: holds a sweep already; continue it with --resume, or choose another -o", dir.c_str());
     const nlohmann::json old = read_json_file(record, "sweep record");
     if (!old.is_object() || !old.contains("identity") || !same_sweep(old["identity"], identity)) {
-        fail("%s: holds the sweep of another model or other statistics/calibration (%s); choose another -o",
+        fail("%s: holds the sweep of another model or other statistics/calibration/quant types (%s); choose another -o",
              dir.c_str(), old.is_object() && old.contains("identity") ? old["identity"].dump().c_str() : "no identity");
     }
     resumed_ = true;

@@ -18,13 +18,15 @@
 namespace reap {
 
 // What a sweep is: the files' names for the reader, and their content (gguf/content_id.h for the
-// model, the bytes of the statistics and calibration files, in order) for same_sweep.
+// model, the bytes of the statistics, calibration and importance-matrix files, in order) and the
+// quant types for same_sweep.
 nlohmann::json sweep_identity(const std::string & model, const std::vector<std::string> & calib,
-                              const std::vector<std::string> & stats);
+                              const std::vector<std::string> & stats, const std::vector<std::string> & quant = {},
+                              const std::string & imatrix = "");
 
 // Whether two identities are one sweep: by content only, so the same files copied or renamed
 // are the same sweep, and another fine-tune of the same name and size, or edited statistics,
-// are not.
+// are not; and the same quant types (a record without them: none).
 bool same_sweep(const nlohmann::json & a, const nlohmann::json & b);
 
 class SweepFolder {

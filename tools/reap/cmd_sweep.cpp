@@ -2,6 +2,7 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "llama/context_size.h"
+#include "llama/quantize.h"
 #include "prune/prune_request.h"
 #include "stats/criteria.h"
 #include "sweep/sweep.h"
@@ -32,15 +33,23 @@ void print_summary(const SweepResult & r) {
         for (const auto & [t, v] : base["tasks"].items())
             tasks.push_back(t);
     }
-    std::string head = strfmt("%-24s %10s %9s %9s %7s", "model", "size", "worst KL", "PPL", "top-1");
+    const bool  quant = !r.report.value("quant", nlohmann::json::array()).empty();
+    std::string head  = strfmt("%-24s %10s %9s %9s %7s", "model", "size", "worst KL", "PPL", "top-1");
+    if (quant) head = strfmt("%-28s %-8s %10s %9s %9s %7s", "model", "quant", "size", "worst KL", "PPL", "top-1");
     if (gen) head += strfmt(" %7s", "degen");
     for (const auto & t : tasks)
         head += strfmt(" %15s", t.c_str());
     std::printf("%s  within tolerance\n", head.c_str());
     auto line = [&](const nlohmann::json & e, const std::string & name, const std::string & verdict) {
-        std::string l =
-            strfmt("%-24s %10s %9.4f %9.3f %7.4f", name.c_str(), human_bytes(e.value("file_size", uint64_t(0))).c_str(),
-                   worst_kl_of(e), e.value("ppl", 0.0), e.value("top1_agreement", 0.0));
+        const std::string size = human_bytes(e.value("file_size", uint64_t(0)));
+        std::string       l    = strfmt("%-24s %10s %9.4f %9.3f %7.4f", name.c_str(), size.c_str(), worst_kl_of(e),
+                                        e.value("ppl", 0.0), e.value("top1_agreement", 0.0));
+        if (quant) {
+            const std::string q =
+                e.contains("quant") && e["quant"].is_string() ? e["quant"].get<std::string>() : "none";
+            l = strfmt("%-28s %-8s %10s %9.4f %9.3f %7.4f", name.c_str(), q.c_str(), size.c_str(), worst_kl_of(e),
+                       e.value("ppl", 0.0), e.value("top1_agreement", 0.0));
+        }
         if (gen) l += strfmt(" %7.3f", e["generation"].value("degeneration", 0.0));
         for (const auto & t : tasks)
             l += strfmt(" %15.3f", e["tasks"][t].value("accuracy", 0.0));
@@ -64,8 +73,8 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     auto   crits  = std::make_shared<std::string>("reap,frequency");
     auto * cmd    = app.add_subcommand(
            "sweep",
-           "profile once, prune at several ratios x criteria, evaluate each, and name the smallest model within "
-              "tolerance (last line of the output)");
+           "profile once, prune at several ratios x criteria (and quantize with --quant), evaluate each, and name "
+              "the smallest model within tolerance (last line of the output)");
     cmd->add_option("-m,--model", o->model, "base GGUF model")->required();
     cmd->add_option("--calib", o->calib, "calibration file(s) for the profile (as profile --data)");
     auto weights = std::make_shared<std::string>();
@@ -96,6 +105,14 @@ void add_sweep(CLI::App & app, CommandRun & run) {
         ->check(CLI::Range(0, 1 << 30));
     cmd->add_option("--ratios", *ratios, "fractions of the experts to remove, comma-separated");
     cmd->add_option("--criteria", *crits, "criteria, comma-separated (" + join(criterion_names(), ", ") + ")");
+    auto quant = std::make_shared<std::string>();
+    cmd->add_option("--quant", *quant,
+                    "also quantize the base and every pruned model to these llama-quantize types, comma-separated "
+                    "(e.g. Q8_0,Q4_K_M,IQ4_XS), each with its importance matrix, and evaluate every point (default: "
+                    "none)");
+    cmd->add_option("--imatrix", o->imatrix,
+                    "with --stats and --quant: the base's importance matrix (llama-imatrix's GGUF, or profile "
+                    "--imatrix); with --calib the sweep's profile collects it (default: none with --stats)");
     cmd->add_option("--max-kl", o->tolerance.max_kl, "tolerance: worst-domain mean KL divergence base -> model");
     cmd->add_option("--max-degeneration", o->tolerance.max_degeneration,
                     "tolerance: share of degenerate continuations (with --prompts)");
@@ -107,10 +124,18 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     cmd->add_option("--chunks", o->max_chunks, "eval windows per domain (-1: all)");
     cmd->add_option("--max-samples", o->max_samples, "calibration samples to profile (-1: all)");
     add_llama_flags(*cmd, *o);
-    cmd->add_flag("--resume", o->resume, "reuse the stats, pruned models and base logits already in the output folder");
-    cmd->add_flag("--keep-all", o->keep_all, "keep every pruned model (default: only the answer)");
+    cmd->add_flag(
+        "--resume", o->resume,
+        "reuse the stats, importance matrix, pruned and quantized models and base logits already in the output folder");
+    cmd->add_flag("--keep-all", o->keep_all,
+                  "keep every pruned and quantized model and pruned importance matrix (default: only the answer)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
-    cmd->callback([o, ratios, crits, weights, combine, &run]() {
+    cmd->callback([o, ratios, crits, weights, combine, quant, &run]() {
+        o->quant.clear();
+        if (!quant->empty()) {
+            for (const std::string & t : split_list(*quant))
+                o->quant.push_back(parse_quant_type(t).name);
+        }
         o->stats_combine = parse_stats_combine(*combine);
         if (!weights->empty()) o->stats_weights = parse_stats_weights(*weights, o->stats.size());
         o->prune_ratios.clear();
