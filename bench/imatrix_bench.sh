@@ -6,11 +6,11 @@
 # Two models: a synthetic qwen3moe with 16 layers, 64 experts top-8, n_embd 512, n_ff 512 and a
 # real vocabulary (llama.cpp's Qwen2 tokenizer, 151,936 tokens: bench/big_vocab_model.py), and the
 # committed trained model (data/models/tiny-moe-q8_0.gguf, a small vocabulary).
-# Calibration: data/text/*.txt concatenated. Wall time of each whole command (load included);
+# Calibration: data/text/*-heldout.txt, the first REAP_BENCH_BYTES (80000) bytes. Wall time of each whole command (load included);
 # runs alternate (a, imatrix, b, a, ...) and the medians are compared.
 #   bench/imatrix_bench.sh [BUILD_DIR] [REPEATS]
 # Environment: REAP_BENCH_THREADS (default: nproc), REAP_BENCH_CTX (default 512),
-# REAP_BENCH_VMODEL (the big-vocabulary model, already made).
+# REAP_BENCH_VMODEL (the big-vocabulary model, already made), REAP_BENCH_BYTES.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -29,7 +29,8 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(
 r() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'; }
 
-cat "$here"/data/text/*.txt > "$work/calib.txt"
+# The held-out prose and code: about 20k tokens in the Qwen2 vocabulary (REAP_BENCH_BYTES cuts it).
+cat "$here"/data/text/*-heldout.txt | head -c "${REAP_BENCH_BYTES:-80000}" > "$work/calib.txt"
 if [ -n "${REAP_BENCH_VMODEL:-}" ]; then
   ln -s "$(readlink -f "$REAP_BENCH_VMODEL")" "$work/v.gguf"
 else
