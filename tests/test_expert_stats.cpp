@@ -308,6 +308,10 @@ TEST(Criteria, ReapSqSumRanksByTheSumOfSquaresPerToken) {
     EXPECT_THROW(expert_scores(L, Criterion::imatrix_mean, 0, 0), Error);
     EXPECT_TRUE(criterion_info(Criterion::imatrix_sum).from_imatrix);
     EXPECT_FALSE(criterion_info(Criterion::reap_sq_sum).from_imatrix);
+    // reap report scores stats files: its choices leave the imatrix criteria out.
+    const auto report = criterion_names(true, true);
+    EXPECT_EQ(std::count(report.begin(), report.end(), "imatrix-sum"), 0);
+    EXPECT_EQ(std::count(report.begin(), report.end(), "reap-sq-sum"), 1);
 }
 
 // reap-renorm's sum: hand-computed mean, merges like the other sums, survives the stats file,

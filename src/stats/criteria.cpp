@@ -88,10 +88,11 @@ const CriterionInfo & criterion_info(Criterion c) {
     fail("criterion %d has no registry entry", int(c));
 }
 
-std::vector<std::string> criterion_names(bool describing_model_only) {
+std::vector<std::string> criterion_names(bool describing_model_only, bool stats_only) {
     std::vector<std::string> names;
     for (const auto & info : k_criteria) {
-        if (info.describes_model || !describing_model_only) names.push_back(info.name);
+        if ((info.describes_model || !describing_model_only) && !(stats_only && info.from_imatrix))
+            names.push_back(info.name);
     }
     return names;
 }

@@ -43,8 +43,10 @@ struct CriterionInfo {
 // Every criterion, in the order help lists them.
 const std::vector<CriterionInfo> & criteria();
 const CriterionInfo &              criterion_info(Criterion c);
-// Names for a CLI's choices; `describing_model_only`: without baselines such as random.
-std::vector<std::string> criterion_names(bool describing_model_only = false);
+// Names for a CLI's choices; `describing_model_only`: without baselines such as random;
+// `stats_only`: without the criteria an importance matrix gives (from_imatrix), which a stats
+// file cannot score (reap report).
+std::vector<std::string> criterion_names(bool describing_model_only = false, bool stats_only = false);
 
 Criterion    parse_criterion(const std::string & s);  // throws reap::Error naming the choices
 const char * criterion_name(Criterion c);
