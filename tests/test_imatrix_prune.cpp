@@ -255,6 +255,15 @@ TEST(ImatrixPrune, AnotherModelsImatrixIsRefusedAndNothingWritten) {
     EXPECT_EQ(reap_alone.exit_code, 2) << reap_alone.err;
     EXPECT_NE(reap_alone.err.find("imatrix-sum or imatrix-mean"), std::string::npos) << reap_alone.err;
 
+    // The model cannot be written (its folder is missing): its importance matrix, finished first,
+    // does not appear either, and no temporary of it is left.
+    const auto missing =
+        test::run_reap({"prune", "-m", model, "--stats", stats, "--keep-ratio", "0.5", "-o", dir + "/missing/x.gguf",
+                        "--imatrix", imatrix, "--imatrix-out", dir + "/alone.imatrix.gguf", "--no-progress"});
+    EXPECT_EQ(missing.exit_code, 1) << missing.err;
+    for (const auto & entry : fs::directory_iterator(dir))
+        EXPECT_EQ(entry.path().filename().string().find("alone"), std::string::npos) << entry.path();
+
     const std::string hf = dir + "/hf";
     fs::create_directories(hf);
     test::write_bytes(hf + "/config.json", "{}", 2);
