@@ -239,7 +239,8 @@ TEST(ImatrixPrune, AnotherModelsImatrixIsRefusedAndNothingWritten) {
     };
     refused({"--imatrix", other}, "another model");
     refused({"--imatrix", dir + "/renamed.gguf"}, "blk.7.ffn_down_exps.weight names no tensor");
-    refused({"--imatrix", dir + "/wide.gguf"}, "blk.1.attn_q.weight has 512 columns");
+    refused({"--imatrix", dir + "/wide.gguf"},
+            "blk.1.attn_q.weight has 512 columns x 1 matrices, the tensor's input is 256 wide x 1");
     refused({"--imatrix", dir + "/experts.gguf"}, "blk.1.ffn_up_exps.weight has 4 matrices, the tensor 16 experts");
     refused({"--imatrix", imatrix, "--imatrix-out", imatrix}, "is also an input");
     refused({"--imatrix", imatrix, "--imatrix-out", out}, "also given as another output");

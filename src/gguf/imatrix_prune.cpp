@@ -61,6 +61,19 @@ void check_imatrix_for_model(const Imatrix & m, const std::string & path, const 
             fail("%s: entry %s names no tensor of %s: an importance matrix of another model", path.c_str(),
                  name.c_str(), f.path().c_str());
         }
+        if (sliced.count(name) == 0) {
+            // A dense weight: llama-quantize takes n_cols x n_mat values for ne[0] x ne[2]; a 3-D one
+            // (MLA's attn_k_b) is one matrix of its matrices' columns side by side, as llama-imatrix
+            // files it.
+            if (e.n_cols * int64_t(e.n_mat()) != t->ne[0] * t->ne[2] || e.n_cols % t->ne[0] != 0) {
+                fail(
+                    "%s: entry %s has %lld columns x %zu matrices, the tensor's input is %lld wide x %lld: an "
+                    "importance matrix of another model",
+                    path.c_str(), name.c_str(), (long long) e.n_cols, e.n_mat(), (long long) t->ne[0],
+                    (long long) t->ne[2]);
+            }
+            continue;
+        }
         if (e.n_cols != t->ne[0]) {
             fail(
                 "%s: entry %s has %lld columns, the tensor's input width is %lld: an importance matrix of another "
@@ -69,9 +82,9 @@ void check_imatrix_for_model(const Imatrix & m, const std::string & path, const 
         }
         if (int64_t(e.n_mat()) != t->ne[2]) {
             fail(
-                "%s: entry %s has %zu matrices, the tensor %lld%s: an importance matrix of another model (or of "
-                "the model before pruning)",
-                path.c_str(), name.c_str(), e.n_mat(), (long long) t->ne[2], sliced.count(name) ? " experts" : "");
+                "%s: entry %s has %zu matrices, the tensor %lld experts: an importance matrix of another model (or "
+                "of the model before pruning)",
+                path.c_str(), name.c_str(), e.n_mat(), (long long) t->ne[2]);
         }
     }
 }

@@ -14,8 +14,10 @@
 namespace reap {
 
 // Refuses (reap::Error naming `path`) an importance matrix of another model: an entry that names
-// no tensor of `f`, a width other than the weight's ne[0], a number of matrices other than its
-// ne[2] (the expert count for an expert tensor). Before anything is written.
+// no tensor of `f`; for an expert tensor a width other than its ne[0] or a number of matrices
+// other than its expert count (ne[2]); for any other weight a size other than the ne[0] x ne[2]
+// values llama-quantize takes (a 3-D dense weight is one matrix of ne[0] x ne[2] columns, as
+// llama-imatrix files it). Before anything is written.
 void check_imatrix_for_model(const Imatrix & m, const std::string & path, const GgufFile & f, const MoeLayout & layout);
 
 // The importance matrix of the model `plan` makes: every entry of an expert tensor cut to the
