@@ -277,7 +277,8 @@ TEST(StatsMeta, SameModelCheck) {
 
 // Every registered criterion has a name that parses back, a meaning, and scores every expert.
 TEST(Criteria, RegistryEntriesAreComplete) {
-    const LayerStats L = sample_layer();
+    LayerStats L  = sample_layer();
+    L.imatrix_sum = {4.0, 2.0, 1.0, 0.0};  // what an importance matrix gives (gguf/imatrix_prune.h)
     for (const auto & c : criteria()) {
         EXPECT_EQ(parse_criterion(c.name), c.id);
         EXPECT_STREQ(criterion_name(c.id), c.name);
@@ -288,6 +289,29 @@ TEST(Criteria, RegistryEntriesAreComplete) {
     EXPECT_THROW(parse_criterion("nope"), Error);
     EXPECT_EQ(expert_scores(L, Criterion::reap, 0, 0), L.reap());
     EXPECT_EQ(expert_scores(L, Criterion::frequency, 0, 0), L.activation_frequency());
+}
+
+// reap-sq-sum: Σ (g‖f‖)² / all tokens of the layer, and the pruning order it gives, from
+// hand-computed sums; the imatrix criteria refuse statistics without an importance matrix's sums.
+TEST(Criteria, ReapSqSumRanksByTheSumOfSquaresPerToken) {
+    const LayerStats L = sample_layer();
+    // expert 0: 1.5² + 0.5² + 2² = 6.5; expert 1: 1² + 0² = 1; expert 2: 1.5² = 2.25; expert 3: never
+    const std::vector<double> want = {6.5 / 3, 1.0 / 3, 2.25 / 3, 0.0};
+    const auto                got  = expert_scores(L, Criterion::reap_sq_sum, 0, 0);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t e = 0; e < want.size(); e++)
+        EXPECT_DOUBLE_EQ(got[e], want[e]) << e;
+    // lowest first: 3 (never routed), 1, 2, 0
+    EXPECT_EQ(pruning_order({0, 1, 2, 3}, got, L.count), (std::vector<uint32_t>{3, 1, 2, 0}));
+    EXPECT_EQ(parse_criterion("reap-sq-sum"), Criterion::reap_sq_sum);
+    EXPECT_THROW(expert_scores(L, Criterion::imatrix_sum, 0, 0), Error);
+    EXPECT_THROW(expert_scores(L, Criterion::imatrix_mean, 0, 0), Error);
+    EXPECT_TRUE(criterion_info(Criterion::imatrix_sum).from_imatrix);
+    EXPECT_FALSE(criterion_info(Criterion::reap_sq_sum).from_imatrix);
+    // reap report scores stats files: its choices leave the imatrix criteria out.
+    const auto report = criterion_names(true, true);
+    EXPECT_EQ(std::count(report.begin(), report.end(), "imatrix-sum"), 0);
+    EXPECT_EQ(std::count(report.begin(), report.end(), "reap-sq-sum"), 1);
 }
 
 // reap-renorm's sum: hand-computed mean, merges like the other sums, survives the stats file,

@@ -4,9 +4,11 @@
 #pragma once
 
 #include "gguf/gguf_file.h"
+#include "gguf/imatrix_file.h"
 #include "gguf/moe_layout.h"
 #include "prune/model.h"
 
+#include <map>
 #include <optional>
 
 namespace reap {
@@ -27,11 +29,16 @@ public:
     std::vector<std::string> output_files(const PruneJob & job) const override;
     void                     write_pruned(const std::vector<PruneJob> & jobs, bool show_progress) const override;
     nlohmann::json           inspect_facts() const override;
+    void                     check_imatrix(const std::string & path) const override;
+    ExpertStats              imatrix_stats(const std::string & path) const override;
 
 private:
-    GgufFile                        file_;
-    MoeLayout                       layout_;  // points into file_'s tensors
-    mutable std::optional<MoeShape> shape_;
+    const Imatrix & imatrix(const std::string & path) const;  // read and checked once per path
+
+    GgufFile                               file_;
+    MoeLayout                              layout_;  // points into file_'s tensors
+    mutable std::optional<MoeShape>        shape_;
+    mutable std::map<std::string, Imatrix> imatrices_;
 };
 
 }  // namespace reap

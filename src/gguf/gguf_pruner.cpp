@@ -124,11 +124,8 @@ Recipe tensor_recipe(const GgufFile & in, const MoeLayout & layout, const Tensor
     if (e->role == ExpertRole::expert_ids) {
         r.remapped = remap_expert_ids(in, t, plan.layers.at(e->layer).kept);
     } else {
-        r.expert = e;
-        r.kept   = plan.layers.at(e->layer).kept;
-        if (e->role == ExpertRole::chunk_weights) {
-            r.kept = kept_chunks(r.kept, layout.experts_per_chunk);
-        }
+        r.expert         = e;
+        r.kept           = kept_slices(layout, *e, plan);
         ne[t.n_dims - 1] = int64_t(r.kept.size());
     }
     return r;
@@ -271,6 +268,11 @@ private:
 
 }  // namespace
 
+std::vector<uint32_t> kept_slices(const MoeLayout & layout, const ExpertTensor & e, const Plan & plan) {
+    const std::vector<uint32_t> & kept = plan.layers.at(e.layer).kept;
+    return e.role == ExpertRole::chunk_weights ? kept_chunks(kept, layout.experts_per_chunk) : kept;
+}
+
 uint64_t pruned_file_size(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
     return build_output(in, layout, plan, split_max).size;
 }
@@ -279,8 +281,8 @@ std::vector<std::string> pruned_file_names(const GgufFile & in, const MoeLayout 
     return split_file_names(job.output, build_output(in, layout, job.plan, job.split_max_bytes).n_files());
 }
 
-void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs,
-                 bool show_progress) {
+void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs, bool show_progress,
+                 const std::vector<GgufFileWriter *> & also) {
     std::vector<OutputLayout>             outs;
     std::vector<std::vector<std::string>> names;
     std::vector<std::string>              all_names;
@@ -310,7 +312,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
     progress.finish();
     // All parts of all outputs appear together or none does: a split set is never a mix of this
     // run and an earlier one (the caller's StopSignalGuard holds a signal until the renames are done).
-    std::vector<GgufFileWriter *> files;
+    std::vector<GgufFileWriter *> files = also;
     for (auto & wo : writers) {
         for (auto & w : wo)
             files.push_back(w.get());

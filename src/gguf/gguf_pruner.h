@@ -6,6 +6,7 @@
 #pragma once
 
 #include "gguf/gguf_file.h"
+#include "gguf/gguf_writer.h"
 #include "gguf/moe_layout.h"
 #include "prune/model.h"
 
@@ -13,6 +14,11 @@
 #include <vector>
 
 namespace reap {
+
+// The slices along the outer axis that the pruned `e` keeps under `plan`, ascending: the layer's
+// kept experts, or for GroveMoE's adjugate *_chexps the adjugate experts of the kept groups. The
+// one rule, for the tensors and for what is cut with them (gguf/imatrix_prune.h).
+std::vector<uint32_t> kept_slices(const MoeLayout & layout, const ExpertTensor & e, const Plan & plan);
 
 // Exact size in bytes of what `plan` would produce (all split files together): the one owner of
 // a GGUF's size after pruning (inspect and --dry-run, through GgufModel::pruned_size).
@@ -26,7 +32,9 @@ std::vector<std::string> pruned_file_names(const GgufFile & in, const MoeLayout 
 // Outputs are written to temporary files and renamed into place only when complete.
 // Throws reap::Error (unknown expert tensors, expert-id tensors that cannot be remapped, an
 // output that is the input, I/O errors); no partial output is left under a final name.
+// `also`: files finished elsewhere that appear with the outputs (committed together: a pruned
+// model's importance matrix).
 void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vector<PruneJob> & jobs,
-                 bool show_progress = true);
+                 bool show_progress = true, const std::vector<GgufFileWriter *> & also = {});
 
 }  // namespace reap

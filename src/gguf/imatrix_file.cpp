@@ -4,7 +4,6 @@
 #include "core/hash.h"
 #include "core/text.h"
 #include "gguf/gguf_file.h"
-#include "gguf/gguf_writer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -108,37 +107,38 @@ Imatrix read_imatrix(const std::string & path) {
     return m;
 }
 
-void write_imatrix(const std::string & path, const Imatrix & m) {
-    GgufContextPtr gguf(gguf_init_empty());
-    gguf_set_val_str(gguf.get(), "general.type", "imatrix");
+PendingImatrix::PendingImatrix(const std::string & path, const Imatrix & m) : gguf_(gguf_init_empty()) {
+    gguf_context * gguf = gguf_.get();
+    gguf_set_val_str(gguf, "general.type", "imatrix");
     std::vector<const char *> names;
     for (const std::string & d : m.datasets)
         names.push_back(d.c_str());
-    gguf_set_arr_str(gguf.get(), k_datasets, names.data(), names.size());
-    gguf_set_val_u32(gguf.get(), k_chunk_count, m.chunk_count);
-    gguf_set_val_u32(gguf.get(), k_chunk_size, m.chunk_size);
-    GgmlContextPtr tensors = tensor_meta_context(2 * m.entries.size());
+    gguf_set_arr_str(gguf, k_datasets, names.data(), names.size());
+    gguf_set_val_u32(gguf, k_chunk_count, m.chunk_count);
+    gguf_set_val_u32(gguf, k_chunk_size, m.chunk_size);
+    tensors_ = tensor_meta_context(2 * m.entries.size());
     for (const auto & [name, e] : m.entries) {  // std::map: sorted, as llama-imatrix writes them
-        ggml_tensor * s = ggml_new_tensor_2d(tensors.get(), GGML_TYPE_F32, e.n_cols, int64_t(e.n_mat()));
-        ggml_tensor * c = ggml_new_tensor_2d(tensors.get(), GGML_TYPE_F32, 1, int64_t(e.n_mat()));
+        ggml_tensor * s = ggml_new_tensor_2d(tensors_.get(), GGML_TYPE_F32, e.n_cols, int64_t(e.n_mat()));
+        ggml_tensor * c = ggml_new_tensor_2d(tensors_.get(), GGML_TYPE_F32, 1, int64_t(e.n_mat()));
         ggml_set_name(s, (name + k_in_sum2).c_str());
         ggml_set_name(c, (name + k_counts).c_str());
-        gguf_add_tensor(gguf.get(), s);
-        gguf_add_tensor(gguf.get(), c);
+        gguf_add_tensor(gguf, s);
+        gguf_add_tensor(gguf, c);
     }
-    GgufFileWriter     w(path, gguf.get());
+    file_ = std::make_unique<GgufFileWriter>(path, gguf);
     std::vector<float> buf;
     auto               put = [&](const std::vector<double> & v) {
         buf.assign(v.begin(), v.end());
-        w.write(buf.data(), buf.size() * sizeof(float));
-        w.end_tensor();
+        file_->write(buf.data(), buf.size() * sizeof(float));
+        file_->end_tensor();
     };
     for (const auto & [name, e] : m.entries) {
         put(e.in_sum2);
         put(e.counts);
     }
-    w.commit();
 }
+
+void write_imatrix(const std::string & path, const Imatrix & m) { PendingImatrix(path, m).file().commit(); }
 
 void add_imatrix(Imatrix & into, const Imatrix & other, const std::string & what) {
     if (into.entries.empty()) {

@@ -11,8 +11,11 @@
 // shapes consistent, the values finite and not negative.
 #pragma once
 
+#include "gguf/gguf_writer.h"
+
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +43,20 @@ Imatrix read_imatrix(const std::string & path);
 // Writes `m` as llama-imatrix does (names sorted, in_sum2 then counts; values as F32), to a
 // temporary renamed into place.
 void write_imatrix(const std::string & path, const Imatrix & m);
+
+// write_imatrix's file written to its temporary, not yet renamed: `file()` goes to
+// commit_together with other files (a pruned model and its importance matrix appear together, or
+// neither does). Dropped uncommitted, the temporary goes.
+class PendingImatrix {
+public:
+    PendingImatrix(const std::string & path, const Imatrix & m);
+    GgufFileWriter & file() { return *file_; }
+
+private:
+    GgufContextPtr                  gguf_;
+    GgmlContextPtr                  tensors_;
+    std::unique_ptr<GgufFileWriter> file_;
+};
 
 // Adds `other` into `into` (sums and counts add, datasets not yet named are appended, chunk counts add): what
 // llama-imatrix --in-file does with several files. Throws when an entry's shape differs or the

@@ -23,6 +23,9 @@ struct PruneJob {
     std::string output;
     uint64_t    split_max_bytes = 0;  // GGUF, > 0: "<output minus .gguf>-0000k-of-0000n.gguf" files
                                       // holding at most this much tensor data each (at least one tensor)
+    // --imatrix (GGUF only): llama.cpp's importance matrix of the input, and where the pruned
+    // model's goes (one file, whatever the splits), committed with the model. Both empty: none.
+    std::string imatrix{}, imatrix_out{};
 };
 
 class Model {
@@ -45,6 +48,14 @@ public:
     virtual std::vector<std::string> output_files(const PruneJob & job) const = 0;
     // Writes every job's output in one pass over the input; nothing under a final name on failure.
     virtual void write_pruned(const std::vector<PruneJob> & jobs, bool show_progress) const = 0;
+
+    // --imatrix: reads llama.cpp's importance matrix at `path` and refuses one of another model
+    // (entry names, widths, expert counts), naming the file; before anything is written. A format
+    // without one (a Hugging Face folder) refuses it: the default.
+    virtual void check_imatrix(const std::string & path) const;
+    // The statistics the imatrix criteria rank by (stats/criteria.h, LayerStats::imatrix_sum), from
+    // the importance matrix at `path` (checked as check_imatrix does) and the model's weights.
+    virtual ExpertStats imatrix_stats(const std::string & path) const;
 
     // What `reap inspect` reports about the model, without the sizes after pruning.
     virtual nlohmann::json inspect_facts() const = 0;

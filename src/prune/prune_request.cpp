@@ -151,6 +151,23 @@ void report_convergence(Plan & p, const CalibrationSets & sets, const MoeShape &
 
 void check_prune_request(const PruneRequest & r) {
     if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
+    if (!r.imatrix_out.empty() && r.imatrix.empty())
+        fail_usage("--imatrix-out names the pruned --imatrix; give --imatrix");
+    const bool from_imatrix = criterion_info(r.criterion).from_imatrix;
+    if (r.plan.empty() && from_imatrix) {
+        if (r.imatrix.empty()) {
+            fail_usage("--criterion %s ranks experts from an importance matrix: give --imatrix FILE",
+                       criterion_name(r.criterion));
+        }
+        if (!r.stats.empty()) {
+            fail_usage("--criterion %s ranks experts from --imatrix alone; do not combine it with --stats",
+                       criterion_name(r.criterion));
+        }
+    }
+    if (r.plan.empty() && r.stats.empty() && !r.imatrix.empty() && !from_imatrix) {
+        fail_usage("--criterion %s reads --stats; with --imatrix alone choose --criterion imatrix-sum or imatrix-mean",
+                   criterion_name(r.criterion));
+    }
     if (!r.plan.empty()) {
         if (!r.stats.empty() || !r.keep_ratios.empty() || r.keep || r.prune) {
             fail_usage(
@@ -158,16 +175,56 @@ void check_prune_request(const PruneRequest & r) {
         }
         return;
     }
-    check_stats_options(r.stats, r.stats_weights, r.stats_combine);
+    if (!from_imatrix) check_stats_options(r.stats, r.stats_weights, r.stats_combine);
     const int n_amounts = int(!r.keep_ratios.empty()) + int(r.keep.has_value()) + int(r.prune.has_value());
     if (n_amounts != 1) fail_usage("give exactly one of --keep-ratio, --keep, --prune");
 }
 
-std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape) {
+std::string default_imatrix_output(const std::string & output) {
+    const std::string ext = ".gguf";
+    return ends_with(output, ext.c_str()) ? output.substr(0, output.size() - ext.size()) + ".imatrix.gguf"
+                                          : output + ".imatrix.gguf";
+}
+
+std::string imatrix_output_name(const PruneRequest & r, const std::string & output, double keep_ratio, bool several) {
+    if (r.imatrix.empty() || output.empty()) return "";
+    if (!r.imatrix_out.empty()) return ratio_output_name(r.imatrix_out, keep_ratio, several);
+    return default_imatrix_output(output);
+}
+
+namespace {
+
+// The plans of an imatrix criterion: the scores of `stats` (Model::imatrix_stats), no super-expert
+// protection (an importance matrix holds no output maxima), no convergence (no milestones).
+std::vector<Plan> imatrix_plans(const PruneRequest & r, const MoeShape & shape, const ExpertStats & stats) {
+    if (r.protect_super_experts) {
+        log_info("%s: an importance matrix has no expert output maxima: super experts are not protected",
+                 r.imatrix.c_str());
+    }
+    std::vector<Plan> plans;
+    for (uint32_t kept : kept_counts(r, shape)) {
+        Plan p               = make_plan(stats, shape, r.criterion, kept, r.seed);
+        p.model              = base_name(r.model);
+        p.stats              = r.imatrix;
+        p.router_fingerprint = shape.router_fingerprint;
+        if (!shape.router_norms.empty()) p.router_norms = {*shape.router_norms.begin()};
+        plans.push_back(std::move(p));
+    }
+    return plans;
+}
+
+}  // namespace
+
+std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape, const ExpertStats * imatrix_stats) {
     if (!r.plan.empty()) {
         Plan p = Plan::load(r.plan);
         check_plan(p, shape, r.plan);
         return {p};
+    }
+    if (criterion_info(r.criterion).from_imatrix) {
+        if (imatrix_stats == nullptr)
+            fail("--criterion %s: no importance matrix was read", criterion_name(r.criterion));
+        return imatrix_plans(r, shape, *imatrix_stats);
     }
     const auto            counts = kept_counts(r, shape);
     const CalibrationSets sets   = load_calibration_sets(r.stats, r.stats_weights, r.stats_combine);
@@ -206,11 +263,14 @@ void refuse_prune_outputs_over_inputs(const PruneRequest & r, const PruneOutcome
                                       std::vector<std::string> model_inputs) {
     std::vector<std::string> outputs = {r.plan_out};
     if (!r.dry_run) {
-        for (const auto & o : out.outputs)
+        for (const auto & o : out.outputs) {
             outputs.insert(outputs.end(), o.files.begin(), o.files.end());
+            outputs.push_back(o.imatrix_file);
+        }
     }
     model_inputs.insert(model_inputs.end(), r.stats.begin(), r.stats.end());
     model_inputs.push_back(r.plan);
+    model_inputs.push_back(r.imatrix);
     refuse_clashing_outputs(outputs, model_inputs);
 }
 
@@ -223,6 +283,7 @@ void finish_plan_report(const PruneRequest & r, PruneOutcome & out) {
         j["original_size"] = out.original_size;
         j["output_size"]   = o.output_size;
         if (!r.output.empty()) j["output_files"] = o.files;
+        if (!o.imatrix_file.empty()) j["imatrix_file"] = o.imatrix_file;
         report.push_back(j);
     }
     out.plan_report = report.size() == 1 ? report[0] : nlohmann::json{{"plans", report}};
@@ -246,13 +307,20 @@ PruneOutcome run_prune(const PruneRequest & r, const Model & m) {
     check_prune_request(r);
     m.check_split(r.split_max_bytes);
     PruneOutcome out;
-    out.original_size             = m.size();
-    const std::vector<Plan> plans = plans_for_request(r, m.shape());
+    out.original_size = m.size();
+    // An importance matrix of another model is refused before anything is written.
+    if (!r.imatrix.empty()) m.check_imatrix(r.imatrix);
+    std::optional<ExpertStats> imatrix_stats;
+    if (r.plan.empty() && criterion_info(r.criterion).from_imatrix) imatrix_stats = m.imatrix_stats(r.imatrix);
+    const std::vector<Plan> plans   = plans_for_request(r, m.shape(), imatrix_stats ? &*imatrix_stats : nullptr);
+    const bool              several = plans.size() > 1;
     for (const auto & p : plans) {
         PlannedOutput o;
-        o.job         = {p, r.output.empty() ? "" : ratio_output_name(r.output, p.keep_ratio, plans.size() > 1),
-                         r.split_max_bytes};
-        o.output_size = m.pruned_size(p, r.split_max_bytes);
+        o.job = {p, r.output.empty() ? "" : ratio_output_name(r.output, p.keep_ratio, several), r.split_max_bytes};
+        o.job.imatrix     = r.imatrix;
+        o.job.imatrix_out = imatrix_output_name(r, o.job.output, p.keep_ratio, several);
+        o.imatrix_file    = o.job.imatrix_out;
+        o.output_size     = m.pruned_size(p, r.split_max_bytes);
         if (!r.output.empty()) o.files = m.output_files(o.job);
         out.outputs.push_back(std::move(o));
     }

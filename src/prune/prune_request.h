@@ -31,25 +31,25 @@ struct PruneRequest {
     bool                    allow_incomplete      = false;  // accept stats of an unfinished profile run
     bool                    protect_super_experts = true;   // keep super experts (stats/super_experts.h)
     bool                    show_progress         = true;
+    // --imatrix: llama.cpp's importance matrix of the input (GGUF only), pruned with the model to
+    // imatrix_out (default: the output's name with .gguf replaced by .imatrix.gguf; with several
+    // ratios each output's own, and imatrix_out takes {keep} as the output does), written only with
+    // the model. Without stats, the imatrix criteria (imatrix-sum, imatrix-mean) rank from it.
+    std::string imatrix;
+    std::string imatrix_out;
 
     // The statistics (instead of `plan`): one stats file, or several calibration sets of the same
     // model combined into one score per expert (stats/stats_combine.h).
     std::vector<std::string> stats;
     std::vector<double>      stats_weights;  // one per stats file (empty: equal)
     StatsCombine             stats_combine = k_default_stats_combine;
-
-    // The base's importance matrix (gguf/imatrix_file.h) to cut to the kept experts, and where
-    // (default: the output's name with .imatrix.gguf). [Fields only here: the writer is on the
-    // imatrix-prune branch.]
-    std::string imatrix;
-    std::string imatrix_out;
 };
 
 struct PlannedOutput {
     PruneJob                 job;           // the plan, the output name, the split size
     uint64_t                 output_size;   // bytes of all its files
     std::vector<std::string> files;         // what it writes (empty without an output)
-    std::string              imatrix_file;  // the pruned importance matrix written ("" without --imatrix)
+    std::string              imatrix_file;  // the pruned importance matrix it writes (empty: none)
 };
 
 struct PruneOutcome {
@@ -72,10 +72,21 @@ uint64_t parse_split_size(const std::string & s, const char * option = "--split-
 // "out.gguf" -> "out-keep0.50.gguf" for one of several ratios, or "{keep}" in the name replaced.
 std::string ratio_output_name(const std::string & pattern, double keep_ratio, bool several);
 
+// "out.gguf" -> "out.imatrix.gguf" (a name without .gguf gets .imatrix.gguf added): where the
+// pruned importance matrix of an output goes by default.
+std::string default_imatrix_output(const std::string & output);
+// The pruned importance matrix of the output `output` (one of several when `several`) keeping
+// `keep_ratio`: r.imatrix_out through ratio_output_name, or default_imatrix_output(output); ""
+// without --imatrix or an output.
+std::string imatrix_output_name(const PruneRequest & r, const std::string & output, double keep_ratio, bool several);
+
 // The plans of the request for a model of `shape` (any format): the saved plan, or one plan per
-// kept count from the stats (checked against the model: check_stats_match). `r` has passed
-// check_prune_request (run_prune checks it first).
-std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape);
+// kept count from the stats (checked against the model: check_stats_match), or for an imatrix
+// criterion from `imatrix_stats` (Model::imatrix_stats; then super experts are not protected: an
+// importance matrix has no output maxima). `r` has passed check_prune_request (run_prune checks
+// it first).
+std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & shape,
+                                    const ExpertStats * imatrix_stats = nullptr);
 
 // Refuses (before anything is written) an output (--plan-out, every file or folder of every
 // model output unless a dry run) that is one of the inputs (`model_inputs`: the model's files or

@@ -10,11 +10,13 @@ Report build_report(const std::vector<ReportFile> & files, const ReportOptions &
     if (files.empty()) {
         fail("no stats files to report on");
     }
-    if (!criterion_info(opts.criterion).describes_model) {
+    if (!criterion_info(opts.criterion).describes_model || criterion_info(opts.criterion).from_imatrix) {
         std::string choices;
-        for (const auto & name : criterion_names(true))
+        for (const auto & name : criterion_names(true, true))
             choices += (choices.empty() ? "" : ", ") + name;
-        fail("the %s criterion says nothing about the experts; choose %s", criterion_name(opts.criterion),
+        fail("the %s criterion %s; choose %s", criterion_name(opts.criterion),
+             criterion_info(opts.criterion).from_imatrix ? "reads an importance matrix, not stats files"
+                                                         : "says nothing about the experts",
              choices.c_str());
     }
     MoeShape one_expert;

@@ -24,6 +24,9 @@ std::vector<double> score_weighted_frequency(const LayerStats & L, uint64_t, int
 std::vector<double> score_reap_renorm(const LayerStats & L, uint64_t, int) { return L.reap_renorm(); }
 std::vector<double> score_reap_sum(const LayerStats & L, uint64_t, int) { return L.reap_per_token(); }
 std::vector<double> score_ean_sum(const LayerStats & L, uint64_t, int) { return L.ean_per_token(); }
+std::vector<double> score_reap_sq_sum(const LayerStats & L, uint64_t, int) { return L.reap_sq_per_token(); }
+std::vector<double> score_imatrix_sum(const LayerStats & L, uint64_t, int) { return L.imatrix_per_token(); }
+std::vector<double> score_imatrix_mean(const LayerStats & L, uint64_t, int) { return L.imatrix_mean(); }
 std::vector<double> score_max_activation(const LayerStats & L, uint64_t, int) { return L.output_max(); }
 
 // A reproducible baseline: a uniform value keyed by (seed, layer, expert).
@@ -37,29 +40,41 @@ std::vector<double> score_random(const LayerStats & L, uint64_t seed, int layer)
 const std::vector<CriterionInfo> k_criteria = {
     {Criterion::reap, "reap",
      "mean of gate weight \u00d7 \u2016expert output\u2016 over the tokens routed to the expert (REAP)",
-     "reap_sum, activation_counts", true, score_reap},
+     "reap_sum, activation_counts", true, false, score_reap},
     {Criterion::ean, "ean", "mean \u2016expert output\u2016 over the tokens routed to the expert (EAN)",
-     "ean_sum, activation_counts", true, score_ean},
+     "ean_sum, activation_counts", true, false, score_ean},
     {Criterion::frequency, "frequency", "share of the layer's tokens routed to the expert",
-     "activation_counts, total_tokens", true, score_frequency},
+     "activation_counts, total_tokens", true, false, score_frequency},
     {Criterion::weighted_frequency, "weighted-frequency", "activation frequency \u00d7 mean gate weight",
-     "activation_counts, total_tokens, gate_sum", true, score_weighted_frequency},
+     "activation_counts, total_tokens, gate_sum", true, false, score_weighted_frequency},
     {Criterion::reap_renorm, "reap-renorm",
      "mean of gate weight \u00d7 \u2016expert output \u2212 renormalised mean of the other selected experts' "
      "outputs\u2016: what dropping the expert changes when the router renormalises (experimental)",
-     "reap_renorm_sum, activation_counts", true, score_reap_renorm},
+     "reap_renorm_sum, activation_counts", true, false, score_reap_renorm},
     {Criterion::reap_sum, "reap-sum",
      "sum of gate weight \u00d7 \u2016expert output\u2016 over the routed tokens / all tokens of the layer: the "
      "expert's expected contribution per token (frequency-weighted REAP; weighted_ean_sum in Cerebras' reference "
      "implementation)",
-     "reap_sum, total_tokens", true, score_reap_sum},
+     "reap_sum, total_tokens", true, false, score_reap_sum},
     {Criterion::ean_sum, "ean-sum",
      "sum of \u2016expert output\u2016 over the routed tokens / all tokens of the layer (frequency-weighted EAN)",
-     "ean_sum, total_tokens", true, score_ean_sum},
+     "ean_sum, total_tokens", true, false, score_ean_sum},
+    {Criterion::reap_sq_sum, "reap-sq-sum",
+     "sum of (gate weight \u00d7 \u2016expert output\u2016)\u00b2 over the routed tokens / all tokens of the "
+     "layer: the expert's expected squared contribution per token",
+     "reap_sq_sum, total_tokens", true, false, score_reap_sq_sum},
     {Criterion::max_activation, "max-activation",
      "largest |element| of the expert output over the routed tokens (the super-expert signal, arXiv 2507.23279)",
-     "max_activation", true, score_max_activation},
-    {Criterion::random, "random", "random (a baseline; ignores the statistics)", "nothing", false, score_random},
+     "max_activation", true, false, score_max_activation},
+    {Criterion::imatrix_sum, "imatrix-sum",
+     "from an importance matrix alone (--imatrix, no --stats): S = \u03a3_j \u2016W_down[:, j]\u2016\u00b2 "
+     "\u00b7 \u03a3x_j\u00b2 (an estimate of \u03a3\u2016expert output\u2016\u00b2 over the routed tokens, "
+     "gate not included) / all tokens of the layer (\u03a3 counts / experts used per token)",
+     "imatrix: ffn_down_exps in_sum2 and counts, the model's ffn_down_exps weights", true, true, score_imatrix_sum},
+    {Criterion::imatrix_mean, "imatrix-mean",
+     "from an importance matrix alone (--imatrix, no --stats): the same S / the tokens routed to the expert",
+     "imatrix: ffn_down_exps in_sum2 and counts, the model's ffn_down_exps weights", true, true, score_imatrix_mean},
+    {Criterion::random, "random", "random (a baseline; ignores the statistics)", "nothing", false, false, score_random},
 };
 
 }  // namespace
@@ -73,10 +88,11 @@ const CriterionInfo & criterion_info(Criterion c) {
     fail("criterion %d has no registry entry", int(c));
 }
 
-std::vector<std::string> criterion_names(bool describing_model_only) {
+std::vector<std::string> criterion_names(bool describing_model_only, bool stats_only) {
     std::vector<std::string> names;
     for (const auto & info : k_criteria) {
-        if (info.describes_model || !describing_model_only) names.push_back(info.name);
+        if ((info.describes_model || !describing_model_only) && !(stats_only && info.from_imatrix))
+            names.push_back(info.name);
     }
     return names;
 }

@@ -20,7 +20,10 @@ enum class Criterion {
     reap_renorm,
     reap_sum,
     ean_sum,
+    reap_sq_sum,
     max_activation,
+    imatrix_sum,
+    imatrix_mean,
     random
 };
 
@@ -30,6 +33,9 @@ struct CriterionInfo {
     const char * meaning;          // one line for help and the report
     const char * reads;            // which sums of LayerStats the score is computed from
     bool         describes_model;  // false for a baseline that ignores the statistics (random)
+    // true: scores from an importance matrix and the model's weights (prune --imatrix, no --stats:
+    // gguf/imatrix_prune.h), not from a stats file
+    bool from_imatrix;
     // Per-expert scores of one layer; lower is pruned first (see pruning_order).
     std::vector<double> (*score)(const LayerStats & L, uint64_t seed, int layer);
 };
@@ -37,8 +43,10 @@ struct CriterionInfo {
 // Every criterion, in the order help lists them.
 const std::vector<CriterionInfo> & criteria();
 const CriterionInfo &              criterion_info(Criterion c);
-// Names for a CLI's choices; `describing_model_only`: without baselines such as random.
-std::vector<std::string> criterion_names(bool describing_model_only = false);
+// Names for a CLI's choices; `describing_model_only`: without baselines such as random;
+// `stats_only`: without the criteria an importance matrix gives (from_imatrix), which a stats
+// file cannot score (reap report).
+std::vector<std::string> criterion_names(bool describing_model_only = false, bool stats_only = false);
 
 Criterion    parse_criterion(const std::string & s);  // throws reap::Error naming the choices
 const char * criterion_name(Criterion c);

@@ -65,6 +65,12 @@ void LayerStats::merge(const LayerStats & o) {
     } else {
         renorm_sum.clear();  // one side never measured it: the sum of both is unknown
     }
+    if (has_imatrix() && o.has_imatrix()) {
+        for (size_t e = 0; e < count.size(); e++)
+            imatrix_sum[e] += o.imatrix_sum[e];
+    } else {
+        imatrix_sum.clear();
+    }
     if (has_out_max() && o.has_out_max()) {
         for (size_t e = 0; e < count.size(); e++) {
             if (o.out_max[e] > out_max[e]) {
@@ -126,6 +132,23 @@ static std::vector<double> per_token(const std::vector<double> & sum, uint64_t t
 }
 std::vector<double> LayerStats::reap_per_token() const { return per_token(reap_sum, total_tokens); }
 std::vector<double> LayerStats::ean_per_token() const { return per_token(ean_sum, total_tokens); }
+std::vector<double> LayerStats::reap_sq_per_token() const { return per_token(reap_sq_sum, total_tokens); }
+
+static void need_imatrix(const LayerStats & L) {
+    if (!L.has_imatrix()) {
+        fail(
+            "the imatrix criteria read an importance matrix, not a stats file: prune with --imatrix FILE and no "
+            "--stats");
+    }
+}
+std::vector<double> LayerStats::imatrix_per_token() const {
+    need_imatrix(*this);
+    return per_token(imatrix_sum, total_tokens);
+}
+std::vector<double> LayerStats::imatrix_mean() const {
+    need_imatrix(*this);
+    return per_count(imatrix_sum, count);
+}
 
 const std::vector<double> & LayerStats::output_max() const {
     if (!has_out_max()) {

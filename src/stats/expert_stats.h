@@ -36,9 +36,15 @@ struct LayerStats {
     std::vector<double>   out_max;
     std::vector<uint32_t> out_max_channel;
 
+    // From an importance matrix, not a profile (gguf/imatrix_prune.h): per expert the estimate
+    // Σ_j ‖W_down[:, j]‖² · Σx_j² of Σ‖W_down x‖² over its routed tokens (the imatrix criteria).
+    // Empty in statistics read from a stats file.
+    std::vector<double> imatrix_sum;
+
     explicit LayerStats(size_t n_expert = 0);
     size_t n_expert() const { return count.size(); }
     bool   has_renorm() const { return renorm_sum.size() == count.size(); }
+    bool   has_imatrix() const { return imatrix_sum.size() == count.size(); }
     bool   has_out_max() const { return out_max.size() == count.size() && out_max_channel.size() == count.size(); }
 
     // One routed token: its gate weights, ||f||, its REAP contribution (normally gate * norm)
@@ -58,8 +64,12 @@ struct LayerStats {
     std::vector<double> reap_renorm() const;  // throws when the sums are absent (has_renorm)
     // Sums over all tokens of the layer (the reference implementation's weighted_ean_sum and
     // ean_sum, normalised by total_tokens): frequency-weighted REAP and EAN.
-    std::vector<double>         reap_per_token() const;
-    std::vector<double>         ean_per_token() const;
+    std::vector<double> reap_per_token() const;
+    std::vector<double> ean_per_token() const;
+    std::vector<double> reap_sq_per_token() const;  // Σ (g‖f‖)² / total_tokens
+    // imatrix_sum / total_tokens and / count; throw when the sums are absent (has_imatrix).
+    std::vector<double>         imatrix_per_token() const;
+    std::vector<double>         imatrix_mean() const;
     const std::vector<double> & output_max() const;  // throws when absent (has_out_max)
     uint32_t                    never_activated() const;
 };

@@ -2,6 +2,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/text.h"
+#include "hf/hf_checkpoint.h"
 #include "model/open_model.h"
 #include "stats/super_experts.h"
 
@@ -33,6 +34,7 @@ void print_outcome(const PruneRequest & r, const PruneOutcome & out) {
         std::printf("wrote %s: kept %u of %u experts per MoE layer (%s), %s -> %s (%.1f%%)\n", name.c_str(), p.kept,
                     p.n_expert, p.criterion.c_str(), human_bytes(out.original_size).c_str(),
                     human_bytes(o.output_size).c_str(), 100.0 * double(o.output_size) / double(out.original_size));
+        if (!o.imatrix_file.empty()) std::printf("wrote %s: its importance matrix\n", o.imatrix_file.c_str());
     }
 }
 
@@ -47,6 +49,10 @@ PruneRequest checked_request(PruneOpts o) {
     if (!o.stats_weights.empty()) r.stats_weights = parse_stats_weights(o.stats_weights, r.stats.size());
     r.split_max_bytes = parse_split_size(o.split_max_size);
     check_prune_request(r);
+    if (!r.imatrix.empty() && is_hf_folder(r.model)) {
+        fail_usage("--imatrix: %s is a Hugging Face folder; an importance matrix is llama.cpp's, for a GGUF model",
+                   r.model.c_str());
+    }
     return r;
 }
 
@@ -94,6 +100,13 @@ void add_prune(CLI::App & app, CommandRun & run) {
     cmd->add_option("--stats-combine", o->stats_combine, stats_combine_help())
         ->capture_default_str()
         ->check(CLI::IsMember(stats_combine_names()));
+    cmd->add_option("--imatrix", o->req.imatrix,
+                    "llama.cpp's importance matrix of the input GGUF (reap profile --imatrix, llama-imatrix): "
+                    "written pruned with the model, expert entries cut to the kept experts, for llama-quantize "
+                    "--imatrix; without --stats, --criterion imatrix-sum or imatrix-mean ranks the experts from it");
+    cmd->add_option("--imatrix-out", o->req.imatrix_out,
+                    "the pruned importance matrix (default: the output's name with .gguf replaced by .imatrix.gguf; "
+                    "with several ratios '-keep<r>' is added, or '{keep}' replaced)");
     cmd->add_option("--plan", o->req.plan, "apply a saved plan (from --dry-run / --plan-out) instead of --stats");
     cmd->add_option("-o,--output", o->req.output,
                     "output GGUF (or folder for a Hugging Face input); with several ratios '-keep<r>' is added, or "
@@ -102,7 +115,9 @@ void add_prune(CLI::App & app, CommandRun & run) {
                     "fraction of experts to keep per layer; several: 0.25,0.5,0.75");
     cmd->add_option("--keep", o->keep, "experts to keep per MoE layer")->check(expert_count_validator());
     cmd->add_option("--prune", o->prune, "experts to remove per MoE layer")->check(expert_count_validator());
-    cmd->add_option("--criterion", o->criterion, criteria_help())->check(CLI::IsMember(criterion_names()));
+    cmd->add_option("--criterion", o->criterion, criteria_help())
+        ->capture_default_str()
+        ->check(CLI::IsMember(criterion_names()));
     cmd->add_option("--seed", o->req.seed, "seed of the random criterion");
     cmd->add_flag("--dry-run", o->req.dry_run,
                   "print the plan (kept/dropped ids, scores, output size) and write no model");

@@ -43,7 +43,7 @@ void add_report(CLI::App & app, CommandRun & run) {
         ->required();
     cmd->add_option("-o,--output", o->output, "HTML file to write");
     cmd->add_option("--criterion", o->criterion, "score shown in the heatmaps and compared between files")
-        ->check(CLI::IsMember(criterion_names(true)));
+        ->check(CLI::IsMember(criterion_names(true, true)));
     cmd->add_option("--keep-ratio", o->keep_ratio, "mark the experts that pruning to this fraction would drop");
     cmd->callback([o, &run]() {
         const std::vector<double> keep = parse_keep_ratios(o->keep_ratio);  // prune's rule: one owner
