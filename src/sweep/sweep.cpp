@@ -197,28 +197,6 @@ void prune_point(const SweepOptions & o, const std::vector<std::string> & stats,
     run_prune(r);
 }
 
-// STOPGAP until prune writes --imatrix-out (branch imatrix-prune): the base's importance matrix
-// cut to the experts `pruned` keeps (reap.prune.layer.N.kept, in that order), every other entry
-// as it is. Drop this function and its call once prune writes PlannedOutput::imatrix_file.
-void cut_imatrix_for(const std::string & pruned, const std::string & base_imatrix, const std::string & out) {
-    const GgufFile f    = GgufFile::open(pruned);
-    const auto     kept = kept_in_file(f);
-    Imatrix        m    = read_imatrix(base_imatrix);
-    for (auto & [name, e] : m.entries) {
-        int il = -1;
-        if (std::sscanf(name.c_str(), "blk.%d.", &il) != 1 || e.n_mat() <= 1) continue;
-        const auto   it = kept.find(il);
-        const auto * t  = f.find_tensor(name);
-        if (it == kept.end() || !t) continue;
-        const std::vector<uint32_t> keep(it->second.begin(), it->second.end());
-        if (t->ne[2] != int64_t(keep.size()))
-            fail("%s: %s has %lld experts, its plan keeps %zu", pruned.c_str(), name.c_str(), (long long) t->ne[2],
-                 keep.size());
-        e = select_matrices(e, keep);
-    }
-    write_imatrix(out, m);
-}
-
 // The GGUF general.file_type of `f` (-1 when absent).
 int64_t file_type_of(const GgufFile & f) {
     const int64_t k = gguf_find_key(f.meta(), "general.file_type");
@@ -348,9 +326,6 @@ SweepResult run_sweep(const SweepOptions & o) {
     for (const SweepPoint & p : points) {
         progress.update(done, "pruning " + base_name(p.path), true);
         prune_point(o, stats, p, imatrix);
-        // STOPGAP (see cut_imatrix_for): prune cuts it once imatrix-prune is merged.
-        if (!imatrix.empty() && !fs::exists(pruned_imatrix_path(p.path)))
-            cut_imatrix_for(p.path, imatrix, pruned_imatrix_path(p.path));
         stop_point(("pruning " + base_name(p.path)).c_str());
         progress.update(++done, "", true);
     }
