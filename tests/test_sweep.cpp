@@ -402,8 +402,8 @@ TEST(Quantize, ImatrixOfAnotherModelRefused) {
             quantize_model(r);
             ADD_FAILURE() << name << " accepted";
         } catch (const Error & err) {
-            EXPECT_NE(std::string(err.what()).find("m.imatrix.gguf: not an importance matrix of tiny-moe-q8_0.gguf"),
-                      std::string::npos)
+            EXPECT_NE(std::string(err.what()).find("m.imatrix.gguf: entry " + name), std::string::npos) << err.what();
+            EXPECT_NE(std::string(err.what()).find("an importance matrix of another model"), std::string::npos)
                 << err.what();
         }
         EXPECT_FALSE(std::filesystem::exists(r.output));

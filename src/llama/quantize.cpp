@@ -1,5 +1,8 @@
 #include "llama/quantize.h"
 
+#include "gguf/imatrix_prune.h"
+#include "gguf/moe_layout.h"
+
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/log.h"
@@ -143,20 +146,9 @@ std::vector<std::pair<std::string, std::vector<float>>> imatrix_means(const Imat
 }
 
 void check_imatrix_fits(const Imatrix & m, const std::string & imatrix_name, const std::string & model) {
+    // The one rule of which importance matrix belongs to which model (gguf/imatrix_prune.h).
     const GgufFile f = GgufFile::open(model);
-    for (const auto & [name, e] : m.entries) {
-        const TensorInfo * t = f.find_tensor(name);
-        if (!t) {
-            fail("%s: not an importance matrix of %s (it has %s, the model has no such weight)", imatrix_name.c_str(),
-                 base_name(model).c_str(), name.c_str());
-        }
-        const int64_t n_mat = t->n_dims >= 3 ? t->ne[2] : 1;
-        if (e.n_cols != t->ne[0] || int64_t(e.n_mat()) != n_mat) {
-            fail("%s: not an importance matrix of %s (%s: %lld columns x %zu matrices, the weight %lld x %lld)",
-                 imatrix_name.c_str(), base_name(model).c_str(), name.c_str(), (long long) e.n_cols, e.n_mat(),
-                 (long long) t->ne[0], (long long) n_mat);
-        }
-    }
+    check_imatrix_for_model(m, imatrix_name, f, analyze_moe(f));
 }
 
 QuantizeOutcome quantize_model(const QuantizeRequest & r) {

@@ -54,9 +54,9 @@ bool is_quantized_gguf(const std::string & path);
 // (float(in_sum2) / float(count), 1 where the count is 0), exactly llama-quantize's conversion.
 std::vector<std::pair<std::string, std::vector<float>>> imatrix_means(const Imatrix & m);
 
-// Throws reap::Error "<imatrix_name>: not an importance matrix of <model> (...)" when an entry names
-// no weight of the GGUF `model`, or its width or matrix count is not that weight's (another
-// model's, or the unpruned model's for a pruned one): llama.cpp would skip the first silently.
+// Throws reap::Error naming `imatrix_name` when `m` is not an importance matrix of the GGUF `model`
+// (gguf/imatrix_prune.h check_imatrix_for_model: the one rule; another model's, or the unpruned
+// model's for a pruned one): llama.cpp would skip an entry of no weight silently.
 void check_imatrix_fits(const Imatrix & m, const std::string & imatrix_name, const std::string & model);
 
 // Quantizes `r.input` to `r.output` (the importance matrix checked by check_imatrix_fits first). Throws reap::Error naming the file and llama.cpp's reason.
