@@ -565,7 +565,8 @@ TEST(Sweep, QuantUsageErrorsBeforeAnyWork) {
     for (const auto & extra : std::vector<std::vector<std::string>>{{"--quant", "Q4_0,Q9_9"},
                                                                     {"--quant", "Q4_K,Q4_K_M"},
                                                                     {"--quant", "Q4_0", "--imatrix", imatrix},
-                                                                    {"--imatrix", imatrix}}) {
+                                                                    {"--imatrix", imatrix},
+                                                                    {"--criteria", "reap,imatrix-sum"}}) {
         const std::string out  = test::tmp_dir() + "/s";
         auto              args = sweep_args(out);
         args.insert(args.end(), extra.begin(), extra.end());

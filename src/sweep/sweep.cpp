@@ -274,8 +274,14 @@ void check_sweep_options(const SweepOptions & o) {
         if (!(r > 0 && r < 1)) fail_usage("--ratios: %g is not a fraction of experts to remove, in (0, 1)", r);
     }
     if (o.criteria.empty()) fail_usage("--criteria: give at least one criterion");
-    for (const std::string & c : o.criteria)
-        parse_criterion(c);
+    for (const std::string & c : o.criteria) {
+        if (criterion_info(parse_criterion(c)).from_imatrix) {
+            fail_usage(
+                "--criteria: %s ranks from an importance matrix alone, and the sweep ranks from its "
+                "statistics; prune with it: reap prune --imatrix FILE --criterion %s",
+                c.c_str(), c.c_str());
+        }
+    }
     for (size_t i = 0; i < o.quant.size(); i++) {
         const QuantType & t = parse_quant_type(o.quant[i]);
         for (size_t j = 0; j < i; j++) {
