@@ -35,6 +35,42 @@ std::string curve_of(const json & e) {
     return (c == "none" ? "unpruned" : c) + (q == "none" ? "" : " " + q);
 }
 
+// The frame both kinds of chart share: an SVG of W x H with the plot inside the margins, x
+// (file size, MiB) from x0 to x1, y from 0 to y1; its axes, four ticks on each and the x label.
+struct ChartFrame {
+    double W, H, x0, x1, y1;
+    double L = 56, R = 12, T = 12, B = 40;
+
+    double px(double x) const { return L + (x - x0) / (x1 - x0) * (W - L - R); }
+    double py(double y) const { return T + (1 - y / y1) * (H - T - B); }
+
+    // The <figure> (of `figure_class`, none when empty) and <svg> opened, the caption, the axes.
+    std::string open(const std::string & caption, const char * figure_class) const {
+        std::ostringstream s;
+        s << "<figure" << (*figure_class ? std::string(" class=\"") + figure_class + "\"" : "") << "><figcaption>"
+          << caption << "</figcaption>\n<svg width=\"" << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << ' '
+          << H << "\" role=\"img\">\n";
+        s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>", L, H - B, W - R, H - B);
+        s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>\n", L, T, L, H - B);
+        for (int i = 0; i <= 4; i++) {
+            const double y = y1 * i / 4, x = x0 + (x1 - x0) * i / 4;
+            s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"end\">%s</text>", L - 4, py(y) + 4,
+                        fmt(y).c_str());
+            s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px(x), H - B + 14,
+                        fmt(x).c_str());
+        }
+        s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">file size (MiB)</text>\n",
+                    (L + W - R) / 2, H - 6);
+        return s.str();
+    }
+    // The tolerance as a dashed line across the plot.
+    std::string limit_line(double limit) const {
+        return strfmt(
+            "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"limit\"><title>tolerance %s</title></line>\n", L,
+            py(limit), W - R, py(limit), fmt(limit).c_str());
+    }
+};
+
 // The frontier: every point (the base too) at its file size and worst-domain KL; the points on
 // the lower-left Pareto frontier (sweep_choice.h's pareto_frontier) filled and joined by a step
 // line, the others hollow.
@@ -60,27 +96,12 @@ std::string frontier_chart(const json & report) {
     if (x1 <= x0) x1 = x0 + 1;
     if (y1 <= 0) y1 = 1;
     y1 *= 1.08;
-    const double       W = 520, H = 320, L = 56, R = 12, T = 12, B = 40;
-    auto               px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-    auto               py = [&](double y) { return T + (1 - y / y1) * (H - T - B); };
+    const ChartFrame   f{520, 320, x0, x1, y1};
+    auto               px = [&](double x) { return f.px(x); };
+    auto               py = [&](double y) { return f.py(y); };
     std::ostringstream s;
-    s << "<figure class=\"frontier\"><figcaption>frontier: file size against worst-domain KL, every point (pruned, "
-         "quantized, both)</figcaption>\n<svg width=\""
-      << W << "\" height=\"" << H << "\" viewBox=\"0 0 " << W << ' ' << H << "\" role=\"img\">\n";
-    s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>", L, H - B, W - R, H - B);
-    s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>\n", L, T, L, H - B);
-    for (int i = 0; i <= 4; i++) {
-        const double y = y1 * i / 4, x = x0 + (x1 - x0) * i / 4;
-        s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"end\">%s</text>", L - 4, py(y) + 4,
-                    fmt(y).c_str());
-        s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px(x), H - B + 14,
-                    fmt(x).c_str());
-    }
-    s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">file size (MiB)</text>\n",
-                (L + W - R) / 2, H - 6);
-    const double limit = report["tolerance"].value("max_kl", 0.0);
-    s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"limit\"><title>tolerance %s</title></line>\n", L,
-                py(limit), W - R, py(limit), fmt(limit).c_str());
+    s << f.open("frontier: file size against worst-domain KL, every point (pruned, quantized, both)", "frontier");
+    s << f.limit_line(report["tolerance"].value("max_kl", 0.0));
     std::vector<Pt> front;
     for (const Pt & p : pts) {
         if (p.front) front.push_back(p);
@@ -152,28 +173,12 @@ std::string chart(const json & report, const std::string & title, const Metric &
     if (x1 <= x0) x1 = x0 + 1;
     if (y1 <= 0) y1 = 1;
     y1 *= 1.08;
-    const double       W = 420, H = 260, L = 56, R = 12, T = 12, B = 40;
-    auto               px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-    auto               py = [&](double y) { return T + (1 - y / y1) * (H - T - B); };
+    const ChartFrame   f{420, 260, x0, x1, y1};
+    auto               px = [&](double x) { return f.px(x); };
+    auto               py = [&](double y) { return f.py(y); };
     std::ostringstream s;
-    s << "<figure><figcaption>" << html_escape(title) << "</figcaption>\n<svg width=\"" << W << "\" height=\"" << H
-      << "\" viewBox=\"0 0 " << W << ' ' << H << "\" role=\"img\">\n";
-    s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>", L, H - B, W - R, H - B);
-    s << strfmt("<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"axis\"/>\n", L, T, L, H - B);
-    for (int i = 0; i <= 4; i++) {
-        const double y = y1 * i / 4, x = x0 + (x1 - x0) * i / 4;
-        s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"end\">%s</text>", L - 4, py(y) + 4,
-                    fmt(y).c_str());
-        s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px(x), H - B + 14,
-                    fmt(x).c_str());
-    }
-    s << strfmt("<text x=\"%g\" y=\"%g\" class=\"tick\" text-anchor=\"middle\">file size (MiB)</text>\n",
-                (L + W - R) / 2, H - 6);
-    if (limit) {
-        s << strfmt(
-            "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" class=\"limit\"><title>tolerance %s</title></line>\n", L,
-            py(*limit), W - R, py(*limit), fmt(*limit).c_str());
-    }
+    s << f.open(html_escape(title), "");
+    if (limit) s << f.limit_line(*limit);
     size_t             c = 0;
     std::ostringstream legend;
     for (auto & [name, pts] : lines) {
