@@ -56,6 +56,13 @@ void expect_same_imatrix(const Imatrix & ref, const Imatrix & got, double rel) {
     EXPECT_EQ(ref.chunk_size, got.chunk_size);
 }
 
+// The default synthetic model cut to two layers: quick runs of the whole profile.
+std::string two_layer_model() {
+    synth::Options o;
+    o.n_layer = 2;
+    return test::synth_model(o);
+}
+
 bool has_entry_like(const Imatrix & m, const std::string & part) {
     return std::any_of(m.entries.begin(), m.entries.end(),
                        [&](const auto & e) { return e.first.find(part) != std::string::npos; });
@@ -170,11 +177,7 @@ TEST(ImatrixRun, ResumeAfterAnInterruptionEqualsAnUninterruptedRun) {
 }
 
 TEST(ImatrixRun, ResumeRefusesAnImatrixThatIsNotTheCheckpoints) {
-    const std::string        model = test::synth_model([] {
-        synth::Options o;
-        o.n_layer = 2;
-        return o;
-    }());
+    const std::string        model = two_layer_model();
     const std::string        dir   = test::tmp_dir();
     const std::string        text  = text_file(dir);
     std::vector<std::string> args  = {"profile",   "-m",           model, "--data",        text, "-c",
@@ -200,11 +203,7 @@ TEST(ImatrixRun, ResumeRefusesAnImatrixThatIsNotTheCheckpoints) {
 }
 
 TEST(ImatrixRun, ShardsMergeIntoTheWholeRunsImatrix) {
-    const std::string              model  = test::synth_model([] {
-        synth::Options o;
-        o.n_layer = 2;
-        return o;
-    }());
+    const std::string              model  = two_layer_model();
     const std::string              dir    = test::tmp_dir();
     const std::string              text   = text_file(dir);
     const std::vector<std::string> common = {"profile", "-m", model, "--data", text, "-c",
@@ -240,11 +239,7 @@ TEST(ImatrixRun, ShardsMergeIntoTheWholeRunsImatrix) {
 
 TEST(ImatrixRun, OptionErrors) {
     const std::string dir   = test::tmp_dir();
-    const std::string model = test::synth_model([] {
-        synth::Options o;
-        o.n_layer = 2;
-        return o;
-    }());
+    const std::string model = two_layer_model();
     const auto        nc =
         test::run_reap({"profile", "-m", model, "--data", k_text, "--imatrix", dir + "/m.gguf", "--no-collect"});
     EXPECT_EQ(nc.exit_code, 2) << nc.err;

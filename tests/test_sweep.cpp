@@ -97,6 +97,20 @@ std::string last_line(const std::string & s) {
     return t.substr(t.rfind('\n') + 1);
 }
 
+// One model entry of sweep.json: the answer (within the tolerance, named on the output's last
+// line, its file kept) or not (its file removed). Returns 1 for the answer.
+size_t expect_answer_kept_others_removed(const json & m, const std::string & out) {
+    const std::string path = m["path"].get<std::string>();
+    if (!m["chosen"].get<bool>()) {
+        EXPECT_FALSE(std::filesystem::exists(path)) << "not the answer, not removed";
+        return 0;
+    }
+    EXPECT_TRUE(m["within_tolerance"].get<bool>());
+    EXPECT_EQ(last_line(out), path);
+    EXPECT_TRUE(std::filesystem::exists(path));
+    return 1;
+}
+
 TEST(Sweep, TrainedModelEndToEndThenResume) {
     const std::string out = test::tmp_dir() + "/sweep";
     const auto        r   = test::run_reap(sweep_args(out));
@@ -108,14 +122,7 @@ TEST(Sweep, TrainedModelEndToEndThenResume) {
         EXPECT_TRUE(m.contains("criterion") && m.contains("keep_ratio") && m.contains("kl_mean")) << m.dump();
         EXPECT_GT(m["kl_mean"].get<double>(), 0) << m.dump();
         EXPECT_LT(m["file_size"].get<uint64_t>(), rep["base"]["file_size"].get<uint64_t>());
-        if (m["chosen"].get<bool>()) {
-            chosen++;
-            EXPECT_TRUE(m["within_tolerance"].get<bool>());
-            EXPECT_EQ(last_line(r.out), m["path"].get<std::string>());
-            EXPECT_TRUE(std::filesystem::exists(m["path"].get<std::string>()));
-        } else {
-            EXPECT_FALSE(std::filesystem::exists(m["path"].get<std::string>())) << "not the answer, not removed";
-        }
+        chosen += expect_answer_kept_others_removed(m, r.out);
     }
     // On this model 25 % by reap stays within KL 0.6 on code (README: 0.33), 50 % does not (0.92).
     ASSERT_EQ(chosen, 1u) << r.out;
@@ -449,14 +456,7 @@ TEST(Sweep, QuantizedPointsEndToEnd) {
         EXPECT_TRUE(std::isfinite(m["ppl"].get<double>())) << m.dump();
         EXPECT_GT(m["tokens_scored"].get<uint64_t>(), 0u) << "evaluated: loaded in llama.cpp " << m.dump();
         front += m["on_frontier"].get<bool>();
-        if (m["chosen"].get<bool>()) {
-            chosen++;
-            EXPECT_TRUE(m["within_tolerance"].get<bool>());
-            EXPECT_EQ(last_line(r.out), m["path"].get<std::string>());
-            EXPECT_TRUE(std::filesystem::exists(m["path"].get<std::string>()));
-        } else {
-            EXPECT_FALSE(std::filesystem::exists(m["path"].get<std::string>())) << "not the answer, not removed";
-        }
+        chosen += expect_answer_kept_others_removed(m, r.out);
     }
     for (const char * k : {"reap/none", "none/Q8_0", "none/Q4_0", "reap/Q8_0", "reap/Q4_0"})
         ASSERT_TRUE(by_point.count(k)) << k << " " << rep.dump();
