@@ -104,7 +104,8 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     cmd->add_option("--tasks", o->tasks.limit, "tasks scored per file, picked as llama-perplexity picks them (0: all)")
         ->check(CLI::Range(0, 1 << 30));
     cmd->add_option("--ratios", *ratios, "fractions of the experts to remove, comma-separated");
-    cmd->add_option("--criteria", *crits, "criteria, comma-separated (" + join(criterion_names(), ", ") + ")");
+    cmd->add_option("--criteria", *crits,
+                    "criteria, comma-separated (" + join(criterion_names(false, true), ", ") + ")");
     auto quant = std::make_shared<std::string>();
     cmd->add_option("--quant", *quant,
                     "also quantize the base and every pruned model to these llama-quantize types, comma-separated "
@@ -147,7 +148,7 @@ void add_sweep(CLI::App & app, CommandRun & run) {
         }
         o->criteria = split_list(*crits);
         for (const std::string & c : o->criteria) {
-            const auto names = criterion_names();
+            const auto names = criterion_names(false, true);
             if (std::find(names.begin(), names.end(), c) == names.end()) {
                 throw CLI::ValidationError("--criteria", "'" + c + "' is not one of " + join(names, ", "));
             }
