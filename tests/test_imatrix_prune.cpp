@@ -201,11 +201,13 @@ TEST(ImatrixPrune, SeveralRatiosAndDryRun) {
 // an output over the input, --imatrix on a Hugging Face folder (a usage error), --imatrix-out
 // without --imatrix and an imatrix criterion with --stats or without --imatrix.
 TEST(ImatrixPrune, AnotherModelsImatrixIsRefusedAndNothingWritten) {
-    const std::string model     = test::synth_model(small("qwen3moe", GGML_TYPE_Q8_0));
-    const std::string dir       = test::tmp_dir();
-    const auto [stats, imatrix] = profile_with_imatrix(model, dir);
-    synth::Options other_o      = small("qwen3moe", GGML_TYPE_Q8_0);
-    other_o.n_ff                = 128;
+    const std::string model = test::synth_model(small("qwen3moe", GGML_TYPE_Q8_0));
+    const std::string dir   = test::tmp_dir();
+    // Named variables, not a structured binding: the lambda below captures them (C++17).
+    const auto        profiled = profile_with_imatrix(model, dir);
+    const std::string stats = profiled.first, imatrix = profiled.second;
+    synth::Options    other_o = small("qwen3moe", GGML_TYPE_Q8_0);
+    other_o.n_ff              = 128;
     fs::create_directories(dir + "/other");
     const std::string other = profile_with_imatrix(test::synth_model(other_o), dir + "/other").second;
 
