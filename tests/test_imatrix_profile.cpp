@@ -141,7 +141,7 @@ TEST(ImatrixRun, ResumeAfterAnInterruptionEqualsAnUninterruptedRun) {
     synth::Options    o;  // the default 8-layer model: slow enough to interrupt
     const std::string model = test::synth_model(o);
     const std::string dir   = test::tmp_dir();
-    const std::string text  = text_file(dir, 12000);
+    const std::string text  = text_file(dir, 6000);
     // One window per decode, so that the interruption does not change any micro-batch.
     const std::vector<std::string> common = {"profile", "-m", model, "--data", text,           "-c", "64",
                                              "-b",      "64", "-t",  "1",      "--save-every", "1",  "--no-progress"};
