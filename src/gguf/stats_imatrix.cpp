@@ -1,9 +1,34 @@
 #include "gguf/stats_imatrix.h"
 
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "core/log.h"
 
+#include <unistd.h>
+
 namespace reap {
+
+namespace {
+std::string folder_of(const std::string & path) {
+    const size_t slash = path.rfind('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+std::string absolute(const std::string & path) {
+    if (!path.empty() && path[0] == '/') return path;
+    char buf[4096];
+    return getcwd(buf, sizeof buf) != nullptr ? std::string(buf) + "/" + path : path;
+}
+}  // namespace
+
+std::string imatrix_reference(const std::string & stats_path, const std::string & imatrix_path) {
+    if (same_file(folder_of(stats_path), folder_of(imatrix_path))) return base_name(imatrix_path);
+    return absolute(imatrix_path);
+}
+
+std::string imatrix_path_of(const std::string & stats_path, const StatsImatrix & ref) {
+    if (!ref.file.empty() && ref.file[0] == '/') return ref.file;
+    return folder_of(stats_path) + "/" + ref.file;
+}
 
 std::optional<Imatrix> recorded_imatrix(const std::string & stats_path, const StatsMeta & meta) {
     if (!meta.imatrix) return std::nullopt;

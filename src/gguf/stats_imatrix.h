@@ -12,6 +12,12 @@
 
 namespace reap {
 
+// The reference a stats file at `stats_path` records for the imatrix at `imatrix_path`: its base
+// name when the two share a folder (the pair can be moved together), else the path made absolute;
+// and back: the path of the imatrix a recorded reference names.
+std::string imatrix_reference(const std::string & stats_path, const std::string & imatrix_path);
+std::string imatrix_path_of(const std::string & stats_path, const StatsImatrix & ref);
+
 // The imatrix `meta` (of the stats file `stats_path`) records, read and checked against the
 // recorded hash; nullopt when it records none. Throws when the file is missing or not that one.
 std::optional<Imatrix> recorded_imatrix(const std::string & stats_path, const StatsMeta & meta);

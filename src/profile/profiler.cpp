@@ -10,6 +10,7 @@
 #include "gguf/gguf_file.h"
 #include "gguf/moe_layout.h"
 #include "gguf/router_fingerprint.h"
+#include "gguf/stats_imatrix.h"
 #include "llama/context_size.h"
 #include "llama/engine_abort_note.h"
 #include "llama/llama_runtime.h"

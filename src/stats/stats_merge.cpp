@@ -91,4 +91,33 @@ ExpertStats merge_stats_files(const std::vector<std::string> & paths) {
     return all;
 }
 
+StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths) {
+    StatsMeta out   = metas.at(0);
+    out.calibration = nlohmann::json::array();
+    out.fingerprint.reset();  // a merged file is not a checkpoint to resume
+    out.imatrix.reset();      // reap merge records the merged imatrix when it writes one
+    out.progress.reset();
+    out.samples.reset();
+    out.tokens.reset();
+    StatsProgress progress{0, 0, true};
+    for (const auto & m : metas) {
+        if (m.calibration.is_array()) {
+            for (const auto & c : m.calibration)
+                out.calibration.push_back(c);
+        }
+        if (m.samples) out.samples = out.samples.value_or(0) + *m.samples;
+        if (m.tokens) out.tokens = out.tokens.value_or(0) + *m.tokens;
+        const StatsProgress p = m.progress.value_or(StatsProgress{m.samples.value_or(0), m.tokens.value_or(0), true});
+        progress.samples_done += p.samples_done;
+        progress.tokens_done += p.tokens_done;
+        progress.complete = progress.complete && p.complete;
+    }
+    // An unfinished input stays visible: the result is as unfinished as its least finished part.
+    if (!progress.complete) out.progress = progress;
+    out.merged_from = paths;
+    out.date        = iso_utc_now();
+    out.tool        = std::string("reap.cpp ") + REAP_VERSION;
+    return out;
+}
+
 }  // namespace reap

@@ -8,6 +8,11 @@
 
 namespace reap {
 
+// Combines the "_meta" of several runs for `reap merge` (`paths` in the order of `metas`): sums
+// samples and tokens, concatenates calibration files, records merged_from; not resumable (no
+// fingerprint). Keeps progress.complete = false when any input is an unfinished checkpoint.
+StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths);
+
 // Loads and merges `paths` (at least two). Refuses, naming the file: the same file twice (by
 // path, link or identical calibration fingerprint: it would count the same tokens twice), and
 // statistics of different models (check_same_model, then the layers). Shards of `profile

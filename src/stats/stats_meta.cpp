@@ -10,8 +10,6 @@
 #include <cmath>
 #include <limits>
 
-#include <unistd.h>
-
 namespace reap {
 
 using nlohmann::json;
@@ -360,28 +358,6 @@ void same_field(const char * key, const std::optional<T> & a, const std::optiona
 
 }  // namespace
 
-namespace {
-std::string folder_of(const std::string & path) {
-    const size_t slash = path.rfind('/');
-    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-}
-std::string absolute(const std::string & path) {
-    if (!path.empty() && path[0] == '/') return path;
-    char buf[4096];
-    return getcwd(buf, sizeof buf) != nullptr ? std::string(buf) + "/" + path : path;
-}
-}  // namespace
-
-std::string imatrix_reference(const std::string & stats_path, const std::string & imatrix_path) {
-    if (same_file(folder_of(stats_path), folder_of(imatrix_path))) return base_name(imatrix_path);
-    return absolute(imatrix_path);
-}
-
-std::string imatrix_path_of(const std::string & stats_path, const StatsImatrix & ref) {
-    if (!ref.file.empty() && ref.file[0] == '/') return ref.file;
-    return folder_of(stats_path) + "/" + ref.file;
-}
-
 void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & path, SameModel level,
                       const char * a_is) {
     same_field("architecture", a.architecture, b.architecture, path, a_is);
@@ -401,35 +377,6 @@ void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::strin
     }
     same_field("model", a.model, b.model, path, a_is);
     same_field("model_size", a.model_size, b.model_size, path, a_is);
-}
-
-StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths) {
-    StatsMeta out   = metas.at(0);
-    out.calibration = json::array();
-    out.fingerprint.reset();  // a merged file is not a checkpoint to resume
-    out.imatrix.reset();      // reap merge records the merged imatrix when it writes one
-    out.progress.reset();
-    out.samples.reset();
-    out.tokens.reset();
-    StatsProgress progress{0, 0, true};
-    for (const auto & m : metas) {
-        if (m.calibration.is_array()) {
-            for (const auto & c : m.calibration)
-                out.calibration.push_back(c);
-        }
-        if (m.samples) out.samples = out.samples.value_or(0) + *m.samples;
-        if (m.tokens) out.tokens = out.tokens.value_or(0) + *m.tokens;
-        const StatsProgress p = m.progress.value_or(StatsProgress{m.samples.value_or(0), m.tokens.value_or(0), true});
-        progress.samples_done += p.samples_done;
-        progress.tokens_done += p.tokens_done;
-        progress.complete = progress.complete && p.complete;
-    }
-    // An unfinished input stays visible: the result is as unfinished as its least finished part.
-    if (!progress.complete) out.progress = progress;
-    out.merged_from = paths;
-    out.date        = iso_utc_now();
-    out.tool        = std::string("reap.cpp ") + REAP_VERSION;
-    return out;
 }
 
 }  // namespace reap

@@ -37,12 +37,6 @@ struct StatsImatrix {
     std::string hash;  // imatrix_hash of the file written with these statistics, 16 hex digits
 };
 
-// The reference a stats file at `stats_path` records for the imatrix at `imatrix_path`: its base
-// name when the two share a folder (the pair can be moved together), else the path made absolute;
-// and back: the path of the imatrix a recorded reference names.
-std::string imatrix_reference(const std::string & stats_path, const std::string & imatrix_path);
-std::string imatrix_path_of(const std::string & stats_path, const StatsImatrix & ref);
-
 struct StatsMeta {
     // What identifies the model.
     std::optional<std::string> architecture;
@@ -108,10 +102,5 @@ enum class SameModel {
 // `a_is` names `a` in the message ("the first file", "the model being profiled").
 void check_same_model(const StatsMeta & a, const StatsMeta & b, const std::string & b_path,
                       SameModel level = SameModel::file, const char * a_is = "the first file");
-
-// Combines the "_meta" of several runs for `reap merge` (`paths` in the order of `metas`): sums
-// samples and tokens, concatenates calibration files, records merged_from; not resumable (no
-// fingerprint). Keeps progress.complete = false when any input is an unfinished checkpoint.
-StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<std::string> & paths);
 
 }  // namespace reap

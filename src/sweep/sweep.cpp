@@ -18,9 +18,11 @@
 #include "model/open_model.h"
 #include "moe/expert_budget.h"
 #include "profile/profiler.h"
+#include "prune/prune_request.h"
 #include "stats/criteria.h"
 #include "sweep/sweep_folder.h"
 #include "sweep/sweep_html.h"
+#include "sweep/sweep_points.h"
 
 #include <algorithm>
 #include <cmath>
@@ -33,29 +35,10 @@ namespace reap {
 
 namespace {
 
-// One pruned model of the sweep.
-struct SweepPoint {
-    Criterion   criterion;
-    double      prune_ratio;
-    std::string path;
-};
-
-// One quantized model: the base (source_point none) or a pruned point, to one type.
-struct QuantPoint {
-    std::optional<size_t> source_point;  // index into the pruned points; none: the base
-    std::string           type;          // canonical name of llama/quantize.h's table
-    std::string           path;
-};
-
 // "reap-25.gguf" -> "reap-25-Q4_0.gguf"; the base -> "base-Q4_0.gguf".
 std::string quant_path(const std::string & out_dir, const std::string & source_file, const std::string & type) {
     const std::string stem = source_file.substr(0, source_file.size() - 5);
     return out_dir + "/" + stem + "-" + type + ".gguf";
-}
-
-// Where prune writes a pruned point's importance matrix (prune's default name).
-std::string pruned_imatrix_path(const std::string & point_path) {
-    return point_path.substr(0, point_path.size() - 5) + ".imatrix.gguf";
 }
 
 // The quant types as llama-quantize's table names them (any case given).
@@ -139,107 +122,6 @@ std::vector<std::string> profile_once(const SweepOptions & o) {
     // The profile wrote its checkpoint; the sweep's guard holds the signal.
     if (r.interrupted) stop_point(("profiling (checkpoint saved to " + p.output + "; continue with --resume)").c_str());
     return {p.output};
-}
-
-// The kept experts of every layer that a GGUF written by `reap prune` records.
-std::map<int, std::vector<uint64_t>> kept_in_file(const GgufFile & f) {
-    std::map<int, std::vector<uint64_t>> kept;
-    const std::string                    prefix = "reap.prune.layer.";
-    for (int64_t i = 0; i < gguf_get_n_kv(f.meta()); i++) {
-        const std::string key = gguf_get_key(f.meta(), i);
-        if (key.rfind(prefix, 0) == 0 && key.size() > prefix.size() + 5 && key.substr(key.size() - 5) == ".kept") {
-            kept[std::stoi(key.substr(prefix.size()))] = f.get_uint_array(key);
-        }
-    }
-    return kept;
-}
-
-// Prunes one point, or with --resume reuses the file already there when it holds the same plan.
-// `imatrix`: the base's importance matrix to cut with the model for its quantized points ("": none).
-void prune_point(const SweepOptions & o, const std::vector<std::string> & stats, const SweepPoint & p,
-                 const std::string & imatrix) {
-    PruneRequest r;
-    r.model         = o.model;
-    r.stats         = stats;
-    r.stats_weights = o.stats_weights;
-    r.stats_combine = o.stats_combine;
-    r.keep_ratios   = {1.0 - p.prune_ratio};
-    r.criterion     = p.criterion;
-    r.output        = p.path;
-    r.show_progress = false;
-    if (!imatrix.empty()) {
-        r.imatrix     = imatrix;
-        r.imatrix_out = pruned_imatrix_path(p.path);
-    }
-    if (fs::exists(p.path)) {
-        if (!o.resume) fail("%s: exists; continue the sweep with --resume, or choose another -o", p.path.c_str());
-        PruneRequest dry           = r;
-        dry.dry_run                = true;
-        dry.output                 = "";
-        const PruneOutcome planned = run_prune(dry);
-        const Plan &       plan    = planned.outputs.at(0).job.plan;
-        const GgufFile     f       = GgufFile::open(p.path);
-        const auto         kept    = kept_in_file(f);
-        bool               same    = f.get_str("reap.prune.source") == base_name(o.model) && !kept.empty();
-        for (const auto & [il, lp] : plan.layers) {
-            const auto it = kept.find(il);
-            same = same && it != kept.end() && std::vector<uint64_t>(lp.kept.begin(), lp.kept.end()) == it->second;
-        }
-        if (!same) {
-            fail(
-                "%s: is not the %s plan of %s at this ratio (another model or other statistics); remove it or choose "
-                "another -o",
-                p.path.c_str(), criterion_name(p.criterion), base_name(o.model).c_str());
-        }
-        // The model is this plan's; its importance matrix went with the non-answers: prune again.
-        if (imatrix.empty() || fs::exists(r.imatrix_out)) return;
-    }
-    run_prune(r);
-}
-
-// The GGUF general.file_type of `f` (-1 when absent).
-int64_t file_type_of(const GgufFile & f) {
-    const int64_t k = gguf_find_key(f.meta(), "general.file_type");
-    return k < 0 ? -1 : int64_t(gguf_get_val_u32(f.meta(), k));
-}
-
-// Quantizes one point, or with --resume reuses the file already there when it is this type of
-// this source (the same kept experts, the same file type, an importance matrix or none as now).
-void quantize_point(const SweepOptions & o, const QuantPoint & q, const std::string & source,
-                    const std::string & imatrix_path, bool & noted_requantize) {
-    const QuantType & type = parse_quant_type(q.type);
-    if (fs::exists(q.path)) {
-        if (!o.resume) fail("%s: exists; continue the sweep with --resume, or choose another -o", q.path.c_str());
-        const GgufFile f = GgufFile::open(q.path), src = GgufFile::open(source);
-        const bool     same_source =
-            kept_in_file(f) == kept_in_file(src) &&
-            (gguf_find_key(f.meta(), "reap.prune.source") < 0) == (gguf_find_key(src.meta(), "reap.prune.source") < 0);
-        const bool same_imatrix = (gguf_find_key(f.meta(), "quantize.imatrix.file") >= 0) == !imatrix_path.empty();
-        if (!same_source || file_type_of(f) != type.ftype || !same_imatrix) {
-            fail("%s: is not %s quantized to %s %s; remove it or choose another -o", q.path.c_str(),
-                 base_name(source).c_str(), type.name,
-                 imatrix_path.empty() ? "without an importance matrix" : "with its importance matrix");
-        }
-        return;
-    }
-    QuantizeRequest r;
-    r.input     = source;
-    r.output    = q.path;
-    r.type      = q.type;
-    r.n_threads = o.n_threads;
-    Imatrix m;
-    if (!imatrix_path.empty()) {
-        m              = read_imatrix(imatrix_path);
-        r.imatrix      = &m;
-        r.imatrix_name = base_name(imatrix_path);
-    }
-    r.note_requantize  = !noted_requantize;
-    const auto outcome = quantize_model(r);
-    noted_requantize   = noted_requantize || outcome.requantized;
-    if (!outcome.fallback.empty()) {
-        log_info("%s: %s (rows narrower than the type's blocks: llama.cpp's fallback types)", base_name(q.path).c_str(),
-                 outcome.fallback.c_str());
-    }
 }
 
 EvalOptions eval_options(const SweepOptions & o, int n_ctx) {
@@ -341,7 +223,7 @@ SweepResult run_sweep(const SweepOptions & o) {
         const std::string source         = q.source_point ? points[*q.source_point].path : o.model;
         std::string       source_imatrix = imatrix;
         if (q.source_point && !imatrix.empty()) {
-            source_imatrix = pruned_imatrix_path(source);
+            source_imatrix = default_imatrix_output(source);
             if (!fs::exists(source_imatrix)) {
                 fail("%s: prune wrote no importance matrix for %s", source_imatrix.c_str(), base_name(source).c_str());
             }
@@ -424,7 +306,7 @@ SweepResult run_sweep(const SweepOptions & o) {
             if ((!best || *best != i) && paths[i] != res.chosen) fs::remove(paths[i], ec);
         }
         for (const SweepPoint & p : points) {
-            if (p.path != res.chosen) fs::remove(pruned_imatrix_path(p.path), ec);
+            if (p.path != res.chosen) fs::remove(default_imatrix_output(p.path), ec);
         }
     }
     return res;
