@@ -2,6 +2,7 @@
 #include "core/error.h"
 #include "fuzz_input.h"
 #include "stats/expert_stats.h"
+#include "stats/stats_merge.h"
 #include "stats/stats_meta.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
