@@ -67,8 +67,8 @@ void expect_rows(const ImatrixEntry & in, const ImatrixEntry & out, const std::v
 }
 
 // The "did not find weights for X" lines of a llama-quantize log, and whether it complained of a
-// size mismatch or a missing matrix in a low-bit type.
-std::set<std::string> not_found(const std::string & log) {
+// size mismatch or a missing matrix in a low-bit type. (Unused where the build found no llama-quantize.)
+[[maybe_unused]] std::set<std::string> not_found(const std::string & log) {
     std::set<std::string>   out;
     static const std::regex re(R"(did not find weights for (\S+))");
     for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator(); ++it)
