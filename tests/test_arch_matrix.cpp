@@ -145,14 +145,14 @@ void check_never_routed_removal(const std::string & arch, const std::string & di
     Plan p;
     p.criterion = "never-routed";
     p.n_expert  = m.n_expert;
-    p.kept      = m.n_expert - uint32_t(n_drop);
     for (const auto & [il, L] : stats.layers) {
         LayerPlan lp;
         for (uint32_t e = 0; e < m.n_expert; e++)
             (L.count[e] == 0 && lp.dropped.size() < n_drop ? lp.dropped : lp.kept).push_back(e);
+        lp.set_pruned_slots();
         p.layers[il] = lp;
     }
-    p.keep_ratio = double(p.kept) / m.n_expert;
+    p.keep_ratio = double(p.expert_count()) / m.n_expert;
     check_plan(p, m.shape(), "never-routed plan");
     prune_model(in, m, {{p, dir + "/never-routed.gguf"}}, false);
     const auto base  = test::decode_logits(model, k_text, 1, true);

@@ -52,7 +52,6 @@ Plan test_plan(const MoeShape & s, uint32_t kept) {
     Plan p;
     p.criterion      = "test";
     p.n_expert       = s.n_expert;
-    p.kept           = kept;
     p.keep_ratio     = double(kept) / s.n_expert;
     const uint32_t g = s.groups(), per = s.n_expert / g;
     for (int il : s.all_moe_layers()) {
@@ -61,6 +60,7 @@ Plan test_plan(const MoeShape & s, uint32_t kept) {
             const uint32_t in_group = e % per, group_rot = (in_group + uint32_t(il) * 3 + e / per) % per;
             (group_rot < kept / g ? lp.kept : lp.dropped).push_back(e);
         }
+        lp.set_pruned_slots();
         p.layers[il] = lp;
     }
     return p;
@@ -169,7 +169,7 @@ TEST_P(HfSamePlan, KeepsTheGgufOutputsExperts) {
     for (const auto & [il, lp] : plan.layers)
         EXPECT_EQ(rec["kept"][std::to_string(il)].get<std::vector<uint32_t>>(), lp.kept) << il;
     const HfMoeConfig pruned = read_moe_config(read_json(dir + "/out-hf/config.json"), "config.json");
-    EXPECT_EQ(pruned.n_expert, plan.kept);
+    EXPECT_EQ(pruned.n_expert, plan.expert_count());
     EXPECT_TRUE(fs::exists(dir + "/out-hf/generation_config.json"));
 }
 

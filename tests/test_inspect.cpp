@@ -5,6 +5,7 @@
 #include "gguf/gguf_model.h"
 #include "moe/expert_budget.h"
 #include "moe/inspect.h"
+#include "prune/planner.h"
 #include "support.h"
 
 #include <gtest/gtest.h>

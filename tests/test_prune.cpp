@@ -178,10 +178,10 @@ TEST_P(RareRemoval, LeavesLogitsUnchanged) {
         for (uint32_t e = 0; e < m.n_expert; e++) {
             (std::find(rare.begin(), rare.end(), e) == rare.end() ? lp.kept : lp.dropped).push_back(e);
         }
-        p.kept       = uint32_t(lp.kept.size());
+        lp.set_pruned_slots();
         p.layers[il] = lp;
     }
-    p.keep_ratio = double(p.kept) / m.n_expert;
+    p.keep_ratio = double(p.expert_count()) / m.n_expert;
     prune_model(in, m, {{p, dir + "/no-rare.gguf"}}, false);
 
     const std::string text = "Every token goes through the same experts as before, and the logits stay the same.";
@@ -393,11 +393,11 @@ TEST(Prune, ExpertIdTablesAreRenumberedOrRefused) {
     Plan              p;
     p.criterion = "test";
     p.n_expert  = 16;
-    p.kept      = 8;
     for (int il : bm.moe_layer_indices()) {
         LayerPlan lp;
         for (uint32_t e = 0; e < 16; e++)
             (e % 2 ? lp.kept : lp.dropped).push_back(e);  // keep odd ids
+        lp.set_pruned_slots();
         p.layers[il] = lp;
     }
     // token -> expert ids table using only kept (odd) experts: renumbered 1->0, 3->1, 15->7
@@ -572,6 +572,7 @@ TEST(Planner, GroveMoeKeepsWholeAdjugateGroupsOrTheSameNumberInEach) {
     check_plan(one_each, m, "plan");
     Plan uneven              = whole;  // group 0 whole, one of group 1, one of group 3: no single group size
     uneven.layers.at(0).kept = {0, 1, 2, 6};
+    uneven.layers.at(0).set_pruned_slots();
     EXPECT_THROW(check_plan(uneven, m, "plan"), Error);
 }
 

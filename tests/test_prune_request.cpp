@@ -77,8 +77,8 @@ TEST(PruneRequest, PlansEveryRatioOnceWithoutWriting) {
     const PruneOutcome o = run_prune(r);
     ASSERT_EQ(o.outputs.size(), 2u);
     EXPECT_FALSE(o.wrote_models);
-    EXPECT_EQ(o.outputs[0].job.plan.kept, 8u);
-    EXPECT_EQ(o.outputs[1].job.plan.kept, 12u);
+    EXPECT_EQ(o.outputs[0].job.plan.expert_count(), 8u);
+    EXPECT_EQ(o.outputs[1].job.plan.expert_count(), 12u);
     EXPECT_EQ(o.outputs[0].job.output, dir + "/out-keep0.50.gguf");
     EXPECT_LT(o.outputs[0].output_size, o.outputs[1].output_size);
     EXPECT_EQ(o.plan_report["plans"].size(), 2u);

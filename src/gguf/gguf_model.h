@@ -1,4 +1,4 @@
-// A GGUF model (one file or every split of a split model) behind the seam of prune/model.h:
+// A GGUF model (one file or every split of a split model) behind the seam of plan/model.h:
 // the reader (gguf_file, moe_layout), the writer (gguf_pruner) and the inspect facts
 // (gguf_inspect) of one format.
 #pragma once
@@ -6,7 +6,7 @@
 #include "gguf/gguf_file.h"
 #include "gguf/imatrix_file.h"
 #include "gguf/moe_layout.h"
-#include "prune/model.h"
+#include "plan/model.h"
 
 #include <map>
 #include <optional>

@@ -87,10 +87,11 @@ void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & 
         gguf_remove_key(ctx, k);
     if (in.get_uint("general.alignment").value_or(32) != 32) gguf_remove_key(ctx, "general.alignment");
 
-    set_count_key(ctx, in.meta(), layout.arch + ".expert_count", plan.kept);
+    set_count_key(ctx, in.meta(), layout.arch + ".expert_count", plan.expert_count());
     if (layout.experts_per_chunk > 0) {
         // Each kept adjugate group keeps the same number (check_plan): the new group size.
-        set_count_key(ctx, in.meta(), layout.arch + ".experts_per_group", kept_per_chunk(layout.shape(), plan.kept));
+        set_count_key(ctx, in.meta(), layout.arch + ".experts_per_group",
+                      kept_per_chunk(layout.shape(), plan.expert_count()));
     }
     // expert_used_count never exceeds the kept count (check_kept_count), so it stays as it is.
     gguf_set_val_str(ctx, "reap.prune.criterion", plan.criterion.c_str());
@@ -133,7 +134,7 @@ Recipe tensor_recipe(const GgufFile & in, const MoeLayout & layout, const Tensor
 
 OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const Plan & plan, uint64_t split_max) {
     // The planner keeps the rules; this makes sure no file llama.cpp would abort on is written.
-    check_llama_limits(layout, plan.kept, "the pruned model");
+    check_llama_limits(layout, plan.expert_count(), "the pruned model");
     OutputLayout out;
     out.gguf.reset(gguf_init_empty());
     gguf_context * ctx = out.gguf.get();

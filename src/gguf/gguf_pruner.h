@@ -8,7 +8,7 @@
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_writer.h"
 #include "gguf/moe_layout.h"
-#include "prune/model.h"
+#include "plan/model.h"
 
 #include <string>
 #include <vector>

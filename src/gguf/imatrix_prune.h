@@ -6,7 +6,7 @@
 #include "gguf/gguf_file.h"
 #include "gguf/imatrix_file.h"
 #include "gguf/moe_layout.h"
-#include "prune/planner.h"
+#include "plan/plan.h"
 #include "stats/expert_stats.h"
 
 #include <string>

@@ -1,4 +1,4 @@
-// A Hugging Face folder behind the seam of prune/model.h: the reader (hf_checkpoint, hf_layout),
+// A Hugging Face folder behind the seam of plan/model.h: the reader (hf_checkpoint, hf_layout),
 // the writer (hf_pruner) and the inspect facts (hf_inspect) of one format. The plans come from
 // the same code as for GGUF (prune/prune_request.h on this MoeShape), so the same stats give the
 // same experts in either format.
@@ -6,7 +6,7 @@
 
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_layout.h"
-#include "prune/model.h"
+#include "plan/model.h"
 
 namespace reap {
 

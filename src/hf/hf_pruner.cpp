@@ -94,7 +94,7 @@ std::optional<uint32_t> data_block_offset(const HfCheckpoint & c, const HfLayout
 }
 
 OutModel build_output(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan) {
-    check_kept_count(layout.shape, plan.kept);
+    check_kept_count(layout.shape, plan.expert_count());
     OutModel m;
     for (size_t i = 0; i < c.tensors.size(); i++) {
         OutTensor o;
@@ -238,7 +238,7 @@ std::string prune_record(const HfCheckpoint & c, const HfLayout & layout, const 
     j["date"]                   = iso_utc_now();
     j["source"]                 = c.dir;
     j["n_expert_original"]      = layout.config.n_expert;
-    j["n_expert"]               = plan.kept;
+    j["n_expert"]               = plan.expert_count();
     nlohmann::ordered_json kept = nlohmann::ordered_json::object();
     for (const auto & [il, lp] : plan.layers)
         kept[std::to_string(il)] = lp.kept;
@@ -252,7 +252,7 @@ std::string prune_record(const HfCheckpoint & c, const HfLayout & layout, const 
 void write_side_files(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan, const OutModel & m,
                       const HfOutputFolder & dir) {
     write_text_file(dir.file("config.json"),
-                    pruned_config_text(c.config_text, layout.config, plan.kept, c.config_path));
+                    pruned_config_text(c.config_text, layout.config, plan.expert_count(), c.config_path));
     if (c.sharded) {
         std::map<std::string, std::string> map;
         for (const auto & t : m.tensors)

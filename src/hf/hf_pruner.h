@@ -10,7 +10,7 @@
 
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_layout.h"
-#include "prune/model.h"
+#include "plan/model.h"
 
 #include <string>
 #include <vector>

@@ -1,9 +1,9 @@
 // The one place a path becomes a model: a Hugging Face folder (a directory with config.json) or
 // a GGUF (any split of a split model), decided once here for every command, then used through
-// prune/model.h's interface.
+// plan/model.h's interface.
 #pragma once
 
-#include "prune/model.h"
+#include "plan/model.h"
 #include "prune/prune_request.h"
 
 #include <memory>

@@ -1,5 +1,5 @@
 // `reap inspect`: the format-free half of the report (the formats' facts: gguf/gguf_inspect.h,
-// hf/hf_inspect.h; put together by prune/model.h's model_report): the sizes after pruning and
+// hf/hf_inspect.h; put together by plan/model.h's model_report): the sizes after pruning and
 // the text rendering of the JSON.
 #pragma once
 

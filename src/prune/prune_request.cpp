@@ -121,7 +121,7 @@ void warn_unprotected(const Plan & p) {
         const auto & kept = p.layers.at(pe.expert.layer).kept;
         if (!std::binary_search(kept.begin(), kept.end(), pe.expert.expert)) {
             log_warn("keeping %u experts drops super expert %u of layer %d (more super experts than kept slots)",
-                     p.kept, pe.expert.expert, pe.expert.layer);
+                     p.expert_count(), pe.expert.expert, pe.expert.layer);
         }
     }
 }
@@ -132,12 +132,12 @@ void report_convergence(Plan & p, const CalibrationSets & sets, const MoeShape &
     if (!criterion_info(r.criterion).describes_model) return;
     nlohmann::json per_set = nlohmann::json::array();
     for (const auto & set : sets.sets) {
-        const Convergence c    = drop_set_convergence(set.stats, shape, r.criterion, p.kept, r.seed);
+        const Convergence c    = drop_set_convergence(set.stats, shape, r.criterion, p.expert_count(), r.seed);
         const std::string from = sets.sets.size() > 1 ? set.path + ": " : "";
         if (c.moving) {
-            log_warn("%skeeping %u: %s", from.c_str(), p.kept, c.summary().c_str());
+            log_warn("%skeeping %u: %s", from.c_str(), p.expert_count(), c.summary().c_str());
         } else {
-            log_info("%skeeping %u: %s", from.c_str(), p.kept, c.summary().c_str());
+            log_info("%skeeping %u: %s", from.c_str(), p.expert_count(), c.summary().c_str());
         }
         nlohmann::json j = c.to_json();
         if (sets.sets.size() == 1) p.convergence = j;

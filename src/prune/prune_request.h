@@ -1,10 +1,10 @@
-// One `reap prune` job as a library call, the same sequence for either format (prune/model.h):
+// One `reap prune` job as a library call, the same sequence for either format (plan/model.h):
 // choose the kept counts (a ratio, several ratios, a count to keep or to remove, or a saved
 // plan), plan each output once, name the outputs, build the plan report, and write the pruned
 // models unless it is a dry run. The front end only parses options and prints.
 #pragma once
 
-#include "prune/model.h"
+#include "plan/model.h"
 #include "prune/planner.h"
 #include "stats/stats_combine.h"
 

@@ -1,6 +1,7 @@
 #include "commands.h"
 #include "model/open_model.h"
 #include "moe/inspect.h"
+#include "prune/model_report.h"
 
 #include <cstdio>
 

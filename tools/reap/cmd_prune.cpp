@@ -24,15 +24,15 @@ void print_outcome(const PruneRequest & r, const PruneOutcome & out) {
     for (const auto & o : out.outputs) {
         const Plan & p = o.job.plan;
         if (!out.wrote_models) {
-            std::fprintf(stderr, "plan: keep %u of %u experts per MoE layer (%s): %s -> %s\n", p.kept, p.n_expert,
-                         p.criterion.c_str(), human_bytes(out.original_size).c_str(),
+            std::fprintf(stderr, "plan: keep %u of %u experts per MoE layer (%s): %s -> %s\n", p.expert_count(),
+                         p.n_expert, p.criterion.c_str(), human_bytes(out.original_size).c_str(),
                          human_bytes(o.output_size).c_str());
             continue;
         }
         const std::string name =
             o.files.size() > 1 ? strfmt("%s (%zu splits)", o.files[0].c_str(), o.files.size()) : o.job.output;
-        std::printf("wrote %s: kept %u of %u experts per MoE layer (%s), %s -> %s (%.1f%%)\n", name.c_str(), p.kept,
-                    p.n_expert, p.criterion.c_str(), human_bytes(out.original_size).c_str(),
+        std::printf("wrote %s: kept %u of %u experts per MoE layer (%s), %s -> %s (%.1f%%)\n", name.c_str(),
+                    p.expert_count(), p.n_expert, p.criterion.c_str(), human_bytes(out.original_size).c_str(),
                     human_bytes(o.output_size).c_str(), 100.0 * double(o.output_size) / double(out.original_size));
         if (!o.imatrix_file.empty()) std::printf("wrote %s: its importance matrix\n", o.imatrix_file.c_str());
     }

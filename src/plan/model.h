@@ -2,12 +2,13 @@
 // (gguf/gguf_model.h) and a Hugging Face folder (hf/hf_model.h) each give the same small
 // interface: what the model is (MoeShape), what it weighs, the size a plan gives, its inspect
 // facts, and its pruned outputs written for a set of jobs. model/open_model.h decides which one
-// a path is, once, for every command; prune_request.h and model_report() below are written once
-// against this interface.
+// a path is, once, for every command; prune/prune_request.h and prune/model_report.h are written
+// once against this interface.
 #pragma once
 
 #include "moe/moe_shape.h"
-#include "prune/planner.h"
+#include "plan/plan.h"
+#include "stats/expert_stats.h"
 
 #include <nlohmann/json.hpp>
 
@@ -60,10 +61,5 @@ public:
     // What `reap inspect` reports about the model, without the sizes after pruning.
     virtual nlohmann::json inspect_facts() const = 0;
 };
-
-// `reap inspect`'s report (moe/inspect.h renders it as text): the format's facts and the size
-// after pruning a quarter, half and three quarters of the experts, each pruned_size() of the
-// uniform_plan() keeping that many, so it is what `reap prune --dry-run` reports for such a plan.
-nlohmann::json model_report(const Model & m);
 
 }  // namespace reap
