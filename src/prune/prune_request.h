@@ -37,6 +37,13 @@ struct PruneRequest {
     // the model. Without stats, the imatrix criteria (imatrix-sum, imatrix-mean) rank from it.
     std::string imatrix;
     std::string imatrix_out;
+    // --merge METHOD ("ream", "msmoe"; "" prunes): the dropped experts are folded into the kept
+    // ones (prune/merge_planner.h), needing statistics profiled with --merge-stats.
+    // --merge-align: "weights" (members' intermediate neurons matched to the centroid's) or "none".
+    // --merge-group-size: ream's C, the most experts one centroid takes (0: the method's default).
+    std::string merge_method;
+    std::string merge_align      = "weights";
+    uint32_t    merge_group_size = 0;
 
     // The statistics (instead of `plan`): one stats file, or several calibration sets of the same
     // model combined into one score per expert (stats/stats_combine.h).
