@@ -171,12 +171,15 @@ json Plan::to_json() const {
         if (lp.copied_from_layer) l["copied_from_last_regular_layer"] = true;
         layers_j[std::to_string(il)] = l;
     }
-    json j = {{"criterion", criterion}, {"keep_ratio", keep_ratio}, {"n_expert", n_expert}, {"kept_experts", layers.empty() ? 0u : layers.begin()->second.slot_count()},
-              {"seed", seed},           {"model", model},           {"stats", stats},       {"layers", layers_j}};
+    json j = {{"criterion", criterion}, {"keep_ratio", keep_ratio},
+              {"n_expert", n_expert},   {"kept_experts", layers.empty() ? 0u : layers.begin()->second.slot_count()},
+              {"seed", seed},           {"model", model},
+              {"stats", stats},         {"layers", layers_j}};
     if (protect_super_experts) j["super_experts"] = super_experts_json();
     if (!convergence.is_null()) j["calibration_convergence"] = convergence;
     if (!calibration_sets.is_null()) j["calibration_sets"] = calibration_sets;
-    if (!merge.empty()) j["merge"] = {{"method", merge.method}, {"align", merge.align}, {"group_size", merge.group_size}};
+    if (!merge.empty())
+        j["merge"] = {{"method", merge.method}, {"align", merge.align}, {"group_size", merge.group_size}};
     if (!router_fingerprint.empty()) j["router_fingerprint"] = router_fingerprint;
     if (!router_norms.empty()) {
         json n = json::object();
@@ -252,15 +255,15 @@ struct PlanReader {
             if (!slots.is_array()) bad("layer " + key + " slots must be an array");
             for (const json & sl : slots) {
                 const json & src = at(sl, "sources", "layer " + key + " slot: ");
-                if (!src.is_array() || src.empty()) bad("layer " + key + ": a slot's sources must be a non-empty array");
+                if (!src.is_array() || src.empty())
+                    bad("layer " + key + ": a slot's sources must be a non-empty array");
                 Slot out;
                 for (const json & so : src) {
                     const json & w = at(so, "weight", "layer " + key + " source: ");
                     if (!w.is_number()) bad("layer " + key + ": a source's weight must be a number");
-                    out.sources.push_back(SlotSource{
-                        uint32_t(to_uint(at(so, "expert", "layer " + key + " source: "), "layer " + key + " source expert",
-                                         UINT32_MAX)),
-                        w.get<double>()});
+                    out.sources.push_back(SlotSource{uint32_t(to_uint(at(so, "expert", "layer " + key + " source: "),
+                                                                      "layer " + key + " source expert", UINT32_MAX)),
+                                                     w.get<double>()});
                 }
                 lp.slots.push_back(out);
             }
@@ -289,8 +292,8 @@ Plan Plan::from_json(const json & j, const std::string & origin) {
     Plan         p;
     const json & criterion = r.at(j, "criterion", "");
     if (!criterion.is_string()) r.bad("criterion must be a string");
-    p.criterion  = criterion.get<std::string>();
-    p.n_expert   = uint32_t(r.to_uint(r.at(j, "n_expert", ""), "n_expert", UINT32_MAX));
+    p.criterion         = criterion.get<std::string>();
+    p.n_expert          = uint32_t(r.to_uint(r.at(j, "n_expert", ""), "n_expert", UINT32_MAX));
     const uint32_t kept = uint32_t(r.to_uint(r.at(j, "kept_experts", ""), "kept_experts", UINT32_MAX));
     p.keep_ratio        = double(kept) / std::max(1u, p.n_expert);
     if (j.contains("keep_ratio")) {
@@ -310,7 +313,8 @@ Plan Plan::from_json(const json & j, const std::string & origin) {
         const json & m = j["merge"];
         p.merge.method = r.text(m, "method");
         p.merge.align  = r.text(m, "align");
-        if (m.contains("group_size")) p.merge.group_size = uint32_t(r.to_uint(m["group_size"], "merge group_size", UINT32_MAX));
+        if (m.contains("group_size"))
+            p.merge.group_size = uint32_t(r.to_uint(m["group_size"], "merge group_size", UINT32_MAX));
         if (p.merge.method.empty()) r.bad("merge.method must name the merging method");
     }
     const json & layers = r.at(j, "layers", "");

@@ -44,9 +44,9 @@ struct LayerPlan {
     // The layer's output expert count.
     uint32_t slot_count() const { return uint32_t(slots.size()); }
     // Whether any slot is computed (a merged layer).
-    bool     computed() const;
+    bool computed() const;
     // One source of weight 1 per kept expert: the slots of a pruning plan.
-    void     set_pruned_slots();
+    void set_pruned_slots();
 };
 
 // A super expert the plan keeps whatever its score (--no-protect-super-experts turns this off).
@@ -88,7 +88,7 @@ struct Plan {
     // layers differ (check_plan refuses such a plan for a model first) or there is none.
     uint32_t expert_count() const;
     // Whether any layer has a computed slot.
-    bool     computed() const;
+    bool computed() const;
 
     nlohmann::json to_json() const;
     nlohmann::json super_experts_json() const;  // the protection: rule, ratio, typical maxima, experts and why
