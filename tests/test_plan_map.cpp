@@ -85,10 +85,10 @@ TEST(PlanMap, CheckPlanRefusesABrokenMap) {
     Plan           no_merge = merged_plan();
     no_merge.merge          = {};
     refused(no_merge, "several sources in a plan that merges nothing");
-    Plan sum = merged_plan();
+    Plan sum                                    = merged_plan();
     sum.layers.at(0).slots[0].sources[1].weight = 0.5;
     refused(sum, "weights summing to 1.25");
-    Plan twice = merged_plan();
+    Plan twice                                    = merged_plan();
     twice.layers.at(0).slots[1].sources[1].expert = 0;  // expert 0 already in slot 0
     refused(twice, "one expert in two slots");
     Plan centroid = merged_plan();
@@ -97,13 +97,13 @@ TEST(PlanMap, CheckPlanRefusesABrokenMap) {
     Plan range = merged_plan();
     range.layers.at(1).slots[0].sources.push_back({8, 0.0});
     refused(range, "an expert id beyond the layer");
-    Plan negative = merged_plan();
+    Plan negative                          = merged_plan();
     negative.layers.at(0).slots[2].sources = {{5, 1.5}, {4, -0.5}};
     refused(negative, "a negative weight");
     Plan count = merged_plan();
     count.layers.at(1).slots.pop_back();
     refused(count, "fewer slots than kept experts");
-    Plan uneven = merged_plan();
+    Plan uneven              = merged_plan();
     uneven.layers.at(1).kept = {1, 3, 5, 6, 7};
     uneven.layers.at(1).set_pruned_slots();
     refused(uneven, "layers with different expert counts");
@@ -112,12 +112,13 @@ TEST(PlanMap, CheckPlanRefusesABrokenMap) {
 
 TEST(PlanMap, HostilePlanJsonIsRefusedWithAMessage) {
     const nlohmann::json good = merged_plan().to_json();
-    for (const char * patch : {R"({"merge": {"method": 3}})", R"({"merge": {"method": ""}})",
-                               R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": [{"sources": []}]}}})",
-                               R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": [{"sources": [{"expert": 1}]}]}}})",
-                               R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": [{"sources": [{"expert": -1, "weight": 1}]}]}}})",
-                               R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": {"a": 1}}}})",
-                               R"({"layers": {"0": {"kept": [1, 3, 5]}}})"}) {
+    for (const char * patch :
+         {R"({"merge": {"method": 3}})", R"({"merge": {"method": ""}})",
+          R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": [{"sources": []}]}}})",
+          R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": [{"sources": [{"expert": 1}]}]}}})",
+          R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": [{"sources": [{"expert": -1, "weight": 1}]}]}}})",
+          R"({"layers": {"0": {"kept": [1, 3, 5, 7], "slots": {"a": 1}}}})",
+          R"({"layers": {"0": {"kept": [1, 3, 5]}}})"}) {
         nlohmann::json j = good;
         j.merge_patch(nlohmann::json::parse(patch));
         EXPECT_THROW(Plan::from_json(j, "hostile.json"), Error) << patch;

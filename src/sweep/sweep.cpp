@@ -67,8 +67,8 @@ std::vector<QuantPoint> quant_points(const SweepOptions & o, const std::vector<S
     return q;
 }
 
-std::string point_file_name(Criterion c, double prune_ratio) {
-    return strfmt("%s-%g.gguf", criterion_name(c), std::round(prune_ratio * 1000) / 10);
+std::string point_file_name(const std::string & label, double prune_ratio) {
+    return strfmt("%s-%g.gguf", label.c_str(), std::round(prune_ratio * 1000) / 10);
 }
 
 // The points of the sweep, criterion by criterion, in the order of --ratios. Ratios that remove
@@ -88,11 +88,17 @@ std::vector<SweepPoint> sweep_points(const SweepOptions & o, const MoeShape & sh
         ratios.push_back(r);
         counts.push_back(kept);
     }
+    // The criteria's points, then the merging methods' (ranked by their own rules: the criterion is unused).
+    std::vector<std::pair<Criterion, std::string>> kinds;
+    for (const std::string & c : o.criteria)
+        kinds.push_back({parse_criterion(c), ""});
+    for (const std::string & m : o.merge)
+        kinds.push_back({Criterion::reap, m});
     std::vector<SweepPoint> points;
-    for (const std::string & c : o.criteria) {
-        const Criterion crit = parse_criterion(c);
+    for (const auto & [crit, method] : kinds) {
         for (double r : ratios) {
-            const SweepPoint p{crit, r, o.out_dir + "/" + point_file_name(crit, r)};
+            SweepPoint p{crit, r, "", method};
+            p.path = o.out_dir + "/" + point_file_name(point_label(p), r);
             for (const SweepPoint & q : points) {
                 if (q.path == p.path) {
                     fail(
@@ -250,12 +256,13 @@ SweepResult run_sweep(const SweepOptions & o) {
     for (size_t i = 0; i < paths.size(); i++) {
         nlohmann::json entry = rows.at(i + 1);
         if (i < points.size()) {
-            entry["criterion"]   = criterion_name(points[i].criterion);
+            entry["criterion"]   = point_label(points[i]);
             entry["prune_ratio"] = points[i].prune_ratio;
-            entry["quant"]       = "none";
+            if (!points[i].merge_method.empty()) entry["merge"] = points[i].merge_method;
+            entry["quant"] = "none";
         } else {
             const QuantPoint & q = qpoints[i - points.size()];
-            entry["criterion"]   = q.source_point ? criterion_name(points[*q.source_point].criterion) : "none";
+            entry["criterion"]   = q.source_point ? point_label(points[*q.source_point]) : "none";
             entry["prune_ratio"] = q.source_point ? points[*q.source_point].prune_ratio : 0.0;
             entry["quant"]       = q.type;
             entry["imatrix"]     = !imatrix.empty();

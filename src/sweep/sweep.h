@@ -5,7 +5,7 @@
 // criterion and ratios) and OUTDIR/sweep.html (sweep/sweep_html.h).
 //
 // Files in OUTDIR: .reap-sweep.json (what the folder belongs to; sweep/sweep_folder.h), stats.json
-// (the profile), <criterion>-<pct>.gguf (pruned models; those that are not the answer are removed
+// (the profile), <criterion>-<pct>.gguf (pruned models; <method>-<pct>.gguf merged ones; those that are not the answer are removed
 // unless keep_all), base-logits/ (the base's log-probabilities), sweep.json, sweep.html. OUTDIR is
 // new, empty, or this sweep's own (resume): what is there is then reused after it is checked to
 // belong to this model and these statistics; any other folder is refused before any work.
@@ -42,6 +42,9 @@ struct SweepOptions : LlamaFlags {
     std::string              out_dir;
     std::vector<double>      prune_ratios = {0.25, 0.5, 0.625, 0.75};  // fractions of experts removed
     std::vector<std::string> criteria     = {"reap", "frequency"};
+    // Merging methods (prune/merge_planner.h): a merged point per method and ratio beside the
+    // pruned ones, the same sizes; the profile then collects the merge statistics (--merge-stats).
+    std::vector<std::string> merge;
     std::vector<std::string> quant;    // llama-quantize's types (llama/quantize.h); none: no quantized points
     std::string              imatrix;  // with stats: the base's importance matrix for the quantized points
     SweepTolerance           tolerance;

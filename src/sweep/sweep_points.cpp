@@ -39,6 +39,10 @@ int64_t file_type_of(const GgufFile & f) {
 
 }  // namespace
 
+std::string point_label(const SweepPoint & p) {
+    return p.merge_method.empty() ? criterion_name(p.criterion) : p.merge_method;
+}
+
 void prune_point(const SweepOptions & o, const std::vector<std::string> & stats, const SweepPoint & p,
                  const std::string & imatrix) {
     PruneRequest r;
@@ -48,6 +52,7 @@ void prune_point(const SweepOptions & o, const std::vector<std::string> & stats,
     r.stats_combine = o.stats_combine;
     r.keep_ratios   = {1.0 - p.prune_ratio};
     r.criterion     = p.criterion;
+    r.merge_method  = p.merge_method;
     r.output        = p.path;
     r.show_progress = false;
     if (!imatrix.empty()) {
@@ -72,7 +77,7 @@ void prune_point(const SweepOptions & o, const std::vector<std::string> & stats,
             fail(
                 "%s: is not the %s plan of %s at this ratio (another model or other statistics); remove it or choose "
                 "another -o",
-                p.path.c_str(), criterion_name(p.criterion), base_name(o.model).c_str());
+                p.path.c_str(), point_label(p).c_str(), base_name(o.model).c_str());
         }
         // The model is this plan's; its importance matrix went with the non-answers: prune again.
         if (imatrix.empty() || fs::exists(r.imatrix_out)) return;

@@ -12,12 +12,17 @@
 
 namespace reap {
 
-// One pruned model of the sweep.
+// One pruned (or merged) model of the sweep.
 struct SweepPoint {
     Criterion   criterion;
     double      prune_ratio;
     std::string path;
+    std::string merge_method{};  // "": pruned by `criterion`; else merged by this method
 };
+
+// What names the point in files, sweep.json's "criterion" and the curves: the criterion, or the
+// merging method.
+std::string point_label(const SweepPoint & p);
 
 // One quantized model: the base (source_point none) or a pruned point, to one type.
 struct QuantPoint {

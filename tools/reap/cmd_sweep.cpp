@@ -106,6 +106,10 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     cmd->add_option("--ratios", *ratios, "fractions of the experts to remove, comma-separated");
     cmd->add_option("--criteria", *crits,
                     "criteria, comma-separated (" + join(criterion_names(false, true), ", ") + ")");
+    auto merge = std::make_shared<std::string>();
+    cmd->add_option("--merge", *merge,
+                    "also merge experts at every ratio by these methods, comma-separated (ream, msmoe), beside the "
+                    "pruned points at the same sizes; the profile then collects --merge-stats (default: none)");
     auto quant = std::make_shared<std::string>();
     cmd->add_option("--quant", *quant,
                     "also quantize the base and every pruned model to these llama-quantize types, comma-separated "
@@ -131,7 +135,8 @@ void add_sweep(CLI::App & app, CommandRun & run) {
     cmd->add_flag("--keep-all", o->keep_all,
                   "keep every pruned and quantized model and pruned importance matrix (default: only the answer)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
-    cmd->callback([o, ratios, crits, weights, combine, quant, &run]() {
+    cmd->callback([o, ratios, crits, weights, combine, quant, merge, &run]() {
+        o->merge = split_list(*merge);
         o->quant.clear();
         if (!quant->empty()) {
             for (const std::string & t : split_list(*quant))
