@@ -37,8 +37,9 @@ class MergeStatsCollector {
 public:
     MergeStatsCollector(uint32_t sample_per_batch, std::string arch);
 
-    void     set_threads(int n) { gram_.set_threads(n); }
-    uint32_t sample_per_batch() const { return sample_; }
+    void                set_threads(int n) { gram_.set_threads(n); }
+    uint32_t            sample_per_batch() const { return sample_; }
+    const std::string & arch() const { return arch_; }
 
     // Discovery: a node of MoE layer `il` (its name split into `base` and il) of the layer's
     // first MoE block, in graph order.

@@ -55,7 +55,7 @@ void MoeCollector::set_merge_stats(MergeStatsCollector * m) {
 int MoeCollector::nodes_requested_per_layer() const {
     if (layers_.empty()) return 0;
     const Layer & L = layers_.begin()->second;
-    return L.applied == L.raw ? 2 : 3;
+    return (L.applied == L.raw ? 2 : 3) + (merge_ != nullptr ? 3 : 0);
 }
 
 void MoeCollector::begin_discovery() {
@@ -88,8 +88,15 @@ void MoeCollector::end_discovery() {
     }
     if (merge_ != nullptr) {
         std::vector<int> layers;
-        for (const auto & kv : layers_)
-            layers.push_back(kv.first);
+        for (const auto & [il, L] : layers_) {
+            // The adjugate block reuses the routed block's node names: its nodes would be taken
+            // for the routed experts'.
+            if (L.chunk_block) {
+                fail("--merge-stats does not support architecture %s: layer %d runs a second (adjugate) MoE block",
+                     merge_->arch().c_str(), il);
+            }
+            layers.push_back(il);
+        }
         for (const auto & [name, il] : merge_->end_discovery(layers)) {
             if (!wanted_.emplace(name, std::make_pair(il, Kind::merge)).second) {
                 fail("layer %d: node %s is both a REAP and a --merge-stats node", il, name.c_str());
