@@ -20,7 +20,8 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2)? a[(
 r() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'; }
 
-cat "$here"/data/text/*-heldout.txt | head -c "${REAP_BENCH_BYTES:-80000}" > "$work/calib.txt"
+cat "$here"/data/text/*-heldout.txt > "$work/all.txt"  # not piped into head: pipefail would stop on cat's SIGPIPE
+head -c "${REAP_BENCH_BYTES:-80000}" "$work/all.txt" > "$work/calib.txt"
 "$reap" synth --layers 16 --n-embd 512 --n-ff 512 --n-expert 64 --n-expert-used 8 -o "$work/s.gguf" >/dev/null
 
 echo "# merge_stats_bench: $(date -u +%Y-%m-%d), $(lscpu | sed -n 's/^Model name: *//p'), $threads threads, -c 512 -b 512, --merge-stats $n"
