@@ -27,8 +27,7 @@ LayerStats::LayerStats(size_t n)
       reap_max(n, 0),
       renorm_sum(n, 0),
       out_max(n, 0),
-      out_max_channel(n, 0) {}
-// The Grams start empty: only `profile --merge-stats` collects them (enable_merge_stats).
+      out_max_channel(n, 0) {}  // the merge Grams start empty: only enable_merge_stats() sizes them
 
 void LayerStats::add(uint32_t e, double gate, double raw_gate, double norm, double r, double renorm) {
     count[e] += 1;
