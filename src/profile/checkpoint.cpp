@@ -47,6 +47,7 @@ ResumePoint resume_from_checkpoint(const std::string & path, const StatsMeta & m
     at.samples_done = pm.progress ? size_t(pm.progress->samples_done) : 0;
     at.tokens_done  = pm.progress ? pm.progress->tokens_done : 0;
     at.imatrix      = pm.imatrix;
+    at.merge_stats  = pm.merge_stats;
     if (at.samples_done > n_samples) {
         fail("%s: checkpoint says %zu samples done, but there are only %zu", path.c_str(), at.samples_done, n_samples);
     }

@@ -20,7 +20,8 @@ uint64_t calibration_fingerprint(const std::vector<std::vector<llama_token>> & s
 struct ResumePoint {
     size_t                      samples_done = 0;
     uint64_t                    tokens_done  = 0;
-    std::optional<StatsImatrix> imatrix;  // the importance matrix saved with the checkpoint
+    std::optional<StatsImatrix> imatrix;      // the importance matrix saved with the checkpoint
+    std::optional<uint32_t>     merge_stats;  // --merge-stats N of the checkpoint's run
 };
 
 // Loads the checkpoint at `path` into `stats` (whose layers are the model's MoE layers) after

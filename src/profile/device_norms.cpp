@@ -30,7 +30,7 @@ DeviceNorms::~DeviceNorms() {
 
 // The device of t's buffer. ggml's CPU buffer types name no device (ggml-cpu leaves it unset):
 // memory the host can read is the CPU backend's.
-static ggml_backend_dev_t device_of(const ggml_tensor * t) {
+ggml_backend_dev_t buffer_device(const ggml_tensor * t) {
     if (t->buffer == nullptr) return nullptr;
     ggml_backend_dev_t dev = ggml_backend_buft_get_device(ggml_backend_buffer_get_type(t->buffer));
     if (dev == nullptr && ggml_backend_buffer_is_host(t->buffer)) {
@@ -39,10 +39,10 @@ static ggml_backend_dev_t device_of(const ggml_tensor * t) {
     return dev;
 }
 
-bool DeviceNorms::has_device(const ggml_tensor * t) { return device_of(t) != nullptr; }
+bool DeviceNorms::has_device(const ggml_tensor * t) { return buffer_device(t) != nullptr; }
 
 DeviceNorms::Device & DeviceNorms::device_for(const ggml_tensor * t) {
-    ggml_backend_dev_t dev = device_of(t);
+    ggml_backend_dev_t dev = buffer_device(t);
     Device &           d   = devices_[dev];
     if (d.backend == nullptr) {
         d.backend = ggml_backend_dev_init(dev, nullptr);

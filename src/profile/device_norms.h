@@ -30,6 +30,10 @@ namespace reap {
 
 enum class NormsPlacement { automatic, always_device, off };
 
+// The device of t's buffer (memory the host can read is the CPU backend's); nullptr when t has
+// no buffer or its buffer type names no device.
+ggml_backend_device * buffer_device(const ggml_tensor * t);
+
 // REAP_DEVICE_NORMS from the environment; a value other than auto/always/off is an error.
 NormsPlacement norms_placement_from_env();
 

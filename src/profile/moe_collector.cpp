@@ -46,10 +46,16 @@ MoeCollector::MoeCollector(uint32_t n_expert, const std::vector<int> & moe_layer
     }
 }
 
+void MoeCollector::set_merge_stats(MergeStatsCollector * m) {
+    merge_ = m;
+    for (auto & [il, S] : stats_.layers)
+        S.enable_merge_stats(m->sample_per_batch());
+}
+
 int MoeCollector::nodes_requested_per_layer() const {
     if (layers_.empty()) return 0;
     const Layer & L = layers_.begin()->second;
-    return L.applied == L.raw ? 2 : 3;
+    return (L.applied == L.raw ? 2 : 3) + (merge_ != nullptr ? 3 : 0);
 }
 
 void MoeCollector::begin_discovery() {
@@ -79,6 +85,23 @@ void MoeCollector::end_discovery() {
             wanted_[L.applied] = {il, Kind::applied};
         }
         wanted_[L.down] = {il, Kind::down};
+    }
+    if (merge_ != nullptr) {
+        std::vector<int> layers;
+        for (const auto & [il, L] : layers_) {
+            // The adjugate block reuses the routed block's node names: its nodes would be taken
+            // for the routed experts'.
+            if (L.chunk_block) {
+                fail("--merge-stats does not support architecture %s: layer %d runs a second (adjugate) MoE block",
+                     merge_->arch().c_str(), il);
+            }
+            layers.push_back(il);
+        }
+        for (const auto & [name, il] : merge_->end_discovery(layers)) {
+            if (!wanted_.emplace(name, std::make_pair(il, Kind::merge)).second) {
+                fail("layer %d: node %s is both a REAP and a --merge-stats node", il, name.c_str());
+            }
+        }
     }
     stop_after_.clear();
     for (const std::string & name : discovered_order_) {
@@ -179,6 +202,7 @@ bool MoeCollector::discover(ggml_tensor * t) {
     if (adjugate) {
         set_error(strfmt("layer %d: llama.cpp's graph runs the adjugate experts before the routed ones", il));
     }
+    if (merge_ != nullptr) merge_->discover(t, il, base);
     if (base == "ffn_moe_weights") {
         L.raw = t->name;
         if (t->src[1] == nullptr || t->src[1]->type != GGML_TYPE_I32) {
@@ -329,6 +353,7 @@ void MoeCollector::on_data(ggml_tensor * t) {
         case Kind::raw: read_weights(t, L, L.raw_w, true); break;
         case Kind::applied: read_weights(t, L, L.applied_w, false); break;
         case Kind::down: accumulate(t, il, L); break;
+        case Kind::merge: merge_->collect(t, il, stats_.layers.at(il)); break;
     }
 }
 

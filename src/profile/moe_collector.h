@@ -23,6 +23,9 @@
 // With an ImatrixCollector (profile --imatrix), every matrix multiplication it collects is
 // requested too, and the stop node below is the last of those or of the MoE nodes.
 //
+// With a MergeStatsCollector (profile --merge-stats), its nodes (router logits and
+// probabilities, the experts' input) are requested too; they come before the down node.
+//
 // With stop_after_last_layer (the default), the callback returns false once the last requested
 // node of the micro-batch has been read: ggml-backend then skips the rest of that graph split,
 // which on a CPU graph is the output norm and head (n_vocab logits per token, which nobody
@@ -33,6 +36,7 @@
 #include "profile/device_norms.h"
 #include "profile/expert_norms.h"
 #include "profile/imatrix_collector.h"
+#include "profile/merge_stats_collector.h"
 #include "stats/expert_stats.h"
 
 #include "ggml.h"
@@ -61,6 +65,9 @@ public:
     // Also collect the importance matrix into `m` (which must outlive the decodes); set before
     // discovery, so that the graph is not ended before the last matrix multiplication.
     void set_imatrix(ImatrixCollector * m) { imatrix_ = m; }
+    // Also collect the merge Grams (profile --merge-stats) with `m` (which must outlive the
+    // decodes); set before discovery, which finds its nodes. Starts every layer's Grams at zero.
+    void set_merge_stats(MergeStatsCollector * m);
     // Threads for the norms computed on the host (the decode's batch threads).
     void set_threads(int n) { n_threads_ = n > 0 ? n : 1; }
 
@@ -74,13 +81,15 @@ public:
     int                 nodes_requested_per_layer() const;
     // Bytes copied from device buffers so far: the norms computed there, and whole tensors read
     // on the host (router weights and ids; expert outputs when not computed on the device).
-    uint64_t bytes_read_from_devices() const { return host_bytes_read_ + device_norms_.bytes_read(); }
+    uint64_t bytes_read_from_devices() const {
+        return host_bytes_read_ + device_norms_.bytes_read() + (merge_ != nullptr ? merge_->bytes_read() : 0);
+    }
     uint64_t device_norms_bytes() const { return device_norms_.bytes_read(); }
     // Time spent in the callback with data (reading nodes, norms, sums): the collector's own cost.
     double seconds() const { return seconds_; }
 
 private:
-    enum class Kind { raw, applied, down };
+    enum class Kind { raw, applied, down, merge };
     struct Layer {
         std::string raw, applied, down;
         bool        gate_before_expert = false;
@@ -116,6 +125,7 @@ private:
     std::vector<std::string> discovered_order_;  // named nodes, graph order
     std::string              stop_after_;        // order_key of the last requested node in graph order
     ImatrixCollector *       imatrix_      = nullptr;
+    MergeStatsCollector *    merge_        = nullptr;
     bool                     stop_enabled_ = true;
     NormsPlacement           placement_;
     DeviceNorms              device_norms_;

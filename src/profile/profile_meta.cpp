@@ -30,6 +30,7 @@ StatsMeta profile_meta(const ProfileOptions & opts, const MoeShape & shape, uint
                          {"skipped_lines", report[f].skipped}});
     }
     meta.calibration = files;
+    if (opts.merge_stats > 0 && opts.collect) meta.merge_stats = opts.merge_stats;
     return meta;
 }
 

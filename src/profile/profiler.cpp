@@ -269,6 +269,19 @@ void resume_imatrix(const ProfileOptions & opts, const ResumePoint & from, Imatr
     imatrix.resume_from(m);
 }
 
+// --resume: the checkpoint's merge Grams go on only with the same --merge-stats N (a Gram cannot
+// start midway, and another N would mix two samples under one label).
+void resume_merge_stats(const ProfileOptions & opts, const ResumePoint & from) {
+    const std::string was =
+        from.merge_stats ? strfmt("with --merge-stats %u", *from.merge_stats) : "without --merge-stats";
+    const std::string now =
+        opts.merge_stats ? strfmt("with --merge-stats %u", opts.merge_stats) : "without --merge-stats";
+    if (was != now) {
+        fail("%s: the checkpoint was saved %s: resume %s too, or start over", opts.output.c_str(), was.c_str(),
+             was.c_str());
+    }
+}
+
 }  // namespace
 
 void check_profile_options(const ProfileOptions & opts) {
@@ -279,6 +292,7 @@ void check_profile_options(const ProfileOptions & opts) {
     if (opts.n_parallel < 1 || opts.n_parallel > 256) fail_usage("-np/--parallel must be in [1, 256]");
     if (opts.save_every < 0) fail_usage("--save-every must be >= 0");
     if (!opts.collect && !opts.imatrix.empty()) fail_usage("--imatrix collects: it cannot go with --no-collect");
+    if (!opts.collect && opts.merge_stats > 0) fail_usage("--merge-stats collects: it cannot go with --no-collect");
     uint32_t index = 0, count = 0;
     if (!opts.shard.empty()) parse_shard(opts.shard, index, count);
 }
@@ -305,9 +319,13 @@ ProfileResult run_profile(const ProfileOptions & given) {
     collector.set_stop_after_last_layer(opts.skip_head);
     ImatrixCollector imatrix;
     if (!opts.imatrix.empty()) collector.set_imatrix(&imatrix);
-    collector.set_threads(opts.n_threads_batch > 0 ? opts.n_threads_batch
-                          : opts.n_threads > 0     ? opts.n_threads
-                                                   : int(std::thread::hardware_concurrency()));
+    MergeStatsCollector merge(opts.merge_stats, shape.arch);
+    if (opts.merge_stats > 0 && opts.collect) collector.set_merge_stats(&merge);
+    const int batch_threads = opts.n_threads_batch > 0 ? opts.n_threads_batch
+                              : opts.n_threads > 0     ? opts.n_threads
+                                                       : int(std::thread::hardware_concurrency());
+    collector.set_threads(batch_threads);
+    merge.set_threads(batch_threads);
     const LlamaRuntime rt = open_llama(opts.model, runtime_options(opts, n_parallel, collector));
     ProfileResult      res;
     res.n_ctx        = opts.n_ctx;
@@ -326,6 +344,7 @@ ProfileResult run_profile(const ProfileOptions & given) {
     if (opts.resume) {
         from = resume_from_checkpoint(opts.output, meta, items.size(), collector.stats());
         resume_imatrix(opts, from, imatrix);
+        resume_merge_stats(opts, from);
     }
 
     res.samples_total   = items.size();

@@ -22,7 +22,10 @@ struct ProfileOptions : LlamaFlags {
     // --imatrix: also collect llama.cpp's importance matrix over the same tokens into this GGUF
     // file (profile/imatrix_collector.h), saved with every checkpoint; empty: none.
     std::string imatrix;
-    int         n_ctx = k_ctx_size_not_given;  // max tokens per sample; .txt windows have this size
+    // --merge-stats N: also collect the merge Grams (profile/merge_stats_collector.h), N tokens
+    // sampled per micro-batch per layer for the expert-output Gram; 0: not collected.
+    uint32_t merge_stats = 0;
+    int      n_ctx       = k_ctx_size_not_given;  // max tokens per sample; .txt windows have this size
     // Tokens per llama_decode call. Every token is an output, and llama.cpp keeps n_batch rows
     // of n_vocab logits per call (1.2 GB at 2048 x 151,936): the default is one micro-batch.
     // 0: k_default_batch, or k_paged_batch when the model is larger than the memory available

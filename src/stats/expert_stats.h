@@ -41,11 +41,26 @@ struct LayerStats {
     // Empty in statistics read from a stats file.
     std::vector<double> imatrix_sum;
 
+    // Expert merging (REAM, M-SMoE; `profile --merge-stats`): two E x E Gram sums, row-major,
+    // empty when not collected (or merged with statistics without them).
+    //   router_gram[i*E+j] = Σ_t l_i(t) l_j(t) over every token, l the router logits;
+    //   output_gram[i*E+j] = Σ_t g_i(t) g_j(t) <f_i(x_t), f_j(x_t)> over the sampled tokens, every
+    //   expert run on each, routed or not, g the router's probabilities over all experts.
+    // Per-expert mean outputs are not kept: n_embd x E per layer (ARCHITECTURE.md, "Statistics").
+    std::vector<double> router_gram, output_gram;
+    uint64_t            router_gram_tokens = 0, output_gram_tokens = 0;
+    uint32_t            merge_sample_per_batch = 0;  // --merge-stats N; 0 after merging runs of different N
+
     explicit LayerStats(size_t n_expert = 0);
     size_t n_expert() const { return count.size(); }
     bool   has_renorm() const { return renorm_sum.size() == count.size(); }
     bool   has_imatrix() const { return imatrix_sum.size() == count.size(); }
     bool   has_out_max() const { return out_max.size() == count.size() && out_max_channel.size() == count.size(); }
+    bool   has_merge_stats() const {
+          return router_gram.size() == count.size() * count.size() && output_gram.size() == router_gram.size();
+    }
+    // Starts empty (zero) Grams for `profile --merge-stats N`.
+    void enable_merge_stats(uint32_t sample_per_batch);
 
     // One routed token: its gate weights, ||f||, its REAP contribution (normally gate * norm)
     // and its reap-renorm contribution g * ||f - ybar_-j||.
@@ -72,6 +87,10 @@ struct LayerStats {
     std::vector<double>         imatrix_mean() const;
     const std::vector<double> & output_max() const;  // throws when absent (has_out_max)
     uint32_t                    never_activated() const;
+    // E x E cosine similarities G_ij / sqrt(G_ii G_jj) of the Grams (0 where a diagonal is 0);
+    // throw when the Grams are absent (has_merge_stats).
+    std::vector<double> router_similarity() const;
+    std::vector<double> output_similarity() const;
 };
 
 // The sums part of the way through a profile run, for calibration convergence (milestones.h).

@@ -13,7 +13,13 @@ void record_milestones(ExpertStats & stats, uint64_t tokens_done, uint64_t total
     if (tokens_done >= total_tokens) return;
     for (double f : k_milestone_fractions) {
         if (double(tokens_done) < f * double(total_tokens) || find_milestone(stats, f) != nullptr) continue;
-        stats.milestones.push_back({f, tokens_done, stats.layers});
+        StatsMilestone m{f, tokens_done, stats.layers};
+        // Without the merge Grams (--merge-stats): E x E per layer, and convergence reads none.
+        for (auto & [il, L] : m.layers) {
+            L.router_gram.clear();
+            L.output_gram.clear();
+        }
+        stats.milestones.push_back(std::move(m));
     }
 }
 

@@ -105,6 +105,12 @@ StatsMeta merge_metas(const std::vector<StatsMeta> & metas, const std::vector<st
             for (const auto & c : m.calibration)
                 out.calibration.push_back(c);
         }
+        // Merge Grams survive only when every run has them (LayerStats::merge); N when all agree.
+        if (!m.merge_stats) {
+            out.merge_stats.reset();
+        } else if (out.merge_stats && *out.merge_stats != *m.merge_stats) {
+            out.merge_stats = 0u;
+        }
         if (m.samples) out.samples = out.samples.value_or(0) + *m.samples;
         if (m.tokens) out.tokens = out.tokens.value_or(0) + *m.tokens;
         const StatsProgress p = m.progress.value_or(StatsProgress{m.samples.value_or(0), m.tokens.value_or(0), true});

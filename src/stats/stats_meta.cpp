@@ -176,7 +176,8 @@ const char * const k_known_keys[] = {"architecture",
                                      "merged_from",
                                      "progress",
                                      "shard",
-                                     "imatrix"};
+                                     "imatrix",
+                                     "merge_stats"};
 
 bool is_known_key(const std::string & k) {
     for (const char * known : k_known_keys) {
@@ -222,6 +223,7 @@ StatsMeta StatsMeta::parse(const json & j, const std::string & origin) {
     r.progress_field("progress", m.progress);
     r.shard_field("shard", m.shard);
     r.imatrix_field("imatrix", m.imatrix);
+    r.uint_field("merge_stats", m.merge_stats);
     for (const auto & [k, v] : j.items()) {
         if (!is_known_key(k)) m.unknown[k] = v;
     }
@@ -268,6 +270,7 @@ json StatsMeta::to_json() const {
     }
     if (shard) j["shard"] = {{"count", shard->count}, {"indices", shard->indices}, {"data", shard->data}};
     if (imatrix) j["imatrix"] = {{"file", imatrix->file}, {"hash", imatrix->hash}};
+    put("merge_stats", merge_stats);
     return j;
 }
 

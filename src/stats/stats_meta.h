@@ -64,7 +64,10 @@ struct StatsMeta {
     std::optional<StatsProgress> progress;
     std::optional<StatsShard>    shard;
     std::optional<StatsImatrix>  imatrix;
-    nlohmann::json               unknown = nlohmann::json::object();  // keys of other tools, written back as read
+    // `reap profile --merge-stats N`: the layers hold the merge Grams, N tokens sampled per
+    // micro-batch for the expert-output Gram (0 after merging runs of different N).
+    std::optional<uint32_t> merge_stats;
+    nlohmann::json          unknown = nlohmann::json::object();  // keys of other tools, written back as read
 
     // Reads "_meta" strictly; `origin` names the file in errors.
     static StatsMeta parse(const nlohmann::json & j, const std::string & origin);

@@ -1,6 +1,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/stop_signal.h"
+#include "profile/merge_stats_collector.h"
 #include "profile/profiler.h"
 
 #include <cstdio>
@@ -22,6 +23,10 @@ void profile(const ProfileOptions & o) {
     if (o.collect) {
         std::printf("collector: %.2f s of the decode time in the eval callback; %.1f MB read from devices\n",
                     r.collect_seconds, double(r.device_bytes_read) / 1e6);
+    }
+    if (o.collect && o.merge_stats > 0) {
+        std::printf("merge statistics: router-logit and expert-output Grams (%u tokens sampled per micro-batch)\n",
+                    o.merge_stats);
     }
     if (o.collect && !o.imatrix.empty()) {
         std::printf("importance matrix: %s\n", o.imatrix.c_str());
@@ -56,6 +61,12 @@ void add_profile(CLI::App & app, CommandRun & run) {
                     "also collect llama.cpp's importance matrix over the same tokens into this GGUF file "
                     "(llama-imatrix's format and rules, for llama-quantize --imatrix and reap prune --imatrix; saved "
                     "with every checkpoint)");
+    auto merge_stats = std::make_shared<std::string>();
+    cmd->add_option("--merge-stats", *merge_stats,
+                    "also collect what expert merging needs (REAM, M-SMoE): per MoE layer the Gram of the router "
+                    "logits over every token and the gate-weighted Gram of every expert's output over N tokens "
+                    "sampled per micro-batch (every expert run on each); N is required (16 is a good start)")
+        ->type_name("N");
     cmd->add_option("--format", o->format, "calibration format: auto, prompt-response, text, messages, txt")
         ->check(CLI::IsMember({"auto", "prompt-response", "text", "messages", "txt"}));
     cmd->add_option(
@@ -94,7 +105,8 @@ void add_profile(CLI::App & app, CommandRun & run) {
                   "same statistics)");
     cmd->add_flag("!--no-collect", o->collect,
                   "benchmark baseline: decode the same batches without collecting statistics, write nothing");
-    cmd->callback([o, &run]() {
+    cmd->callback([o, merge_stats, cmd, &run]() {
+        if (cmd->count("--merge-stats") > 0) o->merge_stats = parse_merge_stats(*merge_stats);
         check_profile_options(*o);
         run = [o]() { profile(*o); };
     });
