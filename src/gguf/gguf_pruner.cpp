@@ -4,7 +4,9 @@
 #include "core/fs_util.h"
 #include "core/progress.h"
 #include "core/stop_signal.h"
+#include "gguf/gguf_slot_merge.h"
 #include "gguf/gguf_writer.h"
+#include "gguf/imatrix_file.h"
 #include "moe/expert_budget.h"
 
 #include "ggml.h"
@@ -27,6 +29,7 @@ struct Recipe {
     const ExpertTensor *  expert = nullptr;  // null: copied whole
     std::vector<uint32_t> kept;              // slices kept along the outer axis (experts or chunks)
     std::vector<uint8_t>  remapped;          // expert-id tensors: the whole tensor, ids renumbered
+    const LayerPlan *     merged = nullptr;  // a merged layer's FFN tensor: its computed slots are made
 };
 
 struct OutputLayout {
@@ -125,9 +128,11 @@ Recipe tensor_recipe(const GgufFile & in, const MoeLayout & layout, const Tensor
     if (e->role == ExpertRole::expert_ids) {
         r.remapped = remap_expert_ids(in, t, plan.layers.at(e->layer).kept);
     } else {
-        r.expert         = e;
-        r.kept           = kept_slices(layout, *e, plan);
-        ne[t.n_dims - 1] = int64_t(r.kept.size());
+        r.expert             = e;
+        r.kept               = kept_slices(layout, *e, plan);
+        ne[t.n_dims - 1]     = int64_t(r.kept.size());
+        const LayerPlan & lp = plan.layers.at(e->layer);
+        if (lp.computed() && computed_per_slot(*e)) r.merged = &lp;
     }
     return r;
 }
@@ -162,10 +167,17 @@ OutputLayout build_output(const GgufFile & in, const MoeLayout & layout, const P
 // keeps (part of) it.
 class PruneCopy {
 public:
+    // mergers[o]: output o's computed slots (null when its plan has none).
     PruneCopy(const GgufFile & in, const std::vector<OutputLayout> & outs,
-              std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers, Progress & progress,
-              uint64_t written)
-        : in_(in), outs_(outs), writers_(writers), progress_(progress), written_(written), buf_(k_chunk) {}
+              std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers,
+              std::vector<std::unique_ptr<GgufSlotMerger>> & mergers, Progress & progress, uint64_t written)
+        : in_(in),
+          outs_(outs),
+          writers_(writers),
+          mergers_(mergers),
+          progress_(progress),
+          written_(written),
+          buf_(k_chunk) {}
 
     void copy_tensor(size_t i) {
         i_ = i;
@@ -229,13 +241,24 @@ private:
         return false;
     }
 
-    // Expert (or adjugate expert) by expert, each slice to the outputs that keep it.
+    // Expert (or adjugate expert) by expert, each slice to the outputs that keep it: copied, or
+    // for a computed slot made from its sources.
     void copy_kept_slices(const TensorInfo & t, uint64_t slice) {
         for (uint32_t e = 0; e < uint32_t(t.ne[t.n_dims - 1]); e++) {
             std::vector<size_t> to;
             for (size_t o = 0; o < outs_.size(); o++) {
-                const auto & kept = outs_[o].recipes[i_].kept;
-                if (std::binary_search(kept.begin(), kept.end(), e)) to.push_back(o);
+                const Recipe & r  = outs_[o].recipes[i_];
+                const auto     it = std::lower_bound(r.kept.begin(), r.kept.end(), e);
+                if (it == r.kept.end() || *it != e) continue;
+                const uint32_t slot = uint32_t(it - r.kept.begin());
+                if (r.merged == nullptr || !r.merged->slots.at(slot).computed()) {
+                    to.push_back(o);
+                    continue;
+                }
+                stop_point("pruning (no output was written)");
+                const std::vector<uint8_t> b = mergers_[o]->slice(*r.expert, slot);
+                out_file(o).write(b.data(), b.size());
+                written_ += b.size();
             }
             if (!to.empty()) copy_range(t, uint64_t(e) * slice, slice, to);
         }
@@ -261,6 +284,7 @@ private:
     const GgufFile &                                            in_;
     const std::vector<OutputLayout> &                           outs_;
     std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> & writers_;
+    std::vector<std::unique_ptr<GgufSlotMerger>> &              mergers_;
     Progress &                                                  progress_;
     uint64_t                                                    written_;
     std::vector<uint8_t>                                        buf_;
@@ -296,6 +320,21 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         total += outs.back().size;
     }
     refuse_clashing_outputs(all_names, in.split_paths());
+    // Computed slots: refused before anything is written when they cannot be made; each job's
+    // importance matrix read once.
+    std::map<std::string, Imatrix>               imatrices;
+    std::vector<std::unique_ptr<GgufSlotMerger>> mergers(jobs.size());
+    for (size_t j = 0; j < jobs.size(); j++) {
+        if (!jobs[j].plan.computed()) continue;
+        check_computed_slots(in, layout, jobs[j].plan, !jobs[j].imatrix.empty());
+        const Imatrix * im = nullptr;
+        if (!jobs[j].imatrix.empty()) {
+            auto it = imatrices.find(jobs[j].imatrix);
+            if (it == imatrices.end()) it = imatrices.emplace(jobs[j].imatrix, read_imatrix(jobs[j].imatrix)).first;
+            im = &it->second;
+        }
+        mergers[j] = std::make_unique<GgufSlotMerger>(in, layout, jobs[j].plan, im);
+    }
     // Create every output file (with its metadata) before the long copy, so a bad path fails at once.
     std::vector<std::vector<std::unique_ptr<GgufFileWriter>>> writers(outs.size());
     uint64_t                                                  written = 0;
@@ -306,7 +345,7 @@ void prune_model(const GgufFile & in, const MoeLayout & layout, const std::vecto
         }
     }
     Progress  progress("prune", total, "bytes", show_progress);
-    PruneCopy copy(in, outs, writers, progress, written);
+    PruneCopy copy(in, outs, writers, mergers, progress, written);
     for (size_t i = 0; i < in.tensors().size(); i++) {
         copy.copy_tensor(i);
     }

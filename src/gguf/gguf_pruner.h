@@ -2,7 +2,8 @@
 // without the dropped experts. Streaming: tensor data goes through a fixed-size buffer, so memory
 // does not grow with the model. Key-value pairs and non-expert tensors are copied byte for byte;
 // expert tensors keep the kept experts' slices (the expert axis is ggml's outermost dimension, so
-// a slice is a contiguous run), quantized blocks included, in the original order.
+// a slice is a contiguous run), quantized blocks included, in the original order. A merged plan's
+// computed slots are made instead by gguf/gguf_slot_merge.h (same type and size as a copied slice).
 #pragma once
 
 #include "gguf/gguf_file.h"

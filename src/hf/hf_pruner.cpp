@@ -5,6 +5,7 @@
 #include "core/progress.h"
 #include "core/stop_signal.h"
 #include "hf/hf_output.h"
+#include "hf/hf_slot_merge.h"
 #include "moe/expert_budget.h"
 
 #include <algorithm>
@@ -24,6 +25,7 @@ struct OutTensor {
     StOutTensor                   meta;
     const std::vector<uint32_t> * kept  = nullptr;  // fused / router: the slices kept
     size_t                        shard = 0;
+    int64_t                       slot  = -1;  // a per-expert tensor of a computed slot: the slot
 };
 
 struct OutModel {
@@ -47,13 +49,16 @@ struct OutModel {
 bool out_tensor(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan, size_t i, OutTensor & o) {
     const StTensor &     t = *c.tensors[i].t;
     const HfTensorRole & r = layout.roles[i];
-    o                      = {i, {t.name, t.dtype, t.shape, t.nbytes}, nullptr, 0};
+    o                      = {i, {t.name, t.dtype, t.shape, t.nbytes}, nullptr, 0, -1};
     if (r.role == HfRole::other) return true;
-    const std::vector<uint32_t> & kept = plan.layers.at(r.layer).kept;
+    const LayerPlan &             lp   = plan.layers.at(r.layer);
+    const std::vector<uint32_t> & kept = lp.kept;
     if (r.role == HfRole::expert) {
         const auto it = std::lower_bound(kept.begin(), kept.end(), r.expert);
         if (it == kept.end() || *it != r.expert) return false;
-        o.meta.name = r.prefix + std::to_string(it - kept.begin()) + r.suffix;
+        const size_t slot = size_t(it - kept.begin());
+        o.meta.name       = r.prefix + std::to_string(slot) + r.suffix;
+        if (slot < lp.slots.size() && lp.slots[slot].computed()) o.slot = int64_t(slot);
         return true;
     }
     o.kept          = &kept;
@@ -123,24 +128,37 @@ OutModel build_output(const HfCheckpoint & c, const HfLayout & layout, const Pla
 // The one pass over the input: each tensor read once, written to every output keeping it.
 class HfCopy {
 public:
+    // mergers[o]: output o's computed slots (null when its plan has none).
     HfCopy(const HfCheckpoint & c, const HfLayout & layout, const std::vector<OutModel> & outs,
-           const std::vector<std::unique_ptr<HfOutputFolder>> & dirs, Progress & progress)
+           const std::vector<std::unique_ptr<HfOutputFolder>> & dirs,
+           const std::vector<std::unique_ptr<HfSlotMerger>> & mergers, Progress & progress)
         : c_(c),
           layout_(layout),
           outs_(outs),
           dirs_(dirs),
+          mergers_(mergers),
           progress_(progress),
           cursor_(outs.size(), 0),
           writers_(outs.size()),
           open_shard_(outs.size(), SIZE_MAX) {}
 
     void copy_tensor(size_t i) {
-        std::vector<size_t> to;  // outputs with a tensor from input tensor i
+        std::vector<size_t> to;  // outputs with a copy of input tensor i
         for (size_t o = 0; o < outs_.size(); o++) {
             const auto & ts = outs_[o].tensors;
             if (cursor_[o] < ts.size() && ts[cursor_[o]].in == i) {
                 open_writer(o, ts[cursor_[o]].shard);
-                to.push_back(o);
+                if (ts[cursor_[o]].slot < 0) {
+                    to.push_back(o);
+                    continue;
+                }
+                // a computed slot's tensor, made from its sources
+                stop_point("pruning (no output folder was written)");
+                const std::vector<uint8_t> b = mergers_[o]->tensor(i, uint32_t(ts[cursor_[o]].slot));
+                writers_[o]->write(b.data(), b.size());
+                bytes_ += b.size();
+                progress_.update(bytes_);
+                cursor_[o]++;
             }
         }
         const HfTensor & t = c_.tensors[i];
@@ -224,6 +242,7 @@ private:
     const HfLayout &                                     layout_;
     const std::vector<OutModel> &                        outs_;
     const std::vector<std::unique_ptr<HfOutputFolder>> & dirs_;
+    const std::vector<std::unique_ptr<HfSlotMerger>> &   mergers_;
     Progress &                                           progress_;
     std::vector<size_t>                                  cursor_;
     std::vector<std::unique_ptr<SafetensorsWriter>>      writers_;
@@ -281,12 +300,19 @@ void prune_hf(const HfCheckpoint & c, const HfLayout & layout, const std::vector
         outs.push_back(build_output(c, layout, jobs[j].plan));
         total += outs.back().data_size;
     }
+    // Computed slots that cannot be made are refused before anything is written.
+    std::vector<std::unique_ptr<HfSlotMerger>> mergers(jobs.size());
+    for (size_t j = 0; j < jobs.size(); j++) {
+        if (!jobs[j].plan.computed()) continue;
+        check_hf_computed_slots(c, layout, jobs[j].plan);
+        mergers[j] = std::make_unique<HfSlotMerger>(c, layout, jobs[j].plan);
+    }
     // Every folder is created before the long copy, so a bad path fails at once.
     std::vector<std::unique_ptr<HfOutputFolder>> dirs;
     for (const auto & j : jobs)
         dirs.push_back(std::make_unique<HfOutputFolder>(j.output, c.dir));
     Progress progress("prune", total, "bytes", show_progress);
-    HfCopy   copy(c, layout, outs, dirs, progress);
+    HfCopy   copy(c, layout, outs, dirs, mergers, progress);
     for (size_t i = 0; i < c.tensors.size(); i++)
         copy.copy_tensor(i);
     copy.finish();

@@ -3,7 +3,7 @@
 // copied raw (no dtype conversion) through copy_file_range or a fixed buffer, so memory does not
 // grow with the model; shards are written as they fill. Per-expert tensors of kept experts are
 // renumbered 0..k-1 in their original order; fused and router tensors keep the kept slices of
-// their expert axis. Each output folder is written as a temporary folder beside it and renamed
+// their expert axis; a merged plan's computed slots are made by hf/hf_slot_merge.h. Each output folder is written as a temporary folder beside it and renamed
 // into place when complete: config.json with the expert count lowered, a new index, every other
 // file of the input, and reap_prune.json (kept ids per layer and provenance).
 #pragma once
