@@ -168,6 +168,26 @@ TEST(MergePlanner, ReamDistanceAveragesTheTwoSimilarities) {
     EXPECT_EQ(sources_of(p.layers.at(1).slots[1]), (std::vector<uint32_t>{1, 2}));
 }
 
+// A super expert is a centroid whatever its score, as a pruning plan keeps it; it takes its
+// nearest experts like any other centroid, in the order of the protected ranking (first).
+TEST(MergePlanner, SuperExpertsAreCentroids) {
+    const MoeShape    m   = shape_of(8);
+    const ExpertStats s   = stats_of(k_reap, k_count);
+    const auto        sim = sim_of(matrix(8, 0.1, k_planted, 0.9), matrix(8, 0.1, k_planted, 0.9), 8);
+    SuperExperts      supers;
+    supers.measured = true;
+    supers.experts  = {{1, 6, 100.0, 3, 20.0}};
+    const Plan p    = make_merge_plan(s, m, sim, {"ream", "weights", 2}, 4, 0, &supers);
+    check_plan(p, m, "plan");
+    const LayerPlan & lp = p.layers.at(1);
+    EXPECT_EQ(lp.kept, (std::vector<uint32_t>{0, 1, 2, 6}));
+    EXPECT_TRUE(p.protect_super_experts);
+    ASSERT_EQ(p.protected_experts.size(), 1u);
+    EXPECT_TRUE(p.protected_experts[0].criterion_drops);
+    EXPECT_EQ(sources_of(lp.slots[3]), (std::vector<uint32_t>{6, 3}));  // its planted partner, 3
+    EXPECT_NEAR(lp.slots[3].sources[0].weight, 3.0 / 8.0, 1e-12);       // REAP 3 and 5
+}
+
 // Grouped routing: members stay in their centroid's expert group, however similar another group's.
 TEST(MergePlanner, MembersStayInTheirExpertGroup) {
     const MoeShape    m = shape_of(8, 2);  // experts 0-3 and 4-7
