@@ -75,9 +75,8 @@ std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const s
     return out;
 }
 
-// The scores that rank the experts when `protect` is on: a super expert ranks above every other
-// expert of the layer (max + 1 + its own score keeps the order among super experts).
-static std::vector<double> protected_scores(std::vector<double> score, int il, const SuperExperts & protect) {
+// max + 1 + its own score keeps the order among super experts.
+std::vector<double> protected_scores(std::vector<double> score, int il, const SuperExperts & protect) {
     double top = 0;
     for (double v : score)
         top = std::max(top, std::fabs(v));

@@ -9,6 +9,7 @@
 #include "core/text.h"
 #include "moe/expert_budget.h"
 #include "prune/convergence.h"
+#include "prune/merge_planner.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -147,10 +148,33 @@ void report_convergence(Plan & p, const CalibrationSets & sets, const MoeShape &
     if (sets.sets.size() > 1) p.convergence = {{"sets", per_set}};
 }
 
+// --merge's combinations: one stats file and the method's own ranking (not a saved plan, another
+// criterion or several calibration sets); the merge options only with --merge.
+void check_merge_request(const PruneRequest & r) {
+    if (r.merge_method.empty()) {
+        if (r.merge_group_size != 0 || r.merge_align != "weights")
+            fail_usage("--merge-align and --merge-group-size shape a merge; give --merge");
+        return;
+    }
+    check_merge_options(merge_options(r));
+    if (!r.plan.empty())
+        fail_usage("--merge plans from --stats; a saved --plan carries its own map of experts: do not combine them");
+    if (r.criterion != Criterion::reap) {
+        fail_usage(
+            "--merge %s ranks experts by its own rule (ream: reap, msmoe: frequency); do not give --criterion %s",
+            r.merge_method.c_str(), criterion_name(r.criterion));
+    }
+    if (r.stats.size() > 1)
+        fail_usage("--merge takes one --stats file (its merge statistics), not %zu", r.stats.size());
+}
+
 }  // namespace
+
+MergeOptions merge_options(const PruneRequest & r) { return {r.merge_method, r.merge_align, r.merge_group_size}; }
 
 void check_prune_request(const PruneRequest & r) {
     if (r.output.empty() && !r.dry_run) fail_usage("give -o/--output (or --dry-run)");
+    check_merge_request(r);
     if (!r.imatrix_out.empty() && r.imatrix.empty())
         fail_usage("--imatrix-out names the pruned --imatrix; give --imatrix");
     const bool from_imatrix = criterion_info(r.criterion).from_imatrix;
@@ -232,15 +256,20 @@ std::vector<Plan> plans_for_request(const PruneRequest & r, const MoeShape & sha
         check_stats_match(set.stats, shape, set.path);
         check_complete(set.stats, set.path, r);
     }
-    const ExpertStats &                      stats  = sets.merged;
-    const std::map<int, std::vector<double>> scores = sets.scores(r.criterion, r.seed);
-    const SuperExperts                       supers = super_expert_protection(stats, sets.label(), r);
+    const ExpertStats & stats = sets.merged;
+    // --merge: the similarities first (a stats file without them is refused before anything else).
+    std::map<int, LayerSimilarity> sim;
+    if (!r.merge_method.empty()) sim = merge_similarities(stats, sets.label());
+    const std::map<int, std::vector<double>> scores  = sets.scores(r.criterion, r.seed);
+    const SuperExperts                       supers  = super_expert_protection(stats, sets.label(), r);
+    const SuperExperts *                     protect = r.protect_super_experts ? &supers : nullptr;
     std::vector<Plan>                        plans;
     for (uint32_t kept : counts) {
-        Plan p =
-            make_plan(stats, shape, r.criterion, kept, r.seed, r.protect_super_experts ? &supers : nullptr, &scores);
+        Plan p = r.merge_method.empty() ? make_plan(stats, shape, r.criterion, kept, r.seed, protect, &scores)
+                                        : make_merge_plan(stats, shape, sim, merge_options(r), kept, r.seed, protect);
         warn_unprotected(p);
-        report_convergence(p, sets, shape, r);
+        // ream's centroids are REAP's kept experts: its convergence is REAP's; msmoe ranks by frequency.
+        if (r.merge_method != "msmoe") report_convergence(p, sets, shape, r);
         p.model              = base_name(r.model);
         p.stats              = sets.label();
         p.calibration_sets   = sets.to_json();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "plan/model.h"
+#include "prune/merge_planner.h"
 #include "prune/planner.h"
 #include "stats/stats_combine.h"
 
@@ -40,7 +41,8 @@ struct PruneRequest {
     // --merge METHOD ("ream", "msmoe"; "" prunes): the dropped experts are folded into the kept
     // ones (prune/merge_planner.h), needing statistics profiled with --merge-stats.
     // --merge-align: "weights" (members' intermediate neurons matched to the centroid's) or "none".
-    // --merge-group-size: ream's C, the most experts one centroid takes (0: the method's default).
+    // --merge-group-size: ream's C, the most experts in one group, its centroid included (0: the
+    // method's default, k_ream_default_group_size; msmoe has no limit).
     std::string merge_method;
     std::string merge_align      = "weights";
     uint32_t    merge_group_size = 0;
@@ -70,9 +72,12 @@ struct PruneOutcome {
 std::vector<double> parse_keep_ratios(const std::string & s);
 
 // The option checks of a request, without reading any file: a plan or statistics (not both),
-// exactly one amount with statistics, an output unless dry_run, the statistics' weights.
+// exactly one amount with statistics, an output unless dry_run, the statistics' weights; --merge
+// with a known method and alignment, one stats file, the default criterion, no --plan.
 // Throws UsageError (exit 2). run_prune calls it first.
 void check_prune_request(const PruneRequest & r);
+// The merge options of a request (--merge, --merge-align, --merge-group-size).
+MergeOptions merge_options(const PruneRequest & r);
 // "500M", "4G", "123456" -> bytes (as llama.cpp's gguf-split --split-max-size); "" -> 0. A bad
 // size is a usage error naming `option`.
 uint64_t parse_split_size(const std::string & s, const char * option = "--split-max-size");
@@ -88,7 +93,8 @@ std::string default_imatrix_output(const std::string & output);
 std::string imatrix_output_name(const PruneRequest & r, const std::string & output, double keep_ratio, bool several);
 
 // The plans of the request for a model of `shape` (any format): the saved plan, or one plan per
-// kept count from the stats (checked against the model: check_stats_match), or for an imatrix
+// kept count from the stats (checked against the model: check_stats_match; with --merge, the
+// merged plans of prune/merge_planner.h from the stats file's merge statistics), or for an imatrix
 // criterion from `imatrix_stats` (Model::imatrix_stats; then super experts are not protected: an
 // importance matrix has no output maxima). `r` has passed check_prune_request (run_prune checks
 // it first).

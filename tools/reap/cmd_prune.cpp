@@ -24,8 +24,11 @@ void print_outcome(const PruneRequest & r, const PruneOutcome & out) {
     for (const auto & o : out.outputs) {
         const Plan & p = o.job.plan;
         if (!out.wrote_models) {
-            std::fprintf(stderr, "plan: keep %u of %u experts per MoE layer (%s): %s -> %s\n", p.expert_count(),
-                         p.n_expert, p.criterion.c_str(), human_bytes(out.original_size).c_str(),
+            const std::string what = p.merge.empty() ? strfmt("keep %u of %u experts per MoE layer (%s)",
+                                                              p.expert_count(), p.n_expert, p.criterion.c_str())
+                                                     : strfmt("merge %u experts into %u per MoE layer (%s)", p.n_expert,
+                                                              p.expert_count(), p.merge.method.c_str());
+            std::fprintf(stderr, "plan: %s: %s -> %s\n", what.c_str(), human_bytes(out.original_size).c_str(),
                          human_bytes(o.output_size).c_str());
             continue;
         }
@@ -118,6 +121,23 @@ void add_prune(CLI::App & app, CommandRun & run) {
     cmd->add_option("--criterion", o->criterion, criteria_help())
         ->capture_default_str()
         ->check(CLI::IsMember(criterion_names()));
+    cmd->add_option("--merge", o->req.merge_method,
+                    "merge the experts instead of dropping them (stats profiled with --merge-stats): ream (REAM: the "
+                    "most salient experts by REAP are centroids, each takes its nearest experts by gated-output and "
+                    "router-logit similarity, averaged by REAP score) or msmoe (M-SMoE: the most frequent experts "
+                    "take the others by router-logit similarity, averaged by frequency); the slot keeps the "
+                    "centroid's router row")
+        ->check(CLI::IsMember(merge_method_names()));
+    cmd->add_option("--merge-align", o->req.merge_align,
+                    "weights: the members' intermediate neurons matched to the centroid's before averaging; none")
+        ->capture_default_str()
+        ->check(CLI::IsMember(merge_align_names()));
+    cmd->add_option("--merge-group-size", o->req.merge_group_size,
+                    strfmt("ream's C: the most experts merged into one, the centroid included (default: %u, REAM's "
+                           "reference; msmoe: no limit, this is ignored)",
+                           k_ream_default_group_size))
+        ->default_str(std::to_string(k_ream_default_group_size))  // 0 in the request: the method's own
+        ->check(expert_count_validator());
     cmd->add_option("--seed", o->req.seed, "seed of the random criterion");
     cmd->add_flag("--dry-run", o->req.dry_run,
                   "print the plan (kept/dropped ids, scores, output size) and write no model");
