@@ -97,15 +97,18 @@ void set_u32s(gguf_context * ctx, const std::string & key, const std::vector<uin
     gguf_set_arr_data(ctx, key.c_str(), GGUF_TYPE_UINT32, v.data(), v.size());
 }
 
-// `damage` applied to a merged record makes reading it a reap::Error naming the origin.
+// `damage` applied to a merged record makes reading it a reap::Error naming the origin and saying
+// `why`.
 void expect_refused(const std::function<void(gguf_context *)> & damage, const std::string & why) {
     CtxPtr ctx = merged_ctx();
     damage(ctx.get());
     try {
         read_pruning_record(ctx.get(), "damaged.gguf");
-        ADD_FAILURE() << "accepted: " << why;
+        ADD_FAILURE() << "accepted, expected: " << why;
     } catch (const Error & e) {
-        EXPECT_NE(std::string(e.what()).find("damaged.gguf"), std::string::npos) << e.what();
+        const std::string m = e.what();
+        EXPECT_EQ(m.rfind("damaged.gguf: ", 0), 0u) << m;
+        EXPECT_NE(m.find(why), std::string::npos) << m;
     }
 }
 
@@ -116,9 +119,11 @@ void expect_json_refused(const std::function<void(json &)> & damage, const std::
     damage(j);
     try {
         hf_pruning_record_from_json(j, "out/reap_prune.json");
-        ADD_FAILURE() << "accepted: " << why << ": " << j.dump();
+        ADD_FAILURE() << "accepted, expected: " << why << ": " << j.dump();
     } catch (const Error & e) {
-        EXPECT_NE(std::string(e.what()).find("out/reap_prune.json"), std::string::npos) << e.what();
+        const std::string m = e.what();
+        EXPECT_EQ(m.rfind("out/reap_prune.json: ", 0), 0u) << m;
+        EXPECT_NE(m.find(why), std::string::npos) << m;
     }
 }
 
@@ -230,12 +235,12 @@ TEST(PruningRecord, GgufDamagedRecordsAreErrors) {
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.1.slot_sizes", {3, 1, 2, 3});
         },
-        "slot sizes adding up to more than the sources");
+        "the slot sizes add up to 9, with 8 sources and 8 weights");
     expect_refused(
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.1.slot_sizes", {3, 1, 2});
         },
-        "fewer slot sizes than kept experts");
+        "3 slot sizes for 4 kept experts");
     expect_refused(
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.3.slot_sizes", {3, 0, 3, 2});
@@ -245,59 +250,62 @@ TEST(PruningRecord, GgufDamagedRecordsAreErrors) {
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.3.sources", {0, 3, 7, 2, 5, 1, 6});
         },
-        "truncated sources");
+        "add up to 8, with 7 sources and 8 weights");
     expect_refused(
         [](gguf_context * c) {
             const float w[] = {0.6f, 0.3f, 0.1f, 1.0f, 0.55f, 0.45f, 0.7f};
             gguf_set_arr_data(c, "reap.prune.layer.1.weights", GGUF_TYPE_FLOAT32, w, 7);
         },
-        "truncated weights");
+        "add up to 8, with 8 sources and 7 weights");
     expect_refused(
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.3.sources", {0, 3, 7, 2, 5, 9, 6, 4});
         },
-        "a source id out of range");
+        "source expert 9 is not below 8");
     expect_refused(
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.1.kept", {0, 2, 5, 8});
         },
-        "a kept id out of range");
+        "kept expert 8 is not below 8");
     expect_refused(
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.1.kept", {0, 5, 2, 6});
         },
-        "kept ids not ascending");
+        "kept expert 2 is not below 8 or not ascending");
     expect_refused(
         [](gguf_context * c) {
             set_u32s(c, "reap.prune.layer.1.sources", {3, 0, 7, 2, 5, 1, 6, 4});
         },
-        "a slot not led by its kept id");
+        "slot 0 starts with expert 3, not its kept expert 0");
     expect_refused(
         [](gguf_context * c) {
             const float w[] = {0.6f, NAN, 0.1f, 1.0f, 0.55f, 0.45f, 0.7f, 0.3f};
             gguf_set_arr_data(c, "reap.prune.layer.1.weights", GGUF_TYPE_FLOAT32, w, 8);
         },
-        "a weight not finite");
+        "the weight of source expert 3 is not finite");
     expect_refused(
         [](gguf_context * c) {
             const char * s[] = {"0", "2", "5", "6"};
             gguf_set_arr_str(c, "reap.prune.layer.1.kept", s, 4);
         },
-        "kept ids as strings");
+        "is an array of str, expected u32");
     expect_refused([](gguf_context * c) { gguf_set_val_str(c, "reap.prune.n_expert_original", "8"); },
-                   "n_expert_original of another type");
-    expect_refused([](gguf_context * c) { gguf_remove_key(c, "reap.prune.criterion"); }, "no criterion");
-    expect_refused([](gguf_context * c) { gguf_remove_key(c, "reap.prune.layer.3.weights"); }, "no weights");
+                   "is a str, expected a u32");
+    expect_refused([](gguf_context * c) { gguf_remove_key(c, "reap.prune.criterion"); },
+                   "without its key 'reap.prune.criterion'");
+    expect_refused([](gguf_context * c) { gguf_remove_key(c, "reap.prune.layer.3.weights"); },
+                   "lacks its slot_sizes, sources or weights");
     expect_refused([](gguf_context * c) { gguf_remove_key(c, "reap.prune.merge.method"); },
-                   "slots without a merge method");
-    expect_refused([](gguf_context * c) { set_u32s(c, "reap.prune.layer.01.kept", {0}); }, "a layer key not canonical");
-    expect_refused([](gguf_context * c) { set_u32s(c, "reap.prune.layer.1.slots", {0}); }, "an unknown layer field");
+                   "but no reap.prune.merge.method");
+    expect_refused([](gguf_context * c) { set_u32s(c, "reap.prune.layer.01.kept", {0}); },
+                   "is not reap.prune.layer.<layer index>.<field>");
+    expect_refused([](gguf_context * c) { set_u32s(c, "reap.prune.layer.1.slots", {0}); }, "names no field of a layer");
     expect_refused(
         [](gguf_context * c) {
             for (int il : {1, 3})
                 gguf_remove_key(c, ("reap.prune.layer." + std::to_string(il) + ".kept").c_str());
         },
-        "no kept ids");
+        "has no kept experts");
 }
 
 // prune an HF folder, read its reap_prune.json back through the one reader of either format.
@@ -340,25 +348,34 @@ TEST(PruningRecord, HfMergedRecordRoundTrips) {
 }
 
 TEST(PruningRecord, HfDamagedRecordsAreErrors) {
-    expect_json_refused([](json & j) { j["slots"]["1"].erase(3); }, "fewer slots than kept experts");
-    expect_json_refused([](json & j) { j["slots"]["1"][1]["sources"] = json::array(); }, "a slot of no source");
-    expect_json_refused([](json & j) { j["slots"]["3"][2]["sources"][1]["expert"] = 8; }, "a source out of range");
-    expect_json_refused([](json & j) { j["slots"]["3"][2]["sources"][1]["expert"] = -1; }, "a negative source");
-    expect_json_refused([](json & j) { j["slots"]["3"][2]["sources"][1]["weight"] = "0.4"; }, "a weight as text");
+    expect_json_refused([](json & j) { j["slots"]["1"].erase(3); }, "layer 1 has 3 slots for 4 kept experts");
+    expect_json_refused([](json & j) { j["slots"]["1"][1]["sources"] = json::array(); },
+                        "a slot's sources must be a non-empty array");
+    expect_json_refused([](json & j) { j["slots"]["3"][2]["sources"][1]["expert"] = 8; },
+                        "source expert 8 is not below n_expert_original 8");
+    expect_json_refused([](json & j) { j["slots"]["3"][2]["sources"][1]["expert"] = -1; },
+                        "source expert must be an integer");
+    expect_json_refused([](json & j) { j["slots"]["3"][2]["sources"][1]["weight"] = "0.4"; },
+                        "a source's weight must be a finite number");
     expect_json_refused([](json & j) { j["slots"]["3"][0]["sources"][0]["expert"] = 3; },
-                        "a slot not led by its kept id");
-    expect_json_refused([](json & j) { j["kept"]["1"] = {0, 2, 5, 9}; }, "a kept id out of range");
-    expect_json_refused([](json & j) { j["kept"]["1"] = {0, 5, 2, 6}; }, "kept ids not ascending");
-    expect_json_refused([](json & j) { j["kept"]["1"] = "0,2,5,6"; }, "kept ids as text");
-    expect_json_refused([](json & j) { j["kept"]["x"] = j["kept"]["1"]; }, "a layer key not an index");
-    expect_json_refused([](json & j) { j.erase("merge"); }, "slots without a merge");
-    expect_json_refused([](json & j) { j.erase("slots"); }, "a merge without slots");
-    expect_json_refused([](json & j) { j["slots"].erase("3"); }, "slots of fewer layers");
-    expect_json_refused([](json & j) { j["merge"]["method"] = ""; }, "an empty merge method");
-    expect_json_refused([](json & j) { j["n_expert_original"] = 1.5; }, "a fractional expert count");
-    expect_json_refused([](json & j) { j["plan"].erase("criterion"); }, "no criterion");
-    expect_json_refused([](json & j) { j.erase("source"); }, "no source");
-    expect_json_refused([](json & j) { j = json::array(); }, "not an object");
+                        "slot 0 starts with expert 3, not its kept expert 0");
+    expect_json_refused([](json & j) { j["kept"]["1"] = {0, 2, 5, 9}; }, "kept expert 9 is not below");
+    expect_json_refused([](json & j) { j["kept"]["1"] = {0, 5, 2, 6}; }, "kept ids are not ascending");
+    expect_json_refused([](json & j) { j["kept"]["1"] = "0,2,5,6"; }, "kept must be an array");
+    expect_json_refused(
+        [](json & j) {
+            j["kept"]["x"]  = j["kept"]["1"];
+            j["slots"]["x"] = j["slots"]["1"];
+        },
+        "layer key \"x\" is not a layer index");
+    expect_json_refused([](json & j) { j.erase("merge"); }, "\"slots\" without \"merge\"");
+    expect_json_refused([](json & j) { j.erase("slots"); }, "\"merge\" without \"slots\"");
+    expect_json_refused([](json & j) { j["slots"].erase("3"); }, "slots must be an object with the layers of kept");
+    expect_json_refused([](json & j) { j["merge"]["method"] = ""; }, "merge method is empty");
+    expect_json_refused([](json & j) { j["n_expert_original"] = 1.5; }, "n_expert_original must be an integer");
+    expect_json_refused([](json & j) { j["plan"].erase("criterion"); }, "no \"criterion\"");
+    expect_json_refused([](json & j) { j.erase("source"); }, "no \"source\"");
+    expect_json_refused([](json & j) { j = json::array(); }, "a record is a JSON object");
 
     // Through the folder reader: a damaged file is an error naming it.
     const std::string dir = test::tmp_dir();
