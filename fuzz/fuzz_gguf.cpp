@@ -1,11 +1,13 @@
-// GGUF reader + MoE layout analysis + inspect, single files and split sets. A hostile file must
+// GGUF reader + MoE layout analysis + inspect + the pruning record, single files and split sets. A hostile file must
 // end in reap::Error (one line), never in a crash, an abort inside ggml or an unbounded allocation.
 #include "core/error.h"
 #include "core/log.h"
 #include "fuzz_input.h"
 #include "gguf/gguf_file.h"
 #include "gguf/gguf_model.h"
+#include "gguf/gguf_pruning_record.h"
 #include "moe/inspect.h"
+#include "prune/model_report.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     reap::log_init(reap::LogLevel::none);
@@ -18,6 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     for (const std::string & path : {single, split}) {
         try {
             (void) reap::inspect_text(reap::model_report(reap::GgufModel(path)));
+        } catch (const reap::Error &) {}
+        try {
+            (void) reap::read_pruning_record(reap::GgufFile::open(path));
         } catch (const reap::Error &) {}
     }
     return 0;

@@ -1,6 +1,9 @@
-// The plan file reader (what prune --plan loads) and the check against a model, round trip.
+// The plan file reader (what prune --plan loads) and the check against a model, round trip; the
+// same bytes as a pruned HF folder's reap_prune.json (hf/hf_pruning_record.h).
 #include "core/error.h"
+#include "core/fs_util.h"
 #include "fuzz_input.h"
+#include "hf/hf_pruning_record.h"
 #include "prune/planner.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
@@ -19,6 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
         const reap::Plan p = reap::Plan::load(path);
         (void) p.to_json().dump();
         reap::check_plan(p, shape, path);
+    } catch (const reap::Error &) {}
+    try {
+        (void) reap::hf_pruning_record_from_json(reap::read_json_file(path, "pruning record"), path);
     } catch (const reap::Error &) {}
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "core/progress.h"
 #include "core/stop_signal.h"
 #include "gguf/gguf_slot_merge.h"
+#include "gguf/gguf_pruning_record.h"
 #include "gguf/gguf_writer.h"
 #include "gguf/imatrix_file.h"
 #include "moe/expert_budget.h"
@@ -97,15 +98,7 @@ void set_output_keys(gguf_context * ctx, const GgufFile & in, const MoeLayout & 
                       kept_per_chunk(layout.shape(), plan.expert_count()));
     }
     // expert_used_count never exceeds the kept count (check_kept_count), so it stays as it is.
-    gguf_set_val_str(ctx, "reap.prune.criterion", plan.criterion.c_str());
-    gguf_set_val_f32(ctx, "reap.prune.keep_ratio", float(plan.keep_ratio));
-    gguf_set_val_u32(ctx, "reap.prune.n_expert_original", layout.n_expert);
-    gguf_set_val_str(ctx, "reap.prune.source", base_name(in.path()).c_str());
-    if (!plan.stats.empty()) gguf_set_val_str(ctx, "reap.prune.stats", base_name(plan.stats).c_str());
-    for (const auto & [il, lp] : plan.layers) {
-        gguf_set_arr_data(ctx, ("reap.prune.layer." + std::to_string(il) + ".kept").c_str(), GGUF_TYPE_UINT32,
-                          lp.kept.data(), lp.kept.size());
-    }
+    write_pruning_record(ctx, plan, in.path(), layout.n_expert);
 }
 
 // How input tensor `t` becomes an output tensor (`e`: its expert-tensor entry, or null), and the

@@ -6,6 +6,7 @@
 #include "core/stop_signal.h"
 #include "hf/hf_output.h"
 #include "hf/hf_slot_merge.h"
+#include "hf/hf_pruning_record.h"
 #include "moe/expert_budget.h"
 
 #include <algorithm>
@@ -251,22 +252,6 @@ private:
     uint64_t                                             bytes_ = 0;
 };
 
-std::string prune_record(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan) {
-    nlohmann::ordered_json j;
-    j["tool"]                   = std::string("reap.cpp ") + REAP_VERSION;
-    j["date"]                   = iso_utc_now();
-    j["source"]                 = c.dir;
-    j["n_expert_original"]      = layout.config.n_expert;
-    j["n_expert"]               = plan.expert_count();
-    nlohmann::ordered_json kept = nlohmann::ordered_json::object();
-    for (const auto & [il, lp] : plan.layers)
-        kept[std::to_string(il)] = lp.kept;
-    j["kept"] = kept;
-    j["plan"] = plan.to_json();
-    if (!c.weights_outside_index.empty()) j["left_out"] = c.weights_outside_index;  // unpruned weight files
-    return j.dump(1) + "\n";
-}
-
 // Everything but the weights: config.json, the index, reap_prune.json, the other files.
 void write_side_files(const HfCheckpoint & c, const HfLayout & layout, const Plan & plan, const OutModel & m,
                       const HfOutputFolder & dir) {
@@ -278,7 +263,8 @@ void write_side_files(const HfCheckpoint & c, const HfLayout & layout, const Pla
             map[t.meta.name] = m.shard_names[t.shard];
         write_text_file(dir.file(k_hf_index_name), hf_index_text(c.index, m.data_size, {map.begin(), map.end()}));
     }
-    write_text_file(dir.file(k_hf_prune_record), prune_record(c, layout, plan));
+    write_text_file(dir.file(k_hf_prune_record),
+                    hf_pruning_record_text(plan, c.dir, layout.config.n_expert, c.weights_outside_index));
     dir.copy_other_files(c);
 }
 

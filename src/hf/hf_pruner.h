@@ -10,14 +10,13 @@
 
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_layout.h"
+#include "hf/hf_pruning_record.h"
 #include "plan/model.h"
 
 #include <string>
 #include <vector>
 
 namespace reap {
-
-inline constexpr const char * k_hf_prune_record = "reap_prune.json";
 
 // Exact bytes of the weight files (shards and their padded headers) `plan` would produce: the one
 // owner of an HF folder's size after pruning (inspect and --dry-run, through HfModel::pruned_size).

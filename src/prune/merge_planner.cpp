@@ -41,8 +41,15 @@ uint32_t merge_group_size_used(const MergeOptions & o) {
 }
 
 std::map<int, LayerSimilarity> merge_similarities(const ExpertStats & stats, const std::string & stats_path) {
-    (void) stats;  // read from the stats' merge sums once the profile collects them
-    fail("%s: no merge statistics: profile with --merge-stats", stats_path.c_str());
+    std::map<int, LayerSimilarity> out;
+    for (const auto & [il, L] : stats.layers) {
+        if (!L.has_merge_stats()) {
+            fail("%s: no merge statistics for MoE layer %d: profile with --merge-stats N", stats_path.c_str(), il);
+        }
+        out[il] = LayerSimilarity{L.router_similarity(), L.output_similarity(), uint32_t(L.n_expert())};
+    }
+    if (out.empty()) fail("%s: no MoE layer with statistics", stats_path.c_str());
+    return out;
 }
 
 namespace {

@@ -59,8 +59,8 @@ void check_merge_options(const MergeOptions & o);
 uint32_t merge_group_size_used(const MergeOptions & o);
 
 // The similarity matrices of every regular MoE layer, from a stats file profiled with
-// --merge-stats. For now no stats file holds them: throws "<stats_path>: no merge statistics:
-// profile with --merge-stats".
+// --merge-stats: the cosine similarities of its Grams (LayerStats::router_similarity,
+// output_similarity). Throws, naming `stats_path`, when a layer has none.
 std::map<int, LayerSimilarity> merge_similarities(const ExpertStats & stats, const std::string & stats_path);
 
 // The merged plan keeping `kept` slots per MoE layer (see the top of this file). `sim`: every

@@ -4,6 +4,7 @@
 #include "core/fs_util.h"
 #include "core/log.h"
 #include "gguf/gguf_file.h"
+#include "gguf/gguf_pruning_record.h"
 #include "gguf/imatrix_file.h"
 #include "llama/quantize.h"
 #include "model/open_model.h"
@@ -17,19 +18,6 @@ namespace fs = std::filesystem;
 namespace reap {
 
 namespace {
-
-// The kept experts of every layer that a GGUF written by `reap prune` records.
-std::map<int, std::vector<uint64_t>> kept_in_file(const GgufFile & f) {
-    std::map<int, std::vector<uint64_t>> kept;
-    const std::string                    prefix = "reap.prune.layer.";
-    for (int64_t i = 0; i < gguf_get_n_kv(f.meta()); i++) {
-        const std::string key = gguf_get_key(f.meta(), i);
-        if (key.rfind(prefix, 0) == 0 && key.size() > prefix.size() + 5 && key.substr(key.size() - 5) == ".kept") {
-            kept[std::stoi(key.substr(prefix.size()))] = f.get_uint_array(key);
-        }
-    }
-    return kept;
-}
 
 // The GGUF general.file_type of `f` (-1 when absent).
 int64_t file_type_of(const GgufFile & f) {
@@ -66,13 +54,10 @@ void prune_point(const SweepOptions & o, const std::vector<std::string> & stats,
         dry.output                 = "";
         const PruneOutcome planned = run_prune(dry);
         const Plan &       plan    = planned.outputs.at(0).job.plan;
-        const GgufFile     f       = GgufFile::open(p.path);
-        const auto         kept    = kept_in_file(f);
-        bool               same    = f.get_str("reap.prune.source") == base_name(o.model) && !kept.empty();
-        for (const auto & [il, lp] : plan.layers) {
-            const auto it = kept.find(il);
-            same = same && it != kept.end() && std::vector<uint64_t>(lp.kept.begin(), lp.kept.end()) == it->second;
-        }
+        // The file's whole expert map (every slot's sources and weights), not only its kept ids:
+        // a merged point with other weights is another model.
+        const auto record = read_pruning_record(p.path);
+        const bool same   = record && same_map(*record, plan);
         if (!same) {
             fail(
                 "%s: is not the %s plan of %s at this ratio (another model or other statistics); remove it or choose "
@@ -90,10 +75,10 @@ void quantize_point(const SweepOptions & o, const QuantPoint & q, const std::str
     const QuantType & type = parse_quant_type(q.type);
     if (fs::exists(q.path)) {
         if (!o.resume) fail("%s: exists; continue the sweep with --resume, or choose another -o", q.path.c_str());
-        const GgufFile f = GgufFile::open(q.path), src = GgufFile::open(source);
-        const bool     same_source =
-            kept_in_file(f) == kept_in_file(src) &&
-            (gguf_find_key(f.meta(), "reap.prune.source") < 0) == (gguf_find_key(src.meta(), "reap.prune.source") < 0);
+        const GgufFile f = GgufFile::open(q.path);
+        // Quantizing keeps every key, so the copy of a pruned model carries its record unchanged
+        // (and the base's copy none).
+        const bool same_source  = read_pruning_record(f) == read_pruning_record(source);
         const bool same_imatrix = (gguf_find_key(f.meta(), "quantize.imatrix.file") >= 0) == !imatrix_path.empty();
         if (!same_source || file_type_of(f) != type.ftype || !same_imatrix) {
             fail("%s: is not %s quantized to %s %s; remove it or choose another -o", q.path.c_str(),
