@@ -5,8 +5,8 @@
 #include "core/progress.h"
 #include "core/stop_signal.h"
 #include "hf/hf_output.h"
-#include "hf/hf_slot_merge.h"
 #include "hf/hf_pruning_record.h"
+#include "hf/hf_slot_merge.h"
 #include "moe/expert_budget.h"
 
 #include <algorithm>
