@@ -5,6 +5,7 @@
 #include "core/output_lock.h"
 #include "gguf/gguf_file.h"
 #include "llama/quantize.h"
+#include "model/open_model.h"
 #include "support.h"
 #include "sweep/sweep.h"
 #include "sweep/sweep_choice.h"
@@ -273,13 +274,55 @@ TEST(Sweep, UsageErrors) {
                                                                     {"--max-kl", "-1"},
                                                                     {"--max-degeneration", "-5"},
                                                                     {"--min-task-ratio", "nan"},
-                                                                    {"--tasks", "-1"}}) {
+                                                                    {"--tasks", "-1"},
+                                                                    {"--merge", "bogus"},
+                                                                    {"--merge", "ream,ream"}}) {
         auto args = sweep_args(test::tmp_dir() + "/s");
         args.insert(args.end(), extra.begin(), extra.end());
         const auto r = test::run_reap(args);
         EXPECT_EQ(r.exit_code, 2) << extra[1] << ": " << r.err;
         EXPECT_LT(r.err.size(), 200u) << "a readable bound: " << r.err;
     }
+}
+
+// --- merged points (issue 32, item 4) ---
+
+// sweep --merge: a merged point per method beside the pruned one at the same ratio, the same
+// size up to the merge record in the metadata, recorded with its method, its file holding its
+// map (read back through the format's record), drawn as its own curve.
+TEST(Sweep, MergedPointsBesidePrunedOnes) {
+    const std::string out  = test::tmp_dir() + "/sweep";
+    auto              args = sweep_args(out);
+    for (const std::vector<std::string> & o :
+         {std::vector<std::string>{"--ratios", "0.5"}, {"--criteria", "reap"}, {"--max-kl", "0.01"}}) {
+        const auto it = std::find(args.begin(), args.end(), o[0]);
+        ASSERT_NE(it, args.end()) << o[0];
+        *(it + 1) = o[1];
+    }
+    for (const char * a : {"--merge", "ream,msmoe", "--keep-all"})
+        args.push_back(a);
+    const auto r = test::run_reap(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const json rep = json::parse(test::read_text(out + "/sweep.json"));
+    ASSERT_EQ(rep["models"].size(), 3u) << rep.dump();
+    const json & pruned = rep["models"][0];
+    EXPECT_EQ(pruned["criterion"], "reap");
+    EXPECT_FALSE(pruned.contains("merge"));
+    for (size_t i = 1; i < 3; i++) {
+        const json &      m      = rep["models"][i];
+        const std::string method = i == 1 ? "ream" : "msmoe";
+        EXPECT_EQ(m["criterion"], method);
+        EXPECT_EQ(m["merge"], method);
+        EXPECT_EQ(m["prune_ratio"], 0.5);
+        EXPECT_NEAR(double(m["file_size"].get<uint64_t>()), double(pruned["file_size"].get<uint64_t>()), 8192.0);
+        EXPECT_TRUE(std::isfinite(m["worst_kl"].get<double>())) << m.dump();
+        const auto record = read_pruning_record(m["path"].get<std::string>());
+        ASSERT_TRUE(record) << m["path"];
+        EXPECT_EQ(record->merge.method, method);
+    }
+    const std::string html = test::read_text(out + "/sweep.html");
+    EXPECT_NE(html.find(">ream<"), std::string::npos);
+    EXPECT_NE(html.find(">msmoe<"), std::string::npos);
 }
 
 // --- quantized points (issue 30, item 4) ---

@@ -18,6 +18,7 @@
 #include "model/open_model.h"
 #include "moe/expert_budget.h"
 #include "profile/profiler.h"
+#include "prune/merge_planner.h"
 #include "prune/prune_request.h"
 #include "stats/criteria.h"
 #include "sweep/sweep_folder.h"
@@ -66,6 +67,10 @@ std::vector<QuantPoint> quant_points(const SweepOptions & o, const std::vector<S
     }
     return q;
 }
+
+// Tokens per micro-batch the sweep's profile samples for the merge statistics when there are
+// merged points (profile --merge-stats N).
+constexpr uint32_t k_sweep_merge_stats = 16;
 
 std::string point_file_name(const std::string & label, double prune_ratio) {
     return strfmt("%s-%g.gguf", label.c_str(), std::round(prune_ratio * 1000) / 10);
@@ -121,6 +126,7 @@ std::vector<std::string> profile_once(const SweepOptions & o) {
     p.data                       = o.calib;
     p.output                     = o.out_dir + "/stats.json";
     p.imatrix                    = base_imatrix_path(o);  // with quant types: the base's importance matrix
+    p.merge_stats                = o.merge.empty() ? 0 : k_sweep_merge_stats;  // what merged points plan from
     p.max_samples                = o.max_samples;
     p.resume                     = o.resume && fs::exists(p.output);
     p.progress                   = o.progress;  // the longest step on a large model: its own line
@@ -169,6 +175,14 @@ void check_sweep_options(const SweepOptions & o) {
                 "statistics; prune with it: reap prune --imatrix FILE --criterion %s",
                 c.c_str(), c.c_str());
         }
+    }
+    for (size_t i = 0; i < o.merge.size(); i++) {
+        check_merge_options({o.merge[i], "weights", 0});  // a usage error naming the methods
+        if (std::find(o.merge.begin(), o.merge.begin() + long(i), o.merge[i]) != o.merge.begin() + long(i))
+            fail_usage("--merge: %s is given twice", o.merge[i].c_str());
+    }
+    if (!o.merge.empty() && o.stats.size() > 1) {
+        fail_usage("--merge plans from one stats file; give one --stats (profiled with --merge-stats), or --calib");
     }
     for (size_t i = 0; i < o.quant.size(); i++) {
         const QuantType & t = parse_quant_type(o.quant[i]);
