@@ -44,7 +44,8 @@ std::map<int, LayerSimilarity> merge_similarities(const ExpertStats & stats, con
     std::map<int, LayerSimilarity> out;
     for (const auto & [il, L] : stats.layers) {
         if (!L.has_merge_stats()) {
-            fail("%s: no merge statistics for MoE layer %d: profile with --merge-stats N", stats_path.c_str(), il);
+            fail("%s: no merge statistics: profile with --merge-stats N (none for MoE layer %d)", stats_path.c_str(),
+                 il);
         }
         out[il] = LayerSimilarity{L.router_similarity(), L.output_similarity(), uint32_t(L.n_expert())};
     }

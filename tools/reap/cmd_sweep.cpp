@@ -136,7 +136,7 @@ void add_sweep(CLI::App & app, CommandRun & run) {
                   "keep every pruned and quantized model and pruned importance matrix (default: only the answer)");
     cmd->add_flag("!--no-progress", o->progress, "no progress line on stderr");
     cmd->callback([o, ratios, crits, weights, combine, quant, merge, &run]() {
-        o->merge = split_list(*merge);
+        o->merge = merge->empty() ? std::vector<std::string>{} : split_list(*merge);
         o->quant.clear();
         if (!quant->empty()) {
             for (const std::string & t : split_list(*quant))
