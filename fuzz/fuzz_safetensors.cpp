@@ -7,6 +7,7 @@
 #include "fuzz_input.h"
 #include "hf/hf_model.h"
 #include "moe/inspect.h"
+#include "prune/model_report.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     reap::log_init(reap::LogLevel::none);
