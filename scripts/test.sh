@@ -42,7 +42,10 @@ if [ "${REAP_SKIP_SANITIZERS:-0}" != 1 ]; then
   # So do the SIGKILL and SIGTERM kill/resume runs (~200 s each there; SIGINT goes through the
   # same handler, checkpoint and resume code), the SIGTERM half of the interrupted prune and eval
   # runs (SIGINT, kept, takes the same path) and the two statistics-equality runs of
-  # test_llama_flags that profile a model twice.
+  # test_llama_flags that profile a model twice. And the three slowest equality checks at scale
+  # (SynthScale: synth's released shapes and its row-dictionary path, ~110 MB of weights a layer;
+  # TaskEval against llama-perplexity's own accuracy): the same code as the small synth and task
+  # tests, minutes under the sanitizers, with the suite at the 30-minute line.
   ctest --test-dir "$asan_dir" -j "$jobs" --output-on-failure -LE matrix \
-    -E '^(Arch/LlamaPerplexityRuns\.SynthModelAndItsPrunedModel/.*|report_renders_in_chromium|Signals/Interrupt\.ResumeAfterAKillEqualsAnUninterruptedRun/(9|15)|Signals/InterruptedRun\..*/SIGTERM( .*)?|LlamaFlags\.(OutputHeadSkippedGivesIdenticalStatistics|FlashAttentionOnGivesTheSameStatistics))$'
+    -E '^(Arch/LlamaPerplexityRuns\.SynthModelAndItsPrunedModel/.*|report_renders_in_chromium|Signals/Interrupt\.ResumeAfterAKillEqualsAnUninterruptedRun/(9|15)|Signals/InterruptedRun\..*/SIGTERM( .*)?|LlamaFlags\.(OutputHeadSkippedGivesIdenticalStatistics|FlashAttentionOnGivesTheSameStatistics)|SynthScale\..*|TaskEval\.AccuracyEqualsLlamaPerplexitysOwn)$'
 fi
