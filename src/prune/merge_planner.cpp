@@ -184,57 +184,26 @@ Plan make_merge_plan(const ExpertStats & stats, const MoeShape & shape, const st
         fail("--merge: %s shares adjugate experts between groups of experts (GroveMoE): merging is not supported",
              shape.arch.c_str());
     }
-    const bool      ream      = o.method == "ream";
-    const Criterion criterion = ream ? Criterion::reap : Criterion::frequency;
-    Plan            p;
-    p.merge = {o.method, o.align, merge_group_size_used(o)};
-    if (ream) check_group_size(shape, kept, p.merge.group_size);
-    if (protect != nullptr) {
-        p.protect_super_experts = true;
-        p.super_experts         = *protect;
-    }
-    p.criterion      = criterion_name(criterion);
-    p.n_expert       = shape.n_expert;
-    p.keep_ratio     = double(kept) / double(shape.n_expert);
-    p.seed           = seed;
-    int last_regular = -1;
-    for (int il : shape.all_moe_layers()) {
-        LayerPlan  lp;
-        const bool is_nextn = std::binary_search(shape.nextn_layers.begin(), shape.nextn_layers.end(), il);
-        if (is_nextn) {
-            if (last_regular < 0) {
-                fail("next-token-prediction layer %d comes before any MoE layer with statistics", il);
-            }
-            lp = p.layers.at(last_regular);
-            lp.scores.clear();
-            lp.copied_from_layer = true;
-            p.layers[il]         = lp;
-            continue;
-        }
-        const LayerStats &      S      = stats.layers.at(il);
-        const LayerSimilarity & s      = layer_similarity(sim, il, shape.n_expert);
-        lp.scores                      = expert_scores(S, criterion, seed, il);
-        const std::vector<double> rank = protect ? protected_scores(lp.scores, il, *protect) : lp.scores;
-        lp.kept                        = kept_experts(rank, S.count, shape, kept);
-        lp.dropped                     = dropped_experts(rank, S.count, shape, kept);
-        if (protect) {
-            const auto unprotected = dropped_experts(lp.scores, S.count, shape, kept);
-            for (const auto & se : protect->experts) {
-                if (se.layer != il) continue;
-                p.protected_experts.push_back(
-                    {se, std::binary_search(unprotected.begin(), unprotected.end(), se.expert)});
-            }
-        }
-        const auto groups = ream ? ream_groups(lp.kept, rank, S.count, s, shape, p.merge.group_size, il)
-                                 : msmoe_groups(lp.kept, s, shape);
+    const bool        ream      = o.method == "ream";
+    const Criterion   criterion = ream ? Criterion::reap : Criterion::frequency;
+    const MergeRecord merge     = {o.method, o.align, merge_group_size_used(o)};
+    if (ream) check_group_size(shape, kept, merge.group_size);
+    Plan p  = plan_every_layer(shape, criterion, kept, seed, protect, [&](int il, Plan & plan) {
+        const LayerStats &      S = stats.layers.at(il);
+        const LayerSimilarity & s = layer_similarity(sim, il, shape.n_expert);
+        LayerPlan               lp;
+        lp.scores                        = expert_scores(S, criterion, seed, il);
+        const std::vector<double> rank   = select_layer(plan, lp, S.count, shape, kept, il, protect);
+        const auto                groups = ream ? ream_groups(lp.kept, rank, S.count, s, shape, merge.group_size, il)
+                                                 : msmoe_groups(lp.kept, s, shape);
         // Coefficients: REAP scores (ream), activation counts (msmoe).
         std::vector<double> value = lp.scores;
         if (!ream) value.assign(S.count.begin(), S.count.end());
         for (uint32_t c : lp.kept)
             lp.slots.push_back(make_slot(c, groups.at(c), value));
-        p.layers[il] = lp;
-        last_regular = il;
-    }
+        return lp;
+    });
+    p.merge = merge;
     return p;
 }
 

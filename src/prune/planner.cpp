@@ -86,8 +86,8 @@ std::vector<double> protected_scores(std::vector<double> score, int il, const Su
     return score;
 }
 
-Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
-               const SuperExperts * protect, const std::map<int, std::vector<double>> * scores) {
+Plan plan_every_layer(const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
+                      const SuperExperts * protect, const std::function<LayerPlan(int il, Plan & p)> & plan_layer) {
     check_kept_count(shape, kept);
     Plan p;
     if (protect != nullptr) {
@@ -100,36 +100,47 @@ Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion crit
     p.seed           = seed;
     int last_regular = -1;
     for (int il : shape.all_moe_layers()) {
-        LayerPlan  lp;
-        const bool is_nextn = std::binary_search(shape.nextn_layers.begin(), shape.nextn_layers.end(), il);
-        if (is_nextn) {
+        if (std::binary_search(shape.nextn_layers.begin(), shape.nextn_layers.end(), il)) {
             if (last_regular < 0) {
                 fail("next-token-prediction layer %d comes before any MoE layer with statistics", il);
             }
-            lp = p.layers.at(last_regular);
+            LayerPlan lp = p.layers.at(last_regular);
             lp.scores.clear();
             lp.copied_from_layer = true;
             p.layers[il]         = lp;
             continue;
         }
-        const LayerStats & S = stats.layers.at(il);
-        lp.scores            = scores ? scores->at(il) : expert_scores(S, criterion, seed, il);
-        const auto rank      = protect ? protected_scores(lp.scores, il, *protect) : lp.scores;
-        lp.kept              = kept_experts(rank, S.count, shape, kept);
-        lp.dropped           = dropped_experts(rank, S.count, shape, kept);
-        if (protect) {
-            const auto unprotected = dropped_experts(lp.scores, S.count, shape, kept);
-            for (const auto & s : protect->experts) {
-                if (s.layer != il) continue;
-                p.protected_experts.push_back(
-                    {s, std::binary_search(unprotected.begin(), unprotected.end(), s.expert)});
-            }
-        }
-        lp.set_pruned_slots();
-        p.layers[il] = lp;
+        p.layers[il] = plan_layer(il, p);
         last_regular = il;
     }
     return p;
+}
+
+std::vector<double> select_layer(Plan & p, LayerPlan & lp, const std::vector<uint64_t> & count, const MoeShape & shape,
+                                 uint32_t kept, int il, const SuperExperts * protect) {
+    const std::vector<double> rank = protect ? protected_scores(lp.scores, il, *protect) : lp.scores;
+    lp.kept                        = kept_experts(rank, count, shape, kept);
+    lp.dropped                     = dropped_experts(rank, count, shape, kept);
+    if (protect) {
+        const auto unprotected = dropped_experts(lp.scores, count, shape, kept);
+        for (const auto & s : protect->experts) {
+            if (s.layer != il) continue;
+            p.protected_experts.push_back({s, std::binary_search(unprotected.begin(), unprotected.end(), s.expert)});
+        }
+    }
+    return rank;
+}
+
+Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
+               const SuperExperts * protect, const std::map<int, std::vector<double>> * scores) {
+    return plan_every_layer(shape, criterion, kept, seed, protect, [&](int il, Plan & p) {
+        const LayerStats & S = stats.layers.at(il);
+        LayerPlan          lp;
+        lp.scores = scores ? scores->at(il) : expert_scores(S, criterion, seed, il);
+        select_layer(p, lp, S.count, shape, kept, il, protect);
+        lp.set_pruned_slots();
+        return lp;
+    });
 }
 
 Plan uniform_plan(const MoeShape & shape, uint32_t kept) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -39,6 +40,19 @@ std::vector<double> protected_scores(std::vector<double> score, int il, const Su
 // combined: stats/stats_combine.h); `stats` then gives the activation counts that break ties.
 Plan make_plan(const ExpertStats & stats, const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
                const SuperExperts * protect = nullptr, const std::map<int, std::vector<double>> * scores = nullptr);
+
+// What every plan made from statistics shares, whatever plans its layers: the header (criterion,
+// expert count, ratio, seed, super-expert protection when `protect`), each regular MoE layer
+// planned by `plan_layer(il, p)` (which may record protected experts in p), and each
+// next-token-prediction layer (no statistics) a copy of the last regular layer's plan.
+Plan plan_every_layer(const MoeShape & shape, Criterion criterion, uint32_t kept, uint64_t seed,
+                      const SuperExperts * protect, const std::function<LayerPlan(int il, Plan & p)> & plan_layer);
+
+// The rank and kept/dropped ids of layer `il` by `scores`, super experts ranked first with
+// `protect` (then recorded in p.protected_experts with whether `scores` alone would drop them).
+// Returns the rank the selection used.
+std::vector<double> select_layer(Plan & p, LayerPlan & lp, const std::vector<uint64_t> & count, const MoeShape & shape,
+                                 uint32_t kept, int il, const SuperExperts * protect);
 
 // The plan `reap inspect` sizes "size after pruning" with: `kept` experts in every MoE layer,
 // chosen by kept_experts() on equal scores, under the default criterion's name, from no stats
