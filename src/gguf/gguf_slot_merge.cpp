@@ -101,54 +101,51 @@ std::vector<float> GgufSlotMerger::read_floats(const ExpertTensor & e, uint32_t 
 }
 
 const std::vector<std::vector<uint32_t>> & GgufSlotMerger::permutations(int layer, uint32_t slot) {
-    if (perm_layer_ != layer) {
-        perms_.clear();
-        perm_layer_ = layer;
-    }
-    auto it = perms_.find(slot);
-    if (it != perms_.end()) return it->second;
-    const Slot &                       s = plan_.layers.at(layer).slots.at(slot);
-    std::vector<std::vector<uint32_t>> p(s.sources.size());
-    if (plan_.merge.align != "none") {
-        const auto           w      = ffn_weights(layout_, layer);
-        const auto           gu     = w.find("ffn_gate_up_exps");
-        const ExpertTensor * down   = w.at("ffn_down_exps");
-        const int64_t        n_ff   = down->info->ne[0];
-        const int64_t        n_embd = down->info->ne[1];
-        // One expert's gate, up and down at a time besides the centroid's.
-        auto load = [&](uint32_t expert, std::vector<float>(&buf)[3], ExpertFfn & f) {
-            if (gu != w.end()) {
-                buf[0] = read_floats(*gu->second, expert);
-                f.gate = buf[0].data();
-                f.up   = buf[0].data() + n_ff * n_embd;
-            } else {
-                if (w.count("ffn_gate_exps")) {
-                    buf[0] = read_floats(*w.at("ffn_gate_exps"), expert);
+    return perms_.get(layer, slot, [&]() {
+        const Slot &                       s = plan_.layers.at(layer).slots.at(slot);
+        std::vector<std::vector<uint32_t>> p(s.sources.size());
+        if (plan_.merge.align != "none") {
+            const auto           w      = ffn_weights(layout_, layer);
+            const auto           gu     = w.find("ffn_gate_up_exps");
+            const ExpertTensor * down   = w.at("ffn_down_exps");
+            const int64_t        n_ff   = down->info->ne[0];
+            const int64_t        n_embd = down->info->ne[1];
+            // One expert's gate, up and down at a time besides the centroid's.
+            auto load = [&](uint32_t expert, std::vector<float>(&buf)[3], ExpertFfn & f) {
+                if (gu != w.end()) {
+                    buf[0] = read_floats(*gu->second, expert);
                     f.gate = buf[0].data();
+                    f.up   = buf[0].data() + n_ff * n_embd;
+                } else {
+                    if (w.count("ffn_gate_exps")) {
+                        buf[0] = read_floats(*w.at("ffn_gate_exps"), expert);
+                        f.gate = buf[0].data();
+                    }
+                    buf[1] = read_floats(*w.at("ffn_up_exps"), expert);
+                    f.up   = buf[1].data();
                 }
-                buf[1] = read_floats(*w.at("ffn_up_exps"), expert);
-                f.up   = buf[1].data();
+                buf[2]           = read_floats(*down, expert);
+                f.down           = buf[2].data();
+                const size_t one = size_t(n_ff * n_embd);
+                const bool   ok =
+                    buf[2].size() == one && (gu != w.end() ? buf[0].size() == 2 * one
+                                                           : buf[1].size() == one && (!f.gate || buf[0].size() == one));
+                if (!ok) {
+                    fail("%s: layer %d's expert weights do not have one n_ff x n_embd shape", in_.path().c_str(),
+                         layer);
+                }
+            };
+            std::vector<float> cbuf[3], mbuf[3];
+            ExpertFfn          c, m;
+            load(s.sources[0].expert, cbuf, c);
+            for (size_t k = 1; k < s.sources.size(); k++) {
+                m = {};
+                load(s.sources[k].expert, mbuf, m);
+                p[k] = align_neurons(c, m, n_ff, n_embd);
             }
-            buf[2]           = read_floats(*down, expert);
-            f.down           = buf[2].data();
-            const size_t one = size_t(n_ff * n_embd);
-            const bool   ok =
-                buf[2].size() == one &&
-                (gu != w.end() ? buf[0].size() == 2 * one : buf[1].size() == one && (!f.gate || buf[0].size() == one));
-            if (!ok) {
-                fail("%s: layer %d's expert weights do not have one n_ff x n_embd shape", in_.path().c_str(), layer);
-            }
-        };
-        std::vector<float> cbuf[3], mbuf[3];
-        ExpertFfn          c, m;
-        load(s.sources[0].expert, cbuf, c);
-        for (size_t k = 1; k < s.sources.size(); k++) {
-            m = {};
-            load(s.sources[k].expert, mbuf, m);
-            p[k] = align_neurons(c, m, n_ff, n_embd);
         }
-    }
-    return perms_.emplace(slot, std::move(p)).first->second;
+        return p;
+    });
 }
 
 std::vector<uint8_t> GgufSlotMerger::slice(const ExpertTensor & e, uint32_t slot) {

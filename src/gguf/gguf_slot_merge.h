@@ -50,9 +50,7 @@ private:
     const MoeLayout & layout_;
     const Plan &      plan_;
     const Imatrix *   imatrix_;
-    int               perm_layer_ = -1;
-    // perms_[slot][k]: source k's neurons onto the centroid's (empty: identity)
-    std::map<uint32_t, std::vector<std::vector<uint32_t>>> perms_;
+    SlotPermutations  perms_;
 };
 
 }  // namespace reap

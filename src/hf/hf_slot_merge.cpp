@@ -104,48 +104,44 @@ std::vector<float> HfSlotMerger::read_floats(const std::string & name) const {
 }
 
 const std::vector<std::vector<uint32_t>> & HfSlotMerger::permutations(int layer, uint32_t slot) {
-    if (perm_layer_ != layer) {
-        perms_.clear();
-        perm_layer_ = layer;
-    }
-    auto it = perms_.find(slot);
-    if (it != perms_.end()) return it->second;
-    const Slot &                       s = plan_.layers.at(layer).slots.at(slot);
-    std::vector<std::vector<uint32_t>> p(s.sources.size());
-    if (plan_.merge.align != "none") {
-        // The layer's projection suffixes (".gate_proj.weight", ...), from its first expert's tensors.
-        std::map<std::string, std::string> suffix;
-        for (size_t i = 0; i < c_.tensors.size(); i++) {
-            const HfTensorRole & r = layout_.roles[i];
-            if (r.role == HfRole::expert && r.layer == layer && hf_part(r.suffix).kind == "weight")
-                suffix[hf_part(r.suffix).proj] = r.suffix;
-        }
-        const StTensor & down = *c_.tensors[index_.at(name_of(layer, s.sources[0].expert, suffix.at("down")))].t;
-        if (down.shape.size() != 2) fail("%s: tensor '%s' is not a matrix", c_.dir.c_str(), down.name.c_str());
-        const int64_t n_embd = int64_t(down.shape[0]), n_ff = int64_t(down.shape[1]);
-        auto          load = [&](uint32_t expert, std::vector<float>(&buf)[3], ExpertFfn & f) {
-            const char * const projs[3] = {"gate", "up", "down"};
-            const float **     dst[3]   = {&f.gate, &f.up, &f.down};
-            for (int k = 0; k < 3; k++) {
-                if (!suffix.count(projs[k])) continue;
-                buf[k] = read_floats(name_of(layer, expert, suffix.at(projs[k])));
-                if (int64_t(buf[k].size()) != n_ff * n_embd) {
-                    fail("%s: layer %d: expert %u's %s weight is not %lld x %lld", c_.dir.c_str(), layer, expert,
-                                  projs[k], (long long) n_ff, (long long) n_embd);
-                }
-                *dst[k] = buf[k].data();
+    return perms_.get(layer, slot, [&]() {
+        const Slot &                       s = plan_.layers.at(layer).slots.at(slot);
+        std::vector<std::vector<uint32_t>> p(s.sources.size());
+        if (plan_.merge.align != "none") {
+            // The layer's projection suffixes (".gate_proj.weight", ...), from its first expert's tensors.
+            std::map<std::string, std::string> suffix;
+            for (size_t i = 0; i < c_.tensors.size(); i++) {
+                const HfTensorRole & r = layout_.roles[i];
+                if (r.role == HfRole::expert && r.layer == layer && hf_part(r.suffix).kind == "weight")
+                    suffix[hf_part(r.suffix).proj] = r.suffix;
             }
-        };
-        std::vector<float> cbuf[3], mbuf[3];
-        ExpertFfn          cf, mf;
-        load(s.sources[0].expert, cbuf, cf);
-        for (size_t k = 1; k < s.sources.size(); k++) {
-            mf = {};
-            load(s.sources[k].expert, mbuf, mf);
-            p[k] = align_neurons(cf, mf, n_ff, n_embd);
+            const StTensor & down = *c_.tensors[index_.at(name_of(layer, s.sources[0].expert, suffix.at("down")))].t;
+            if (down.shape.size() != 2) fail("%s: tensor '%s' is not a matrix", c_.dir.c_str(), down.name.c_str());
+            const int64_t n_embd = int64_t(down.shape[0]), n_ff = int64_t(down.shape[1]);
+            auto          load = [&](uint32_t expert, std::vector<float>(&buf)[3], ExpertFfn & f) {
+                const char * const projs[3] = {"gate", "up", "down"};
+                const float **     dst[3]   = {&f.gate, &f.up, &f.down};
+                for (int k = 0; k < 3; k++) {
+                    if (!suffix.count(projs[k])) continue;
+                    buf[k] = read_floats(name_of(layer, expert, suffix.at(projs[k])));
+                    if (int64_t(buf[k].size()) != n_ff * n_embd) {
+                        fail("%s: layer %d: expert %u's %s weight is not %lld x %lld", c_.dir.c_str(), layer, expert,
+                                      projs[k], (long long) n_ff, (long long) n_embd);
+                    }
+                    *dst[k] = buf[k].data();
+                }
+            };
+            std::vector<float> cbuf[3], mbuf[3];
+            ExpertFfn          cf, mf;
+            load(s.sources[0].expert, cbuf, cf);
+            for (size_t k = 1; k < s.sources.size(); k++) {
+                mf = {};
+                load(s.sources[k].expert, mbuf, mf);
+                p[k] = align_neurons(cf, mf, n_ff, n_embd);
+            }
         }
-    }
-    return perms_.emplace(slot, std::move(p)).first->second;
+        return p;
+    });
 }
 
 std::vector<uint8_t> HfSlotMerger::tensor(size_t i, uint32_t slot) {

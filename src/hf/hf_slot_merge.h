@@ -11,6 +11,7 @@
 #include "hf/hf_checkpoint.h"
 #include "hf/hf_layout.h"
 #include "plan/plan.h"
+#include "plan/slot_merge.h"
 
 #include <cstdint>
 #include <map>
@@ -40,13 +41,12 @@ private:
     std::vector<float>                         read_floats(const std::string & name) const;
     std::string                                name_of(int layer, uint32_t expert, const std::string & suffix) const;
 
-    const HfCheckpoint &                                   c_;
-    const HfLayout &                                       layout_;
-    const Plan &                                           plan_;
-    std::map<std::string, size_t>                          index_;   // tensor name -> index into c_.tensors
-    std::map<int, std::string>                             prefix_;  // layer -> "<block>.experts."
-    int                                                    perm_layer_ = -1;
-    std::map<uint32_t, std::vector<std::vector<uint32_t>>> perms_;
+    const HfCheckpoint &          c_;
+    const HfLayout &              layout_;
+    const Plan &                  plan_;
+    std::map<std::string, size_t> index_;   // tensor name -> index into c_.tensors
+    std::map<int, std::string>    prefix_;  // layer -> "<block>.experts."
+    SlotPermutations              perms_;
 };
 
 }  // namespace reap

@@ -109,4 +109,15 @@ std::vector<float> combine(FfAxis axis, int64_t n_rows, int64_t n_cols, const st
     return out;
 }
 
+const SlotPermutations::Perms & SlotPermutations::get(int layer, uint32_t slot,
+                                                      const std::function<Perms()> & compute) {
+    if (layer_ != layer) {
+        perms_.clear();
+        layer_ = layer;
+    }
+    auto it = perms_.find(slot);
+    if (it != perms_.end()) return it->second;
+    return perms_.emplace(slot, compute()).first->second;
+}
+
 }  // namespace reap

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <vector>
 
 namespace reap {
@@ -51,5 +53,18 @@ std::vector<uint32_t> align_neurons(const ExpertFfn & centroid, const ExpertFfn 
 // Throws reap::Error on mismatched sizes or a permutation that is not one.
 std::vector<float> combine(FfAxis axis, int64_t n_rows, int64_t n_cols, const std::vector<const float *> & slices,
                            const std::vector<double> & weights, const std::vector<std::vector<uint32_t>> & perms);
+
+// The neuron permutations of one layer's computed slots for a writer that streams tensor by
+// tensor: each slot's computed once (by the writer's `compute`, from its format's weights) and
+// kept until the writer moves to another layer, so a layer's gate, up and down are permuted alike.
+class SlotPermutations {
+public:
+    using Perms = std::vector<std::vector<uint32_t>>;  // [k]: source k's neurons onto the centroid's (empty: identity)
+    const Perms & get(int layer, uint32_t slot, const std::function<Perms()> & compute);
+
+private:
+    int                       layer_ = -1;
+    std::map<uint32_t, Perms> perms_;
+};
 
 }  // namespace reap
