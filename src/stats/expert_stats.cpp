@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/fs_util.h"
 #include "core/text.h"
+#include "stats/merge_stats.h"
 #include "stats/milestones.h"
 
 #include <algorithm>
@@ -46,13 +47,6 @@ void LayerStats::add_output_max(uint32_t e, double abs_max, uint32_t channel) {
     out_max_channel[e] = channel;
 }
 
-void LayerStats::enable_merge_stats(uint32_t sample_per_batch) {
-    router_gram.assign(count.size() * count.size(), 0.0);
-    output_gram.assign(count.size() * count.size(), 0.0);
-    router_gram_tokens = output_gram_tokens = 0;
-    merge_sample_per_batch                  = sample_per_batch;
-}
-
 void LayerStats::merge(const LayerStats & o) {
     total_tokens += o.total_tokens;
     for (size_t e = 0; e < count.size(); e++) {
@@ -89,20 +83,7 @@ void LayerStats::merge(const LayerStats & o) {
         out_max.clear();  // the maximum of a run that never measured it is unknown
         out_max_channel.clear();
     }
-    if (has_merge_stats() && o.has_merge_stats()) {
-        for (size_t i = 0; i < router_gram.size(); i++) {
-            router_gram[i] += o.router_gram[i];
-            output_gram[i] += o.output_gram[i];
-        }
-        router_gram_tokens += o.router_gram_tokens;
-        output_gram_tokens += o.output_gram_tokens;
-        if (merge_sample_per_batch != o.merge_sample_per_batch) merge_sample_per_batch = 0;  // mixed
-    } else {
-        router_gram.clear();  // a Gram over only part of the tokens would pass for the whole
-        output_gram.clear();
-        router_gram_tokens = output_gram_tokens = 0;
-        merge_sample_per_batch                  = 0;
-    }
+    merge_grams(*this, o);
 }
 
 static std::vector<double> per_count(const std::vector<double> & sum, const std::vector<uint64_t> & n) {
@@ -180,33 +161,6 @@ const std::vector<double> & LayerStats::output_max() const {
     return out_max;
 }
 
-static std::vector<double> cosine_of_gram(const std::vector<double> & g, size_t n) {
-    std::vector<double> c(n * n, 0.0);
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < n; j++) {
-            const double d = g[i * n + i] * g[j * n + j];
-            c[i * n + j]   = d > 0 ? g[i * n + j] / std::sqrt(d) : 0.0;
-        }
-    }
-    return c;
-}
-
-static void need_merge_stats(const LayerStats & L) {
-    if (!L.has_merge_stats()) {
-        fail(
-            "the statistics have no merge statistics (router and expert-output Grams): profile with --merge-stats "
-            "N");
-    }
-}
-std::vector<double> LayerStats::router_similarity() const {
-    need_merge_stats(*this);
-    return cosine_of_gram(router_gram, count.size());
-}
-std::vector<double> LayerStats::output_similarity() const {
-    need_merge_stats(*this);
-    return cosine_of_gram(output_gram, count.size());
-}
-
 uint32_t LayerStats::never_activated() const { return uint32_t(std::count(count.begin(), count.end(), uint64_t(0))); }
 
 json layer_to_json(const LayerStats & L, bool with_derived) {
@@ -232,13 +186,7 @@ json layer_to_json(const LayerStats & L, bool with_derived) {
         j["max_activation"]         = L.out_max;
         j["max_activation_channel"] = L.out_max_channel;
     }
-    if (L.has_merge_stats()) {
-        j["merge"] = {{"router_gram", L.router_gram},
-                      {"router_gram_tokens", L.router_gram_tokens},
-                      {"output_gram", L.output_gram},
-                      {"output_gram_tokens", L.output_gram_tokens},
-                      {"sample_per_batch", L.merge_sample_per_batch}};
-    }
+    if (L.has_merge_stats()) j["merge"] = merge_stats_to_json(L);
     return j;
 }
 
@@ -340,52 +288,6 @@ static void sum_or_mean(const json & L, const char * sum_key, const char * mean_
     for (size_t e = 0; e < mean.size(); e++) {
         dst[e] = mean[e] * double(count[e]);
     }
-}
-
-static uint64_t merge_count(const json & m, const char * key, const std::string & origin, const std::string & il,
-                            uint64_t max) {
-    if (!m.contains(key) || !m[key].is_number_unsigned() || m[key].get<uint64_t>() > max) {
-        fail("%s: layer %s: merge.%s must be an integer from 0 to %llu", origin.c_str(), il.c_str(), key,
-             (unsigned long long) max);
-    }
-    return m[key].get<uint64_t>();
-}
-
-// A Gram: E x E finite numbers, symmetric up to rounding is not checked (sums in another
-// order differ in the last bits), its diagonal (sums of squares) not negative.
-static std::vector<double> merge_gram(const json & m, const char * key, size_t n, const std::string & origin,
-                                      const std::string & il) {
-    if (!m.contains(key)) fail("%s: layer %s: merge has no '%s'", origin.c_str(), il.c_str(), key);
-    const json & a = m[key];
-    if (!a.is_array() || a.size() != n * n) {
-        fail("%s: layer %s: merge.%s must be an array of %zu x %zu numbers", origin.c_str(), il.c_str(), key, n, n);
-    }
-    std::vector<double> g;
-    g.reserve(n * n);
-    for (const auto & v : a) {
-        if (!v.is_number() || !std::isfinite(v.get<double>())) {
-            fail("%s: layer %s: merge.%s holds a value that is not a finite number", origin.c_str(), il.c_str(), key);
-        }
-        g.push_back(v.get<double>());
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (g[i * n + i] < 0) {
-            fail("%s: layer %s: merge.%s has a negative diagonal entry (expert %zu)", origin.c_str(), il.c_str(), key,
-                 i);
-        }
-    }
-    return g;
-}
-
-// The "merge" object of a layer (profile --merge-stats), read strictly into `ls`.
-static void merge_stats_from_json(const json & m, const std::string & origin, const std::string & il, LayerStats & ls) {
-    if (!m.is_object()) fail("%s: layer %s: 'merge' must be an object", origin.c_str(), il.c_str());
-    const size_t n            = ls.n_expert();
-    ls.router_gram            = merge_gram(m, "router_gram", n, origin, il);
-    ls.output_gram            = merge_gram(m, "output_gram", n, origin, il);
-    ls.router_gram_tokens     = merge_count(m, "router_gram_tokens", origin, il, ls.total_tokens);
-    ls.output_gram_tokens     = merge_count(m, "output_gram_tokens", origin, il, ls.router_gram_tokens);
-    ls.merge_sample_per_batch = uint32_t(merge_count(m, "sample_per_batch", origin, il, UINT32_MAX));
 }
 
 LayerStats layer_from_json(const json & L, const std::string & origin, const std::string & il) {
