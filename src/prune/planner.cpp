@@ -76,7 +76,7 @@ std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const s
 }
 
 // max + 1 + its own score keeps the order among super experts.
-std::vector<double> protected_scores(std::vector<double> score, int il, const SuperExperts & protect) {
+static std::vector<double> protected_scores(std::vector<double> score, int il, const SuperExperts & protect) {
     double top = 0;
     for (double v : score)
         top = std::max(top, std::fabs(v));

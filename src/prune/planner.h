@@ -27,10 +27,6 @@ std::vector<uint32_t> kept_experts(const std::vector<double> & score, const std:
 std::vector<uint32_t> dropped_experts(const std::vector<double> & score, const std::vector<uint64_t> & count,
                                       const MoeShape & shape, uint32_t kept);
 
-// The scores that rank a layer's experts when super experts are protected: each super expert of
-// layer `il` in `protect` ranks above every other expert of the layer (shared with the merge planner).
-std::vector<double> protected_scores(std::vector<double> score, int il, const SuperExperts & protect);
-
 // Builds a plan keeping `kept` experts in every MoE layer. Lowest score goes first; ties go by
 // lower activation count, then lower id. With expert groups each group keeps kept/groups.
 // Next-token-prediction layers (no statistics) keep the ids of the last regular MoE layer.

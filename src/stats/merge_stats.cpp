@@ -56,7 +56,7 @@ void merge_grams(LayerStats & into, const LayerStats & o) {
         into.router_gram.clear();  // a Gram over only part of the tokens would pass for the whole
         into.output_gram.clear();
         into.router_gram_tokens = into.output_gram_tokens = 0;
-        into.merge_sample_per_batch = 0;
+        into.merge_sample_per_batch                       = 0;
     }
 }
 
